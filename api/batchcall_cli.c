@@ -1,0 +1,289 @@
+/* batchcall: the admin and operator command line. It talks to PostgreSQL
+ * (and Kafka for topics) directly; tenants, first keys, credits and plan
+ * limits are managed here, never through a public route. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_apikey.h"
+#include "bc_config.h"
+#include "bc_crypto.h"
+#include "bc_e164.h"
+#include "bc_kafka.h"
+#include "bc_log.h"
+#include "bc_migrate.h"
+#include "bc_pg.h"
+
+static const bc_config_key keys[] = {
+    { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
+    { "kafka-brokers", "BC_KAFKA_BROKERS", BC_STR, "127.0.0.1:9092", "Kafka bootstrap servers" },
+    { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
+    { "regions", "BC_REGIONS", BC_STR, "us,eu,apac", "regions to create topics for" },
+    { "partitions", "BC_PARTITIONS", BC_INT, "6", "partitions per topic (topics create)" },
+    { "tenant", "BC_TENANT", BC_STR, "", "tenant id (key, agent, number, limits, credits)" },
+    { "name", "BC_NAME", BC_STR, "demo", "name of the tenant or agent to create" },
+    { "plan", "BC_PLAN", BC_STR, "go", "plan name: free, go, plus, custom" },
+    { "concurrency", "BC_CONCURRENCY", BC_INT, "10", "tenant concurrent-call limit" },
+    { "rate-per-min", "BC_RATE_PER_MIN", BC_INT, "300", "tenant API requests per minute" },
+    { "burst", "BC_BURST", BC_INT, "25", "tenant API burst allowance" },
+    { "cents", "BC_CENTS", BC_INT, "0", "credits to add, in cents" },
+    { "region", "BC_REGION", BC_STR, "us", "region of the tenant or agent" },
+    { "kind", "BC_KEY_KIND", BC_STR, "secret", "key kind: secret or publishable" },
+    { "number", "BC_NUMBER", BC_STR, "", "E.164 phone number to register" },
+    { "log-level", "BC_LOG_LEVEL", BC_STR, "warn", "debug, info, warn or error" },
+    { 0 },
+};
+
+static const bc_pg_stmt stmts[] = {
+    { "tenant_insert",
+      "INSERT INTO tenants (id, name, plan, concurrency, rate_per_min, burst,"
+      " credits_cents, default_region) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)" },
+    { "tenant_limits",
+      "UPDATE tenants SET plan = $2, concurrency = $3, rate_per_min = $4, burst = $5"
+      " WHERE id = $1" },
+    { "tenant_credits",
+      "UPDATE tenants SET credits_cents = credits_cents + $2 WHERE id = $1"
+      " RETURNING credits_cents" },
+    { "key_insert",
+      "INSERT INTO api_keys (id, tenant_id, kind, lookup, hash) VALUES ($1,$2,$3,$4,$5)" },
+    { "agent_insert",
+      "INSERT INTO agents (id, tenant_id, name, region) VALUES ($1,$2,$3,$4)" },
+    { "number_insert",
+      "INSERT INTO phone_numbers (id, tenant_id, number, is_default)"
+      " VALUES ($1,$2,$3,NOT EXISTS (SELECT 1 FROM phone_numbers WHERE tenant_id = $2))" },
+    { 0, 0 },
+};
+
+static const char usage[] =
+    "Usage: batchcall COMMAND [--flag=value ...]\n\n"
+    "Commands:\n"
+    "  migrate               apply the SQL migrations not yet applied\n"
+    "  topics                create the Kafka topics of every region\n"
+    "  tenant-create         create a tenant (--name --plan --concurrency --rate-per-min --burst --cents --region)\n"
+    "  tenant-limits         set a tenant's plan limits (--tenant --plan --concurrency --rate-per-min --burst)\n"
+    "  credits-add           add credits to a tenant (--tenant --cents)\n"
+    "  key-create            issue an API key, shown once (--tenant --kind)\n"
+    "  agent-create          create an agent (--tenant --name --region)\n"
+    "  number-create         register a from-number (--tenant --number); the first is the default\n"
+    "  demo                  all of the above for a demo tenant; prints its ids and key\n";
+
+static void print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+    printf("%s\n", s ? s : "null");
+    free(s);
+    json_decref(j);
+}
+
+static int run_stmt(bc_pg *pg, const char *stmt, int n, const char *const *p,
+                    bc_err *err)
+{
+    PGresult *res = bc_pg_exec(pg, stmt, n, p, err);
+
+    if (!res)
+        return -1;
+    if (PQcmdTuples(res)[0] == '0') {
+        bc_err_set(err, "%s: no such row", stmt);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int tenant_create(bc_pg *pg, bc_config *c, char *id, size_t cap, bc_err *err)
+{
+    char conc[24], rate[24], burst[24], cents[24];
+
+    if (bc_id_new(id, cap, "org") < 0)
+        return -1;
+    snprintf(conc, sizeof conc, "%ld", bc_config_int(c, "concurrency"));
+    snprintf(rate, sizeof rate, "%ld", bc_config_int(c, "rate-per-min"));
+    snprintf(burst, sizeof burst, "%ld", bc_config_int(c, "burst"));
+    snprintf(cents, sizeof cents, "%ld", bc_config_int(c, "cents"));
+    const char *p[] = { id, bc_config_str(c, "name"), bc_config_str(c, "plan"),
+                        conc, rate, burst, cents, bc_config_str(c, "region") };
+    return run_stmt(pg, "tenant_insert", 8, p, err);
+}
+
+static json_t *key_create(bc_pg *pg, const char *tenant, int publishable, bc_err *err)
+{
+    char token[BC_APIKEY_MAX], lookup[BC_APIKEY_LOOKUP], hash[BC_SHA256_HEX], id[48];
+
+    if (bc_apikey_new(publishable, token, lookup, hash) < 0 ||
+        bc_id_new(id, sizeof id, "key") < 0) {
+        bc_err_set(err, "key: no randomness");
+        return NULL;
+    }
+    const char *p[] = { id, tenant, publishable ? "publishable" : "secret", lookup, hash };
+    if (run_stmt(pg, "key_insert", 5, p, err) < 0)
+        return NULL;
+    /* The key in two halves, for the batch-call surface's two headers. */
+    return json_pack("{s:s,s:s,s:s,s:s#,s:s}", "key_id", id, "kind", p[2],
+                     "api_key", token, "x_api_key", token, (int)22,
+                     "x_api_secret", token + 23);
+}
+
+static int agent_create(bc_pg *pg, const char *tenant, const char *name,
+                        const char *region, char *id, size_t cap, bc_err *err)
+{
+    if (bc_id_new(id, cap, "agent") < 0)
+        return -1;
+    const char *p[] = { id, tenant, name, region };
+    return run_stmt(pg, "agent_insert", 4, p, err);
+}
+
+static int number_create(bc_pg *pg, const char *tenant, const char *number,
+                         char *id, size_t cap, bc_err *err)
+{
+    if (bc_id_new(id, cap, "ap") < 0)
+        return -1;
+    const char *p[] = { id, tenant, number };
+    return run_stmt(pg, "number_insert", 3, p, err);
+}
+
+static int topics(bc_config *c, bc_err *err)
+{
+    char *regions = strdup(bc_config_str(c, "regions")), *save = NULL;
+    char names[32][160];
+    const char *ptrs[32];
+    const char *prefix = bc_config_str(c, "topic-prefix");
+    int n = 0, rc;
+
+    bc_kafka_topic(names[n++], sizeof names[0], prefix, "call-results", NULL);
+    for (char *r = strtok_r(regions, ",", &save); r && n < 30;
+         r = strtok_r(NULL, ",", &save)) {
+        bc_kafka_topic(names[n++], sizeof names[0], prefix, "jobs", r);
+        bc_kafka_topic(names[n++], sizeof names[0], prefix, "carrier-events", r);
+    }
+    free(regions);
+    for (int i = 0; i < n; i++)
+        ptrs[i] = names[i];
+    rc = bc_kafka_create_topics(bc_config_str(c, "kafka-brokers"), ptrs, n,
+                                (int)bc_config_int(c, "partitions"), 1, 10000, err);
+    if (rc == 0) {
+        json_t *arr = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(arr, json_string(names[i]));
+        print_json(json_pack("{s:o}", "topics", arr));
+    }
+    return rc;
+}
+
+static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
+{
+    const char *dsn = bc_config_str(c, "pg-dsn"), *tenant = bc_config_str(c, "tenant");
+    char id[48], agent[48], number[48];
+    bc_pg *pg = NULL;
+    json_t *key = NULL;
+    int rc = -1, applied;
+
+    if (!strcmp(cmd, "migrate")) {
+        if (bc_migrate_run(dsn, log, &applied, err) < 0)
+            return -1;
+        print_json(json_pack("{s:i}", "applied", applied));
+        return 0;
+    }
+    if (!strcmp(cmd, "topics"))
+        return topics(c, err);
+    if (!(pg = bc_pg_connect(dsn, stmts, err)))
+        return -1;
+    if (strcmp(cmd, "tenant-create") && strcmp(cmd, "demo") && !*tenant) {
+        bc_err_set(err, "%s needs --tenant", cmd);
+        goto out;
+    }
+    if (!strcmp(cmd, "tenant-create")) {
+        if (tenant_create(pg, c, id, sizeof id, err) < 0)
+            goto out;
+        print_json(json_pack("{s:s}", "tenant_id", id));
+    } else if (!strcmp(cmd, "tenant-limits")) {
+        char conc[24], rate[24], burst[24];
+        snprintf(conc, sizeof conc, "%ld", bc_config_int(c, "concurrency"));
+        snprintf(rate, sizeof rate, "%ld", bc_config_int(c, "rate-per-min"));
+        snprintf(burst, sizeof burst, "%ld", bc_config_int(c, "burst"));
+        const char *p[] = { tenant, bc_config_str(c, "plan"), conc, rate, burst };
+        if (run_stmt(pg, "tenant_limits", 5, p, err) < 0)
+            goto out;
+        print_json(json_pack("{s:s}", "tenant_id", tenant));
+    } else if (!strcmp(cmd, "credits-add")) {
+        char cents[24];
+        snprintf(cents, sizeof cents, "%ld", bc_config_int(c, "cents"));
+        const char *p[] = { tenant, cents };
+        if (run_stmt(pg, "tenant_credits", 2, p, err) < 0)
+            goto out;
+        print_json(json_pack("{s:s}", "tenant_id", tenant));
+    } else if (!strcmp(cmd, "key-create")) {
+        if (!(key = key_create(pg, tenant, !strcmp(bc_config_str(c, "kind"), "publishable"), err)))
+            goto out;
+        print_json(key);
+    } else if (!strcmp(cmd, "agent-create")) {
+        if (agent_create(pg, tenant, bc_config_str(c, "name"), bc_config_str(c, "region"),
+                         id, sizeof id, err) < 0)
+            goto out;
+        print_json(json_pack("{s:s}", "agent_id", id));
+    } else if (!strcmp(cmd, "number-create")) {
+        if (!bc_e164_valid(bc_config_str(c, "number"))) {
+            bc_err_set(err, "--number '%s' is not E.164", bc_config_str(c, "number"));
+            goto out;
+        }
+        if (number_create(pg, tenant, bc_config_str(c, "number"), id, sizeof id, err) < 0)
+            goto out;
+        print_json(json_pack("{s:s}", "from_number_id", id));
+    } else if (!strcmp(cmd, "demo")) {
+        const char *num = *bc_config_str(c, "number") ? bc_config_str(c, "number")
+                                                       : "+14155550100";
+        if (tenant_create(pg, c, id, sizeof id, err) < 0 ||
+            !(key = key_create(pg, id, 0, err)) ||
+            agent_create(pg, id, "demo agent", bc_config_str(c, "region"), agent,
+                         sizeof agent, err) < 0 ||
+            number_create(pg, id, num, number, sizeof number, err) < 0)
+            goto out;
+        json_object_set_new(key, "tenant_id", json_string(id));
+        json_object_set_new(key, "agent_id", json_string(agent));
+        json_object_set_new(key, "from_number_id", json_string(number));
+        json_object_set_new(key, "from_number", json_string(num));
+        print_json(key);
+        key = NULL;
+    } else {
+        bc_err_set(err, "unknown command '%s'", cmd);
+        goto out;
+    }
+    rc = 0;
+out:
+    bc_pg_free(pg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    bc_err err = { "" };
+    bc_config *c;
+    bc_log *log;
+    int help = 0, rc;
+
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, stdout);
+        bc_config_usage(keys, "batchcall COMMAND", "", stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    c = bc_config_load(keys, argc - 1, argv + 1, &help, &err);
+    if (help) {
+        fputs(usage, stdout);
+        bc_config_usage(keys, "batchcall COMMAND", "", stdout);
+        bc_config_free(c);
+        return 0;
+    }
+    if (!c) {
+        fprintf(stderr, "batchcall: %s\n", err.msg);
+        return 2;
+    }
+    log = bc_log_new("cli", (bc_level)bc_log_level_parse(bc_config_str(c, "log-level")));
+    rc = command(argv[1], c, log, &err);
+    if (rc < 0)
+        bc_log(log, BC_ERROR, "cli.failed", "{s:s,s:s}", "command", argv[1], "error", err.msg);
+    bc_log_free(log);
+    bc_config_free(c);
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,35 @@
+/* bc_api: the API process's shared state, handed to every surface. */
+#ifndef BC_API_H
+#define BC_API_H
+
+#include <jansson.h>
+
+#include "bc_http.h"
+#include "bc_pg.h"
+#include "bc_publisher.h"
+#include "bc_svc.h"
+
+typedef struct bc_api {
+    bc_ctx *ctx;
+    bc_pgpool *pool;
+    bc_publisher *pub;
+    const char *topic_prefix;
+    const char *regions;        /* "us,eu,apac" */
+    const char *carrier_token;  /* checks X-Twilio-Signature on callbacks */
+    const char *public_url;     /* how the carrier reaches us, for signatures */
+    volatile int ready;
+} bc_api;
+
+/* The caller, once authenticated. */
+typedef struct bc_principal {
+    char tenant_id[48];
+    char key_id[48];
+    int publishable;
+    int concurrency;
+    char default_region[16];
+} bc_principal;
+
+/* Every statement any API module runs; prepared on each pool connection. */
+extern const bc_pg_stmt bc_api_stmts[];
+
+#endif

@@ -1,0 +1,181 @@
+/* batchcall-api: validates and persists batches, publishes their first
+ * window of jobs, and turns carrier callbacks into Kafka events. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bc_api.h"
+#include "bc_callback.h"
+#include "bc_cartesia.h"
+#include "bc_sql.h"
+
+static const bc_config_key keys[] = {
+    BC_SVC_COMMON_KEYS,
+    { "http-port", "BC_API_PORT", BC_INT, "8080", "port of the public API (0: any free port)" },
+    { "http-threads", "BC_API_THREADS", BC_INT, "4", "request-handling threads" },
+    { "max-body-bytes", "BC_API_MAX_BODY", BC_INT, "8388608", "largest request body accepted (413 above)" },
+    { "max-connections", "BC_API_MAX_CONNECTIONS", BC_INT, "2000", "open connections at most" },
+    { "idle-timeout", "BC_API_IDLE_TIMEOUT", BC_INT, "30", "seconds before an idle or trickling connection is closed" },
+    { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
+    { "kafka-brokers", "BC_KAFKA_BROKERS", BC_STR, "127.0.0.1:9092", "Kafka bootstrap servers" },
+    { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
+    { "regions", "BC_REGIONS", BC_STR, "us,eu,apac", "regions served (comma-separated)" },
+    { "carrier-auth-token", "BC_CARRIER_AUTH_TOKEN", BC_STR, "sim-auth-token", "carrier auth token; checks X-Twilio-Signature" },
+    { "public-url", "BC_PUBLIC_URL", BC_STR, "http://127.0.0.1:8080", "base URL the carrier uses to reach this API" },
+    { 0 },
+};
+
+const bc_pg_stmt bc_api_stmts[] = {
+    BC_PUBLISHER_STMT,
+    { "auth_key",
+      "SELECT k.id, k.tenant_id, k.kind, k.hash, t.concurrency, t.default_region"
+      "  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+      " WHERE k.lookup = $1 AND k.revoked_at IS NULL" },
+    { "agent_get", "SELECT id, region FROM agents WHERE id = $1 AND tenant_id = $2" },
+    { "number_by_id",
+      "SELECT id, number FROM phone_numbers WHERE id = $1 AND tenant_id = $2" },
+    { "number_by_e164",
+      "SELECT id, number FROM phone_numbers WHERE tenant_id = $1 AND number = $2" },
+    { "number_default",
+      "SELECT id, number FROM phone_numbers WHERE tenant_id = $1"
+      " ORDER BY is_default DESC, created_at LIMIT 1" },
+    { "time_check",
+      "SELECT $1::timestamptz > now() AS future,"
+      "       $1::timestamptz <= now() + interval '30 days' AS within,"
+      "       rfc3339($1::timestamptz) AS norm" },
+    { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR UPDATE" },
+    { "tenant_reserved",
+      "SELECT coalesce(sum(b.target_concurrency_limit), 0) AS reserved"
+      "  FROM batches b WHERE b.tenant_id = $1 AND b.state = 'admitted'"
+      "   AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
+      "               AND r.status IN ('queued', 'dispatched', 'started'))" },
+    { "batch_insert",
+      "INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number_id,"
+      " from_number, region, target_concurrency_limit, ringing_timeout_s,"
+      " max_call_duration_min, max_retries, scheduled_at, timezone, variables,"
+      " metadata, state, total, admitted_at)"
+      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+      "         $15::jsonb, $16::jsonb, $17, $18,"
+      "         CASE WHEN $17 = 'admitted' THEN now() END)" },
+    { "recipients_insert",
+      "INSERT INTO recipients (id, batch_id, tenant_id, seq, to_number, from_number,"
+      " metadata, variables, max_retries)"
+      " SELECT r.id, $1, $2, r.seq, r.to_number, r.from_number, r.metadata,"
+      "        r.variables, r.max_retries"
+      "   FROM jsonb_to_recordset($3::jsonb) AS r(id text, seq int, to_number text,"
+      "        from_number text, metadata jsonb, variables jsonb, max_retries int)" },
+    { "leases_insert",
+      "INSERT INTO leases (batch_id, slot)"
+      " SELECT $1, g FROM generate_series(0, $2::int - 1) AS g" },
+    { "release", BC_SQL_RELEASE },
+    { "batch_get",
+      "SELECT b.id, b.surface, b.name, b.agent_id, b.from_number_id, b.from_number,"
+      "       b.region, b.state, b.timezone, rfc3339(b.scheduled_at) AS scheduled_at,"
+      "       rfc3339(b.admitted_at) AS admitted_at, rfc3339(b.cancelled_at) AS cancelled_at,"
+      "       rfc3339(b.created_at) AS created_at,"
+      "       rfc3339(greatest(b.updated_at, c.last)) AS updated_at,"
+      "       b.target_concurrency_limit, b.ringing_timeout_s, b.max_call_duration_min,"
+      "       b.max_retries, b.total, b.retry_count, b.variables::text AS variables,"
+      "       b.metadata::text AS metadata, c.*"
+      "  FROM batches b, LATERAL (SELECT"
+      "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled')) AS dispatched,"
+      "       count(*) FILTER (WHERE status IN ('completed', 'failed')) AS finished,"
+      "       count(*) FILTER (WHERE status = 'completed') AS completed,"
+      "       count(*) FILTER (WHERE status = 'failed') AS failed,"
+      "       count(*) FILTER (WHERE status = 'failed' AND last_call_id IS NULL) AS failed_predial,"
+      "       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,"
+      "       count(*) FILTER (WHERE status IN ('dispatched', 'started')) AS live,"
+      "       count(*) FILTER (WHERE status = 'queued') AS queued,"
+      "       max(updated_at) AS last"
+      "       FROM recipients r WHERE r.batch_id = b.id) c"
+      " WHERE b.id = $1 AND b.tenant_id = $2" },
+    { "recipients_get",
+      "SELECT id, to_number, status, last_call_id, end_reason, error_message,"
+      "       metadata::text AS metadata, attempts, rfc3339(created_at) AS created_at"
+      "  FROM recipients WHERE batch_id = $1 ORDER BY seq" },
+    { 0, 0 },
+};
+
+static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
+{
+    bc_api *api = ud;
+
+    if (bc_cartesia_handle(api, req, resp))
+        return;
+    if (bc_callback_handle(api, req, resp))
+        return;
+}
+
+static int ready(void *ud)
+{
+    bc_api *api = ud;
+
+    return api->ready;
+}
+
+int main(int argc, char **argv)
+{
+    bc_ctx ctx;
+    bc_api api = { .ctx = &ctx };
+    bc_err err = { "" };
+    bc_pg *pg = NULL;
+    bc_http_opts o = { 0 };
+    int rc = bc_svc_init(&ctx, "api", "batchcall-api: the public HTTP API.", keys, argc, argv);
+    long threads;
+
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    rc = 1;
+    api.topic_prefix = bc_config_str(ctx.cfg, "topic-prefix");
+    api.regions = bc_config_str(ctx.cfg, "regions");
+    api.carrier_token = bc_config_str(ctx.cfg, "carrier-auth-token");
+    api.public_url = bc_config_str(ctx.cfg, "public-url");
+    threads = bc_config_int(ctx.cfg, "http-threads");
+    if (threads < 1 || threads > 64) {
+        bc_log(ctx.log, BC_ERROR, "config.invalid", "{s:s}", "error",
+               "BC_API_THREADS must be between 1 and 64");
+        goto out;
+    }
+    /* One connection per request thread plus one for the main loop. */
+    if (!(api.pool = bc_pgpool_new(bc_config_str(ctx.cfg, "pg-dsn"), bc_api_stmts,
+                                   (int)threads, &err)) ||
+        !(pg = bc_pg_connect(bc_config_str(ctx.cfg, "pg-dsn"), bc_api_stmts, &err)) ||
+        !(api.pub = bc_publisher_new(bc_config_str(ctx.cfg, "kafka-brokers"), ctx.log,
+                                     ctx.metrics, &err))) {
+        bc_log(ctx.log, BC_ERROR, "api.start_failed", "{s:s}", "error", err.msg);
+        goto out;
+    }
+    o.threads = (unsigned)threads;
+    o.max_body = (size_t)bc_config_int(ctx.cfg, "max-body-bytes");
+    o.max_conns = (unsigned)bc_config_int(ctx.cfg, "max-connections");
+    o.timeout_s = (unsigned)bc_config_int(ctx.cfg, "idle-timeout");
+    o.handler = handle;
+    o.ready = ready;
+    o.ud = &api;
+    if (bc_svc_serve(&ctx, (int)bc_config_int(ctx.cfg, "http-port"), &o) < 0)
+        goto out;
+    api.ready = 1;
+    while (bc_svc_running()) {
+        /* Forget acknowledged outbox rows; the relay handles the rest. */
+        if (bc_publisher_tick(api.pub, pg, &err) < 0)
+            bc_log(ctx.log, BC_WARN, "outbox.delete_failed", "{s:s}", "error", err.msg);
+        usleep(20000);
+    }
+    bc_log(ctx.log, BC_INFO, "api.draining", NULL);
+    api.ready = 0;
+    rc = 0;
+out:
+    /* Stop taking requests and finish those in flight before the producer
+     * goes: a handler may be waiting on a delivery report. */
+    bc_http_stop(ctx.http);
+    ctx.http = NULL;
+    if (api.pub) {
+        bc_publisher_free(api.pub, 5000);
+        api.pub = NULL;
+    }
+    bc_pgpool_free(api.pool);
+    bc_pg_free(pg);
+    bc_log(ctx.log, BC_INFO, "api.stopped", NULL);
+    bc_svc_free(&ctx);
+    return rc;
+}

@@ -1,0 +1,312 @@
+#include "bc_batches.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_crypto.h"
+#include "bc_kafka.h"
+#include "bc_sql.h"
+
+int bc_rfc3339_valid(const char *s)
+{
+    /* YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm) */
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    size_t i;
+
+    if (!s)
+        return 0;
+    for (i = 0; shape[i]; i++) {
+        if (shape[i] == 'd' ? !isdigit((unsigned char)s[i])
+                            : toupper((unsigned char)s[i]) != shape[i])
+            return 0;
+    }
+    if (s[i] == '.') {
+        i++;
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+        while (isdigit((unsigned char)s[i]))
+            i++;
+    }
+    if ((s[i] == 'Z' || s[i] == 'z') && !s[i + 1])
+        return 1;
+    return (s[i] == '+' || s[i] == '-') && isdigit((unsigned char)s[i + 1]) &&
+           isdigit((unsigned char)s[i + 2]) && s[i + 3] == ':' &&
+           isdigit((unsigned char)s[i + 4]) && isdigit((unsigned char)s[i + 5]) &&
+           !s[i + 6];
+}
+
+static PGresult *one(bc_pg *pg, const char *stmt, int n, const char *const *p,
+                     bc_err *err)
+{
+    return bc_pg_exec(pg, stmt, n, p, err);
+}
+
+/* Resolves the from-number: by id, by E.164, or the tenant's default. */
+static bc_batch_rc resolve_number(bc_pg *pg, const char *tenant,
+                                  const bc_batch_spec *s, char *id, char *num,
+                                  bc_err *err)
+{
+    PGresult *res;
+    bc_batch_rc rc = BC_BATCH_NO_NUMBER;
+
+    if (s->from_number_id) {
+        const char *p[] = { s->from_number_id, tenant };
+        res = one(pg, "number_by_id", 2, p, err);
+    } else if (s->from_number) {
+        const char *p[] = { tenant, s->from_number };
+        res = one(pg, "number_by_e164", 2, p, err);
+    } else {
+        const char *p[] = { tenant };
+        res = one(pg, "number_default", 1, p, err);
+    }
+    if (!res)
+        return BC_BATCH_ERROR;
+    if (PQntuples(res) == 1) {
+        snprintf(id, 48, "%s", bc_pg_val(res, 0, "id"));
+        snprintf(num, 24, "%s", bc_pg_val(res, 0, "number"));
+        rc = BC_BATCH_OK;
+    } else if (s->from_number && !s->from_number_id) {
+        /* A caller ID the tenant has not registered is still dialable
+         * (Rymi and batch-call take a bare E.164); it just has no id. */
+        id[0] = '\0';
+        snprintf(num, 24, "%s", s->from_number);
+        rc = BC_BATCH_OK;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Serialises recipients with ids and order, as one jsonb parameter. */
+static char *recipients_doc(json_t *recipients, bc_err *err)
+{
+    size_t i;
+    json_t *r;
+    char id[48];
+
+    json_array_foreach(recipients, i, r) {
+        if (bc_id_new(id, sizeof id, "abcr") < 0) {
+            bc_err_set(err, "no randomness for recipient ids");
+            return NULL;
+        }
+        json_object_set_new(r, "id", json_string(id));
+        json_object_set_new(r, "seq", json_integer((json_int_t)i));
+    }
+    return json_dumps(recipients, JSON_COMPACT);
+}
+
+bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
+                            const bc_batch_spec *s, char id_out[48], bc_err *err)
+{
+    bc_batch_rc rc = BC_BATCH_ERROR;
+    PGresult *res = NULL, *rel = NULL;
+    char num_id[48] = "", number[24] = "", region[16], limit[16], ring[16],
+         dur[16], retries[16], total[16], topic[160], *vars = NULL, *meta = NULL,
+         *doc = NULL, sched[40] = "";
+    const char *state;
+    long concurrency, reserved;
+    int lim, in_txn = 0;
+
+    if (bc_id_new(id_out, 48, "acb") < 0) {
+        bc_err_set(err, "no randomness for batch id");
+        return BC_BATCH_ERROR;
+    }
+    if (s->scheduled_at) {
+        const char *p[] = { s->scheduled_at };
+        if (!(res = one(pg, "time_check", 1, p, err))) {
+            /* The shape was checked; a bad date (Feb 30) lands here. */
+            return !strncmp(bc_pg_sqlstate(pg), "22", 2) ? BC_BATCH_BAD_TIME
+                                                         : BC_BATCH_ERROR;
+        }
+        int ok = !strcmp(bc_pg_val(res, 0, "future"), "t") &&
+                 !strcmp(bc_pg_val(res, 0, "within"), "t");
+        snprintf(sched, sizeof sched, "%s", bc_pg_val(res, 0, "norm"));
+        PQclear(res);
+        res = NULL;
+        if (!ok) {
+            bc_err_set(err, "scheduled_at must be in the future and within 30 days");
+            return BC_BATCH_BAD_TIME;
+        }
+    }
+    if (bc_pg_begin(pg, err) < 0)
+        return BC_BATCH_ERROR;
+    in_txn = 1;
+    {
+        const char *p[] = { s->agent_id, who->tenant_id };
+        if (!(res = one(pg, "agent_get", 2, p, err)))
+            goto out;
+        if (PQntuples(res) != 1) {
+            bc_err_set(err, "agent '%s' not found", s->agent_id);
+            rc = BC_BATCH_NO_AGENT;
+            goto out;
+        }
+        snprintf(region, sizeof region, "%s",
+                 s->region ? s->region
+                           : bc_pg_val(res, 0, "region") ? bc_pg_val(res, 0, "region")
+                                                         : who->default_region);
+        PQclear(res);
+        res = NULL;
+    }
+    if ((rc = resolve_number(pg, who->tenant_id, s, num_id, number, err)) != BC_BATCH_OK) {
+        if (rc == BC_BATCH_NO_NUMBER)
+            bc_err_set(err, "phone number '%s' not found",
+                       s->from_number_id ? s->from_number_id : "(default)");
+        goto out;
+    }
+    rc = BC_BATCH_ERROR;
+    {
+        /* The tenant row lock serialises admission: two batches cannot both
+         * take the last free capacity. */
+        const char *p[] = { who->tenant_id };
+        if (!(res = one(pg, "tenant_lock", 1, p, err)))
+            goto out;
+        concurrency = bc_pg_int(res, 0, "concurrency", 1);
+        PQclear(res);
+        if (!(res = one(pg, "tenant_reserved", 1, p, err)))
+            goto out;
+        reserved = bc_pg_int(res, 0, "reserved", 0);
+        PQclear(res);
+        res = NULL;
+    }
+    lim = s->limit ? s->limit : (int)(concurrency / 2 > 0 ? concurrency / 2 : 1);
+    if (lim > concurrency) {
+        bc_err_set(err, "target_concurrency_limit %d exceeds the organization's "
+                        "concurrency limit of %ld", lim, concurrency);
+        rc = BC_BATCH_OVER_LIMIT;
+        goto out;
+    }
+    if (s->draft)
+        state = "draft";
+    else if (sched[0])
+        state = "scheduled";
+    else if (reserved + lim <= concurrency)
+        state = "admitted";
+    else
+        state = "pending";   /* waits for capacity, oldest first */
+    snprintf(limit, sizeof limit, "%d", lim);
+    snprintf(ring, sizeof ring, "%d", s->ringing_timeout_s);
+    snprintf(dur, sizeof dur, "%d", s->max_call_duration_min);
+    snprintf(retries, sizeof retries, "%d", s->max_retries);
+    snprintf(total, sizeof total, "%zu", json_array_size(s->recipients));
+    vars = s->variables ? json_dumps(s->variables, JSON_COMPACT) : strdup("{}");
+    meta = s->metadata ? json_dumps(s->metadata, JSON_COMPACT) : strdup("{}");
+    {
+        const char *p[] = { id_out, who->tenant_id, s->surface, s->name, s->agent_id,
+                            num_id[0] ? num_id : NULL, number, region, limit, ring,
+                            dur, retries, sched[0] ? sched : NULL,
+                            s->timezone ? s->timezone : "UTC", vars, meta, state, total };
+        if (!(res = one(pg, "batch_insert", 18, p, err)))
+            goto out;
+        PQclear(res);
+        res = NULL;
+    }
+    if (!(doc = recipients_doc(s->recipients, err)))
+        goto out;
+    {
+        const char *p[] = { id_out, who->tenant_id, doc };
+        if (!(res = one(pg, "recipients_insert", 3, p, err)))
+            goto out;
+        PQclear(res);
+        res = NULL;
+    }
+    if (!strcmp(state, "admitted")) {
+        const char *p[] = { id_out, limit };
+        if (!(res = one(pg, "leases_insert", 2, p, err)))
+            goto out;
+        PQclear(res);
+        res = NULL;
+        bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", region);
+        const char *q[] = { id_out, BC_WINDOW_MULTIPLE, topic };
+        if (!(rel = one(pg, "release", 3, q, err)))
+            goto out;
+    }
+    if (bc_pg_commit(pg, err) < 0)
+        goto out;
+    in_txn = 0;
+    /* Durable now. A failed publish leaves the rows for the relay. */
+    if (rel)
+        bc_publisher_outbox_rows(api->pub, rel, NULL);
+    rc = BC_BATCH_OK;
+out:
+    if (in_txn)
+        bc_pg_rollback(pg);
+    PQclear(res);
+    PQclear(rel);
+    free(vars);
+    free(meta);
+    free(doc);
+    return rc;
+}
+
+static json_t *json_col(const PGresult *res, int row, const char *col)
+{
+    const char *v = bc_pg_val(res, row, col);
+    json_t *j = v ? json_loads(v, 0, NULL) : NULL;
+
+    return j ? j : json_null();
+}
+
+static json_t *str_or_null(const PGresult *res, int row, const char *col)
+{
+    const char *v = bc_pg_val(res, row, col);
+
+    return v ? json_string(v) : json_null();
+}
+
+json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
+                      int with_recipients, bc_err *err)
+{
+    const char *p[] = { batch_id, tenant_id };
+    PGresult *res = bc_pg_exec(pg, "batch_get", 2, p, err);
+    json_t *b = NULL, *arr;
+    static const char *strs[] = { "id", "surface", "name", "agent_id", "from_number_id",
+                                  "from_number", "region", "state", "timezone",
+                                  "scheduled_at", "admitted_at", "cancelled_at",
+                                  "created_at", "updated_at", NULL };
+    static const char *ints[] = { "target_concurrency_limit", "ringing_timeout_s",
+                                  "max_call_duration_min", "max_retries", "total",
+                                  "retry_count", "dispatched", "finished", "completed",
+                                  "failed", "failed_predial", "cancelled", "live",
+                                  "queued", NULL };
+
+    if (!res)
+        return NULL;
+    if (PQntuples(res) != 1) {
+        bc_err_set(err, "%s", "");
+        PQclear(res);
+        return NULL;
+    }
+    b = json_object();
+    for (int i = 0; strs[i]; i++)
+        json_object_set_new(b, strs[i], str_or_null(res, 0, strs[i]));
+    for (int i = 0; ints[i]; i++)
+        json_object_set_new(b, ints[i], json_integer(bc_pg_int(res, 0, ints[i], 0)));
+    json_object_set_new(b, "variables", json_col(res, 0, "variables"));
+    json_object_set_new(b, "metadata", json_col(res, 0, "metadata"));
+    PQclear(res);
+    if (!with_recipients)
+        return b;
+    const char *q[] = { batch_id };
+    if (!(res = bc_pg_exec(pg, "recipients_get", 1, q, err))) {
+        json_decref(b);
+        return NULL;
+    }
+    arr = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *r = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o}",
+                              "id", str_or_null(res, i, "id"),
+                              "to_number", str_or_null(res, i, "to_number"),
+                              "status", str_or_null(res, i, "status"),
+                              "call_id", str_or_null(res, i, "last_call_id"),
+                              "end_reason", str_or_null(res, i, "end_reason"),
+                              "error_message", str_or_null(res, i, "error_message"),
+                              "metadata", json_col(res, i, "metadata"),
+                              "attempts", (json_int_t)bc_pg_int(res, i, "attempts", 0),
+                              "created_at", str_or_null(res, i, "created_at"));
+        json_array_append_new(arr, r);
+    }
+    PQclear(res);
+    json_object_set_new(b, "recipients", arr);
+    return b;
+}

@@ -1,0 +1,58 @@
+/* bc_batches: the one batch model under every API surface. Surfaces parse
+ * and validate their own request shape into a bc_batch_spec, and render the
+ * JSON bc_batch_load returns in their own words. */
+#ifndef BC_BATCHES_H
+#define BC_BATCHES_H
+
+#include <jansson.h>
+
+#include "bc_api.h"
+
+typedef enum {
+    BC_BATCH_OK = 0,
+    BC_BATCH_NO_AGENT,        /* agent not found for this tenant */
+    BC_BATCH_NO_NUMBER,       /* from-number not found for this tenant */
+    BC_BATCH_OVER_LIMIT,      /* target_concurrency_limit above the tenant's */
+    BC_BATCH_BAD_TIME,        /* scheduled_at not in (now, now + 30 days] */
+    BC_BATCH_ERROR,           /* ours: database, Kafka */
+} bc_batch_rc;
+
+typedef struct bc_batch_spec {
+    const char *surface;         /* "cartesia", "rymi", "batch-call" */
+    const char *name;
+    const char *agent_id;
+    const char *from_number_id;  /* one of from_number_id / from_number, or */
+    const char *from_number;     /* neither: the tenant's default number */
+    const char *region;          /* lowercase; NULL: agent's, else tenant's */
+    int limit;                   /* 0: half the tenant's concurrency */
+    int ringing_timeout_s;
+    int max_call_duration_min;
+    int max_retries;
+    const char *scheduled_at;    /* RFC 3339 with offset, or NULL */
+    const char *timezone;        /* IANA name, NULL means UTC */
+    json_t *variables;           /* borrowed; may be NULL */
+    json_t *metadata;            /* borrowed; may be NULL */
+    int draft;
+    /* Borrowed array of {"to_number", "from_number"?, "metadata"?,
+     * "variables"?, "max_retries"?}, already validated. Ids are added. */
+    json_t *recipients;
+} bc_batch_spec;
+
+/* Stores the batch and its recipients in one transaction, admits it if the
+ * tenant has room (else it waits as pending), releases its first window of
+ * jobs to the outbox, commits, then publishes them. id_out gets the id. */
+bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
+                            const bc_batch_spec *spec, char id_out[48],
+                            bc_err *err);
+
+/* The batch with derived counters (scheduled, dispatched, finished,
+ * failed_predial, cancelled, waiting) and, if with_recipients, its
+ * recipients in order. NULL with err "" when no such batch for this tenant;
+ * NULL with err set on failure. Caller decrefs. */
+json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
+                      int with_recipients, bc_err *err);
+
+/* 1 if s is an RFC 3339 date-time with a zone ("Z" or "+hh:mm"). */
+int bc_rfc3339_valid(const char *s);
+
+#endif

@@ -1,0 +1,110 @@
+#include "bc_callback.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_kafka.h"
+#include "bc_twilio.h"
+
+/* Our ids are [A-Za-z0-9_]: anything else in the query is forged. */
+static int id_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > 64)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+static int region_ok(const bc_api *api, const char *r)
+{
+    size_t n = strlen(r);
+    const char *p = api->regions;
+
+    while (p && *p) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len == n && !strncmp(p, r, n))
+            return 1;
+        p = c ? c + 1 : NULL;
+    }
+    return 0;
+}
+
+static void reply(bc_http_resp *resp, int status, const char *msg)
+{
+    bc_http_json(resp, status, json_pack("{s:s}", status < 300 ? "status" : "error", msg));
+}
+
+int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+{
+    const char *region = bc_http_query(req, "region");
+    const char *tenant = bc_http_query(req, "tenant_id");
+    const char *batch = bc_http_query(req, "batch_id");
+    const char *call = bc_http_query(req, "call_id");
+    const char *status, *sid;
+    char url[512], topic[160], *payload = NULL;
+    bc_form form = { 0 };
+    bc_err err = { "" };
+    size_t len;
+    const char *body;
+    json_t *ev;
+
+    if (strcmp(bc_http_path(req), BC_CALLBACK_PATH) != 0)
+        return 0;
+    bc_http_set_route(req, BC_CALLBACK_PATH);
+    if (strcmp(bc_http_method(req), "POST")) {
+        reply(resp, 405, "use POST");
+        return 1;
+    }
+    if (!region || !region_ok(api, region) || !id_ok(tenant) || !id_ok(batch) || !id_ok(call)) {
+        reply(resp, 400, "bad callback address");
+        return 1;
+    }
+    body = bc_http_body(req, &len);
+    if (bc_form_parse(body, len, &form) < 0) {
+        reply(resp, 400, "malformed form body");
+        return 1;
+    }
+    /* We issued this URL in this exact shape, so we can rebuild it to check
+     * the signature without trusting any part of the request line. */
+    snprintf(url, sizeof url, "%s%s?region=%s&tenant_id=%s&batch_id=%s&call_id=%s",
+             api->public_url, BC_CALLBACK_PATH, region, tenant, batch, call);
+    if (!bc_twilio_check(api->carrier_token, url, &form,
+                         bc_http_header(req, "X-Twilio-Signature"))) {
+        bc_metrics_inc(api->ctx->metrics, "carrier_callbacks_rejected_total",
+                       "Carrier callbacks with a bad signature", NULL, 1);
+        reply(resp, 403, "invalid signature");
+        goto out;
+    }
+    status = bc_form_get(&form, "CallStatus");
+    sid = bc_form_get(&form, "CallSid");
+    if (!status || !sid) {
+        reply(resp, 400, "CallStatus and CallSid are required");
+        goto out;
+    }
+    ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i}", "v", 1, "call_id", call,
+                   "batch_id", batch, "tenant_id", tenant, "carrier_call_id", sid,
+                   "status", status,
+                   "duration", atoi(bc_form_get(&form, "CallDuration")
+                                        ? bc_form_get(&form, "CallDuration") : "0"),
+                   "sequence", atoi(bc_form_get(&form, "SequenceNumber")
+                                        ? bc_form_get(&form, "SequenceNumber") : "0"));
+    payload = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "carrier-events", region);
+    if (!payload || bc_publisher_sync(api->pub, topic, call, payload, 10000, &err) < 0) {
+        bc_log(api->ctx->log, BC_WARN, "callback.publish_failed", "{s:s,s:s}",
+               "call_id", call, "error", err.msg);
+        reply(resp, 503, "try again");
+        goto out;
+    }
+    reply(resp, 200, "ok");
+out:
+    free(payload);
+    bc_form_free(&form);
+    return 1;
+}

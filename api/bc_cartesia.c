@@ -1,0 +1,298 @@
+#include "bc_cartesia.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bc_auth.h"
+#include "bc_batches.h"
+#include "bc_e164.h"
+#include "bc_surface.h"
+
+#define PREFIX "/agents/calls/batches"
+#define API_VERSION "2026-03-01"
+#define MAX_RECIPIENTS 5000
+#define MAX_METADATA 4096   /* bytes of one recipient's metadata, as JSON */
+
+static void error(bc_http_resp *resp, int status, const char *code,
+                  const char *msg)
+{
+    bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
+}
+
+/* Our region names are lowercase; Cartesia's are upper. */
+static json_t *upper(const char *s)
+{
+    char buf[16];
+    size_t i;
+
+    for (i = 0; s && s[i] && i + 1 < sizeof buf; i++)
+        buf[i] = (char)toupper((unsigned char)s[i]);
+    buf[i] = '\0';
+    return json_string(buf);
+}
+
+static const char *derived_status(json_t *b)
+{
+    json_int_t total = json_integer_value(json_object_get(b, "total"));
+    json_int_t dispatched = json_integer_value(json_object_get(b, "dispatched"));
+    json_int_t predial = json_integer_value(json_object_get(b, "failed_predial"));
+
+    if (!strcmp(json_string_value(json_object_get(b, "state")), "cancelled"))
+        return "cancelled";
+    if (total > 0 && predial == total)
+        return "failed";
+    if (dispatched == 0)
+        return "pending";
+    return dispatched < total ? "in_progress" : "completed";
+}
+
+static void copy(json_t *out, const char *to, json_t *b, const char *from)
+{
+    json_object_set(out, to, json_object_get(b, from));
+}
+
+static json_t *render(json_t *b)
+{
+    json_t *o = json_object(), *rs, *r;
+    size_t i;
+
+    copy(o, "id", b, "id");
+    copy(o, "name", b, "name");
+    copy(o, "agent_id", b, "agent_id");
+    copy(o, "from_number_id", b, "from_number_id");
+    json_object_set_new(o, "region", upper(json_string_value(json_object_get(b, "region"))));
+    copy(o, "target_concurrency_limit", b, "target_concurrency_limit");
+    json_object_set_new(o, "status", json_string(derived_status(b)));
+    copy(o, "total_calls_scheduled", b, "total");
+    copy(o, "total_calls_dispatched", b, "dispatched");
+    copy(o, "total_calls_finished", b, "finished");
+    copy(o, "retry_count", b, "retry_count");
+    copy(o, "created_at", b, "created_at");
+    copy(o, "last_updated_at", b, "updated_at");
+    if (!json_is_null(json_object_get(b, "scheduled_at")))
+        copy(o, "scheduled_at", b, "scheduled_at");
+    if (!json_is_null(json_object_get(b, "admitted_at")))
+        copy(o, "admitted_at", b, "admitted_at");
+    if (!(rs = json_object_get(b, "recipients")))
+        return o;
+    json_t *out = json_array();
+    json_array_foreach(rs, i, r) {
+        json_t *x = json_object();
+        copy(x, "id", r, "id");
+        copy(x, "to_number", r, "to_number");
+        copy(x, "status", r, "status");
+        if (!json_is_null(json_object_get(r, "call_id")))
+            copy(x, "agent_call_id", r, "call_id");
+        if (!json_is_null(json_object_get(r, "end_reason")))
+            copy(x, "end_reason", r, "end_reason");
+        if (!json_is_null(json_object_get(r, "error_message")))
+            copy(x, "error_message", r, "error_message");
+        copy(x, "metadata", r, "metadata");
+        copy(x, "created_at", r, "created_at");
+        json_array_append_new(out, x);
+    }
+    json_object_set_new(o, "recipients", out);
+    return o;
+}
+
+/* Validates the request into spec; recipients are rebuilt into a new array
+ * (caller decrefs *recips). 0, or -1 with why set. */
+static int parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *why,
+                 size_t cap)
+{
+    json_t *rs = json_object_get(body, "recipients"), *r;
+    const char *region = NULL;
+    long lim, ring, dur;
+    size_t i;
+
+    if (bc_surface_str(body, "name", 1, 255, &spec->name, why, cap) < 0 ||
+        bc_surface_str(body, "agent_id", 1, 64, &spec->agent_id, why, cap) < 0 ||
+        bc_surface_str(body, "from_number_id", 1, 64, &spec->from_number_id, why, cap) < 0 ||
+        bc_surface_int(body, "target_concurrency_limit", 1, 100000, 0, &lim, why, cap) < 0 ||
+        bc_surface_int(body, "ringing_timeout_seconds", 5, 80, 60, &ring, why, cap) < 0 ||
+        bc_surface_int(body, "max_call_duration_minutes", 1, 480, 480, &dur, why, cap) < 0 ||
+        bc_surface_str(body, "scheduled_at", 0, 64, &spec->scheduled_at, why, cap) < 0 ||
+        bc_surface_str(body, "region", 0, 8, &region, why, cap) < 0)
+        return -1;
+    if (spec->scheduled_at && !bc_rfc3339_valid(spec->scheduled_at)) {
+        snprintf(why, cap, "scheduled_at must be an RFC3339 timestamp with a "
+                           "timezone offset, e.g. 2026-06-15T16:00:00Z");
+        return -1;
+    }
+    if (region) {
+        if (!strcasecmp(region, "us") || !strcasecmp(region, "eu") ||
+            !strcasecmp(region, "apac"))
+            spec->region = !strcasecmp(region, "us") ? "us"
+                         : !strcasecmp(region, "eu") ? "eu" : "apac";
+        else {
+            snprintf(why, cap, "region must be one of US, EU, APAC");
+            return -1;
+        }
+    }
+    if (!json_is_array(rs)) {
+        snprintf(why, cap, rs ? "recipients must be an array" : "recipients is required");
+        return -1;
+    }
+    if (json_array_size(rs) < 1 || json_array_size(rs) > MAX_RECIPIENTS) {
+        snprintf(why, cap, "recipients must have between 1 and %d items (got %zu)",
+                 MAX_RECIPIENTS, json_array_size(rs));
+        return -1;
+    }
+    *recips = json_array();
+    json_array_foreach(rs, i, r) {
+        json_t *to = json_object_get(r, "to_number"), *meta = json_object_get(r, "metadata");
+        json_t *x;
+
+        if (!json_is_object(r)) {
+            snprintf(why, cap, "recipients[%zu] must be an object", i);
+            return -1;
+        }
+        if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
+            snprintf(why, cap, "recipients[%zu].to_number must be an E.164 phone "
+                               "number such as +14155559876", i);
+            return -1;
+        }
+        if (meta && !json_is_null(meta)) {
+            char *m;
+            size_t n;
+
+            if (!json_is_object(meta)) {
+                snprintf(why, cap, "recipients[%zu].metadata must be an object", i);
+                return -1;
+            }
+            m = json_dumps(meta, JSON_COMPACT);
+            n = m ? strlen(m) : 0;
+            free(m);
+            if (n > MAX_METADATA) {
+                snprintf(why, cap, "recipients[%zu].metadata is larger than %d bytes",
+                         i, MAX_METADATA);
+                return -1;
+            }
+        }
+        x = json_pack("{s:O}", "to_number", to);
+        json_object_set(x, "metadata", meta ? meta : json_null());
+        json_array_append_new(*recips, x);
+    }
+    spec->limit = (int)lim;
+    spec->ringing_timeout_s = (int)ring;
+    spec->max_call_duration_min = (int)dur;
+    spec->recipients = *recips;
+    return 0;
+}
+
+static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
+                   const bc_http_req *req, bc_http_resp *resp)
+{
+    bc_batch_spec spec = { .surface = "cartesia" };
+    json_t *body, *recips = NULL, *b;
+    char why[300], id[48];
+    bc_err err = { "" };
+    bc_batch_rc rc;
+
+    if (!(body = bc_surface_body(req, why, sizeof why))) {
+        error(resp, 400, "invalid_request", why);
+        return;
+    }
+    if (parse(body, &spec, &recips, why, sizeof why) < 0) {
+        error(resp, 400, "invalid_request", why);
+        goto out;
+    }
+    rc = bc_batch_create(api, pg, who, &spec, id, &err);
+    switch (rc) {
+    case BC_BATCH_OK:
+        break;
+    case BC_BATCH_NO_AGENT:
+    case BC_BATCH_NO_NUMBER:
+        error(resp, 404, "not_found", err.msg);
+        goto out;
+    case BC_BATCH_OVER_LIMIT:
+    case BC_BATCH_BAD_TIME:
+        error(resp, 400, "invalid_request", err.msg[0] ? err.msg : "invalid scheduled_at");
+        goto out;
+    default:
+        bc_log(api->ctx->log, BC_ERROR, "batch.create_failed", "{s:s,s:s}",
+               "tenant_id", who->tenant_id, "error", err.msg);
+        error(resp, 500, "internal_error", "The batch could not be created.");
+        goto out;
+    }
+    bc_log(api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",
+           "cartesia", "tenant_id", who->tenant_id, "batch_id", id, "recipients",
+           (json_int_t)json_array_size(recips));
+    if (!(b = bc_batch_load(pg, who->tenant_id, id, 0, &err))) {
+        error(resp, 500, "internal_error", "The batch was created but could not be read.");
+        goto out;
+    }
+    bc_http_json(resp, 201, render(b));
+    json_decref(b);
+out:
+    json_decref(recips);
+    json_decref(body);
+}
+
+static void get(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
+                bc_http_resp *resp)
+{
+    bc_err err = { "" };
+    json_t *b = bc_batch_load(pg, who->tenant_id, id, 1, &err);
+
+    if (!b) {
+        if (err.msg[0]) {
+            bc_log(api->ctx->log, BC_ERROR, "batch.read_failed", "{s:s}", "error", err.msg);
+            error(resp, 500, "internal_error", "The batch could not be read.");
+        } else {
+            error(resp, 404, "not_found", "batch not found");
+        }
+        return;
+    }
+    bc_http_json(resp, 200, render(b));
+    json_decref(b);
+}
+
+int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+{
+    const char *path = bc_http_path(req), *method = bc_http_method(req);
+    const char *rest, *ver;
+    bc_principal who;
+    bc_pg *pg;
+    bc_auth_result ar;
+
+    if (strncmp(path, PREFIX, strlen(PREFIX)) != 0)
+        return 0;
+    rest = path + strlen(PREFIX);
+    if (*rest && *rest != '/')
+        return 0;
+    bc_http_set_route(req, *rest && rest[1] ? PREFIX "/:id" : PREFIX);
+    pg = bc_pgpool_get(api->pool);
+    ar = bc_auth_request(pg, req, &who);
+    if (ar == BC_AUTH_ERROR) {
+        error(resp, 503, "unavailable", "authentication is unavailable; retry");
+        goto out;
+    }
+    if (ar != BC_AUTH_OK) {
+        error(resp, 401, "unauthorized", ar == BC_AUTH_MISSING
+                  ? "missing API key: send X-API-Key or Authorization: Bearer"
+                  : "invalid API key");
+        goto out;
+    }
+    ver = bc_http_header(req, "Cartesia-Version");
+    if (!ver || strcmp(ver, API_VERSION) != 0) {
+        error(resp, 400, "invalid_request",
+              ver ? "unsupported Cartesia-Version; use 2026-03-01"
+                  : "Cartesia-Version header is required (2026-03-01)");
+        goto out;
+    }
+    if (!*rest || !strcmp(rest, "/")) {
+        if (!strcmp(method, "POST"))
+            create(api, pg, &who, req, resp);
+        else
+            error(resp, 405, "method_not_allowed", "use POST or GET");
+    } else if (!strchr(rest + 1, '/') && !strcmp(method, "GET")) {
+        get(api, pg, &who, rest + 1, resp);
+    } else {
+        error(resp, 404, "not_found", "no such route");
+    }
+out:
+    bc_pgpool_put(api->pool, pg);
+    return 1;
+}

@@ -1,0 +1,78 @@
+#include "bc_surface.h"
+
+#include <stdio.h>
+#include <string.h>
+
+json_t *bc_surface_body(const bc_http_req *req, char *why, size_t cap)
+{
+    size_t len;
+    const char *body = bc_http_body(req, &len);
+    json_error_t jerr;
+    json_t *j;
+
+    if (!len) {
+        snprintf(why, cap, "request body is empty; expected a JSON object");
+        return NULL;
+    }
+    j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        snprintf(why, cap, "malformed JSON at line %d column %d: %s", jerr.line,
+                 jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        snprintf(why, cap, "request body must be a JSON object");
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+int bc_surface_int(json_t *obj, const char *field, long min, long max,
+                   long def, long *out, char *why, size_t cap)
+{
+    json_t *v = json_object_get(obj, field);
+
+    *out = def;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v)) {
+        snprintf(why, cap, "%s must be an integer", field);
+        return -1;
+    }
+    if (json_integer_value(v) < min || json_integer_value(v) > max) {
+        snprintf(why, cap, "%s must be between %ld and %ld", field, min, max);
+        return -1;
+    }
+    *out = (long)json_integer_value(v);
+    return 0;
+}
+
+int bc_surface_str(json_t *obj, const char *field, int required, size_t maxlen,
+                   const char **out, char *why, size_t cap)
+{
+    json_t *v = json_object_get(obj, field);
+
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (required) {
+            snprintf(why, cap, "%s is required", field);
+            return -1;
+        }
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        snprintf(why, cap, "%s must be a string", field);
+        return -1;
+    }
+    if (json_string_length(v) > maxlen) {
+        snprintf(why, cap, "%s is longer than %zu characters", field, maxlen);
+        return -1;
+    }
+    if (required && json_string_length(v) == 0) {
+        snprintf(why, cap, "%s must not be empty", field);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}

@@ -1,0 +1,299 @@
+#include "bc_http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct bc_http {
+    struct MHD_Daemon *d;
+    bc_http_opts o;
+    int port;
+};
+
+struct bc_http_req {
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    char *body;
+    size_t len;
+    int too_large;
+    struct timespec start;
+    char route[64];
+};
+
+static const double latency_buckets[] = { 0.001, 0.005, 0.01, 0.025, 0.05,
+                                          0.1, 0.25, 0.5, 1, 2.5, 5 };
+
+const char *bc_http_method(const bc_http_req *r) { return r->method; }
+const char *bc_http_path(const bc_http_req *r) { return r->path; }
+
+const char *bc_http_header(const bc_http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *bc_http_query(const bc_http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *bc_http_body(const bc_http_req *r, size_t *len)
+{
+    if (len)
+        *len = r->len;
+    return r->body ? r->body : "";
+}
+
+const char *bc_http_client_ip(const bc_http_req *r, char *buf, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    snprintf(buf, cap, "unknown");
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)ci->client_addr)->sin_addr,
+                  buf, (socklen_t)cap);
+    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ci->client_addr)->sin6_addr,
+                  buf, (socklen_t)cap);
+    return buf;
+}
+
+void bc_http_set_route(const bc_http_req *r, const char *route)
+{
+    /* The request is ours; handlers only get a const view of it. */
+    snprintf(((bc_http_req *)r)->route, sizeof r->route, "%s", route);
+}
+
+void bc_http_json(bc_http_resp *resp, int status, json_t *body)
+{
+    free(resp->body);
+    resp->status = status;
+    resp->body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    resp->len = resp->body ? strlen(resp->body) : 0;
+    resp->content_type = "application/json";
+    json_decref(body);
+}
+
+void bc_http_add_header(bc_http_resp *resp, const char *name, const char *val)
+{
+    if (resp->nheaders >= 8)
+        return;
+    snprintf(resp->hname[resp->nheaders], sizeof resp->hname[0], "%s", name);
+    snprintf(resp->hval[resp->nheaders], sizeof resp->hval[0], "%s", val);
+    resp->nheaders++;
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *c, bc_http_resp *resp)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    if (!resp->body) {
+        resp->body = strdup("");
+        resp->len = 0;
+    }
+    r = MHD_create_response_from_buffer(resp->len, resp->body,
+                                        MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(resp->body);
+        return MHD_NO;
+    }
+    resp->body = NULL;
+    MHD_add_response_header(r, "Content-Type",
+                            resp->content_type ? resp->content_type : "application/json");
+    for (int i = 0; i < resp->nheaders; i++)
+        MHD_add_response_header(r, resp->hname[i], resp->hval[i]);
+    ret = MHD_queue_response(c, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void error_json(bc_http_resp *resp, int status, const char *msg,
+                       const char *code)
+{
+    bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
+}
+
+static void builtin(bc_http *h, const bc_http_req *r, bc_http_resp *resp)
+{
+    const char *p = r->path;
+
+    if (!strcmp(p, "/healthz")) {
+        bc_http_set_route(r, "/healthz");
+        bc_http_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+    } else if (!strcmp(p, "/readyz")) {
+        int ok = !h->o.ready || h->o.ready(h->o.ud);
+
+        bc_http_set_route(r, "/readyz");
+        bc_http_json(resp, ok ? 200 : 503,
+                     json_pack("{s:s}", "status", ok ? "ready" : "not ready"));
+    } else if (!strcmp(p, "/metrics") && h->o.metrics) {
+        bc_http_set_route(r, "/metrics");
+        resp->status = 200;
+        resp->body = bc_metrics_render(h->o.metrics);
+        resp->len = resp->body ? strlen(resp->body) : 0;
+        resp->content_type = "text/plain; version=0.0.4";
+    }
+}
+
+static void record(bc_http *h, const bc_http_req *r, int status)
+{
+    char labels[160];
+    struct timespec now;
+    double secs;
+
+    if (!h->o.metrics)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    secs = (double)(now.tv_sec - r->start.tv_sec) +
+           (double)(now.tv_nsec - r->start.tv_nsec) / 1e9;
+    snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\",code=\"%d\"",
+             r->method, r->route[0] ? r->route : "other", status);
+    bc_metrics_inc(h->o.metrics, "http_requests_total",
+                   "HTTP requests served, by route and status", labels, 1);
+    snprintf(labels, sizeof labels, "route=\"%s\"", r->route[0] ? r->route : "other");
+    bc_metric_observe(bc_metrics_get(h->o.metrics, BC_HISTOGRAM,
+                                     "http_request_duration_seconds",
+                                     "HTTP request latency", labels,
+                                     latency_buckets, 11),
+                      secs);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    bc_http *h = cls;
+    bc_http_req *r = *con_cls;
+    bc_http_resp resp = { .status = 404 };
+    enum MHD_Result ret;
+
+    (void)version;
+    if (!r) {
+        const char *cl;
+
+        if (!(r = calloc(1, sizeof *r)))
+            return MHD_NO;
+        r->conn = c;
+        r->method = method;
+        r->path = url;
+        clock_gettime(CLOCK_MONOTONIC, &r->start);
+        *con_cls = r;
+        cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > h->o.max_body)
+            r->too_large = 1;
+        if (!r->too_large)
+            return MHD_YES;
+        /* Refuse before reading a byte of an announced oversized body. */
+        error_json(&resp, 413, "request body too large", "payload_too_large");
+        record(h, r, 413);
+        return send_resp(c, &resp);
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+
+        *upload_size = 0;
+        if (r->too_large)
+            return MHD_YES;
+        if (r->len + n > h->o.max_body) {
+            r->too_large = 1;
+            free(r->body);
+            r->body = NULL;
+            error_json(&resp, 413, "request body too large", "payload_too_large");
+            record(h, r, 413);
+            return send_resp(c, &resp);
+        }
+        char *nb = realloc(r->body, r->len + n + 1);
+        if (!nb)
+            return MHD_NO;
+        r->body = nb;
+        memcpy(r->body + r->len, upload, n);
+        r->len += n;
+        r->body[r->len] = '\0';
+        return MHD_YES;
+    }
+    if (r->too_large)
+        return MHD_YES;   /* 413 already queued */
+    builtin(h, r, &resp);
+    if (!r->route[0] && h->o.handler)
+        h->o.handler(h->o.ud, r, &resp);
+    if (resp.status == 404 && !resp.body)
+        error_json(&resp, 404, "not found", "not_found");
+    record(h, r, resp.status);
+    ret = send_resp(c, &resp);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    bc_http_req *r = *con_cls;
+
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (r) {
+        free(r->body);
+        free(r);
+    }
+    *con_cls = NULL;
+}
+
+bc_http *bc_http_start(const bc_http_opts *opts, bc_err *err)
+{
+    bc_http *h = calloc(1, sizeof *h);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    const union MHD_DaemonInfo *info;
+
+    if (!h) {
+        bc_err_set(err, "http: out of memory");
+        return NULL;
+    }
+    h->o = *opts;
+    if (!h->o.max_body)
+        h->o.max_body = 1 << 20;
+    sa.sin_port = htons((uint16_t)opts->port);
+    if (inet_pton(AF_INET, opts->bind ? opts->bind : "127.0.0.1", &sa.sin_addr) != 1) {
+        bc_err_set(err, "http: bad bind address '%s'", opts->bind);
+        free(h);
+        return NULL;
+    }
+    h->d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
+        0, NULL, NULL, on_request, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 2),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opts->max_conns ? opts->max_conns : 1000),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->timeout_s ? opts->timeout_s : 30),
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_END);
+    if (!h->d) {
+        bc_err_set(err, "http: cannot listen on %s:%d",
+                   opts->bind ? opts->bind : "127.0.0.1", opts->port);
+        free(h);
+        return NULL;
+    }
+    info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : opts->port;
+    return h;
+}
+
+void bc_http_stop(bc_http *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}
+
+int bc_http_port(const bc_http *h)
+{
+    return h->port;
+}

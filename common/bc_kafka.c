@@ -1,0 +1,326 @@
+#include "bc_kafka.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bc_kafka {
+    rd_kafka_t *rk;
+    int consumer;
+    bc_log *log;
+    bc_kafka_dr_fn dr;
+    void *ud;
+};
+
+void bc_kafka_topic(char *out, size_t cap, const char *prefix, const char *kind,
+                    const char *region)
+{
+    if (region && *region)
+        snprintf(out, cap, "%s.%s.%s", prefix, kind, region);
+    else
+        snprintf(out, cap, "%s.%s", prefix, kind);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    bc_kafka *k = rd_kafka_opaque(rk);
+
+    if (k)
+        bc_log(k->log, level <= 3 ? BC_ERROR : level <= 4 ? BC_WARN : BC_INFO,
+               "kafka.log", "{s:s,s:s}", "facility", fac, "msg", buf);
+}
+
+static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+    bc_kafka *k = opaque;
+
+    (void)rk;
+    bc_log(k->log, BC_WARN, "kafka.error", "{s:s,s:s}", "code",
+           rd_kafka_err2name(code), "reason", reason);
+}
+
+static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    bc_kafka *k = opaque;
+
+    (void)rk;
+    if (k->dr)
+        k->dr(k->ud, m->_private, m->err == 0,
+              m->err ? rd_kafka_err2str(m->err) : NULL);
+}
+
+static int set(rd_kafka_conf_t *conf, const char *name, const char *val,
+               bc_err *err)
+{
+    char why[256];
+
+    if (rd_kafka_conf_set(conf, name, val, why, sizeof why) != RD_KAFKA_CONF_OK) {
+        bc_err_set(err, "kafka config %s=%s: %s", name, val, why);
+        return -1;
+    }
+    return 0;
+}
+
+static rd_kafka_conf_t *base_conf(bc_kafka *k, const char *brokers, bc_err *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    if (set(conf, "bootstrap.servers", brokers, err) < 0 ||
+        set(conf, "client.id", "batchcall", err) < 0 ||
+        /* Reconnect fast after a broker restart. */
+        set(conf, "reconnect.backoff.max.ms", "1000", err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    return conf;
+}
+
+bc_kafka *bc_kafka_producer_new(const char *brokers, bc_log *log,
+                                bc_kafka_dr_fn dr, void *ud, bc_err *err)
+{
+    bc_kafka *k = calloc(1, sizeof *k);
+    rd_kafka_conf_t *conf;
+    char why[256];
+
+    if (!k)
+        return NULL;
+    k->log = log;
+    k->dr = dr;
+    k->ud = ud;
+    if (!(conf = base_conf(k, brokers, err)))
+        goto fail;
+    /* Idempotence gives acks=all and no duplicates from internal retries;
+     * a message that still fails is retried from the outbox, not dropped. */
+    if (set(conf, "enable.idempotence", "true", err) < 0 ||
+        set(conf, "acks", "all", err) < 0 ||
+        set(conf, "linger.ms", "2", err) < 0 ||
+        set(conf, "message.timeout.ms", "30000", err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    if (!(k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why))) {
+        rd_kafka_conf_destroy(conf);
+        bc_err_set(err, "kafka producer: %s", why);
+        goto fail;
+    }
+    return k;
+fail:
+    free(k);
+    return NULL;
+}
+
+bc_kafka *bc_kafka_consumer_new(const char *brokers, const char *group,
+                                const char *const *topics, int n, bc_log *log,
+                                bc_err *err)
+{
+    bc_kafka *k = calloc(1, sizeof *k);
+    rd_kafka_conf_t *conf;
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    rd_kafka_resp_err_t e;
+    char why[256];
+
+    if (!k)
+        return NULL;
+    k->log = log;
+    k->consumer = 1;
+    if (!(conf = base_conf(k, brokers, err)))
+        goto fail;
+    if (set(conf, "group.id", group, err) < 0 ||
+        /* Offsets are stored by hand once the effect is in PostgreSQL. */
+        set(conf, "enable.auto.offset.store", "false", err) < 0 ||
+        set(conf, "enable.auto.commit", "true", err) < 0 ||
+        set(conf, "auto.commit.interval.ms", "500", err) < 0 ||
+        set(conf, "auto.offset.reset", "earliest", err) < 0 ||
+        set(conf, "partition.assignment.strategy", "cooperative-sticky", err) < 0 ||
+        set(conf, "session.timeout.ms", "10000", err) < 0 ||
+        set(conf, "heartbeat.interval.ms", "1000", err) < 0 ||
+        set(conf, "fetch.wait.max.ms", "10", err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    if (!(k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why))) {
+        rd_kafka_conf_destroy(conf);
+        bc_err_set(err, "kafka consumer: %s", why);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(k->rk);
+    subs = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(k->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (e) {
+        bc_err_set(err, "kafka subscribe: %s", rd_kafka_err2str(e));
+        rd_kafka_destroy(k->rk);
+        goto fail;
+    }
+    return k;
+fail:
+    free(k);
+    return NULL;
+}
+
+void bc_kafka_free(bc_kafka *k, int flush_ms)
+{
+    if (!k)
+        return;
+    if (k->consumer) {
+        rd_kafka_commit(k->rk, NULL, 0);
+        rd_kafka_consumer_close(k->rk);
+    } else {
+        rd_kafka_flush(k->rk, flush_ms);
+    }
+    rd_kafka_destroy(k->rk);
+    free(k);
+}
+
+rd_kafka_t *bc_kafka_handle(bc_kafka *k) { return k->rk; }
+
+int bc_kafka_produce(bc_kafka *k, const char *topic, const char *key,
+                     const void *val, size_t len, void *opaque, bc_err *err)
+{
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        k->rk, RD_KAFKA_V_TOPIC(topic),
+        RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+        RD_KAFKA_V_VALUE((void *)val, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+
+    if (e) {
+        bc_err_set(err, "produce to %s: %s", topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+void bc_kafka_poll(bc_kafka *k, int timeout_ms)
+{
+    rd_kafka_poll(k->rk, timeout_ms);
+}
+
+int bc_kafka_flush(bc_kafka *k, int timeout_ms)
+{
+    return rd_kafka_flush(k->rk, timeout_ms) ? -1 : 0;
+}
+
+int bc_kafka_outq_len(bc_kafka *k)
+{
+    return rd_kafka_outq_len(k->rk);
+}
+
+rd_kafka_message_t *bc_kafka_consume(bc_kafka *k, int timeout_ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, timeout_ms);
+
+    if (m && m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            bc_log(k->log, BC_WARN, "kafka.consume_error", "{s:s}", "reason",
+                   rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
+int bc_kafka_store(bc_kafka *k, const rd_kafka_message_t *m)
+{
+    (void)k;
+    return rd_kafka_offset_store(m->rkt, m->partition, m->offset) ? -1 : 0;
+}
+
+void bc_kafka_pause(bc_kafka *k, int pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+
+    if (rd_kafka_assignment(k->rk, &parts) || !parts)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(k->rk, parts);
+    else
+        rd_kafka_resume_partitions(k->rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+int bc_kafka_create_topics(const char *brokers, const char *const *names,
+                           int n, int partitions, int replication,
+                           int timeout_ms, bc_err *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = NULL;
+    rd_kafka_NewTopic_t **topics = calloc((size_t)n, sizeof *topics);
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_event_t *ev = NULL;
+    char why[256];
+    int rc = -1;
+
+    if (!topics)
+        goto out;
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, why, sizeof why)) {
+        bc_err_set(err, "kafka admin: %s", why);
+        rd_kafka_conf_destroy(conf);
+        goto out;
+    }
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why))) {
+        bc_err_set(err, "kafka admin: %s", why);
+        rd_kafka_conf_destroy(conf);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        topics[i] = rd_kafka_NewTopic_new(names[i], partitions, replication,
+                                          why, sizeof why);
+        if (!topics[i]) {
+            bc_err_set(err, "topic %s: %s", names[i], why);
+            goto out;
+        }
+    }
+    q = rd_kafka_queue_new(rk);
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, why, sizeof why);
+    rd_kafka_CreateTopics(rk, topics, (size_t)n, opts, q);
+    ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+    if (!ev) {
+        bc_err_set(err, "create topics: timed out");
+        goto out;
+    }
+    if (rd_kafka_event_error(ev)) {
+        bc_err_set(err, "create topics: %s", rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    {
+        size_t cnt;
+        const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
+            rd_kafka_event_CreateTopics_result(ev), &cnt);
+
+        for (size_t i = 0; i < cnt; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+
+            if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                bc_err_set(err, "create topic %s: %s",
+                           rd_kafka_topic_result_name(res[i]),
+                           rd_kafka_topic_result_error_string(res[i]));
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    if (opts)
+        rd_kafka_AdminOptions_destroy(opts);
+    if (q)
+        rd_kafka_queue_destroy(q);
+    for (int i = 0; topics && i < n; i++)
+        if (topics[i])
+            rd_kafka_NewTopic_destroy(topics[i]);
+    free(topics);
+    if (rk)
+        rd_kafka_destroy(rk);
+    return rc;
+}

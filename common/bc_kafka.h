@@ -1,0 +1,63 @@
+/* bc_kafka: librdkafka producer, consumer and topic admin, set up the one way
+ * batchcall uses them (idempotent acks=all producer; manual offset store and
+ * cooperative rebalancing on consumers). */
+#ifndef BC_KAFKA_H
+#define BC_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#include "bc_err.h"
+#include "bc_log.h"
+
+typedef struct bc_kafka bc_kafka;
+
+/* Delivery report: ok is 1 when the broker acknowledged the message. opaque
+ * is what was passed to bc_kafka_produce. Runs inside bc_kafka_poll/flush. */
+typedef void (*bc_kafka_dr_fn)(void *ud, void *opaque, int ok, const char *why);
+
+/* Topic names: "<prefix>.jobs.<region>", "<prefix>.carrier-events.<region>",
+ * "<prefix>.call-results". Writes into out (cap bytes). */
+void bc_kafka_topic(char *out, size_t cap, const char *prefix, const char *kind,
+                    const char *region);
+
+bc_kafka *bc_kafka_producer_new(const char *brokers, bc_log *log,
+                                bc_kafka_dr_fn dr, void *ud, bc_err *err);
+
+/* Consumer subscribed to topics (n of them) in group. Offsets are stored
+ * only by bc_kafka_store and committed in the background. */
+bc_kafka *bc_kafka_consumer_new(const char *brokers, const char *group,
+                                const char *const *topics, int n, bc_log *log,
+                                bc_err *err);
+
+/* Closes (consumers leave the group cleanly), flushing producers up to
+ * flush_ms. NULL is a no-op. */
+void bc_kafka_free(bc_kafka *k, int flush_ms);
+
+/* Enqueues one message (copied). 0 or -1 with err set (queue full, ...). */
+int bc_kafka_produce(bc_kafka *k, const char *topic, const char *key,
+                     const void *val, size_t len, void *opaque, bc_err *err);
+/* Serves delivery reports and callbacks. */
+void bc_kafka_poll(bc_kafka *k, int timeout_ms);
+/* Waits until every queued message is delivered or timeout; 0 or -1. */
+int bc_kafka_flush(bc_kafka *k, int timeout_ms);
+/* Messages not yet acknowledged. */
+int bc_kafka_outq_len(bc_kafka *k);
+
+/* Next message or NULL on timeout; caller calls rd_kafka_message_destroy.
+ * Messages that carry only an error are logged and skipped (NULL). */
+rd_kafka_message_t *bc_kafka_consume(bc_kafka *k, int timeout_ms);
+/* Marks the message processed: its offset + 1 will be committed. */
+int bc_kafka_store(bc_kafka *k, const rd_kafka_message_t *m);
+/* Pauses or resumes every assigned partition (back-pressure). */
+void bc_kafka_pause(bc_kafka *k, int pause);
+
+/* Creates topics (partitions each, replication 1 locally), ignoring those
+ * that already exist. 0 or -1 with err set. */
+int bc_kafka_create_topics(const char *brokers, const char *const *names,
+                           int n, int partitions, int replication,
+                           int timeout_ms, bc_err *err);
+
+rd_kafka_t *bc_kafka_handle(bc_kafka *k);
+
+#endif

@@ -1,0 +1,252 @@
+#include "bc_pg.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bc_pg {
+    PGconn *conn;
+    char *dsn;
+    const bc_pg_stmt *stmts;
+    int in_txn;
+    char sqlstate[6];
+};
+
+struct bc_pgpool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n, nfree;
+    bc_pg **all;
+    bc_pg **free;
+};
+
+static int prepare_all(bc_pg *pg, bc_err *err)
+{
+    for (const bc_pg_stmt *s = pg->stmts; s && s->name; s++) {
+        PGresult *res = PQprepare(pg->conn, s->name, s->sql, 0, NULL);
+        int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+        if (!ok)
+            bc_err_set(err, "prepare '%s': %s", s->name,
+                       PQresultErrorMessage(res));
+        PQclear(res);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+static int open_conn(bc_pg *pg, bc_err *err)
+{
+    PQfinish(pg->conn);
+    pg->conn = PQconnectdb(pg->dsn);
+    pg->in_txn = 0;
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        bc_err_set(err, "connect to postgres: %s", PQerrorMessage(pg->conn));
+        return -1;
+    }
+    /* Quiet NOTICEs: they would go to stderr as non-JSON lines. */
+    PQsetNoticeProcessor(pg->conn, NULL, NULL);
+    return prepare_all(pg, err);
+}
+
+bc_pg *bc_pg_connect(const char *dsn, const bc_pg_stmt *stmts, bc_err *err)
+{
+    bc_pg *pg = calloc(1, sizeof *pg);
+
+    if (!pg || !(pg->dsn = strdup(dsn))) {
+        free(pg);
+        bc_err_set(err, "postgres: out of memory");
+        return NULL;
+    }
+    pg->stmts = stmts;
+    if (open_conn(pg, err) < 0) {
+        bc_pg_free(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+void bc_pg_free(bc_pg *pg)
+{
+    if (!pg)
+        return;
+    PQfinish(pg->conn);
+    free(pg->dsn);
+    free(pg);
+}
+
+PGconn *bc_pg_conn(bc_pg *pg) { return pg->conn; }
+const char *bc_pg_sqlstate(const bc_pg *pg) { return pg->sqlstate; }
+
+int bc_pg_alive(bc_pg *pg)
+{
+    return pg->conn && PQstatus(pg->conn) == CONNECTION_OK;
+}
+
+/* Reconnect lazily, but never inside a transaction: its work is gone and
+ * the caller must learn that from the failure, not from a silent retry. */
+static int ensure(bc_pg *pg, bc_err *err)
+{
+    if (bc_pg_alive(pg))
+        return 0;
+    if (pg->in_txn) {
+        bc_err_set(err, "postgres connection lost inside a transaction");
+        return -1;
+    }
+    return open_conn(pg, err);
+}
+
+static PGresult *check(bc_pg *pg, PGresult *res, const char *what, bc_err *err)
+{
+    ExecStatusType st = PQresultStatus(res);
+    const char *state;
+
+    pg->sqlstate[0] = '\0';
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state)
+        snprintf(pg->sqlstate, sizeof pg->sqlstate, "%s", state);
+    bc_err_set(err, "%s: %s", what,
+               res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
+    /* Trim libpq's trailing newline from the message. */
+    if (err) {
+        size_t n = strlen(err->msg);
+        while (n && (err->msg[n - 1] == '\n'))
+            err->msg[--n] = '\0';
+    }
+    PQclear(res);
+    return NULL;
+}
+
+PGresult *bc_pg_exec(bc_pg *pg, const char *stmt, int nparams,
+                     const char *const *params, bc_err *err)
+{
+    if (ensure(pg, err) < 0)
+        return NULL;
+    return check(pg, PQexecPrepared(pg->conn, stmt, nparams, params, NULL, NULL, 0),
+                 stmt, err);
+}
+
+PGresult *bc_pg_exec_sql(bc_pg *pg, const char *sql, int nparams,
+                         const char *const *params, bc_err *err)
+{
+    if (ensure(pg, err) < 0)
+        return NULL;
+    return check(pg, PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0),
+                 "query", err);
+}
+
+static int simple(bc_pg *pg, const char *sql, bc_err *err)
+{
+    PGresult *res;
+
+    if (ensure(pg, err) < 0)
+        return -1;
+    res = check(pg, PQexec(pg->conn, sql), sql, err);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+int bc_pg_begin(bc_pg *pg, bc_err *err)
+{
+    if (simple(pg, "BEGIN", err) < 0)
+        return -1;
+    pg->in_txn = 1;
+    return 0;
+}
+
+int bc_pg_commit(bc_pg *pg, bc_err *err)
+{
+    int rc = simple(pg, "COMMIT", err);
+
+    pg->in_txn = 0;
+    return rc;
+}
+
+void bc_pg_rollback(bc_pg *pg)
+{
+    if (bc_pg_alive(pg))
+        PQclear(PQexec(pg->conn, "ROLLBACK"));
+    pg->in_txn = 0;
+}
+
+const char *bc_pg_val(const PGresult *res, int row, const char *col)
+{
+    int c = PQfnumber(res, col);
+
+    if (c < 0 || row >= PQntuples(res) || PQgetisnull(res, row, c))
+        return NULL;
+    return PQgetvalue(res, row, c);
+}
+
+long long bc_pg_int(const PGresult *res, int row, const char *col, long long def)
+{
+    const char *v = bc_pg_val(res, row, col);
+
+    return v ? strtoll(v, NULL, 10) : def;
+}
+
+bc_pgpool *bc_pgpool_new(const char *dsn, const bc_pg_stmt *stmts, int n,
+                         bc_err *err)
+{
+    bc_pgpool *p = calloc(1, sizeof *p);
+
+    if (!p)
+        return NULL;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->all = calloc((size_t)n, sizeof *p->all);
+    p->free = calloc((size_t)n, sizeof *p->free);
+    if (!p->all || !p->free)
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        if (!(p->all[i] = bc_pg_connect(dsn, stmts, err)))
+            goto fail;
+        p->free[p->nfree++] = p->all[i];
+        p->n++;
+    }
+    return p;
+fail:
+    bc_pgpool_free(p);
+    return NULL;
+}
+
+void bc_pgpool_free(bc_pgpool *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->n; i++)
+        bc_pg_free(p->all[i]);
+    free(p->all);
+    free(p->free);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+bc_pg *bc_pgpool_get(bc_pgpool *p)
+{
+    bc_pg *pg;
+
+    pthread_mutex_lock(&p->mu);
+    while (p->nfree == 0)
+        pthread_cond_wait(&p->cv, &p->mu);
+    pg = p->free[--p->nfree];
+    pthread_mutex_unlock(&p->mu);
+    return pg;
+}
+
+void bc_pgpool_put(bc_pgpool *p, bc_pg *pg)
+{
+    if (!pg)
+        return;
+    /* A connection handed back mid-transaction would leak its locks. */
+    if (pg->in_txn)
+        bc_pg_rollback(pg);
+    pthread_mutex_lock(&p->mu);
+    p->free[p->nfree++] = pg;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,56 @@
+/* bc_pg: a PostgreSQL connection with named statements prepared once per
+ * connection, reconnecting (and re-preparing) after the server went away. */
+#ifndef BC_PG_H
+#define BC_PG_H
+
+#include <libpq-fe.h>
+
+#include "bc_err.h"
+
+typedef struct bc_pg_stmt {
+    const char *name;
+    const char *sql;
+} bc_pg_stmt;
+
+typedef struct bc_pg bc_pg;
+typedef struct bc_pgpool bc_pgpool;
+
+/* Connects and prepares every statement of stmts (ends with a zeroed entry;
+ * may be NULL; must outlive the connection). NULL with err set on failure. */
+bc_pg *bc_pg_connect(const char *dsn, const bc_pg_stmt *stmts, bc_err *err);
+void bc_pg_free(bc_pg *pg);
+
+/* Runs a prepared statement with nparams text parameters (NULL is SQL NULL).
+ * Returns the result on success (caller PQclear()s it), NULL with err set
+ * otherwise; bc_pg_sqlstate() then says why ("23505"...). Reconnects first
+ * if the connection was lost outside a transaction. */
+PGresult *bc_pg_exec(bc_pg *pg, const char *stmt, int nparams,
+                     const char *const *params, bc_err *err);
+/* Runs constant SQL text with parameters, unprepared (tools, migrations). */
+PGresult *bc_pg_exec_sql(bc_pg *pg, const char *sql, int nparams,
+                         const char *const *params, bc_err *err);
+
+/* Transactions; each returns 0 or -1. rollback never fails loudly. */
+int bc_pg_begin(bc_pg *pg, bc_err *err);
+int bc_pg_commit(bc_pg *pg, bc_err *err);
+void bc_pg_rollback(bc_pg *pg);
+
+/* SQLSTATE of the last failed statement, "" if none. */
+const char *bc_pg_sqlstate(const bc_pg *pg);
+/* 1 if the connection is up. */
+int bc_pg_alive(bc_pg *pg);
+PGconn *bc_pg_conn(bc_pg *pg);
+
+/* A fixed set of connections shared by threads. */
+bc_pgpool *bc_pgpool_new(const char *dsn, const bc_pg_stmt *stmts, int n,
+                         bc_err *err);
+void bc_pgpool_free(bc_pgpool *p);
+/* Blocks until a connection is free. */
+bc_pg *bc_pgpool_get(bc_pgpool *p);
+void bc_pgpool_put(bc_pgpool *p, bc_pg *pg);
+
+/* Helpers for result cells: value or NULL if SQL NULL; integer or def. */
+const char *bc_pg_val(const PGresult *res, int row, const char *col);
+long long bc_pg_int(const PGresult *res, int row, const char *col, long long def);
+
+#endif

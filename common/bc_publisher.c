@@ -1,0 +1,250 @@
+#include "bc_publisher.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bc_kafka.h"
+
+/* What a delivery report refers to: an outbox row, or a waiting caller. */
+typedef struct pending {
+    long long outbox_id;      /* > 0 for outbox rows */
+    pthread_mutex_t *mu;      /* sync waiters only */
+    pthread_cond_t *cv;
+    int done, ok;
+} pending;
+
+struct bc_publisher {
+    bc_kafka *k;
+    bc_log *log;
+    bc_metric *published, *failed;
+    pthread_t thread;
+    volatile int stop;
+    pthread_mutex_t mu;
+    long long *acked;         /* outbox ids to delete */
+    size_t nacked, capacked;
+};
+
+static void on_delivery(void *ud, void *opaque, int ok, const char *why)
+{
+    bc_publisher *p = ud;
+    pending *pd = opaque;
+
+    bc_metric_add(ok ? p->published : p->failed, 1);
+    if (!ok)
+        bc_log(p->log, BC_WARN, "publish.failed", "{s:s,s:I}", "reason", why,
+               "outbox_id", (json_int_t)pd->outbox_id);
+    if (pd->cv) {
+        pthread_mutex_lock(pd->mu);
+        pd->ok = ok;
+        pd->done = 1;
+        pthread_cond_broadcast(pd->cv);
+        pthread_mutex_unlock(pd->mu);
+        return;
+    }
+    if (ok) {
+        pthread_mutex_lock(&p->mu);
+        if (p->nacked == p->capacked) {
+            size_t cap = p->capacked ? p->capacked * 2 : 256;
+            long long *n = realloc(p->acked, cap * sizeof *n);
+            if (n) {
+                p->acked = n;
+                p->capacked = cap;
+            }
+        }
+        /* Out of memory: the row stays and the relay sends it again. */
+        if (p->nacked < p->capacked)
+            p->acked[p->nacked++] = pd->outbox_id;
+        pthread_mutex_unlock(&p->mu);
+    }
+    free(pd);
+}
+
+static void *poll_loop(void *arg)
+{
+    bc_publisher *p = arg;
+
+    while (!p->stop)
+        bc_kafka_poll(p->k, 50);
+    return NULL;
+}
+
+bc_publisher *bc_publisher_new(const char *brokers, bc_log *log,
+                               bc_metrics *metrics, bc_err *err)
+{
+    bc_publisher *p = calloc(1, sizeof *p);
+
+    if (!p)
+        return NULL;
+    p->log = log;
+    pthread_mutex_init(&p->mu, NULL);
+    p->published = bc_metrics_get(metrics, BC_COUNTER, "kafka_messages_published_total",
+                                  "Messages acknowledged by Kafka", NULL, NULL, 0);
+    p->failed = bc_metrics_get(metrics, BC_COUNTER, "kafka_publish_failures_total",
+                               "Messages Kafka did not acknowledge (left in the outbox)",
+                               NULL, NULL, 0);
+    if (!(p->k = bc_kafka_producer_new(brokers, log, on_delivery, p, err)))
+        goto fail;
+    if (pthread_create(&p->thread, NULL, poll_loop, p)) {
+        bc_err_set(err, "publisher: cannot start thread");
+        bc_kafka_free(p->k, 0);
+        goto fail;
+    }
+    return p;
+fail:
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    return NULL;
+}
+
+void bc_publisher_free(bc_publisher *p, int flush_ms)
+{
+    if (!p)
+        return;
+    bc_kafka_flush(p->k, flush_ms);
+    p->stop = 1;
+    pthread_join(p->thread, NULL);
+    /* Reports for anything still queued run here, freeing their records. */
+    bc_kafka_free(p->k, 0);
+    free(p->acked);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+int bc_publisher_outbox(bc_publisher *p, long long id, const char *topic,
+                        const char *key, const char *payload, bc_err *err)
+{
+    pending *pd = calloc(1, sizeof *pd);
+
+    if (!pd) {
+        bc_err_set(err, "publish: out of memory");
+        return -1;
+    }
+    pd->outbox_id = id;
+    if (bc_kafka_produce(p->k, topic, key, payload, strlen(payload), pd, err) < 0) {
+        free(pd);
+        return -1;
+    }
+    return 0;
+}
+
+int bc_publisher_outbox_rows(bc_publisher *p, const PGresult *res, bc_err *err)
+{
+    int rc = 0;
+
+    for (int i = 0; i < PQntuples(res); i++)
+        if (bc_publisher_outbox(p, bc_pg_int(res, i, "id", 0), bc_pg_val(res, i, "topic"),
+                                bc_pg_val(res, i, "key"), bc_pg_val(res, i, "payload"),
+                                err) < 0)
+            rc = -1;   /* keep going: each row left behind is relayed later */
+    return rc;
+}
+
+int bc_publisher_sync(bc_publisher *p, const char *topic, const char *key,
+                      const char *payload, int timeout_ms, bc_err *err)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    pthread_condattr_t attr;
+    pending *pd = calloc(1, sizeof *pd);
+    struct timespec until;
+    int ok = 0, timed_out = 0;
+
+    if (!pd) {
+        bc_err_set(err, "publish: out of memory");
+        return -1;
+    }
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pd->mu = &mu;
+    pd->cv = &cv;
+    if (bc_kafka_produce(p->k, topic, key, payload, strlen(payload), pd, err) < 0) {
+        free(pd);
+        pthread_cond_destroy(&cv);
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&mu);
+    while (!pd->done && !timed_out)
+        timed_out = pthread_cond_timedwait(&cv, &mu, &until) != 0;
+    ok = pd->done && pd->ok;
+    /* On timeout the report may still come: it must not touch our stack.
+     * Wait for it without a deadline; message.timeout.ms bounds the wait. */
+    while (!pd->done)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    free(pd);
+    pthread_cond_destroy(&cv);
+    if (!ok)
+        bc_err_set(err, "publish to %s: %s", topic,
+                   timed_out ? "not acknowledged in time" : "rejected by the broker");
+    return ok ? 0 : -1;
+}
+
+int bc_publisher_tick(bc_publisher *p, bc_pg *pg, bc_err *err)
+{
+    long long *ids;
+    size_t n;
+    char *arr = NULL;
+    size_t len = 0;
+    FILE *f;
+    PGresult *res;
+
+    pthread_mutex_lock(&p->mu);
+    ids = p->acked;
+    n = p->nacked;
+    p->acked = NULL;
+    p->nacked = p->capacked = 0;
+    pthread_mutex_unlock(&p->mu);
+    if (!n) {
+        free(ids);
+        return 0;
+    }
+    /* One array literal parameter: a single round trip for many rows. */
+    f = open_memstream(&arr, &len);
+    fputc('{', f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%lld", i ? "," : "", ids[i]);
+    fputc('}', f);
+    fclose(f);
+    const char *params[] = { arr };
+    res = bc_pg_exec(pg, "outbox_delete", 1, params, err);
+    free(arr);
+    if (!res) {
+        /* Put them back for the next tick. */
+        pthread_mutex_lock(&p->mu);
+        for (size_t i = 0; i < n; i++) {
+            if (p->nacked == p->capacked) {
+                size_t cap = p->capacked ? p->capacked * 2 : 256;
+                long long *nn = realloc(p->acked, cap * sizeof *nn);
+                if (!nn)
+                    break;
+                p->acked = nn;
+                p->capacked = cap;
+            }
+            p->acked[p->nacked++] = ids[i];
+        }
+        pthread_mutex_unlock(&p->mu);
+        free(ids);
+        return -1;
+    }
+    PQclear(res);
+    free(ids);
+    return (int)n;
+}
+
+int bc_publisher_inflight(bc_publisher *p)
+{
+    return bc_kafka_outq_len(p->k);
+}

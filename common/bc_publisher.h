@@ -1,0 +1,41 @@
+/* bc_publisher: the Kafka side of the transactional outbox. A process first
+ * commits outbox rows with its state change, then hands them here; rows the
+ * broker acknowledged are deleted in batches by bc_publisher_tick. A row whose
+ * publish failed stays, and the scheduler's relay publishes it again, so no
+ * message is lost (consumers are idempotent, so a repeat is harmless). */
+#ifndef BC_PUBLISHER_H
+#define BC_PUBLISHER_H
+
+#include "bc_err.h"
+#include "bc_log.h"
+#include "bc_metrics.h"
+#include "bc_pg.h"
+
+typedef struct bc_publisher bc_publisher;
+
+/* Creates the producer and a thread that serves its delivery reports. */
+bc_publisher *bc_publisher_new(const char *brokers, bc_log *log,
+                               bc_metrics *metrics, bc_err *err);
+/* Flushes up to flush_ms, stops the thread, frees. NULL is a no-op. */
+void bc_publisher_free(bc_publisher *p, int flush_ms);
+
+/* Publishes one committed outbox row (copied). Thread-safe. 0 or -1. */
+int bc_publisher_outbox(bc_publisher *p, long long id, const char *topic,
+                        const char *key, const char *payload, bc_err *err);
+/* Publishes every row of res (columns id, topic, key, payload). */
+int bc_publisher_outbox_rows(bc_publisher *p, const PGresult *res, bc_err *err);
+/* Publishes and waits for the broker's acknowledgement, up to timeout_ms.
+ * 0 once acknowledged, -1 with err set otherwise. Thread-safe. */
+int bc_publisher_sync(bc_publisher *p, const char *topic, const char *key,
+                      const char *payload, int timeout_ms, bc_err *err);
+/* Deletes the outbox rows acknowledged since the last call, in one statement.
+ * Returns how many, or -1 (the ids are kept for the next call). */
+int bc_publisher_tick(bc_publisher *p, bc_pg *pg, bc_err *err);
+/* Messages handed over and not yet acknowledged. */
+int bc_publisher_inflight(bc_publisher *p);
+
+/* The statement bc_publisher_tick runs; prepare it on pg's connection. */
+#define BC_PUBLISHER_STMT \
+    { "outbox_delete", "DELETE FROM outbox WHERE id = ANY($1::bigint[])" }
+
+#endif
