@@ -248,3 +248,8 @@ int bc_publisher_inflight(bc_publisher *p)
 {
     return bc_kafka_outq_len(p->k);
 }
+
+int bc_publisher_flush(bc_publisher *p, int timeout_ms)
+{
+    return bc_kafka_flush(p->k, timeout_ms);
+}

@@ -31,6 +31,8 @@ int bc_publisher_sync(bc_publisher *p, const char *topic, const char *key,
 /* Deletes the outbox rows acknowledged since the last call, in one statement.
  * Returns how many, or -1 (the ids are kept for the next call). */
 int bc_publisher_tick(bc_publisher *p, bc_pg *pg, bc_err *err);
+/* Waits up to timeout_ms for every message to be acknowledged. 0 or -1. */
+int bc_publisher_flush(bc_publisher *p, int timeout_ms);
 /* Messages handed over and not yet acknowledged. */
 int bc_publisher_inflight(bc_publisher *p);
 

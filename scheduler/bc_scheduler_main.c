@@ -1,0 +1,54 @@
+/* batchcall-scheduler: admission, scheduled and retried releases, window
+ * top-up, outbox relay and lease reaping for one region. */
+#include <unistd.h>
+
+#include "bc_scheduler.h"
+
+static const bc_config_key keys[] = {
+    BC_SVC_COMMON_KEYS,
+    { "http-port", "BC_SCHEDULER_PORT", BC_INT, "9102", "port of /healthz, /readyz, /metrics (0: any)" },
+    { "region", "BC_REGION", BC_STR, "us", "region this scheduler serves" },
+    { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
+    { "kafka-brokers", "BC_KAFKA_BROKERS", BC_STR, "127.0.0.1:9092", "Kafka bootstrap servers" },
+    { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
+    { "tick-ms", "BC_SCHEDULER_TICK_MS", BC_INT, "100", "milliseconds between scheduling passes" },
+    { "relay-after-ms", "BC_RELAY_AFTER_MS", BC_INT, "3000", "age of an unacknowledged outbox row before it is republished" },
+    { 0 },
+};
+
+int main(int argc, char **argv)
+{
+    bc_ctx ctx;
+    bc_err err = { "" };
+    bc_http_opts o = { 0 };
+    bc_scheduler *s;
+    long tick;
+    int rc = bc_svc_init(&ctx, "scheduler", "batchcall-scheduler: releases work.", keys, argc, argv);
+
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    tick = bc_config_int(ctx.cfg, "tick-ms");
+    if (!(s = bc_scheduler_new(&ctx, &err))) {
+        bc_log(ctx.log, BC_ERROR, "scheduler.start_failed", "{s:s}", "error", err.msg);
+        bc_svc_free(&ctx);
+        return 1;
+    }
+    o.ready = bc_scheduler_ready;
+    o.ud = s;
+    o.threads = 1;
+    if (bc_svc_serve(&ctx, (int)bc_config_int(ctx.cfg, "http-port"), &o) < 0) {
+        bc_scheduler_free(s);
+        bc_svc_free(&ctx);
+        return 1;
+    }
+    while (bc_svc_running()) {
+        bc_scheduler_tick(s);
+        usleep((useconds_t)(tick * 1000));
+    }
+    bc_http_stop(ctx.http);
+    ctx.http = NULL;
+    bc_scheduler_free(s);
+    bc_log(ctx.log, BC_INFO, "scheduler.stopped", NULL);
+    bc_svc_free(&ctx);
+    return 0;
+}

@@ -1,0 +1,175 @@
+#include "bc_carrier.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_twilio.h"
+
+#define MAX_RESPONSE 16384
+
+struct bc_carrier {
+    CURLM *multi;
+    char url[512];
+    char userpwd[256];
+    bc_dial_done done;
+    void *ud;
+    int inflight;
+};
+
+typedef struct xfer {
+    bc_dial d;
+    CURL *easy;
+    char *form;
+    char body[MAX_RESPONSE];
+    size_t len;
+} xfer;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    xfer *x = ud;
+    size_t len = size * n, room = sizeof x->body - 1 - x->len;
+
+    /* A longer answer than we need is cut, not an error. */
+    memcpy(x->body + x->len, p, len < room ? len : room);
+    x->len += len < room ? len : room;
+    x->body[x->len] = '\0';
+    return len;
+}
+
+bc_carrier *bc_carrier_new(const char *base_url, const char *account,
+                           const char *token, bc_dial_done done, void *ud,
+                           bc_err *err)
+{
+    bc_carrier *c = calloc(1, sizeof *c);
+
+    if (!c || !(c->multi = curl_multi_init())) {
+        free(c);
+        bc_err_set(err, "carrier: cannot create curl multi handle");
+        return NULL;
+    }
+    snprintf(c->url, sizeof c->url, "%s/2010-04-01/Accounts/%s/Calls.json",
+             base_url, account);
+    snprintf(c->userpwd, sizeof c->userpwd, "%s:%s", account, token);
+    c->done = done;
+    c->ud = ud;
+    /* Reuse connections; cap them so a burst cannot open thousands. */
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 64L);
+    return c;
+}
+
+void bc_carrier_free(bc_carrier *c)
+{
+    CURLMsg *m;
+    int left;
+
+    if (!c)
+        return;
+    while ((m = curl_multi_info_read(c->multi, &left)))
+        ;
+    curl_multi_cleanup(c->multi);
+    free(c);
+}
+
+int bc_carrier_inflight(const bc_carrier *c)
+{
+    return c->inflight;
+}
+
+int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
+{
+    xfer *x = calloc(1, sizeof *x);
+    bc_form f = { 0 };
+    char num[16];
+
+    if (!x)
+        goto oom;
+    x->d = *d;
+    bc_form_add(&f, "To", d->to);
+    bc_form_add(&f, "From", d->from);
+    bc_form_add(&f, "StatusCallback", d->callback_url);
+    bc_form_add(&f, "StatusCallbackMethod", "POST");
+    snprintf(num, sizeof num, "%d", d->timeout_s);
+    bc_form_add(&f, "Timeout", num);
+    snprintf(num, sizeof num, "%d", d->time_limit_s);
+    bc_form_add(&f, "TimeLimit", num);
+    x->form = bc_form_encode(&f);
+    bc_form_free(&f);
+    if (!x->form || !(x->easy = curl_easy_init()))
+        goto oom;
+    curl_easy_setopt(x->easy, CURLOPT_URL, c->url);
+    curl_easy_setopt(x->easy, CURLOPT_USERPWD, c->userpwd);
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->form);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+    if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
+        goto oom;
+    c->inflight++;
+    return 0;
+oom:
+    if (x) {
+        curl_easy_cleanup(x->easy);
+        free(x->form);
+        free(x);
+    }
+    bc_err_set(err, "carrier: cannot start request");
+    return -1;
+}
+
+static void finish(bc_carrier *c, CURL *easy, CURLcode code)
+{
+    xfer *x = NULL;
+    long status = 0;
+    json_t *j = NULL;
+    const char *sid = NULL;
+    char why[256];
+
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_multi_remove_handle(c->multi, easy);
+    c->inflight--;
+    if (code != CURLE_OK) {
+        snprintf(why, sizeof why, "carrier request: %s", curl_easy_strerror(code));
+        c->done(c->ud, &x->d, BC_DIAL_UNKNOWN, NULL, why);
+    } else if (status == 201 || status == 200) {
+        j = json_loads(x->body, 0, NULL);
+        sid = json_string_value(json_object_get(j, "sid"));
+        if (sid)
+            c->done(c->ud, &x->d, BC_DIAL_ACCEPTED, sid, NULL);
+        else
+            c->done(c->ud, &x->d, BC_DIAL_UNKNOWN, NULL, "carrier answer has no sid");
+    } else {
+        j = json_loads(x->body, 0, NULL);
+        snprintf(why, sizeof why, "carrier HTTP %ld: %s", status,
+                 json_string_value(json_object_get(j, "message"))
+                     ? json_string_value(json_object_get(j, "message")) : "no message");
+        c->done(c->ud, &x->d,
+                status == 429 ? BC_DIAL_PACED
+                : status >= 400 && status < 500 ? BC_DIAL_REJECTED : BC_DIAL_UNKNOWN,
+                NULL, why);
+    }
+    json_decref(j);
+    curl_easy_cleanup(easy);
+    free(x->form);
+    free(x);
+}
+
+void bc_carrier_perform(bc_carrier *c, int timeout_ms)
+{
+    int running = 0, left;
+    CURLMsg *m;
+
+    if (c->inflight)
+        curl_multi_poll(c->multi, NULL, 0, timeout_ms, NULL);
+    curl_multi_perform(c->multi, &running);
+    while ((m = curl_multi_info_read(c->multi, &left)))
+        if (m->msg == CURLMSG_DONE)
+            finish(c, m->easy_handle, m->data.result);
+}

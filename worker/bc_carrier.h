@@ -1,0 +1,42 @@
+/* bc_carrier: the carrier adapter. Places calls through a Twilio-style REST
+ * API with libcurl multi, many requests in flight from one thread. */
+#ifndef BC_CARRIER_H
+#define BC_CARRIER_H
+
+#include "bc_err.h"
+
+typedef struct bc_carrier bc_carrier;
+
+typedef enum {
+    BC_DIAL_ACCEPTED = 0,  /* the carrier created the call: sid is set */
+    BC_DIAL_PACED,         /* 429: over the carrier's pace; try again later */
+    BC_DIAL_REJECTED,      /* 4xx: this call can never be placed as asked */
+    BC_DIAL_UNKNOWN,       /* 5xx or network: the carrier may or may not have it */
+} bc_dial_result;
+
+typedef struct bc_dial {
+    char call_id[48];      /* ours: also in the callback URL */
+    char to[20], from[20];
+    int timeout_s, time_limit_s;
+    char callback_url[512];
+} bc_dial;
+
+/* Called from bc_carrier_perform for each finished dial. sid is the carrier's
+ * call id when accepted; why explains a failure. */
+typedef void (*bc_dial_done)(void *ud, const bc_dial *d, bc_dial_result r,
+                             const char *sid, const char *why);
+
+/* base_url: "http://127.0.0.1:8090"; account and token for Basic auth. */
+bc_carrier *bc_carrier_new(const char *base_url, const char *account,
+                           const char *token, bc_dial_done done, void *ud,
+                           bc_err *err);
+void bc_carrier_free(bc_carrier *c);
+
+/* Starts a dial (d is copied). 0 or -1. */
+int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err);
+/* Drives transfers for up to timeout_ms and reports finished dials. */
+void bc_carrier_perform(bc_carrier *c, int timeout_ms);
+/* Dials in flight. */
+int bc_carrier_inflight(const bc_carrier *c);
+
+#endif

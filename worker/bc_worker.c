@@ -1,0 +1,684 @@
+#include "bc_worker.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bc_carrier.h"
+#include "bc_crypto.h"
+#include "bc_kafka.h"
+#include "bc_pg.h"
+#include "bc_publisher.h"
+#include "bc_sql.h"
+
+#define MAX_PARTS 256
+#define NO_SLOT_RETRY_MS 20
+#define PACED_RETRY_MS 250
+
+typedef struct job job;
+struct job {
+    job *next_wait;           /* in its batch's wait queue */
+    job *next_part;           /* in its partition's offset order */
+    rd_kafka_message_t *msg;  /* kept until its offset can be stored */
+    int done;
+    int attempt;
+    char recipient[48], batch[48], tenant[48];
+};
+
+typedef struct wbatch wbatch;
+struct wbatch {
+    wbatch *next;
+    char id[48];
+    job *head, *tail;
+    long long retry_at;       /* no slot free: try again then */
+};
+
+typedef struct part {
+    int32_t partition;
+    job *head, *tail;
+} part;
+
+/* A dial the carrier asked us to pace: the lease is kept, the call retried. */
+typedef struct redial redial;
+struct redial {
+    redial *next;
+    long long at;
+    bc_dial d;
+};
+
+struct bc_worker {
+    bc_ctx *ctx;
+    bc_pg *pg;
+    bc_kafka *jobs, *events;
+    bc_publisher *pub;
+    bc_carrier *carrier;
+    char holder[96];
+    char region[16];
+    char jobs_topic[160], results_topic[160];
+    const char *public_url;
+    long max_in_hand, max_dials, lease_ttl_s, retry_base_ms;
+    long in_hand;
+    int paused, draining, ready;
+    wbatch *batches;
+    part parts[MAX_PARTS];
+    int nparts;
+    redial *redials;
+    long long next_renew, next_outbox;
+    bc_metric *m_claimed, *m_stale, *m_noslot, *m_dialed, *m_dial_failed,
+              *m_paced, *m_finished, *m_in_hand, *m_events, *m_dup_events;
+};
+
+static const bc_pg_stmt stmts[] = {
+    BC_PUBLISHER_STMT,
+    /* Lease and claim in one statement: a slot is taken only if the
+     * recipient's attempt is still queued, and the recipient is claimed only
+     * if a slot was free; the call row records our attempt id before any
+     * dial. $1 recipient $2 batch $3 attempt $4 call id $5 holder $6 ttl s */
+    { "claim",
+      "WITH b AS (SELECT id, from_number, ringing_timeout_s, max_call_duration_min"
+      "             FROM batches WHERE id = $2 AND state = 'admitted' FOR SHARE),"
+      " slot AS (SELECT l.batch_id, l.slot FROM leases l JOIN b ON l.batch_id = b.id"
+      "           WHERE l.call_id IS NULL ORDER BY l.slot LIMIT 1"
+      "           FOR UPDATE OF l SKIP LOCKED),"
+      " r AS (UPDATE recipients SET status = 'dispatched', attempts = $3::int,"
+      "              last_call_id = $4, updated_at = now()"
+      "        WHERE id = $1 AND batch_id = $2 AND status = 'queued'"
+      "          AND attempts = $3::int - 1 AND EXISTS (SELECT 1 FROM slot)"
+      "        RETURNING id, tenant_id, to_number, from_number),"
+      " l AS (UPDATE leases SET token = nextval('lease_token_seq'), holder = $5,"
+      "              call_id = $4, expires_at = now() + make_interval(secs => $6::int)"
+      "         FROM slot, r"
+      "        WHERE leases.batch_id = slot.batch_id AND leases.slot = slot.slot"
+      "        RETURNING leases.slot, leases.token)"
+      " INSERT INTO calls (id, recipient_id, batch_id, tenant_id, attempt, status,"
+      "                    lease_slot, lease_token, to_number, from_number)"
+      " SELECT $4, r.id, $2, r.tenant_id, $3::int, 'dialing', l.slot, l.token,"
+      "        r.to_number, coalesce(r.from_number, b.from_number)"
+      "   FROM r, l, b"
+      " RETURNING id, tenant_id, to_number, from_number, lease_token,"
+      "           (SELECT ringing_timeout_s FROM b) AS ring,"
+      "           (SELECT max_call_duration_min FROM b) AS max_min" },
+    /* Why a claim did not happen: stale job, or only no free slot. */
+    { "claim_why",
+      "SELECT r.status = 'queued' AND r.attempts = $2::int - 1"
+      "       AND b.state = 'admitted' AS waiting"
+      "  FROM recipients r JOIN batches b ON b.id = r.batch_id WHERE r.id = $1" },
+    { "dial_accepted",
+      "UPDATE calls SET carrier_call_id = $2,"
+      "       status = CASE WHEN status = 'dialing' THEN 'queued' ELSE status END"
+      " WHERE id = $1" },
+    { "call_progress",
+      "WITH c AS (UPDATE calls SET status = $2,"
+      "        answered_at = CASE WHEN $2 = 'in-progress' THEN now() ELSE answered_at END,"
+      "        carrier_call_id = coalesce(carrier_call_id, $3)"
+      "      WHERE id = $1 AND call_status_rank(status) < call_status_rank($2)"
+      "      RETURNING id, recipient_id)"
+      " UPDATE recipients SET status = 'started', updated_at = now() FROM c"
+      "  WHERE recipients.id = c.recipient_id AND recipients.last_call_id = c.id"
+      "    AND recipients.status = 'dispatched' AND $2 = 'in-progress'" },
+    /* The end of an attempt, in one statement: the call's final status, the
+     * lease freed (only if the token still matches), the recipient finished
+     * or queued for a retry, and the call-result event in the outbox.
+     * $1 call $2 carrier status $3 duration $4 end reason $5 carrier sid
+     * $6 retryable $7 retry base seconds $8 results topic $9 error message */
+    { "call_end",
+      "WITH c AS (UPDATE calls SET status = $2, ended_at = now(), duration_s = $3::int,"
+      "        end_reason = $4, carrier_call_id = coalesce(carrier_call_id, $5)"
+      "      WHERE id = $1 AND call_status_rank(status) < 9"
+      "      RETURNING id, recipient_id, batch_id, tenant_id, attempt, lease_slot,"
+      "                lease_token, to_number, from_number, duration_s),"
+      " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL"
+      "         FROM c WHERE leases.batch_id = c.batch_id AND leases.slot = c.lease_slot"
+      "          AND leases.token = c.lease_token RETURNING leases.slot),"
+      " r AS (UPDATE recipients rr SET"
+      "        status = CASE WHEN $6::bool AND rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
+      "                        AND b.state = 'admitted' THEN 'queued'"
+      "                      WHEN $2 = 'completed' THEN 'completed' ELSE 'failed' END,"
+      "        next_attempt_at = CASE WHEN $6::bool AND rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
+      "          THEN now() + make_interval(secs => $7::float8 * power(2, rr.attempts - 1)"
+      "                                            * (0.5 + random())) END,"
+      "        released = false, end_reason = $4, error_message = $9, updated_at = now()"
+      "        FROM c, batches b"
+      "       WHERE rr.id = c.recipient_id AND rr.last_call_id = c.id AND b.id = c.batch_id"
+      "       RETURNING rr.status)"
+      " INSERT INTO outbox (topic, key, payload)"
+      " SELECT $8, c.batch_id, json_build_object('schema', 'batchcall.call-result/v1',"
+      "        'call_id', c.id, 'batch_id', c.batch_id, 'tenant_id', c.tenant_id,"
+      "        'recipient_id', c.recipient_id, 'attempt', c.attempt,"
+      "        'carrier_status', $2, 'end_reason', $4, 'duration_s', c.duration_s,"
+      "        'to_number', c.to_number, 'from_number', c.from_number,"
+      "        'recipient_status', r.status, 'final', r.status <> 'queued',"
+      "        'lease_released', EXISTS (SELECT 1 FROM l),"
+      "        'ended_at', rfc3339(now()))::text"
+      "   FROM c LEFT JOIN r ON true"
+      " RETURNING id, topic, key, payload, (SELECT batch_id FROM c) AS batch_id" },
+    { "release", BC_SQL_RELEASE },
+    { "renew",
+      "UPDATE leases SET expires_at = now() + make_interval(secs => $2::int)"
+      " WHERE holder = $1 AND call_id IS NOT NULL" },
+    { 0, 0 },
+};
+
+static long long now_ms(void) { return bc_now_ms(); }
+
+/* ---- offsets ---------------------------------------------------------- */
+
+static part *part_of(bc_worker *w, int32_t p)
+{
+    for (int i = 0; i < w->nparts; i++)
+        if (w->parts[i].partition == p)
+            return &w->parts[i];
+    if (w->nparts == MAX_PARTS)
+        return NULL;
+    w->parts[w->nparts].partition = p;
+    return &w->parts[w->nparts++];
+}
+
+/* Stores the offset of every finished job at the front of its partition:
+ * an offset is committed only when every job before it is durable too. */
+static void advance(bc_worker *w, part *p)
+{
+    while (p->head && p->head->done) {
+        job *j = p->head;
+
+        p->head = j->next_part;
+        if (!p->head)
+            p->tail = NULL;
+        bc_kafka_store(w->jobs, j->msg);
+        rd_kafka_message_destroy(j->msg);
+        free(j);
+        w->in_hand--;
+    }
+}
+
+static void job_done(bc_worker *w, job *j)
+{
+    j->done = 1;
+    advance(w, part_of(w, j->msg->partition));
+}
+
+/* ---- intake ----------------------------------------------------------- */
+
+static wbatch *batch_of(bc_worker *w, const char *id)
+{
+    wbatch *b;
+
+    for (b = w->batches; b; b = b->next)
+        if (!strcmp(b->id, id))
+            return b;
+    if (!(b = calloc(1, sizeof *b)))
+        return NULL;
+    snprintf(b->id, sizeof b->id, "%s", id);
+    b->next = w->batches;
+    w->batches = b;
+    return b;
+}
+
+static void take_job(bc_worker *w, rd_kafka_message_t *m)
+{
+    json_t *doc = json_loadb(m->payload, m->len, 0, NULL);
+    const char *r = json_string_value(json_object_get(doc, "recipient_id"));
+    const char *b = json_string_value(json_object_get(doc, "batch_id"));
+    const char *t = json_string_value(json_object_get(doc, "tenant_id"));
+    json_t *a = json_object_get(doc, "attempt");
+    job *j = calloc(1, sizeof *j);
+    part *p = part_of(w, m->partition);
+    wbatch *wb;
+
+    if (!j || !p) {
+        /* Not stored: it comes back after a restart. */
+        free(j);
+        rd_kafka_message_destroy(m);
+        json_decref(doc);
+        return;
+    }
+    j->msg = m;
+    if (p->tail)
+        p->tail->next_part = j;
+    else
+        p->head = j;
+    p->tail = j;
+    w->in_hand++;
+    if (!r || !b || !t || !json_is_integer(a) || strlen(r) >= 48 || strlen(b) >= 48 ||
+        strlen(t) >= 48 || !(wb = batch_of(w, b))) {
+        bc_log(w->ctx->log, BC_WARN, "job.malformed", "{s:i,s:I}", "partition",
+               (int)m->partition, "offset", (json_int_t)m->offset);
+        json_decref(doc);
+        job_done(w, j);
+        return;
+    }
+    snprintf(j->recipient, sizeof j->recipient, "%s", r);
+    snprintf(j->batch, sizeof j->batch, "%s", b);
+    snprintf(j->tenant, sizeof j->tenant, "%s", t);
+    j->attempt = (int)json_integer_value(a);
+    json_decref(doc);
+    if (wb->tail)
+        wb->tail->next_wait = j;
+    else
+        wb->head = j;
+    wb->tail = j;
+}
+
+/* ---- dialing ---------------------------------------------------------- */
+
+static void callback_url(bc_worker *w, const char *tenant, const char *batch,
+                         const char *call, char *out, size_t cap)
+{
+    /* The API rebuilds exactly this string to check the signature. */
+    snprintf(out, cap, "%s/carrier/twilio/status?region=%s&tenant_id=%s&batch_id=%s&call_id=%s",
+             w->public_url, w->region, tenant, batch, call);
+}
+
+static void publish_rows(bc_worker *w, PGresult *res)
+{
+    bc_err err = { "" };
+
+    if (bc_publisher_outbox_rows(w->pub, res, &err) < 0)
+        bc_log(w->ctx->log, BC_WARN, "publish.deferred", "{s:s}", "error", err.msg);
+}
+
+/* Releases the batch's next jobs now that a slot is free. */
+static void top_up(bc_worker *w, const char *batch)
+{
+    const char *p[] = { batch, BC_WINDOW_MULTIPLE, w->jobs_topic };
+    bc_err err = { "" };
+    PGresult *res = bc_pg_exec(w->pg, "release", 3, p, &err);
+
+    if (!res) {
+        /* The scheduler's periodic top-up covers it. */
+        bc_log(w->ctx->log, BC_WARN, "window.topup_failed", "{s:s,s:s}", "batch_id",
+               batch, "error", err.msg);
+        return;
+    }
+    publish_rows(w, res);
+    PQclear(res);
+}
+
+/* Ends an attempt: result, lease, recipient, event, window top-up. */
+static void end_call(bc_worker *w, const char *call, const char *status, int duration,
+                     const char *end_reason, const char *sid, const char *error)
+{
+    int retryable = !strcmp(status, "busy") || !strcmp(status, "no-answer") ||
+                    !strcmp(status, "failed");
+    char dur[16], base[32];
+    bc_err err = { "" };
+    PGresult *res;
+
+    snprintf(dur, sizeof dur, "%d", duration);
+    snprintf(base, sizeof base, "%.3f", (double)w->retry_base_ms / 1000.0);
+    const char *p[] = { call, status, dur, end_reason, sid, retryable ? "t" : "f", base,
+                        w->results_topic, error };
+    if (!(res = bc_pg_exec(w->pg, "call_end", 9, p, &err))) {
+        bc_log(w->ctx->log, BC_ERROR, "call.end_failed", "{s:s,s:s}", "call_id", call,
+               "error", err.msg);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        bc_metric_add(w->m_dup_events, 1);   /* already ended: a repeat */
+        PQclear(res);
+        return;
+    }
+    bc_metric_add(w->m_finished, 1);
+    publish_rows(w, res);
+    char batch[48];
+    snprintf(batch, sizeof batch, "%s", bc_pg_val(res, 0, "batch_id"));
+    PQclear(res);
+    top_up(w, batch);
+    /* A slot of this batch is free: let its waiting jobs try at once. */
+    for (wbatch *b = w->batches; b; b = b->next)
+        if (!strcmp(b->id, batch))
+            b->retry_at = 0;
+}
+
+static const char *end_reason_of(const char *status, int duration, int limit_s)
+{
+    if (!strcmp(status, "completed"))
+        return limit_s > 0 && duration >= limit_s ? "max_duration" : "agent_hangup";
+    if (!strcmp(status, "busy"))
+        return "dial_busy";
+    if (!strcmp(status, "no-answer"))
+        return "dial_no_answer";
+    if (!strcmp(status, "canceled"))
+        return "api_cancelled";
+    return "dial_failed";
+}
+
+static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *sid,
+                    const char *why)
+{
+    bc_worker *w = ud;
+    bc_err err = { "" };
+    PGresult *res;
+    redial *rd;
+
+    switch (r) {
+    case BC_DIAL_ACCEPTED: {
+        const char *p[] = { d->call_id, sid };
+        bc_metric_add(w->m_dialed, 1);
+        if (!(res = bc_pg_exec(w->pg, "dial_accepted", 2, p, &err)))
+            bc_log(w->ctx->log, BC_WARN, "dial.record_failed", "{s:s,s:s}", "call_id",
+                   d->call_id, "error", err.msg);
+        PQclear(res);
+        break;
+    }
+    case BC_DIAL_PACED:
+        /* Over the carrier's pace: wait and place it again; costs no retry. */
+        bc_metric_add(w->m_paced, 1);
+        if ((rd = calloc(1, sizeof *rd))) {
+            rd->d = *d;
+            rd->at = now_ms() + PACED_RETRY_MS;
+            rd->next = w->redials;
+            w->redials = rd;
+        }
+        break;
+    case BC_DIAL_REJECTED:
+    case BC_DIAL_UNKNOWN:
+        bc_metric_add(w->m_dial_failed, 1);
+        bc_log(w->ctx->log, BC_WARN, "dial.failed", "{s:s,s:s}", "call_id", d->call_id,
+               "reason", why ? why : "");
+        end_call(w, d->call_id, "failed", 0, r == BC_DIAL_REJECTED ? "dial_failed" : "error",
+                 NULL, why);
+        break;
+    }
+}
+
+/* Tries to claim the first waiting job of b. Returns 1 if it claimed or
+ * dropped one (try again), 0 if the batch has no free slot. */
+static int claim_one(bc_worker *w, wbatch *b)
+{
+    job *j = b->head;
+    char call[48], attempt[16], ttl[16];
+    bc_err err = { "" };
+    PGresult *res;
+    bc_dial d = { 0 };
+
+    if (bc_id_new(call, sizeof call, "ac") < 0)
+        return 0;
+    snprintf(attempt, sizeof attempt, "%d", j->attempt);
+    snprintf(ttl, sizeof ttl, "%ld", w->lease_ttl_s);
+    const char *p[] = { j->recipient, j->batch, attempt, call, w->holder, ttl };
+    if (!(res = bc_pg_exec(w->pg, "claim", 6, p, &err))) {
+        bc_log(w->ctx->log, BC_WARN, "claim.failed", "{s:s,s:s}", "batch_id", j->batch,
+               "error", err.msg);
+        return 0;   /* database trouble: keep the job, try again later */
+    }
+    if (PQntuples(res) == 0) {
+        PGresult *why;
+        const char *q[] = { j->recipient, attempt };
+        int waiting;
+
+        PQclear(res);
+        if (!(why = bc_pg_exec(w->pg, "claim_why", 2, q, &err)))
+            return 0;
+        waiting = PQntuples(why) == 1 && !strcmp(bc_pg_val(why, 0, "waiting"), "t");
+        PQclear(why);
+        if (waiting) {
+            bc_metric_add(w->m_noslot, 1);
+            return 0;
+        }
+        /* Stale: claimed elsewhere, finished, cancelled or a later attempt. */
+        bc_metric_add(w->m_stale, 1);
+        b->head = j->next_wait;
+        if (!b->head)
+            b->tail = NULL;
+        job_done(w, j);
+        return 1;
+    }
+    bc_metric_add(w->m_claimed, 1);
+    snprintf(d.call_id, sizeof d.call_id, "%s", call);
+    snprintf(d.to, sizeof d.to, "%s", bc_pg_val(res, 0, "to_number"));
+    snprintf(d.from, sizeof d.from, "%s", bc_pg_val(res, 0, "from_number"));
+    d.timeout_s = (int)bc_pg_int(res, 0, "ring", 60);
+    d.time_limit_s = (int)bc_pg_int(res, 0, "max_min", 480) * 60;
+    callback_url(w, bc_pg_val(res, 0, "tenant_id"), j->batch, call, d.callback_url,
+                 sizeof d.callback_url);
+    PQclear(res);
+    /* The claim is durable, so the job's offset may be committed now. */
+    b->head = j->next_wait;
+    if (!b->head)
+        b->tail = NULL;
+    job_done(w, j);
+    if (bc_carrier_dial(w->carrier, &d, &err) < 0)
+        end_call(w, call, "failed", 0, "error", NULL, err.msg);
+    return 1;
+}
+
+static void dispatch(bc_worker *w)
+{
+    long long now = now_ms();
+    wbatch **pb = &w->batches;
+
+    while (*pb) {
+        wbatch *b = *pb;
+
+        while (b->head && b->retry_at <= now &&
+               bc_carrier_inflight(w->carrier) < w->max_dials) {
+            if (!claim_one(w, b)) {
+                b->retry_at = now + NO_SLOT_RETRY_MS;
+                break;
+            }
+        }
+        if (!b->head) {
+            *pb = b->next;
+            free(b);
+            continue;
+        }
+        pb = &b->next;
+    }
+    for (redial **pr = &w->redials; *pr;) {
+        redial *rd = *pr;
+        bc_err err = { "" };
+
+        if (rd->at > now) {
+            pr = &rd->next;
+            continue;
+        }
+        *pr = rd->next;
+        if (bc_carrier_dial(w->carrier, &rd->d, &err) < 0)
+            end_call(w, rd->d.call_id, "failed", 0, "error", NULL, err.msg);
+        free(rd);
+    }
+}
+
+/* ---- carrier events --------------------------------------------------- */
+
+static void apply_event(bc_worker *w, const rd_kafka_message_t *m)
+{
+    json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
+    const char *call = json_string_value(json_object_get(ev, "call_id"));
+    const char *status = json_string_value(json_object_get(ev, "status"));
+    const char *sid = json_string_value(json_object_get(ev, "carrier_call_id"));
+    int duration = (int)json_integer_value(json_object_get(ev, "duration"));
+    bc_err err = { "" };
+
+    bc_metric_add(w->m_events, 1);
+    if (!call || !status) {
+        bc_log(w->ctx->log, BC_WARN, "event.malformed", NULL);
+    } else if (!strcmp(status, "ringing") || !strcmp(status, "in-progress") ||
+               !strcmp(status, "queued") || !strcmp(status, "initiated")) {
+        const char *p[] = { call, !strcmp(status, "initiated") ? "queued" : status, sid };
+        PGresult *res = bc_pg_exec(w->pg, "call_progress", 3, p, &err);
+        if (!res)
+            bc_log(w->ctx->log, BC_WARN, "event.apply_failed", "{s:s,s:s}", "call_id",
+                   call, "error", err.msg);
+        PQclear(res);
+    } else if (!strcmp(status, "completed") || !strcmp(status, "busy") ||
+               !strcmp(status, "no-answer") || !strcmp(status, "failed") ||
+               !strcmp(status, "canceled")) {
+        end_call(w, call, status, duration, end_reason_of(status, duration, 0), sid, NULL);
+    }
+    json_decref(ev);
+}
+
+/* ---- loop ------------------------------------------------------------- */
+
+bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
+{
+    bc_worker *w = calloc(1, sizeof *w);
+    const bc_config *c = ctx->cfg;
+    const char *prefix = bc_config_str(c, "topic-prefix");
+    const char *brokers = bc_config_str(c, "kafka-brokers");
+    char events_topic[160], group[200], host[64] = "worker", rnd[16];
+    const char *topics[1];
+
+    if (!w)
+        return NULL;
+    w->ctx = ctx;
+    snprintf(w->region, sizeof w->region, "%s", bc_config_str(c, "region"));
+    w->public_url = bc_config_str(c, "public-url");
+    w->max_in_hand = bc_config_int(c, "max-in-hand");
+    w->max_dials = bc_config_int(c, "max-dials-in-flight");
+    w->lease_ttl_s = bc_config_int(c, "lease-ttl");
+    w->retry_base_ms = bc_config_int(c, "retry-base-ms");
+    gethostname(host, sizeof host - 1);
+    bc_random_token(rnd, sizeof rnd, "", 6);
+    snprintf(w->holder, sizeof w->holder, "%s-%d-%s", host, (int)getpid(), rnd);
+    bc_kafka_topic(w->jobs_topic, sizeof w->jobs_topic, prefix, "jobs", w->region);
+    bc_kafka_topic(w->results_topic, sizeof w->results_topic, prefix, "call-results", NULL);
+    bc_kafka_topic(events_topic, sizeof events_topic, prefix, "carrier-events", w->region);
+
+    if (!(w->pg = bc_pg_connect(bc_config_str(c, "pg-dsn"), stmts, err)) ||
+        !(w->pub = bc_publisher_new(brokers, ctx->log, ctx->metrics, err)) ||
+        !(w->carrier = bc_carrier_new(bc_config_str(c, "carrier-url"),
+                                      bc_config_str(c, "carrier-account-sid"),
+                                      bc_config_str(c, "carrier-auth-token"), on_dial, w,
+                                      err)))
+        goto fail;
+    topics[0] = w->jobs_topic;
+    snprintf(group, sizeof group, "%s.worker.jobs.%s", prefix, w->region);
+    if (!(w->jobs = bc_kafka_consumer_new(brokers, group, topics, 1, ctx->log, err)))
+        goto fail;
+    topics[0] = events_topic;
+    snprintf(group, sizeof group, "%s.worker.events.%s", prefix, w->region);
+    if (!(w->events = bc_kafka_consumer_new(brokers, group, topics, 1, ctx->log, err)))
+        goto fail;
+#define M(field, name, help) \
+    w->field = bc_metrics_get(ctx->metrics, BC_COUNTER, name, help, NULL, NULL, 0)
+    M(m_claimed, "worker_claims_total", "Recipients claimed with a lease");
+    M(m_stale, "worker_stale_jobs_total", "Jobs dropped: already claimed, finished or cancelled");
+    M(m_noslot, "worker_lease_waits_total", "Claims that found no free concurrency slot");
+    M(m_dialed, "worker_calls_started_total", "Calls the carrier accepted");
+    M(m_dial_failed, "worker_dial_failures_total", "Dials the carrier refused or that failed");
+    M(m_paced, "worker_dials_paced_total", "Dials the carrier asked to slow down (429)");
+    M(m_finished, "worker_calls_finished_total", "Attempts ended");
+    M(m_events, "worker_carrier_events_total", "Carrier events consumed");
+    M(m_dup_events, "worker_duplicate_events_total", "Terminal carrier events already applied");
+#undef M
+    w->m_in_hand = bc_metrics_get(ctx->metrics, BC_GAUGE, "worker_jobs_in_hand",
+                                  "Jobs consumed and not yet claimed or dropped", NULL, NULL, 0);
+    w->ready = 1;
+    bc_log(ctx->log, BC_INFO, "worker.started", "{s:s,s:s}", "region", w->region,
+           "holder", w->holder);
+    return w;
+fail:
+    bc_worker_free(w);
+    return NULL;
+}
+
+int bc_worker_ready(void *ud)
+{
+    bc_worker *w = ud;
+
+    return w && w->ready && !w->draining && bc_pg_alive(w->pg);
+}
+
+static void periodic(bc_worker *w)
+{
+    long long now = now_ms();
+    bc_err err = { "" };
+
+    if (now >= w->next_outbox) {
+        if (bc_publisher_tick(w->pub, w->pg, &err) < 0)
+            bc_log(w->ctx->log, BC_WARN, "outbox.delete_failed", "{s:s}", "error", err.msg);
+        w->next_outbox = now + 50;
+    }
+    if (now >= w->next_renew) {
+        char ttl[16];
+        snprintf(ttl, sizeof ttl, "%ld", w->lease_ttl_s);
+        const char *p[] = { w->holder, ttl };
+        PQclear(bc_pg_exec(w->pg, "renew", 2, p, NULL));
+        w->next_renew = now + w->lease_ttl_s * 1000 / 3;
+    }
+    bc_metric_set(w->m_in_hand, (double)w->in_hand);
+}
+
+void bc_worker_tick(bc_worker *w)
+{
+    rd_kafka_message_t *m;
+    int n;
+
+    /* Events first: they free slots. */
+    for (n = 0; n < 500 && (m = bc_kafka_consume(w->events, 0)); n++) {
+        apply_event(w, m);
+        bc_kafka_store(w->events, m);
+        rd_kafka_message_destroy(m);
+    }
+    if (!w->draining) {
+        for (n = 0; n < 500 && w->in_hand < w->max_in_hand &&
+                    (m = bc_kafka_consume(w->jobs, 0)); n++)
+            take_job(w, m);
+        /* Back-pressure: stop fetching instead of buffering without bound. */
+        if (!w->paused && w->in_hand >= w->max_in_hand) {
+            bc_kafka_pause(w->jobs, 1);
+            w->paused = 1;
+        } else if (w->paused && w->in_hand < w->max_in_hand / 2) {
+            bc_kafka_pause(w->jobs, 0);
+            w->paused = 0;
+        }
+        dispatch(w);
+    }
+    bc_carrier_perform(w->carrier, 5);
+    periodic(w);
+}
+
+void bc_worker_drain(bc_worker *w, int grace_ms)
+{
+    long long until = now_ms() + grace_ms;
+
+    w->draining = 1;
+    bc_log(w->ctx->log, BC_INFO, "worker.draining", "{s:I,s:i}", "jobs_in_hand",
+           (json_int_t)w->in_hand, "dials_in_flight", bc_carrier_inflight(w->carrier));
+    /* Jobs not claimed stay unstored: Kafka hands them to another worker.
+     * Dials already sent finish here so their outcome is recorded. */
+    while (bc_carrier_inflight(w->carrier) > 0 && now_ms() < until) {
+        bc_carrier_perform(w->carrier, 10);
+        periodic(w);
+    }
+    /* Wait for the broker to acknowledge what we published, then forget
+     * those outbox rows, so the relay does not send them a second time. */
+    bc_publisher_flush(w->pub, (int)(until > now_ms() ? until - now_ms() : 0));
+    w->next_outbox = 0;
+    periodic(w);
+}
+
+void bc_worker_free(bc_worker *w)
+{
+    if (!w)
+        return;
+    /* Messages go back to librdkafka before its handles are destroyed. */
+    for (int i = 0; i < w->nparts; i++) {
+        for (job *j = w->parts[i].head, *n; j; j = n) {
+            n = j->next_part;
+            rd_kafka_message_destroy(j->msg);
+            free(j);
+        }
+    }
+    /* Closing commits what was stored and leaves the group, so the
+     * partitions move to another worker at once. */
+    bc_kafka_free(w->jobs, 0);
+    bc_kafka_free(w->events, 0);
+    for (wbatch *b = w->batches, *n; b; b = n) {
+        n = b->next;
+        free(b);
+    }
+    for (redial *r = w->redials, *n; r; r = n) {
+        n = r->next;
+        free(r);
+    }
+    bc_carrier_free(w->carrier);
+    bc_publisher_free(w->pub, 0);
+    bc_pg_free(w->pg);
+    free(w);
+}

@@ -1,0 +1,57 @@
+/* batchcall-worker: consumes jobs and carrier events of one region, claims
+ * recipients under concurrency leases and places their calls. Stateless:
+ * everything it knows is also in PostgreSQL or Kafka. */
+#include "bc_worker.h"
+
+static const bc_config_key keys[] = {
+    BC_SVC_COMMON_KEYS,
+    { "http-port", "BC_WORKER_PORT", BC_INT, "9101", "port of /healthz, /readyz, /metrics (0: any)" },
+    { "region", "BC_REGION", BC_STR, "us", "region whose jobs this worker dials" },
+    { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
+    { "kafka-brokers", "BC_KAFKA_BROKERS", BC_STR, "127.0.0.1:9092", "Kafka bootstrap servers" },
+    { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
+    { "carrier-url", "BC_CARRIER_URL", BC_STR, "http://127.0.0.1:8090", "base URL of the Twilio-style carrier API" },
+    { "carrier-account-sid", "BC_CARRIER_ACCOUNT_SID", BC_STR, "ACsimulator", "carrier account" },
+    { "carrier-auth-token", "BC_CARRIER_AUTH_TOKEN", BC_STR, "sim-auth-token", "carrier auth token" },
+    { "public-url", "BC_PUBLIC_URL", BC_STR, "http://127.0.0.1:8080", "base URL of batchcall-api, for status callbacks" },
+    { "max-in-hand", "BC_WORKER_MAX_IN_HAND", BC_INT, "5000", "jobs held before partitions are paused" },
+    { "max-dials-in-flight", "BC_WORKER_MAX_DIALS", BC_INT, "256", "carrier requests in flight at most" },
+    { "lease-ttl", "BC_LEASE_TTL", BC_INT, "60", "seconds a lease lives without renewal" },
+    { "retry-base-ms", "BC_RETRY_BASE_MS", BC_INT, "60000", "first retry back-off; doubles per attempt, with jitter" },
+    { "drain-ms", "BC_DRAIN_MS", BC_INT, "20000", "grace period on SIGTERM" },
+    { 0 },
+};
+
+int main(int argc, char **argv)
+{
+    bc_ctx ctx;
+    bc_err err = { "" };
+    bc_http_opts o = { 0 };
+    bc_worker *w;
+    int rc = bc_svc_init(&ctx, "worker", "batchcall-worker: claims and dials.", keys, argc, argv);
+
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    if (!(w = bc_worker_new(&ctx, &err))) {
+        bc_log(ctx.log, BC_ERROR, "worker.start_failed", "{s:s}", "error", err.msg);
+        bc_svc_free(&ctx);
+        return 1;
+    }
+    o.ready = bc_worker_ready;
+    o.ud = w;
+    o.threads = 1;
+    if (bc_svc_serve(&ctx, (int)bc_config_int(ctx.cfg, "http-port"), &o) < 0) {
+        bc_worker_free(w);
+        bc_svc_free(&ctx);
+        return 1;
+    }
+    while (bc_svc_running())
+        bc_worker_tick(w);
+    bc_worker_drain(w, (int)bc_config_int(ctx.cfg, "drain-ms"));
+    bc_http_stop(ctx.http);
+    ctx.http = NULL;
+    bc_worker_free(w);
+    bc_log(ctx.log, BC_INFO, "worker.stopped", NULL);
+    bc_svc_free(&ctx);
+    return 0;
+}
