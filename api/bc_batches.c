@@ -7,6 +7,7 @@
 
 #include "bc_crypto.h"
 #include "bc_kafka.h"
+#include "bc_lease.h"
 #include "bc_sql.h"
 
 int bc_rfc3339_valid(const char *s)
@@ -169,7 +170,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         PQclear(res);
         res = NULL;
     }
-    lim = s->limit ? s->limit : (int)(concurrency / 2 > 0 ? concurrency / 2 : 1);
+    lim = s->limit ? s->limit : bc_lease_default_limit((int)concurrency);
     if (lim > concurrency) {
         bc_err_set(err, "target_concurrency_limit %d exceeds the organization's "
                         "concurrency limit of %ld", lim, concurrency);
@@ -180,7 +181,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         state = "draft";
     else if (sched[0])
         state = "scheduled";
-    else if (reserved + lim <= concurrency)
+    else if (bc_lease_admits((int)concurrency, reserved, lim))
         state = "admitted";
     else
         state = "pending";   /* waits for capacity, oldest first */

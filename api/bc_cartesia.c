@@ -7,7 +7,7 @@
 #include "bc_auth.h"
 #include "bc_batches.h"
 #include "bc_e164.h"
-#include "bc_surface.h"
+#include "bc_json.h"
 
 #define PREFIX "/agents/calls/batches"
 #define API_VERSION "2026-03-01"
@@ -106,14 +106,14 @@ static int parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *why,
     long lim, ring, dur;
     size_t i;
 
-    if (bc_surface_str(body, "name", 1, 255, &spec->name, why, cap) < 0 ||
-        bc_surface_str(body, "agent_id", 1, 64, &spec->agent_id, why, cap) < 0 ||
-        bc_surface_str(body, "from_number_id", 1, 64, &spec->from_number_id, why, cap) < 0 ||
-        bc_surface_int(body, "target_concurrency_limit", 1, 100000, 0, &lim, why, cap) < 0 ||
-        bc_surface_int(body, "ringing_timeout_seconds", 5, 80, 60, &ring, why, cap) < 0 ||
-        bc_surface_int(body, "max_call_duration_minutes", 1, 480, 480, &dur, why, cap) < 0 ||
-        bc_surface_str(body, "scheduled_at", 0, 64, &spec->scheduled_at, why, cap) < 0 ||
-        bc_surface_str(body, "region", 0, 8, &region, why, cap) < 0)
+    if (bc_json_str(body, "name", 1, 255, &spec->name, why, cap) < 0 ||
+        bc_json_str(body, "agent_id", 1, 64, &spec->agent_id, why, cap) < 0 ||
+        bc_json_str(body, "from_number_id", 1, 64, &spec->from_number_id, why, cap) < 0 ||
+        bc_json_int(body, "target_concurrency_limit", 1, 100000, 0, &lim, why, cap) < 0 ||
+        bc_json_int(body, "ringing_timeout_seconds", 5, 80, 60, &ring, why, cap) < 0 ||
+        bc_json_int(body, "max_call_duration_minutes", 1, 480, 480, &dur, why, cap) < 0 ||
+        bc_json_str(body, "scheduled_at", 0, 64, &spec->scheduled_at, why, cap) < 0 ||
+        bc_json_str(body, "region", 0, 8, &region, why, cap) < 0)
         return -1;
     if (spec->scheduled_at && !bc_rfc3339_valid(spec->scheduled_at)) {
         snprintf(why, cap, "scheduled_at must be an RFC3339 timestamp with a "
@@ -190,7 +190,10 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
     bc_err err = { "" };
     bc_batch_rc rc;
 
-    if (!(body = bc_surface_body(req, why, sizeof why))) {
+    size_t len;
+    const char *raw = bc_http_body(req, &len);
+
+    if (!(body = bc_json_object(raw, len, why, sizeof why))) {
         error(resp, 400, "invalid_request", why);
         return;
     }

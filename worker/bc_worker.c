@@ -9,6 +9,7 @@
 #include "bc_carrier.h"
 #include "bc_crypto.h"
 #include "bc_kafka.h"
+#include "bc_lease.h"
 #include "bc_pg.h"
 #include "bc_publisher.h"
 #include "bc_sql.h"
@@ -599,7 +600,7 @@ static void periodic(bc_worker *w)
         snprintf(ttl, sizeof ttl, "%ld", w->lease_ttl_s);
         const char *p[] = { w->holder, ttl };
         PQclear(bc_pg_exec(w->pg, "renew", 2, p, NULL));
-        w->next_renew = now + w->lease_ttl_s * 1000 / 3;
+        w->next_renew = now + bc_lease_renew_ms(w->lease_ttl_s);
     }
     bc_metric_set(w->m_in_hand, (double)w->in_hand);
 }

@@ -1,12 +1,10 @@
-#include "bc_surface.h"
+#include "bc_json.h"
 
 #include <stdio.h>
 #include <string.h>
 
-json_t *bc_surface_body(const bc_http_req *req, char *why, size_t cap)
+json_t *bc_json_object(const char *body, size_t len, char *why, size_t cap)
 {
-    size_t len;
-    const char *body = bc_http_body(req, &len);
     json_error_t jerr;
     json_t *j;
 
@@ -28,7 +26,7 @@ json_t *bc_surface_body(const bc_http_req *req, char *why, size_t cap)
     return j;
 }
 
-int bc_surface_int(json_t *obj, const char *field, long min, long max,
+int bc_json_int(json_t *obj, const char *field, long min, long max,
                    long def, long *out, char *why, size_t cap)
 {
     json_t *v = json_object_get(obj, field);
@@ -48,7 +46,7 @@ int bc_surface_int(json_t *obj, const char *field, long min, long max,
     return 0;
 }
 
-int bc_surface_str(json_t *obj, const char *field, int required, size_t maxlen,
+int bc_json_str(json_t *obj, const char *field, int required, size_t maxlen,
                    const char **out, char *why, size_t cap)
 {
     json_t *v = json_object_get(obj, field);

@@ -1,0 +1,30 @@
+/* bc_lease: the arithmetic of concurrency leases and admission. The leases
+ * themselves are rows (see sql/0001_init.sql); these are the numbers around
+ * them, kept in one place so every process agrees. */
+#ifndef BC_LEASE_H
+#define BC_LEASE_H
+
+/* A batch without target_concurrency_limit gets half the tenant's limit,
+ * leaving headroom for other calls, and at least 1. */
+int bc_lease_default_limit(int tenant_limit);
+
+/* 1 if a batch wanting limit slots fits beside reserved ones under the
+ * tenant's limit, else 0. */
+int bc_lease_admits(int tenant_limit, long reserved, int limit);
+
+/* How often a holder renews a lease of ttl_s seconds: a third of it, so two
+ * renewals can fail before the lease expires. At least 100 ms. */
+long bc_lease_renew_ms(long ttl_s);
+
+/* Jobs in flight for a batch: multiple times its limit, at least 1. */
+long bc_lease_window(int limit, int multiple);
+
+/* Back-off before retry number attempt (1-based): base * 2^(attempt-1),
+ * scaled by jitter in [0.5, 1.5), capped at cap_ms. */
+long long bc_lease_backoff_ms(long long base_ms, int attempt, double jitter,
+                              long long cap_ms);
+
+/* 1 if token is the current one: fencing refuses any other (older) token. */
+int bc_lease_token_current(long long current, long long presented);
+
+#endif

@@ -1,0 +1,90 @@
+/* Tests common/bc_config.c: flags win over env, env over defaults, bad
+ * values are refused naming the variable. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_config.h"
+
+static const bc_config_key keys[] = {
+    { "pg-dsn", "BCT_PG_DSN", BC_STR, "postgres:///x", "dsn" },
+    { "http-port", "BCT_HTTP_PORT", BC_INT, "8080", "port" },
+    { "verbose", "BCT_VERBOSE", BC_BOOL, "false", "chatty" },
+    { "token", "BCT_TOKEN", BC_STR, NULL, "required" },
+    { 0 },
+};
+
+static void test_defaults_env_and_flags(void **state)
+{
+    (void)state;
+    char *argv[] = { "prog", "--http-port=9000", "--token", "t1", NULL };
+    bc_err err;
+    int help;
+
+    setenv("BCT_PG_DSN", "postgres://env", 1);
+    setenv("BCT_HTTP_PORT", "7000", 1);
+    bc_config *c = bc_config_load(keys, 4, argv, &help, &err);
+    assert_non_null(c);
+    assert_int_equal(help, 0);
+    assert_string_equal(bc_config_str(c, "pg-dsn"), "postgres://env");
+    assert_int_equal(bc_config_int(c, "http-port"), 9000);   /* flag beats env */
+    assert_int_equal(bc_config_bool(c, "verbose"), 0);        /* default */
+    assert_string_equal(bc_config_str(c, "token"), "t1");
+    bc_config_free(c);
+    unsetenv("BCT_PG_DSN");
+    unsetenv("BCT_HTTP_PORT");
+}
+
+static void test_bad_int_names_variable(void **state)
+{
+    (void)state;
+    char *argv[] = { "prog", "--token=x", NULL };
+    bc_err err;
+
+    setenv("BCT_HTTP_PORT", "80x", 1);
+    assert_null(bc_config_load(keys, 2, argv, NULL, &err));
+    assert_non_null(strstr(err.msg, "BCT_HTTP_PORT"));
+    unsetenv("BCT_HTTP_PORT");
+}
+
+static void test_missing_required_and_unknown_flag(void **state)
+{
+    (void)state;
+    char *argv1[] = { "prog", NULL };
+    char *argv2[] = { "prog", "--token=x", "--nope=1", NULL };
+    bc_err err;
+
+    assert_null(bc_config_load(keys, 1, argv1, NULL, &err));
+    assert_non_null(strstr(err.msg, "BCT_TOKEN"));
+    assert_null(bc_config_load(keys, 3, argv2, NULL, &err));
+    assert_non_null(strstr(err.msg, "--nope"));
+}
+
+static void test_help_and_bool_flag(void **state)
+{
+    (void)state;
+    char *argv[] = { "prog", "--help", "--verbose", NULL };
+    bc_err err;
+    int help = 0;
+    bc_config *c = bc_config_load(keys, 3, argv, &help, &err);
+
+    assert_int_equal(help, 1);   /* --help works even with a required key unset */
+    assert_non_null(c);
+    assert_int_equal(bc_config_bool(c, "verbose"), 1);
+    bc_config_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_env_and_flags),
+        cmocka_unit_test(test_bad_int_names_variable),
+        cmocka_unit_test(test_missing_required_and_unknown_flag),
+        cmocka_unit_test(test_help_and_bool_flag),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,77 @@
+/* Tests common/bc_json.c: request bodies and fields, with errors a client
+ * can act on. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "bc_json.h"
+
+static void test_object_parsing(void **state)
+{
+    (void)state;
+    char why[200];
+    json_t *j;
+
+    assert_null(bc_json_object("", 0, why, sizeof why));
+    assert_non_null(strstr(why, "empty"));
+    assert_null(bc_json_object("{\"a\":", 5, why, sizeof why));
+    assert_non_null(strstr(why, "malformed JSON"));
+    assert_null(bc_json_object("[1]", 3, why, sizeof why));
+    assert_non_null(strstr(why, "object"));
+    assert_null(bc_json_object("{\"a\":1,\"a\":2}", 13, why, sizeof why));
+    j = bc_json_object("{\"a\":1}", 7, why, sizeof why);
+    assert_non_null(j);
+    json_decref(j);
+}
+
+static void test_int_field(void **state)
+{
+    (void)state;
+    char why[200];
+    long v;
+    json_t *j = json_pack("{s:i,s:s,s:n,s:i}", "ring", 81, "s", "x", "nul", "ok", 10);
+
+    assert_int_equal(bc_json_int(j, "ring", 5, 80, 60, &v, why, sizeof why), -1);
+    assert_non_null(strstr(why, "between 5 and 80"));
+    assert_int_equal(bc_json_int(j, "s", 5, 80, 60, &v, why, sizeof why), -1);
+    assert_non_null(strstr(why, "integer"));
+    assert_int_equal(bc_json_int(j, "nul", 5, 80, 60, &v, why, sizeof why), 0);
+    assert_int_equal(v, 60);
+    assert_int_equal(bc_json_int(j, "missing", 5, 80, 60, &v, why, sizeof why), 0);
+    assert_int_equal(v, 60);
+    assert_int_equal(bc_json_int(j, "ok", 5, 80, 60, &v, why, sizeof why), 0);
+    assert_int_equal(v, 10);
+    json_decref(j);
+}
+
+static void test_str_field(void **state)
+{
+    (void)state;
+    char why[200];
+    const char *s;
+    json_t *j = json_pack("{s:s,s:i,s:s}", "name", "March", "n", 3, "empty", "");
+
+    assert_int_equal(bc_json_str(j, "name", 1, 255, &s, why, sizeof why), 0);
+    assert_string_equal(s, "March");
+    assert_int_equal(bc_json_str(j, "name", 1, 3, &s, why, sizeof why), -1);
+    assert_int_equal(bc_json_str(j, "n", 1, 255, &s, why, sizeof why), -1);
+    assert_int_equal(bc_json_str(j, "missing", 1, 255, &s, why, sizeof why), -1);
+    assert_non_null(strstr(why, "missing is required"));
+    assert_int_equal(bc_json_str(j, "missing", 0, 255, &s, why, sizeof why), 0);
+    assert_null(s);
+    assert_int_equal(bc_json_str(j, "empty", 1, 255, &s, why, sizeof why), -1);
+    json_decref(j);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_object_parsing),
+        cmocka_unit_test(test_int_field),
+        cmocka_unit_test(test_str_field),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
