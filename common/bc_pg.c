@@ -36,6 +36,12 @@ static int prepare_all(bc_pg *pg, bc_err *err)
     return 0;
 }
 
+static void ignore_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
 static int open_conn(bc_pg *pg, bc_err *err)
 {
     PQfinish(pg->conn);
@@ -46,7 +52,7 @@ static int open_conn(bc_pg *pg, bc_err *err)
         return -1;
     }
     /* Quiet NOTICEs: they would go to stderr as non-JSON lines. */
-    PQsetNoticeProcessor(pg->conn, NULL, NULL);
+    PQsetNoticeProcessor(pg->conn, ignore_notice, NULL);
     return prepare_all(pg, err);
 }
 

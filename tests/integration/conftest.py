@@ -1,0 +1,178 @@
+"""Fixtures that run batchcall for real: our binaries against the project's
+PostgreSQL and Kafka broker (started by deploy/local/infra.sh; tests/run.sh
+exports BC_PG_DSN and BC_KAFKA_BROKERS). Each test session gets its own
+database and its own topic prefix, so runs never see each other's data."""
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+
+import psycopg2
+import pytest
+import requests
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("BC_BUILD_DIR", os.path.join(ROOT, "build"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Proc:
+    """One of our binaries, its JSON log kept in a file."""
+
+    def __init__(self, name, args, env, logdir):
+        self.name = name
+        self.log_path = os.path.join(logdir, f"{name}.log")
+        self.log = open(self.log_path, "wb")
+        self.p = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def log_lines(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace").splitlines()
+
+    def events(self, event):
+        out = []
+        for line in self.log_lines():
+            try:
+                j = json.loads(line)
+            except ValueError:
+                continue
+            if j.get("event") == event:
+                out.append(j)
+        return out
+
+    def stop(self, timeout=30):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+        return self.p.returncode
+
+
+class Stack:
+    def __init__(self, tmpdir):
+        self.pg_admin = os.environ.get("BC_PG_DSN")
+        self.brokers = os.environ.get("BC_KAFKA_BROKERS")
+        if not self.pg_admin or not self.brokers:
+            pytest.exit("BC_PG_DSN and BC_KAFKA_BROKERS must be set: run tests/run.sh", 2)
+        self.tmp = str(tmpdir)
+        tag = secrets.token_hex(4)
+        self.db = f"bct_{tag}"
+        self.prefix = f"bct{tag}"
+        u = urllib.parse.urlparse(self.pg_admin)
+        self.dsn = urllib.parse.urlunparse(u._replace(path="/" + self.db))
+        self.procs = {}
+        self.sim_port = free_port()
+        self.api_port = free_port()
+        self.api = f"http://127.0.0.1:{self.api_port}"
+        self.sim = f"http://127.0.0.1:{self.sim_port}"
+        self.env = dict(os.environ, BC_PG_DSN=self.dsn, BC_KAFKA_BROKERS=self.brokers,
+                        BC_TOPIC_PREFIX=self.prefix, BC_REGIONS="us,eu,apac",
+                        BC_PUBLIC_URL=self.api, BC_CARRIER_URL=self.sim,
+                        BC_LOG_LEVEL="info")
+
+    def bin(self, name):
+        return os.path.join(BUILD, name)
+
+    def cli(self, *args):
+        out = subprocess.run([self.bin("batchcall"), *args], env=self.env, check=True,
+                             capture_output=True, text=True, timeout=60)
+        return json.loads(out.stdout)
+
+    def create_db(self):
+        conn = psycopg2.connect(self.pg_admin)
+        conn.autocommit = True
+        conn.cursor().execute(f'CREATE DATABASE "{self.db}"')
+        conn.close()
+        self.cli("migrate")
+        self.cli("topics", "--partitions", "3")
+
+    def drop_db(self):
+        conn = psycopg2.connect(self.pg_admin)
+        conn.autocommit = True
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+        conn.close()
+
+    def start(self, name, binary, extra_env=None, args=()):
+        env = dict(self.env, **(extra_env or {}))
+        p = Proc(name, [self.bin(binary), *args], env, self.tmp)
+        self.procs[name] = p
+        return p
+
+    def wait_ready(self, url, timeout=30):
+        def ok():
+            try:
+                return requests.get(url + "/readyz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_until(ok, timeout, url + "/readyz")
+
+    def sql(self, query, *params):
+        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else None
+
+    def tenant(self, concurrency=20):
+        t = self.cli("demo", "--concurrency", str(concurrency))
+        return t
+
+    def stop_all(self):
+        codes = {}
+        for name, p in reversed(list(self.procs.items())):
+            codes[name] = p.stop()
+        return codes
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, request):
+    s = Stack(tmp_path_factory.mktemp("stack"))
+    s.create_db()
+    s.start("sim", "batchcall-carrier-sim", {
+        "BC_SIM_PORT": str(s.sim_port), "BC_SIM_MS_PER_SECOND": "5",
+        "BC_SIM_RING_SECONDS": "1-4", "BC_SIM_TALK_SECONDS": "5-40", "BC_SIM_SEED": "7"})
+    s.start("api", "batchcall-api", {"BC_API_PORT": str(s.api_port)})
+    s.start("scheduler", "batchcall-scheduler", {"BC_SCHEDULER_PORT": "0", "BC_SCHEDULER_TICK_MS": "50"})
+    s.start("worker", "batchcall-worker", {"BC_WORKER_PORT": "0", "BC_RETRY_BASE_MS": "200"})
+    s.wait_ready(s.sim)
+    s.wait_ready(s.api)
+    yield s
+    codes = s.stop_all()
+    failed = request.session.testsfailed
+    if failed:
+        for name, p in s.procs.items():
+            print(f"\n===== last lines of {name} log =====")
+            print("\n".join(p.log_lines()[-40:]))
+    s.drop_db()
+    assert all(c == 0 for c in codes.values()), f"a process did not drain cleanly: {codes}"
+
+
+@pytest.fixture(scope="session")
+def demo(stack):
+    return stack.tenant(concurrency=20)
+
+
+def cartesia_headers(key):
+    return {"X-API-Key": key, "Cartesia-Version": "2026-03-01",
+            "Content-Type": "application/json"}
