@@ -1,0 +1,65 @@
+"""Every process: --help with env names, health, readiness and metrics
+endpoints, JSON log lines, a clean exit on SIGTERM."""
+import json
+import os
+import subprocess
+
+import pytest
+import requests
+
+from conftest import BUILD, Proc, free_port
+
+BINARIES = {
+    "batchcall-api": ("BC_API_PORT", "BC_PG_DSN"),
+    "batchcall-worker": ("BC_WORKER_PORT", "BC_CARRIER_URL"),
+    "batchcall-scheduler": ("BC_SCHEDULER_PORT", "BC_REGION"),
+    "batchcall-carrier-sim": ("BC_SIM_PORT", "BC_SIM_MS_PER_SECOND"),
+}
+
+
+@pytest.mark.parametrize("binary", sorted(BINARIES))
+def test_help_lists_flags_and_their_environment_variables(binary):
+    out = subprocess.run([os.path.join(BUILD, binary), "--help"], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode == 0
+    for env in BINARIES[binary]:
+        assert env in out.stdout
+    assert "--log-level" in out.stdout
+
+
+@pytest.mark.parametrize("binary", sorted(BINARIES))
+def test_bad_config_value_fails_fast_naming_the_variable(binary):
+    port_env = BINARIES[binary][0]
+    env = dict(os.environ, **{port_env: "eighty"})
+    out = subprocess.run([os.path.join(BUILD, binary)], capture_output=True, text=True,
+                         env=env, timeout=10)
+    assert out.returncode != 0
+    assert port_env in out.stderr
+
+
+@pytest.mark.parametrize("binary,port_env", [
+    ("batchcall-worker", "BC_WORKER_PORT"), ("batchcall-scheduler", "BC_SCHEDULER_PORT")])
+def test_health_ready_metrics_and_sigterm(stack, tmp_path, binary, port_env):
+    port = free_port()
+    p = Proc(binary, [os.path.join(BUILD, binary)], dict(stack.env, **{port_env: str(port)}),
+             str(tmp_path))
+    try:
+        stack.wait_ready(f"http://127.0.0.1:{port}")
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
+        m = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert m.status_code == 200 and m.headers["Content-Type"].startswith("text/plain")
+        assert "# TYPE " in m.text
+    finally:
+        assert p.stop() == 0
+    lines = p.log_lines()
+    assert lines, "the process logged nothing"
+    for line in lines:
+        j = json.loads(line)   # every line is one JSON object
+        assert {"ts", "level", "svc", "event"} <= set(j)
+
+
+def test_api_serves_health_and_metrics(stack):
+    assert requests.get(stack.api + "/healthz", timeout=5).status_code == 200
+    assert requests.get(stack.api + "/readyz", timeout=5).status_code == 200
+    text = requests.get(stack.api + "/metrics", timeout=5).text
+    assert "http_requests_total" in text
