@@ -66,7 +66,36 @@ const bc_pg_stmt bc_api_stmts[] = {
       "        from_number text, metadata jsonb, variables jsonb, max_retries int)" },
     { "leases_insert",
       "INSERT INTO leases (batch_id, slot)"
-      " SELECT $1, g FROM generate_series(0, $2::int - 1) AS g" },
+      " SELECT $1, g FROM generate_series(0, $2::int - 1) AS g ON CONFLICT DO NOTHING" },
+    { "batch_cancel",
+      "WITH b AS (UPDATE batches SET state = 'cancelled', cancelled_at = now(),"
+      "                  updated_at = now()"
+      "            WHERE id = $1 AND tenant_id = $2 AND state <> 'cancelled' RETURNING id)"
+      " UPDATE recipients SET status = 'cancelled', updated_at = now() FROM b"
+      "  WHERE recipients.batch_id = b.id AND recipients.status = 'queued'" },
+    { "batch_state", "SELECT state FROM batches WHERE id = $1 AND tenant_id = $2" },
+    { "batch_lock",
+      "SELECT state, target_concurrency_limit, region,"
+      "       EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
+      "               AND r.status IN ('queued', 'dispatched', 'started')) AS active"
+      "  FROM batches b WHERE id = $1 AND tenant_id = $2 FOR UPDATE" },
+    { "batch_requeue",
+      "WITH r AS (UPDATE recipients SET status = 'queued', released = false,"
+      "                  next_attempt_at = NULL, end_reason = NULL, error_message = NULL,"
+      "                  updated_at = now()"
+      "            WHERE batch_id = $1 AND status = 'failed' RETURNING 1)"
+      " UPDATE batches SET retry_count = retry_count + 1, updated_at = now()"
+      "  WHERE id = $1 AND tenant_id = $2" },
+    { "batch_set_state",
+      "UPDATE batches SET state = $2, updated_at = now(),"
+      "       admitted_at = CASE WHEN $2 = 'admitted' THEN now() ELSE admitted_at END"
+      " WHERE id = $1" },
+    { "batch_list",
+      "SELECT id FROM batches WHERE tenant_id = $1"
+      "   AND ($2::text IS NULL OR agent_id = $2)"
+      "   AND ($3::text IS NULL OR (created_at, id) <"
+      "        (SELECT created_at, id FROM batches WHERE id = $3 AND tenant_id = $1))"
+      " ORDER BY created_at DESC, id DESC LIMIT $4::int" },
     { "release", BC_SQL_RELEASE },
     { "batch_get",
       "SELECT b.id, b.surface, b.name, b.agent_id, b.from_number_id, b.from_number,"

@@ -97,13 +97,30 @@ static char *recipients_doc(json_t *recipients, bc_err *err)
     return json_dumps(recipients, JSON_COMPACT);
 }
 
+/* Gives an admitted batch its lease slots and releases its first window of
+ * jobs to the outbox. Returns the outbox rows, NULL on error. */
+static PGresult *open_window(bc_api *api, bc_pg *pg, const char *id,
+                             const char *limit, const char *region, bc_err *err)
+{
+    char topic[160];
+    const char *p[] = { id, limit };
+    PGresult *res = one(pg, "leases_insert", 2, p, err);
+
+    if (!res)
+        return NULL;
+    PQclear(res);
+    bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", region);
+    const char *q[] = { id, BC_WINDOW_MULTIPLE, topic };
+    return one(pg, "release", 3, q, err);
+}
+
 bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
                             const bc_batch_spec *s, char id_out[48], bc_err *err)
 {
     bc_batch_rc rc = BC_BATCH_ERROR;
     PGresult *res = NULL, *rel = NULL;
     char num_id[48] = "", number[24] = "", region[16], limit[16], ring[16],
-         dur[16], retries[16], total[16], topic[160], *vars = NULL, *meta = NULL,
+         dur[16], retries[16], total[16], *vars = NULL, *meta = NULL,
          *doc = NULL, sched[40] = "";
     const char *state;
     long concurrency, reserved;
@@ -211,17 +228,9 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         PQclear(res);
         res = NULL;
     }
-    if (!strcmp(state, "admitted")) {
-        const char *p[] = { id_out, limit };
-        if (!(res = one(pg, "leases_insert", 2, p, err)))
-            goto out;
-        PQclear(res);
-        res = NULL;
-        bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", region);
-        const char *q[] = { id_out, BC_WINDOW_MULTIPLE, topic };
-        if (!(rel = one(pg, "release", 3, q, err)))
-            goto out;
-    }
+    if (!strcmp(state, "admitted") &&
+        !(rel = open_window(api, pg, id_out, limit, region, err)))
+        goto out;
     if (bc_pg_commit(pg, err) < 0)
         goto out;
     in_txn = 0;
@@ -310,4 +319,123 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     PQclear(res);
     json_object_set_new(b, "recipients", arr);
     return b;
+}
+
+bc_batch_rc bc_batch_cancel(bc_pg *pg, const bc_principal *who, const char *id,
+                            bc_err *err)
+{
+    const char *p[] = { id, who->tenant_id };
+    PGresult *res;
+    int found;
+
+    /* One statement: the batch row lock makes claims in flight finish
+     * first, and every claim after it sees 'cancelled' and takes nothing. */
+    if (!(res = one(pg, "batch_cancel", 2, p, err)))
+        return BC_BATCH_ERROR;
+    PQclear(res);
+    if (!(res = one(pg, "batch_state", 2, p, err)))
+        return BC_BATCH_ERROR;
+    found = PQntuples(res) == 1;
+    PQclear(res);
+    return found ? BC_BATCH_OK : BC_BATCH_NOT_FOUND;
+}
+
+bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
+                           const char *id, bc_err *err)
+{
+    const char *p[] = { id, who->tenant_id };
+    PGresult *res = NULL, *rel = NULL;
+    bc_batch_rc rc = BC_BATCH_ERROR;
+    char limit[16], region[16];
+    long concurrency, reserved;
+    int was_admitted;
+
+    if (bc_pg_begin(pg, err) < 0)
+        return BC_BATCH_ERROR;
+    /* Tenant first, then batch: the same lock order as creation. */
+    const char *t[] = { who->tenant_id };
+    if (!(res = one(pg, "tenant_lock", 1, t, err)))
+        goto out;
+    concurrency = bc_pg_int(res, 0, "concurrency", 1);
+    PQclear(res);
+    if (!(res = one(pg, "batch_lock", 2, p, err)))
+        goto out;
+    if (PQntuples(res) != 1) {
+        rc = BC_BATCH_NOT_FOUND;
+        goto out;
+    }
+    if (!strcmp(bc_pg_val(res, 0, "state"), "cancelled")) {
+        bc_err_set(err, "a cancelled batch cannot be retried");
+        rc = BC_BATCH_CONFLICT;
+        goto out;
+    }
+    /* An admitted batch with work left still holds its reservation; one
+     * whose recipients all ended gave it back and must be admitted anew. */
+    was_admitted = !strcmp(bc_pg_val(res, 0, "state"), "admitted") &&
+                   !strcmp(bc_pg_val(res, 0, "active"), "t");
+    snprintf(limit, sizeof limit, "%s", bc_pg_val(res, 0, "target_concurrency_limit"));
+    snprintf(region, sizeof region, "%s", bc_pg_val(res, 0, "region"));
+    PQclear(res);
+    if (!(res = one(pg, "batch_requeue", 2, p, err)))
+        goto out;
+    PQclear(res);
+    res = NULL;
+    if (!was_admitted) {
+        if (!(res = one(pg, "tenant_reserved", 1, t, err)))
+            goto out;
+        reserved = bc_pg_int(res, 0, "reserved", 0);
+        PQclear(res);
+        const char *a[] = { id, bc_lease_admits((int)concurrency, reserved, atoi(limit))
+                                    ? "admitted" : "pending" };
+        if (!(res = one(pg, "batch_set_state", 2, a, err)))
+            goto out;
+        PQclear(res);
+        res = NULL;
+        if (!strcmp(a[1], "admitted") && !(rel = open_window(api, pg, id, limit, region, err)))
+            goto out;
+    } else {
+        /* Admitted: release the re-queued recipients into its window now. */
+        char topic[160];
+        bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", region);
+        const char *q[] = { id, BC_WINDOW_MULTIPLE, topic };
+        if (!(rel = one(pg, "release", 3, q, err)))
+            goto out;
+    }
+    if (bc_pg_commit(pg, err) < 0)
+        goto out;
+    if (rel)
+        bc_publisher_outbox_rows(api->pub, rel, NULL);
+    rc = BC_BATCH_OK;
+out:
+    if (rc != BC_BATCH_OK)
+        bc_pg_rollback(pg);
+    PQclear(res);
+    PQclear(rel);
+    return rc;
+}
+
+json_t *bc_batch_list(bc_pg *pg, const char *tenant_id, const char *agent_id,
+                      const char *starting_after, int limit, int *has_more,
+                      bc_err *err)
+{
+    char lim[16];
+    PGresult *res;
+    json_t *arr = json_array();
+    int n;
+
+    snprintf(lim, sizeof lim, "%d", limit + 1);   /* one more tells has_more */
+    const char *p[] = { tenant_id, agent_id, starting_after, lim };
+    if (!(res = one(pg, "batch_list", 4, p, err))) {
+        json_decref(arr);
+        return NULL;
+    }
+    n = PQntuples(res);
+    *has_more = n > limit;
+    for (int i = 0; i < n && i < limit; i++) {
+        json_t *b = bc_batch_load(pg, tenant_id, bc_pg_val(res, i, "id"), 0, err);
+        if (b)
+            json_array_append_new(arr, b);
+    }
+    PQclear(res);
+    return arr;
 }

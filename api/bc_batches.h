@@ -14,6 +14,8 @@ typedef enum {
     BC_BATCH_NO_NUMBER,       /* from-number not found for this tenant */
     BC_BATCH_OVER_LIMIT,      /* target_concurrency_limit above the tenant's */
     BC_BATCH_BAD_TIME,        /* scheduled_at not in (now, now + 30 days] */
+    BC_BATCH_NOT_FOUND,       /* no such batch for this tenant */
+    BC_BATCH_CONFLICT,        /* not allowed in the batch's state */
     BC_BATCH_ERROR,           /* ours: database, Kafka */
 } bc_batch_rc;
 
@@ -51,6 +53,24 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
  * NULL with err set on failure. Caller decrefs. */
 json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                       int with_recipients, bc_err *err);
+
+/* Cancels: no recipient still queued is ever dialed; live calls finish.
+ * Cancelling a cancelled batch is a no-op (BC_BATCH_OK). */
+bc_batch_rc bc_batch_cancel(bc_pg *pg, const bc_principal *who, const char *id,
+                            bc_err *err);
+
+/* Re-queues the recipients whose latest attempt failed (busy, no answer,
+ * failed); completed ones are left alone. A cancelled batch is
+ * BC_BATCH_CONFLICT. The batch is admitted again if the tenant has room,
+ * else it waits as pending. */
+bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
+                           const char *id, bc_err *err);
+
+/* The tenant's batches, newest first: at most limit, optionally only those
+ * of agent_id, after the batch starting_after. Sets *has_more. */
+json_t *bc_batch_list(bc_pg *pg, const char *tenant_id, const char *agent_id,
+                      const char *starting_after, int limit, int *has_more,
+                      bc_err *err);
 
 /* 1 if s is an RFC 3339 date-time with a zone ("Z" or "+hh:mm"). */
 int bc_rfc3339_valid(const char *s);

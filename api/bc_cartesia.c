@@ -1,6 +1,7 @@
 #include "bc_cartesia.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -252,10 +253,82 @@ static void get(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
     json_decref(b);
 }
 
+static void respond_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
+                          const char *id, int status, bc_http_resp *resp)
+{
+    bc_err err = { "" };
+    json_t *b = bc_batch_load(pg, who->tenant_id, id, 0, &err);
+
+    if (!b) {
+        error(resp, err.msg[0] ? 500 : 404, err.msg[0] ? "internal_error" : "not_found",
+              err.msg[0] ? "The batch could not be read." : "batch not found");
+        if (err.msg[0])
+            bc_log(api->ctx->log, BC_ERROR, "batch.read_failed", "{s:s}", "error", err.msg);
+        return;
+    }
+    bc_http_json(resp, status, render(b));
+    json_decref(b);
+}
+
+static void action(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
+                   const char *verb, bc_http_resp *resp)
+{
+    bc_err err = { "" };
+    bc_batch_rc rc = !strcmp(verb, "cancel") ? bc_batch_cancel(pg, who, id, &err)
+                                             : bc_batch_retry(api, pg, who, id, &err);
+
+    switch (rc) {
+    case BC_BATCH_OK:
+        bc_log(api->ctx->log, BC_INFO, !strcmp(verb, "cancel") ? "batch.cancelled"
+                                                               : "batch.retried",
+               "{s:s,s:s}", "tenant_id", who->tenant_id, "batch_id", id);
+        respond_batch(api, pg, who, id, 200, resp);
+        break;
+    case BC_BATCH_NOT_FOUND:
+        error(resp, 404, "not_found", "batch not found");
+        break;
+    case BC_BATCH_CONFLICT:
+        error(resp, 409, "conflict", err.msg);
+        break;
+    default:
+        bc_log(api->ctx->log, BC_ERROR, "batch.action_failed", "{s:s,s:s}", "action", verb,
+               "error", err.msg);
+        error(resp, 500, "internal_error", "The batch could not be updated.");
+    }
+}
+
+static void list(bc_api *api, bc_pg *pg, const bc_principal *who,
+                 const bc_http_req *req, bc_http_resp *resp)
+{
+    const char *lim = bc_http_query(req, "limit"), *agent = bc_http_query(req, "agent_id");
+    const char *after = bc_http_query(req, "starting_after");
+    char *end = NULL;
+    long n = lim ? strtol(lim, &end, 10) : 10;
+    int more = 0;
+    bc_err err = { "" };
+    json_t *arr, *out, *b;
+    size_t i;
+
+    if ((lim && (*end || end == lim)) || n < 1 || n > 100) {
+        error(resp, 400, "invalid_request", "limit must be an integer between 1 and 100");
+        return;
+    }
+    if (!(arr = bc_batch_list(pg, who->tenant_id, agent, after, (int)n, &more, &err))) {
+        bc_log(api->ctx->log, BC_ERROR, "batch.list_failed", "{s:s}", "error", err.msg);
+        error(resp, 500, "internal_error", "The batches could not be listed.");
+        return;
+    }
+    out = json_array();
+    json_array_foreach(arr, i, b)
+        json_array_append_new(out, render(b));
+    json_decref(arr);
+    bc_http_json(resp, 200, json_pack("{s:o,s:b}", "data", out, "has_more", more));
+}
+
 int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
 {
     const char *path = bc_http_path(req), *method = bc_http_method(req);
-    const char *rest, *ver;
+    const char *rest, *ver, *slash;
     bc_principal who;
     bc_pg *pg;
     bc_auth_result ar;
@@ -288,10 +361,24 @@ int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
     if (!*rest || !strcmp(rest, "/")) {
         if (!strcmp(method, "POST"))
             create(api, pg, &who, req, resp);
+        else if (!strcmp(method, "GET"))
+            list(api, pg, &who, req, resp);
         else
             error(resp, 405, "method_not_allowed", "use POST or GET");
-    } else if (!strchr(rest + 1, '/') && !strcmp(method, "GET")) {
-        get(api, pg, &who, rest + 1, resp);
+    } else if (!(slash = strchr(rest + 1, '/'))) {
+        if (!strcmp(method, "GET"))
+            get(api, pg, &who, rest + 1, resp);
+        else
+            error(resp, 405, "method_not_allowed", "use GET");
+    } else if (!strcmp(slash, "/cancel") || !strcmp(slash, "/retry")) {
+        char id[64];
+        snprintf(id, sizeof id, "%.*s", (int)(slash - rest - 1), rest + 1);
+        bc_http_set_route(req, !strcmp(slash, "/cancel") ? PREFIX "/:id/cancel"
+                                                         : PREFIX "/:id/retry");
+        if (!strcmp(method, "POST"))
+            action(api, pg, &who, id, slash + 1, resp);
+        else
+            error(resp, 405, "method_not_allowed", "use POST");
     } else {
         error(resp, 404, "not_found", "no such route");
     }

@@ -77,7 +77,9 @@ def test_batch_of_200_is_dialed_once_each_within_its_concurrency(stack, demo):
     ledger = requests.get(stack.sim + "/ledger", timeout=10).json()
     lb = ledger["batches"][bid]
     assert lb["dials"] == 200
+    print("ledger for batch:", lb, "tenant:", ledger["tenants"][demo["tenant_id"]])
     assert lb["peak_live"] <= 10
+    assert ledger["tenants"][demo["tenant_id"]]["peak_live"] <= 20
     assert lb["peak_live"] >= 5, "the batch should use its concurrency"
     assert ledger["duplicate_call_ids"] == []
     dials = requests.get(stack.sim + "/ledger/dials", params={"batch_id": bid},

@@ -1,0 +1,944 @@
+/* batchcall-carrier-sim: a Twilio-compatible carrier for demos, tests and
+ * benchmarks. It accepts calls, plays each through ringing and talking on a
+ * scaled clock, sends signed status callbacks in order, and keeps a ledger
+ * of every dial (with our attempt id) and of the peak live calls per batch
+ * and per tenant, so tests can check what really reached the carrier. */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bc_crypto.h"
+#include "bc_e164.h"
+#include "bc_svc.h"
+#include "bc_twilio.h"
+
+#define MAX_DIALS_LISTED 100000
+#define CB_TIMEOUT_MS 5000
+#define CB_TRIES 4
+
+static const bc_config_key keys[] = {
+    BC_SVC_COMMON_KEYS,
+    { "http-port", "BC_SIM_PORT", BC_INT, "8090", "port to serve the carrier API on (0: any)" },
+    { "http-threads", "BC_SIM_THREADS", BC_INT, "2", "request-handling threads" },
+    { "account-sid", "BC_SIM_ACCOUNT_SID", BC_STR, "ACsimulator", "the one account this carrier knows" },
+    { "auth-token", "BC_SIM_AUTH_TOKEN", BC_STR, "sim-auth-token", "its auth token; signs callbacks" },
+    { "ms-per-second", "BC_SIM_MS_PER_SECOND", BC_INT, "1000", "real milliseconds per simulated second" },
+    { "mix", "BC_SIM_MIX", BC_STR, "completed=80,busy=8,no-answer=7,failed=5", "outcome weights" },
+    { "ring-seconds", "BC_SIM_RING_SECONDS", BC_STR, "1-4", "ringing time range, simulated seconds" },
+    { "talk-seconds", "BC_SIM_TALK_SECONDS", BC_STR, "5-60", "talk time range, simulated seconds" },
+    { "cps", "BC_SIM_CPS", BC_INT, "0", "calls per second accepted (0: no limit); more get 429" },
+    { "seed", "BC_SIM_SEED", BC_INT, "0", "random seed (0: from the clock)" },
+    { 0 },
+};
+
+/* ---- a small string-keyed map ------------------------------------------ */
+
+typedef struct ent {
+    struct ent *next;
+    char *key;
+    void *val;
+} ent;
+
+typedef struct map {
+    ent **b;
+    size_t nb, n;
+} map;
+
+static size_t hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static void *map_get(map *m, const char *k)
+{
+    if (!m->nb)
+        return NULL;
+    for (ent *e = m->b[hash(k) % m->nb]; e; e = e->next)
+        if (!strcmp(e->key, k))
+            return e->val;
+    return NULL;
+}
+
+static void map_put(map *m, const char *k, void *v)
+{
+    ent *e;
+
+    if (m->n >= m->nb) {   /* grow at load factor 1 */
+        size_t nb = m->nb ? m->nb * 2 : 1024;
+        ent **b = calloc(nb, sizeof *b);
+        for (size_t i = 0; i < m->nb; i++)
+            for (ent *x = m->b[i], *n; x; x = n) {
+                n = x->next;
+                x->next = b[hash(x->key) % nb];
+                b[hash(x->key) % nb] = x;
+            }
+        free(m->b);
+        m->b = b;
+        m->nb = nb;
+    }
+    e = calloc(1, sizeof *e);
+    e->key = strdup(k);
+    e->val = v;
+    e->next = m->b[hash(k) % m->nb];
+    m->b[hash(k) % m->nb] = e;
+    m->n++;
+}
+
+static void map_free(map *m, void (*free_val)(void *))
+{
+    for (size_t i = 0; i < m->nb; i++)
+        for (ent *e = m->b[i], *n; e; e = n) {
+            n = e->next;
+            if (free_val)
+                free_val(e->val);
+            free(e->key);
+            free(e);
+        }
+    free(m->b);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- model --------------------------------------------------------------- */
+
+typedef struct counts {
+    long dials, live, peak;
+} counts;
+
+typedef struct dial {
+    char sid[40], call_id[48], to[20], from[20], batch[48], tenant[48];
+    long long at_ms;
+} dial;
+
+typedef struct blist {       /* dials of one batch, for /ledger/dials */
+    dial *v;
+    size_t n, cap;
+} blist;
+
+enum { ST_QUEUED, ST_RINGING, ST_INPROGRESS, ST_DONE };
+
+typedef struct call {
+    char sid[40], to[20], from[20], callback[600], outcome[16];
+    char batch[48], tenant[48], call_id[48];
+    long long start_ms, answer_ms, end_ms;  /* planned, real ms */
+    int talk_s, seq, state, sending, live;
+    int tries;               /* failed sends of the current status */
+    char resend[16];         /* status to send again after a failure */
+    int resend_terminal;
+    long long due;           /* next event due (real ms) */
+    int heap_idx;            /* -1: not in the heap */
+} call;
+
+typedef struct sim {
+    bc_ctx *ctx;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    volatile int stop;
+    const char *account, *token;
+    long ms_per_s, cps;
+    int ring_lo, ring_hi, talk_lo, talk_hi;
+    int w_completed, w_busy, w_noanswer, w_failed;
+    unsigned int seed;
+    map calls, batches, tenants, per_call_id, lists;
+    long dials, live, peak, cb_ok, cb_failed, rejected_cps, dups;
+    json_t *duplicates;
+    call **heap;
+    size_t nheap, capheap;
+    double bucket;           /* cps token bucket */
+    long long bucket_at;
+    CURLM *multi;
+    char cburl_prefix[8];
+} sim;
+
+static long long now_ms(void) { return bc_now_ms(); }
+
+static int rnd(sim *s, int lo, int hi)
+{
+    return hi <= lo ? lo : lo + (int)(rand_r(&s->seed) % (unsigned)(hi - lo + 1));
+}
+
+/* ---- timed events: a min-heap of calls by next due time ----------------- */
+
+static void heap_swap(sim *s, size_t a, size_t b)
+{
+    call *t = s->heap[a];
+
+    s->heap[a] = s->heap[b];
+    s->heap[b] = t;
+    s->heap[a]->heap_idx = (int)a;
+    s->heap[b]->heap_idx = (int)b;
+}
+
+static void heap_up(sim *s, size_t i)
+{
+    while (i && s->heap[(i - 1) / 2]->due > s->heap[i]->due) {
+        heap_swap(s, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(sim *s, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->nheap && s->heap[l]->due < s->heap[m]->due)
+            m = l;
+        if (r < s->nheap && s->heap[r]->due < s->heap[m]->due)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(s, i, m);
+        i = m;
+    }
+}
+
+static void heap_push(sim *s, call *c)
+{
+    if (s->nheap == s->capheap) {
+        s->capheap = s->capheap ? s->capheap * 2 : 1024;
+        s->heap = realloc(s->heap, s->capheap * sizeof *s->heap);
+    }
+    c->heap_idx = (int)s->nheap;
+    s->heap[s->nheap++] = c;
+    heap_up(s, s->nheap - 1);
+}
+
+static call *heap_pop(sim *s)
+{
+    call *c = s->heap[0];
+
+    heap_swap(s, 0, s->nheap - 1);
+    s->nheap--;
+    if (s->nheap)
+        heap_down(s, 0);
+    c->heap_idx = -1;
+    return c;
+}
+
+static void heap_fix(sim *s, call *c)
+{
+    heap_up(s, (size_t)c->heap_idx);
+    heap_down(s, (size_t)c->heap_idx);
+}
+
+/* ---- ledger ---------------------------------------------------------- */
+
+static counts *counts_of(map *m, const char *k)
+{
+    counts *c = map_get(m, k);
+
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        map_put(m, k, c);
+    }
+    return c;
+}
+
+static void live_add(sim *s, call *c, int d)
+{
+    s->live += d;
+    if (s->live > s->peak)
+        s->peak = s->live;
+    if (c->batch[0]) {
+        counts *b = counts_of(&s->batches, c->batch);
+        b->live += d;
+        if (b->live > b->peak)
+            b->peak = b->live;
+    }
+    if (c->tenant[0]) {
+        counts *t = counts_of(&s->tenants, c->tenant);
+        t->live += d;
+        if (t->live > t->peak)
+            t->peak = t->live;
+    }
+}
+
+static void record_dial(sim *s, call *c)
+{
+    long *n;
+
+    s->dials++;
+    if (c->batch[0]) {
+        counts_of(&s->batches, c->batch)->dials++;
+        blist *l = map_get(&s->lists, c->batch);
+        if (!l) {
+            l = calloc(1, sizeof *l);
+            map_put(&s->lists, c->batch, l);
+        }
+        if (l->n < MAX_DIALS_LISTED) {
+            if (l->n == l->cap) {
+                l->cap = l->cap ? l->cap * 2 : 64;
+                l->v = realloc(l->v, l->cap * sizeof *l->v);
+            }
+            dial *d = &l->v[l->n++];
+            memset(d, 0, sizeof *d);
+            snprintf(d->sid, sizeof d->sid, "%s", c->sid);
+            snprintf(d->call_id, sizeof d->call_id, "%s", c->call_id);
+            snprintf(d->to, sizeof d->to, "%s", c->to);
+            snprintf(d->from, sizeof d->from, "%s", c->from);
+            snprintf(d->batch, sizeof d->batch, "%s", c->batch);
+            snprintf(d->tenant, sizeof d->tenant, "%s", c->tenant);
+            d->at_ms = now_ms();
+        }
+    }
+    if (c->tenant[0])
+        counts_of(&s->tenants, c->tenant)->dials++;
+    if (c->call_id[0]) {
+        /* The evidence that matters most: our attempt id dialed twice. */
+        if ((n = map_get(&s->per_call_id, c->call_id))) {
+            if (++*n == 2)
+                json_array_append_new(s->duplicates, json_string(c->call_id));
+        } else {
+            n = calloc(1, sizeof *n);
+            *n = 1;
+            map_put(&s->per_call_id, c->call_id, n);
+        }
+    }
+}
+
+/* ---- call resource --------------------------------------------------- */
+
+static const char *status_of(const call *c)
+{
+    switch (c->state) {
+    case ST_QUEUED: return "queued";
+    case ST_RINGING: return "ringing";
+    case ST_INPROGRESS: return "in-progress";
+    default: return c->outcome;
+    }
+}
+
+static json_t *resource(sim *s, const call *c)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "sid", c->sid,
+                     "account_sid", s->account, "to", c->to, "from", c->from,
+                     "status", status_of(c), "direction", "outbound-api",
+                     "api_version", "2010-04-01",
+                     "duration", c->state == ST_DONE && !strcmp(c->outcome, "completed")
+                                     ? json_sprintf("%d", c->talk_s) : json_null());
+}
+
+static void twilio_error(bc_http_resp *resp, int status, int code, const char *msg)
+{
+    bc_http_json(resp, status, json_pack("{s:i,s:s,s:s,s:i}", "code", code, "message", msg,
+                                         "more_info", "https://www.twilio.com/docs/errors",
+                                         "status", status));
+}
+
+/* Reads one query parameter from a URL ("...?a=1&b=2"); only [A-Za-z0-9_]. */
+static void url_param(const char *url, const char *name, char *out, size_t cap)
+{
+    const char *q = strchr(url, '?');
+    size_t n = strlen(name);
+
+    out[0] = '\0';
+    while (q && *q) {
+        q++;
+        if (!strncmp(q, name, n) && q[n] == '=') {
+            size_t i = 0;
+            for (q += n + 1; *q && *q != '&' && i + 1 < cap; q++)
+                out[i++] = *q;
+            out[i] = '\0';
+            return;
+        }
+        q = strchr(q, '&');
+    }
+}
+
+static int authorized(sim *s, const bc_http_req *req)
+{
+    const char *h = bc_http_header(req, "Authorization");
+    unsigned char dec[256];
+    char want[256];
+    int n;
+
+    if (!h || strncasecmp(h, "Basic ", 6) || strlen(h + 6) > 200)
+        return 0;
+    n = EVP_DecodeBlock(dec, (const unsigned char *)h + 6, (int)strlen(h + 6));
+    if (n < 0)
+        return 0;
+    dec[n] = '\0';
+    snprintf(want, sizeof want, "%s:%s", s->account, s->token);
+    return bc_ct_streq((const char *)dec, want);
+}
+
+/* Plans the call's life: when it answers or fails, and when it ends. */
+static void plan(sim *s, call *c, int timeout_s, int limit_s)
+{
+    int total = s->w_completed + s->w_busy + s->w_noanswer + s->w_failed;
+    int r = rnd(s, 1, total > 0 ? total : 1);
+    int ring = rnd(s, s->ring_lo, s->ring_hi);
+
+    if (r <= s->w_completed && ring <= timeout_s)
+        snprintf(c->outcome, sizeof c->outcome, "completed");
+    else if (r <= s->w_completed + s->w_busy)
+        snprintf(c->outcome, sizeof c->outcome, "busy");
+    else if (r <= s->w_completed + s->w_busy + s->w_noanswer || ring > timeout_s)
+        snprintf(c->outcome, sizeof c->outcome, "no-answer");
+    else
+        snprintf(c->outcome, sizeof c->outcome, "failed");
+    if (ring > timeout_s)
+        ring = timeout_s;
+    c->talk_s = rnd(s, s->talk_lo, s->talk_hi);
+    if (c->talk_s > limit_s)
+        c->talk_s = limit_s;
+    c->start_ms = now_ms();
+    c->answer_ms = c->start_ms + (long long)ring * s->ms_per_s;
+    c->end_ms = c->answer_ms + (!strcmp(c->outcome, "completed")
+                                    ? (long long)c->talk_s * s->ms_per_s : 0);
+    c->due = c->start_ms;    /* "initiated" right away */
+}
+
+static int pace_ok(sim *s)
+{
+    long long t = now_ms();
+
+    if (s->cps <= 0)
+        return 1;
+    s->bucket += (double)(t - s->bucket_at) * (double)s->cps / 1000.0;
+    if (s->bucket > (double)s->cps)
+        s->bucket = (double)s->cps;
+    s->bucket_at = t;
+    if (s->bucket < 1.0)
+        return 0;
+    s->bucket -= 1.0;
+    return 1;
+}
+
+static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
+{
+    size_t len;
+    const char *body = bc_http_body(req, &len);
+    bc_form f = { 0 };
+    const char *to, *from, *cb, *t, *lim;
+    call *c;
+
+    if (bc_form_parse(body, len, &f) < 0) {
+        twilio_error(resp, 400, 21200, "Malformed form body");
+        bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"invalid\"", 1);
+        return;
+    }
+    to = bc_form_get(&f, "To");
+    from = bc_form_get(&f, "From");
+    cb = bc_form_get(&f, "StatusCallback");
+    t = bc_form_get(&f, "Timeout");
+    lim = bc_form_get(&f, "TimeLimit");
+    if (!to || !bc_e164_valid(to) || !from || !bc_e164_valid(from) || !cb ||
+        strncmp(cb, "http", 4) || strlen(cb) >= 600) {
+        twilio_error(resp, 400, 21201, !to || !bc_e164_valid(to) ? "Invalid 'To' Phone Number"
+                                     : !from || !bc_e164_valid(from) ? "Invalid 'From' Phone Number"
+                                     : "Invalid StatusCallback URL");
+        bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"invalid\"", 1);
+        bc_form_free(&f);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (!pace_ok(s)) {
+        s->rejected_cps++;
+        pthread_mutex_unlock(&s->mu);
+        bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"cps\"", 1);
+        bc_http_json(resp, 429, json_pack("{s:i,s:s,s:s,s:i}", "code", 20429, "message",
+                                          "Too Many Requests", "more_info",
+                                          "https://www.twilio.com/docs/errors/20429",
+                                          "status", 429));
+        bc_form_free(&f);
+        return;
+    }
+    c = calloc(1, sizeof *c);
+    c->heap_idx = -1;
+    {
+        unsigned char r[16];
+        bc_random_bytes(r, sizeof r);
+        snprintf(c->sid, sizeof c->sid, "CA");
+        for (int i = 0; i < 16; i++)
+            snprintf(c->sid + 2 + 2 * i, 3, "%02x", r[i]);
+    }
+    snprintf(c->to, sizeof c->to, "%s", to);
+    snprintf(c->from, sizeof c->from, "%s", from);
+    snprintf(c->callback, sizeof c->callback, "%s", cb);
+    url_param(cb, "call_id", c->call_id, sizeof c->call_id);
+    url_param(cb, "batch_id", c->batch, sizeof c->batch);
+    url_param(cb, "tenant_id", c->tenant, sizeof c->tenant);
+    plan(s, c, t ? atoi(t) : 60, lim ? atoi(lim) : 14400);
+    c->live = 1;
+    map_put(&s->calls, c->sid, c);
+    record_dial(s, c);
+    live_add(s, c, 1);
+    heap_push(s, c);
+    pthread_cond_signal(&s->cv);
+    bc_http_json(resp, 201, resource(s, c));
+    pthread_mutex_unlock(&s->mu);
+    bc_metrics_inc(s->ctx->metrics, "sim_dials_total", "Calls accepted", NULL, 1);
+    bc_form_free(&f);
+}
+
+/* Ends a call now: its next event becomes the terminal one. */
+static void end_call_now(sim *s, call *c, const char *outcome)
+{
+    snprintf(c->outcome, sizeof c->outcome, "%s", outcome);
+    c->talk_s = c->state == ST_INPROGRESS
+                    ? (int)((now_ms() - c->answer_ms) / (s->ms_per_s > 0 ? s->ms_per_s : 1)) : 0;
+    c->state = c->state < ST_INPROGRESS ? ST_RINGING : ST_INPROGRESS;
+    c->answer_ms = c->end_ms = now_ms();
+    c->due = now_ms();
+    if (c->heap_idx >= 0)
+        heap_fix(s, c);
+    pthread_cond_signal(&s->cv);
+}
+
+static void call_route(sim *s, const bc_http_req *req, const char *sid, bc_http_resp *resp)
+{
+    call *c;
+
+    pthread_mutex_lock(&s->mu);
+    if (!(c = map_get(&s->calls, sid))) {
+        pthread_mutex_unlock(&s->mu);
+        twilio_error(resp, 404, 20404, "The requested resource was not found");
+        return;
+    }
+    if (!strcmp(bc_http_method(req), "POST")) {
+        size_t len;
+        const char *body = bc_http_body(req, &len);
+        bc_form f = { 0 };
+        const char *st = NULL;
+
+        if (bc_form_parse(body, len, &f) == 0)
+            st = bc_form_get(&f, "Status");
+        if (st && !strcmp(st, "completed") && c->state == ST_INPROGRESS && c->live)
+            end_call_now(s, c, "completed");
+        else if (st && !strcmp(st, "canceled") && c->state < ST_INPROGRESS && c->live)
+            end_call_now(s, c, "canceled");
+        else if (!st || (strcmp(st, "completed") && strcmp(st, "canceled"))) {
+            bc_form_free(&f);
+            pthread_mutex_unlock(&s->mu);
+            twilio_error(resp, 400, 21220, "Invalid call state: Status must be completed or canceled");
+            return;
+        }
+        bc_form_free(&f);
+    }
+    bc_http_json(resp, 200, resource(s, c));
+    pthread_mutex_unlock(&s->mu);
+}
+
+static json_t *counts_json(map *m)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; i < m->nb; i++)
+        for (ent *e = m->b[i]; e; e = e->next) {
+            counts *c = e->val;
+            json_object_set_new(o, e->key, json_pack("{s:I,s:I,s:I}", "dials", (json_int_t)c->dials,
+                                                     "live", (json_int_t)c->live,
+                                                     "peak_live", (json_int_t)c->peak));
+        }
+    return o;
+}
+
+static void ledger(sim *s, const bc_http_req *req, const char *path, bc_http_resp *resp)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!strcmp(path, "/ledger") && !strcmp(bc_http_method(req), "GET")) {
+        bc_http_json(resp, 200, json_pack(
+            "{s:I,s:I,s:I,s:O,s:o,s:o,s:{s:I,s:I},s:I}", "dials", (json_int_t)s->dials,
+            "live", (json_int_t)s->live, "peak_live", (json_int_t)s->peak,
+            "duplicate_call_ids", s->duplicates, "batches", counts_json(&s->batches),
+            "tenants", counts_json(&s->tenants), "callbacks", "sent", (json_int_t)s->cb_ok,
+            "failed", (json_int_t)s->cb_failed, "rejected_429", (json_int_t)s->rejected_cps));
+    } else if (!strcmp(path, "/ledger/dials") && !strcmp(bc_http_method(req), "GET")) {
+        const char *b = bc_http_query(req, "batch_id");
+        blist *l = b ? map_get(&s->lists, b) : NULL;
+        json_t *arr = json_array();
+
+        for (size_t i = 0; l && i < l->n; i++) {
+            dial *d = &l->v[i];
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "call_sid",
+                                                 d->sid, "call_id", d->call_id, "to", d->to,
+                                                 "from", d->from, "batch_id", d->batch,
+                                                 "tenant_id", d->tenant, "at_ms",
+                                                 (json_int_t)d->at_ms));
+        }
+        bc_http_json(resp, 200, json_pack("{s:o}", "dials", arr));
+    } else if (!strcmp(path, "/ledger/reset") && !strcmp(bc_http_method(req), "POST")) {
+        map_free(&s->batches, free);
+        map_free(&s->tenants, free);
+        map_free(&s->per_call_id, free);
+        for (size_t i = 0; i < s->lists.nb; i++)
+            for (ent *e = s->lists.b[i]; e; e = e->next)
+                free(((blist *)e->val)->v);
+        map_free(&s->lists, free);
+        json_array_clear(s->duplicates);
+        s->dials = s->peak = s->cb_ok = s->cb_failed = s->rejected_cps = 0;
+        s->peak = s->live;
+        /* Live calls keep counting from here. */
+        for (size_t i = 0; i < s->calls.nb; i++)
+            for (ent *e = s->calls.b[i]; e; e = e->next) {
+                call *c = e->val;
+                if (c->live) {
+                    c->live = 0;
+                    s->live--;
+                    live_add(s, c, 1);
+                    c->live = 1;
+                }
+            }
+        bc_http_json(resp, 200, json_pack("{s:s}", "status", "reset"));
+    } else {
+        twilio_error(resp, 404, 20404, "The requested resource was not found");
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
+{
+    sim *s = ud;
+    const char *path = bc_http_path(req), *rest;
+    char prefix[128];
+    size_t plen;
+
+    if (!strncmp(path, "/ledger", 7)) {
+        bc_http_set_route(req, "/ledger");
+        ledger(s, req, path, resp);
+        return;
+    }
+    snprintf(prefix, sizeof prefix, "/2010-04-01/Accounts/");
+    plen = strlen(prefix);
+    if (strncmp(path, prefix, plen))
+        return;   /* 404 */
+    bc_http_set_route(req, "/2010-04-01/Accounts/:sid/Calls");
+    if (!authorized(s, req)) {
+        bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"auth\"", 1);
+        twilio_error(resp, 401, 20003, "Authenticate");
+        return;
+    }
+    rest = path + plen;
+    if (strncmp(rest, s->account, strlen(s->account)) || rest[strlen(s->account)] != '/') {
+        twilio_error(resp, 404, 20404, "The requested resource was not found");
+        return;
+    }
+    rest += strlen(s->account);
+    if (!strcmp(rest, "/Calls.json") && !strcmp(bc_http_method(req), "POST")) {
+        create_call(s, req, resp);
+    } else if (!strncmp(rest, "/Calls/", 7) && strlen(rest) > 12 &&
+               !strcmp(rest + strlen(rest) - 5, ".json")) {
+        char sid[40];
+        snprintf(sid, sizeof sid, "%.*s", (int)(strlen(rest) - 12), rest + 7);
+        call_route(s, req, sid, resp);
+    } else {
+        twilio_error(resp, 404, 20404, "The requested resource was not found");
+    }
+}
+
+/* ---- callbacks ------------------------------------------------------- */
+
+typedef struct cbsend {
+    call *c;
+    char *form;
+    struct curl_slist *hdrs;
+    char status[16];
+    int terminal;
+} cbsend;
+
+static size_t discard(char *p, size_t sz, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return sz * n;
+}
+
+static void rfc2822(char *out, size_t cap)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+/* Builds and starts the callback of c's next status (mutex held). */
+static void start_send(sim *s, call *c)
+{
+    const char *st;
+    bc_form f = { 0 };
+    char num[24], sig[64], ts[64], hdr[128];
+    cbsend *x = calloc(1, sizeof *x);
+    CURL *e = curl_easy_init();
+
+    if (c->resend[0]) {
+        st = c->resend;
+        x->terminal = c->resend_terminal;
+    } else if (c->seq == 0) {
+        st = "initiated";
+    } else if (c->state == ST_QUEUED) {
+        c->state = ST_RINGING;
+        st = "ringing";
+    } else if (c->state == ST_RINGING && !strcmp(c->outcome, "completed")) {
+        c->state = ST_INPROGRESS;
+        st = "in-progress";
+    } else {
+        c->state = ST_DONE;
+        st = c->outcome;
+        x->terminal = 1;
+        /* The call is over the moment it ends, before anyone hears of it. */
+        if (c->live) {
+            c->live = 0;
+            live_add(s, c, -1);
+        }
+    }
+    snprintf(x->status, sizeof x->status, "%s", st);
+    bc_form_add(&f, "CallSid", c->sid);
+    bc_form_add(&f, "AccountSid", s->account);
+    bc_form_add(&f, "From", c->from);
+    bc_form_add(&f, "To", c->to);
+    bc_form_add(&f, "CallStatus", st);
+    bc_form_add(&f, "Direction", "outbound-api");
+    bc_form_add(&f, "ApiVersion", "2010-04-01");
+    rfc2822(ts, sizeof ts);
+    bc_form_add(&f, "Timestamp", ts);
+    snprintf(num, sizeof num, "%d", c->seq);
+    bc_form_add(&f, "SequenceNumber", num);
+    if (x->terminal && !strcmp(st, "completed")) {
+        snprintf(num, sizeof num, "%d", c->talk_s);
+        bc_form_add(&f, "CallDuration", num);
+        bc_form_add(&f, "Duration", num);
+    }
+    bc_twilio_sign(s->token, c->callback, &f, sig, sizeof sig);
+    x->c = c;
+    x->form = bc_form_encode(&f);
+    bc_form_free(&f);
+    snprintf(hdr, sizeof hdr, "X-Twilio-Signature: %s", sig);
+    x->hdrs = curl_slist_append(NULL, hdr);
+    x->hdrs = curl_slist_append(x->hdrs, "Content-Type: application/x-www-form-urlencoded");
+    c->sending = 1;
+    curl_easy_setopt(e, CURLOPT_URL, c->callback);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->form);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)CB_TIMEOUT_MS);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    curl_multi_add_handle(s->multi, e);
+}
+
+/* Schedules the next status of c after the one just sent. */
+static void advance(sim *s, call *c)
+{
+    c->sending = 0;
+    c->seq++;
+    if (c->state == ST_DONE)
+        return;
+    if (c->state == ST_QUEUED)
+        c->due = c->start_ms + (c->answer_ms - c->start_ms) / 3;   /* ringing */
+    else if (c->state == ST_RINGING)
+        c->due = c->answer_ms;
+    else
+        c->due = c->end_ms;
+    heap_push(s, c);
+}
+
+static void finished(sim *s, CURL *e, CURLcode code)
+{
+    cbsend *x = NULL;
+    long status = 0;
+    call *c;
+
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_multi_remove_handle(s->multi, e);
+    curl_easy_cleanup(e);
+    c = x->c;
+    pthread_mutex_lock(&s->mu);
+    if (code == CURLE_OK && status >= 200 && status < 300) {
+        s->cb_ok++;
+        bc_metrics_inc(s->ctx->metrics, "sim_callbacks_total", "Status callbacks", "result=\"ok\"", 1);
+        c->resend[0] = '\0';
+        c->tries = 0;
+        advance(s, c);
+    } else if (c->tries + 1 < CB_TRIES && !s->stop) {
+        /* Send the same status again later, as Twilio retries. */
+        c->tries++;
+        snprintf(c->resend, sizeof c->resend, "%s", x->status);
+        c->resend_terminal = x->terminal;
+        c->sending = 0;
+        c->due = now_ms() + 200LL * (1LL << c->tries);
+        heap_push(s, c);
+    } else {
+        s->cb_failed++;
+        bc_metrics_inc(s->ctx->metrics, "sim_callbacks_total", "Status callbacks", "result=\"failed\"", 1);
+        c->resend[0] = '\0';
+        c->tries = 0;
+        advance(s, c);
+    }
+    pthread_mutex_unlock(&s->mu);
+    curl_slist_free_all(x->hdrs);
+    free(x->form);
+    free(x);
+}
+
+static void *callback_loop(void *arg)
+{
+    sim *s = arg;
+    int running, left;
+    CURLMsg *m;
+
+    while (!s->stop) {
+        long long now = now_ms(), wait = 50;
+
+        pthread_mutex_lock(&s->mu);
+        while (s->nheap && s->heap[0]->due <= now) {
+            call *c = heap_pop(s);
+
+            if (c->sending || (c->state == ST_DONE && !c->resend[0]))
+                continue;   /* in flight (it reschedules itself) or over */
+            start_send(s, c);
+        }
+        if (s->nheap)
+            wait = s->heap[0]->due - now;
+        pthread_mutex_unlock(&s->mu);
+        if (wait > 50)
+            wait = 50;
+        if (wait < 0)
+            wait = 0;
+        curl_multi_poll(s->multi, NULL, 0, (int)wait, NULL);
+        curl_multi_perform(s->multi, &running);
+        while ((m = curl_multi_info_read(s->multi, &left)))
+            if (m->msg == CURLMSG_DONE)
+                finished(s, m->easy_handle, m->data.result);
+    }
+    return NULL;
+}
+
+/* ---- set-up ---------------------------------------------------------- */
+
+static int parse_range(const char *v, int *lo, int *hi)
+{
+    if (sscanf(v, "%d-%d", lo, hi) == 2 && *lo >= 0 && *hi >= *lo)
+        return 0;
+    if (sscanf(v, "%d", lo) == 1 && *lo >= 0) {
+        *hi = *lo;
+        return 0;
+    }
+    return -1;
+}
+
+static int parse_mix(sim *s, const char *v)
+{
+    char *copy = strdup(v), *save = NULL;
+    int rc = 0;
+
+    s->w_completed = s->w_busy = s->w_noanswer = s->w_failed = 0;
+    for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        int w = eq ? atoi(eq + 1) : -1;
+
+        if (!eq || w < 0) {
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        if (!strcmp(kv, "completed"))
+            s->w_completed = w;
+        else if (!strcmp(kv, "busy"))
+            s->w_busy = w;
+        else if (!strcmp(kv, "no-answer"))
+            s->w_noanswer = w;
+        else if (!strcmp(kv, "failed"))
+            s->w_failed = w;
+        else
+            rc = -1;
+    }
+    free(copy);
+    return rc;
+}
+
+static void free_call(void *v) { free(v); }
+static void free_list(void *v)
+{
+    blist *l = v;
+    free(l->v);
+    free(l);
+}
+
+int main(int argc, char **argv)
+{
+    bc_ctx ctx;
+    sim s = { 0 };
+    bc_http_opts o = { 0 };
+    pthread_condattr_t ca;
+    int rc = bc_svc_init(&ctx, "carrier-sim",
+                         "batchcall-carrier-sim: a Twilio-compatible carrier simulator.",
+                         keys, argc, argv);
+
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    s.ctx = &ctx;
+    s.account = bc_config_str(ctx.cfg, "account-sid");
+    s.token = bc_config_str(ctx.cfg, "auth-token");
+    s.ms_per_s = bc_config_int(ctx.cfg, "ms-per-second");
+    s.cps = bc_config_int(ctx.cfg, "cps");
+    s.seed = (unsigned)bc_config_int(ctx.cfg, "seed");
+    if (!s.seed)
+        s.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    if (parse_mix(&s, bc_config_str(ctx.cfg, "mix")) < 0 ||
+        parse_range(bc_config_str(ctx.cfg, "ring-seconds"), &s.ring_lo, &s.ring_hi) < 0 ||
+        parse_range(bc_config_str(ctx.cfg, "talk-seconds"), &s.talk_lo, &s.talk_hi) < 0 ||
+        s.ms_per_s < 0) {
+        fprintf(stderr, "%s: BC_SIM_MIX, BC_SIM_RING_SECONDS, BC_SIM_TALK_SECONDS or "
+                        "BC_SIM_MS_PER_SECOND is malformed (see --help)\n", argv[0]);
+        bc_svc_free(&ctx);
+        return 2;
+    }
+    s.duplicates = json_array();
+    s.bucket = (double)s.cps;
+    s.bucket_at = now_ms();
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_cond_init(&s.cv, &ca);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    s.multi = curl_multi_init();
+    curl_multi_setopt(s.multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    pthread_create(&s.thread, NULL, callback_loop, &s);
+    o.threads = (unsigned)bc_config_int(ctx.cfg, "http-threads");
+    o.handler = handle;
+    o.ud = &s;
+    o.max_body = 64 * 1024;
+    if (bc_svc_serve(&ctx, (int)bc_config_int(ctx.cfg, "http-port"), &o) < 0) {
+        rc = 1;
+        bc_svc_stop();
+    }
+    while (bc_svc_running())
+        usleep(50000);
+    bc_http_stop(ctx.http);
+    ctx.http = NULL;
+    s.stop = 1;
+    pthread_join(s.thread, NULL);
+    {
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(s.multi, &left)))
+            ;
+    }
+    curl_multi_cleanup(s.multi);
+    curl_global_cleanup();
+    map_free(&s.calls, free_call);
+    map_free(&s.batches, free);
+    map_free(&s.tenants, free);
+    map_free(&s.per_call_id, free);
+    map_free(&s.lists, free_list);
+    json_decref(s.duplicates);
+    free(s.heap);
+    pthread_mutex_destroy(&s.mu);
+    pthread_cond_destroy(&s.cv);
+    bc_log(ctx.log, BC_INFO, "sim.stopped", NULL);
+    bc_svc_free(&ctx);
+    return rc;
+}
