@@ -93,16 +93,18 @@ static int run_stmt(bc_pg *pg, const char *stmt, int n, const char *const *p,
     return 0;
 }
 
-static int tenant_create(bc_pg *pg, bc_config *c, char *id, size_t cap, bc_err *err)
+static int tenant_create(bc_pg *pg, bc_config *c, long cents_default, char *id,
+                         size_t cap, bc_err *err)
 {
     char conc[24], rate[24], burst[24], cents[24];
+    long credit = bc_config_int(c, "cents");
 
     if (bc_id_new(id, cap, "org") < 0)
         return -1;
     snprintf(conc, sizeof conc, "%ld", bc_config_int(c, "concurrency"));
     snprintf(rate, sizeof rate, "%ld", bc_config_int(c, "rate-per-min"));
     snprintf(burst, sizeof burst, "%ld", bc_config_int(c, "burst"));
-    snprintf(cents, sizeof cents, "%ld", bc_config_int(c, "cents"));
+    snprintf(cents, sizeof cents, "%ld", credit ? credit : cents_default);
     const char *p[] = { id, bc_config_str(c, "name"), bc_config_str(c, "plan"),
                         conc, rate, burst, cents, bc_config_str(c, "region") };
     return run_stmt(pg, "tenant_insert", 8, p, err);
@@ -195,7 +197,7 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
         goto out;
     }
     if (!strcmp(cmd, "tenant-create")) {
-        if (tenant_create(pg, c, id, sizeof id, err) < 0)
+        if (tenant_create(pg, c, 0, id, sizeof id, err) < 0)
             goto out;
         print_json(json_pack("{s:s}", "tenant_id", id));
     } else if (!strcmp(cmd, "tenant-limits")) {
@@ -234,7 +236,8 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
     } else if (!strcmp(cmd, "demo")) {
         const char *num = *bc_config_str(c, "number") ? bc_config_str(c, "number")
                                                        : "+14155550100";
-        if (tenant_create(pg, c, id, sizeof id, err) < 0 ||
+        /* A demo tenant starts with credit to spend: $10,000. */
+        if (tenant_create(pg, c, 1000000, id, sizeof id, err) < 0 ||
             !(key = key_create(pg, id, 0, err)) ||
             agent_create(pg, id, "demo agent", bc_config_str(c, "region"), agent,
                          sizeof agent, err) < 0 ||

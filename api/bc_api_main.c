@@ -7,6 +7,7 @@
 #include "bc_api.h"
 #include "bc_callback.h"
 #include "bc_cartesia.h"
+#include "bc_gate.h"
 #include "bc_sql.h"
 
 static const bc_config_key keys[] = {
@@ -27,6 +28,7 @@ static const bc_config_key keys[] = {
 
 const bc_pg_stmt bc_api_stmts[] = {
     BC_PUBLISHER_STMT,
+    BC_GATE_STMTS,
     { "auth_key",
       "SELECT k.id, k.tenant_id, k.kind, k.hash, t.concurrency, t.default_region"
       "  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"

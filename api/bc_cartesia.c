@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bc_auth.h"
+#include "bc_gate.h"
 #include "bc_batches.h"
 #include "bc_e164.h"
 #include "bc_json.h"
@@ -330,8 +331,8 @@ int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
     const char *path = bc_http_path(req), *method = bc_http_method(req);
     const char *rest, *ver, *slash;
     bc_principal who;
+    bc_gate g = { 0 };
     bc_pg *pg;
-    bc_auth_result ar;
 
     if (strncmp(path, PREFIX, strlen(PREFIX)) != 0)
         return 0;
@@ -339,18 +340,10 @@ int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
     if (*rest && *rest != '/')
         return 0;
     bc_http_set_route(req, *rest && rest[1] ? PREFIX "/:id" : PREFIX);
-    pg = bc_pgpool_get(api->pool);
-    ar = bc_auth_request(pg, req, &who);
-    if (ar == BC_AUTH_ERROR) {
-        error(resp, 503, "unavailable", "authentication is unavailable; retry");
+    g.pg = pg = bc_pgpool_get(api->pool);
+    if (bc_gate_enter(api, &g, req, resp, 0, error) < 0)
         goto out;
-    }
-    if (ar != BC_AUTH_OK) {
-        error(resp, 401, "unauthorized", ar == BC_AUTH_MISSING
-                  ? "missing API key: send X-API-Key or Authorization: Bearer"
-                  : "invalid API key");
-        goto out;
-    }
+    who = g.who;
     ver = bc_http_header(req, "Cartesia-Version");
     if (!ver || strcmp(ver, API_VERSION) != 0) {
         error(resp, 400, "invalid_request",
@@ -359,9 +352,14 @@ int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
         goto out;
     }
     if (!*rest || !strcmp(rest, "/")) {
-        if (!strcmp(method, "POST"))
+        if (!strcmp(method, "POST")) {
+            if (bc_gate_credits(&g, resp, error, "The organization has reached its agents "
+                                "usage limit. Upgrade the subscription or enable overages.") < 0 ||
+                bc_gate_idem_begin(api, &g, req, resp, "cartesia.create", 400, error))
+                goto out;
             create(api, pg, &who, req, resp);
-        else if (!strcmp(method, "GET"))
+            bc_gate_idem_done(api, &g, resp);
+        } else if (!strcmp(method, "GET"))
             list(api, pg, &who, req, resp);
         else
             error(resp, 405, "method_not_allowed", "use POST or GET");
@@ -375,8 +373,12 @@ int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
         snprintf(id, sizeof id, "%.*s", (int)(slash - rest - 1), rest + 1);
         bc_http_set_route(req, !strcmp(slash, "/cancel") ? PREFIX "/:id/cancel"
                                                          : PREFIX "/:id/retry");
-        if (!strcmp(method, "POST"))
+        if (!strcmp(method, "POST")) {
+            if (bc_gate_idem_begin(api, &g, req, resp, bc_http_path(req), 400, error))
+                goto out;
             action(api, pg, &who, id, slash + 1, resp);
+            bc_gate_idem_done(api, &g, resp);
+        }
         else
             error(resp, 405, "method_not_allowed", "use POST");
     } else {

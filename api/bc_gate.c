@@ -1,0 +1,155 @@
+#include "bc_gate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_auth.h"
+#include "bc_crypto.h"
+
+static int rate_limit(bc_api *api, bc_gate *g, bc_http_resp *resp, bc_gate_error err)
+{
+    const char *t[] = { g->who.tenant_id };
+    PGresult *res = bc_pg_exec(g->pg, "tenant_plan", 1, t, NULL);
+    long per_min, burst;
+    char cap[32], rate[32], hv[32];
+    double tokens;
+    int allowed;
+
+    g->credits_cents = 1;
+    if (!res)
+        return 0;   /* cannot tell: let it through rather than fail closed */
+    per_min = (long)bc_pg_int(res, 0, "rate_per_min", 0);
+    g->credits_cents = bc_pg_int(res, 0, "credits_cents", 0);
+    burst = (long)bc_pg_int(res, 0, "burst", 0);
+    PQclear(res);
+    if (per_min <= 0)
+        return 0;   /* a custom plan without a request limit */
+    /* The bucket holds the burst allowance and refills at the plan's rate. */
+    snprintf(cap, sizeof cap, "%ld", burst > 0 ? burst : 1);
+    snprintf(rate, sizeof rate, "%.6f", (double)per_min / 60.0);
+    const char *p[] = { g->who.key_id, cap, rate };
+    if (!(res = bc_pg_exec(g->pg, "rate_take", 3, p, NULL)))
+        return 0;
+    tokens = strtod(bc_pg_val(res, 0, "tokens"), NULL);
+    allowed = !strcmp(bc_pg_val(res, 0, "allowed"), "t");
+    PQclear(res);
+    snprintf(hv, sizeof hv, "%ld", per_min);
+    bc_http_add_header(resp, "X-RateLimit-Limit", hv);
+    snprintf(hv, sizeof hv, "%ld", tokens > 0 ? (long)tokens : 0L);
+    bc_http_add_header(resp, "X-RateLimit-Remaining", hv);
+    if (allowed)
+        return 0;
+    snprintf(hv, sizeof hv, "%ld", (long)ceil((1.0 - tokens) * 60.0 / (double)per_min));
+    if (!strcmp(hv, "0"))
+        snprintf(hv, sizeof hv, "1");
+    bc_http_add_header(resp, "Retry-After", hv);
+    bc_metrics_inc(api->ctx->metrics, "api_rate_limited_total",
+                   "Requests refused by the plan's rate limit", NULL, 1);
+    err(resp, 429, "rate_limited", "Rate limit exceeded; retry after the Retry-After header value");
+    return -1;
+}
+
+int bc_gate_enter(bc_api *api, bc_gate *g, const bc_http_req *req,
+                  bc_http_resp *resp, int allow_publishable, bc_gate_error err)
+{
+    bc_auth_result ar = bc_auth_request(g->pg, req, &g->who);
+
+    if (ar == BC_AUTH_ERROR) {
+        err(resp, 503, "unavailable", "authentication is unavailable; retry");
+        return -1;
+    }
+    if (ar != BC_AUTH_OK) {
+        err(resp, 401, "unauthorized", ar == BC_AUTH_MISSING
+                ? "missing API key" : "invalid API key");
+        return -1;
+    }
+    if (g->who.publishable && !allow_publishable) {
+        err(resp, 403, "forbidden", "publishable keys cannot use this endpoint");
+        return -1;
+    }
+    return rate_limit(api, g, resp, err);
+}
+
+int bc_gate_credits(bc_gate *g, bc_http_resp *resp, bc_gate_error err,
+                    const char *msg)
+{
+    if (g->credits_cents > 0)
+        return 0;
+    err(resp, 402, "insufficient_credits", msg);
+    return -1;
+}
+
+int bc_gate_idem_begin(bc_api *api, bc_gate *g, const bc_http_req *req,
+                       bc_http_resp *resp, const char *route, int conflict_status,
+                       bc_gate_error err)
+{
+    const char *key = bc_http_header(req, "Idempotency-Key");
+    char hash[BC_SHA256_HEX], *buf;
+    size_t len, n;
+    const char *body = bc_http_body(req, &len);
+    PGresult *res;
+    int claimed;
+
+    (void)api;
+    if (!key)
+        return 0;
+    if (!*key || strlen(key) > 255) {
+        err(resp, 400, "invalid_request", "Idempotency-Key must be 1-255 characters");
+        return 1;
+    }
+    /* The request is "the same" if its route and body are. */
+    n = strlen(route) + 1 + len;
+    if (!(buf = malloc(n + 1)))
+        return 0;
+    snprintf(buf, n + 1, "%s\n", route);
+    memcpy(buf + strlen(route) + 1, body, len);
+    bc_sha256_hex(buf, n, hash);
+    free(buf);
+    const char *p[] = { g->who.tenant_id, key, route, hash };
+    if (!(res = bc_pg_exec(g->pg, "idem_claim", 4, p, NULL))) {
+        err(resp, 503, "unavailable", "idempotency store unavailable; retry");
+        return 1;
+    }
+    claimed = PQntuples(res) == 1;
+    PQclear(res);
+    if (claimed) {
+        snprintf(g->idem_key, sizeof g->idem_key, "%s", key);
+        return 0;
+    }
+    const char *q[] = { g->who.tenant_id, key };
+    if (!(res = bc_pg_exec(g->pg, "idem_get", 2, q, NULL)) || PQntuples(res) != 1) {
+        PQclear(res);
+        err(resp, 503, "unavailable", "idempotency store unavailable; retry");
+        return 1;
+    }
+    if (strcmp(bc_pg_val(res, 0, "request_hash"), hash)) {
+        err(resp, conflict_status, "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request");
+    } else if (!bc_pg_val(res, 0, "status")) {
+        err(resp, 409, "conflict", "a request with this Idempotency-Key is still in progress");
+    } else {
+        resp->status = (int)bc_pg_int(res, 0, "status", 200);
+        resp->body = strdup(bc_pg_val(res, 0, "response"));
+        resp->len = resp->body ? strlen(resp->body) : 0;
+        resp->content_type = "application/json";
+        bc_http_add_header(resp, "Idempotent-Replayed", "true");
+    }
+    PQclear(res);
+    return 1;
+}
+
+void bc_gate_idem_done(bc_api *api, bc_gate *g, const bc_http_resp *resp)
+{
+    char status[16];
+    const char *p[] = { g->who.tenant_id, g->idem_key, status, resp->body ? resp->body : "" };
+
+    (void)api;
+    if (!g->idem_key[0])
+        return;
+    snprintf(status, sizeof status, "%d", resp->status);
+    /* A 5xx is ours, not the client's: let the retry run for real. */
+    PQclear(bc_pg_exec(g->pg, resp->status >= 500 ? "idem_forget" : "idem_store",
+                       resp->status >= 500 ? 2 : 4, p, NULL));
+}

@@ -1,0 +1,74 @@
+/* bc_gate: what every public route does before its own work, the same on
+ * every surface: authenticate, check the key's scope, apply the plan's rate
+ * limit, and honour Idempotency-Key on creating POSTs. Errors are rendered
+ * by the surface, in its own body shape. */
+#ifndef BC_GATE_H
+#define BC_GATE_H
+
+#include "bc_api.h"
+
+/* Renders an error in a surface's own shape. code is a machine word
+ * ("unauthorized"); msg is for people. */
+typedef void (*bc_gate_error)(bc_http_resp *resp, int status, const char *code,
+                              const char *msg);
+
+typedef struct bc_gate {
+    bc_pg *pg;
+    bc_principal who;
+    char idem_key[256];      /* set when this request owns an idempotency row */
+    long long credits_cents; /* the tenant's balance, read on entry */
+} bc_gate;
+
+/* Authenticates (publishable keys only if allow_publishable, else 403),
+ * then rate-limits (429 with Retry-After). Fills resp and returns -1 when the
+ * request must stop; 0 to go on. Rate-limit headers are added either way. */
+int bc_gate_enter(bc_api *api, bc_gate *g, const bc_http_req *req,
+                  bc_http_resp *resp, int allow_publishable, bc_gate_error err);
+
+/* 402 (in the surface's words) when the tenant has no credit left for new
+ * calls. Returns -1 with resp filled, or 0. */
+int bc_gate_credits(bc_gate *g, bc_http_resp *resp, bc_gate_error err,
+                    const char *msg);
+
+/* For a creating POST: with an Idempotency-Key, a replay gets the stored
+ * response (returns 1, resp filled), the same key with another body gets
+ * conflict_status (returns 1). 0: go on, and call bc_gate_idem_done after. */
+int bc_gate_idem_begin(bc_api *api, bc_gate *g, const bc_http_req *req,
+                       bc_http_resp *resp, const char *route, int conflict_status,
+                       bc_gate_error err);
+/* Stores the response for replays (a 5xx frees the key instead). */
+void bc_gate_idem_done(bc_api *api, bc_gate *g, const bc_http_resp *resp);
+
+/* Statements the gate needs, for the API's table. */
+#define BC_GATE_STMTS                                                              \
+    { "rate_take",                                                                 \
+      "INSERT INTO rate_buckets AS rb (key_id, tokens, allowed, updated_at)"       \
+      " VALUES ($1, $2::float8 - 1, true, clock_timestamp())"                      \
+      " ON CONFLICT (key_id) DO UPDATE SET"                                        \
+      "  allowed = least($2::float8, rb.tokens + extract(epoch FROM clock_timestamp()" \
+      "            - rb.updated_at) * $3::float8) >= 1,"                           \
+      "  tokens = least($2::float8, rb.tokens + extract(epoch FROM clock_timestamp()" \
+      "            - rb.updated_at) * $3::float8)"                                 \
+      "         - CASE WHEN least($2::float8, rb.tokens + extract(epoch FROM"      \
+      "            clock_timestamp() - rb.updated_at) * $3::float8) >= 1 THEN 1 ELSE 0 END," \
+      "  updated_at = clock_timestamp()"                                           \
+      " RETURNING tokens, allowed" },                                              \
+    { "tenant_plan",                                                               \
+      "SELECT rate_per_min, burst, credits_cents FROM tenants WHERE id = $1" },    \
+    { "idem_claim",                                                                \
+      "INSERT INTO idempotency_keys AS k (tenant_id, key, route, request_hash)"     \
+      " VALUES ($1, $2, $3, $4)"                                                   \
+      " ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = $4, route = $3,"  \
+      "        created_at = now()"                                                 \
+      "  WHERE k.status IS NULL AND k.created_at < now() - interval '60 seconds'"  \
+      " RETURNING 1" },                                                            \
+    { "idem_get",                                                                  \
+      "SELECT route, request_hash, status, response FROM idempotency_keys"         \
+      " WHERE tenant_id = $1 AND key = $2" },                                      \
+    { "idem_store",                                                                \
+      "UPDATE idempotency_keys SET status = $3::int, response = $4"                \
+      " WHERE tenant_id = $1 AND key = $2" },                                      \
+    { "idem_forget",                                                               \
+      "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2" }
+
+#endif
