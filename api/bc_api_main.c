@@ -8,6 +8,7 @@
 #include "bc_callback.h"
 #include "bc_cartesia.h"
 #include "bc_gate.h"
+#include "bc_rymi.h"
 #include "bc_sql.h"
 
 static const bc_config_key keys[] = {
@@ -29,11 +30,13 @@ static const bc_config_key keys[] = {
 const bc_pg_stmt bc_api_stmts[] = {
     BC_PUBLISHER_STMT,
     BC_GATE_STMTS,
+    BC_RYMI_STMTS,
     { "auth_key",
       "SELECT k.id, k.tenant_id, k.kind, k.hash, t.concurrency, t.default_region"
       "  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
       " WHERE k.lookup = $1 AND k.revoked_at IS NULL" },
-    { "agent_get", "SELECT id, region FROM agents WHERE id = $1 AND tenant_id = $2" },
+    { "agent_get",
+      "SELECT id, region FROM agents WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL" },
     { "number_by_id",
       "SELECT id, number FROM phone_numbers WHERE id = $1 AND tenant_id = $2" },
     { "number_by_e164",
@@ -55,9 +58,9 @@ const bc_pg_stmt bc_api_stmts[] = {
       "INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number_id,"
       " from_number, region, target_concurrency_limit, ringing_timeout_s,"
       " max_call_duration_min, max_retries, scheduled_at, timezone, variables,"
-      " metadata, state, total, admitted_at)"
+      " metadata, state, total, external_id, post_call, admitted_at)"
       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-      "         $15::jsonb, $16::jsonb, $17, $18,"
+      "         $15::jsonb, $16::jsonb, $17, $18, $19, $20::jsonb,"
       "         CASE WHEN $17 = 'admitted' THEN now() END)" },
     { "recipients_insert",
       "INSERT INTO recipients (id, batch_id, tenant_id, seq, to_number, from_number,"
@@ -107,7 +110,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       rfc3339(greatest(b.updated_at, c.last)) AS updated_at,"
       "       b.target_concurrency_limit, b.ringing_timeout_s, b.max_call_duration_min,"
       "       b.max_retries, b.total, b.retry_count, b.variables::text AS variables,"
-      "       b.metadata::text AS metadata, c.*"
+      "       b.metadata::text AS metadata, b.external_id, b.post_call::text AS post_call, c.*"
       "  FROM batches b, LATERAL (SELECT"
       "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled')) AS dispatched,"
       "       count(*) FILTER (WHERE status IN ('completed', 'failed')) AS finished,"
@@ -121,7 +124,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       FROM recipients r WHERE r.batch_id = b.id) c"
       " WHERE b.id = $1 AND b.tenant_id = $2" },
     { "recipients_get",
-      "SELECT id, to_number, status, last_call_id, end_reason, error_message,"
+      "SELECT id, to_number, from_number, status, last_call_id, end_reason, error_message,"
       "       metadata::text AS metadata, attempts, rfc3339(created_at) AS created_at"
       "  FROM recipients WHERE batch_id = $1 ORDER BY seq" },
     { 0, 0 },
@@ -132,6 +135,8 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
     bc_api *api = ud;
 
     if (bc_cartesia_handle(api, req, resp))
+        return;
+    if (bc_rymi_handle(api, req, resp))
         return;
     if (bc_callback_handle(api, req, resp))
         return;

@@ -120,7 +120,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     bc_batch_rc rc = BC_BATCH_ERROR;
     PGresult *res = NULL, *rel = NULL;
     char num_id[48] = "", number[24] = "", region[16], limit[16], ring[16],
-         dur[16], retries[16], total[16], *vars = NULL, *meta = NULL,
+         dur[16], retries[16], total[16], *vars = NULL, *meta = NULL, *post = NULL,
          *doc = NULL, sched[40] = "";
     const char *state;
     long concurrency, reserved;
@@ -209,12 +209,14 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     snprintf(total, sizeof total, "%zu", json_array_size(s->recipients));
     vars = s->variables ? json_dumps(s->variables, JSON_COMPACT) : strdup("{}");
     meta = s->metadata ? json_dumps(s->metadata, JSON_COMPACT) : strdup("{}");
+    post = s->post_call ? json_dumps(s->post_call, JSON_COMPACT) : NULL;
     {
         const char *p[] = { id_out, who->tenant_id, s->surface, s->name, s->agent_id,
                             num_id[0] ? num_id : NULL, number, region, limit, ring,
                             dur, retries, sched[0] ? sched : NULL,
-                            s->timezone ? s->timezone : "UTC", vars, meta, state, total };
-        if (!(res = one(pg, "batch_insert", 18, p, err)))
+                            s->timezone ? s->timezone : "UTC", vars, meta, state, total,
+                            s->external_id, post };
+        if (!(res = one(pg, "batch_insert", 20, p, err)))
             goto out;
         PQclear(res);
         res = NULL;
@@ -245,6 +247,7 @@ out:
     PQclear(rel);
     free(vars);
     free(meta);
+    free(post);
     free(doc);
     return rc;
 }
@@ -271,6 +274,7 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     PGresult *res = bc_pg_exec(pg, "batch_get", 2, p, err);
     json_t *b = NULL, *arr;
     static const char *strs[] = { "id", "surface", "name", "agent_id", "from_number_id",
+                                  "external_id",
                                   "from_number", "region", "state", "timezone",
                                   "scheduled_at", "admitted_at", "cancelled_at",
                                   "created_at", "updated_at", NULL };
@@ -294,6 +298,7 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
         json_object_set_new(b, ints[i], json_integer(bc_pg_int(res, 0, ints[i], 0)));
     json_object_set_new(b, "variables", json_col(res, 0, "variables"));
     json_object_set_new(b, "metadata", json_col(res, 0, "metadata"));
+    json_object_set_new(b, "post_call", json_col(res, 0, "post_call"));
     PQclear(res);
     if (!with_recipients)
         return b;
@@ -304,7 +309,7 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     }
     arr = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
-        json_t *r = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o}",
+        json_t *r = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o}",
                               "id", str_or_null(res, i, "id"),
                               "to_number", str_or_null(res, i, "to_number"),
                               "status", str_or_null(res, i, "status"),
@@ -313,7 +318,8 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                               "error_message", str_or_null(res, i, "error_message"),
                               "metadata", json_col(res, i, "metadata"),
                               "attempts", (json_int_t)bc_pg_int(res, i, "attempts", 0),
-                              "created_at", str_or_null(res, i, "created_at"));
+                              "created_at", str_or_null(res, i, "created_at"),
+                              "from_number", str_or_null(res, i, "from_number"));
         json_array_append_new(arr, r);
     }
     PQclear(res);

@@ -35,6 +35,8 @@ typedef struct bc_batch_spec {
     json_t *variables;           /* borrowed; may be NULL */
     json_t *metadata;            /* borrowed; may be NULL */
     int draft;
+    const char *external_id;     /* caller's own batch id (Rymi batch_id) */
+    json_t *post_call;           /* borrowed; may be NULL */
     /* Borrowed array of {"to_number", "from_number"?, "metadata"?,
      * "variables"?, "max_retries"?}, already validated. Ids are added. */
     json_t *recipients;

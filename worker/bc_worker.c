@@ -113,7 +113,7 @@ static const bc_pg_stmt stmts[] = {
       " WHERE id = $1" },
     { "call_progress",
       "WITH c AS (UPDATE calls SET status = $2,"
-      "        history = history || jsonb_build_object('status', $2, 'at', rfc3339(now())),"
+      "        history = history || jsonb_build_object('status', $2::text, 'at', rfc3339(now())),"
       "        answered_at = CASE WHEN $2 = 'in-progress' THEN now() ELSE answered_at END,"
       "        carrier_call_id = coalesce(carrier_call_id, $3)"
       "      WHERE id = $1 AND call_status_rank(status) < call_status_rank($2)"
@@ -128,7 +128,7 @@ static const bc_pg_stmt stmts[] = {
      * $6 retryable $7 retry base seconds $8 results topic $9 error message */
     { "call_end",
       "WITH c AS (UPDATE calls SET status = $2, ended_at = now(), duration_s = $3::int,"
-      "        history = history || jsonb_build_object('status', $2, 'at', rfc3339(now())),"
+      "        history = history || jsonb_build_object('status', $2::text, 'at', rfc3339(now())),"
       "        end_reason = $4, carrier_call_id = coalesce(carrier_call_id, $5)"
       "      WHERE id = $1 AND call_status_rank(status) < 9"
       "      RETURNING id, recipient_id, batch_id, tenant_id, attempt, lease_slot,"

@@ -153,10 +153,13 @@ def stack(tmp_path_factory, request):
         "BC_SIM_PORT": str(s.sim_port), "BC_SIM_MS_PER_SECOND": "5",
         "BC_SIM_RING_SECONDS": "1-4", "BC_SIM_TALK_SECONDS": "5-40", "BC_SIM_SEED": "7"})
     s.start("api", "batchcall-api", {"BC_API_PORT": str(s.api_port)})
-    s.start("scheduler", "batchcall-scheduler", {"BC_SCHEDULER_PORT": "0", "BC_SCHEDULER_TICK_MS": "50"})
-    s.start("worker", "batchcall-worker", {"BC_WORKER_PORT": "0", "BC_RETRY_BASE_MS": "200"})
-    s.wait_ready(s.sim)
-    s.wait_ready(s.api)
+    sched_port, worker_port = free_port(), free_port()
+    s.start("scheduler", "batchcall-scheduler", {"BC_SCHEDULER_PORT": str(sched_port),
+                                                 "BC_SCHEDULER_TICK_MS": "50"})
+    s.start("worker", "batchcall-worker", {"BC_WORKER_PORT": str(worker_port),
+                                           "BC_RETRY_BASE_MS": "200"})
+    for url in (s.sim, s.api, f"http://127.0.0.1:{sched_port}", f"http://127.0.0.1:{worker_port}"):
+        s.wait_ready(url)
     yield s
     codes = s.stop_all()
     failed = request.session.testsfailed

@@ -1,0 +1,1416 @@
+#include "bc_rymi.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_apikey.h"
+#include "bc_batches.h"
+#include "bc_crypto.h"
+#include "bc_e164.h"
+#include "bc_gate.h"
+#include "bc_json.h"
+
+#define MAX_BATCH 500        /* recipients per POST /v1/calls/batch */
+#define MAX_DNC_BATCH 10000
+
+typedef struct rq {
+    bc_api *api;
+    const bc_http_req *req;
+    bc_http_resp *resp;
+    bc_gate g;
+    const char *method;
+    char seg[6][128];        /* path segments after /v1 */
+    int nseg;
+} rq;
+
+static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
+{
+    bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
+}
+
+static void fail(rq *r, const char *what, const bc_err *err)
+{
+    bc_log(r->api->ctx->log, BC_ERROR, "rymi.failed", "{s:s,s:s,s:s}", "what", what,
+           "tenant_id", r->g.who.tenant_id, "error", err ? err->msg : "");
+    error(r->resp, 500, "internal_error", "Internal server error");
+}
+
+static PGresult *q(rq *r, const char *stmt, int n, const char *const *p, bc_err *err)
+{
+    return bc_pg_exec(r->g.pg, stmt, n, p, err);
+}
+
+static int is(const rq *r, const char *method, int nseg, ...)
+{
+    va_list ap;
+    int ok = !strcmp(r->method, method) && r->nseg == nseg;
+
+    va_start(ap, nseg);
+    for (int i = 0; ok && i < nseg; i++) {
+        const char *want = va_arg(ap, const char *);
+        ok = !want || !strcmp(want, r->seg[i]);
+    }
+    va_end(ap);
+    return ok;
+}
+
+static json_t *body(rq *r)
+{
+    char why[300];
+    size_t len;
+    const char *raw = bc_http_body(r->req, &len);
+    json_t *j = bc_json_object(raw, len, why, sizeof why);
+
+    if (!j)
+        error(r->resp, 400, "invalid_request", why);
+    return j;
+}
+
+/* limit (default 50, max 200) and offset (default 0); -1 after a 400. */
+static int paging(rq *r, int *limit, int *offset)
+{
+    const char *l = bc_http_query(r->req, "limit"), *o = bc_http_query(r->req, "offset");
+    char *end;
+
+    *limit = 50;
+    *offset = 0;
+    if (l) {
+        long v = strtol(l, &end, 10);
+        if (*end || end == l || v < 1 || v > 200) {
+            error(r->resp, 400, "invalid_request", "limit must be an integer between 1 and 200");
+            return -1;
+        }
+        *limit = (int)v;
+    }
+    if (o) {
+        long v = strtol(o, &end, 10);
+        if (*end || end == o || v < 0 || v > 1000000000) {
+            error(r->resp, 400, "invalid_request", "offset must be a non-negative integer");
+            return -1;
+        }
+        *offset = (int)v;
+    }
+    return 0;
+}
+
+static json_t *str_or_null(const PGresult *res, int row, const char *col)
+{
+    const char *v = bc_pg_val(res, row, col);
+
+    return v ? json_string(v) : json_null();
+}
+
+static json_t *json_or_null(const PGresult *res, int row, const char *col)
+{
+    const char *v = bc_pg_val(res, row, col);
+    json_t *j = v ? json_loads(v, 0, NULL) : NULL;
+
+    return j ? j : json_null();
+}
+
+/* ---- sessions (batches) ------------------------------------------------- */
+
+static const char *participant_status(const char *s)
+{
+    if (!strcmp(s, "dispatched"))
+        return "dialing";
+    if (!strcmp(s, "started"))
+        return "in_progress";
+    if (!strcmp(s, "cancelled"))
+        return "failed";
+    return s;   /* queued, completed, failed */
+}
+
+static const char *session_status(json_t *b)
+{
+    json_int_t live = json_integer_value(json_object_get(b, "live"));
+    json_int_t queued = json_integer_value(json_object_get(b, "queued"));
+    json_int_t done = json_integer_value(json_object_get(b, "finished")) +
+                      json_integer_value(json_object_get(b, "cancelled"));
+    json_int_t completed = json_integer_value(json_object_get(b, "completed"));
+    int cancelled = !strcmp(json_string_value(json_object_get(b, "state")), "cancelled");
+
+    /* Keep in step with BC_RYMI_SESSION_STATUS, which filters lists. */
+    if (live > 0 || (queued > 0 && done > 0 && !cancelled))
+        return "in_progress";
+    if (queued > 0 && !cancelled)
+        return "queued";
+    if (completed > 0 || cancelled)
+        return "completed";
+    return "failed";
+}
+
+static json_t *suffix_id(const char *prefix, const char *id)
+{
+    const char *u = strchr(id, '_');
+
+    return json_sprintf("%s_%s", prefix, u ? u + 1 : id);
+}
+
+static json_t *render_session(json_t *b)
+{
+    const char *id = json_string_value(json_object_get(b, "id"));
+    const char *ext = json_string_value(json_object_get(b, "external_id"));
+    json_t *o = json_pack("{s:s,s:o,s:s,s:s,s:O,s:O,s:O,s:O,s:O,s:O,s:O}",
+                          "id", id, "room_name", json_sprintf("call_%s", id),
+                          "status", session_status(b), "batch_id", ext ? ext : id,
+                          "agent_id", json_object_get(b, "agent_id"),
+                          "from_number", json_object_get(b, "from_number"),
+                          "metadata", json_object_get(b, "metadata"),
+                          "variables", json_object_get(b, "variables"),
+                          "post_call", json_object_get(b, "post_call"),
+                          "created_at", json_object_get(b, "created_at"),
+                          "updated_at", json_object_get(b, "updated_at"));
+    json_t *rs = json_object_get(b, "recipients"), *x;
+    size_t i;
+
+    json_object_set_new(o, "queued", json_integer(json_integer_value(json_object_get(b, "queued"))));
+    json_object_set_new(o, "total", json_integer(json_integer_value(json_object_get(b, "total"))));
+    if (!rs)
+        return o;
+    json_t *parts = json_array();
+    json_array_foreach(rs, i, x) {
+        const char *rid = json_string_value(json_object_get(x, "id"));
+        json_t *p = json_pack("{s:s,s:s,s:O,s:s,s:o,s:o,s:O,s:O,s:O}",
+                              "id", rid, "transport", "pstn",
+                              "identity", json_object_get(x, "to_number"),
+                              "status", participant_status(json_string_value(
+                                            json_object_get(x, "status"))),
+                              "telephony_leg_id", suffix_id("leg", rid),
+                              "job_id", suffix_id("job", rid),
+                              "call_id", json_object_get(x, "call_id"),
+                              "end_reason", json_object_get(x, "end_reason"),
+                              "metadata", json_object_get(x, "metadata"));
+        json_object_set(p, "from_number", json_is_null(json_object_get(x, "from_number"))
+                                              ? json_object_get(b, "from_number")
+                                              : json_object_get(x, "from_number"));
+        json_array_append_new(parts, p);
+    }
+    json_object_set_new(o, "participants", parts);
+    return o;
+}
+
+static void send_session(rq *r, const char *id, int status)
+{
+    bc_err err = { "" };
+    json_t *b = bc_batch_load(r->g.pg, r->g.who.tenant_id, id, 1, &err);
+
+    if (!b) {
+        if (err.msg[0])
+            fail(r, "session.read", &err);
+        else
+            error(r->resp, 404, "not_found", "Call not found");
+        return;
+    }
+    bc_http_json(r->resp, status, render_session(b));
+    json_decref(b);
+}
+
+/* Collects recipients from "to" strings or "recipients"/"participants"
+ * objects into a normalised array; NULL after a 400. */
+static json_t *recipients_of(rq *r, json_t *in, const char *field, int participants)
+{
+    json_t *to = json_object_get(in, "to"), *objs = json_object_get(in, field), *out, *x;
+    char why[200];
+    size_t i;
+
+    if (!participants && to && objs) {
+        error(r->resp, 400, "invalid_request", "send either to or recipients, not both");
+        return NULL;
+    }
+    if (!participants && to) {
+        if (!json_is_array(to)) {
+            error(r->resp, 400, "invalid_request", "to must be an array of E.164 numbers");
+            return NULL;
+        }
+        objs = to;
+    }
+    if (!json_is_array(objs) || json_array_size(objs) == 0) {
+        snprintf(why, sizeof why, participants ? "participants must be a non-empty array"
+                                               : "to or recipients is required and must not be empty");
+        error(r->resp, 400, "invalid_request", why);
+        return NULL;
+    }
+    if (json_array_size(objs) > MAX_BATCH) {
+        snprintf(why, sizeof why, "at most %d recipients per request (got %zu)", MAX_BATCH,
+                 json_array_size(objs));
+        error(r->resp, 400, "invalid_request", why);
+        return NULL;
+    }
+    out = json_array();
+    json_array_foreach(objs, i, x) {
+        json_t *num = json_is_string(x) ? x : NULL, *from = NULL, *meta = NULL;
+
+        if (json_is_object(x)) {
+            const char *tr = json_string_value(json_object_get(x, "transport"));
+            if (participants && tr && strcmp(tr, "pstn")) {
+                snprintf(why, sizeof why, "%s[%zu].transport '%s' is not supported here; "
+                         "only pstn participants are dialed", field, i, tr);
+                goto bad;
+            }
+            num = json_object_get(x, participants ? "identity" : "to");
+            if (!num && !participants)
+                num = json_object_get(x, "identity");
+            from = json_object_get(x, "from_number");
+            meta = json_object_get(x, "metadata");
+        }
+        if (!json_is_string(num) || !bc_e164_valid(json_string_value(num))) {
+            snprintf(why, sizeof why, "%s[%zu]: invalid E.164 number", to && !participants
+                     ? "to" : field, i);
+            goto bad;
+        }
+        if (from && !json_is_null(from) &&
+            (!json_is_string(from) || !bc_e164_valid(json_string_value(from)))) {
+            snprintf(why, sizeof why, "%s[%zu].from_number: invalid E.164 number", field, i);
+            goto bad;
+        }
+        if (meta && !json_is_null(meta) && !json_is_object(meta)) {
+            snprintf(why, sizeof why, "%s[%zu].metadata must be an object", field, i);
+            goto bad;
+        }
+        json_t *y = json_pack("{s:O}", "to_number", num);
+        if (from && !json_is_null(from))
+            json_object_set(y, "from_number", from);
+        json_object_set(y, "metadata", meta && !json_is_null(meta) ? meta : json_object());
+        json_array_append_new(out, y);
+    }
+    return out;
+bad:
+    error(r->resp, 400, "invalid_request", why);
+    json_decref(out);
+    return NULL;
+}
+
+/* 409 if any recipient is on the tenant's DNC list; -1 after a response. */
+static int dnc_clear(rq *r, json_t *recips)
+{
+    char *arr = NULL;
+    size_t len = 0, i;
+    FILE *f = open_memstream(&arr, &len);
+    json_t *x, *hits;
+    bc_err err = { "" };
+    PGresult *res;
+
+    fputc('{', f);
+    json_array_foreach(recips, i, x)
+        fprintf(f, "%s%s", i ? "," : "", json_string_value(json_object_get(x, "to_number")));
+    fputc('}', f);
+    fclose(f);
+    const char *p[] = { r->g.who.tenant_id, arr };
+    res = q(r, "rymi_dnc_hits", 2, p, &err);
+    free(arr);
+    if (!res) {
+        fail(r, "dnc.check", &err);
+        return -1;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return 0;
+    }
+    hits = json_array();
+    for (int k = 0; k < PQntuples(res); k++)
+        json_array_append_new(hits, json_string(bc_pg_val(res, k, "number")));
+    PQclear(res);
+    bc_http_json(r->resp, 409, json_pack("{s:s,s:s,s:s,s:o}", "error",
+                 "One or more recipients are on the DNC list", "code", "dnc_listed",
+                 "detail", "rejected_before_queueing", "numbers", hits));
+    return -1;
+}
+
+static void create_session(rq *r, int participants)
+{
+    json_t *in = body(r), *recips = NULL;
+    bc_batch_spec spec = { .surface = "rymi" };
+    const char *agent = NULL, *from = NULL, *ext = NULL;
+    char why[300], id[48];
+    bc_err err = { "" };
+    json_t *v;
+
+    if (!in)
+        return;
+    if (bc_json_str(in, "agent_id", 1, 64, &agent, why, sizeof why) < 0 ||
+        bc_json_str(in, "from_number", 0, 16, &from, why, sizeof why) < 0 ||
+        bc_json_str(in, "batch_id", 0, 128, &ext, why, sizeof why) < 0) {
+        error(r->resp, 400, "invalid_request", why);
+        goto out;
+    }
+    if (from && !bc_e164_valid(from)) {
+        error(r->resp, 400, "invalid_request", "from_number must be an E.164 number");
+        goto out;
+    }
+    static const char *objs[] = { "metadata", "variables", "post_call" };
+    for (int i = 0; i < 3; i++) {
+        v = json_object_get(in, objs[i]);
+        if (v && !json_is_null(v) && !json_is_object(v)) {
+            snprintf(why, sizeof why, "%s must be an object", objs[i]);
+            error(r->resp, 400, "invalid_request", why);
+            goto out;
+        }
+    }
+    if (!(recips = recipients_of(r, in, participants ? "participants" : "recipients",
+                                 participants)))
+        goto out;
+    if (dnc_clear(r, recips) < 0)
+        goto out;
+    spec.name = ext ? ext : participants ? "call" : "batch";
+    spec.agent_id = agent;
+    spec.from_number = from;
+    spec.external_id = ext;
+    spec.ringing_timeout_s = 60;
+    spec.max_call_duration_min = 480;
+    spec.variables = json_object_get(in, "variables");
+    spec.metadata = json_object_get(in, "metadata");
+    spec.post_call = json_object_get(in, "post_call");
+    spec.recipients = recips;
+    switch (bc_batch_create(r->api, r->g.pg, &r->g.who, &spec, id, &err)) {
+    case BC_BATCH_OK:
+        bc_log(r->api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",
+               "rymi", "tenant_id", r->g.who.tenant_id, "batch_id", id, "recipients",
+               (json_int_t)json_array_size(recips));
+        send_session(r, id, participants ? 201 : 202);
+        break;
+    case BC_BATCH_NO_AGENT:
+        error(r->resp, 404, "agent_not_found", "Agent not found for this tenant");
+        break;
+    case BC_BATCH_NO_NUMBER:
+        error(r->resp, 400, "invalid_request",
+              "no from_number given and the tenant has no default number");
+        break;
+    case BC_BATCH_OVER_LIMIT:
+    case BC_BATCH_BAD_TIME:
+        error(r->resp, 400, "invalid_request", err.msg);
+        break;
+    default:
+        fail(r, "session.create", &err);
+    }
+out:
+    json_decref(recips);
+    json_decref(in);
+}
+
+static void list_sessions(rq *r, const char *agent, int active)
+{
+    const char *cursor = bc_http_query(r->req, "cursor"), *status = bc_http_query(r->req, "status");
+    char lim[16], off[16];
+    int limit, offset;
+    bc_err err = { "" };
+    PGresult *res;
+    json_t *calls = json_array();
+    long long total = 0;
+
+    if (paging(r, &limit, &offset) < 0)
+        goto out;
+    if (status && strcmp(status, "queued") && strcmp(status, "ringing") &&
+        strcmp(status, "in_progress") && strcmp(status, "completed") && strcmp(status, "failed")) {
+        error(r->resp, 400, "invalid_request",
+              "status must be one of queued, ringing, in_progress, completed, failed");
+        goto out;
+    }
+    if (active)
+        limit = 200;
+    snprintf(lim, sizeof lim, "%d", limit);
+    snprintf(off, sizeof off, "%d", offset);
+    const char *p[] = { r->g.who.tenant_id, agent, cursor, status, lim, off,
+                        active ? "t" : "f" };
+    if (!(res = q(r, "rymi_sessions", 7, p, &err))) {
+        fail(r, "sessions.list", &err);
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *b = bc_batch_load(r->g.pg, r->g.who.tenant_id, bc_pg_val(res, i, "id"), 0, &err);
+        total = bc_pg_int(res, i, "total", 0);
+        if (b) {
+            json_array_append_new(calls, render_session(b));
+            json_decref(b);
+        }
+    }
+    PQclear(res);
+    if (active) {
+        bc_http_json(r->resp, 200, json_pack("{s:O,s:I}", "calls", calls, "total",
+                                             (json_int_t)json_array_size(calls)));
+        goto out;
+    }
+    json_t *last = json_array_get(calls, json_array_size(calls) - 1);
+    bc_http_json(r->resp, 200, json_pack("{s:O,s:I,s:i,s:i,s:O}", "calls", calls, "total",
+                                         (json_int_t)total, "limit", limit, "offset", offset,
+                                         "next_cursor",
+                                         last && (int)json_array_size(calls) == limit
+                                             ? json_object_get(last, "id") : json_null()));
+out:
+    json_decref(calls);
+}
+
+static void events(rq *r, const char *id)
+{
+    bc_err err = { "" };
+    json_t *b = bc_batch_load(r->g.pg, r->g.who.tenant_id, id, 0, &err), *ev;
+    PGresult *res;
+
+    if (!b) {
+        if (err.msg[0])
+            fail(r, "events", &err);
+        else
+            error(r->resp, 404, "not_found", "Call not found");
+        return;
+    }
+    json_decref(b);
+    const char *p[] = { id, r->g.who.tenant_id };
+    if (!(res = q(r, "rymi_events", 2, p, &err))) {
+        fail(r, "events", &err);
+        return;
+    }
+    ev = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *st = bc_pg_val(res, i, "status");
+        json_array_append_new(ev, json_pack("{s:s,s:s,s:s,s:s}", "participant_id",
+                                            bc_pg_val(res, i, "recipient_id"), "leg_id",
+                                            bc_pg_val(res, i, "id"), "status",
+                                            !strcmp(st, "in-progress") ? "in_progress" : st,
+                                            "at", bc_pg_val(res, i, "at")));
+    }
+    PQclear(res);
+    bc_http_json(r->resp, 200, json_pack("{s:s,s:o}", "call_id", id, "events", ev));
+}
+
+static void end_session(rq *r, const char *id)
+{
+    bc_err err = { "" };
+
+    switch (bc_batch_cancel(r->g.pg, &r->g.who, id, &err)) {
+    case BC_BATCH_OK:
+        send_session(r, id, 200);
+        break;
+    case BC_BATCH_NOT_FOUND:
+        error(r->resp, 404, "not_found", "Call not found");
+        break;
+    default:
+        fail(r, "session.end", &err);
+    }
+}
+
+static void queue_stats(rq *r)
+{
+    bc_err err = { "" };
+    const char *p[] = { r->g.who.tenant_id };
+    PGresult *res = q(r, "rymi_stats", 1, p, &err);
+
+    if (!res) {
+        fail(r, "stats", &err);
+        return;
+    }
+    bc_http_json(r->resp, 200, json_pack("{s:I,s:I,s:I,s:I}",
+                 "waiting", (json_int_t)bc_pg_int(res, 0, "waiting", 0),
+                 "active", (json_int_t)bc_pg_int(res, 0, "active", 0),
+                 "completed", (json_int_t)bc_pg_int(res, 0, "completed", 0),
+                 "failed", (json_int_t)bc_pg_int(res, 0, "failed", 0)));
+    PQclear(res);
+}
+
+/* ---- agents --------------------------------------------------------------- */
+
+static json_t *agent_json(const PGresult *res, int i)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "id", str_or_null(res, i, "id"),
+                     "name", str_or_null(res, i, "name"), "region", str_or_null(res, i, "region"),
+                     "config", json_or_null(res, i, "config"),
+                     "created_at", str_or_null(res, i, "created_at"),
+                     "updated_at", str_or_null(res, i, "updated_at"));
+}
+
+static void agents_list(rq *r, const char *only)
+{
+    char lim[16], off[16];
+    int limit, offset;
+    bc_err err = { "" };
+    PGresult *res;
+    json_t *arr;
+
+    if (paging(r, &limit, &offset) < 0)
+        return;
+    snprintf(lim, sizeof lim, "%d", only ? 1 : limit);
+    snprintf(off, sizeof off, "%d", only ? 0 : offset);
+    const char *p[] = { r->g.who.tenant_id, only, lim, off };
+    if (!(res = q(r, "rymi_agents", 4, p, &err))) {
+        fail(r, "agents.list", &err);
+        return;
+    }
+    if (only) {
+        if (PQntuples(res) == 1)
+            bc_http_json(r->resp, 200, agent_json(res, 0));
+        else
+            error(r->resp, 404, "not_found", "Agent not found");
+        PQclear(res);
+        return;
+    }
+    arr = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(arr, agent_json(res, i));
+    bc_http_json(r->resp, 200, json_pack("{s:o,s:I,s:i,s:i}", "agents", arr, "total",
+                                         (json_int_t)(PQntuples(res) ? bc_pg_int(res, 0, "total", 0) : 0),
+                                         "limit", limit, "offset", offset));
+    PQclear(res);
+}
+
+/* Everything but name and region is the agent's config, kept as given. */
+static int agent_fields(rq *r, json_t *in, int create, const char **name, const char **region,
+                        char **config)
+{
+    char why[200];
+    json_t *cfg = json_deep_copy(in);
+
+    if (bc_json_str(in, "name", create, 255, name, why, sizeof why) < 0 ||
+        bc_json_str(in, "region", 0, 8, region, why, sizeof why) < 0) {
+        error(r->resp, 400, "invalid_request", why);
+        json_decref(cfg);
+        return -1;
+    }
+    if (*region && strcmp(*region, "us") && strcmp(*region, "eu") && strcmp(*region, "apac")) {
+        error(r->resp, 400, "invalid_request", "region must be one of us, eu, apac");
+        json_decref(cfg);
+        return -1;
+    }
+    json_object_del(cfg, "name");
+    json_object_del(cfg, "region");
+    json_object_del(cfg, "id");
+    *config = json_dumps(cfg, JSON_COMPACT);
+    json_decref(cfg);
+    return 0;
+}
+
+static void agent_create(rq *r)
+{
+    json_t *in = body(r);
+    const char *name = NULL, *region = NULL;
+    char *config = NULL, id[48];
+    bc_err err = { "" };
+    PGresult *res;
+
+    if (!in)
+        return;
+    if (agent_fields(r, in, 1, &name, &region, &config) == 0) {
+        bc_id_new(id, sizeof id, "agent");
+        const char *p[] = { id, r->g.who.tenant_id, name, region, config };
+        if (!(res = q(r, "rymi_agent_insert", 5, p, &err))) {
+            fail(r, "agent.create", &err);
+        } else {
+            PQclear(res);
+            agents_list(r, id);
+            r->resp->status = 201;
+        }
+    }
+    free(config);
+    json_decref(in);
+}
+
+static void agent_update(rq *r, const char *id)
+{
+    json_t *in = body(r);
+    const char *name = NULL, *region = NULL;
+    char *config = NULL;
+    bc_err err = { "" };
+    PGresult *res;
+
+    if (!in)
+        return;
+    if (agent_fields(r, in, 0, &name, &region, &config) == 0) {
+        const char *p[] = { id, r->g.who.tenant_id, name, region, config };
+        if (!(res = q(r, "rymi_agent_update", 5, p, &err))) {
+            fail(r, "agent.update", &err);
+        } else {
+            int n = atoi(PQcmdTuples(res));
+            PQclear(res);
+            if (n)
+                agents_list(r, id);
+            else
+                error(r->resp, 404, "not_found", "Agent not found");
+        }
+    }
+    free(config);
+    json_decref(in);
+}
+
+static void agent_delete(rq *r, const char *id)
+{
+    bc_err err = { "" };
+    const char *p[] = { id, r->g.who.tenant_id };
+    PGresult *res = q(r, "rymi_agent_delete", 2, p, &err);
+
+    if (!res) {
+        fail(r, "agent.delete", &err);
+        return;
+    }
+    if (atoi(PQcmdTuples(res)))
+        bc_http_json(r->resp, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
+    else
+        error(r->resp, 404, "not_found", "Agent not found");
+    PQclear(res);
+}
+
+/* ---- numbers ----------------------------------------------------------- */
+
+static json_t *number_json(const PGresult *res, int i)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:b,s:o}", "id", str_or_null(res, i, "id"),
+                     "number", str_or_null(res, i, "number"),
+                     "provider", str_or_null(res, i, "provider"),
+                     "agent_id", str_or_null(res, i, "agent_id"),
+                     "is_default", !strcmp(bc_pg_val(res, i, "is_default"), "t"),
+                     "created_at", str_or_null(res, i, "created_at"));
+}
+
+static void numbers_list(rq *r, const char *only, int status)
+{
+    char lim[16], off[16];
+    int limit = 50, offset = 0;
+    bc_err err = { "" };
+    PGresult *res;
+    json_t *arr;
+
+    if (!only && paging(r, &limit, &offset) < 0)
+        return;
+    snprintf(lim, sizeof lim, "%d", limit);
+    snprintf(off, sizeof off, "%d", offset);
+    const char *p[] = { r->g.who.tenant_id, only, lim, off };
+    if (!(res = q(r, "rymi_numbers", 4, p, &err))) {
+        fail(r, "numbers.list", &err);
+        return;
+    }
+    if (only) {
+        if (PQntuples(res) == 1)
+            bc_http_json(r->resp, status, number_json(res, 0));
+        else
+            error(r->resp, 404, "not_found", "Number not found");
+        PQclear(res);
+        return;
+    }
+    arr = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(arr, number_json(res, i));
+    bc_http_json(r->resp, 200, json_pack("{s:o,s:I,s:i,s:i}", "numbers", arr, "total",
+                                         (json_int_t)(PQntuples(res) ? bc_pg_int(res, 0, "total", 0) : 0),
+                                         "limit", limit, "offset", offset));
+    PQclear(res);
+}
+
+static int agent_exists(rq *r, const char *agent)
+{
+    const char *p[] = { agent, r->g.who.tenant_id };
+    PGresult *res = q(r, "agent_get", 2, p, NULL);
+    int ok = res && PQntuples(res) == 1;
+
+    PQclear(res);
+    return ok;
+}
+
+static void number_create(rq *r)
+{
+    json_t *in = body(r);
+    const char *number = NULL, *provider = NULL, *agent = NULL;
+    char why[200], id[48];
+    bc_err err = { "" };
+    PGresult *res;
+
+    if (!in)
+        return;
+    if (bc_json_str(in, "number", 1, 16, &number, why, sizeof why) < 0 ||
+        bc_json_str(in, "provider", 0, 16, &provider, why, sizeof why) < 0 ||
+        bc_json_str(in, "agent_id", 0, 64, &agent, why, sizeof why) < 0) {
+        error(r->resp, 400, "invalid_request", why);
+    } else if (!bc_e164_valid(number)) {
+        error(r->resp, 400, "invalid_request", "number must be an E.164 phone number");
+    } else if (provider && strcmp(provider, "twilio") && strcmp(provider, "plivo") &&
+               strcmp(provider, "vonage")) {
+        error(r->resp, 400, "invalid_request", "provider must be one of twilio, plivo, vonage");
+    } else if (agent && !agent_exists(r, agent)) {
+        error(r->resp, 404, "agent_not_found", "Agent not found for this tenant");
+    } else {
+        bc_id_new(id, sizeof id, "ap");
+        const char *p[] = { id, r->g.who.tenant_id, number, provider ? provider : "twilio", agent };
+        if (!(res = q(r, "rymi_number_insert", 5, p, &err))) {
+            fail(r, "number.create", &err);
+        } else {
+            int n = atoi(PQcmdTuples(res));
+            PQclear(res);
+            if (n)
+                numbers_list(r, number, 201);
+            else
+                error(r->resp, 409, "conflict", "This number is already registered");
+        }
+    }
+    json_decref(in);
+}
+
+static void number_attach(rq *r, const char *number)
+{
+    json_t *in = body(r);
+    const char *agent = NULL;
+    char why[200];
+    bc_err err = { "" };
+    PGresult *res;
+
+    if (!in)
+        return;
+    if (bc_json_str(in, "agent_id", 1, 64, &agent, why, sizeof why) < 0) {
+        error(r->resp, 400, "invalid_request", why);
+    } else if (!agent_exists(r, agent)) {
+        error(r->resp, 404, "agent_not_found", "Agent not found for this tenant");
+    } else {
+        const char *p[] = { r->g.who.tenant_id, number, agent };
+        if (!(res = q(r, "rymi_number_attach", 3, p, &err))) {
+            fail(r, "number.attach", &err);
+        } else {
+            int n = atoi(PQcmdTuples(res));
+            PQclear(res);
+            if (n)
+                numbers_list(r, number, 200);
+            else
+                error(r->resp, 404, "not_found", "Number not found");
+        }
+    }
+    json_decref(in);
+}
+
+static void number_delete(rq *r, const char *number)
+{
+    bc_err err = { "" };
+    const char *p[] = { r->g.who.tenant_id, number };
+    PGresult *res = q(r, "rymi_number_delete", 2, p, &err), *ex;
+
+    if (!res) {
+        fail(r, "number.delete", &err);
+        return;
+    }
+    if (PQntuples(res) == 1) {
+        bc_http_json(r->resp, 200, json_pack("{s:s,s:b}", "number", number, "deleted", 1));
+    } else {
+        const char *x[] = { r->g.who.tenant_id, number, "1", "0" };
+        ex = q(r, "rymi_numbers", 4, x, NULL);
+        if (ex && PQntuples(ex) == 1)
+            error(r->resp, 409, "conflict", "This number is used by existing calls");
+        else
+            error(r->resp, 404, "not_found", "Number not found");
+        PQclear(ex);
+    }
+    PQclear(res);
+}
+
+/* ---- DNC ----------------------------------------------------------------- */
+
+static char *pg_array(json_t *numbers)
+{
+    char *arr = NULL;
+    size_t len = 0, i;
+    FILE *f = open_memstream(&arr, &len);
+    json_t *x;
+
+    fputc('{', f);
+    json_array_foreach(numbers, i, x)
+        fprintf(f, "%s%s", i ? "," : "", json_string_value(x));
+    fputc('}', f);
+    fclose(f);
+    return arr;
+}
+
+/* Validates a list of E.164 numbers (all of them, or a 400). */
+static int numbers_ok(rq *r, json_t *arr, const char *field, size_t max)
+{
+    char why[200];
+    size_t i;
+    json_t *x;
+
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > max) {
+        snprintf(why, sizeof why, "%s must be an array of 1 to %zu E.164 numbers", field, max);
+        error(r->resp, 400, "invalid_request", why);
+        return -1;
+    }
+    json_array_foreach(arr, i, x)
+        if (!json_is_string(x) || !bc_e164_valid(json_string_value(x))) {
+            snprintf(why, sizeof why, "%s[%zu]: invalid E.164 number", field, i);
+            error(r->resp, 400, "invalid_request", why);
+            return -1;
+        }
+    return 0;
+}
+
+static void dnc_add(rq *r, int batch)
+{
+    json_t *in = body(r), *nums;
+    const char *reason = NULL;
+    char why[200], *arr;
+    bc_err err = { "" };
+    PGresult *res;
+
+    if (!in)
+        return;
+    if (bc_json_str(in, "reason", 0, 255, &reason, why, sizeof why) < 0) {
+        error(r->resp, 400, "invalid_request", why);
+        goto out;
+    }
+    if (batch) {
+        nums = json_incref(json_object_get(in, "numbers"));
+    } else {
+        json_t *n = json_object_get(in, "number");
+        nums = json_array();
+        if (n)
+            json_array_append(nums, n);
+    }
+    if (numbers_ok(r, nums, batch ? "numbers" : "number", batch ? MAX_DNC_BATCH : 1) < 0) {
+        json_decref(nums);
+        goto out;
+    }
+    arr = pg_array(nums);
+    const char *p[] = { r->g.who.tenant_id, arr, reason };
+    res = q(r, "rymi_dnc_add", 3, p, &err);
+    free(arr);
+    if (!res) {
+        fail(r, "dnc.add", &err);
+    } else if (batch) {
+        bc_http_json(r->resp, 201, json_pack("{s:i,s:I}", "added", PQntuples(res),
+                                             "received", (json_int_t)json_array_size(nums)));
+    } else {
+        bc_http_json(r->resp, PQntuples(res) ? 201 : 200,
+                     json_pack("{s:O,s:s*,s:b}", "number", json_array_get(nums, 0),
+                               "reason", reason, "blocked", 1));
+    }
+    PQclear(res);
+    json_decref(nums);
+out:
+    json_decref(in);
+}
+
+static void dnc_check(rq *r)
+{
+    json_t *in = body(r), *nums, *hits, *out;
+    char *arr;
+    bc_err err = { "" };
+    PGresult *res;
+    size_t i;
+    json_t *x;
+    int single;
+
+    if (!in)
+        return;
+    single = json_object_get(in, "number") != NULL;
+    if (single) {
+        nums = json_array();
+        json_array_append(nums, json_object_get(in, "number"));
+    } else {
+        nums = json_incref(json_object_get(in, "numbers"));
+    }
+    if (numbers_ok(r, nums, single ? "number" : "numbers", MAX_DNC_BATCH) < 0)
+        goto out;
+    arr = pg_array(nums);
+    const char *p[] = { r->g.who.tenant_id, arr };
+    res = q(r, "rymi_dnc_hits", 2, p, &err);
+    free(arr);
+    if (!res) {
+        fail(r, "dnc.check", &err);
+        goto out;
+    }
+    hits = json_object();
+    for (int k = 0; k < PQntuples(res); k++)
+        json_object_set_new(hits, bc_pg_val(res, k, "number"), json_true());
+    PQclear(res);
+    if (single) {
+        bc_http_json(r->resp, 200, json_pack("{s:O,s:b}", "number", json_array_get(nums, 0),
+                                             "blocked", json_object_size(hits) > 0));
+    } else {
+        out = json_array();
+        json_array_foreach(nums, i, x)
+            json_array_append_new(out, json_pack("{s:O,s:b}", "number", x, "blocked",
+                                                 json_object_get(hits, json_string_value(x)) != NULL));
+        bc_http_json(r->resp, 200, json_pack("{s:o}", "results", out));
+    }
+    json_decref(hits);
+out:
+    json_decref(nums);
+    json_decref(in);
+}
+
+static void dnc_list(rq *r)
+{
+    char lim[16], off[16];
+    int limit, offset;
+    bc_err err = { "" };
+    PGresult *res;
+    json_t *arr;
+
+    if (paging(r, &limit, &offset) < 0)
+        return;
+    snprintf(lim, sizeof lim, "%d", limit);
+    snprintf(off, sizeof off, "%d", offset);
+    const char *p[] = { r->g.who.tenant_id, lim, off };
+    if (!(res = q(r, "rymi_dnc_list", 3, p, &err))) {
+        fail(r, "dnc.list", &err);
+        return;
+    }
+    arr = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(arr, json_pack("{s:o,s:o,s:o}", "number",
+                                             str_or_null(res, i, "number"), "reason",
+                                             str_or_null(res, i, "reason"), "created_at",
+                                             str_or_null(res, i, "created_at")));
+    bc_http_json(r->resp, 200, json_pack("{s:o,s:I,s:i,s:i}", "dnc", arr, "total",
+                                         (json_int_t)(PQntuples(res) ? bc_pg_int(res, 0, "total", 0) : 0),
+                                         "limit", limit, "offset", offset));
+    PQclear(res);
+}
+
+static void dnc_delete(rq *r, const char *number)
+{
+    bc_err err = { "" };
+    const char *p[] = { r->g.who.tenant_id, number };
+    PGresult *res = q(r, "rymi_dnc_delete", 2, p, &err);
+
+    if (!res) {
+        fail(r, "dnc.delete", &err);
+        return;
+    }
+    if (PQntuples(res))
+        bc_http_json(r->resp, 200, json_pack("{s:s,s:b}", "number", number, "deleted", 1));
+    else
+        error(r->resp, 404, "not_found", "Number is not on the DNC list");
+    PQclear(res);
+}
+
+/* ---- webhooks ------------------------------------------------------------ */
+
+static const char *webhook_events[] = { "call.queued", "call.started", "call.completed",
+                                        "call.failed", "batch.completed", NULL };
+
+static char *events_array(rq *r, json_t *ev)
+{
+    char why[200];
+    size_t i;
+    json_t *x;
+
+    if (!json_is_array(ev) || json_array_size(ev) == 0 || json_array_size(ev) > 16) {
+        error(r->resp, 400, "invalid_request", "events must be a non-empty array of event names");
+        return NULL;
+    }
+    json_array_foreach(ev, i, x) {
+        int ok = 0;
+        for (int k = 0; webhook_events[k] && !ok; k++)
+            ok = json_is_string(x) && !strcmp(json_string_value(x), webhook_events[k]);
+        if (!ok) {
+            snprintf(why, sizeof why, "events[%zu] is not one of call.queued, call.started, "
+                     "call.completed, call.failed, batch.completed", i);
+            error(r->resp, 400, "invalid_request", why);
+            return NULL;
+        }
+    }
+    return pg_array(ev);
+}
+
+static int url_ok(const char *u)
+{
+    return u && (!strncmp(u, "https://", 8) || !strncmp(u, "http://", 7)) && strlen(u) > 10 &&
+           !strpbrk(u, " \t\r\n\"<>");
+}
+
+static json_t *webhook_json(const PGresult *res, int i)
+{
+    /* text[] comes back as {a,b}; our event names need no quoting. */
+    const char *ev = bc_pg_val(res, i, "events");
+    json_t *arr = json_array();
+    char buf[512];
+
+    snprintf(buf, sizeof buf, "%s", ev ? ev : "{}");
+    buf[strlen(buf) - 1] = '\0';
+    for (char *save = NULL, *t = strtok_r(buf + 1, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        json_array_append_new(arr, json_string(t));
+    return json_pack("{s:o,s:o,s:o,s:b,s:o,s:o}", "id", str_or_null(res, i, "id"),
+                     "url", str_or_null(res, i, "url"), "events", arr,
+                     "enabled", !strcmp(bc_pg_val(res, i, "enabled"), "t"),
+                     "created_at", str_or_null(res, i, "created_at"),
+                     "updated_at", str_or_null(res, i, "updated_at"));
+}
+
+static void webhooks_list(rq *r, const char *only, int status, const char *secret)
+{
+    bc_err err = { "" };
+    const char *p[] = { r->g.who.tenant_id, only };
+    PGresult *res = q(r, "rymi_webhooks", 2, p, &err);
+    json_t *arr;
+
+    if (!res) {
+        fail(r, "webhooks.list", &err);
+        return;
+    }
+    if (only) {
+        if (PQntuples(res) == 1) {
+            json_t *w = webhook_json(res, 0);
+            if (secret)   /* shown once, when created */
+                json_object_set_new(w, "secret", json_string(secret));
+            bc_http_json(r->resp, status, w);
+        } else {
+            error(r->resp, 404, "not_found", "Webhook not found");
+        }
+        PQclear(res);
+        return;
+    }
+    arr = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(arr, webhook_json(res, i));
+    PQclear(res);
+    bc_http_json(r->resp, 200, json_pack("{s:o}", "webhooks", arr));
+}
+
+static void webhook_create(rq *r)
+{
+    json_t *in = body(r);
+    const char *url = NULL;
+    char why[200], id[48], secret[48], *ev = NULL;
+    bc_err err = { "" };
+    PGresult *res;
+
+    if (!in)
+        return;
+    if (bc_json_str(in, "url", 1, 2048, &url, why, sizeof why) < 0) {
+        error(r->resp, 400, "invalid_request", why);
+    } else if (!url_ok(url)) {
+        error(r->resp, 400, "invalid_request", "url must be an http(s) URL");
+    } else if ((ev = events_array(r, json_object_get(in, "events")))) {
+        bc_id_new(id, sizeof id, "wh");
+        bc_random_token(secret, sizeof secret, "whsec_", 32);
+        const char *p[] = { id, r->g.who.tenant_id, url, ev, secret };
+        if (!(res = q(r, "rymi_webhook_insert", 5, p, &err)))
+            fail(r, "webhook.create", &err);
+        else {
+            PQclear(res);
+            webhooks_list(r, id, 201, secret);
+        }
+    }
+    free(ev);
+    json_decref(in);
+}
+
+static void webhook_update(rq *r, const char *id)
+{
+    json_t *in = body(r), *en;
+    const char *url = NULL;
+    char why[200], *ev = NULL;
+    bc_err err = { "" };
+    PGresult *res;
+
+    if (!in)
+        return;
+    en = json_object_get(in, "enabled");
+    if (bc_json_str(in, "url", 0, 2048, &url, why, sizeof why) < 0) {
+        error(r->resp, 400, "invalid_request", why);
+        goto out;
+    }
+    if (url && !url_ok(url)) {
+        error(r->resp, 400, "invalid_request", "url must be an http(s) URL");
+        goto out;
+    }
+    if (en && !json_is_boolean(en)) {
+        error(r->resp, 400, "invalid_request", "enabled must be a boolean");
+        goto out;
+    }
+    if (json_object_get(in, "events") && !(ev = events_array(r, json_object_get(in, "events"))))
+        goto out;
+    const char *p[] = { id, r->g.who.tenant_id, url, ev,
+                        en ? (json_is_true(en) ? "t" : "f") : NULL };
+    if (!(res = q(r, "rymi_webhook_update", 5, p, &err))) {
+        fail(r, "webhook.update", &err);
+        goto out;
+    }
+    if (atoi(PQcmdTuples(res)))
+        webhooks_list(r, id, 200, NULL);
+    else
+        error(r->resp, 404, "not_found", "Webhook not found");
+    PQclear(res);
+out:
+    free(ev);
+    json_decref(in);
+}
+
+static void simple_delete(rq *r, const char *stmt, const char *id, const char *what)
+{
+    bc_err err = { "" };
+    const char *p[] = { id, r->g.who.tenant_id, "publishable" };
+    PGresult *res = q(r, stmt, !strcmp(stmt, "rymi_key_revoke") ? 3 : 2, p, &err);
+    char msg[64];
+
+    if (!res) {
+        fail(r, stmt, &err);
+        return;
+    }
+    snprintf(msg, sizeof msg, "%s not found", what);
+    if (atoi(PQcmdTuples(res)))
+        bc_http_json(r->resp, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
+    else
+        error(r->resp, 404, "not_found", msg);
+    PQclear(res);
+}
+
+/* ---- keys and account ------------------------------------------------------ */
+
+static void key_issue(rq *r, int publishable, const char *revoke_id)
+{
+    char token[BC_APIKEY_MAX], lookup[BC_APIKEY_LOOKUP], hash[BC_SHA256_HEX], id[48];
+    bc_err err = { "" };
+    PGresult *res;
+
+    if (bc_apikey_new(publishable, token, lookup, hash) < 0 || bc_id_new(id, sizeof id, "key") < 0) {
+        fail(r, "key.random", NULL);
+        return;
+    }
+    if (bc_pg_begin(r->g.pg, &err) < 0) {
+        fail(r, "key.issue", &err);
+        return;
+    }
+    const char *p[] = { id, r->g.who.tenant_id, publishable ? "publishable" : "secret", lookup, hash };
+    if (!(res = q(r, "rymi_key_insert", 5, p, &err)))
+        goto fail;
+    PQclear(res);
+    if (revoke_id) {
+        /* Rotation: the key that asked stops working in the same commit. */
+        const char *v[] = { revoke_id, r->g.who.tenant_id, "secret" };
+        if (!(res = q(r, "rymi_key_revoke", 3, v, &err)))
+            goto fail;
+        PQclear(res);
+    }
+    if (bc_pg_commit(r->g.pg, &err) < 0)
+        goto fail;
+    bc_log(r->api->ctx->log, BC_INFO, publishable ? "key.publishable_created" : "key.rotated",
+           "{s:s,s:s}", "tenant_id", r->g.who.tenant_id, "key_id", id);
+    bc_http_json(r->resp, 201, json_pack("{s:s,s:s,s:s,s:s}", "id", id, "type",
+                                         publishable ? "publishable" : "secret",
+                                         publishable ? "key" : "api_key", token,
+                                         "note", "store this key now: it is not shown again"));
+    return;
+fail:
+    bc_pg_rollback(r->g.pg);
+    fail(r, "key.issue", &err);
+}
+
+static void keys_list(rq *r)
+{
+    bc_err err = { "" };
+    const char *p[] = { r->g.who.tenant_id };
+    PGresult *res = q(r, "rymi_pk_list", 1, p, &err);
+    json_t *arr;
+
+    if (!res) {
+        fail(r, "keys.list", &err);
+        return;
+    }
+    arr = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(arr, json_pack("{s:o,s:o,s:o}", "id", str_or_null(res, i, "id"),
+                                             "prefix", json_sprintf("bc_pk_%s", bc_pg_val(res, i, "lookup")),
+                                             "created_at", str_or_null(res, i, "created_at")));
+    PQclear(res);
+    bc_http_json(r->resp, 200, json_pack("{s:o}", "keys", arr));
+}
+
+static void me(rq *r)
+{
+    bc_err err = { "" };
+    const char *p[] = { r->g.who.tenant_id };
+    PGresult *res = q(r, "rymi_me", 1, p, &err);
+
+    if (!res) {
+        fail(r, "me", &err);
+        return;
+    }
+    bc_http_json(r->resp, 200, json_pack(
+        "{s:{s:o,s:o,s:o,s:o,s:o,s:o},s:{s:s,s:s},s:{s:I,s:I,s:I},s:I}",
+        "tenant", "id", str_or_null(res, 0, "id"), "name", str_or_null(res, 0, "name"),
+        "email", str_or_null(res, 0, "email"), "plan", str_or_null(res, 0, "plan"),
+        "default_region", str_or_null(res, 0, "default_region"),
+        "created_at", str_or_null(res, 0, "created_at"),
+        "key", "id", r->g.who.key_id, "type", r->g.who.publishable ? "publishable" : "secret",
+        "limits", "requests_per_min", (json_int_t)bc_pg_int(res, 0, "rate_per_min", 0),
+        "burst", (json_int_t)bc_pg_int(res, 0, "burst", 0),
+        "concurrent_calls", (json_int_t)bc_pg_int(res, 0, "concurrency", 0),
+        "credits_cents", (json_int_t)bc_pg_int(res, 0, "credits_cents", 0)));
+    PQclear(res);
+}
+
+static int date_ok(const char *s)
+{
+    return s && strlen(s) == 10 && s[4] == '-' && s[7] == '-';
+}
+
+static void spend(rq *r)
+{
+    const char *from = bc_http_query(r->req, "from"), *to = bc_http_query(r->req, "to");
+    bc_err err = { "" };
+    PGresult *res;
+    json_t *days;
+    long long calls = 0, minutes = 0, cents = 0;
+
+    if ((from && !date_ok(from)) || (to && !date_ok(to))) {
+        error(r->resp, 400, "invalid_request", "from and to must be dates (YYYY-MM-DD)");
+        return;
+    }
+    const char *p[] = { r->g.who.tenant_id, from ? from : "1970-01-01", to ? to : "9999-12-30" };
+    if (!(res = q(r, "rymi_spend", 3, p, &err))) {
+        if (!strncmp(bc_pg_sqlstate(r->g.pg), "22", 2))
+            error(r->resp, 400, "invalid_request", "from and to must be valid dates");
+        else
+            fail(r, "spend", &err);
+        return;
+    }
+    days = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        long long c = bc_pg_int(res, i, "calls", 0), m = bc_pg_int(res, i, "minutes", 0),
+                  ct = bc_pg_int(res, i, "cents", 0);
+        calls += c;
+        minutes += m;
+        cents += ct;
+        json_array_append_new(days, json_pack("{s:s,s:I,s:I,s:I}", "date",
+                                              bc_pg_val(res, i, "day"), "calls", (json_int_t)c,
+                                              "minutes", (json_int_t)m, "cents", (json_int_t)ct));
+    }
+    PQclear(res);
+    bc_http_json(r->resp, 200, json_pack("{s:s,s:I,s:I,s:I,s:o}", "currency", "usd",
+                                         "calls", (json_int_t)calls, "minutes", (json_int_t)minutes,
+                                         "total_cents", (json_int_t)cents, "days", days));
+}
+
+/* ---- routing -------------------------------------------------------------- */
+
+static void route(rq *r)
+{
+    bc_http_resp *resp = r->resp;
+    const char *s1 = r->seg[1];
+
+    /* Creating POSTs take Idempotency-Key. */
+    if (!strcmp(r->method, "POST") &&
+        bc_gate_idem_begin(r->api, &r->g, r->req, resp, bc_http_path(r->req), 409, error))
+        return;
+    if (is(r, "POST", 2, "calls", "batch")) {
+        if (bc_gate_credits(&r->g, resp, error, "Insufficient credits to start this call") == 0)
+            create_session(r, 0);
+    } else if (is(r, "POST", 1, "calls")) {
+        if (bc_gate_credits(&r->g, resp, error, "Insufficient credits to start this call") == 0)
+            create_session(r, 1);
+    } else if (is(r, "GET", 1, "calls")) {
+        list_sessions(r, NULL, 0);
+    } else if (is(r, "GET", 2, "calls", "active")) {
+        list_sessions(r, NULL, 1);
+    } else if (is(r, "GET", 3, "calls", "queue", "stats")) {
+        queue_stats(r);
+    } else if (is(r, "GET", 2, "calls", NULL)) {
+        send_session(r, s1, 200);
+    } else if (is(r, "GET", 3, "calls", NULL, "events")) {
+        events(r, s1);
+    } else if (is(r, "POST", 3, "calls", NULL, "end")) {
+        end_session(r, s1);
+    } else if (is(r, "GET", 1, "agents")) {
+        agents_list(r, NULL);
+    } else if (is(r, "POST", 1, "agents")) {
+        agent_create(r);
+    } else if (is(r, "GET", 2, "agents", NULL)) {
+        agents_list(r, s1);
+    } else if (is(r, "PUT", 2, "agents", NULL)) {
+        agent_update(r, s1);
+    } else if (is(r, "DELETE", 2, "agents", NULL)) {
+        agent_delete(r, s1);
+    } else if (is(r, "GET", 3, "agents", NULL, "calls")) {
+        if (agent_exists(r, s1))
+            list_sessions(r, s1, 0);
+        else
+            error(resp, 404, "not_found", "Agent not found");
+    } else if (is(r, "GET", 1, "numbers")) {
+        numbers_list(r, NULL, 200);
+    } else if (is(r, "POST", 1, "numbers")) {
+        number_create(r);
+    } else if (is(r, "POST", 3, "numbers", NULL, "attach")) {
+        number_attach(r, s1);
+    } else if (is(r, "DELETE", 2, "numbers", NULL)) {
+        number_delete(r, s1);
+    } else if (is(r, "GET", 1, "dnc")) {
+        dnc_list(r);
+    } else if (is(r, "POST", 1, "dnc")) {
+        dnc_add(r, 0);
+    } else if (is(r, "POST", 2, "dnc", "batch")) {
+        dnc_add(r, 1);
+    } else if (is(r, "POST", 2, "dnc", "check")) {
+        dnc_check(r);
+    } else if (is(r, "DELETE", 2, "dnc", NULL)) {
+        dnc_delete(r, s1);
+    } else if (is(r, "GET", 1, "webhooks")) {
+        webhooks_list(r, NULL, 200, NULL);
+    } else if (is(r, "POST", 1, "webhooks")) {
+        webhook_create(r);
+    } else if (is(r, "GET", 2, "webhooks", NULL)) {
+        webhooks_list(r, s1, 200, NULL);
+    } else if (is(r, "PATCH", 2, "webhooks", NULL)) {
+        webhook_update(r, s1);
+    } else if (is(r, "DELETE", 2, "webhooks", NULL)) {
+        simple_delete(r, "rymi_webhook_delete", s1, "Webhook");
+    } else if (is(r, "GET", 2, "keys", "publishable")) {
+        keys_list(r);
+    } else if (is(r, "POST", 2, "keys", "publishable")) {
+        key_issue(r, 1, NULL);
+    } else if (is(r, "DELETE", 3, "keys", "publishable", NULL)) {
+        simple_delete(r, "rymi_key_revoke", r->seg[2], "Key");
+    } else if (is(r, "GET", 2, "auth", "me")) {
+        me(r);
+    } else if (is(r, "POST", 2, "auth", "regenerate-key")) {
+        key_issue(r, 0, r->g.who.key_id);
+    } else if (is(r, "GET", 2, "analytics", "spend")) {
+        spend(r);
+    } else {
+        error(resp, 404, "not_found", "No such route");
+    }
+    if (!strcmp(r->method, "POST"))
+        bc_gate_idem_done(r->api, &r->g, resp);
+}
+
+/* A bounded label for metrics: ids replaced by ":id". */
+static void route_label(rq *r, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "/v1");
+
+    for (int i = 0; i < r->nseg && n < cap; i++) {
+        const char *s = r->seg[i];
+        int id = i > 0 && (strchr(s, '_') || s[0] == '+' || (s[0] >= '0' && s[0] <= '9'));
+        n += (size_t)snprintf(out + n, cap - n, "/%s", id ? ":id" : s);
+    }
+}
+
+int bc_rymi_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+{
+    const char *path = bc_http_path(req);
+    rq r = { .api = api, .req = req, .resp = resp, .method = bc_http_method(req) };
+    char label[128];
+    int publishable_ok;
+
+    if (strncmp(path, "/v1/", 4))
+        return 0;
+    for (const char *p = path + 4; *p && r.nseg < 6;) {
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len >= sizeof r.seg[0]) {
+            bc_http_set_route(req, "/v1/other");
+            error(resp, 404, "not_found", "No such route");
+            return 1;
+        }
+        memcpy(r.seg[r.nseg], p, len);
+        r.seg[r.nseg++][len] = '\0';
+        p = e ? e + 1 : p + len;
+        if (!e)
+            break;
+    }
+    route_label(&r, label, sizeof label);
+    bc_http_set_route(req, label);
+    /* Publishable keys are for call creation flows only. */
+    publishable_ok = is(&r, "POST", 1, "calls") || is(&r, "POST", 2, "calls", "batch");
+    r.g.pg = bc_pgpool_get(api->pool);
+    if (bc_gate_enter(api, &r.g, req, resp, publishable_ok, error) == 0) {
+        if (r.g.who.publishable && is(&r, "POST", 2, "calls", "batch"))
+            error(resp, 403, "forbidden", "Publishable keys cannot use batch API");
+        else
+            route(&r);
+    }
+    bc_pgpool_put(api->pool, r.g.pg);
+    return 1;
+}

@@ -1,0 +1,130 @@
+/* bc_rymi: the Rymi-style /v1 surface: queue & fan-out, call sessions,
+ * agents, numbers, DNC, webhooks, publishable keys, auth and spend. A Rymi
+ * "call" (session) is a batch; its PSTN participants are its recipients. */
+#ifndef BC_RYMI_H
+#define BC_RYMI_H
+
+#include "bc_api.h"
+
+int bc_rymi_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
+
+#define BC_RYMI_SESSION_COUNTS                                                    \
+    "(SELECT count(*) FILTER (WHERE status IN ('dispatched', 'started')) AS live," \
+    "        count(*) FILTER (WHERE status = 'dispatched') AS dialing,"            \
+    "        count(*) FILTER (WHERE status = 'queued') AS queued,"                 \
+    "        count(*) FILTER (WHERE status = 'completed') AS completed,"           \
+    "        count(*) FILTER (WHERE status IN ('failed', 'cancelled')) AS failed"  \
+    "   FROM recipients r WHERE r.batch_id = b.id) c"
+
+/* A session's status in Rymi's words, from its participants. */
+#define BC_RYMI_SESSION_STATUS                                                    \
+    "CASE WHEN c.live > 0 OR (c.queued > 0 AND c.completed + c.failed > 0"       \
+    "                         AND b.state <> 'cancelled') THEN 'in_progress'"     \
+    "     WHEN c.queued > 0 AND b.state <> 'cancelled' THEN 'queued'"             \
+    "     WHEN c.completed > 0 OR b.state = 'cancelled' THEN 'completed'"         \
+    "     ELSE 'failed' END"
+
+#define BC_RYMI_STMTS                                                              \
+    { "rymi_dnc_hits",                                                             \
+      "SELECT number FROM dnc WHERE tenant_id = $1 AND number = ANY($2::text[])" }, \
+    { "rymi_sessions",                                                             \
+      "SELECT b.id, " BC_RYMI_SESSION_STATUS " AS status, count(*) OVER () AS total" \
+      "  FROM batches b, LATERAL " BC_RYMI_SESSION_COUNTS                          \
+      " WHERE b.tenant_id = $1 AND ($2::text IS NULL OR b.agent_id = $2)"          \
+      "   AND ($3::text IS NULL OR (b.created_at, b.id) <"                         \
+      "        (SELECT created_at, id FROM batches WHERE id = $3 AND tenant_id = $1))" \
+      "   AND ($4::text IS NULL OR " BC_RYMI_SESSION_STATUS " = $4"               \
+      "        OR ($4 = 'ringing' AND c.dialing > 0))"                             \
+      "   AND (NOT $7::bool OR c.live > 0)"                                        \
+      " ORDER BY b.created_at DESC, b.id DESC LIMIT $5::int OFFSET $6::int" },     \
+    { "rymi_events",                                                               \
+      "SELECT c.recipient_id, c.id, h->>'status' AS status, h->>'at' AS at"        \
+      "  FROM calls c, jsonb_array_elements(c.history) h"                          \
+      " WHERE c.batch_id = $1 AND c.tenant_id = $2 ORDER BY h->>'at', c.id" },     \
+    { "rymi_stats",                                                                \
+      "SELECT count(*) FILTER (WHERE status = 'queued') AS waiting,"               \
+      "       count(*) FILTER (WHERE status IN ('dispatched', 'started')) AS active," \
+      "       count(*) FILTER (WHERE status = 'completed') AS completed,"          \
+      "       count(*) FILTER (WHERE status = 'failed') AS failed"                 \
+      "  FROM recipients WHERE tenant_id = $1" },                                  \
+    { "rymi_agents",                                                               \
+      "SELECT id, name, region, config::text AS config, rfc3339(created_at) AS created_at," \
+      "       rfc3339(updated_at) AS updated_at, count(*) OVER () AS total"        \
+      "  FROM agents WHERE tenant_id = $1 AND deleted_at IS NULL"                  \
+      "   AND ($2::text IS NULL OR id = $2)"                                       \
+      " ORDER BY created_at DESC, id LIMIT $3::int OFFSET $4::int" },              \
+    { "rymi_agent_insert",                                                         \
+      "INSERT INTO agents (id, tenant_id, name, region, config)"                   \
+      " VALUES ($1, $2, $3, $4, $5::jsonb)" },                                     \
+    { "rymi_agent_update",                                                         \
+      "UPDATE agents SET name = coalesce($3, name), region = coalesce($4, region)," \
+      "       config = CASE WHEN $5::jsonb IS NULL THEN config ELSE config || $5::jsonb END," \
+      "       updated_at = now()"                                                  \
+      " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL" },                \
+    { "rymi_agent_delete",                                                         \
+      "UPDATE agents SET deleted_at = now() WHERE id = $1 AND tenant_id = $2"      \
+      "   AND deleted_at IS NULL" },                                               \
+    { "rymi_numbers",                                                              \
+      "SELECT id, number, provider, agent_id, is_default, rfc3339(created_at) AS created_at," \
+      "       count(*) OVER () AS total"                                           \
+      "  FROM phone_numbers WHERE tenant_id = $1 AND ($2::text IS NULL OR number = $2)" \
+      " ORDER BY created_at, id LIMIT $3::int OFFSET $4::int" },                   \
+    { "rymi_number_insert",                                                        \
+      "INSERT INTO phone_numbers (id, tenant_id, number, provider, agent_id, is_default)" \
+      " VALUES ($1, $2, $3, $4, $5,"                                               \
+      "         NOT EXISTS (SELECT 1 FROM phone_numbers WHERE tenant_id = $2))"    \
+      " ON CONFLICT (tenant_id, number) DO NOTHING" },                             \
+    { "rymi_number_attach",                                                        \
+      "UPDATE phone_numbers SET agent_id = $3 WHERE tenant_id = $1 AND number = $2" }, \
+    { "rymi_number_delete",                                                        \
+      "DELETE FROM phone_numbers p WHERE tenant_id = $1 AND number = $2"           \
+      "   AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.from_number_id = p.id)"  \
+      " RETURNING id" },                                                           \
+    { "rymi_dnc_list",                                                             \
+      "SELECT number, reason, rfc3339(created_at) AS created_at, count(*) OVER () AS total" \
+      "  FROM dnc WHERE tenant_id = $1 ORDER BY created_at DESC, number"           \
+      " LIMIT $2::int OFFSET $3::int" },                                           \
+    { "rymi_dnc_add",                                                              \
+      "INSERT INTO dnc (tenant_id, number, reason)"                                \
+      " SELECT $1, n, $3 FROM unnest($2::text[]) AS n"                             \
+      " ON CONFLICT DO NOTHING RETURNING number" },                                \
+    { "rymi_dnc_delete",                                                           \
+      "DELETE FROM dnc WHERE tenant_id = $1 AND number = $2 RETURNING number" },   \
+    { "rymi_webhooks",                                                             \
+      "SELECT id, url, events::text[] AS events, enabled, rfc3339(created_at) AS created_at," \
+      "       rfc3339(updated_at) AS updated_at"                                   \
+      "  FROM webhooks WHERE tenant_id = $1 AND ($2::text IS NULL OR id = $2)"     \
+      " ORDER BY created_at, id" },                                                \
+    { "rymi_webhook_insert",                                                       \
+      "INSERT INTO webhooks (id, tenant_id, url, events, secret)"                  \
+      " VALUES ($1, $2, $3, $4::text[], $5)" },                                    \
+    { "rymi_webhook_update",                                                       \
+      "UPDATE webhooks SET url = coalesce($3, url),"                               \
+      "       events = coalesce($4::text[], events),"                              \
+      "       enabled = coalesce($5::bool, enabled), updated_at = now()"           \
+      " WHERE id = $1 AND tenant_id = $2" },                                       \
+    { "rymi_webhook_delete",                                                       \
+      "DELETE FROM webhooks WHERE id = $1 AND tenant_id = $2" },                   \
+    { "rymi_pk_list",                                                              \
+      "SELECT id, lookup, rfc3339(created_at) AS created_at FROM api_keys"         \
+      " WHERE tenant_id = $1 AND kind = 'publishable' AND revoked_at IS NULL"      \
+      " ORDER BY created_at, id" },                                                \
+    { "rymi_key_insert",                                                           \
+      "INSERT INTO api_keys (id, tenant_id, kind, lookup, hash) VALUES ($1, $2, $3, $4, $5)" }, \
+    { "rymi_key_revoke",                                                           \
+      "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND tenant_id = $2"    \
+      "   AND kind = $3 AND revoked_at IS NULL" },                                 \
+    { "rymi_me",                                                                   \
+      "SELECT id, name, plan, email, rate_per_min, burst, concurrency, credits_cents," \
+      "       default_region, rfc3339(created_at) AS created_at FROM tenants WHERE id = $1" }, \
+    { "rymi_spend",                                                                \
+      "SELECT to_char(date_trunc('day', c.ended_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day," \
+      "       count(*) AS calls,"                                                  \
+      "       sum(ceil(coalesce(c.duration_s, 0) / 60.0))::bigint AS minutes,"     \
+      "       sum(ceil(coalesce(c.duration_s, 0) / 60.0) * t.price_per_min_cents)::bigint AS cents" \
+      "  FROM calls c JOIN tenants t ON t.id = c.tenant_id"                        \
+      " WHERE c.tenant_id = $1 AND c.ended_at IS NOT NULL"                         \
+      "   AND c.ended_at >= $2::date AND c.ended_at < $3::date + 1"                \
+      " GROUP BY 1 ORDER BY 1" }
+
+#endif
