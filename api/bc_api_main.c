@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "bc_api.h"
+#include "bc_batchcall.h"
 #include "bc_callback.h"
 #include "bc_cartesia.h"
 #include "bc_gate.h"
@@ -81,6 +82,7 @@ const bc_pg_stmt bc_api_stmts[] = {
     { "batch_state", "SELECT state FROM batches WHERE id = $1 AND tenant_id = $2" },
     { "batch_lock",
       "SELECT state, target_concurrency_limit, region,"
+      "       coalesce(scheduled_at > now(), false) AS ahead,"
       "       EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
       "               AND r.status IN ('queued', 'dispatched', 'started')) AS active"
       "  FROM batches b WHERE id = $1 AND tenant_id = $2 FOR UPDATE" },
@@ -95,6 +97,22 @@ const bc_pg_stmt bc_api_stmts[] = {
       "UPDATE batches SET state = $2, updated_at = now(),"
       "       admitted_at = CASE WHEN $2 = 'admitted' THEN now() ELSE admitted_at END"
       " WHERE id = $1" },
+    { "batch_page",
+      "SELECT id, count(*) OVER () AS total FROM batches WHERE tenant_id = $1"
+      "   AND ($2::text IS NULL OR surface = $2)"
+      " ORDER BY created_at DESC, id DESC LIMIT $3::int OFFSET $4::int" },
+    { "tz_check", "SELECT now() AT TIME ZONE $1 IS NOT NULL AS ok" },
+    { "batch_last_sent",
+      "SELECT (extract(epoch FROM max(created_at)) * 1000)::bigint AS ms,"
+      "       count(*) FILTER (WHERE answered_at IS NOT NULL) AS picked_up"
+      "  FROM calls WHERE batch_id = $1" },
+    { "batch_tasks",
+      "SELECT r.id, r.to_number, r.status, r.variables::text AS variables,"
+      "       coalesce(r.max_retries, b.max_retries) AS max_retries, r.attempts,"
+      "       r.last_call_id, r.end_reason, r.error_message, count(*) OVER () AS total"
+      "  FROM recipients r JOIN batches b ON b.id = r.batch_id"
+      " WHERE r.batch_id = $1 AND b.tenant_id = $2"
+      " ORDER BY r.seq LIMIT $3::int OFFSET $4::int" },
     { "batch_list",
       "SELECT id FROM batches WHERE tenant_id = $1"
       "   AND ($2::text IS NULL OR agent_id = $2)"
@@ -137,6 +155,8 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (bc_cartesia_handle(api, req, resp))
         return;
     if (bc_rymi_handle(api, req, resp))
+        return;
+    if (bc_batchcall_handle(api, req, resp))
         return;
     if (bc_callback_handle(api, req, resp))
         return;

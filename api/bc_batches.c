@@ -137,8 +137,9 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
             return !strncmp(bc_pg_sqlstate(pg), "22", 2) ? BC_BATCH_BAD_TIME
                                                          : BC_BATCH_ERROR;
         }
-        int ok = !strcmp(bc_pg_val(res, 0, "future"), "t") &&
-                 !strcmp(bc_pg_val(res, 0, "within"), "t");
+        /* A draft may carry any time; it is checked when it is sent. */
+        int ok = s->draft || (!strcmp(bc_pg_val(res, 0, "future"), "t") &&
+                              !strcmp(bc_pg_val(res, 0, "within"), "t"));
         snprintf(sched, sizeof sched, "%s", bc_pg_val(res, 0, "norm"));
         PQclear(res);
         res = NULL;
@@ -346,6 +347,80 @@ bc_batch_rc bc_batch_cancel(bc_pg *pg, const bc_principal *who, const char *id,
     return found ? BC_BATCH_OK : BC_BATCH_NOT_FOUND;
 }
 
+/* Inside a transaction holding the tenant lock: admits the batch if the
+ * tenant has room (opening its window: *rel gets the outbox rows), else
+ * leaves it pending; a batch whose time is ahead becomes scheduled. */
+static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concurrency,
+                         const char *id, const char *limit, const char *region,
+                         int scheduled_ahead, PGresult **rel, bc_err *err)
+{
+    const char *t[] = { tenant };
+    PGresult *res;
+    long reserved;
+    const char *state;
+
+    *rel = NULL;
+    if (!(res = one(pg, "tenant_reserved", 1, t, err)))
+        return -1;
+    reserved = bc_pg_int(res, 0, "reserved", 0);
+    PQclear(res);
+    state = scheduled_ahead ? "scheduled"
+          : bc_lease_admits((int)concurrency, reserved, atoi(limit)) ? "admitted" : "pending";
+    const char *a[] = { id, state };
+    if (!(res = one(pg, "batch_set_state", 2, a, err)))
+        return -1;
+    PQclear(res);
+    if (!strcmp(state, "admitted") && !(*rel = open_window(api, pg, id, limit, region, err)))
+        return -1;
+    return 0;
+}
+
+bc_batch_rc bc_batch_send(bc_api *api, bc_pg *pg, const bc_principal *who,
+                          const char *id, bc_err *err)
+{
+    const char *p[] = { id, who->tenant_id }, *t[] = { who->tenant_id };
+    PGresult *res = NULL, *rel = NULL;
+    bc_batch_rc rc = BC_BATCH_ERROR;
+    char limit[16], region[16];
+    long concurrency;
+    int ahead;
+
+    if (bc_pg_begin(pg, err) < 0)
+        return BC_BATCH_ERROR;
+    if (!(res = one(pg, "tenant_lock", 1, t, err)))
+        goto out;
+    concurrency = bc_pg_int(res, 0, "concurrency", 1);
+    PQclear(res);
+    if (!(res = one(pg, "batch_lock", 2, p, err)))
+        goto out;
+    if (PQntuples(res) != 1) {
+        rc = BC_BATCH_NOT_FOUND;
+        goto out;
+    }
+    if (strcmp(bc_pg_val(res, 0, "state"), "draft")) {
+        bc_err_set(err, "only a draft can be sent; this batch is %s", bc_pg_val(res, 0, "state"));
+        rc = BC_BATCH_CONFLICT;
+        goto out;
+    }
+    snprintf(limit, sizeof limit, "%s", bc_pg_val(res, 0, "target_concurrency_limit"));
+    snprintf(region, sizeof region, "%s", bc_pg_val(res, 0, "region"));
+    ahead = !strcmp(bc_pg_val(res, 0, "ahead"), "t");
+    PQclear(res);
+    res = NULL;
+    if (admit_or_wait(api, pg, who->tenant_id, concurrency, id, limit, region, ahead, &rel,
+                      err) < 0 || bc_pg_commit(pg, err) < 0)
+        goto out;
+    if (rel)
+        bc_publisher_outbox_rows(api->pub, rel, NULL);
+    rc = BC_BATCH_OK;
+out:
+    if (rc != BC_BATCH_OK)
+        bc_pg_rollback(pg);
+    PQclear(res);
+    PQclear(rel);
+    return rc;
+}
+
 bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
                            const char *id, bc_err *err)
 {
@@ -353,7 +428,7 @@ bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
     PGresult *res = NULL, *rel = NULL;
     bc_batch_rc rc = BC_BATCH_ERROR;
     char limit[16], region[16];
-    long concurrency, reserved;
+    long concurrency;
     int was_admitted;
 
     if (bc_pg_begin(pg, err) < 0)
@@ -387,17 +462,8 @@ bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
     PQclear(res);
     res = NULL;
     if (!was_admitted) {
-        if (!(res = one(pg, "tenant_reserved", 1, t, err)))
-            goto out;
-        reserved = bc_pg_int(res, 0, "reserved", 0);
-        PQclear(res);
-        const char *a[] = { id, bc_lease_admits((int)concurrency, reserved, atoi(limit))
-                                    ? "admitted" : "pending" };
-        if (!(res = one(pg, "batch_set_state", 2, a, err)))
-            goto out;
-        PQclear(res);
-        res = NULL;
-        if (!strcmp(a[1], "admitted") && !(rel = open_window(api, pg, id, limit, region, err)))
+        if (admit_or_wait(api, pg, who->tenant_id, concurrency, id, limit, region, 0, &rel,
+                          err) < 0)
             goto out;
     } else {
         /* Admitted: release the re-queued recipients into its window now. */
@@ -438,6 +504,30 @@ json_t *bc_batch_list(bc_pg *pg, const char *tenant_id, const char *agent_id,
     n = PQntuples(res);
     *has_more = n > limit;
     for (int i = 0; i < n && i < limit; i++) {
+        json_t *b = bc_batch_load(pg, tenant_id, bc_pg_val(res, i, "id"), 0, err);
+        if (b)
+            json_array_append_new(arr, b);
+    }
+    PQclear(res);
+    return arr;
+}
+
+json_t *bc_batch_page(bc_pg *pg, const char *tenant_id, const char *surface,
+                      int limit, int offset, long long *total, bc_err *err)
+{
+    char lim[16], off[16];
+    PGresult *res;
+    json_t *arr = json_array();
+
+    snprintf(lim, sizeof lim, "%d", limit);
+    snprintf(off, sizeof off, "%d", offset);
+    const char *p[] = { tenant_id, surface, lim, off };
+    if (!(res = one(pg, "batch_page", 4, p, err))) {
+        json_decref(arr);
+        return NULL;
+    }
+    *total = PQntuples(res) ? bc_pg_int(res, 0, "total", 0) : 0;
+    for (int i = 0; i < PQntuples(res); i++) {
         json_t *b = bc_batch_load(pg, tenant_id, bc_pg_val(res, i, "id"), 0, err);
         if (b)
             json_array_append_new(arr, b);

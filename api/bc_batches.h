@@ -68,11 +68,20 @@ bc_batch_rc bc_batch_cancel(bc_pg *pg, const bc_principal *who, const char *id,
 bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
                            const char *id, bc_err *err);
 
+/* Sends a draft: it is scheduled if its time is still ahead, else admitted
+ * (or pending for capacity). Any other state is BC_BATCH_CONFLICT. */
+bc_batch_rc bc_batch_send(bc_api *api, bc_pg *pg, const bc_principal *who,
+                          const char *id, bc_err *err);
+
 /* The tenant's batches, newest first: at most limit, optionally only those
  * of agent_id, after the batch starting_after. Sets *has_more. */
 json_t *bc_batch_list(bc_pg *pg, const char *tenant_id, const char *agent_id,
                       const char *starting_after, int limit, int *has_more,
                       bc_err *err);
+
+/* Same, by offset, with the total count; for surfaces that page that way. */
+json_t *bc_batch_page(bc_pg *pg, const char *tenant_id, const char *surface,
+                      int limit, int offset, long long *total, bc_err *err);
 
 /* 1 if s is an RFC 3339 date-time with a zone ("Z" or "+hh:mm"). */
 int bc_rfc3339_valid(const char *s);

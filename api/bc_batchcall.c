@@ -1,0 +1,383 @@
+#include "bc_batchcall.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bc_batches.h"
+#include "bc_e164.h"
+#include "bc_gate.h"
+#include "bc_json.h"
+
+#define PREFIX "/batch-call"
+#define MAX_TASKS 1000
+#define MAX_TASK_RETRIES 10
+
+static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
+{
+    bc_http_json(resp, status, json_pack("{s:s,s:s,s:{s:s,s:s},s:n}", "message", msg,
+                                         "status", "error", "error", "code", code,
+                                         "details", msg, "data"));
+}
+
+static void success(bc_http_resp *resp, int status, const char *msg, json_t *data)
+{
+    bc_http_json(resp, status, json_pack("{s:s,s:s,s:n,s:o}", "message", msg,
+                                         "status", "success", "error", "data", data));
+}
+
+static const char *status_word(const char *state)
+{
+    if (!strcmp(state, "draft") || !strcmp(state, "scheduled") || !strcmp(state, "cancelled"))
+        return state;
+    return "sent";   /* pending or admitted: handed to the dispatcher */
+}
+
+/* RFC 3339 (from PostgreSQL) to Unix milliseconds. */
+static json_t *ms_of(json_t *ts)
+{
+    struct tm tm = { 0 };
+    const char *s = json_string_value(ts);
+
+    if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return json_null();
+    return json_integer((json_int_t)timegm(&tm) * 1000);
+}
+
+static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b)
+{
+    const char *id = json_string_value(json_object_get(b, "id"));
+    const char *p[] = { id };
+    PGresult *res = bc_pg_exec(pg, "batch_last_sent", 1, p, NULL);
+    json_t *last = json_null();
+    json_int_t picked = 0;
+
+    if (res) {
+        if (bc_pg_val(res, 0, "ms"))
+            last = json_integer(bc_pg_int(res, 0, "ms", 0));
+        picked = bc_pg_int(res, 0, "picked_up", 0);
+        PQclear(res);
+    }
+    return json_pack("{s:O,s:O,s:O,s:o,s:O,s:O,s:O,s:I,s:O,s:O,s:s,s:O,s:o,s:o,s:o,s:{s:s,s:n}}",
+                     "batch_call_id", json_object_get(b, "id"),
+                     "name", json_object_get(b, "name"),
+                     "from_number", json_object_get(b, "from_number"),
+                     "scheduled_timestamp", ms_of(json_object_get(b, "scheduled_at")),
+                     "total_task_count", json_object_get(b, "total"),
+                     "total", json_object_get(b, "total"),
+                     "sent", json_object_get(b, "dispatched"),
+                     "picked_up", picked,
+                     "completed", json_object_get(b, "completed"),
+                     "agent_id", json_object_get(b, "agent_id"),
+                     "organization_id", who->tenant_id,
+                     "timezone", json_object_get(b, "timezone"),
+                     "status", json_string(status_word(json_string_value(json_object_get(b, "state")))),
+                     "last_sent_timestamp", last,
+                     "tasks_url", json_sprintf("%s%s/%s/tasks", api->public_url, PREFIX, id),
+                     "access_info", "user_id", who->key_id, "session_id");
+}
+
+static void send_batch(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
+                       int status, const char *msg, bc_http_resp *resp)
+{
+    bc_err err = { "" };
+    json_t *b = bc_batch_load(pg, who->tenant_id, id, 0, &err);
+
+    if (!b) {
+        error(resp, err.msg[0] ? 500 : 404, err.msg[0] ? "internal_error" : "not_found",
+              err.msg[0] ? "The batch call could not be read" : "Batch call not found");
+        return;
+    }
+    json_t *d = render(api, pg, who, b);
+    json_object_set_new(d, "created_timestamp", ms_of(json_object_get(b, "created_at")));
+    success(resp, status, msg, d);
+    json_decref(b);
+}
+
+static int parse_tasks(json_t *tasks, json_t **out, char *why, size_t cap)
+{
+    size_t i;
+    json_t *t;
+
+    if (!json_is_array(tasks)) {
+        snprintf(why, cap, tasks ? "tasks must be an array" : "tasks is required");
+        return -1;
+    }
+    if (json_array_size(tasks) < 1 || json_array_size(tasks) > MAX_TASKS) {
+        snprintf(why, cap, "tasks must have between 1 and %d elements (got %zu)", MAX_TASKS,
+                 json_array_size(tasks));
+        return -1;
+    }
+    *out = json_array();
+    json_array_foreach(tasks, i, t) {
+        json_t *to = json_object_get(t, "to_number"), *dv = json_object_get(t, "dynamic_variables");
+        json_t *mr = json_object_get(t, "max_retries"), *x;
+
+        if (!json_is_object(t)) {
+            snprintf(why, cap, "tasks[%zu] must be an object", i);
+            return -1;
+        }
+        if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
+            snprintf(why, cap, "tasks[%zu].to_number must be in E.164 format", i);
+            return -1;
+        }
+        if (dv && !json_is_null(dv) && !json_is_object(dv)) {
+            snprintf(why, cap, "tasks[%zu].dynamic_variables must be an object", i);
+            return -1;
+        }
+        if (mr && !json_is_null(mr) && (!json_is_integer(mr) || json_integer_value(mr) < 0 ||
+                                        json_integer_value(mr) > MAX_TASK_RETRIES)) {
+            snprintf(why, cap, "tasks[%zu].max_retries must be an integer between 0 and %d",
+                     i, MAX_TASK_RETRIES);
+            return -1;
+        }
+        x = json_pack("{s:O}", "to_number", to);
+        if (dv && json_is_object(dv))
+            json_object_set(x, "variables", dv);
+        if (mr && json_is_integer(mr))
+            json_object_set(x, "max_retries", mr);
+        json_array_append_new(*out, x);
+    }
+    return 0;
+}
+
+static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_http_req *req,
+                   bc_http_resp *resp)
+{
+    size_t len;
+    const char *raw = bc_http_body(req, &len);
+    char why[300], id[48], sched[40];
+    json_t *in = bc_json_object(raw, len, why, sizeof why), *tasks = NULL, *ts, *sn;
+    const char *from = NULL, *name = NULL, *agent = NULL, *tz = NULL, *status = NULL;
+    bc_batch_spec spec = { .surface = "batch-call" };
+    bc_err err = { "" };
+    int send_now;
+
+    if (!in) {
+        error(resp, 400, "invalid_request", why);
+        return;
+    }
+    ts = json_object_get(in, "trigger_timestamp");
+    sn = json_object_get(in, "send_now");
+    if (bc_json_str(in, "from_number", 1, 16, &from, why, sizeof why) < 0 ||
+        bc_json_str(in, "name", 0, 255, &name, why, sizeof why) < 0 ||
+        bc_json_str(in, "agent_id", 1, 64, &agent, why, sizeof why) < 0 ||
+        bc_json_str(in, "timezone", 0, 64, &tz, why, sizeof why) < 0 ||
+        bc_json_str(in, "status", 0, 16, &status, why, sizeof why) < 0 ||
+        parse_tasks(json_object_get(in, "tasks"), &tasks, why, sizeof why) < 0) {
+        error(resp, 400, "invalid_request", why);
+        goto out;
+    }
+    if (!bc_e164_valid(from)) {
+        error(resp, 400, "invalid_request", "from_number must be in E.164 format");
+        goto out;
+    }
+    if (status && strcmp(status, "draft") && strcmp(status, "scheduled") && strcmp(status, "sent")) {
+        error(resp, 400, "invalid_request", "status must be one of draft, scheduled, sent");
+        goto out;
+    }
+    if (ts && !json_is_null(ts) && (!json_is_integer(ts) || json_integer_value(ts) < 0)) {
+        error(resp, 400, "invalid_request", "trigger_timestamp must be a Unix timestamp in milliseconds");
+        goto out;
+    }
+    if (sn && !json_is_null(sn) && !json_is_boolean(sn)) {
+        error(resp, 400, "invalid_request", "send_now must be a boolean");
+        goto out;
+    }
+    if (tz) {
+        const char *p[] = { tz };
+        PGresult *res = bc_pg_exec(pg, "tz_check", 1, p, NULL);
+        if (!res) {
+            error(resp, 400, "invalid_request", "timezone must be a valid IANA time zone");
+            goto out;
+        }
+        PQclear(res);
+    }
+    send_now = sn && json_is_true(sn);
+    spec.name = name ? name : "batch call";
+    spec.agent_id = agent;
+    spec.from_number = from;
+    spec.timezone = tz ? tz : "UTC";
+    spec.ringing_timeout_s = 60;
+    spec.max_call_duration_min = 480;
+    spec.recipients = tasks;
+    spec.draft = !send_now && status && !strcmp(status, "draft");
+    if (ts && json_is_integer(ts) && !send_now) {
+        time_t t = (time_t)(json_integer_value(ts) / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(sched, sizeof sched, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        spec.scheduled_at = sched;
+    }
+    switch (bc_batch_create(api, pg, who, &spec, id, &err)) {
+    case BC_BATCH_OK:
+        bc_log(api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",
+               "batch-call", "tenant_id", who->tenant_id, "batch_id", id, "recipients",
+               (json_int_t)json_array_size(tasks));
+        send_batch(api, pg, who, id, 201, "Batch call created successfully", resp);
+        break;
+    case BC_BATCH_NO_AGENT:
+        error(resp, 404, "agent_not_found", "Agent not found");
+        break;
+    case BC_BATCH_NO_NUMBER:
+        error(resp, 404, "number_not_found", "from_number is not a number of this organization");
+        break;
+    case BC_BATCH_BAD_TIME:
+        error(resp, 400, "invalid_request",
+              "trigger_timestamp must be in the future and within 30 days");
+        break;
+    case BC_BATCH_OVER_LIMIT:
+        error(resp, 400, "invalid_request", err.msg);
+        break;
+    default:
+        bc_log(api->ctx->log, BC_ERROR, "batch.create_failed", "{s:s}", "error", err.msg);
+        error(resp, 500, "internal_error", "The batch call could not be created");
+    }
+out:
+    json_decref(tasks);
+    json_decref(in);
+}
+
+static void list(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_http_req *req,
+                 bc_http_resp *resp)
+{
+    const char *l = bc_http_query(req, "limit"), *o = bc_http_query(req, "offset");
+    char *e1 = NULL, *e2 = NULL;
+    long limit = l ? strtol(l, &e1, 10) : 50, offset = o ? strtol(o, &e2, 10) : 0;
+    long long total = 0;
+    bc_err err = { "" };
+    json_t *arr, *out, *b;
+    size_t i;
+
+    if ((l && (*e1 || e1 == l)) || (o && (*e2 || e2 == o)) || limit < 1 || limit > 200 ||
+        offset < 0) {
+        error(resp, 400, "invalid_request", "limit must be 1-200 and offset >= 0");
+        return;
+    }
+    if (!(arr = bc_batch_page(pg, who->tenant_id, NULL, (int)limit, (int)offset, &total, &err))) {
+        error(resp, 500, "internal_error", "The batch calls could not be listed");
+        return;
+    }
+    out = json_array();
+    json_array_foreach(arr, i, b) {
+        json_t *d = render(api, pg, who, b);
+        json_object_set_new(d, "created_timestamp", ms_of(json_object_get(b, "created_at")));
+        json_array_append_new(out, d);
+    }
+    json_decref(arr);
+    success(resp, 200, "Batch calls retrieved successfully",
+            json_pack("{s:o,s:I,s:i,s:i}", "batch_calls", out, "total", (json_int_t)total,
+                      "limit", (int)limit, "offset", (int)offset));
+}
+
+static void tasks(bc_pg *pg, const bc_principal *who, const char *id, const bc_http_req *req,
+                  bc_http_resp *resp)
+{
+    const char *l = bc_http_query(req, "limit"), *o = bc_http_query(req, "offset");
+    char lim[16], off[16];
+    long limit = l ? atol(l) : 1000, offset = o ? atol(o) : 0;
+    bc_err err = { "" };
+    PGresult *res;
+    json_t *arr;
+
+    if (limit < 1 || limit > 1000 || offset < 0) {
+        error(resp, 400, "invalid_request", "limit must be 1-1000 and offset >= 0");
+        return;
+    }
+    json_t *b = bc_batch_load(pg, who->tenant_id, id, 0, &err);
+    if (!b) {
+        error(resp, 404, "not_found", "Batch call not found");
+        return;
+    }
+    json_decref(b);
+    snprintf(lim, sizeof lim, "%ld", limit);
+    snprintf(off, sizeof off, "%ld", offset);
+    const char *p[] = { id, who->tenant_id, lim, off };
+    if (!(res = bc_pg_exec(pg, "batch_tasks", 4, p, &err))) {
+        error(resp, 500, "internal_error", "The tasks could not be read");
+        return;
+    }
+    arr = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *v = bc_pg_val(res, i, "variables");
+        json_t *dv = v ? json_loads(v, 0, NULL) : NULL;
+        json_array_append_new(arr, json_pack(
+            "{s:s,s:s,s:s,s:o,s:I,s:I,s:s*,s:s*,s:s*}", "task_id", bc_pg_val(res, i, "id"),
+            "to_number", bc_pg_val(res, i, "to_number"), "status", bc_pg_val(res, i, "status"),
+            "dynamic_variables", dv ? dv : json_object(),
+            "max_retries", (json_int_t)bc_pg_int(res, i, "max_retries", 0),
+            "attempts", (json_int_t)bc_pg_int(res, i, "attempts", 0),
+            "call_id", bc_pg_val(res, i, "last_call_id"),
+            "end_reason", bc_pg_val(res, i, "end_reason"),
+            "error_message", bc_pg_val(res, i, "error_message")));
+    }
+    PQclear(res);
+    success(resp, 200, "Tasks retrieved successfully",
+            json_pack("{s:s,s:o}", "batch_call_id", id, "tasks", arr));
+}
+
+static void act(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
+                const char *verb, bc_http_resp *resp)
+{
+    bc_err err = { "" };
+    bc_batch_rc rc = !strcmp(verb, "cancel") ? bc_batch_cancel(pg, who, id, &err)
+                                             : bc_batch_send(api, pg, who, id, &err);
+
+    if (rc == BC_BATCH_OK)
+        send_batch(api, pg, who, id, 200, !strcmp(verb, "cancel")
+                   ? "Batch call cancelled successfully" : "Batch call sent successfully", resp);
+    else if (rc == BC_BATCH_NOT_FOUND)
+        error(resp, 404, "not_found", "Batch call not found");
+    else if (rc == BC_BATCH_CONFLICT)
+        error(resp, 409, "conflict", err.msg);
+    else
+        error(resp, 500, "internal_error", "The batch call could not be updated");
+}
+
+int bc_batchcall_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+{
+    const char *path = bc_http_path(req), *method = bc_http_method(req), *rest, *slash;
+    bc_gate g = { 0 };
+    char id[64];
+
+    if (strncmp(path, PREFIX, strlen(PREFIX)))
+        return 0;
+    rest = path + strlen(PREFIX);
+    if (*rest && *rest != '/')
+        return 0;
+    if (*rest == '/' && !rest[1])
+        rest++;
+    slash = *rest ? strchr(rest + 1, '/') : NULL;
+    bc_http_set_route(req, !*rest ? PREFIX : slash ? PREFIX "/:id/action" : PREFIX "/:id");
+    g.pg = bc_pgpool_get(api->pool);
+    if (bc_gate_enter(api, &g, req, resp, 0, error) < 0)
+        goto out;
+    if (*rest)
+        snprintf(id, sizeof id, "%.*s", slash ? (int)(slash - rest - 1) : (int)strlen(rest + 1),
+                 rest + 1);
+    if (!*rest && !strcmp(method, "POST")) {
+        if (bc_gate_credits(&g, resp, error, "Insufficient credits") < 0 ||
+            bc_gate_idem_begin(api, &g, req, resp, PREFIX, 409, error))
+            goto out;
+        create(api, g.pg, &g.who, req, resp);
+        bc_gate_idem_done(api, &g, resp);
+    } else if (!*rest && !strcmp(method, "GET")) {
+        list(api, g.pg, &g.who, req, resp);
+    } else if (*rest && !slash && !strcmp(method, "GET")) {
+        send_batch(api, g.pg, &g.who, id, 200, "Batch call retrieved successfully", resp);
+    } else if (slash && !strcmp(slash, "/tasks") && !strcmp(method, "GET")) {
+        tasks(g.pg, &g.who, id, req, resp);
+    } else if (slash && (!strcmp(slash, "/cancel") || !strcmp(slash, "/send")) &&
+               !strcmp(method, "POST")) {
+        if (bc_gate_idem_begin(api, &g, req, resp, path, 409, error))
+            goto out;
+        act(api, g.pg, &g.who, id, slash + 1, resp);
+        bc_gate_idem_done(api, &g, resp);
+    } else {
+        error(resp, 404, "not_found", "No such route");
+    }
+out:
+    bc_pgpool_put(api->pool, g.pg);
+    return 1;
+}
