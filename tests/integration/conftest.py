@@ -134,8 +134,15 @@ class Stack:
             cur.execute(query, params)
             return cur.fetchall() if cur.description else None
 
-    def tenant(self, concurrency=20):
+    def tenant(self, concurrency=20, rate_per_min=0, burst=0, credits=None):
+        """A tenant with a key, an agent and a default number. Request rate
+        limits are off unless asked for, so tests do not trip over them."""
         t = self.cli("demo", "--concurrency", str(concurrency))
+        self.cli("tenant-limits", "--tenant", t["tenant_id"], "--plan", "custom",
+                 "--concurrency", str(concurrency), "--rate-per-min", str(rate_per_min),
+                 "--burst", str(burst))
+        if credits is not None:
+            self.sql("UPDATE tenants SET credits_cents = %s WHERE id = %s", credits, t["tenant_id"])
         return t
 
     def stop_all(self):
@@ -178,4 +185,13 @@ def demo(stack):
 
 def cartesia_headers(key):
     return {"X-API-Key": key, "Cartesia-Version": "2026-03-01",
+            "Content-Type": "application/json"}
+
+
+def bearer(key):
+    return {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+
+
+def batchcall_headers(t):
+    return {"X-API-KEY": t["x_api_key"], "X-API-SECRET": t["x_api_secret"],
             "Content-Type": "application/json"}
