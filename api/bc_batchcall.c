@@ -242,17 +242,15 @@ out:
 static void list(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_http_req *req,
                  bc_http_resp *resp)
 {
-    const char *l = bc_http_query(req, "limit"), *o = bc_http_query(req, "offset");
-    char *e1 = NULL, *e2 = NULL;
-    long limit = l ? strtol(l, &e1, 10) : 50, offset = o ? strtol(o, &e2, 10) : 0;
+    long limit, offset;
     long long total = 0;
     bc_err err = { "" };
     json_t *arr, *out, *b;
     size_t i;
 
-    if ((l && (*e1 || e1 == l)) || (o && (*e2 || e2 == o)) || limit < 1 || limit > 200 ||
-        offset < 0) {
-        error(resp, 400, "invalid_request", "limit must be 1-200 and offset >= 0");
+    if (bc_http_query_long(req, "limit", 1, 200, 50, &limit) < 0 ||
+        bc_http_query_long(req, "offset", 0, 1000000000, 0, &offset) < 0) {
+        error(resp, 400, "invalid_request", "limit must be 1-200 and offset 0-1000000000");
         return;
     }
     if (!(arr = bc_batch_page(pg, who->tenant_id, NULL, (int)limit, (int)offset, &total, &err))) {
@@ -274,15 +272,15 @@ static void list(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_http_
 static void tasks(bc_pg *pg, const bc_principal *who, const char *id, const bc_http_req *req,
                   bc_http_resp *resp)
 {
-    const char *l = bc_http_query(req, "limit"), *o = bc_http_query(req, "offset");
     char lim[16], off[16];
-    long limit = l ? atol(l) : 1000, offset = o ? atol(o) : 0;
+    long limit, offset;
     bc_err err = { "" };
     PGresult *res;
     json_t *arr;
 
-    if (limit < 1 || limit > 1000 || offset < 0) {
-        error(resp, 400, "invalid_request", "limit must be 1-1000 and offset >= 0");
+    if (bc_http_query_long(req, "limit", 1, 1000, 1000, &limit) < 0 ||
+        bc_http_query_long(req, "offset", 0, 1000000000, 0, &offset) < 0) {
+        error(resp, 400, "invalid_request", "limit must be 1-1000 and offset 0-1000000000");
         return;
     }
     json_t *b = bc_batch_load(pg, who->tenant_id, id, 0, &err);

@@ -301,16 +301,15 @@ static void action(bc_api *api, bc_pg *pg, const bc_principal *who, const char *
 static void list(bc_api *api, bc_pg *pg, const bc_principal *who,
                  const bc_http_req *req, bc_http_resp *resp)
 {
-    const char *lim = bc_http_query(req, "limit"), *agent = bc_http_query(req, "agent_id");
+    const char *agent = bc_http_query(req, "agent_id");
     const char *after = bc_http_query(req, "starting_after");
-    char *end = NULL;
-    long n = lim ? strtol(lim, &end, 10) : 10;
+    long n;
     int more = 0;
     bc_err err = { "" };
     json_t *arr, *out, *b;
     size_t i;
 
-    if ((lim && (*end || end == lim)) || n < 1 || n > 100) {
+    if (bc_http_query_long(req, "limit", 1, 100, 10, &n) < 0) {
         error(resp, 400, "invalid_request", "limit must be an integer between 1 and 100");
         return;
     }

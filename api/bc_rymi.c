@@ -71,27 +71,18 @@ static json_t *body(rq *r)
 /* limit (default 50, max 200) and offset (default 0); -1 after a 400. */
 static int paging(rq *r, int *limit, int *offset)
 {
-    const char *l = bc_http_query(r->req, "limit"), *o = bc_http_query(r->req, "offset");
-    char *end;
+    long l, o;
 
-    *limit = 50;
-    *offset = 0;
-    if (l) {
-        long v = strtol(l, &end, 10);
-        if (*end || end == l || v < 1 || v > 200) {
-            error(r->resp, 400, "invalid_request", "limit must be an integer between 1 and 200");
-            return -1;
-        }
-        *limit = (int)v;
+    if (bc_http_query_long(r->req, "limit", 1, 200, 50, &l) < 0) {
+        error(r->resp, 400, "invalid_request", "limit must be an integer between 1 and 200");
+        return -1;
     }
-    if (o) {
-        long v = strtol(o, &end, 10);
-        if (*end || end == o || v < 0 || v > 1000000000) {
-            error(r->resp, 400, "invalid_request", "offset must be a non-negative integer");
-            return -1;
-        }
-        *offset = (int)v;
+    if (bc_http_query_long(r->req, "offset", 0, 1000000000, 0, &o) < 0) {
+        error(r->resp, 400, "invalid_request", "offset must be an integer between 0 and 1000000000");
+        return -1;
     }
+    *limit = (int)l;
+    *offset = (int)o;
     return 0;
 }
 

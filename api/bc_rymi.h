@@ -38,9 +38,10 @@ int bc_rymi_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
       "   AND (NOT $7::bool OR c.live > 0)"                                        \
       " ORDER BY b.created_at DESC, b.id DESC LIMIT $5::int OFFSET $6::int" },     \
     { "rymi_events",                                                               \
-      "SELECT c.recipient_id, c.id, h->>'status' AS status, h->>'at' AS at"        \
-      "  FROM calls c, jsonb_array_elements(c.history) h"                          \
-      " WHERE c.batch_id = $1 AND c.tenant_id = $2 ORDER BY h->>'at', c.id" },     \
+      "SELECT c.recipient_id, c.id, h.e->>'status' AS status, h.e->>'at' AS at"    \
+      "  FROM calls c, jsonb_array_elements(c.history) WITH ORDINALITY AS h(e, n)" \
+      " WHERE c.batch_id = $1 AND c.tenant_id = $2"                                \
+      " ORDER BY h.e->>'at', c.id, h.n" },                                         \
     { "rymi_stats",                                                                \
       "SELECT count(*) FILTER (WHERE status = 'queued') AS waiting,"               \
       "       count(*) FILTER (WHERE status IN ('dispatched', 'started')) AS active," \

@@ -1,6 +1,7 @@
 #include "bc_http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -39,6 +40,24 @@ const char *bc_http_header(const bc_http_req *r, const char *name)
 const char *bc_http_query(const bc_http_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+int bc_http_query_long(const bc_http_req *r, const char *name, long min, long max,
+                       long def, long *out)
+{
+    const char *v = bc_http_query(r, name);
+    char *end;
+    long n;
+
+    *out = def;
+    if (!v)
+        return 0;
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
 }
 
 const char *bc_http_body(const bc_http_req *r, size_t *len)

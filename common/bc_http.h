@@ -54,6 +54,10 @@ const char *bc_http_method(const bc_http_req *r);
 const char *bc_http_path(const bc_http_req *r);
 const char *bc_http_header(const bc_http_req *r, const char *name);
 const char *bc_http_query(const bc_http_req *r, const char *name);
+/* Reads an optional integer query parameter in [min, max] into *out (def if
+ * absent). -1 if present but not such an integer. */
+int bc_http_query_long(const bc_http_req *r, const char *name, long min, long max,
+                       long def, long *out);
 const char *bc_http_body(const bc_http_req *r, size_t *len);
 const char *bc_http_client_ip(const bc_http_req *r, char *buf, size_t cap);
 /* The route label the handler chose, for metrics ("/agents/calls/batches/:id"). */

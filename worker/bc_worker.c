@@ -97,7 +97,7 @@ static const bc_pg_stmt stmts[] = {
       "                    lease_slot, lease_token, to_number, from_number, history)"
       " SELECT $4, r.id, $2, r.tenant_id, $3::int, 'dialing', l.slot, l.token,"
       "        r.to_number, coalesce(r.from_number, b.from_number),"
-      "        jsonb_build_array(jsonb_build_object('status', 'dialing', 'at', rfc3339(now())))"
+      "        jsonb_build_array(jsonb_build_object('status', 'dialing', 'at', rfc3339_ms(now())))"
       "   FROM r, l, b"
       " RETURNING id, tenant_id, to_number, from_number, lease_token,"
       "           (SELECT ringing_timeout_s FROM b) AS ring,"
@@ -113,7 +113,7 @@ static const bc_pg_stmt stmts[] = {
       " WHERE id = $1" },
     { "call_progress",
       "WITH c AS (UPDATE calls SET status = $2,"
-      "        history = history || jsonb_build_object('status', $2::text, 'at', rfc3339(now())),"
+      "        history = history || jsonb_build_object('status', $2::text, 'at', rfc3339_ms(now())),"
       "        answered_at = CASE WHEN $2 = 'in-progress' THEN now() ELSE answered_at END,"
       "        carrier_call_id = coalesce(carrier_call_id, $3)"
       "      WHERE id = $1 AND call_status_rank(status) < call_status_rank($2)"
@@ -128,7 +128,7 @@ static const bc_pg_stmt stmts[] = {
      * $6 retryable $7 retry base seconds $8 results topic $9 error message */
     { "call_end",
       "WITH c AS (UPDATE calls SET status = $2, ended_at = now(), duration_s = $3::int,"
-      "        history = history || jsonb_build_object('status', $2::text, 'at', rfc3339(now())),"
+      "        history = history || jsonb_build_object('status', $2::text, 'at', rfc3339_ms(now())),"
       "        end_reason = $4, carrier_call_id = coalesce(carrier_call_id, $5)"
       "      WHERE id = $1 AND call_status_rank(status) < 9"
       "      RETURNING id, recipient_id, batch_id, tenant_id, attempt, lease_slot,"

@@ -1,0 +1,307 @@
+"""Writes api/openapi.json, the one OpenAPI document of all three surfaces.
+Run: python3 api/openapi.py > api/openapi.json (a test checks they agree)."""
+import json
+
+def ref(n): return {"$ref": f"#/components/schemas/{n}"}
+def obj(props, req=(), extra=True):
+    o = {"type": "object", "properties": props}
+    if req: o["required"] = list(req)
+    if not extra: o["additionalProperties"] = False
+    return o
+S = {"type": "string"}
+SN = {"type": "string", "nullable": True}
+I = {"type": "integer"}
+IN = {"type": "integer", "nullable": True}
+B = {"type": "boolean"}
+ANYOBJ = {"type": "object", "additionalProperties": True}
+ANYOBJN = {"type": "object", "additionalProperties": True, "nullable": True}
+E164 = {"type": "string", "pattern": r"^\+[1-9][0-9]{7,14}$", "example": "+14155559876"}
+
+def jresp(desc, schema): return {"description": desc, "content": {"application/json": {"schema": schema}}}
+
+NAMES = {400: "Invalid request", 401: "Missing or invalid API key", 402: "Insufficient credits",
+             403: "Not allowed for this key", 404: "Not found", 405: "Method not allowed",
+             409: "Conflict with the resource's state", 413: "Body too large",
+             429: "Rate limit exceeded (see Retry-After)", 500: "Internal error", 503: "Unavailable; retry"}
+ERRSCH = {"cartesia": "CartesiaError", "rymi": "RymiError", "batchcall": "BatchCallError"}
+RESPONSES = {f"{s}{c}": jresp(NAMES[c], ref(ERRSCH[s])) for s in ERRSCH for c in NAMES}
+
+def errs(surface, codes):
+    return {str(c): {"$ref": f"#/components/responses/{surface}{c}"} for c in codes}
+
+COMMON = [400, 401, 403, 404, 405, 429, 500, 503]
+CREATE = COMMON + [402, 409, 413]
+
+schemas = {
+  "CartesiaError": obj({"error": S, "code": S}, ["error"]),
+  "RymiError": obj({"error": S, "code": S, "detail": S}, ["error"]),
+  "BatchCallError": obj({"message": S, "status": {"type": "string", "enum": ["error"]},
+                          "error": obj({"code": S, "details": S}), "data": {"nullable": True}},
+                         ["message", "status", "error", "data"]),
+  "AgentOutboundCallItem": obj({"to_number": E164, "metadata": ANYOBJN}, ["to_number"]),
+  "AgentCallBatchRequest": obj({
+      "name": {"type": "string", "minLength": 1, "maxLength": 255},
+      "agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
+      "from_number_id": {"type": "string", "minLength": 1, "maxLength": 64},
+      "recipients": {"type": "array", "minItems": 1, "maxItems": 5000, "items": ref("AgentOutboundCallItem")},
+      "target_concurrency_limit": {"type": "integer", "minimum": 1},
+      "ringing_timeout_seconds": {"type": "integer", "minimum": 5, "maximum": 80},
+      "max_call_duration_minutes": {"type": "integer", "minimum": 1, "maximum": 480},
+      "scheduled_at": {"type": "string", "format": "date-time"},
+      "region": {"type": "string", "enum": ["US", "EU", "APAC"], "description": "batchcall extension"}},
+      ["name", "agent_id", "from_number_id", "recipients"]),
+  "AgentCallBatchRecipient": obj({
+      "id": S, "to_number": S,
+      "status": {"type": "string", "enum": ["queued", "dispatched", "started", "completed", "failed", "cancelled"]},
+      "agent_call_id": S,
+      "end_reason": {"type": "string", "enum": ["agent_hangup", "client_hangup", "api_cancelled",
+          "max_duration", "inactivity", "client_disconnected", "dial_busy", "dial_failed",
+          "dial_no_answer", "error"]},
+      "error_message": S, "metadata": ANYOBJN, "created_at": {"type": "string", "format": "date-time"}},
+      ["id", "to_number", "status", "created_at"]),
+  "AgentCallBatch": obj({
+      "id": S, "name": S, "agent_id": S, "from_number_id": SN,
+      "region": {"type": "string", "enum": ["US", "EU", "APAC"]},
+      "target_concurrency_limit": I,
+      "status": {"type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled"]},
+      "total_calls_scheduled": I, "total_calls_dispatched": I, "total_calls_finished": I,
+      "retry_count": I, "created_at": {"type": "string", "format": "date-time"},
+      "last_updated_at": {"type": "string", "format": "date-time"},
+      "scheduled_at": {"type": "string", "format": "date-time"},
+      "admitted_at": {"type": "string", "format": "date-time"},
+      "recipients": {"type": "array", "items": ref("AgentCallBatchRecipient")}},
+      ["id", "name", "agent_id", "from_number_id", "region", "target_concurrency_limit", "status",
+       "total_calls_scheduled", "total_calls_dispatched", "total_calls_finished", "retry_count",
+       "created_at", "last_updated_at"]),
+  "AgentCallBatchList": obj({"data": {"type": "array", "items": ref("AgentCallBatch")}, "has_more": B},
+                            ["data", "has_more"]),
+  "RymiRecipient": obj({"to": E164, "identity": E164, "from_number": E164, "metadata": ANYOBJ}),
+  "RymiBatchRequest": obj({
+      "agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
+      "to": {"type": "array", "items": E164, "minItems": 1, "maxItems": 500},
+      "recipients": {"type": "array", "items": ref("RymiRecipient"), "minItems": 1, "maxItems": 500},
+      "from_number": E164, "batch_id": {"type": "string", "maxLength": 128},
+      "metadata": ANYOBJ, "variables": ANYOBJ, "post_call": ANYOBJ}, ["agent_id"]),
+  "RymiParticipantIn": obj({"transport": {"type": "string", "enum": ["pstn"]}, "identity": E164,
+                            "from_number": E164, "metadata": ANYOBJ}, ["identity"]),
+  "RymiCallRequest": obj({"agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                          "participants": {"type": "array", "items": ref("RymiParticipantIn"),
+                                           "minItems": 1, "maxItems": 500},
+                          "from_number": E164, "metadata": ANYOBJ, "variables": ANYOBJ},
+                         ["agent_id", "participants"]),
+  "RymiParticipant": obj({"id": S, "transport": S, "identity": S,
+      "status": {"type": "string", "enum": ["queued", "dialing", "in_progress", "completed", "failed"]},
+      "telephony_leg_id": S, "job_id": S, "call_id": SN, "end_reason": SN, "metadata": ANYOBJN,
+      "from_number": SN}, ["id", "transport", "identity", "status"]),
+  "RymiCall": obj({"id": S, "room_name": S,
+      "status": {"type": "string", "enum": ["queued", "in_progress", "completed", "failed"]},
+      "batch_id": S, "agent_id": S, "from_number": SN, "queued": I, "total": I,
+      "metadata": ANYOBJN, "variables": ANYOBJN, "post_call": ANYOBJN, "created_at": S, "updated_at": S,
+      "participants": {"type": "array", "items": ref("RymiParticipant")}},
+      ["id", "room_name", "status", "batch_id", "queued"]),
+  "RymiCallList": obj({"calls": {"type": "array", "items": ref("RymiCall")}, "total": I, "limit": I,
+                       "offset": I, "next_cursor": SN}, ["calls", "total"]),
+  "RymiEvents": obj({"call_id": S, "events": {"type": "array", "items": obj(
+      {"participant_id": S, "leg_id": S, "status": S, "at": S})}}, ["events"]),
+  "QueueStats": obj({"waiting": I, "active": I, "completed": I, "failed": I},
+                    ["waiting", "active", "completed", "failed"]),
+  "Agent": obj({"id": S, "name": S, "region": SN, "config": ANYOBJN, "created_at": S, "updated_at": S},
+               ["id", "name"]),
+  "AgentIn": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255},
+                  "region": {"type": "string", "enum": ["us", "eu", "apac"]}}),
+  "AgentList": obj({"agents": {"type": "array", "items": ref("Agent")}, "total": I, "limit": I, "offset": I},
+                   ["agents", "total", "limit", "offset"]),
+  "Number": obj({"id": S, "number": S, "provider": S, "agent_id": SN, "is_default": B, "created_at": S},
+                ["id", "number"]),
+  "NumberIn": obj({"number": E164, "provider": {"type": "string", "enum": ["twilio", "plivo", "vonage"]},
+                   "agent_id": S}, ["number"]),
+  "NumberList": obj({"numbers": {"type": "array", "items": ref("Number")}, "total": I, "limit": I, "offset": I},
+                    ["numbers"]),
+  "Deleted": obj({"deleted": B}, ["deleted"]),
+  "DncEntry": obj({"number": S, "reason": SN, "created_at": SN, "blocked": B}, ["number"]),
+  "DncList": obj({"dnc": {"type": "array", "items": ref("DncEntry")}, "total": I, "limit": I, "offset": I},
+                 ["dnc"]),
+  "DncCheck": obj({"number": S, "blocked": B, "results": {"type": "array", "items": obj({"number": S, "blocked": B})}}),
+  "Webhook": obj({"id": S, "url": S, "events": {"type": "array", "items": S}, "enabled": B,
+                  "secret": S, "created_at": S, "updated_at": S}, ["id", "url", "events", "enabled"]),
+  "WebhookIn": obj({"url": {"type": "string", "format": "uri"}, "enabled": B, "events": {"type": "array",
+      "minItems": 1, "items": {"type": "string", "enum": ["call.queued", "call.started", "call.completed",
+                                                           "call.failed", "batch.completed"]}}}),
+  "KeyIssued": obj({"id": S, "type": S, "key": S, "api_key": S, "note": S}, ["id", "type"]),
+  "KeyList": obj({"keys": {"type": "array", "items": obj({"id": S, "prefix": S, "created_at": S})}}, ["keys"]),
+  "Me": obj({"tenant": ANYOBJ, "key": ANYOBJ, "limits": ANYOBJ, "credits_cents": I}, ["tenant", "key", "limits"]),
+  "Spend": obj({"currency": S, "calls": I, "minutes": I, "total_cents": I, "days": {"type": "array", "items": ANYOBJ}},
+               ["currency", "total_cents", "days"]),
+  "BatchCallTask": obj({"to_number": E164, "dynamic_variables": ANYOBJ,
+                        "max_retries": {"type": "integer", "minimum": 0, "maximum": 10}}, ["to_number"]),
+  "BatchCallRequest": obj({"from_number": E164,
+      "tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": ref("BatchCallTask")},
+      "name": {"type": "string", "maxLength": 255}, "trigger_timestamp": {"type": "integer", "minimum": 0},
+      "agent_id": {"type": "string", "minLength": 1, "maxLength": 64}, "timezone": S,
+      "status": {"type": "string", "enum": ["draft", "scheduled", "sent"]}, "send_now": B},
+      ["from_number", "tasks", "agent_id"]),
+  "BatchCall": obj({"batch_call_id": S, "name": S, "from_number": S, "scheduled_timestamp": IN,
+      "total_task_count": I, "total": I, "sent": I, "picked_up": I, "completed": I, "agent_id": S,
+      "organization_id": S, "status": {"type": "string", "enum": ["draft", "scheduled", "sent", "cancelled"]},
+      "timezone": S, "last_sent_timestamp": IN, "tasks_url": S, "created_timestamp": IN, "access_info": ANYOBJ},
+      ["batch_call_id", "status", "total"]),
+}
+
+def env(data): return obj({"message": S, "status": {"type": "string", "enum": ["success"]},
+                           "error": {"nullable": True}, "data": data}, ["message", "status", "error", "data"])
+
+def op(tag, summary, security, responses, body=None, params=None, opid=None):
+    o = {"tags": [tag], "summary": summary, "operationId": opid, "security": security, "responses": responses}
+    if body: o["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params: o["parameters"] = params
+    return o
+
+def qp(name, schema, desc=""): return {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
+def pp(name): return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9_+]+$"}}
+VER = {"name": "Cartesia-Version", "in": "header", "required": True,
+       "schema": {"type": "string", "enum": ["2026-03-01"]}}
+IDEM = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+CART = [{"APIKeyAuth": []}, {"CartesiaKey": []}]
+RYMI = [{"APIKeyAuth": []}]
+BCS = [{"BatchCallKey": [], "BatchCallSecret": []}, {"APIKeyAuth": []}]
+LIMIT = qp("limit", {"type": "integer", "minimum": 1, "maximum": 200})
+OFFSET = qp("offset", {"type": "integer", "minimum": 0, "maximum": 1000000000})
+
+paths = {}
+def add(path, method, o): paths.setdefault(path, {})[method] = o
+
+# Cartesia
+add("/agents/calls/batches", "post", op("Cartesia", "Create Call Batch", CART,
+    {"201": jresp("The created batch", ref("AgentCallBatch")), **errs("cartesia", CREATE)},
+    ref("AgentCallBatchRequest"), [VER, IDEM], "agents_create-call-batch"))
+add("/agents/calls/batches", "get", op("Cartesia", "List Call Batches", CART,
+    {"200": jresp("Batches, newest first", ref("AgentCallBatchList")), **errs("cartesia", COMMON)},
+    None, [VER, qp("agent_id", S), qp("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+           qp("starting_after", S)], "agents_list-call-batches"))
+add("/agents/calls/batches/{batch_id}", "get", op("Cartesia", "Get Call Batch", CART,
+    {"200": jresp("The batch with its recipients", ref("AgentCallBatch")), **errs("cartesia", COMMON)},
+    None, [VER, pp("batch_id")], "agents_get-call-batch"))
+for verb in ("retry", "cancel"):
+    add(f"/agents/calls/batches/{{batch_id}}/{verb}", "post", op("Cartesia", f"{verb.title()} Call Batch", CART,
+        {"200": jresp("The batch", ref("AgentCallBatch")), **errs("cartesia", COMMON + [409])},
+        None, [VER, pp("batch_id"), IDEM], f"agents_{verb}-call-batch"))
+
+# Rymi
+add("/v1/calls/batch", "post", op("Rymi", "Queue Batch", RYMI,
+    {"202": jresp("Accepted: queued", ref("RymiCall")), **errs("rymi", CREATE)}, ref("RymiBatchRequest"),
+    [IDEM], "rymi_queue_batch"))
+add("/v1/calls", "post", op("Rymi", "Create call with PSTN participants", RYMI,
+    {"201": jresp("Created", ref("RymiCall")), **errs("rymi", CREATE)}, ref("RymiCallRequest"), [IDEM], "rymi_create_call"))
+add("/v1/calls", "get", op("Rymi", "List calls", RYMI,
+    {"200": jresp("Calls", ref("RymiCallList")), **errs("rymi", COMMON)}, None,
+    [LIMIT, OFFSET, qp("cursor", S), qp("status", {"type": "string", "enum": ["queued", "ringing", "in_progress", "completed", "failed"]})],
+    "rymi_list_calls"))
+add("/v1/calls/active", "get", op("Rymi", "Active calls", RYMI,
+    {"200": jresp("Calls with live legs", obj({"calls": {"type": "array", "items": ref("RymiCall")}, "total": I}, ["calls"])),
+     **errs("rymi", COMMON)}, None, None, "rymi_active_calls"))
+add("/v1/calls/queue/stats", "get", op("Rymi", "Queue stats", RYMI,
+    {"200": jresp("Counts", ref("QueueStats")), **errs("rymi", COMMON)}, None, None, "rymi_queue_stats"))
+add("/v1/calls/{id}", "get", op("Rymi", "Get call", RYMI,
+    {"200": jresp("The call and its participants", ref("RymiCall")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_get_call"))
+add("/v1/calls/{id}/events", "get", op("Rymi", "Call events", RYMI,
+    {"200": jresp("Status history", ref("RymiEvents")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_call_events"))
+add("/v1/calls/{id}/end", "post", op("Rymi", "End call", RYMI,
+    {"200": jresp("The ended call", ref("RymiCall")), **errs("rymi", COMMON + [409])}, None, [pp("id"), IDEM], "rymi_end_call"))
+add("/v1/agents", "get", op("Rymi", "List agents", RYMI,
+    {"200": jresp("Agents", ref("AgentList")), **errs("rymi", COMMON)}, None, [LIMIT, OFFSET], "rymi_list_agents"))
+add("/v1/agents", "post", op("Rymi", "Create agent", RYMI,
+    {"201": jresp("Created", ref("Agent")), **errs("rymi", COMMON + [409, 413])}, ref("AgentIn"), [IDEM], "rymi_create_agent"))
+add("/v1/agents/{id}", "get", op("Rymi", "Get agent", RYMI,
+    {"200": jresp("Agent", ref("Agent")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_get_agent"))
+add("/v1/agents/{id}", "put", op("Rymi", "Update agent", RYMI,
+    {"200": jresp("Agent", ref("Agent")), **errs("rymi", COMMON + [413])}, ref("AgentIn"), [pp("id")], "rymi_update_agent"))
+add("/v1/agents/{id}", "delete", op("Rymi", "Delete agent", RYMI,
+    {"200": jresp("Deleted", ref("Deleted")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_delete_agent"))
+add("/v1/agents/{id}/calls", "get", op("Rymi", "Calls of an agent", RYMI,
+    {"200": jresp("Calls", ref("RymiCallList")), **errs("rymi", COMMON)}, None, [pp("id"), LIMIT, OFFSET], "rymi_agent_calls"))
+add("/v1/numbers", "get", op("Rymi", "List numbers", RYMI,
+    {"200": jresp("Numbers", ref("NumberList")), **errs("rymi", COMMON)}, None, [LIMIT, OFFSET], "rymi_list_numbers"))
+add("/v1/numbers", "post", op("Rymi", "Register number", RYMI,
+    {"201": jresp("Registered", ref("Number")), **errs("rymi", COMMON + [409, 413])}, ref("NumberIn"), [IDEM], "rymi_create_number"))
+add("/v1/numbers/{number}/attach", "post", op("Rymi", "Attach number to agent", RYMI,
+    {"200": jresp("Number", ref("Number")), **errs("rymi", COMMON + [409, 413])}, obj({"agent_id": S}, ["agent_id"]),
+    [pp("number"), IDEM], "rymi_attach_number"))
+add("/v1/numbers/{number}", "delete", op("Rymi", "Delete number", RYMI,
+    {"200": jresp("Deleted", ref("Deleted")), **errs("rymi", COMMON + [409])}, None, [pp("number")], "rymi_delete_number"))
+add("/v1/dnc", "get", op("Rymi", "List DNC", RYMI,
+    {"200": jresp("DNC entries", ref("DncList")), **errs("rymi", COMMON)}, None, [LIMIT, OFFSET], "rymi_list_dnc"))
+add("/v1/dnc", "post", op("Rymi", "Add to DNC", RYMI,
+    {"201": jresp("Added", ref("DncEntry")), "200": jresp("Already listed", ref("DncEntry")), **errs("rymi", COMMON + [409, 413])},
+    obj({"number": E164, "reason": {"type": "string", "maxLength": 255}}, ["number"]), [IDEM], "rymi_add_dnc"))
+add("/v1/dnc/batch", "post", op("Rymi", "Bulk add to DNC", RYMI,
+    {"201": jresp("Added", obj({"added": I, "received": I})), **errs("rymi", COMMON + [409, 413])},
+    obj({"numbers": {"type": "array", "items": E164, "minItems": 1, "maxItems": 10000}, "reason": S}, ["numbers"]),
+    [IDEM], "rymi_batch_dnc"))
+add("/v1/dnc/check", "post", op("Rymi", "Check DNC", RYMI,
+    {"200": jresp("Verdicts", ref("DncCheck")), **errs("rymi", COMMON + [409, 413])},
+    obj({"number": E164, "numbers": {"type": "array", "items": E164, "minItems": 1, "maxItems": 10000}}),
+    [IDEM], "rymi_check_dnc"))
+add("/v1/dnc/{number}", "delete", op("Rymi", "Remove from DNC", RYMI,
+    {"200": jresp("Removed", ref("Deleted")), **errs("rymi", COMMON)}, None, [pp("number")], "rymi_delete_dnc"))
+add("/v1/webhooks", "get", op("Rymi", "List webhooks", RYMI,
+    {"200": jresp("Webhooks", obj({"webhooks": {"type": "array", "items": ref("Webhook")}}, ["webhooks"])),
+     **errs("rymi", COMMON)}, None, None, "rymi_list_webhooks"))
+add("/v1/webhooks", "post", op("Rymi", "Create webhook", RYMI,
+    {"201": jresp("Created (secret shown once)", ref("Webhook")), **errs("rymi", COMMON + [409, 413])}, ref("WebhookIn"),
+    [IDEM], "rymi_create_webhook"))
+add("/v1/webhooks/{id}", "get", op("Rymi", "Get webhook", RYMI,
+    {"200": jresp("Webhook", ref("Webhook")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_get_webhook"))
+add("/v1/webhooks/{id}", "patch", op("Rymi", "Update webhook", RYMI,
+    {"200": jresp("Webhook", ref("Webhook")), **errs("rymi", COMMON + [413])}, ref("WebhookIn"), [pp("id")], "rymi_update_webhook"))
+add("/v1/webhooks/{id}", "delete", op("Rymi", "Delete webhook", RYMI,
+    {"200": jresp("Deleted", ref("Deleted")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_delete_webhook"))
+add("/v1/keys/publishable", "get", op("Rymi", "List publishable keys", RYMI,
+    {"200": jresp("Keys (no secrets)", ref("KeyList")), **errs("rymi", COMMON)}, None, None, "rymi_list_pk"))
+add("/v1/keys/publishable", "post", op("Rymi", "Create publishable key", RYMI,
+    {"201": jresp("Created (key shown once)", ref("KeyIssued")), **errs("rymi", COMMON + [409])}, None, [IDEM], "rymi_create_pk"))
+add("/v1/keys/publishable/{id}", "delete", op("Rymi", "Revoke publishable key", RYMI,
+    {"200": jresp("Revoked", ref("Deleted")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_revoke_pk"))
+add("/v1/auth/me", "get", op("Rymi", "Who am I", RYMI,
+    {"200": jresp("Account", ref("Me")), **errs("rymi", COMMON)}, None, None, "rymi_me"))
+add("/v1/auth/regenerate-key", "post", op("Rymi", "Rotate the secret key", RYMI,
+    {"201": jresp("New key (shown once); the old one stops working", ref("KeyIssued")), **errs("rymi", COMMON + [409])},
+    None, [IDEM], "rymi_regenerate_key"))
+add("/v1/analytics/spend", "get", op("Rymi", "Spend", RYMI,
+    {"200": jresp("Spend by day", ref("Spend")), **errs("rymi", COMMON)}, None,
+    [qp("from", {"type": "string", "format": "date"}), qp("to", {"type": "string", "format": "date"})], "rymi_spend"))
+
+# batch-call
+add("/batch-call", "post", op("BatchCall", "Create batch call", BCS,
+    {"201": jresp("Created", env(ref("BatchCall"))), **errs("batchcall", CREATE)}, ref("BatchCallRequest"), [IDEM], "batch_call_create"))
+add("/batch-call", "get", op("BatchCall", "List batch calls", BCS,
+    {"200": jresp("Batch calls", env(obj({"batch_calls": {"type": "array", "items": ref("BatchCall")}, "total": I,
+                                         "limit": I, "offset": I}))), **errs("batchcall", COMMON)},
+    None, [LIMIT, OFFSET], "batch_call_list"))
+add("/batch-call/{id}", "get", op("BatchCall", "Get batch call", BCS,
+    {"200": jresp("Batch call", env(ref("BatchCall"))), **errs("batchcall", COMMON)}, None, [pp("id")], "batch_call_get"))
+add("/batch-call/{id}/tasks", "get", op("BatchCall", "Tasks of a batch call", BCS,
+    {"200": jresp("Tasks", env(obj({"batch_call_id": S, "tasks": {"type": "array", "items": ANYOBJ}}))),
+     **errs("batchcall", COMMON)}, None, [pp("id"), qp("limit", {"type": "integer", "minimum": 1, "maximum": 1000}), OFFSET],
+    "batch_call_tasks"))
+for verb in ("cancel", "send"):
+    add(f"/batch-call/{{id}}/{verb}", "post", op("BatchCall", f"{verb.title()} batch call", BCS,
+        {"200": jresp("Batch call", env(ref("BatchCall"))), **errs("batchcall", COMMON + [409])}, None,
+        [pp("id"), IDEM], f"batch_call_{verb}"))
+
+doc = {
+  "openapi": "3.0.3",
+  "info": {"title": "batchcall", "version": "1.0.0",
+           "description": "Batch outbound calling for AI voice agents: the Cartesia-style, Rymi-style and "
+                          "batch-call APIs over one core. See docs/api.md for every choice made where a "
+                          "platform's own document is silent."},
+  "servers": [{"url": "http://127.0.0.1:8080"}],
+  "paths": paths,
+  "components": {
+    "schemas": schemas,
+    "responses": RESPONSES,
+    "securitySchemes": {
+      "APIKeyAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "API key (bc_sk_...)"},
+      "CartesiaKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+      "BatchCallKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY"},
+      "BatchCallSecret": {"type": "apiKey", "in": "header", "name": "X-API-SECRET"}}}}
+print(json.dumps(doc, indent=1, sort_keys=False))
