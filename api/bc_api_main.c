@@ -64,13 +64,6 @@ const bc_pg_stmt bc_api_stmts[] = {
       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
       "         $15::jsonb, $16::jsonb, $17, $18, $19, $20::jsonb,"
       "         CASE WHEN $17 = 'admitted' THEN now() END)" },
-    { "recipients_insert",
-      "INSERT INTO recipients (id, batch_id, tenant_id, seq, to_number, from_number,"
-      " metadata, variables, max_retries)"
-      " SELECT r.id, $1, $2, r.seq, r.to_number, r.from_number, r.metadata,"
-      "        r.variables, r.max_retries"
-      "   FROM jsonb_to_recordset($3::jsonb) AS r(id text, seq int, to_number text,"
-      "        from_number text, metadata jsonb, variables jsonb, max_retries int)" },
     { "leases_insert",
       "INSERT INTO leases (batch_id, slot)"
       " SELECT $1, g FROM generate_series(0, $2::int - 1) AS g ON CONFLICT DO NOTHING" },

@@ -79,22 +79,52 @@ static bc_batch_rc resolve_number(bc_pg *pg, const char *tenant,
     return rc;
 }
 
-/* Serialises recipients with ids and order, as one jsonb parameter. */
-static char *recipients_doc(json_t *recipients, bc_err *err)
+/* The recipients as COPY text rows: ids drawn at once, order kept in seq.
+ * Values were validated by the surface; COPY escaping makes any text safe. */
+static char *recipients_copy(json_t *recipients, const char *batch, const char *tenant,
+                             size_t *len, bc_err *err)
 {
-    size_t i;
+    size_t n = json_array_size(recipients), i;
+    char (*ids)[32] = malloc((n ? n : 1) * sizeof *ids), *buf = NULL;
+    FILE *f;
     json_t *r;
-    char id[48];
 
-    json_array_foreach(recipients, i, r) {
-        if (bc_id_new(id, sizeof id, "abcr") < 0) {
-            bc_err_set(err, "no randomness for recipient ids");
-            return NULL;
-        }
-        json_object_set_new(r, "id", json_string(id));
-        json_object_set_new(r, "seq", json_integer((json_int_t)i));
+    if (!ids || bc_ids_new(ids[0], sizeof ids[0], n, "abcr") < 0) {
+        free(ids);
+        bc_err_set(err, "no randomness for recipient ids");
+        return NULL;
     }
-    return json_dumps(recipients, JSON_COMPACT);
+    f = open_memstream(&buf, len);
+    json_array_foreach(recipients, i, r) {
+        json_t *from = json_object_get(r, "from_number"), *meta = json_object_get(r, "metadata");
+        json_t *vars = json_object_get(r, "variables"), *mr = json_object_get(r, "max_retries");
+
+        fprintf(f, "%s\t%s\t%s\t%zu\t", ids[i], batch, tenant, i);
+        bc_pg_copy_escape(f, json_string_value(json_object_get(r, "to_number")));
+        fputc('\t', f);
+        if (json_is_string(from))
+            bc_pg_copy_escape(f, json_string_value(from));
+        else
+            fputs("\\N", f);
+        for (int k = 0; k < 2; k++) {
+            json_t *j = k ? vars : meta;
+            fputc('\t', f);
+            if (j && !json_is_null(j)) {
+                char *s = json_dumps(j, JSON_COMPACT);
+                bc_pg_copy_escape(f, s ? s : "null");
+                free(s);
+            } else {
+                fputs("\\N", f);
+            }
+        }
+        if (json_is_integer(mr))
+            fprintf(f, "\t%" JSON_INTEGER_FORMAT "\n", json_integer_value(mr));
+        else
+            fputs("\t\\N\n", f);
+    }
+    fclose(f);
+    free(ids);
+    return buf;
 }
 
 /* Gives an admitted batch its lease slots and releases its first window of
@@ -114,6 +144,10 @@ static PGresult *open_window(bc_api *api, bc_pg *pg, const char *id,
     return one(pg, "release", 3, q, err);
 }
 
+static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concurrency,
+                         const char *id, const char *limit, const char *region,
+                         int scheduled_ahead, PGresult **rel, bc_err *err);
+
 bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
                             const bc_batch_spec *s, char id_out[48], bc_err *err)
 {
@@ -123,8 +157,9 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
          dur[16], retries[16], total[16], *vars = NULL, *meta = NULL, *post = NULL,
          *doc = NULL, sched[40] = "";
     const char *state;
-    long concurrency, reserved;
+    long concurrency;
     int lim, in_txn = 0;
+    size_t doclen = 0;
 
     if (bc_id_new(id_out, 48, "acb") < 0) {
         bc_err_set(err, "no randomness for batch id");
@@ -174,20 +209,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         goto out;
     }
     rc = BC_BATCH_ERROR;
-    {
-        /* The tenant row lock serialises admission: two batches cannot both
-         * take the last free capacity. */
-        const char *p[] = { who->tenant_id };
-        if (!(res = one(pg, "tenant_lock", 1, p, err)))
-            goto out;
-        concurrency = bc_pg_int(res, 0, "concurrency", 1);
-        PQclear(res);
-        if (!(res = one(pg, "tenant_reserved", 1, p, err)))
-            goto out;
-        reserved = bc_pg_int(res, 0, "reserved", 0);
-        PQclear(res);
-        res = NULL;
-    }
+    concurrency = who->concurrency;
     lim = s->limit ? s->limit : bc_lease_default_limit((int)concurrency);
     if (lim > concurrency) {
         bc_err_set(err, "target_concurrency_limit %d exceeds the organization's "
@@ -195,14 +217,10 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         rc = BC_BATCH_OVER_LIMIT;
         goto out;
     }
-    if (s->draft)
-        state = "draft";
-    else if (sched[0])
-        state = "scheduled";
-    else if (bc_lease_admits((int)concurrency, reserved, lim))
-        state = "admitted";
-    else
-        state = "pending";   /* waits for capacity, oldest first */
+    /* An immediate batch is stored as pending and admitted at the end, under
+     * the tenant lock: holding that lock through the COPY would serialise
+     * every batch of a tenant behind the slowest insert. */
+    state = s->draft ? "draft" : sched[0] ? "scheduled" : "pending";
     snprintf(limit, sizeof limit, "%d", lim);
     snprintf(ring, sizeof ring, "%d", s->ringing_timeout_s);
     snprintf(dur, sizeof dur, "%d", s->max_call_duration_min);
@@ -222,18 +240,31 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         PQclear(res);
         res = NULL;
     }
-    if (!(doc = recipients_doc(s->recipients, err)))
+    /* COPY: the fastest way PostgreSQL takes rows, one round trip. */
+    if (!(doc = recipients_copy(s->recipients, id_out, who->tenant_id, &doclen, err)) ||
+        bc_pg_copy_in(pg, "COPY recipients (id, batch_id, tenant_id, seq, to_number,"
+                          " from_number, metadata, variables, max_retries) FROM STDIN",
+                      doc, doclen, err) < 0)
         goto out;
-    {
-        const char *p[] = { id_out, who->tenant_id, doc };
-        if (!(res = one(pg, "recipients_insert", 3, p, err)))
+    if (!strcmp(state, "pending")) {
+        /* The tenant row lock serialises admission: two batches cannot both
+         * take the last free capacity. */
+        const char *p[] = { who->tenant_id };
+        if (!(res = one(pg, "tenant_lock", 1, p, err)))
             goto out;
+        concurrency = bc_pg_int(res, 0, "concurrency", 1);
         PQclear(res);
         res = NULL;
+        if (lim > concurrency) {
+            bc_err_set(err, "target_concurrency_limit %d exceeds the organization's "
+                            "concurrency limit of %ld", lim, concurrency);
+            rc = BC_BATCH_OVER_LIMIT;
+            goto out;
+        }
+        if (admit_or_wait(api, pg, who->tenant_id, concurrency, id_out, limit, region, 0,
+                          &rel, err) < 0)
+            goto out;
     }
-    if (!strcmp(state, "admitted") &&
-        !(rel = open_window(api, pg, id_out, limit, region, err)))
-        goto out;
     if (bc_pg_commit(pg, err) < 0)
         goto out;
     in_txn = 0;

@@ -191,9 +191,9 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
     char why[300], id[48];
     bc_err err = { "" };
     bc_batch_rc rc;
-
     size_t len;
     const char *raw = bc_http_body(req, &len);
+    long long t0 = bc_now_us(), t_parse, t_store;
 
     if (!(body = bc_json_object(raw, len, why, sizeof why))) {
         error(resp, 400, "invalid_request", why);
@@ -203,7 +203,9 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
         error(resp, 400, "invalid_request", why);
         goto out;
     }
+    t_parse = bc_now_us();
     rc = bc_batch_create(api, pg, who, &spec, id, &err);
+    t_store = bc_now_us();
     switch (rc) {
     case BC_BATCH_OK:
         break;
@@ -221,15 +223,18 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
         error(resp, 500, "internal_error", "The batch could not be created.");
         goto out;
     }
-    bc_log(api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",
-           "cartesia", "tenant_id", who->tenant_id, "batch_id", id, "recipients",
-           (json_int_t)json_array_size(recips));
     if (!(b = bc_batch_load(pg, who->tenant_id, id, 0, &err))) {
         error(resp, 500, "internal_error", "The batch was created but could not be read.");
         goto out;
     }
     bc_http_json(resp, 201, render(b));
     json_decref(b);
+    /* Where a create's time goes, for the B1 benchmark and for operators. */
+    bc_log(api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "surface",
+           "cartesia", "tenant_id", who->tenant_id, "batch_id", id, "recipients",
+           (json_int_t)json_array_size(recips), "parse_us", (json_int_t)(t_parse - t0),
+           "store_us", (json_int_t)(t_store - t_parse),
+           "respond_us", (json_int_t)(bc_now_us() - t_store));
 out:
     json_decref(recips);
     json_decref(body);

@@ -13,8 +13,13 @@ int bc_random_bytes(void *buf, size_t n);
  * NUL). 0 or -1 if it does not fit or randomness fails. */
 int bc_random_token(char *out, size_t cap, const char *prefix, size_t nchars);
 
-/* Writes a new object id "<prefix>_<22 base62>" (about 131 bits) into out. */
+/* Writes a new object id "<prefix>_<22 base62>" into out: 7 characters of
+ * creation time (so ids sort by age) and 15 random ones (about 89 bits). */
 int bc_id_new(char *out, size_t cap, const char *prefix);
+
+/* Writes n ids "<prefix>_<22 base62>" into out, one every stride bytes,
+ * drawing randomness once for all of them. 0 or -1. */
+int bc_ids_new(char *out, size_t stride, size_t n, const char *prefix);
 
 /* Hex SHA-256 of data into out[BC_SHA256_HEX]. */
 void bc_sha256_hex(const void *data, size_t len, char out[BC_SHA256_HEX]);

@@ -256,3 +256,54 @@ void bc_pgpool_put(bc_pgpool *p, bc_pg *pg)
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
+
+int bc_pg_copy_in(bc_pg *pg, const char *copy_sql, const char *data, size_t len,
+                  bc_err *err)
+{
+    PGresult *res;
+    int ok;
+
+    if (ensure(pg, err) < 0)
+        return -1;
+    res = PQexec(pg->conn, copy_sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        check(pg, res, "copy", err);
+        return -1;
+    }
+    PQclear(res);
+    /* Send in 1 MiB pieces: libpq buffers each call whole. */
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
+        if (PQputCopyData(pg->conn, data + off, (int)n) != 1) {
+            bc_err_set(err, "copy: %s", PQerrorMessage(pg->conn));
+            PQputCopyEnd(pg->conn, "send failed");
+            PQclear(PQgetResult(pg->conn));
+            return -1;
+        }
+        off += n;
+    }
+    if (PQputCopyEnd(pg->conn, NULL) != 1) {
+        bc_err_set(err, "copy end: %s", PQerrorMessage(pg->conn));
+        return -1;
+    }
+    res = check(pg, PQgetResult(pg->conn), "copy", err);
+    ok = res != NULL;
+    PQclear(res);
+    /* Drain: a COPY yields exactly one more NULL result. */
+    while ((res = PQgetResult(pg->conn)))
+        PQclear(res);
+    return ok ? 0 : -1;
+}
+
+void bc_pg_copy_escape(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '\\': fputs("\\\\", out); break;
+        case '\t': fputs("\\t", out); break;
+        case '\n': fputs("\\n", out); break;
+        case '\r': fputs("\\r", out); break;
+        default: fputc(*s, out);
+        }
+    }
+}

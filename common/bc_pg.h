@@ -4,6 +4,7 @@
 #define BC_PG_H
 
 #include <libpq-fe.h>
+#include <stdio.h>
 
 #include "bc_err.h"
 
@@ -29,6 +30,15 @@ PGresult *bc_pg_exec(bc_pg *pg, const char *stmt, int nparams,
 /* Runs constant SQL text with parameters, unprepared (tools, migrations). */
 PGresult *bc_pg_exec_sql(bc_pg *pg, const char *sql, int nparams,
                          const char *const *params, bc_err *err);
+
+/* Runs a COPY ... FROM STDIN statement (constant SQL) and streams len bytes
+ * of text-format rows into it. 0, or -1 with err set. */
+int bc_pg_copy_in(bc_pg *pg, const char *copy_sql, const char *data, size_t len,
+                  bc_err *err);
+
+/* Appends s to a COPY text-format field, escaping what the format needs
+ * (backslash, tab, newline, carriage return). */
+void bc_pg_copy_escape(FILE *out, const char *s);
 
 /* Transactions; each returns 0 or -1. rollback never fails loudly. */
 int bc_pg_begin(bc_pg *pg, bc_err *err);

@@ -25,6 +25,14 @@ long long bc_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long long bc_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int bc_svc_init(bc_ctx *ctx, const char *svc, const char *about,
                 const bc_config_key *keys, int argc, char **argv)
 {

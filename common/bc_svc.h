@@ -34,8 +34,9 @@ int bc_svc_serve(bc_ctx *ctx, int port, const bc_http_opts *extra);
 int bc_svc_running(void);
 /* Raises the stop flag (tests, fatal errors). */
 void bc_svc_stop(void);
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds and microseconds. */
 long long bc_now_ms(void);
+long long bc_now_us(void);
 void bc_svc_free(bc_ctx *ctx);
 
 #endif
