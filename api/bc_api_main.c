@@ -91,6 +91,10 @@ const bc_pg_stmt bc_api_stmts[] = {
       "UPDATE batches SET state = $2, updated_at = now(),"
       "       admitted_at = CASE WHEN $2 = 'admitted' THEN now() ELSE admitted_at END"
       " WHERE id = $1" },
+    { "older_pending",
+      "SELECT EXISTS (SELECT 1 FROM batches o WHERE o.tenant_id = $1 AND o.state = 'pending'"
+      "   AND o.id <> $2 AND (o.created_at, o.id) <"
+      "       (SELECT created_at, id FROM batches WHERE id = $2)) AS waiting" },
     { "batch_page",
       "SELECT id, count(*) OVER () AS total FROM batches WHERE tenant_id = $1"
       "   AND ($2::text IS NULL OR surface = $2)"

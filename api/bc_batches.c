@@ -390,13 +390,23 @@ static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concur
     long reserved;
     const char *state;
 
+    const char *o[] = { tenant, id };
+    int older_waits;
+
     *rel = NULL;
     if (!(res = one(pg, "tenant_reserved", 1, t, err)))
         return -1;
     reserved = bc_pg_int(res, 0, "reserved", 0);
     PQclear(res);
+    /* Oldest first: a batch never jumps ahead of an older one still waiting,
+     * even when it alone would fit. */
+    if (!(res = one(pg, "older_pending", 2, o, err)))
+        return -1;
+    older_waits = !strcmp(bc_pg_val(res, 0, "waiting"), "t");
+    PQclear(res);
     state = scheduled_ahead ? "scheduled"
-          : bc_lease_admits((int)concurrency, reserved, atoi(limit)) ? "admitted" : "pending";
+          : !older_waits && bc_lease_admits((int)concurrency, reserved, atoi(limit))
+                ? "admitted" : "pending";
     const char *a[] = { id, state };
     if (!(res = one(pg, "batch_set_state", 2, a, err)))
         return -1;

@@ -35,6 +35,8 @@ static const bc_config_key keys[] = {
     { "talk-seconds", "BC_SIM_TALK_SECONDS", BC_STR, "5-60", "talk time range, simulated seconds" },
     { "cps", "BC_SIM_CPS", BC_INT, "0", "calls per second accepted (0: no limit); more get 429" },
     { "seed", "BC_SIM_SEED", BC_INT, "0", "random seed (0: from the clock)" },
+    { "force", "BC_SIM_FORCE", BC_STR, "0486=busy,0404=no-answer,0500=failed",
+      "outcomes forced by the callee number's last digits (suffix=outcome, ...)" },
     { 0 },
 };
 
@@ -150,6 +152,9 @@ typedef struct sim {
     int ring_lo, ring_hi, talk_lo, talk_hi;
     int w_completed, w_busy, w_noanswer, w_failed;
     unsigned int seed;
+    char force_suffix[8][16];
+    char force_outcome[8][16];
+    int nforce;
     map calls, batches, tenants, per_call_id, lists;
     long dials, live, peak, cb_ok, cb_failed, rejected_cps, dups;
     json_t *duplicates;
@@ -380,6 +385,19 @@ static void plan(sim *s, call *c, int timeout_s, int limit_s)
     int r = rnd(s, 1, total > 0 ? total : 1);
     int ring = rnd(s, s->ring_lo, s->ring_hi);
 
+    /* Magic numbers, as Twilio's test numbers: tests force an outcome. */
+    for (int i = 0; i < s->nforce; i++) {
+        size_t n = strlen(c->to), k = strlen(s->force_suffix[i]);
+        if (n >= k && !strcmp(c->to + n - k, s->force_suffix[i])) {
+            snprintf(c->outcome, sizeof c->outcome, "%s", s->force_outcome[i]);
+            if (ring > timeout_s)
+                ring = timeout_s;
+            c->talk_s = rnd(s, s->talk_lo, s->talk_hi);
+            if (c->talk_s > limit_s)
+                c->talk_s = limit_s;
+            goto timed;
+        }
+    }
     if (r <= s->w_completed && ring <= timeout_s)
         snprintf(c->outcome, sizeof c->outcome, "completed");
     else if (r <= s->w_completed + s->w_busy)
@@ -393,6 +411,7 @@ static void plan(sim *s, call *c, int timeout_s, int limit_s)
     c->talk_s = rnd(s, s->talk_lo, s->talk_hi);
     if (c->talk_s > limit_s)
         c->talk_s = limit_s;
+timed:
     c->start_ms = now_ms();
     c->answer_ms = c->start_ms + (long long)ring * s->ms_per_s;
     c->end_ms = c->answer_ms + (!strcmp(c->outcome, "completed")
@@ -860,6 +879,32 @@ static int parse_mix(sim *s, const char *v)
     return rc;
 }
 
+static int parse_force(sim *s, const char *v)
+{
+    char *copy = strdup(v), *save = NULL;
+    int rc = 0;
+
+    for (char *kv = strtok_r(copy, ",", &save); kv && s->nforce < 8;
+         kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq || eq == kv || strlen(kv) >= 32) {
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        if (strcmp(eq + 1, "completed") && strcmp(eq + 1, "busy") &&
+            strcmp(eq + 1, "no-answer") && strcmp(eq + 1, "failed")) {
+            rc = -1;
+            break;
+        }
+        snprintf(s->force_suffix[s->nforce], sizeof s->force_suffix[0], "%s", kv);
+        snprintf(s->force_outcome[s->nforce], sizeof s->force_outcome[0], "%s", eq + 1);
+        s->nforce++;
+    }
+    free(copy);
+    return rc;
+}
+
 static void free_call(void *v) { free(v); }
 static void free_list(void *v)
 {
@@ -889,11 +934,12 @@ int main(int argc, char **argv)
     if (!s.seed)
         s.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     if (parse_mix(&s, bc_config_str(ctx.cfg, "mix")) < 0 ||
+        parse_force(&s, bc_config_str(ctx.cfg, "force")) < 0 ||
         parse_range(bc_config_str(ctx.cfg, "ring-seconds"), &s.ring_lo, &s.ring_hi) < 0 ||
         parse_range(bc_config_str(ctx.cfg, "talk-seconds"), &s.talk_lo, &s.talk_hi) < 0 ||
         s.ms_per_s < 0) {
         fprintf(stderr, "%s: BC_SIM_MIX, BC_SIM_RING_SECONDS, BC_SIM_TALK_SECONDS or "
-                        "BC_SIM_MS_PER_SECOND is malformed (see --help)\n", argv[0]);
+                        "BC_SIM_MS_PER_SECOND or BC_SIM_FORCE is malformed (see --help)\n", argv[0]);
         bc_svc_free(&ctx);
         return 2;
     }
