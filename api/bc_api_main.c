@@ -67,10 +67,23 @@ const bc_pg_stmt bc_api_stmts[] = {
     { "leases_insert",
       "INSERT INTO leases (batch_id, slot)"
       " SELECT $1, g FROM generate_series(0, $2::int - 1) AS g ON CONFLICT DO NOTHING" },
+    /* Cancel: queued recipients, and those claimed but not yet being dialed
+     * (their claim gives its slot back), are cancelled. The batch row lock
+     * waits for any dial_start in flight; after it, none can start. */
     { "batch_cancel",
       "WITH b AS (UPDATE batches SET state = 'cancelled', cancelled_at = now(),"
       "                  updated_at = now()"
-      "            WHERE id = $1 AND tenant_id = $2 AND state <> 'cancelled' RETURNING id)"
+      "            WHERE id = $1 AND tenant_id = $2 AND state <> 'cancelled' RETURNING id),"
+      " c AS (UPDATE calls SET status = 'canceled', end_reason = 'api_cancelled',"
+      "              ended_at = now()"
+      "         FROM b WHERE calls.batch_id = b.id AND calls.status = 'claimed'"
+      "        RETURNING calls.id, calls.recipient_id, calls.lease_slot, calls.lease_token),"
+      " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL FROM c"
+      "        WHERE leases.batch_id = $1 AND leases.slot = c.lease_slot"
+      "          AND leases.token = c.lease_token RETURNING 1),"
+      " d AS (UPDATE recipients SET status = 'cancelled', updated_at = now() FROM c"
+      "        WHERE recipients.id = c.recipient_id AND recipients.status = 'dispatched'"
+      "        RETURNING 1)"
       " UPDATE recipients SET status = 'cancelled', updated_at = now() FROM b"
       "  WHERE recipients.batch_id = b.id AND recipients.status = 'queued'" },
     { "batch_state", "SELECT state FROM batches WHERE id = $1 AND tenant_id = $2" },

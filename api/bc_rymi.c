@@ -455,6 +455,10 @@ static void events(rq *r, const char *id)
     ev = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
         const char *st = bc_pg_val(res, i, "status");
+        /* Rymi's words: claimed (handed to a dialer, not yet sent) is
+         * still queued from the caller's point of view. */
+        if (!strcmp(st, "claimed"))
+            st = "queued";
         json_array_append_new(ev, json_pack("{s:s,s:s,s:s,s:s}", "participant_id",
                                             bc_pg_val(res, i, "recipient_id"), "leg_id",
                                             bc_pg_val(res, i, "id"), "status",

@@ -7,12 +7,14 @@
 #include "bc_kafka.h"
 #include "bc_pg.h"
 #include "bc_publisher.h"
+#include "bc_reconcile.h"
 #include "bc_sql.h"
 
 struct bc_scheduler {
     bc_ctx *ctx;
     bc_pg *pg;
     bc_publisher *pub;
+    bc_reconcile *rec;
     char region[16], jobs_topic[160], results_topic[160];
     int leader;
     long long next_try, next_relay, next_reap;
@@ -61,6 +63,7 @@ static const bc_pg_stmt stmts[] = {
       "        (SELECT 1 FROM batches b WHERE b.id = o.key AND b.region = $3)))"
       " ORDER BY o.id LIMIT 1000" },
     { "outbox_depth", "SELECT count(*) AS n FROM outbox" },
+    BC_RECONCILE_STMTS,
     /* An expired lease whose call has ended (or never began) is free. A
      * lease whose call is still live at the carrier is not reaped here: it
      * is reconciled with the carrier first, never freed on a guess. */
@@ -88,7 +91,8 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
     bc_kafka_topic(s->results_topic, sizeof s->results_topic, prefix, "call-results", NULL);
     if (!(s->pg = bc_pg_connect(bc_config_str(ctx->cfg, "pg-dsn"), stmts, err)) ||
         !(s->pub = bc_publisher_new(bc_config_str(ctx->cfg, "kafka-brokers"), ctx->log,
-                                    ctx->metrics, err))) {
+                                    ctx->metrics, err)) ||
+        !(s->rec = bc_reconcile_new(ctx, s->pg, s->pub, err))) {
         bc_scheduler_free(s);
         return NULL;
     }
@@ -108,6 +112,7 @@ void bc_scheduler_free(bc_scheduler *s)
 {
     if (!s)
         return;
+    bc_reconcile_free(s->rec);
     if (s->pub) {
         bc_publisher_flush(s->pub, 5000);
         if (s->pg)
@@ -318,6 +323,7 @@ void bc_scheduler_tick(bc_scheduler *s)
     }
     if (now >= s->next_reap) {
         reap(s);
+        bc_reconcile_run(s->rec);
         s->next_reap = now + 1000;
     }
     if (bc_publisher_tick(s->pub, s->pg, &err) < 0)

@@ -112,6 +112,12 @@ int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
     if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
         goto oom;
     c->inflight++;
+    /* Start sending now, not at the next loop turn: the request should be
+     * on the wire before the worker claims its next recipient. */
+    {
+        int running;
+        curl_multi_perform(c->multi, &running);
+    }
     return 0;
 oom:
     if (x) {

@@ -19,6 +19,9 @@ typedef struct bc_dial {
     char to[20], from[20];
     int timeout_s, time_limit_s;
     char callback_url[512];
+    /* The caller's context, handed back untouched. */
+    char batch_id[48];
+    long long lease_token;
 } bc_dial;
 
 /* Called from bc_carrier_perform for each finished dial. sid is the carrier's

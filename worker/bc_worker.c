@@ -68,7 +68,8 @@ struct bc_worker {
     redial *redials;
     long long next_renew, next_outbox;
     bc_metric *m_claimed, *m_stale, *m_noslot, *m_dialed, *m_dial_failed,
-              *m_paced, *m_finished, *m_in_hand, *m_events, *m_dup_events;
+              *m_paced, *m_finished, *m_in_hand, *m_events, *m_dup_events, *m_fenced,
+              *m_not_dialed;
 };
 
 static const bc_pg_stmt stmts[] = {
@@ -95,9 +96,9 @@ static const bc_pg_stmt stmts[] = {
       "        RETURNING leases.slot, leases.token)"
       " INSERT INTO calls (id, recipient_id, batch_id, tenant_id, attempt, status,"
       "                    lease_slot, lease_token, to_number, from_number, history)"
-      " SELECT $4, r.id, $2, r.tenant_id, $3::int, 'dialing', l.slot, l.token,"
+      " SELECT $4, r.id, $2, r.tenant_id, $3::int, 'claimed', l.slot, l.token,"
       "        r.to_number, coalesce(r.from_number, b.from_number),"
-      "        jsonb_build_array(jsonb_build_object('status', 'dialing', 'at', rfc3339_ms(now())))"
+      "        jsonb_build_array(jsonb_build_object('status', 'claimed', 'at', rfc3339_ms(now())))"
       "   FROM r, l, b"
       " RETURNING id, tenant_id, to_number, from_number, lease_token,"
       "           (SELECT ringing_timeout_s FROM b) AS ring,"
@@ -107,10 +108,28 @@ static const bc_pg_stmt stmts[] = {
       "SELECT r.status = 'queued' AND r.attempts = $2::int - 1"
       "       AND b.state = 'admitted' AS waiting"
       "  FROM recipients r JOIN batches b ON b.id = r.batch_id WHERE r.id = $1" },
+    /* The last step before the carrier is asked: only while the batch is
+     * still admitted (a cancel waits for this row lock, and a claim it beat
+     * is never dialed) and only with the current lease token (a holder whose
+     * lease was taken over is fenced off). $1 call $2 batch $3 token */
+    { "dial_start",
+      "WITH b AS (SELECT id FROM batches WHERE id = $2 AND state = 'admitted' FOR SHARE)"
+      " UPDATE calls SET status = 'dialing',"
+      "        history = history || jsonb_build_object('status', 'dialing', 'at', rfc3339_ms(now()))"
+      "  WHERE id = $1 AND status = 'claimed' AND lease_token = $3::bigint"
+      "    AND EXISTS (SELECT 1 FROM b)"
+      "    AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = $2"
+      "                AND l.slot = calls.lease_slot AND l.token = $3::bigint)"
+      " RETURNING id" },
+    /* Fenced like dial_start: a late answer of a dial whose lease was taken
+     * over records nothing; the reconciler owns that call now. */
     { "dial_accepted",
-      "UPDATE calls SET carrier_call_id = $2,"
+      "UPDATE calls SET carrier_call_id = coalesce(carrier_call_id, $2),"
       "       status = CASE WHEN status = 'dialing' THEN 'queued' ELSE status END"
-      " WHERE id = $1" },
+      " WHERE id = $1 AND lease_token = $3::bigint"
+      "   AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = calls.batch_id"
+      "               AND l.slot = calls.lease_slot AND l.token = $3::bigint)"
+      " RETURNING id" },
     { "call_progress",
       "WITH c AS (UPDATE calls SET status = $2,"
       "        history = history || jsonb_build_object('status', $2::text, 'at', rfc3339_ms(now())),"
@@ -359,11 +378,18 @@ static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *si
 
     switch (r) {
     case BC_DIAL_ACCEPTED: {
-        const char *p[] = { d->call_id, sid };
+        char tok[24];
+        snprintf(tok, sizeof tok, "%lld", d->lease_token);
+        const char *p[] = { d->call_id, sid, tok };
         bc_metric_add(w->m_dialed, 1);
-        if (!(res = bc_pg_exec(w->pg, "dial_accepted", 2, p, &err)))
+        if (!(res = bc_pg_exec(w->pg, "dial_accepted", 3, p, &err))) {
             bc_log(w->ctx->log, BC_WARN, "dial.record_failed", "{s:s,s:s}", "call_id",
                    d->call_id, "error", err.msg);
+        } else if (PQntuples(res) == 0) {
+            bc_metric_add(w->m_fenced, 1);
+            bc_log(w->ctx->log, BC_WARN, "lease.late_write_refused", "{s:s,s:I}", "call_id",
+                   d->call_id, "token", (json_int_t)d->lease_token);
+        }
         PQclear(res);
         break;
     }
@@ -438,12 +464,33 @@ static int claim_one(bc_worker *w, wbatch *b)
     d.time_limit_s = (int)bc_pg_int(res, 0, "max_min", 480) * 60;
     callback_url(w, bc_pg_val(res, 0, "tenant_id"), j->batch, call, d.callback_url,
                  sizeof d.callback_url);
+    snprintf(d.batch_id, sizeof d.batch_id, "%s", j->batch);
+    d.lease_token = bc_pg_int(res, 0, "lease_token", 0);
     PQclear(res);
     /* The claim is durable, so the job's offset may be committed now. */
     b->head = j->next_wait;
     if (!b->head)
         b->tail = NULL;
     job_done(w, j);
+    {
+        char tok[24];
+        snprintf(tok, sizeof tok, "%lld", d.lease_token);
+        const char *q[] = { call, d.batch_id, tok };
+        if (!(res = bc_pg_exec(w->pg, "dial_start", 3, q, &err))) {
+            /* Not known to be dialable: the reconciler settles the claim. */
+            bc_log(w->ctx->log, BC_WARN, "dial.start_failed", "{s:s,s:s}", "call_id", call,
+                   "error", err.msg);
+            return 1;
+        }
+        int go = PQntuples(res) == 1;
+        PQclear(res);
+        if (!go) {
+            /* Cancelled since the claim (the cancel settled this call), or
+             * our lease was taken over: either way, never dial it. */
+            bc_metric_add(w->m_not_dialed, 1);
+            return 1;
+        }
+    }
     if (bc_carrier_dial(w->carrier, &d, &err) < 0)
         end_call(w, call, "failed", 0, "error", NULL, err.msg);
     return 1;
@@ -569,6 +616,10 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     M(m_finished, "worker_calls_finished_total", "Attempts ended");
     M(m_events, "worker_carrier_events_total", "Carrier events consumed");
     M(m_dup_events, "worker_duplicate_events_total", "Terminal carrier events already applied");
+    M(m_fenced, "worker_late_writes_refused_total",
+      "Writes refused because the lease was taken over (fencing token no longer current)");
+    M(m_not_dialed, "worker_claims_not_dialed_total",
+      "Claims dropped before dialing: batch cancelled or lease taken over");
 #undef M
     w->m_in_hand = bc_metrics_get(ctx->metrics, BC_GAUGE, "worker_jobs_in_hand",
                                   "Jobs consumed and not yet claimed or dropped", NULL, NULL, 0);

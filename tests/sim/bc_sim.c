@@ -133,6 +133,7 @@ typedef struct call {
     char sid[40], to[20], from[20], callback[600], outcome[16];
     char batch[48], tenant[48], call_id[48];
     long long start_ms, answer_ms, end_ms;  /* planned, real ms */
+    time_t created;          /* wall clock, for date_created */
     int talk_s, seq, state, sending, live;
     int tries;               /* failed sends of the current status */
     char resend[16];         /* status to send again after a failure */
@@ -326,7 +327,12 @@ static const char *status_of(const call *c)
 
 static json_t *resource(sim *s, const call *c)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "sid", c->sid,
+    char created[64];
+    struct tm tm;
+
+    gmtime_r(&c->created, &tm);
+    strftime(created, sizeof created, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "sid", c->sid, "date_created", created,
                      "account_sid", s->account, "to", c->to, "from", c->from,
                      "status", status_of(c), "direction", "outbound-api",
                      "api_version", "2010-04-01",
@@ -491,6 +497,7 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     url_param(cb, "tenant_id", c->tenant, sizeof c->tenant);
     plan(s, c, t ? atoi(t) : 60, lim ? atoi(lim) : 14400);
     c->live = 1;
+    c->created = time(NULL);
     map_put(&s->calls, c->sid, c);
     record_dial(s, c);
     live_add(s, c, 1);
@@ -548,6 +555,26 @@ static void call_route(sim *s, const bc_http_req *req, const char *sid, bc_http_
     }
     bc_http_json(resp, 200, resource(s, c));
     pthread_mutex_unlock(&s->mu);
+}
+
+/* Twilio's list, filtered by To (the only filter the reconciler needs). */
+static void list_calls(sim *s, const bc_http_req *req, bc_http_resp *resp)
+{
+    const char *to = bc_http_query(req, "To");
+    json_t *arr = json_array();
+
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->calls.nb; i++)
+        for (ent *e = s->calls.b[i]; e; e = e->next) {
+            call *c = e->val;
+            if (!to || !strcmp(c->to, to))
+                json_array_append_new(arr, resource(s, c));
+            if (json_array_size(arr) >= 1000)
+                goto out;
+        }
+out:
+    pthread_mutex_unlock(&s->mu);
+    bc_http_json(resp, 200, json_pack("{s:o,s:i,s:i}", "calls", arr, "page", 0, "page_size", 1000));
 }
 
 static json_t *counts_json(map *m)
@@ -647,6 +674,8 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
     rest += strlen(s->account);
     if (!strcmp(rest, "/Calls.json") && !strcmp(bc_http_method(req), "POST")) {
         create_call(s, req, resp);
+    } else if (!strcmp(rest, "/Calls.json") && !strcmp(bc_http_method(req), "GET")) {
+        list_calls(s, req, resp);
     } else if (!strncmp(rest, "/Calls/", 7) && strlen(rest) > 12 &&
                !strcmp(rest + strlen(rest) - 5, ".json")) {
         char sid[40];

@@ -1,0 +1,232 @@
+#include "bc_reconcile.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bc_kafka.h"
+
+struct bc_reconcile {
+    bc_ctx *ctx;
+    bc_pg *pg;
+    bc_publisher *pub;
+    CURL *curl;
+    char base[512], userpwd[256], holder[64], region[16], ttl[16], topic[160];
+    bc_metric *m_abandoned, *m_adopted, *m_ended, *m_taken;
+};
+
+typedef struct buf {
+    char *p;
+    size_t n;
+} buf;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    buf *b = ud;
+    size_t len = size * n;
+    char *q;
+
+    if (b->n + len > (8u << 20))
+        return 0;   /* a carrier answer this large is not one we want */
+    if (!(q = realloc(b->p, b->n + len + 1)))
+        return 0;
+    b->p = q;
+    memcpy(b->p + b->n, p, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+    return len;
+}
+
+/* GET a carrier resource; returns its JSON or NULL. */
+static json_t *carrier_get(bc_reconcile *r, const char *url)
+{
+    buf b = { 0 };
+    long status = 0;
+    json_t *j = NULL;
+
+    curl_easy_reset(r->curl);
+    curl_easy_setopt(r->curl, CURLOPT_URL, url);
+    curl_easy_setopt(r->curl, CURLOPT_USERPWD, r->userpwd);
+    curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(r->curl, CURLOPT_TIMEOUT_MS, 3000L);
+    curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(r->curl) == CURLE_OK &&
+        curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+        status == 200 && b.p)
+        j = json_loads(b.p, 0, NULL);
+    free(b.p);
+    return j;
+}
+
+bc_reconcile *bc_reconcile_new(bc_ctx *ctx, bc_pg *pg, bc_publisher *pub, bc_err *err)
+{
+    bc_reconcile *r = calloc(1, sizeof *r);
+    const bc_config *c = ctx->cfg;
+
+    if (!r || !(r->curl = curl_easy_init())) {
+        free(r);
+        bc_err_set(err, "reconcile: cannot create a curl handle");
+        return NULL;
+    }
+    r->ctx = ctx;
+    r->pg = pg;
+    r->pub = pub;
+    snprintf(r->base, sizeof r->base, "%s/2010-04-01/Accounts/%s",
+             bc_config_str(c, "carrier-url"), bc_config_str(c, "carrier-account-sid"));
+    snprintf(r->userpwd, sizeof r->userpwd, "%s:%s", bc_config_str(c, "carrier-account-sid"),
+             bc_config_str(c, "carrier-auth-token"));
+    snprintf(r->region, sizeof r->region, "%s", bc_config_str(c, "region"));
+    snprintf(r->holder, sizeof r->holder, "scheduler:%s", r->region);
+    snprintf(r->ttl, sizeof r->ttl, "%ld", bc_config_int(c, "lease-ttl"));
+    bc_kafka_topic(r->topic, sizeof r->topic, bc_config_str(c, "topic-prefix"),
+                   "carrier-events", r->region);
+#define M(f, name, help) r->f = bc_metrics_get(ctx->metrics, BC_COUNTER, name, help, NULL, NULL, 0)
+    M(m_taken, "reconcile_leases_taken_over_total", "Expired leases taken over with a new token");
+    M(m_abandoned, "reconcile_attempts_requeued_total",
+      "Attempts the carrier never saw, queued again for the same attempt");
+    M(m_adopted, "reconcile_calls_adopted_total", "Calls found at the carrier by number");
+    M(m_ended, "reconcile_calls_ended_total", "Final statuses fetched from the carrier");
+#undef M
+    return r;
+}
+
+void bc_reconcile_free(bc_reconcile *r)
+{
+    if (!r)
+        return;
+    curl_easy_cleanup(r->curl);
+    free(r);
+}
+
+static int terminal(const char *st)
+{
+    return st && (!strcmp(st, "completed") || !strcmp(st, "busy") || !strcmp(st, "no-answer") ||
+                  !strcmp(st, "failed") || !strcmp(st, "canceled"));
+}
+
+/* Publishes the carrier's final word as if its callback had come. */
+static void publish_end(bc_reconcile *r, const PGresult *row, const char *sid, json_t *res)
+{
+    const char *st = json_string_value(json_object_get(res, "status"));
+    const char *dur = json_string_value(json_object_get(res, "duration"));
+    json_t *ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s}", "v", 1,
+                           "call_id", bc_pg_val(row, 0, "id"),
+                           "batch_id", bc_pg_val(row, 0, "batch_id"),
+                           "tenant_id", bc_pg_val(row, 0, "tenant_id"), "carrier_call_id", sid,
+                           "status", st, "duration", dur ? atoi(dur) : 0, "sequence", 99,
+                           "source", "reconcile");
+    char *payload = json_dumps(ev, JSON_COMPACT);
+    bc_err err = { "" };
+
+    if (payload && bc_publisher_sync(r->pub, r->topic, bc_pg_val(row, 0, "id"), payload, 10000,
+                                     &err) == 0)
+        bc_metric_add(r->m_ended, 1);
+    else
+        bc_log(r->ctx->log, BC_WARN, "reconcile.publish_failed", "{s:s}", "error", err.msg);
+    free(payload);
+    json_decref(ev);
+}
+
+/* Finds the carrier's call to this number placed since our claim. */
+static json_t *find_by_number(bc_reconcile *r, const char *to, long long since_s)
+{
+    char url[700], *enc = curl_easy_escape(r->curl, to, 0);
+    json_t *list, *c, *found = NULL;
+    size_t i;
+
+    snprintf(url, sizeof url, "%s/Calls.json?To=%s", r->base, enc ? enc : "");
+    curl_free(enc);
+    if (!(list = carrier_get(r, url)))
+        return NULL;
+    json_array_foreach(json_object_get(list, "calls"), i, c) {
+        struct tm tm = { 0 };
+        const char *d = json_string_value(json_object_get(c, "date_created"));
+        /* A few seconds of slack for clock skew between us and the carrier. */
+        if (d && strptime(d, "%a, %d %b %Y %H:%M:%S", &tm) && timegm(&tm) >= since_s - 5) {
+            found = json_incref(c);
+            break;
+        }
+    }
+    json_decref(list);
+    return found;
+}
+
+static void settle(bc_reconcile *r, PGresult *row)
+{
+    const char *id = bc_pg_val(row, 0, "id"), *sid = bc_pg_val(row, 0, "carrier_call_id");
+    const char *st = bc_pg_val(row, 0, "status");
+    json_t *c = NULL;
+    char url[700];
+    PGresult *res;
+
+    if (!sid && strcmp(st, "claimed")) {
+        /* Dialing, answer unknown: did the carrier get it? */
+        c = find_by_number(r, bc_pg_val(row, 0, "to_number"), bc_pg_int(row, 0, "created_s", 0));
+        if (c) {
+            sid = json_string_value(json_object_get(c, "sid"));
+            const char *p[] = { id, sid };
+            PQclear(bc_pg_exec(r->pg, "rc_adopt", 2, p, NULL));
+            bc_metric_add(r->m_adopted, 1);
+        }
+    }
+    if (!sid) {
+        /* The carrier never saw it: give the attempt back, same number. */
+        const char *p[] = { id };
+        if ((res = bc_pg_exec(r->pg, "rc_abandon", 1, p, NULL))) {
+            if (bc_pg_int(res, 0, "n", 0) > 0) {
+                bc_metric_add(r->m_abandoned, 1);
+                bc_log(r->ctx->log, BC_INFO, "reconcile.requeued", "{s:s,s:s}", "call_id", id,
+                       "batch_id", bc_pg_val(row, 0, "batch_id"));
+            }
+            PQclear(res);
+        }
+        return;
+    }
+    if (!c) {
+        snprintf(url, sizeof url, "%s/Calls/%s.json", r->base, sid);
+        c = carrier_get(r, url);
+    }
+    if (c && terminal(json_string_value(json_object_get(c, "status"))))
+        publish_end(r, row, sid, c);
+    /* Live at the carrier: the lease stays ours until its final callback. */
+    json_decref(c);
+}
+
+int bc_reconcile_run(bc_reconcile *r)
+{
+    const char *p[] = { r->region };
+    PGresult *res = bc_pg_exec(r->pg, "rc_expired", 1, p, NULL), *one;
+    int n = 0;
+
+    if (!res)
+        return 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *t[] = { bc_pg_val(res, i, "batch_id"), bc_pg_val(res, i, "slot"),
+                            bc_pg_val(res, i, "token"), r->holder, r->ttl };
+        /* Fence first: from here the old holder's writes are refused. */
+        if (!(one = bc_pg_exec(r->pg, "rc_take", 5, t, NULL)))
+            continue;
+        int taken = PQntuples(one) == 1;
+        PQclear(one);
+        if (!taken)
+            continue;
+        bc_metric_add(r->m_taken, 1);
+        bc_log(r->ctx->log, BC_INFO, "lease.taken_over", "{s:s,s:s,s:s}", "call_id",
+               bc_pg_val(res, i, "id"), "batch_id", bc_pg_val(res, i, "batch_id"),
+               "status", bc_pg_val(res, i, "status"));
+        /* settle() reads row 0: hand it a one-row view. */
+        PGresult *row = PQcopyResult(res, PG_COPYRES_ATTRS);
+        for (int c = 0; c < PQnfields(res); c++)
+            PQsetvalue(row, 0, c, PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c),
+                       PQgetisnull(res, i, c) ? -1 : PQgetlength(res, i, c));
+        settle(r, row);
+        PQclear(row);
+        n++;
+    }
+    PQclear(res);
+    return n;
+}
