@@ -6,6 +6,8 @@
 /* Tops up a batch's window: releases the next queued recipients (in seq
  * order, due ones only) until window = limit * $2 jobs are in flight, and
  * writes one job per released recipient to the outbox, in one statement.
+ * Jobs are keyed by recipient, not batch, so one batch spreads over every
+ * partition and every worker of the region.
  * $1 batch id, $2 window multiple, $3 jobs topic. Returns the outbox rows. */
 #define BC_SQL_RELEASE                                                          \
     "WITH b AS (SELECT id, target_concurrency_limit * $2::int AS win"          \
@@ -24,7 +26,7 @@
     "                      FOR UPDATE SKIP LOCKED)"                             \
     "        RETURNING id, batch_id, tenant_id, attempts)"                      \
     " INSERT INTO outbox (topic, key, payload)"                                 \
-    " SELECT $3, r.batch_id, json_build_object('v', 1, 'recipient_id', r.id,"   \
+    " SELECT $3, r.id, json_build_object('v', 1, 'recipient_id', r.id,"   \
     "        'batch_id', r.batch_id, 'tenant_id', r.tenant_id,"                 \
     "        'attempt', r.attempts + 1)::text FROM r"                           \
     " RETURNING id, topic, key, payload"

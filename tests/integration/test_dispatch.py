@@ -1,0 +1,228 @@
+"""The dispatch engine's promises, each on the real stack: nothing lost and
+no second dial through crashes and duplicate jobs, the concurrency ceiling,
+failover, fairness, cancel, retries, schedules, regions, fencing."""
+import json
+import os
+import signal
+import time
+from collections import Counter
+
+import pytest
+import requests
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from conftest import BUILD, Proc, batchcall_headers, cartesia_headers, free_port, wait_until
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+class Extra:
+    """Processes a test starts, kills or stops itself."""
+
+    def __init__(self, stack, tmp_path):
+        self.stack, self.tmp, self.procs = stack, str(tmp_path), []
+
+    def start(self, name, binary, env):
+        port = free_port()
+        port_env = {"batchcall-worker": "BC_WORKER_PORT", "batchcall-scheduler": "BC_SCHEDULER_PORT",
+                    "batchcall-carrier-sim": "BC_SIM_PORT"}[binary]
+        p = Proc(name, [os.path.join(BUILD, binary)],
+                 dict(self.stack.env, **{port_env: str(port)}, **env), self.tmp)
+        p.port = port
+        self.procs.append(p)
+        self.stack.wait_ready(f"http://127.0.0.1:{port}")
+        return p
+
+    def stop(self):
+        for p in self.procs:
+            if p.p.poll() is None:
+                os.kill(p.p.pid, signal.SIGCONT)
+            p.stop()
+
+
+@pytest.fixture
+def extra(stack, tmp_path):
+    e = Extra(stack, tmp_path)
+    yield e
+    e.stop()
+
+
+def create(stack, t, numbers, limit, **extra_fields):
+    body = {"name": "dispatch", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
+            "target_concurrency_limit": limit, "recipients": [{"to_number": n} for n in numbers]}
+    body.update(extra_fields)
+    r = requests.post(stack.api + "/agents/calls/batches", json=body,
+                      headers=cartesia_headers(t["api_key"]), timeout=60)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def all_terminal(stack, bid, timeout):
+    def done():
+        rows = stack.sql("SELECT status, count(*) FROM recipients WHERE batch_id = %s GROUP BY 1", bid)
+        return rows if rows and all(s in TERMINAL for s, _ in rows) else None
+    return wait_until(done, timeout, f"every recipient of {bid} to be terminal", interval=0.5)
+
+
+def ledger(stack, sim=None):
+    return requests.get((sim or stack.sim) + "/ledger", timeout=10).json()
+
+
+def dials(stack, bid, sim=None):
+    return requests.get((sim or stack.sim) + "/ledger/dials", params={"batch_id": bid},
+                        timeout=30).json()["dials"]
+
+
+def assert_one_dial_per_recipient(stack, bid, numbers, limit, sim=None):
+    led = ledger(stack, sim)
+    assert led["duplicate_call_ids"] == []
+    d = dials(stack, bid, sim)
+    per_number = Counter(x["to"] for x in d)
+    assert set(per_number) == set(numbers)
+    assert set(per_number.values()) == {1}, [n for n, c in per_number.items() if c > 1][:5]
+    assert led["batches"][bid]["peak_live"] <= limit
+    return led
+
+
+def metric(port, name):
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_a_worker_killed_mid_flight_loses_nothing_and_dials_nobody_twice(stack, extra):
+    t = stack.tenant(concurrency=100)
+    w1 = extra.start("w1", "batchcall-worker", {"BC_LEASE_TTL": "2"})
+    w2 = extra.start("w2", "batchcall-worker", {"BC_LEASE_TTL": "2"})
+    numbers = [f"+1416{i:07d}" for i in range(2000)]
+    bid = create(stack, t, numbers, limit=50)
+    wait_until(lambda: metric(w2.port, "worker_claims_total") >= 20, 30, "w2 to be dialing")
+    os.kill(w2.p.pid, signal.SIGKILL)
+    all_terminal(stack, bid, 180)
+    assert_one_dial_per_recipient(stack, bid, numbers, 50)
+    assert stack.sql("SELECT count(*) FROM leases WHERE batch_id = %s AND call_id IS NOT NULL",
+                     bid)[0][0] == 0
+    assert w1.p.poll() is None
+
+
+def test_duplicated_jobs_are_not_dialed_twice(stack):
+    t = stack.tenant(concurrency=20)
+    numbers = [f"+1417{i:07d}" for i in range(60)]
+    bid = create(stack, t, numbers, limit=5)
+    topic = f"{stack.prefix}.jobs.us"
+    c = Consumer({"bootstrap.servers": stack.brokers, "group.id": "dup-" + bid,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    md = c.list_topics(topic, timeout=10)
+    c.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])
+    jobs, deadline = [], time.monotonic() + 5
+    while time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m and not m.error() and json.loads(m.value())["batch_id"] == bid:
+            jobs.append((m.key(), m.value()))
+    c.close()
+    assert jobs, "the batch's jobs are on the topic"
+    p = Producer({"bootstrap.servers": stack.brokers})
+    for k, v in jobs:
+        for _ in range(3):
+            p.produce(topic, key=k, value=v)
+        # A forged job for a later attempt must not claim either.
+        j = json.loads(v)
+        j["attempt"] += 1
+        p.produce(topic, key=k, value=json.dumps(j))
+    p.flush(10)
+    all_terminal(stack, bid, 120)
+    time.sleep(1)   # let the copies arrive and be dropped
+    assert_one_dial_per_recipient(stack, bid, numbers, 5)
+
+
+def test_a_standby_scheduler_takes_over_from_a_dead_leader(stack, extra):
+    env = {"BC_REGION": "apac", "BC_SCHEDULER_TICK_MS": "50"}
+    leader = extra.start("sched-a", "batchcall-scheduler", env)
+    wait_until(lambda: leader.events("scheduler.leading"), 10, "the first scheduler to lead")
+    standby = extra.start("sched-b", "batchcall-scheduler", env)
+    extra.start("w-apac", "batchcall-worker", {"BC_REGION": "apac"})
+    t = stack.tenant(concurrency=10)
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
+    numbers = [f"+1418{i:07d}" for i in range(20)]
+    bid = create(stack, t, numbers, limit=5, scheduled_at=when, region="APAC")
+    assert not standby.events("scheduler.leading")
+    os.kill(leader.p.pid, signal.SIGKILL)
+    wait_until(lambda: standby.events("scheduler.leading"), 15, "the standby to take over")
+    all_terminal(stack, bid, 60)
+    first = stack.sql("SELECT min(created_at) >= (SELECT scheduled_at FROM batches WHERE id = %s)"
+                      " FROM calls WHERE batch_id = %s", bid, bid)[0][0]
+    assert first, "nothing was dialed before its scheduled time"
+    assert_one_dial_per_recipient(stack, bid, numbers, 5)
+
+
+def test_a_small_tenant_is_not_starved_by_a_huge_one(stack):
+    big, small = stack.tenant(concurrency=20), stack.tenant(concurrency=10)
+    big_ids = [create(stack, big, [f"+1419{b:02d}{i:05d}" for i in range(5000)], limit=20)
+               for b in range(20)]
+    time.sleep(1)   # the big tenant is dialing and 95,000 more wait
+    t0 = time.monotonic()
+    sid = create(stack, small, [f"+1420{i:07d}" for i in range(10)], limit=5)
+    first = wait_until(lambda: dials(stack, sid), 10, "the small tenant's first dial", interval=0.02)
+    latency = min(d["at_ms"] for d in first) / 1000.0 - t0
+    for b in big_ids:
+        requests.post(f"{stack.api}/agents/calls/batches/{b}/cancel",
+                      headers=cartesia_headers(big["api_key"]), timeout=30)
+    print(f"small tenant first dial {latency * 1000:.0f} ms after its POST")
+    assert latency <= 1.0
+
+
+def test_no_dial_after_cancel_returns(stack):
+    t = stack.tenant(concurrency=20)
+    numbers = [f"+1421{i:07d}" for i in range(400)]
+    bid = create(stack, t, numbers, limit=10)
+    wait_until(lambda: len(dials(stack, bid)) >= 20, 30, "the batch to be dialing")
+    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/cancel",
+                      headers=cartesia_headers(t["api_key"]), timeout=10)
+    returned = time.monotonic()
+    assert r.status_code == 200
+    time.sleep(1.5)
+    late = [d for d in dials(stack, bid) if d["at_ms"] / 1000.0 > returned]
+    assert late == []
+    all_terminal(stack, bid, 60)
+    n = stack.sql("SELECT count(*) FROM recipients WHERE batch_id = %s AND status = 'cancelled'", bid)[0][0]
+    assert n > 300
+
+
+def test_retries_stop_at_max_retries_and_back_off(stack):
+    t = stack.tenant(concurrency=10)
+    busy = [f"+142200{i}0486" for i in range(3)]   # the simulator answers busy
+    body = {"from_number": "+14157774444", "agent_id": t["agent_id"], "send_now": True,
+            "tasks": [{"to_number": n, "max_retries": 2} for n in busy] +
+                     [{"to_number": "+14220009999", "max_retries": 2}]}
+    r = requests.post(stack.api + "/batch-call", json=body, headers=batchcall_headers(t), timeout=10)
+    assert r.status_code == 201, r.text
+    bid = r.json()["data"]["batch_call_id"]
+    all_terminal(stack, bid, 60)
+    rows = stack.sql("SELECT r.to_number, r.attempts, r.status, array_agg(extract(epoch FROM c.created_at)"
+                     " ORDER BY c.attempt), array_agg(extract(epoch FROM c.ended_at) ORDER BY c.attempt)"
+                     " FROM recipients r JOIN calls c ON c.recipient_id = r.id"
+                     " WHERE r.batch_id = %s GROUP BY 1, 2, 3", bid)
+    per = {row[0]: row for row in rows}
+    base = 0.2   # BC_RETRY_BASE_MS of the test workers
+    for n in busy:
+        num, attempts, status, starts, ends = per[n]
+        assert attempts == 3 and status == "failed" and len(starts) == 3, per
+        for k in (1, 2):
+            gap = float(starts[k]) - float(ends[k - 1])
+            assert gap >= 0.5 * base * 2 ** (k - 1) - 0.01, (n, k, gap)
+    assert per["+14220009999"][1] <= 3
+    d = Counter(x["to"] for x in dials(stack, bid))
+    assert all(d[n] == 3 for n in busy)
+
+
+def test_an_eu_worker_never_dials_a_us_batch(stack, extra):
+    eu = extra.start("w-eu", "batchcall-worker", {"BC_REGION": "eu"})
+    t = stack.tenant(concurrency=10)
+    us_id = create(stack, t, [f"+1423{i:07d}" for i in range(30)], limit=5)
+    eu_id = create(stack, t, [f"+1424{i:07d}" for i in range(10)], limit=5, region="EU")
+    all_terminal(stack, us_id, 60)
+    all_terminal(stack, eu_id, 60)
+    assert metric(eu.port, "worker_claims_total") == 10   # only the eu batch's
+    assert stack.sql("SELECT region FROM batches WHERE id = %s", eu_id)[0][0] == "eu"
