@@ -226,3 +226,28 @@ def test_an_eu_worker_never_dials_a_us_batch(stack, extra):
     all_terminal(stack, eu_id, 60)
     assert metric(eu.port, "worker_claims_total") == 10   # only the eu batch's
     assert stack.sql("SELECT region FROM batches WHERE id = %s", eu_id)[0][0] == "eu"
+
+
+def test_a_late_write_after_the_lease_was_taken_over_is_refused(stack, extra):
+    """A worker stalls (SIGSTOP) with a dial in flight; its lease expires and
+    the scheduler takes it over with a new token and finds the call at the
+    carrier by number. When the worker wakes, its record of the dial is
+    refused, and nobody dials the person again."""
+    slow = extra.start("sim-slow", "batchcall-carrier-sim", {
+        "BC_SIM_CREATE_DELAY_MS": "2500", "BC_SIM_MS_PER_SECOND": "1000",
+        "BC_SIM_RING_SECONDS": "1", "BC_SIM_TALK_SECONDS": "30", "BC_SIM_MIX": "completed=1"})
+    sim = f"http://127.0.0.1:{slow.port}"
+    env = {"BC_REGION": "apac", "BC_CARRIER_URL": sim}
+    extra.start("sched-apac", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
+    w = extra.start("w-apac", "batchcall-worker", dict(env, BC_LEASE_TTL="1"))
+    t = stack.tenant()
+    bid = create(stack, t, ["+14250000001"], limit=1, region="APAC")
+    wait_until(lambda: dials(stack, bid, sim), 30, "the dial to reach the carrier", interval=0.02)
+    os.kill(w.p.pid, signal.SIGSTOP)   # a stall: a pause, a swap storm, a stuck disk
+    wait_until(lambda: stack.sql("SELECT holder FROM leases WHERE batch_id = %s AND call_id IS NOT NULL",
+                                 bid) == [("scheduler:apac",)], 15, "the lease to be taken over")
+    os.kill(w.p.pid, signal.SIGCONT)
+    wait_until(lambda: metric(w.port, "worker_late_writes_refused_total") >= 1, 15,
+               "the stalled worker's late write to be refused")
+    assert len(dials(stack, bid, sim)) == 1
+    assert stack.sql("SELECT carrier_call_id IS NOT NULL FROM calls WHERE batch_id = %s", bid)[0][0]

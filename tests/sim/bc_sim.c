@@ -35,6 +35,8 @@ static const bc_config_key keys[] = {
     { "talk-seconds", "BC_SIM_TALK_SECONDS", BC_STR, "5-60", "talk time range, simulated seconds" },
     { "cps", "BC_SIM_CPS", BC_INT, "0", "calls per second accepted (0: no limit); more get 429" },
     { "seed", "BC_SIM_SEED", BC_INT, "0", "random seed (0: from the clock)" },
+    { "create-delay-ms", "BC_SIM_CREATE_DELAY_MS", BC_INT, "0",
+      "answer each accepted create this much later (a slow carrier; the dial counts at once)" },
     { "force", "BC_SIM_FORCE", BC_STR, "0486=busy,0404=no-answer,0500=failed",
       "outcomes forced by the callee number's last digits (suffix=outcome, ...)" },
     { 0 },
@@ -149,7 +151,7 @@ typedef struct sim {
     pthread_t thread;
     volatile int stop;
     const char *account, *token;
-    long ms_per_s, cps;
+    long ms_per_s, cps, create_delay_ms;
     int ring_lo, ring_hi, talk_lo, talk_hi;
     int w_completed, w_busy, w_noanswer, w_failed;
     unsigned int seed;
@@ -506,6 +508,8 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     bc_http_json(resp, 201, resource(s, c));
     pthread_mutex_unlock(&s->mu);
     bc_metrics_inc(s->ctx->metrics, "sim_dials_total", "Calls accepted", NULL, 1);
+    if (s->create_delay_ms > 0)
+        usleep((useconds_t)s->create_delay_ms * 1000);
     bc_form_free(&f);
 }
 
@@ -959,6 +963,7 @@ int main(int argc, char **argv)
     s.token = bc_config_str(ctx.cfg, "auth-token");
     s.ms_per_s = bc_config_int(ctx.cfg, "ms-per-second");
     s.cps = bc_config_int(ctx.cfg, "cps");
+    s.create_delay_ms = bc_config_int(ctx.cfg, "create-delay-ms");
     s.seed = (unsigned)bc_config_int(ctx.cfg, "seed");
     if (!s.seed)
         s.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
