@@ -60,6 +60,8 @@ struct bc_worker {
     char jobs_topic[160], results_topic[160];
     const char *public_url;
     long max_in_hand, max_dials, lease_ttl_s, retry_base_ms;
+    double cps, pace_tokens;     /* carrier pace: a token bucket; 0 = none */
+    long long pace_at;
     long in_hand;
     int paused, draining, ready;
     wbatch *batches;
@@ -414,8 +416,11 @@ static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *si
     }
 }
 
-/* Tries to claim the first waiting job of b. Returns 1 if it claimed or
- * dropped one (try again), 0 if the batch has no free slot. */
+enum { CLAIM_NO_SLOT = 0, CLAIM_DROPPED, CLAIM_DIALED };
+
+/* Tries to claim the first waiting job of b: CLAIM_DIALED if a call went
+ * out, CLAIM_DROPPED if the job was stale or lost its race (try the next),
+ * CLAIM_NO_SLOT if the batch has no free slot (or the database failed). */
 static int claim_one(bc_worker *w, wbatch *b)
 {
     job *j = b->head;
@@ -425,14 +430,14 @@ static int claim_one(bc_worker *w, wbatch *b)
     bc_dial d = { 0 };
 
     if (bc_id_new(call, sizeof call, "ac") < 0)
-        return 0;
+        return CLAIM_NO_SLOT;
     snprintf(attempt, sizeof attempt, "%d", j->attempt);
     snprintf(ttl, sizeof ttl, "%ld", w->lease_ttl_s);
     const char *p[] = { j->recipient, j->batch, attempt, call, w->holder, ttl };
     if (!(res = bc_pg_exec(w->pg, "claim", 6, p, &err))) {
         bc_log(w->ctx->log, BC_WARN, "claim.failed", "{s:s,s:s}", "batch_id", j->batch,
                "error", err.msg);
-        return 0;   /* database trouble: keep the job, try again later */
+        return CLAIM_NO_SLOT;   /* database trouble: keep the job, try later */
     }
     if (PQntuples(res) == 0) {
         PGresult *why;
@@ -441,12 +446,12 @@ static int claim_one(bc_worker *w, wbatch *b)
 
         PQclear(res);
         if (!(why = bc_pg_exec(w->pg, "claim_why", 2, q, &err)))
-            return 0;
+            return CLAIM_NO_SLOT;
         waiting = PQntuples(why) == 1 && !strcmp(bc_pg_val(why, 0, "waiting"), "t");
         PQclear(why);
         if (waiting) {
             bc_metric_add(w->m_noslot, 1);
-            return 0;
+            return CLAIM_NO_SLOT;
         }
         /* Stale: claimed elsewhere, finished, cancelled or a later attempt. */
         bc_metric_add(w->m_stale, 1);
@@ -454,7 +459,7 @@ static int claim_one(bc_worker *w, wbatch *b)
         if (!b->head)
             b->tail = NULL;
         job_done(w, j);
-        return 1;
+        return CLAIM_DROPPED;
     }
     bc_metric_add(w->m_claimed, 1);
     snprintf(d.call_id, sizeof d.call_id, "%s", call);
@@ -480,7 +485,7 @@ static int claim_one(bc_worker *w, wbatch *b)
             /* Not known to be dialable: the reconciler settles the claim. */
             bc_log(w->ctx->log, BC_WARN, "dial.start_failed", "{s:s,s:s}", "call_id", call,
                    "error", err.msg);
-            return 1;
+            return CLAIM_DROPPED;
         }
         int go = PQntuples(res) == 1;
         PQclear(res);
@@ -488,11 +493,30 @@ static int claim_one(bc_worker *w, wbatch *b)
             /* Cancelled since the claim (the cancel settled this call), or
              * our lease was taken over: either way, never dial it. */
             bc_metric_add(w->m_not_dialed, 1);
-            return 1;
+            return CLAIM_DROPPED;
         }
     }
     if (bc_carrier_dial(w->carrier, &d, &err) < 0)
         end_call(w, call, "failed", 0, "error", NULL, err.msg);
+    return CLAIM_DIALED;
+}
+
+/* Takes a dial token from the carrier's pace (calls per second for the
+ * account). Over the pace a claim waits in Kafka's order; it is not tried,
+ * so the carrier never has to refuse it and no retry is spent. The bucket
+ * holds one token: dials go out evenly, never in a burst that the carrier's
+ * own bucket, filled on its own clock, might not have room for. */
+static int pace_take(bc_worker *w, long long now)
+{
+    if (w->cps <= 0)
+        return 1;
+    w->pace_tokens += (double)(now - w->pace_at) * w->cps / 1000.0;
+    if (w->pace_tokens > 1.0)
+        w->pace_tokens = 1.0;
+    w->pace_at = now;
+    if (w->pace_tokens < 1.0)
+        return 0;
+    w->pace_tokens -= 1.0;
     return 1;
 }
 
@@ -505,8 +529,12 @@ static void dispatch(bc_worker *w)
         wbatch *b = *pb;
 
         while (b->head && b->retry_at <= now &&
-               bc_carrier_inflight(w->carrier) < w->max_dials) {
-            if (!claim_one(w, b)) {
+               bc_carrier_inflight(w->carrier) < w->max_dials && pace_take(w, now)) {
+            int got = claim_one(w, b);
+
+            if (got != CLAIM_DIALED && w->cps > 0)
+                w->pace_tokens += 1.0;       /* nothing was dialed: give it back */
+            if (got == CLAIM_NO_SLOT) {
                 b->retry_at = now + NO_SLOT_RETRY_MS;
                 break;
             }
@@ -583,6 +611,9 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     w->max_dials = bc_config_int(c, "max-dials-in-flight");
     w->lease_ttl_s = bc_config_int(c, "lease-ttl");
     w->retry_base_ms = bc_config_int(c, "retry-base-ms");
+    w->cps = (double)bc_config_int(c, "carrier-cps");
+    w->pace_tokens = 1.0;
+    w->pace_at = bc_now_ms();
     gethostname(host, sizeof host - 1);
     bc_random_token(rnd, sizeof rnd, "", 6);
     snprintf(w->holder, sizeof w->holder, "%s-%d-%s", host, (int)getpid(), rnd);

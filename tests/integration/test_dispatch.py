@@ -251,3 +251,26 @@ def test_a_late_write_after_the_lease_was_taken_over_is_refused(stack, extra):
                "the stalled worker's late write to be refused")
     assert len(dials(stack, bid, sim)) == 1
     assert stack.sql("SELECT carrier_call_id IS NOT NULL FROM calls WHERE batch_id = %s", bid)[0][0]
+
+
+def test_a_burst_is_paced_to_the_carriers_rate_without_refusals(stack, extra):
+    """500 recipients against a carrier that takes 5 calls a second would take
+    100 s here; the same shape at 20/s with 200 recipients: the worker paces
+    itself, the carrier refuses nothing, no attempt is spent on pacing."""
+    cps, n = 20, 200
+    sim = extra.start("sim-paced", "batchcall-carrier-sim", {
+        "BC_SIM_CPS": str(cps), "BC_SIM_MS_PER_SECOND": "5"})
+    url = f"http://127.0.0.1:{sim.port}"
+    env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
+    extra.start("sched-paced", "batchcall-scheduler", env)
+    extra.start("w-paced", "batchcall-worker", dict(env, BC_CARRIER_CPS=str(cps)))
+    t = stack.tenant(concurrency=100)
+    numbers = [f"+1426{i:07d}" for i in range(n)]
+    bid = create(stack, t, numbers, limit=50, region="APAC")
+    all_terminal(stack, bid, 120)
+    led = assert_one_dial_per_recipient(stack, bid, numbers, 50, sim=url)
+    assert led["rejected_429"] == 0
+    at = sorted(d["at_ms"] for d in dials(stack, bid, url))
+    span = (at[-1] - at[0]) / 1000.0
+    assert span >= (n - 1) / cps * 0.95, span
+    assert stack.sql("SELECT max(attempts) FROM recipients WHERE batch_id = %s", bid)[0][0] == 1
