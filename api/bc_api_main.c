@@ -60,9 +60,9 @@ const bc_pg_stmt bc_api_stmts[] = {
       "INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number_id,"
       " from_number, region, target_concurrency_limit, ringing_timeout_s,"
       " max_call_duration_min, max_retries, scheduled_at, timezone, variables,"
-      " metadata, state, total, external_id, post_call, admitted_at)"
+      " metadata, state, total, external_id, post_call, calling_hours, admitted_at)"
       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-      "         $15::jsonb, $16::jsonb, $17, $18, $19, $20::jsonb,"
+      "         $15::jsonb, $16::jsonb, $17, $18, $19, $20::jsonb, $21::jsonb,"
       "         CASE WHEN $17 = 'admitted' THEN now() END)" },
     { "leases_insert",
       "INSERT INTO leases (batch_id, slot)"
@@ -139,7 +139,8 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       rfc3339(greatest(b.updated_at, c.last)) AS updated_at,"
       "       b.target_concurrency_limit, b.ringing_timeout_s, b.max_call_duration_min,"
       "       b.max_retries, b.total, b.retry_count, b.variables::text AS variables,"
-      "       b.metadata::text AS metadata, b.external_id, b.post_call::text AS post_call, c.*"
+      "       b.metadata::text AS metadata, b.external_id, b.post_call::text AS post_call,"
+      "       b.calling_hours::text AS calling_hours, c.*"
       "  FROM batches b, LATERAL (SELECT"
       "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled')) AS dispatched,"
       "       count(*) FILTER (WHERE status IN ('completed', 'failed')) AS finished,"

@@ -173,6 +173,11 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
         error(resp, 400, "invalid_request", "from_number must be in E.164 format");
         goto out;
     }
+    if (bc_calling_hours_check(json_object_get(in, "calling_hours"), why, sizeof why) < 0) {
+        error(resp, 400, "invalid_request", why);
+        goto out;
+    }
+    spec.calling_hours = json_object_get(in, "calling_hours");
     if (status && strcmp(status, "draft") && strcmp(status, "scheduled") && strcmp(status, "sent")) {
         error(resp, 400, "invalid_request", "status must be one of draft, scheduled, sent");
         goto out;
@@ -224,8 +229,8 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
         error(resp, 404, "number_not_found", "from_number is not a number of this organization");
         break;
     case BC_BATCH_BAD_TIME:
-        error(resp, 400, "invalid_request",
-              "trigger_timestamp must be in the future and within 30 days");
+        error(resp, 400, "invalid_request", err.msg[0] ? err.msg
+              : "trigger_timestamp must be in the future and within 30 days");
         break;
     case BC_BATCH_OVER_LIMIT:
         error(resp, 400, "invalid_request", err.msg);

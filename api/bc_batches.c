@@ -38,6 +38,45 @@ int bc_rfc3339_valid(const char *s)
            !s[i + 6];
 }
 
+static int hhmm(const char *s)
+{
+    return s && strlen(s) == 5 && s[2] == ':' && s[0] >= '0' && s[0] <= '2' &&
+           s[1] >= '0' && s[1] <= '9' && s[3] >= '0' && s[3] <= '5' && s[4] >= '0' &&
+           s[4] <= '9' && (s[0] < '2' || s[1] <= '3');
+}
+
+int bc_calling_hours_check(json_t *w, char *why, size_t cap)
+{
+    json_t *days, *d;
+    size_t i;
+
+    if (!w || json_is_null(w))
+        return 0;
+    if (!json_is_object(w) ||
+        !hhmm(json_string_value(json_object_get(w, "start"))) ||
+        !hhmm(json_string_value(json_object_get(w, "end")))) {
+        snprintf(why, cap, "calling_hours must be {\"start\": \"HH:MM\", \"end\": \"HH:MM\", "
+                           "\"days\": [1-7]} (days optional, ISO Monday = 1)");
+        return -1;
+    }
+    if (!strcmp(json_string_value(json_object_get(w, "start")),
+                json_string_value(json_object_get(w, "end")))) {
+        snprintf(why, cap, "calling_hours start and end must differ");
+        return -1;
+    }
+    days = json_object_get(w, "days");
+    if (days && (!json_is_array(days) || json_array_size(days) == 0 || json_array_size(days) > 7)) {
+        snprintf(why, cap, "calling_hours.days must be a non-empty array of 1-7");
+        return -1;
+    }
+    json_array_foreach(days, i, d)
+        if (!json_is_integer(d) || json_integer_value(d) < 1 || json_integer_value(d) > 7) {
+            snprintf(why, cap, "calling_hours.days[%zu] must be 1 (Monday) to 7 (Sunday)", i);
+            return -1;
+        }
+    return 0;
+}
+
 static PGresult *one(bc_pg *pg, const char *stmt, int n, const char *const *p,
                      bc_err *err)
 {
@@ -155,6 +194,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     PGresult *res = NULL, *rel = NULL;
     char num_id[48] = "", number[24] = "", region[16], limit[16], ring[16],
          dur[16], retries[16], total[16], *vars = NULL, *meta = NULL, *post = NULL,
+         *hours = NULL,
          *doc = NULL, sched[40] = "";
     const char *state;
     long concurrency;
@@ -164,6 +204,17 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     if (bc_id_new(id_out, 48, "acb") < 0) {
         bc_err_set(err, "no randomness for batch id");
         return BC_BATCH_ERROR;
+    }
+    if (s->timezone) {
+        const char *p[] = { s->timezone };
+        if (!(res = one(pg, "tz_check", 1, p, err))) {
+            if (strncmp(bc_pg_sqlstate(pg), "22", 2))
+                return BC_BATCH_ERROR;
+            bc_err_set(err, "timezone '%s' is not an IANA time zone", s->timezone);
+            return BC_BATCH_BAD_TIME;
+        }
+        PQclear(res);
+        res = NULL;
     }
     if (s->scheduled_at) {
         const char *p[] = { s->scheduled_at };
@@ -229,13 +280,15 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     vars = s->variables ? json_dumps(s->variables, JSON_COMPACT) : strdup("{}");
     meta = s->metadata ? json_dumps(s->metadata, JSON_COMPACT) : strdup("{}");
     post = s->post_call ? json_dumps(s->post_call, JSON_COMPACT) : NULL;
+    hours = s->calling_hours && !json_is_null(s->calling_hours)
+                ? json_dumps(s->calling_hours, JSON_COMPACT) : NULL;
     {
         const char *p[] = { id_out, who->tenant_id, s->surface, s->name, s->agent_id,
                             num_id[0] ? num_id : NULL, number, region, limit, ring,
                             dur, retries, sched[0] ? sched : NULL,
                             s->timezone ? s->timezone : "UTC", vars, meta, state, total,
-                            s->external_id, post };
-        if (!(res = one(pg, "batch_insert", 20, p, err)))
+                            s->external_id, post, hours };
+        if (!(res = one(pg, "batch_insert", 21, p, err)))
             goto out;
         PQclear(res);
         res = NULL;
@@ -280,6 +333,7 @@ out:
     free(vars);
     free(meta);
     free(post);
+    free(hours);
     free(doc);
     return rc;
 }
@@ -331,6 +385,7 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     json_object_set_new(b, "variables", json_col(res, 0, "variables"));
     json_object_set_new(b, "metadata", json_col(res, 0, "metadata"));
     json_object_set_new(b, "post_call", json_col(res, 0, "post_call"));
+    json_object_set_new(b, "calling_hours", json_col(res, 0, "calling_hours"));
     PQclear(res);
     if (!with_recipients)
         return b;

@@ -36,6 +36,7 @@ typedef struct bc_batch_spec {
     json_t *metadata;            /* borrowed; may be NULL */
     int draft;
     const char *external_id;     /* caller's own batch id (Rymi batch_id) */
+    json_t *calling_hours;       /* borrowed; validated by bc_calling_hours_check */
     json_t *post_call;           /* borrowed; may be NULL */
     /* Borrowed array of {"to_number", "from_number"?, "metadata"?,
      * "variables"?, "max_retries"?}, already validated. Ids are added. */
@@ -82,6 +83,10 @@ json_t *bc_batch_list(bc_pg *pg, const char *tenant_id, const char *agent_id,
 /* Same, by offset, with the total count; for surfaces that page that way. */
 json_t *bc_batch_page(bc_pg *pg, const char *tenant_id, const char *surface,
                       int limit, int offset, long long *total, bc_err *err);
+
+/* Checks an optional calling_hours object: {"days": [1-7...], "start":
+ * "HH:MM", "end": "HH:MM"}. 0, or -1 with why set. */
+int bc_calling_hours_check(json_t *w, char *why, size_t cap);
 
 /* 1 if s is an RFC 3339 date-time with a zone ("Z" or "+hh:mm"). */
 int bc_rfc3339_valid(const char *s);

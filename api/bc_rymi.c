@@ -331,6 +331,12 @@ static void create_session(rq *r, int participants)
         error(r->resp, 400, "invalid_request", "from_number must be an E.164 number");
         goto out;
     }
+    if (bc_json_str(in, "timezone", 0, 64, &spec.timezone, why, sizeof why) < 0 ||
+        bc_calling_hours_check(json_object_get(in, "calling_hours"), why, sizeof why) < 0) {
+        error(r->resp, 400, "invalid_request", why);
+        goto out;
+    }
+    spec.calling_hours = json_object_get(in, "calling_hours");
     static const char *objs[] = { "metadata", "variables", "post_call" };
     for (int i = 0; i < 3; i++) {
         v = json_object_get(in, objs[i]);

@@ -16,6 +16,13 @@ B = {"type": "boolean"}
 ANYOBJ = {"type": "object", "additionalProperties": True}
 ANYOBJN = {"type": "object", "additionalProperties": True, "nullable": True}
 E164 = {"type": "string", "pattern": r"^\+[1-9][0-9]{7,14}$", "example": "+14155559876"}
+HOURS = {"type": "object", "description": "batchcall extension: calling hours in the batch's timezone",
+         "properties": {"start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                        "end": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                        "days": {"type": "array", "minItems": 1, "maxItems": 7,
+                                 "items": {"type": "integer", "minimum": 1, "maximum": 7}}},
+         "required": ["start", "end"]}
+TZ = {"type": "string", "description": "IANA time zone (default UTC)", "example": "America/New_York"}
 
 def jresp(desc, schema): return {"description": desc, "content": {"application/json": {"schema": schema}}}
 
@@ -48,7 +55,8 @@ schemas = {
       "ringing_timeout_seconds": {"type": "integer", "minimum": 5, "maximum": 80},
       "max_call_duration_minutes": {"type": "integer", "minimum": 1, "maximum": 480},
       "scheduled_at": {"type": "string", "format": "date-time"},
-      "region": {"type": "string", "enum": ["US", "EU", "APAC"], "description": "batchcall extension"}},
+      "region": {"type": "string", "enum": ["US", "EU", "APAC"], "description": "batchcall extension"},
+      "timezone": TZ, "calling_hours": HOURS},
       ["name", "agent_id", "from_number_id", "recipients"]),
   "AgentCallBatchRecipient": obj({
       "id": S, "to_number": S,
@@ -81,7 +89,8 @@ schemas = {
       "to": {"type": "array", "items": E164, "minItems": 1, "maxItems": 500},
       "recipients": {"type": "array", "items": ref("RymiRecipient"), "minItems": 1, "maxItems": 500},
       "from_number": E164, "batch_id": {"type": "string", "maxLength": 128},
-      "metadata": ANYOBJ, "variables": ANYOBJ, "post_call": ANYOBJ}, ["agent_id"]),
+      "metadata": ANYOBJ, "variables": ANYOBJ, "post_call": ANYOBJ, "timezone": TZ,
+      "calling_hours": HOURS}, ["agent_id"]),
   "RymiParticipantIn": obj({"transport": {"type": "string", "enum": ["pstn"]}, "identity": E164,
                             "from_number": E164, "metadata": ANYOBJ}, ["identity"]),
   "RymiCallRequest": obj({"agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
@@ -138,7 +147,8 @@ schemas = {
       "tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": ref("BatchCallTask")},
       "name": {"type": "string", "maxLength": 255}, "trigger_timestamp": {"type": "integer", "minimum": 0},
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64}, "timezone": S,
-      "status": {"type": "string", "enum": ["draft", "scheduled", "sent"]}, "send_now": B},
+      "status": {"type": "string", "enum": ["draft", "scheduled", "sent"]}, "send_now": B,
+      "calling_hours": HOURS},
       ["from_number", "tasks", "agent_id"]),
   "BatchCall": obj({"batch_call_id": S, "name": S, "from_number": S, "scheduled_timestamp": IN,
       "total_task_count": I, "total": I, "sent": I, "picked_up": I, "completed": I, "agent_id": S,

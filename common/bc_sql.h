@@ -11,7 +11,8 @@
  * $1 batch id, $2 window multiple, $3 jobs topic. Returns the outbox rows. */
 #define BC_SQL_RELEASE                                                          \
     "WITH b AS (SELECT id, target_concurrency_limit * $2::int AS win"          \
-    "             FROM batches WHERE id = $1 AND state = 'admitted'),"         \
+    "             FROM batches WHERE id = $1 AND state = 'admitted'"           \
+    "              AND in_calling_hours(calling_hours, timezone, now())),"     \
     " inflight AS (SELECT count(*) AS n FROM recipients"                        \
     "              WHERE batch_id = $1 AND released"                            \
     "                AND status IN ('queued', 'dispatched', 'started')),"       \

@@ -46,7 +46,10 @@ int bc_reconcile_run(bc_reconcile *r);
       " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL FROM c" \
       "        WHERE leases.batch_id = c.batch_id AND leases.slot = c.lease_slot"   \
       "          AND leases.token = c.lease_token RETURNING 1),"                    \
-      " r AS (UPDATE recipients SET status = 'queued', attempts = attempts - 1,"     \
+      " r AS (UPDATE recipients SET attempts = attempts - 1,"                       \
+      "              status = CASE WHEN (SELECT state FROM batches b"               \
+      "                                   WHERE b.id = c.batch_id) = 'cancelled'"   \
+      "                            THEN 'cancelled' ELSE 'queued' END,"             \
       "              released = false, last_call_id = NULL, updated_at = now()"     \
       "         FROM c WHERE recipients.id = c.recipient_id"                        \
       "          AND recipients.last_call_id = $1 RETURNING 1)"                     \

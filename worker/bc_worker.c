@@ -82,7 +82,8 @@ static const bc_pg_stmt stmts[] = {
      * dial. $1 recipient $2 batch $3 attempt $4 call id $5 holder $6 ttl s */
     { "claim",
       "WITH b AS (SELECT id, from_number, ringing_timeout_s, max_call_duration_min"
-      "             FROM batches WHERE id = $2 AND state = 'admitted' FOR SHARE),"
+      "             FROM batches WHERE id = $2 AND state = 'admitted'"
+      "              AND in_calling_hours(calling_hours, timezone, now()) FOR SHARE),"
       " slot AS (SELECT l.batch_id, l.slot FROM leases l JOIN b ON l.batch_id = b.id"
       "           WHERE l.call_id IS NULL ORDER BY l.slot LIMIT 1"
       "           FOR UPDATE OF l SKIP LOCKED),"
@@ -108,8 +109,14 @@ static const bc_pg_stmt stmts[] = {
     /* Why a claim did not happen: stale job, or only no free slot. */
     { "claim_why",
       "SELECT r.status = 'queued' AND r.attempts = $2::int - 1"
-      "       AND b.state = 'admitted' AS waiting"
+      "       AND b.state = 'admitted' AS claimable,"
+      "       in_calling_hours(b.calling_hours, b.timezone, now()) AS in_hours"
       "  FROM recipients r JOIN batches b ON b.id = r.batch_id WHERE r.id = $1" },
+    /* Outside calling hours a job goes back to the backlog: the scheduler
+     * releases it again when the hours open, and no worker holds it. */
+    { "unrelease",
+      "UPDATE recipients SET released = false, updated_at = now()"
+      " WHERE id = $1 AND status = 'queued' AND attempts = $2::int - 1" },
     /* The last step before the carrier is asked: only while the batch is
      * still admitted (a cancel waits for this row lock, and a claim it beat
      * is never dialed) and only with the current lease token (a holder whose
@@ -123,6 +130,22 @@ static const bc_pg_stmt stmts[] = {
       "    AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = $2"
       "                AND l.slot = calls.lease_slot AND l.token = $3::bigint)"
       " RETURNING id" },
+    /* A claim dial_start refused while its token is still current: the
+     * batch was cancelled after the claim and the cancel's statement could
+     * not see it (it read before the claim committed). Settle it here.
+     * $1 call $2 token */
+    { "claim_cancel",
+      "WITH c AS (UPDATE calls SET status = 'canceled', end_reason = 'api_cancelled',"
+      "                 ended_at = now()"
+      "            WHERE id = $1 AND status = 'claimed' AND lease_token = $2::bigint"
+      "              AND EXISTS (SELECT 1 FROM batches b WHERE b.id = calls.batch_id"
+      "                          AND b.state = 'cancelled')"
+      "           RETURNING recipient_id, batch_id, lease_slot, lease_token),"
+      " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL FROM c"
+      "        WHERE leases.batch_id = c.batch_id AND leases.slot = c.lease_slot"
+      "          AND leases.token = c.lease_token RETURNING 1)"
+      " UPDATE recipients SET status = 'cancelled', updated_at = now() FROM c"
+      "  WHERE recipients.id = c.recipient_id AND recipients.status = 'dispatched'" },
     /* Fenced like dial_start: a late answer of a dial whose lease was taken
      * over records nothing; the reconciler owns that call now. */
     { "dial_accepted",
@@ -447,7 +470,16 @@ static int claim_one(bc_worker *w, wbatch *b)
         PQclear(res);
         if (!(why = bc_pg_exec(w->pg, "claim_why", 2, q, &err)))
             return CLAIM_NO_SLOT;
-        waiting = PQntuples(why) == 1 && !strcmp(bc_pg_val(why, 0, "waiting"), "t");
+        waiting = PQntuples(why) == 1 && !strcmp(bc_pg_val(why, 0, "claimable"), "t");
+        if (waiting && strcmp(bc_pg_val(why, 0, "in_hours"), "t")) {
+            PQclear(why);
+            PQclear(bc_pg_exec(w->pg, "unrelease", 2, q, NULL));
+            b->head = j->next_wait;
+            if (!b->head)
+                b->tail = NULL;
+            job_done(w, j);
+            return CLAIM_DROPPED;
+        }
         PQclear(why);
         if (waiting) {
             bc_metric_add(w->m_noslot, 1);
@@ -490,8 +522,10 @@ static int claim_one(bc_worker *w, wbatch *b)
         int go = PQntuples(res) == 1;
         PQclear(res);
         if (!go) {
-            /* Cancelled since the claim (the cancel settled this call), or
-             * our lease was taken over: either way, never dial it. */
+            /* Cancelled since the claim, or our lease was taken over: never
+             * dial it. A cancel that raced the claim leaves it to us. */
+            const char *c[] = { call, tok };
+            PQclear(bc_pg_exec(w->pg, "claim_cancel", 2, c, NULL));
             bc_metric_add(w->m_not_dialed, 1);
             return CLAIM_DROPPED;
         }

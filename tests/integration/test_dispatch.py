@@ -274,3 +274,60 @@ def test_a_burst_is_paced_to_the_carriers_rate_without_refusals(stack, extra):
     span = (at[-1] - at[0]) / 1000.0
     assert span >= (n - 1) / cps * 0.95, span
     assert stack.sql("SELECT max(attempts) FROM recipients WHERE batch_id = %s", bid)[0][0] == 1
+
+
+def hhmm(dt):
+    return dt.strftime("%H:%M")
+
+
+def test_calling_hours_are_honoured_in_the_batchs_timezone(stack):
+    import datetime
+    from zoneinfo import ZoneInfo
+    t = stack.tenant(concurrency=10)
+    tokyo = datetime.datetime.now(ZoneInfo("Asia/Tokyo"))
+    closed = {"start": hhmm(tokyo + datetime.timedelta(hours=2)),
+              "end": hhmm(tokyo + datetime.timedelta(hours=3))}
+    numbers = [f"+1427{i:07d}" for i in range(5)]
+    bid = create(stack, t, numbers, limit=5, timezone="Asia/Tokyo", calling_hours=closed)
+    time.sleep(2.5)
+    assert stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", bid)[0][0] == 0
+    assert dials(stack, bid) == []
+    # Open the hours around Tokyo's "now" (UTC's clock would say otherwise).
+    opened = {"start": hhmm(tokyo - datetime.timedelta(hours=1)),
+              "end": hhmm(tokyo + datetime.timedelta(hours=1))}
+    stack.sql("UPDATE batches SET calling_hours = %s WHERE id = %s", json.dumps(opened), bid)
+    all_terminal(stack, bid, 60)
+    assert_one_dial_per_recipient(stack, bid, numbers, 5)
+
+
+@pytest.mark.parametrize("hours,at,inside", [
+    ({"start": "09:00", "end": "17:00"}, "2026-03-02 08:59:00+00", False),
+    ({"start": "09:00", "end": "17:00"}, "2026-03-02 09:00:00+00", True),
+    ({"start": "09:00", "end": "17:00"}, "2026-03-02 17:00:00+00", False),
+    ({"start": "22:00", "end": "06:00"}, "2026-03-02 23:30:00+00", True),
+    ({"start": "22:00", "end": "06:00"}, "2026-03-02 05:59:00+00", True),
+    ({"start": "22:00", "end": "06:00"}, "2026-03-02 12:00:00+00", False),
+    ({"start": "09:00", "end": "17:00", "days": [1, 2, 3, 4, 5]}, "2026-03-01 10:00:00+00", False),
+    ({"start": "09:00", "end": "17:00", "days": [1, 2, 3, 4, 5]}, "2026-03-02 10:00:00+00", True),
+])
+def test_calling_hours_window_arithmetic(stack, hours, at, inside):
+    # 2026-03-01 is a Sunday (ISO 7), 2026-03-02 a Monday.
+    got = stack.sql("SELECT in_calling_hours(%s::jsonb, 'UTC', %s::timestamptz)",
+                    json.dumps(hours), at)[0][0]
+    assert got is inside
+
+
+def test_calling_hours_are_validated(stack):
+    t = stack.tenant()
+    for bad in ({"start": "9:00", "end": "17:00"}, {"start": "09:00"}, {"start": "09:00", "end": "09:00"},
+                {"start": "09:00", "end": "17:00", "days": [0]}, {"start": "25:00", "end": "17:00"}):
+        body = {"name": "h", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
+                "calling_hours": bad, "recipients": [{"to_number": "+14155550000"}]}
+        r = requests.post(stack.api + "/agents/calls/batches", json=body,
+                          headers=cartesia_headers(t["api_key"]), timeout=10)
+        assert r.status_code == 400 and "calling_hours" in r.json()["error"], (bad, r.text)
+    body = {"name": "h", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
+            "timezone": "Mars/Olympus", "recipients": [{"to_number": "+14155550000"}]}
+    r = requests.post(stack.api + "/agents/calls/batches", json=body,
+                      headers=cartesia_headers(t["api_key"]), timeout=10)
+    assert r.status_code == 400 and "timezone" in r.json()["error"]
