@@ -331,3 +331,25 @@ def test_calling_hours_are_validated(stack):
     r = requests.post(stack.api + "/agents/calls/batches", json=body,
                       headers=cartesia_headers(t["api_key"]), timeout=10)
     assert r.status_code == 400 and "timezone" in r.json()["error"]
+
+
+def test_an_outbox_row_left_unpublished_is_relayed(stack):
+    """A publisher that crashed between commit and publish leaves its outbox
+    rows; the scheduler publishes them, and the job is dialed."""
+    t = stack.tenant(concurrency=10)
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    bid = create(stack, t, ["+14280000001"], limit=1, scheduled_at=when)
+    # Admit it by hand and write its job as a crashed API would have left it.
+    rid = stack.sql("SELECT id FROM recipients WHERE batch_id = %s", bid)[0][0]
+    stack.sql("UPDATE batches SET state = 'admitted', admitted_at = now(), scheduled_at = NULL"
+              " WHERE id = %s", bid)
+    stack.sql("INSERT INTO leases (batch_id, slot) VALUES (%s, 0)", bid)
+    stack.sql("UPDATE recipients SET released = true WHERE id = %s", rid)
+    job = json.dumps({"v": 1, "recipient_id": rid, "batch_id": bid, "tenant_id": t["tenant_id"],
+                      "attempt": 1})
+    stack.sql("INSERT INTO outbox (topic, key, payload, created_at)"
+              " VALUES (%s, %s, %s, now() - interval '10 seconds')",
+              f"{stack.prefix}.jobs.us", rid, job)
+    all_terminal(stack, bid, 30)
+    assert stack.sql("SELECT count(*) FROM outbox WHERE key = %s", rid)[0][0] == 0
+    assert len(dials(stack, bid)) == 1
