@@ -1,0 +1,129 @@
+"""A bounded chaos run on loopback: several workers, two schedulers, two
+API instances and thousands of recipients over several tenants, while a
+driver SIGKILLs workers every few seconds, kills the scheduler leader and
+restarts the Kafka broker. It ends with the invariant checker's table and
+exits non-zero on any violation.
+
+    python3 tests/chaos/run.py            # short profile (CI)
+    python3 tests/chaos/run.py --long     # long profile, on demand
+"""
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from conftest import Stack, free_port, wait_until  # noqa: E402
+import check  # noqa: E402
+
+sys.path.insert(0, HERE)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--long", action="store_true")
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    a = ap.parse_args()
+    rnd = random.Random(a.seed)
+    recipients = 30000 if a.long else 6000
+    fault_s = 240 if a.long else 45
+    print(f"chaos: seed {a.seed}, {recipients} recipients, faults for {fault_s} s", flush=True)
+
+    s = Stack(tempfile.mkdtemp(prefix="chaos-"))
+    s.create_db()
+    api2 = free_port()
+    s.start("sim", "batchcall-carrier-sim", {"BC_SIM_PORT": str(s.sim_port), "BC_SIM_MS_PER_SECOND": "3",
+                                             "BC_SIM_RING_SECONDS": "1-3", "BC_SIM_TALK_SECONDS": "2-20"})
+    s.start("api", "batchcall-api", {"BC_API_PORT": str(s.api_port)})
+    s.start("api2", "batchcall-api", {"BC_API_PORT": str(api2)})
+    wenv = {"BC_LEASE_TTL": "3", "BC_RETRY_BASE_MS": "300", "BC_WORKER_PORT": "0"}
+    senv = {"BC_SCHEDULER_PORT": "0", "BC_SCHEDULER_TICK_MS": "50", "BC_LEASE_TTL": "3"}
+    workers = [s.start(f"worker{i}", "batchcall-worker", wenv) for i in range(3)]
+    scheds = [s.start(f"sched{i}", "batchcall-scheduler", senv) for i in range(2)]
+    s.wait_ready(s.sim)
+    s.wait_ready(s.api)
+    s.wait_ready(f"http://127.0.0.1:{api2}")
+
+    tenants = [s.tenant(concurrency=c) for c in (40, 20, 10)]
+    accepted, per_batch, k = [], 1000, 0
+    for i in range(recipients // per_batch):
+        t = tenants[i % len(tenants)]
+        base = s.api if i % 2 == 0 else f"http://127.0.0.1:{api2}"
+        body = {"name": f"chaos-{i}", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
+                "target_concurrency_limit": max(1, t and {0: 20, 1: 10, 2: 5}[i % 3]),
+                "recipients": [{"to_number": f"+1555{k + j:07d}"} for j in range(per_batch)]}
+        k += per_batch
+        r = requests.post(base + "/agents/calls/batches", json=body, timeout=60,
+                          headers={"X-API-Key": t["api_key"], "Cartesia-Version": "2026-03-01"})
+        assert r.status_code == 201, r.text
+        accepted.append(r.json()["id"])
+    faults = {"worker_sigkill": 0, "scheduler_leader_sigkill": 0, "kafka_restart": 0}
+    t0 = time.monotonic()
+    next_kill = t0 + 3
+    leader_killed = kafka_restarted = False
+    n = 3
+    while time.monotonic() - t0 < fault_s:
+        now = time.monotonic()
+        if now >= next_kill:
+            victim = rnd.choice(workers)
+            os.kill(victim.p.pid, signal.SIGKILL)
+            victim.p.wait()
+            workers.remove(victim)
+            del s.procs[victim.name]
+            workers.append(s.start(f"worker{n}", "batchcall-worker", wenv))
+            n += 1
+            faults["worker_sigkill"] += 1
+            next_kill = now + rnd.uniform(3, 6)
+        if not leader_killed and now - t0 > fault_s * 0.3:
+            for sc in scheds:
+                if sc.events("scheduler.leading"):
+                    os.kill(sc.p.pid, signal.SIGKILL)
+                    sc.p.wait()
+                    scheds.remove(sc)
+                    del s.procs[sc.name]
+                    scheds.append(s.start(f"sched{n}", "batchcall-scheduler", senv))
+                    n += 1
+                    faults["scheduler_leader_sigkill"] += 1
+                    break
+            leader_killed = True
+        if not kafka_restarted and now - t0 > fault_s * 0.6:
+            subprocess.run([os.path.join(ROOT, "deploy", "local", "kafka.sh"), "stop"], check=True)
+            time.sleep(2)
+            subprocess.run([os.path.join(ROOT, "deploy", "local", "kafka.sh"), "start"], check=True)
+            faults["kafka_restart"] += 1
+            kafka_restarted = True
+        time.sleep(0.2)
+    print(f"faults injected: {json.dumps(faults)}", flush=True)
+
+    def settled():
+        rows = s.sql("SELECT count(*) FILTER (WHERE status NOT IN ('completed','failed','cancelled'))"
+                     " FROM recipients WHERE tenant_id = ANY(%s)", [t["tenant_id"] for t in tenants])
+        return rows[0][0] == 0
+    try:
+        wait_until(settled, 600 if a.long else 240, "every recipient to be terminal", interval=2)
+    except AssertionError as e:
+        print(f"chaos: {e}", flush=True)
+    time.sleep(3)   # let the last events reach Kafka
+    violations = check.check(s.dsn, s.sim, s.brokers, s.prefix, [t["tenant_id"] for t in tenants],
+                             accepted=accepted)
+    s.stop_all()
+    if violations:
+        for name, p in s.procs.items():
+            print(f"--- {name} (last 5 lines)")
+            print("\n".join(p.log_lines()[-5:]))
+    else:
+        s.drop_db()
+    return 1 if violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
