@@ -7,6 +7,7 @@
 struct bc_kafka {
     rd_kafka_t *rk;
     int consumer;
+    volatile int assigned_once;   /* a first assignment has arrived */
     bc_log *log;
     bc_kafka_dr_fn dr;
     void *ud;
@@ -114,6 +115,33 @@ fail:
     return NULL;
 }
 
+/* Applies assignments ourselves (incrementally, as the cooperative protocol
+ * wants) to learn when the first one arrived: see bc_kafka_free. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    bc_kafka *k = opaque;
+    int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *e = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (coop)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        k->assigned_once = 1;
+    } else if (coop) {
+        e = rd_kafka_incremental_unassign(rk, parts);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+    if (e) {
+        bc_log(k->log, BC_WARN, "kafka.rebalance_failed", "{s:s}", "reason",
+               rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+}
+
 bc_kafka *bc_kafka_consumer_new(const char *brokers, const char *group,
                                 const char *const *topics, int n, bc_log *log,
                                 bc_err *err)
@@ -143,6 +171,7 @@ bc_kafka *bc_kafka_consumer_new(const char *brokers, const char *group,
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     if (!(k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why))) {
         rd_kafka_conf_destroy(conf);
         bc_err_set(err, "kafka consumer: %s", why);
@@ -170,6 +199,16 @@ void bc_kafka_free(bc_kafka *k, int flush_ms)
     if (!k)
         return;
     if (k->consumer) {
+        /* librdkafka before 2.3 aborts when a cooperative-sticky consumer is
+         * destroyed before its first assignment (its issue 4312). A process
+         * stopped right after it started waits for that assignment first,
+         * bounded by a group join's worth of time. Messages are not stored
+         * in this wait, so nothing is taken from other members. */
+        for (int i = 0; i < 150 && !k->assigned_once; i++) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, 100);
+            if (m)
+                rd_kafka_message_destroy(m);
+        }
         rd_kafka_commit(k->rk, NULL, 0);
         rd_kafka_consumer_close(k->rk);
     } else {

@@ -8,7 +8,7 @@ KAFKA_VERSION=3.9.1
 DEBS="build-essential cmake ninja-build pkg-config git curl ca-certificates
       librdkafka-dev libpq-dev libjansson-dev libcurl4-openssl-dev
       libmicrohttpd-dev libssl-dev libcmocka-dev
-      postgresql postgresql-contrib kcat python3 python3-pip"
+      postgresql postgresql-contrib kcat python3 python3-pip valgrind"
 
 missing=""
 for p in $DEBS; do

@@ -63,3 +63,31 @@ def test_api_serves_health_and_metrics(stack):
     assert requests.get(stack.api + "/readyz", timeout=5).status_code == 200
     text = requests.get(stack.api + "/metrics", timeout=5).text
     assert "http_requests_total" in text
+
+
+VALGRIND_PORTS = {"batchcall-api": "BC_API_PORT", "batchcall-worker": "BC_WORKER_PORT",
+                  "batchcall-scheduler": "BC_SCHEDULER_PORT", "batchcall-carrier-sim": "BC_SIM_PORT"}
+
+
+@pytest.mark.parametrize("binary", sorted(VALGRIND_PORTS))
+def test_start_serve_sigterm_cycle_leaks_nothing_under_valgrind(stack, tmp_path, binary):
+    import shutil
+    import signal
+    assert shutil.which("valgrind"), "valgrind is installed by deploy/local/install-deps.sh"
+    port = free_port()
+    log = tmp_path / "valgrind.log"
+    env = dict(stack.env, **{VALGRIND_PORTS[binary]: str(port)})
+    p = subprocess.Popen(["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite",
+                          "--error-exitcode=9", f"--log-file={log}", os.path.join(BUILD, binary)],
+                         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "stderr.log", "wb"))
+    try:
+        stack.wait_ready(f"http://127.0.0.1:{port}", timeout=90)
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).status_code == 200
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(120)
+    text = log.read_text()
+    assert "definitely lost: 0 bytes" in text or "All heap blocks were freed" in text, text[-2000:]
+    assert "ERROR SUMMARY: 0 errors" in text, text[-3000:]
+    assert rc == 0, (tmp_path / "stderr.log").read_text()[-3000:]
