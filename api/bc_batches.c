@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bc_crypto.h"
+#include "bc_failpoint.h"
 #include "bc_kafka.h"
 #include "bc_lease.h"
 #include "bc_sql.h"
@@ -321,6 +322,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     if (bc_pg_commit(pg, err) < 0)
         goto out;
     in_txn = 0;
+    bc_failpoint("api.after_commit");
     /* Durable now. A failed publish leaves the rows for the relay. */
     if (rel)
         bc_publisher_outbox_rows(api->pub, rel, NULL);

@@ -353,3 +353,29 @@ def test_an_outbox_row_left_unpublished_is_relayed(stack):
     all_terminal(stack, bid, 30)
     assert stack.sql("SELECT count(*) FROM outbox WHERE key = %s", rid)[0][0] == 0
     assert len(dials(stack, bid)) == 1
+
+
+def test_an_api_crash_between_commit_and_publish_loses_nothing(stack, tmp_path):
+    """BC_FAILPOINT=api.after_commit stops the API right after the batch's
+    transaction commits and before its jobs are published: the client sees
+    the connection drop, the batch is durable, and the scheduler's relay
+    publishes the jobs, so every recipient is still dialed once."""
+    port = free_port()
+    p = Proc("api-crash", [os.path.join(BUILD, "batchcall-api")],
+             dict(stack.env, BC_API_PORT=str(port), BC_FAILPOINT="api.after_commit"), str(tmp_path))
+    try:
+        stack.wait_ready(f"http://127.0.0.1:{port}")
+        t = stack.tenant(concurrency=10)
+        numbers = [f"+1429{i:07d}" for i in range(20)]
+        body = {"name": "crash", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
+                "target_concurrency_limit": 5, "recipients": [{"to_number": n} for n in numbers]}
+        with pytest.raises(requests.ConnectionError):
+            requests.post(f"http://127.0.0.1:{port}/agents/calls/batches", json=body,
+                          headers=cartesia_headers(t["api_key"]), timeout=30)
+        assert p.p.wait(10) == 86
+        assert p.events("failpoint.hit")
+    finally:
+        p.stop()
+    bid = stack.sql("SELECT id FROM batches WHERE tenant_id = %s", t["tenant_id"])[0][0]
+    all_terminal(stack, bid, 60)
+    assert_one_dial_per_recipient(stack, bid, numbers, 5)

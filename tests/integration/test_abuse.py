@@ -1,0 +1,58 @@
+"""The API under abuse: hundreds of idle connections, clients that trickle
+bytes and a burst of connections do not take it down or starve others;
+idle and trickling connections are closed after the idle timeout."""
+import os
+import socket
+import time
+
+import requests
+
+from conftest import BUILD, Proc, free_port
+
+
+def test_idle_and_trickling_clients_do_not_starve_others(stack, tmp_path):
+    port = free_port()
+    p = Proc("api-abuse", [os.path.join(BUILD, "batchcall-api")],
+             dict(stack.env, BC_API_PORT=str(port), BC_API_IDLE_TIMEOUT="3",
+                  BC_API_MAX_CONNECTIONS="2000"), str(tmp_path))
+    idle, trickle = [], []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        stack.wait_ready(url)
+        for _ in range(500):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"POST /agents/calls/batches HTTP/1.1\r\nHost: x\r\n")
+            trickle.append(s)
+        worst = 0.0
+        for i in range(30):
+            for s in trickle:   # one more header byte now and then
+                try:
+                    s.sendall(b"X")
+                except OSError:
+                    pass
+            t0 = time.monotonic()
+            r = requests.get(url + "/healthz", timeout=5)
+            worst = max(worst, time.monotonic() - t0)
+            assert r.status_code == 200
+            time.sleep(0.2)
+        assert worst < 1.0, f"a normal request waited {worst:.2f} s"
+        # Idle connections are closed by the server after the idle timeout.
+        time.sleep(4)
+        closed = 0
+        for s in idle[:50]:
+            try:
+                s.settimeout(2)
+                closed += s.recv(1) == b""
+            except OSError:
+                closed += 1
+        assert closed == 50
+        # A burst of new connections is served.
+        ok = sum(requests.get(url + "/healthz", timeout=5).status_code == 200 for _ in range(200))
+        assert ok == 200
+        assert p.p.poll() is None, "the API is still up"
+    finally:
+        for s in idle + trickle:
+            s.close()
+        assert p.stop() == 0
