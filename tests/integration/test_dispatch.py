@@ -351,7 +351,10 @@ def test_an_outbox_row_left_unpublished_is_relayed(stack):
               " VALUES (%s, %s, %s, now() - interval '10 seconds')",
               f"{stack.prefix}.jobs.us", rid, job)
     all_terminal(stack, bid, 30)
-    assert stack.sql("SELECT count(*) FROM outbox WHERE key = %s", rid)[0][0] == 0
+    # The job row and the call-result row are deleted once their delivery
+    # reports arrive, which may trail the terminal write by a moment.
+    wait_until(lambda: stack.sql("SELECT count(*) FROM outbox WHERE key = %s", rid)[0][0] == 0,
+               10, "the outbox rows of the recipient to be published and deleted")
     assert len(dials(stack, bid)) == 1
 
 
