@@ -19,6 +19,15 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("BC_BUILD_DIR", os.path.join(ROOT, "build"))
 
 
+def build_is_sanitized():
+    """True when BUILD was configured with -DBC_SANITIZE=ON (ASan+UBSan)."""
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            return "BC_SANITIZE:BOOL=ON" in f.read()
+    except OSError:
+        return False
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
