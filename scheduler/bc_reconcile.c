@@ -15,7 +15,7 @@ struct bc_reconcile {
     bc_publisher *pub;
     CURL *curl;
     char base[512], userpwd[256], holder[64], region[16], ttl[16], topic[160];
-    bc_metric *m_abandoned, *m_adopted, *m_ended, *m_taken;
+    bc_metric *m_abandoned, *m_adopted, *m_ended, *m_taken, *m_lookup_failed, *m_quiet;
 };
 
 typedef struct buf {
@@ -89,6 +89,10 @@ bc_reconcile *bc_reconcile_new(bc_ctx *ctx, bc_pg *pg, bc_publisher *pub, bc_err
     M(m_abandoned, "reconcile_attempts_requeued_total",
       "Attempts the carrier never saw, queued again for the same attempt");
     M(m_adopted, "reconcile_calls_adopted_total", "Calls found at the carrier by number");
+    M(m_quiet, "reconcile_quiet_calls_checked_total",
+      "Calls asked about because the carrier had been silent too long");
+    M(m_lookup_failed, "reconcile_lookups_failed_total",
+      "Carrier lookups that failed; the call is asked about again later");
     M(m_ended, "reconcile_calls_ended_total", "Final statuses fetched from the carrier");
 #undef M
     return r;
@@ -131,28 +135,49 @@ static void publish_end(bc_reconcile *r, const PGresult *row, const char *sid, j
     json_decref(ev);
 }
 
-/* Finds the carrier's call to this number placed since our claim. */
-static json_t *find_by_number(bc_reconcile *r, const char *to, long long since_s)
+/* Finds the carrier's call to this number placed since our claim: 0 with
+ * *found set or NULL (the carrier has none), -1 if the carrier could not be
+ * asked. Only a clean "none" may requeue the attempt. */
+static int find_by_number(bc_reconcile *r, const char *to, long long since_s, json_t **found)
 {
     char url[700], *enc = curl_easy_escape(r->curl, to, 0);
-    json_t *list, *c, *found = NULL;
+    json_t *list, *c, *calls;
     size_t i;
 
+    *found = NULL;
     snprintf(url, sizeof url, "%s/Calls.json?To=%s", r->base, enc ? enc : "");
     curl_free(enc);
     if (!(list = carrier_get(r, url)))
-        return NULL;
-    json_array_foreach(json_object_get(list, "calls"), i, c) {
+        return -1;
+    if (!json_is_array(calls = json_object_get(list, "calls"))) {
+        json_decref(list);
+        return -1;
+    }
+    json_array_foreach(calls, i, c) {
         struct tm tm = { 0 };
         const char *d = json_string_value(json_object_get(c, "date_created"));
         /* A few seconds of slack for clock skew between us and the carrier. */
-        if (d && strptime(d, "%a, %d %b %Y %H:%M:%S", &tm) && timegm(&tm) >= since_s - 5) {
-            found = json_incref(c);
+        const char *sid = json_string_value(json_object_get(c, "sid"));
+        const char *p[] = { sid };
+        PGresult *known;
+        int mine;
+
+        if (!sid || !d || !strptime(d, "%a, %d %b %Y %H:%M:%S", &tm) || timegm(&tm) < since_s - 5)
+            continue;
+        /* An earlier attempt's call to the same number is not this one. */
+        if (!(known = bc_pg_exec(r->pg, "rc_sid_known", 1, p, NULL))) {
+            json_decref(list);
+            return -1;
+        }
+        mine = PQntuples(known) == 0;
+        PQclear(known);
+        if (mine) {
+            *found = json_incref(c);
             break;
         }
     }
     json_decref(list);
-    return found;
+    return 0;
 }
 
 static void settle(bc_reconcile *r, PGresult *row)
@@ -165,7 +190,12 @@ static void settle(bc_reconcile *r, PGresult *row)
 
     if (!sid && strcmp(st, "claimed")) {
         /* Dialing, answer unknown: did the carrier get it? */
-        c = find_by_number(r, bc_pg_val(row, 0, "to_number"), bc_pg_int(row, 0, "created_s", 0));
+        if (find_by_number(r, bc_pg_val(row, 0, "to_number"), bc_pg_int(row, 0, "created_s", 0),
+                           &c) < 0) {
+            /* Unknown either way: keep the lease; it lapses and we ask again. */
+            bc_metric_add(r->m_lookup_failed, 1);
+            return;
+        }
         if (c) {
             sid = json_string_value(json_object_get(c, "sid"));
             const char *p[] = { id, sid };
@@ -196,6 +226,62 @@ static void settle(bc_reconcile *r, PGresult *row)
     json_decref(c);
 }
 
+/* A one-row copy of row i of res: settle() and publish_end() read row 0. */
+static PGresult *row_view(const PGresult *res, int i)
+{
+    PGresult *row = PQcopyResult(res, PG_COPYRES_ATTRS);
+
+    for (int c = 0; row && c < PQnfields(res); c++)
+        PQsetvalue(row, 0, c, PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c),
+                   PQgetisnull(res, i, c) ? -1 : PQgetlength(res, i, c));
+    return row;
+}
+
+int bc_reconcile_quiet(bc_reconcile *r, long quiet_s)
+{
+    char q[24];
+    const char *p[] = { r->region, q };
+    PGresult *res, *row;
+    int n = 0;
+
+    snprintf(q, sizeof q, "%ld", quiet_s);
+    if (!(res = bc_pg_exec(r->pg, "rc_quiet", 2, p, NULL)))
+        return 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *id = bc_pg_val(res, i, "id"), *sid = bc_pg_val(res, i, "carrier_call_id");
+        const char *one[] = { id };
+        json_t *c = NULL;
+        char url[700];
+
+        if (!(row = row_view(res, i)))
+            break;
+        if (!sid) {
+            /* Its accepted dial was never recorded: find it by number. */
+            if (find_by_number(r, bc_pg_val(res, i, "to_number"),
+                               bc_pg_int(res, i, "created_s", 0), &c) == 0 && c) {
+                sid = json_string_value(json_object_get(c, "sid"));
+                const char *a[] = { id, sid };
+                PQclear(bc_pg_exec(r->pg, "rc_adopt", 2, a, NULL));
+                bc_metric_add(r->m_adopted, 1);
+            }
+        } else {
+            snprintf(url, sizeof url, "%s/Calls/%s.json", r->base, sid);
+            c = carrier_get(r, url);
+        }
+        if (!c)
+            bc_metric_add(r->m_lookup_failed, 1);
+        else if (terminal(json_string_value(json_object_get(c, "status"))))
+            publish_end(r, row, sid, c);
+        bc_metric_add(r->m_quiet, 1);
+        json_decref(c);
+        PQclear(row);
+        PQclear(bc_pg_exec(r->pg, "rc_checked", 1, one, NULL));
+        n++;
+    }
+    PQclear(res);
+    return n;
+}
+
 int bc_reconcile_run(bc_reconcile *r)
 {
     const char *p[] = { r->region };
@@ -218,11 +304,9 @@ int bc_reconcile_run(bc_reconcile *r)
         bc_log(r->ctx->log, BC_INFO, "lease.taken_over", "{s:s,s:s,s:s}", "call_id",
                bc_pg_val(res, i, "id"), "batch_id", bc_pg_val(res, i, "batch_id"),
                "status", bc_pg_val(res, i, "status"));
-        /* settle() reads row 0: hand it a one-row view. */
-        PGresult *row = PQcopyResult(res, PG_COPYRES_ATTRS);
-        for (int c = 0; c < PQnfields(res); c++)
-            PQsetvalue(row, 0, c, PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c),
-                       PQgetisnull(res, i, c) ? -1 : PQgetlength(res, i, c));
+        PGresult *row = row_view(res, i);
+        if (!row)
+            break;
         settle(r, row);
         PQclear(row);
         n++;

@@ -23,6 +23,10 @@ bc_reconcile *bc_reconcile_new(bc_ctx *ctx, bc_pg *pg, bc_publisher *pub, bc_err
 void bc_reconcile_free(bc_reconcile *r);
 /* One pass over expired leases of the region. Returns calls settled. */
 int bc_reconcile_run(bc_reconcile *r);
+/* One pass over calls not ended that have heard nothing for quiet_s seconds
+ * (a lost callback, an event not applied): asks the carrier and publishes
+ * the final status of those that ended. Returns calls asked about. */
+int bc_reconcile_quiet(bc_reconcile *r, long quiet_s);
 
 #define BC_RECONCILE_STMTS                                                          \
     { "rc_expired",                                                                 \
@@ -54,6 +58,19 @@ int bc_reconcile_run(bc_reconcile *r);
       "         FROM c WHERE recipients.id = c.recipient_id"                        \
       "          AND recipients.last_call_id = $1 RETURNING 1)"                     \
       " SELECT (SELECT count(*) FROM c) AS n" },                                    \
+    { "rc_quiet",                                                                   \
+      "SELECT c.id, c.batch_id, c.tenant_id, c.status, c.to_number, c.carrier_call_id," \
+      "       extract(epoch FROM c.created_at)::bigint AS created_s"                   \
+      "  FROM calls c JOIN batches b ON b.id = c.batch_id"                            \
+      " WHERE c.ended_at IS NULL AND b.region = $1 AND c.status <> 'claimed'"         \
+      "   AND call_status_rank(c.status) < 9"                                         \
+      "   AND greatest(c.created_at, c.checked_at)"                                   \
+      "       < now() - make_interval(secs => $2::int)"                               \
+      " ORDER BY c.created_at LIMIT 20" },                                           \
+    { "rc_checked",                                                                 \
+      "UPDATE calls SET checked_at = now() WHERE id = $1" },                        \
+    { "rc_sid_known",                                                               \
+      "SELECT 1 FROM calls WHERE carrier_call_id = $1 LIMIT 1" },                   \
     { "rc_adopt",                                                                   \
       "UPDATE calls SET carrier_call_id = $2,"                                      \
       "       status = CASE WHEN status IN ('claimed', 'dialing') THEN 'queued' ELSE status END" \

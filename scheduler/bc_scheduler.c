@@ -18,7 +18,7 @@ struct bc_scheduler {
     char region[16], jobs_topic[160], results_topic[160];
     int leader;
     long long next_try, next_relay, next_reap;
-    long relay_after_ms;
+    long relay_after_ms, quiet_s;
     bc_metric *m_leader, *m_admitted, *m_relayed, *m_reaped, *m_released, *m_outbox;
 };
 
@@ -87,6 +87,7 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
     s->ctx = ctx;
     snprintf(s->region, sizeof s->region, "%s", bc_config_str(ctx->cfg, "region"));
     s->relay_after_ms = bc_config_int(ctx->cfg, "relay-after-ms");
+    s->quiet_s = bc_config_int(ctx->cfg, "quiet-call-s");
     bc_kafka_topic(s->jobs_topic, sizeof s->jobs_topic, prefix, "jobs", s->region);
     bc_kafka_topic(s->results_topic, sizeof s->results_topic, prefix, "call-results", NULL);
     if (!(s->pg = bc_pg_connect(bc_config_str(ctx->cfg, "pg-dsn"), stmts, err)) ||
@@ -324,6 +325,7 @@ void bc_scheduler_tick(bc_scheduler *s)
     if (now >= s->next_reap) {
         reap(s);
         bc_reconcile_run(s->rec);
+        bc_reconcile_quiet(s->rec, s->quiet_s);
         s->next_reap = now + 1000;
     }
     if (bc_publisher_tick(s->pub, s->pg, &err) < 0)

@@ -13,6 +13,7 @@ static const bc_config_key keys[] = {
     { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
     { "tick-ms", "BC_SCHEDULER_TICK_MS", BC_INT, "100", "milliseconds between scheduling passes" },
     { "relay-after-ms", "BC_RELAY_AFTER_MS", BC_INT, "3000", "age of an unacknowledged outbox row before it is republished" },
+    { "quiet-call-s", "BC_QUIET_CALL_S", BC_INT, "300", "ask the carrier about a call not ended that has heard nothing for this long (a lost callback)" },
     { "lease-ttl", "BC_LEASE_TTL", BC_INT, "60", "seconds a taken-over lease lives before it is checked again" },
     { "carrier-url", "BC_CARRIER_URL", BC_STR, "http://127.0.0.1:8090", "base URL of the Twilio-style carrier API" },
     { "carrier-account-sid", "BC_CARRIER_ACCOUNT_SID", BC_STR, "ACsimulator", "carrier account" },

@@ -17,6 +17,7 @@ struct bc_carrier {
     bc_dial_done done;
     void *ud;
     int inflight;
+    long timeout_ms;
 };
 
 typedef struct xfer {
@@ -40,7 +41,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
 }
 
 bc_carrier *bc_carrier_new(const char *base_url, const char *account,
-                           const char *token, bc_dial_done done, void *ud,
+                           const char *token, long timeout_ms, bc_dial_done done, void *ud,
                            bc_err *err)
 {
     bc_carrier *c = calloc(1, sizeof *c);
@@ -53,6 +54,7 @@ bc_carrier *bc_carrier_new(const char *base_url, const char *account,
     snprintf(c->url, sizeof c->url, "%s/2010-04-01/Accounts/%s/Calls.json",
              base_url, account);
     snprintf(c->userpwd, sizeof c->userpwd, "%s:%s", account, token);
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     c->done = done;
     c->ud = ud;
     /* Reuse connections; cap them so a burst cannot open thousands. */
@@ -106,7 +108,7 @@ int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
     if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)

@@ -31,7 +31,7 @@ typedef void (*bc_dial_done)(void *ud, const bc_dial *d, bc_dial_result r,
 
 /* base_url: "http://127.0.0.1:8090"; account and token for Basic auth. */
 bc_carrier *bc_carrier_new(const char *base_url, const char *account,
-                           const char *token, bc_dial_done done, void *ud,
+                           const char *token, long timeout_ms, bc_dial_done done, void *ud,
                            bc_err *err);
 void bc_carrier_free(bc_carrier *c);
 

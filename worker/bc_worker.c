@@ -69,7 +69,7 @@ struct bc_worker {
     int nparts;
     redial *redials;
     long long next_renew, next_outbox;
-    bc_metric *m_claimed, *m_stale, *m_noslot, *m_dialed, *m_dial_failed,
+    bc_metric *m_claimed, *m_stale, *m_noslot, *m_dialed, *m_dial_failed, *m_dial_unknown,
               *m_paced, *m_finished, *m_in_hand, *m_events, *m_dup_events, *m_fenced,
               *m_not_dialed;
 };
@@ -155,6 +155,13 @@ static const bc_pg_stmt stmts[] = {
       "   AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = calls.batch_id"
       "               AND l.slot = calls.lease_slot AND l.token = $3::bigint)"
       " RETURNING id" },
+    /* The carrier may or may not have the call (5xx, timeout, no answer):
+     * stop renewing and let the lease lapse shortly, so the reconciler asks
+     * the carrier before anyone dials this attempt again. The grace lets a
+     * create still in flight at the carrier land first. */
+    { "dial_unknown",
+      "UPDATE leases SET holder = NULL, expires_at = now() + interval '2 seconds'"
+      " WHERE call_id = $1 AND token = $2::bigint RETURNING slot" },
     { "call_progress",
       "WITH c AS (UPDATE calls SET status = $2,"
       "        history = history || jsonb_build_object('status', $2::text, 'at', rfc3339_ms(now())),"
@@ -429,13 +436,26 @@ static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *si
         }
         break;
     case BC_DIAL_REJECTED:
-    case BC_DIAL_UNKNOWN:
         bc_metric_add(w->m_dial_failed, 1);
         bc_log(w->ctx->log, BC_WARN, "dial.failed", "{s:s,s:s}", "call_id", d->call_id,
                "reason", why ? why : "");
-        end_call(w, d->call_id, "failed", 0, r == BC_DIAL_REJECTED ? "dial_failed" : "error",
-                 NULL, why);
+        end_call(w, d->call_id, "failed", 0, "dial_failed", NULL, why);
         break;
+    case BC_DIAL_UNKNOWN: {
+        /* Never "failed" and never redialed here: the carrier may have placed
+         * it. The reconciler looks the call up and adopts or requeues it. */
+        char tok[24];
+        snprintf(tok, sizeof tok, "%lld", d->lease_token);
+        const char *p[] = { d->call_id, tok };
+        bc_metric_add(w->m_dial_unknown, 1);
+        bc_log(w->ctx->log, BC_WARN, "dial.outcome_unknown", "{s:s,s:s}", "call_id",
+               d->call_id, "reason", why ? why : "");
+        if (!(res = bc_pg_exec(w->pg, "dial_unknown", 2, p, &err)))
+            bc_log(w->ctx->log, BC_WARN, "dial.record_failed", "{s:s,s:s}", "call_id",
+                   d->call_id, "error", err.msg);
+        PQclear(res);
+        break;
+    }
     }
 }
 
@@ -659,7 +679,8 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
         !(w->pub = bc_publisher_new(brokers, ctx->log, ctx->metrics, err)) ||
         !(w->carrier = bc_carrier_new(bc_config_str(c, "carrier-url"),
                                       bc_config_str(c, "carrier-account-sid"),
-                                      bc_config_str(c, "carrier-auth-token"), on_dial, w,
+                                      bc_config_str(c, "carrier-auth-token"),
+                                      bc_config_int(c, "carrier-timeout-ms"), on_dial, w,
                                       err)))
         goto fail;
     topics[0] = w->jobs_topic;
@@ -677,6 +698,8 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     M(m_noslot, "worker_lease_waits_total", "Claims that found no free concurrency slot");
     M(m_dialed, "worker_calls_started_total", "Calls the carrier accepted");
     M(m_dial_failed, "worker_dial_failures_total", "Dials the carrier refused or that failed");
+    M(m_dial_unknown, "worker_dial_unknown_total",
+      "Dials whose outcome the carrier did not tell (5xx, timeout); left to the reconciler");
     M(m_paced, "worker_dials_paced_total", "Dials the carrier asked to slow down (429)");
     M(m_finished, "worker_calls_finished_total", "Attempts ended");
     M(m_events, "worker_carrier_events_total", "Carrier events consumed");

@@ -2,7 +2,10 @@
  * benchmarks. It accepts calls, plays each through ringing and talking on a
  * scaled clock, sends signed status callbacks in order, and keeps a ledger
  * of every dial (with our attempt id) and of the peak live calls per batch
- * and per tenant, so tests can check what really reached the carrier. */
+ * and per tenant, so tests can check what really reached the carrier.
+ * POST /faults queues faults for the next creates or callbacks: 5xx, 429,
+ * a create that is placed but answered too late, and callbacks duplicated,
+ * reordered or lost (see docs/carrier-sim.md). */
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -37,6 +40,8 @@ static const bc_config_key keys[] = {
     { "seed", "BC_SIM_SEED", BC_INT, "0", "random seed (0: from the clock)" },
     { "create-delay-ms", "BC_SIM_CREATE_DELAY_MS", BC_INT, "0",
       "answer each accepted create this much later (a slow carrier; the dial counts at once)" },
+    { "hang-ms", "BC_SIM_HANG_MS", BC_INT, "12000",
+      "how long a create_hang fault holds its answer (the call is placed at once)" },
     { "force", "BC_SIM_FORCE", BC_STR, "0486=busy,0404=no-answer,0500=failed",
       "outcomes forced by the callee number's last digits (suffix=outcome, ...)" },
     { 0 },
@@ -140,6 +145,8 @@ typedef struct call {
     int tries;               /* failed sends of the current status */
     char resend[16];         /* status to send again after a failure */
     int resend_terminal;
+    int dupped, reordered;   /* faults already played on this call */
+    int stale_seq;           /* 1 + SequenceNumber of a stale resend, or 0 */
     long long due;           /* next event due (real ms) */
     int heap_idx;            /* -1: not in the heap */
 } call;
@@ -160,6 +167,10 @@ typedef struct sim {
     int nforce;
     map calls, batches, tenants, per_call_id, lists;
     long dials, live, peak, cb_ok, cb_failed, rejected_cps, dups;
+    /* Faults asked for through POST /faults (pending) and played (done). */
+    struct { long create_5xx, create_429, create_hang, callback_dup, callback_reorder, callback_drop; }
+        pending, done;
+    long hang_ms;
     json_t *duplicates;
     call **heap;
     size_t nheap, capheap;
@@ -471,8 +482,24 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
         return;
     }
     pthread_mutex_lock(&s->mu);
-    if (!pace_ok(s)) {
-        s->rejected_cps++;
+    if (s->pending.create_5xx > 0) {
+        /* A carrier outage: nothing is placed. */
+        s->pending.create_5xx--;
+        s->done.create_5xx++;
+        pthread_mutex_unlock(&s->mu);
+        bc_metrics_inc(s->ctx->metrics, "sim_faults_total", "Faults played", "kind=\"create_5xx\"", 1);
+        twilio_error(resp, 500, 20500, "Internal Server Error");
+        bc_form_free(&f);
+        return;
+    }
+    int forced_429 = s->pending.create_429 > 0;
+    if (forced_429 || !pace_ok(s)) {
+        if (forced_429) {
+            s->pending.create_429--;
+            s->done.create_429++;
+        } else {
+            s->rejected_cps++;
+        }
         pthread_mutex_unlock(&s->mu);
         bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"cps\"", 1);
         bc_http_json(resp, 429, json_pack("{s:i,s:s,s:s,s:i}", "code", 20429, "message",
@@ -506,10 +533,17 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     heap_push(s, c);
     pthread_cond_signal(&s->cv);
     bc_http_json(resp, 201, resource(s, c));
+    long hold = s->create_delay_ms;
+    if (s->pending.create_hang > 0) {
+        /* Placed, but the answer comes too late for the caller to see it. */
+        s->pending.create_hang--;
+        s->done.create_hang++;
+        hold = s->hang_ms;
+    }
     pthread_mutex_unlock(&s->mu);
     bc_metrics_inc(s->ctx->metrics, "sim_dials_total", "Calls accepted", NULL, 1);
-    if (s->create_delay_ms > 0)
-        usleep((useconds_t)s->create_delay_ms * 1000);
+    if (hold > 0)
+        usleep((useconds_t)hold * 1000);
     bc_form_free(&f);
 }
 
@@ -595,16 +629,60 @@ static json_t *counts_json(map *m)
     return o;
 }
 
+#define FAULT_KINDS(X) \
+    X(create_5xx) X(create_429) X(create_hang) X(callback_dup) X(callback_reorder) X(callback_drop)
+
+/* {"pending": {...}, "played": {...}} (mutex held). */
+static json_t *faults_json(sim *s)
+{
+    json_t *p = json_object(), *d = json_object();
+#define X(k)                                                   \
+    json_object_set_new(p, #k, json_integer(s->pending.k));     \
+    json_object_set_new(d, #k, json_integer(s->done.k));
+    FAULT_KINDS(X)
+#undef X
+    return json_pack("{s:o,s:o}", "pending", p, "played", d);
+}
+
+/* POST /faults?create_5xx=N&...: queue N of each kind for the next creates
+ * or callbacks; GET /faults shows what is pending and what was played. */
+static void faults(sim *s, const bc_http_req *req, bc_http_resp *resp)
+{
+    long v[6];
+    int i = 0, bad = 0;
+
+    if (!strcmp(bc_http_method(req), "POST")) {
+#define X(k) bad |= bc_http_query_long(req, #k, 0, 1000000, 0, &v[i++]) < 0;
+        FAULT_KINDS(X)
+#undef X
+        if (bad) {
+            twilio_error(resp, 400, 21200, "fault counts are integers 0..1000000");
+            return;
+        }
+        i = 0;
+        pthread_mutex_lock(&s->mu);
+#define X(k) s->pending.k += v[i++];
+        FAULT_KINDS(X)
+#undef X
+    } else {
+        pthread_mutex_lock(&s->mu);
+    }
+    bc_http_json(resp, 200, faults_json(s));
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void ledger(sim *s, const bc_http_req *req, const char *path, bc_http_resp *resp)
 {
     pthread_mutex_lock(&s->mu);
     if (!strcmp(path, "/ledger") && !strcmp(bc_http_method(req), "GET")) {
-        bc_http_json(resp, 200, json_pack(
+        json_t *l = json_pack(
             "{s:I,s:I,s:I,s:O,s:o,s:o,s:{s:I,s:I},s:I}", "dials", (json_int_t)s->dials,
             "live", (json_int_t)s->live, "peak_live", (json_int_t)s->peak,
             "duplicate_call_ids", s->duplicates, "batches", counts_json(&s->batches),
             "tenants", counts_json(&s->tenants), "callbacks", "sent", (json_int_t)s->cb_ok,
-            "failed", (json_int_t)s->cb_failed, "rejected_429", (json_int_t)s->rejected_cps));
+            "failed", (json_int_t)s->cb_failed, "rejected_429", (json_int_t)s->rejected_cps);
+        json_object_set_new(l, "faults", faults_json(s));
+        bc_http_json(resp, 200, l);
     } else if (!strcmp(path, "/ledger/dials") && !strcmp(bc_http_method(req), "GET")) {
         const char *b = bc_http_query(req, "batch_id");
         blist *l = b ? map_get(&s->lists, b) : NULL;
@@ -628,6 +706,8 @@ static void ledger(sim *s, const bc_http_req *req, const char *path, bc_http_res
                 free(((blist *)e->val)->v);
         map_free(&s->lists, free);
         json_array_clear(s->duplicates);
+        memset(&s->pending, 0, sizeof s->pending);
+        memset(&s->done, 0, sizeof s->done);
         s->dials = s->peak = s->cb_ok = s->cb_failed = s->rejected_cps = 0;
         s->peak = s->live;
         /* Live calls keep counting from here. */
@@ -655,6 +735,11 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
     char prefix[128];
     size_t plen;
 
+    if (!strcmp(path, "/faults")) {
+        bc_http_set_route(req, "/faults");
+        faults(s, req, resp);
+        return;
+    }
     if (!strncmp(path, "/ledger", 7)) {
         bc_http_set_route(req, "/ledger");
         ledger(s, req, path, resp);
@@ -746,6 +831,15 @@ static void start_send(sim *s, call *c)
             live_add(s, c, -1);
         }
     }
+    if (x->terminal && !c->resend[0] && s->pending.callback_drop > 0) {
+        /* The final callback is lost: the call is over, nobody is told. */
+        s->pending.callback_drop--;
+        s->done.callback_drop++;
+        c->seq++;
+        free(x);
+        curl_easy_cleanup(e);
+        return;
+    }
     snprintf(x->status, sizeof x->status, "%s", st);
     bc_form_add(&f, "CallSid", c->sid);
     bc_form_add(&f, "AccountSid", s->account);
@@ -756,7 +850,7 @@ static void start_send(sim *s, call *c)
     bc_form_add(&f, "ApiVersion", "2010-04-01");
     rfc2822(ts, sizeof ts);
     bc_form_add(&f, "Timestamp", ts);
-    snprintf(num, sizeof num, "%d", c->seq);
+    snprintf(num, sizeof num, "%d", c->stale_seq ? c->stale_seq - 1 : c->seq);
     bc_form_add(&f, "SequenceNumber", num);
     if (x->terminal && !strcmp(st, "completed")) {
         snprintf(num, sizeof num, "%d", c->talk_s);
@@ -812,9 +906,34 @@ static void finished(sim *s, CURL *e, CURLcode code)
     if (code == CURLE_OK && status >= 200 && status < 300) {
         s->cb_ok++;
         bc_metrics_inc(s->ctx->metrics, "sim_callbacks_total", "Status callbacks", "result=\"ok\"", 1);
-        c->resend[0] = '\0';
         c->tries = 0;
-        advance(s, c);
+        c->stale_seq = 0;
+        if (x->terminal && !c->dupped && s->pending.callback_dup > 0) {
+            /* Deliver the final status once more, as a retrying carrier may. */
+            s->pending.callback_dup--;
+            s->done.callback_dup++;
+            c->dupped = 1;
+            snprintf(c->resend, sizeof c->resend, "%s", x->status);
+            c->resend_terminal = x->terminal;
+            c->sending = 0;
+            c->due = now_ms() + 20;
+            heap_push(s, c);
+        } else if (x->terminal && !c->reordered && c->seq > 1 && s->pending.callback_reorder > 0) {
+            /* An earlier status arrives after the final one. */
+            s->pending.callback_reorder--;
+            s->done.callback_reorder++;
+            c->reordered = 1;
+            snprintf(c->resend, sizeof c->resend, "%s",
+                     !strcmp(c->outcome, "completed") ? "in-progress" : "ringing");
+            c->resend_terminal = 0;
+            c->stale_seq = c->seq;   /* SequenceNumber c->seq - 1 */
+            c->sending = 0;
+            c->due = now_ms() + 20;
+            heap_push(s, c);
+        } else {
+            c->resend[0] = '\0';
+            advance(s, c);
+        }
     } else if (c->tries + 1 < CB_TRIES && !s->stop) {
         /* Send the same status again later, as Twilio retries. */
         c->tries++;
@@ -964,6 +1083,7 @@ int main(int argc, char **argv)
     s.ms_per_s = bc_config_int(ctx.cfg, "ms-per-second");
     s.cps = bc_config_int(ctx.cfg, "cps");
     s.create_delay_ms = bc_config_int(ctx.cfg, "create-delay-ms");
+    s.hang_ms = bc_config_int(ctx.cfg, "hang-ms");
     s.seed = (unsigned)bc_config_int(ctx.cfg, "seed");
     if (!s.seed)
         s.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
