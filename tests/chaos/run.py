@@ -1,8 +1,11 @@
 """A bounded chaos run on loopback: several workers, two schedulers, two
 API instances and thousands of recipients over several tenants, while a
-driver SIGKILLs workers every few seconds, kills the scheduler leader and
-restarts the Kafka broker. It ends with the invariant checker's table and
-exits non-zero on any violation.
+driver SIGKILLs workers every few seconds, kills the scheduler leader,
+restarts the Kafka broker, restarts PostgreSQL, crashes an API instance
+between commit and publish (BC_FAILPOINT=api.after_commit), and has the
+carrier simulator play bursts of faults (5xx, 429, creates answered too late,
+duplicated, reordered and lost callbacks). It ends with the invariant
+checker's table and exits non-zero on any violation.
 
     python3 tests/chaos/run.py            # short profile (CI)
     python3 tests/chaos/run.py --long     # long profile, on demand
@@ -42,11 +45,14 @@ def main():
     s.create_db()
     api2 = free_port()
     s.start("sim", "batchcall-carrier-sim", {"BC_SIM_PORT": str(s.sim_port), "BC_SIM_MS_PER_SECOND": "3",
-                                             "BC_SIM_RING_SECONDS": "1-3", "BC_SIM_TALK_SECONDS": "2-20"})
+                                             "BC_SIM_RING_SECONDS": "1-3", "BC_SIM_TALK_SECONDS": "2-20",
+                                             "BC_SIM_THREADS": "8", "BC_SIM_HANG_MS": "1500"})
     s.start("api", "batchcall-api", {"BC_API_PORT": str(s.api_port)})
     s.start("api2", "batchcall-api", {"BC_API_PORT": str(api2)})
-    wenv = {"BC_LEASE_TTL": "3", "BC_RETRY_BASE_MS": "300", "BC_WORKER_PORT": "0"}
-    senv = {"BC_SCHEDULER_PORT": "0", "BC_SCHEDULER_TICK_MS": "50", "BC_LEASE_TTL": "3"}
+    wenv = {"BC_LEASE_TTL": "3", "BC_RETRY_BASE_MS": "300", "BC_WORKER_PORT": "0",
+            "BC_CARRIER_TIMEOUT_MS": "1000"}
+    senv = {"BC_SCHEDULER_PORT": "0", "BC_SCHEDULER_TICK_MS": "50", "BC_LEASE_TTL": "3",
+            "BC_QUIET_CALL_S": "5"}
     workers = [s.start(f"worker{i}", "batchcall-worker", wenv) for i in range(3)]
     scheds = [s.start(f"sched{i}", "batchcall-scheduler", senv) for i in range(2)]
     s.wait_ready(s.sim)
@@ -66,12 +72,18 @@ def main():
                           headers={"X-API-Key": t["api_key"], "Cartesia-Version": "2026-03-01"})
         assert r.status_code == 201, r.text
         accepted.append(r.json()["id"])
-    faults = {"worker_sigkill": 0, "scheduler_leader_sigkill": 0, "kafka_restart": 0}
+    faults = {"worker_sigkill": 0, "scheduler_leader_sigkill": 0, "kafka_restart": 0,
+              "postgres_restart": 0, "api_crash_after_commit": 0, "carrier_fault_bursts": 0}
     t0 = time.monotonic()
     next_kill = t0 + 3
-    leader_killed = kafka_restarted = False
+    next_burst = t0 + 2
+    leader_killed = kafka_restarted = pg_restarted = api_crashed = False
     n = 3
-    while time.monotonic() - t0 < fault_s:
+    kinds = ["create_5xx", "create_429", "create_hang", "callback_dup", "callback_reorder",
+             "callback_drop"]
+    # Every one-shot fault happens even if the ones before it were slow.
+    while time.monotonic() - t0 < fault_s or not (leader_killed and kafka_restarted and
+                                                  pg_restarted and api_crashed):
         now = time.monotonic()
         if now >= next_kill:
             victim = rnd.choice(workers)
@@ -101,7 +113,40 @@ def main():
             subprocess.run([os.path.join(ROOT, "deploy", "local", "kafka.sh"), "start"], check=True)
             faults["kafka_restart"] += 1
             kafka_restarted = True
+        if not pg_restarted and now - t0 > fault_s * 0.45:
+            subprocess.run([os.path.join(ROOT, "deploy", "local", "pg.sh"), "stop"], check=True)
+            time.sleep(1)
+            subprocess.run([os.path.join(ROOT, "deploy", "local", "pg.sh"), "start"], check=True)
+            faults["postgres_restart"] += 1
+            pg_restarted = True
+        if not api_crashed and now - t0 > fault_s * 0.75:
+            # The client never hears back; the batch is committed and its jobs
+            # are left in the outbox for the scheduler's relay.
+            crash_port = free_port()
+            crash = s.start("api-crash", "batchcall-api", {"BC_API_PORT": str(crash_port),
+                                                           "BC_FAILPOINT": "api.after_commit"})
+            s.wait_ready(f"http://127.0.0.1:{crash_port}")
+            t = tenants[0]
+            body = {"name": "chaos-crash", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
+                    "target_concurrency_limit": 10,
+                    "recipients": [{"to_number": f"+1556{j:07d}"} for j in range(300)]}
+            try:
+                requests.post(f"http://127.0.0.1:{crash_port}/agents/calls/batches", json=body, timeout=30,
+                              headers={"X-API-Key": t["api_key"], "Cartesia-Version": "2026-03-01"})
+                raise SystemExit("chaos: the failpoint did not stop the API")
+            except requests.ConnectionError:
+                pass
+            assert crash.p.wait(30) == 86, "the API did not stop at its failpoint"
+            del s.procs[crash.name]
+            faults["api_crash_after_commit"] += 1
+            api_crashed = True
+        if now >= next_burst:
+            burst = {k: rnd.randint(3, 15) for k in rnd.sample(kinds, rnd.randint(1, 3))}
+            requests.post(s.sim + "/faults", params=burst, timeout=5).raise_for_status()
+            faults["carrier_fault_bursts"] += 1
+            next_burst = now + rnd.uniform(3, 6)
         time.sleep(0.2)
+    requests.post(s.sim + "/faults", timeout=5)   # stop queuing; pending ones still play
     print(f"faults injected: {json.dumps(faults)}", flush=True)
 
     def settled():
@@ -113,6 +158,8 @@ def main():
     except AssertionError as e:
         print(f"chaos: {e}", flush=True)
     time.sleep(3)   # let the last events reach Kafka
+    played = requests.get(s.sim + "/faults", timeout=5).json()["played"]
+    print(f"carrier faults played: {json.dumps(played)}", flush=True)
     violations = check.check(s.dsn, s.sim, s.brokers, s.prefix, [t["tenant_id"] for t in tenants],
                              accepted=accepted)
     s.stop_all()
