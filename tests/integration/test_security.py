@@ -55,3 +55,30 @@ def test_forged_or_unsigned_callbacks_are_refused(stack):
     assert requests.post(bad, data=form, timeout=10).status_code == 400
     inj = url.replace("call_id=ac_x", "call_id=ac_x'%3B--")
     assert requests.post(inj, data=form, timeout=10).status_code == 400
+
+
+def test_a_concurrent_burst_cannot_exceed_a_keys_rate_limit(stack):
+    """100 requests at once from 20 connections against a key allowed a burst
+    of 10 at 60/min: at most the burst plus what refills during the burst gets
+    through, the rest are 429; a second key of the same tenant and another
+    tenant's key are not starved by it."""
+    import concurrent.futures
+    import time
+
+    from conftest import bearer
+    t = stack.tenant(rate_per_min=60, burst=10)
+    other_key = stack.cli("key-create", "--tenant", t["tenant_id"], "--kind", "secret")["api_key"]
+    other_tenant = stack.tenant(rate_per_min=60, burst=10)
+
+    def get(key):
+        return requests.get(stack.api + "/v1/agents", headers=bearer(key), timeout=30).status_code
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(lambda _: get(t["api_key"]), range(100)))
+    elapsed = time.monotonic() - t0
+    ok = codes.count(200)
+    assert set(codes) <= {200, 429}, codes
+    assert 10 <= ok <= 10 + int(elapsed * 1.0) + 1, (ok, elapsed)
+    assert get(other_key) == 200
+    assert get(other_tenant["api_key"]) == 200
