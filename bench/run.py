@@ -1,0 +1,378 @@
+"""batchcall benchmarks B2-B7, each beside its baseline measured in the same
+run on the same machine. One command:
+
+    python3 bench/run.py            # every scenario
+    python3 bench/run.py B2 B4      # some of them
+
+It brings up the project's PostgreSQL and Kafka (deploy/local/infra.sh),
+builds, and gives each scenario a fresh database, its own topics and its own
+simulator, API, scheduler and worker processes. It prints one table and never
+fails on timing. B1 is bench/b1_create.py (it runs against the local stack).
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psycopg2
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+
+def load_env():
+    subprocess.run([os.path.join(ROOT, "deploy", "local", "infra.sh"), "up"], check=True,
+                   stdout=subprocess.DEVNULL)
+    with open(os.path.join(ROOT, ".local", "env")) as f:
+        for line in f:
+            k, v = line.replace("export ", "").strip().split("=", 1)
+            os.environ.setdefault(k, v)
+    subprocess.run(["cmake", "--build", os.path.join(ROOT, "build")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+def now_ms():
+    # The simulator stamps dials with CLOCK_MONOTONIC, as does this.
+    return time.monotonic() * 1000.0
+
+
+ROWS = []
+
+
+def row(bid, what, value, unit, baseline=None, target=""):
+    ratio = (value / baseline) if baseline else None
+    ROWS.append((bid, what, value, unit, baseline, ratio, target))
+    b = f"{baseline:,.1f}" if baseline is not None else "-"
+    r = f"{ratio:.2f}" if ratio is not None else "-"
+    print(f"  {bid:3} {what:<44} {value:>12,.1f} {unit:<10} baseline {b:>12}  ratio {r:>5}  {target}",
+          flush=True)
+
+
+class Scenario:
+    """A fresh database, topics and processes for one scenario."""
+
+    def __init__(self, name, sim_env, workers=1, worker_env=None, sched_env=None):
+        from conftest import Stack
+        self.s = Stack(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        self.s.create_db()
+        s = self.s
+        s.start("sim", "batchcall-carrier-sim", dict({"BC_SIM_PORT": str(s.sim_port),
+                                                      "BC_SIM_THREADS": "4"}, **sim_env))
+        s.start("api", "batchcall-api", {"BC_API_PORT": str(s.api_port), "BC_LOG_LEVEL": "warn"})
+        s.start("sched", "batchcall-scheduler", dict({"BC_SCHEDULER_PORT": "0",
+                                                      "BC_SCHEDULER_TICK_MS": "50"}, **(sched_env or {})))
+        self.workers = []
+        for i in range(workers):
+            port = _free_port()
+            self.workers.append((s.start(f"worker{i}", "batchcall-worker",
+                                         dict({"BC_WORKER_PORT": str(port), "BC_LOG_LEVEL": "warn"},
+                                              **(worker_env or {}))), port))
+        s.wait_ready(s.sim)
+        s.wait_ready(s.api)
+        for _, port in self.workers:
+            s.wait_ready(f"http://127.0.0.1:{port}")
+
+    def tenant(self, concurrency):
+        t = self.s.tenant(concurrency=concurrency)
+        self.s.sql("UPDATE tenants SET credits_cents = 1000000000 WHERE id = %s", t["tenant_id"])
+        return t
+
+    def create(self, t, numbers, limit, **extra):
+        body = {"name": "bench", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
+                "target_concurrency_limit": limit, "recipients": [{"to_number": n} for n in numbers]}
+        body.update(extra)
+        r = requests.post(self.s.api + "/agents/calls/batches", json=body, timeout=120,
+                          headers={"X-API-Key": t["api_key"], "Cartesia-Version": "2026-03-01"})
+        r.raise_for_status()
+        return r.json()["id"]
+
+    def ledger(self):
+        return requests.get(self.s.sim + "/ledger", timeout=30).json()
+
+    def dials(self, bid):
+        return requests.get(self.s.sim + "/ledger/dials", params={"batch_id": bid},
+                            timeout=60).json()["dials"]
+
+    def terminal(self, bids):
+        return self.s.sql("SELECT count(*) FROM recipients WHERE batch_id = ANY(%s)"
+                          " AND status IN ('completed', 'failed', 'cancelled')", list(bids))[0][0]
+
+    def wait_terminal(self, bids, n, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.terminal(bids) >= n:
+                return now_ms()
+            time.sleep(0.05)
+        raise RuntimeError(f"{n} recipients not terminal after {timeout}s")
+
+    def close(self):
+        self.s.stop_all()
+        self.s.drop_db()
+
+
+def _free_port():
+    from conftest import free_port
+    return free_port()
+
+
+def numbers(prefix, n):
+    return [f"+1{prefix}{i:07d}" for i in range(n)]
+
+
+# ---- baselines ------------------------------------------------------------
+
+def kafka_baseline(n, size=300):
+    """Raw librdkafka (confluent-kafka) produce, then consume, n messages."""
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    brokers = os.environ["BC_KAFKA_BROKERS"]
+    topic = f"bench-raw-{os.getpid()}-{int(time.time())}"
+    AdminClient({"bootstrap.servers": brokers}).create_topics([NewTopic(topic, 3, 1)])[topic].result()
+    p = Producer({"bootstrap.servers": brokers, "linger.ms": 5, "acks": "all"})
+    payload = b"x" * size
+    t0 = time.monotonic()
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, payload, key=str(i).encode())
+                break
+            except BufferError:
+                p.poll(0.01)
+    p.flush(60)
+    c = Consumer({"bootstrap.servers": brokers, "group.id": topic, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    c.subscribe([topic])
+    got = 0
+    while got < n:
+        for m in c.consume(1000, 1.0):
+            if not m.error():
+                got += 1
+    dt = time.monotonic() - t0
+    c.close()
+    return n / dt
+
+
+def pg_baseline(n):
+    """Raw conditional UPDATEs, one per transaction, as our state changes are."""
+    conn = psycopg2.connect(os.environ["BC_PG_DSN"])
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("CREATE TEMP TABLE IF NOT EXISTS bench_raw (id text PRIMARY KEY, status text)")
+    cur.execute("TRUNCATE bench_raw")
+    cur.execute("INSERT INTO bench_raw SELECT 'r' || g, 'queued' FROM generate_series(1, %s) g", (n,))
+    cur.execute("PREPARE up(text) AS UPDATE bench_raw SET status = 'done'"
+                " WHERE id = $1 AND status = 'queued'")
+    t0 = time.monotonic()
+    for i in range(1, n + 1):
+        cur.execute("EXECUTE up(%s)", (f"r{i}",))
+    dt = time.monotonic() - t0
+    conn.close()
+    return n / dt
+
+
+def http_baseline(url, n=50):
+    s = requests.Session()
+    xs = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        s.get(url + "/healthz", timeout=5)
+        xs.append((time.monotonic() - t0) * 1000)
+    return pct(xs, 50)
+
+
+# ---- scenarios ------------------------------------------------------------
+
+def b2(args):
+    """Dispatch throughput with zero-length calls."""
+    n = args.b2_n
+    sc = Scenario("b2", {"BC_SIM_MS_PER_SECOND": "0", "BC_SIM_RING_SECONDS": "0",
+                         "BC_SIM_TALK_SECONDS": "0", "BC_SIM_MIX": "completed=1"},
+                  workers=args.workers)
+    try:
+        t = sc.tenant(concurrency=1000)
+        per = 5000
+        bids = []
+        t0 = now_ms()
+        for i in range(0, n, per):
+            bids.append(sc.create(t, numbers(f"2{i // per:02d}", min(per, n - i)), limit=250))
+        end = sc.wait_terminal(bids, n, 600)
+        first = min(d["at_ms"] for d in sc.dials(bids[0]))
+        rate = n / ((end - first) / 1000.0)
+        dials = sc.ledger()["dials"]
+    finally:
+        sc.close()
+    kb = kafka_baseline(n)
+    pb = pg_baseline(n)
+    row("B2", f"attempts/s, {n:,} zero-length calls", rate, "att/s", min(kb, pb), ">= 3,500")
+    row("B2", "  baseline: raw Kafka produce+consume", kb, "msg/s")
+    row("B2", "  baseline: raw PostgreSQL conditional UPDATE", pb, "upd/s")
+    row("B2", "  dials placed (must equal recipients)", dials, "dials", float(n))
+    del t0
+
+
+def b3(args):
+    """Slot utilisation at limit 200, calls of 1-3 s."""
+    limit, n = 200, args.b3_n
+    sc = Scenario("b3", {"BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+                         "BC_SIM_TALK_SECONDS": "1-3", "BC_SIM_MIX": "completed=1"})
+    try:
+        t = sc.tenant(concurrency=limit)
+        bid = sc.create(t, numbers("300", n), limit=limit)
+        samples, stop = [], threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                led = sc.ledger()
+                waiting = sc.s.sql("SELECT count(*) FROM recipients WHERE batch_id = %s"
+                                   " AND status = 'queued'", bid)[0][0]
+                samples.append((led["batches"].get(bid, {}).get("live", 0), waiting))
+                time.sleep(0.1)
+        th = threading.Thread(target=sample)
+        th.start()
+        sc.wait_terminal([bid], n, 600)
+        stop.set()
+        th.join()
+        peak = sc.ledger()["batches"][bid]["peak_live"]
+        rows = sc.s.sql("SELECT extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000"
+                        " FROM calls WHERE batch_id = %s", bid)
+    finally:
+        sc.close()
+    # Only while work waits, after the first fill.
+    busy = [live for live, waiting in samples if waiting > 0]
+    busy = busy[next((i for i, v in enumerate(busy) if v >= limit * 0.9), 0):]
+    util = statistics.mean(busy) / limit * 100 if busy else float("nan")
+    starts = sorted(r[0] for r in rows)[limit:]
+    ends = sorted(r[1] for r in rows)
+    gaps = [max(0.0, s - e) for s, e in zip(starts, ends)]
+    row("B3", "slots busy while work waits", util, "%", 100.0, ">= 95 %")
+    row("B3", "peak live calls (limit 200)", float(peak), "calls", float(limit), "never above")
+    row("B3", "refill gap p99 (our end -> next claim)", pct(gaps, 99), "ms", None, "<= 100 ms")
+
+
+def b4(args):
+    """First-dial latency: POST -> the carrier's first dial."""
+    sc = Scenario("b4", {"BC_SIM_MS_PER_SECOND": "10", "BC_SIM_MIX": "completed=1"})
+    try:
+        t = sc.tenant(concurrency=100)
+        lat = []
+        for i in range(args.b4_runs):
+            t0 = now_ms()
+            bid = sc.create(t, numbers(f"4{i:02d}", 1), limit=1)
+            while True:
+                d = sc.dials(bid)
+                if d:
+                    lat.append(d[0]["at_ms"] - t0)
+                    break
+                time.sleep(0.002)
+        base = http_baseline(sc.s.sim)
+    finally:
+        sc.close()
+    row("B4", "first dial after POST, p50", pct(lat, 50), "ms", base, "<= 50 ms")
+    row("B4", "first dial after POST, p99", pct(lat, 99), "ms", base)
+    row("B4", "  baseline: bare HTTP round trip to the sim", base, "ms")
+
+
+def b6(args):
+    """Cancel latency: from cancel returning to the last new dial."""
+    sc = Scenario("b6", {"BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+                         "BC_SIM_TALK_SECONDS": "0-1", "BC_SIM_MIX": "completed=1"})
+    try:
+        t = sc.tenant(concurrency=1000)
+        lat, after = [], 0
+        for i in range(args.b6_runs):
+            bid = sc.create(t, numbers(f"6{i:02d}", 2000), limit=100)
+            while len(sc.dials(bid)) < 300:
+                time.sleep(0.05)
+            r = requests.post(f"{sc.s.api}/agents/calls/batches/{bid}/cancel", timeout=30,
+                              headers={"X-API-Key": t["api_key"], "Cartesia-Version": "2026-03-01"})
+            r.raise_for_status()
+            returned = now_ms()
+            time.sleep(2)
+            last = max(d["at_ms"] for d in sc.dials(bid))
+            lat.append(max(0.0, last - returned))
+            after += sum(1 for d in sc.dials(bid) if d["at_ms"] > returned)
+    finally:
+        sc.close()
+    row("B6", "cancel returned -> last new dial, p99", pct(lat, 99), "ms", None, "<= 500 ms (0)")
+    row("B6", f"dials after cancel returned, {args.b6_runs} cancels", float(after), "dials", None, "0")
+
+
+def b7(args):
+    """Fairness: a tenant with a huge backlog, another with 100."""
+    big = args.b7_big
+    sc = Scenario("b7", {"BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "1",
+                         "BC_SIM_TALK_SECONDS": "20-40", "BC_SIM_MIX": "completed=1"})
+    try:
+        a = sc.tenant(concurrency=200)
+        b = sc.tenant(concurrency=20)
+        t0 = time.monotonic()
+        per = 5000
+        for i in range(0, big, per):
+            sc.create(a, numbers(f"7{i // per:03d}", min(per, big - i)), limit=1)
+        build_s = time.monotonic() - t0
+        lat = []
+        for i in range(args.b7_runs):
+            t1 = now_ms()
+            bid = sc.create(b, numbers(f"79{i:02d}", 100), limit=10)
+            while not sc.dials(bid):
+                time.sleep(0.005)
+            lat.append(min(d["at_ms"] for d in sc.dials(bid)) - t1)
+            requests.post(f"{sc.s.api}/agents/calls/batches/{bid}/cancel", timeout=30,
+                          headers={"X-API-Key": b["api_key"], "Cartesia-Version": "2026-03-01"})
+        waiting = sc.s.sql("SELECT count(*) FROM recipients WHERE tenant_id = %s AND status = 'queued'",
+                           a["tenant_id"])[0][0]
+    finally:
+        sc.close()
+    row("B7", f"small tenant's first dial, {waiting:,} waiting, p50", pct(lat, 50), "ms", None, "<= 1,000 ms")
+    row("B7", "small tenant's first dial, max", max(lat), "ms", None, "<= 1,000 ms")
+    row("B7", "  backlog built through the API in", build_s, "s")
+
+
+SCENARIOS = {"B2": b2, "B3": b3, "B4": b4, "B6": b6, "B7": b7}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ids", nargs="*", help="scenario ids (default: all)")
+    ap.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "1")))
+    ap.add_argument("--b2-n", type=int, default=20000)
+    ap.add_argument("--b3-n", type=int, default=6000)
+    ap.add_argument("--b4-runs", type=int, default=30)
+    ap.add_argument("--b6-runs", type=int, default=10)
+    ap.add_argument("--b7-big", type=int, default=1000000)
+    ap.add_argument("--b7-runs", type=int, default=5)
+    args = ap.parse_args()
+    ids = [i.upper() for i in args.ids] or list(SCENARIOS)
+    load_env()
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    print(f"batchcall bench, commit {commit}, {os.cpu_count()} CPUs, "
+          f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", flush=True)
+    for i in ids:
+        t0 = time.monotonic()
+        print(f"{i}: {SCENARIOS[i].__doc__}", flush=True)
+        SCENARIOS[i](args)
+        print(f"  ({time.monotonic() - t0:.0f} s)", flush=True)
+    print()
+    print("| id | what | value | unit | baseline | ratio | target |")
+    print("|---|---|---|---|---|---|---|")
+    for bid, what, value, unit, base, ratio, target in ROWS:
+        print(f"| {bid} | {what.strip()} | {value:,.1f} | {unit} | "
+              f"{'-' if base is None else f'{base:,.1f}'} | {'-' if ratio is None else f'{ratio:.2f}'} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
