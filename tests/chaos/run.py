@@ -32,6 +32,17 @@ sys.path.insert(0, HERE)
 
 
 def main():
+    try:
+        return run()
+    finally:
+        for sp in list(STACKS):
+            sp.stop_all()
+
+
+STACKS = []
+
+
+def run():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--long", action="store_true")
     ap.add_argument("--seed", type=int, default=int(time.time()))
@@ -42,11 +53,12 @@ def main():
     print(f"chaos: seed {a.seed}, {recipients} recipients, faults for {fault_s} s", flush=True)
 
     s = Stack(tempfile.mkdtemp(prefix="chaos-"))
+    STACKS.append(s)
     s.create_db()
     api2 = free_port()
     s.start("sim", "batchcall-carrier-sim", {"BC_SIM_PORT": str(s.sim_port), "BC_SIM_MS_PER_SECOND": "3",
                                              "BC_SIM_RING_SECONDS": "1-3", "BC_SIM_TALK_SECONDS": "2-20",
-                                             "BC_SIM_THREADS": "8", "BC_SIM_HANG_MS": "1500"})
+                                             "BC_SIM_THREADS": "32", "BC_SIM_HANG_MS": "1500"})
     s.start("api", "batchcall-api", {"BC_API_PORT": str(s.api_port)})
     s.start("api2", "batchcall-api", {"BC_API_PORT": str(api2)})
     wenv = {"BC_LEASE_TTL": "3", "BC_RETRY_BASE_MS": "300", "BC_WORKER_PORT": "0",
@@ -141,12 +153,14 @@ def main():
             faults["api_crash_after_commit"] += 1
             api_crashed = True
         if now >= next_burst:
-            burst = {k: rnd.randint(3, 15) for k in rnd.sample(kinds, rnd.randint(1, 3))}
-            requests.post(s.sim + "/faults", params=burst, timeout=5).raise_for_status()
+            # A hung create holds one simulator thread for BC_SIM_HANG_MS.
+            burst = {k: rnd.randint(3, 8 if k == "create_hang" else 15)
+                     for k in rnd.sample(kinds, rnd.randint(1, 3))}
+            requests.post(s.sim + "/faults", params=burst, timeout=30).raise_for_status()
             faults["carrier_fault_bursts"] += 1
             next_burst = now + rnd.uniform(3, 6)
         time.sleep(0.2)
-    requests.post(s.sim + "/faults", timeout=5)   # stop queuing; pending ones still play
+    requests.post(s.sim + "/faults", timeout=30)   # stop queuing; pending ones still play
     print(f"faults injected: {json.dumps(faults)}", flush=True)
 
     def settled():
@@ -158,7 +172,7 @@ def main():
     except AssertionError as e:
         print(f"chaos: {e}", flush=True)
     time.sleep(3)   # let the last events reach Kafka
-    played = requests.get(s.sim + "/faults", timeout=5).json()["played"]
+    played = requests.get(s.sim + "/faults", timeout=30).json()["played"]
     print(f"carrier faults played: {json.dumps(played)}", flush=True)
     violations = check.check(s.dsn, s.sim, s.brokers, s.prefix, [t["tenant_id"] for t in tenants],
                              accepted=accepted)
