@@ -268,13 +268,15 @@ def b4(args):
     try:
         t = sc.tenant(concurrency=100)
         lat = []
-        for i in range(args.b4_runs):
+        # The first run waits for the worker's partition assignment: not counted.
+        for i in range(-1, args.b4_runs):
             t0 = now_ms()
-            bid = sc.create(t, numbers(f"4{i:02d}", 1), limit=1)
+            bid = sc.create(t, numbers(f"4{i + 1:02d}", 1), limit=1)
             while True:
                 d = sc.dials(bid)
                 if d:
-                    lat.append(d[0]["at_ms"] - t0)
+                    if i >= 0:
+                        lat.append(d[0]["at_ms"] - t0)
                     break
                 time.sleep(0.002)
         base = http_baseline(sc.s.sim)

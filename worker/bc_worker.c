@@ -68,6 +68,7 @@ struct bc_worker {
     part parts[MAX_PARTS];
     int nparts;
     redial *redials;
+    json_t *progress;            /* progress events not yet written: [{id,status,sid}] */
     long long next_renew, next_outbox;
     bc_metric *m_claimed, *m_stale, *m_noslot, *m_dialed, *m_dial_failed, *m_dial_unknown,
               *m_paced, *m_finished, *m_in_hand, *m_events, *m_dup_events, *m_fenced,
@@ -162,16 +163,28 @@ static const bc_pg_stmt stmts[] = {
     { "dial_unknown",
       "UPDATE leases SET holder = NULL, expires_at = now() + interval '2 seconds'"
       " WHERE call_id = $1 AND token = $2::bigint RETURNING slot" },
-    { "call_progress",
-      "WITH c AS (UPDATE calls SET status = $2,"
-      "        history = history || jsonb_build_object('status', $2::text, 'at', rfc3339_ms(now())),"
-      "        answered_at = CASE WHEN $2 = 'in-progress' THEN now() ELSE answered_at END,"
-      "        carrier_call_id = coalesce(carrier_call_id, $3)"
-      "      WHERE id = $1 AND call_status_rank(status) < call_status_rank($2)"
-      "      RETURNING id, recipient_id)"
+    /* The progress events of one loop turn in one statement: each call
+     * moves to its furthest status, its history gains every status it had
+     * not reached, in order. $1 [{"id","status","sid"}] */
+    { "call_progress_many",
+      "WITH e AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS e(id text, status text, sid text)),"
+      " b AS (SELECT id, max(sid) AS sid,"
+      "              array_agg(DISTINCT status) AS sts,"
+      "              (array_agg(status ORDER BY call_status_rank(status) DESC))[1] AS top"
+      "         FROM e GROUP BY id),"
+      " c AS (UPDATE calls SET status = b.top,"
+      "        history = calls.history || coalesce((SELECT jsonb_agg(jsonb_build_object("
+      "                    'status', s, 'at', rfc3339_ms(now())) ORDER BY call_status_rank(s))"
+      "                  FROM unnest(b.sts) s"
+      "                 WHERE call_status_rank(s) > call_status_rank(calls.status)), '[]'),"
+      "        answered_at = CASE WHEN 'in-progress' = ANY(b.sts) THEN now() ELSE answered_at END,"
+      "        carrier_call_id = coalesce(carrier_call_id, b.sid)"
+      "       FROM b WHERE calls.id = b.id"
+      "        AND call_status_rank(calls.status) < call_status_rank(b.top)"
+      "      RETURNING calls.id, calls.recipient_id, calls.status)"
       " UPDATE recipients SET status = 'started', updated_at = now() FROM c"
       "  WHERE recipients.id = c.recipient_id AND recipients.last_call_id = c.id"
-      "    AND recipients.status = 'dispatched' AND $2 = 'in-progress'" },
+      "    AND recipients.status = 'dispatched' AND c.status = 'in-progress'" },
     /* The end of an attempt, in one statement: the call's final status, the
      * lease freed (only if the token still matches), the recipient finished
      * or queued for a retry, and the call-result event in the outbox.
@@ -617,6 +630,37 @@ static void dispatch(bc_worker *w)
 
 /* ---- carrier events --------------------------------------------------- */
 
+/* Writes the progress events gathered so far, in one round trip. */
+static void flush_progress(bc_worker *w)
+{
+    bc_err err = { "" };
+    char *doc;
+    PGresult *res;
+
+    if (!w->progress || json_array_size(w->progress) == 0)
+        return;
+    doc = json_dumps(w->progress, JSON_COMPACT);
+    json_array_clear(w->progress);
+    const char *p[] = { doc };
+    if (!doc || !(res = bc_pg_exec(w->pg, "call_progress_many", 1, p, &err)))
+        bc_log(w->ctx->log, BC_WARN, "event.apply_failed", "{s:s}", "error",
+               doc ? err.msg : "out of memory");
+    else
+        PQclear(res);
+    free(doc);
+}
+
+static int progress_has(const bc_worker *w, const char *call)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(w->progress, i, e)
+        if (!strcmp(json_string_value(json_object_get(e, "id")), call))
+            return 1;
+    return 0;
+}
+
 static void apply_event(bc_worker *w, const rd_kafka_message_t *m)
 {
     json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
@@ -624,22 +668,23 @@ static void apply_event(bc_worker *w, const rd_kafka_message_t *m)
     const char *status = json_string_value(json_object_get(ev, "status"));
     const char *sid = json_string_value(json_object_get(ev, "carrier_call_id"));
     int duration = (int)json_integer_value(json_object_get(ev, "duration"));
-    bc_err err = { "" };
 
     bc_metric_add(w->m_events, 1);
     if (!call || !status) {
         bc_log(w->ctx->log, BC_WARN, "event.malformed", NULL);
     } else if (!strcmp(status, "ringing") || !strcmp(status, "in-progress") ||
                !strcmp(status, "queued") || !strcmp(status, "initiated")) {
-        const char *p[] = { call, !strcmp(status, "initiated") ? "queued" : status, sid };
-        PGresult *res = bc_pg_exec(w->pg, "call_progress", 3, p, &err);
-        if (!res)
-            bc_log(w->ctx->log, BC_WARN, "event.apply_failed", "{s:s,s:s}", "call_id",
-                   call, "error", err.msg);
-        PQclear(res);
+        /* Gathered and written once per loop turn (flush_progress). */
+        json_array_append_new(w->progress,
+                              json_pack("{s:s,s:s,s:s?}", "id", call, "status",
+                                        !strcmp(status, "initiated") ? "queued" : status,
+                                        "sid", sid));
     } else if (!strcmp(status, "completed") || !strcmp(status, "busy") ||
                !strcmp(status, "no-answer") || !strcmp(status, "failed") ||
                !strcmp(status, "canceled")) {
+        /* This call's earlier statuses go first, so its history stays whole. */
+        if (progress_has(w, call))
+            flush_progress(w);
         end_call(w, call, status, duration, end_reason_of(status, duration, 0), sid, NULL);
     }
     json_decref(ev);
@@ -659,6 +704,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     if (!w)
         return NULL;
     w->ctx = ctx;
+    w->progress = json_array();
     snprintf(w->region, sizeof w->region, "%s", bc_config_str(c, "region"));
     w->public_url = bc_config_str(c, "public-url");
     w->max_in_hand = bc_config_int(c, "max-in-hand");
@@ -753,10 +799,16 @@ void bc_worker_tick(bc_worker *w)
     int n;
 
     /* Events first: they free slots. */
+    rd_kafka_message_t *done[500];
     for (n = 0; n < 500 && (m = bc_kafka_consume(w->events, 0)); n++) {
         apply_event(w, m);
-        bc_kafka_store(w->events, m);
-        rd_kafka_message_destroy(m);
+        done[n] = m;
+    }
+    /* Offsets are stored only once their effect is written. */
+    flush_progress(w);
+    for (int i = 0; i < n; i++) {
+        bc_kafka_store(w->events, done[i]);
+        rd_kafka_message_destroy(done[i]);
     }
     if (!w->draining) {
         for (n = 0; n < 500 && w->in_hand < w->max_in_hand &&
@@ -800,6 +852,7 @@ void bc_worker_free(bc_worker *w)
 {
     if (!w)
         return;
+    json_decref(w->progress);
     /* Messages go back to librdkafka before its handles are destroyed. */
     for (int i = 0; i < w->nparts; i++) {
         for (job *j = w->parts[i].head, *n; j; j = n) {
