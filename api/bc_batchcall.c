@@ -142,78 +142,90 @@ static int parse_tasks(json_t *tasks, json_t **out, char *why, size_t cap)
     return 0;
 }
 
+int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sched[40],
+                       char *why, size_t cap)
+{
+    json_t *ts = json_object_get(in, "trigger_timestamp"), *sn = json_object_get(in, "send_now");
+    const char *from = NULL, *name = NULL, *agent = NULL, *tz = NULL, *status = NULL;
+    int send_now;
+
+    *tasks = NULL;
+    if (bc_json_str(in, "from_number", 1, 16, &from, why, cap) < 0 ||
+        bc_json_str(in, "name", 0, 255, &name, why, cap) < 0 ||
+        bc_json_str(in, "agent_id", 1, 64, &agent, why, cap) < 0 ||
+        bc_json_str(in, "timezone", 0, 64, &tz, why, cap) < 0 ||
+        bc_json_str(in, "status", 0, 16, &status, why, cap) < 0 ||
+        parse_tasks(json_object_get(in, "tasks"), tasks, why, cap) < 0)
+        goto fail;
+    if (!bc_e164_valid(from)) {
+        snprintf(why, cap, "from_number must be in E.164 format");
+        goto fail;
+    }
+    if (bc_calling_hours_check(json_object_get(in, "calling_hours"), why, cap) < 0)
+        goto fail;
+    if (status && strcmp(status, "draft") && strcmp(status, "scheduled") && strcmp(status, "sent")) {
+        snprintf(why, cap, "status must be one of draft, scheduled, sent");
+        goto fail;
+    }
+    if (ts && !json_is_null(ts) && (!json_is_integer(ts) || json_integer_value(ts) < 0)) {
+        snprintf(why, cap, "trigger_timestamp must be a Unix timestamp in milliseconds");
+        goto fail;
+    }
+    if (sn && !json_is_null(sn) && !json_is_boolean(sn)) {
+        snprintf(why, cap, "send_now must be a boolean");
+        goto fail;
+    }
+    send_now = sn && json_is_true(sn);
+    spec->calling_hours = json_object_get(in, "calling_hours");
+    spec->name = name ? name : "batch call";
+    spec->agent_id = agent;
+    spec->from_number = from;
+    spec->timezone = tz ? tz : "UTC";
+    spec->ringing_timeout_s = 60;
+    spec->max_call_duration_min = 480;
+    spec->recipients = *tasks;
+    spec->draft = !send_now && status && !strcmp(status, "draft");
+    if (ts && json_is_integer(ts) && !send_now) {
+        time_t t = (time_t)(json_integer_value(ts) / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(sched, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        spec->scheduled_at = sched;
+    }
+    return 0;
+fail:
+    json_decref(*tasks);
+    *tasks = NULL;
+    return -1;
+}
+
 static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_http_req *req,
                    bc_http_resp *resp)
 {
     size_t len;
     const char *raw = bc_http_body(req, &len);
     char why[300], id[48], sched[40];
-    json_t *in = bc_json_object(raw, len, why, sizeof why), *tasks = NULL, *ts, *sn;
-    const char *from = NULL, *name = NULL, *agent = NULL, *tz = NULL, *status = NULL;
+    json_t *in = bc_json_object(raw, len, why, sizeof why), *tasks = NULL;
     bc_batch_spec spec = { .surface = "batch-call" };
     bc_err err = { "" };
-    int send_now;
 
     if (!in) {
         error(resp, 400, "invalid_request", why);
         return;
     }
-    ts = json_object_get(in, "trigger_timestamp");
-    sn = json_object_get(in, "send_now");
-    if (bc_json_str(in, "from_number", 1, 16, &from, why, sizeof why) < 0 ||
-        bc_json_str(in, "name", 0, 255, &name, why, sizeof why) < 0 ||
-        bc_json_str(in, "agent_id", 1, 64, &agent, why, sizeof why) < 0 ||
-        bc_json_str(in, "timezone", 0, 64, &tz, why, sizeof why) < 0 ||
-        bc_json_str(in, "status", 0, 16, &status, why, sizeof why) < 0 ||
-        parse_tasks(json_object_get(in, "tasks"), &tasks, why, sizeof why) < 0) {
+    if (bc_batchcall_parse(in, &spec, &tasks, sched, why, sizeof why) < 0) {
         error(resp, 400, "invalid_request", why);
         goto out;
     }
-    if (!bc_e164_valid(from)) {
-        error(resp, 400, "invalid_request", "from_number must be in E.164 format");
-        goto out;
-    }
-    if (bc_calling_hours_check(json_object_get(in, "calling_hours"), why, sizeof why) < 0) {
-        error(resp, 400, "invalid_request", why);
-        goto out;
-    }
-    spec.calling_hours = json_object_get(in, "calling_hours");
-    if (status && strcmp(status, "draft") && strcmp(status, "scheduled") && strcmp(status, "sent")) {
-        error(resp, 400, "invalid_request", "status must be one of draft, scheduled, sent");
-        goto out;
-    }
-    if (ts && !json_is_null(ts) && (!json_is_integer(ts) || json_integer_value(ts) < 0)) {
-        error(resp, 400, "invalid_request", "trigger_timestamp must be a Unix timestamp in milliseconds");
-        goto out;
-    }
-    if (sn && !json_is_null(sn) && !json_is_boolean(sn)) {
-        error(resp, 400, "invalid_request", "send_now must be a boolean");
-        goto out;
-    }
-    if (tz) {
-        const char *p[] = { tz };
+    /* A named time zone is checked against PostgreSQL's list. */
+    if (json_is_string(json_object_get(in, "timezone"))) {
+        const char *p[] = { spec.timezone };
         PGresult *res = bc_pg_exec(pg, "tz_check", 1, p, NULL);
         if (!res) {
             error(resp, 400, "invalid_request", "timezone must be a valid IANA time zone");
             goto out;
         }
         PQclear(res);
-    }
-    send_now = sn && json_is_true(sn);
-    spec.name = name ? name : "batch call";
-    spec.agent_id = agent;
-    spec.from_number = from;
-    spec.timezone = tz ? tz : "UTC";
-    spec.ringing_timeout_s = 60;
-    spec.max_call_duration_min = 480;
-    spec.recipients = tasks;
-    spec.draft = !send_now && status && !strcmp(status, "draft");
-    if (ts && json_is_integer(ts) && !send_now) {
-        time_t t = (time_t)(json_integer_value(ts) / 1000);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(sched, sizeof sched, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        spec.scheduled_at = sched;
     }
     switch (bc_batch_create(api, pg, who, &spec, id, &err)) {
     case BC_BATCH_OK:

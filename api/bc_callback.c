@@ -39,19 +39,57 @@ static void reply(bc_http_resp *resp, int status, const char *msg)
     bc_http_json(resp, status, json_pack("{s:s}", status < 300 ? "status" : "error", msg));
 }
 
+int bc_callback_event(const char *token, const char *url, const char *body, size_t len,
+                      const char *sig, const char *tenant_id, const char *batch_id,
+                      const char *call_id, char **payload, const char **why)
+{
+    bc_form form = { 0 };
+    const char *status, *sid, *duration, *sequence;
+    json_t *ev;
+    int rc;
+
+    *payload = NULL;
+    if (bc_form_parse(body, len, &form) < 0) {
+        *why = "malformed form body";
+        return 400;
+    }
+    if (!bc_twilio_check(token, url, &form, sig)) {
+        *why = "invalid signature";
+        rc = 403;
+        goto out;
+    }
+    status = bc_form_get(&form, "CallStatus");
+    sid = bc_form_get(&form, "CallSid");
+    if (!status || !sid) {
+        *why = "CallStatus and CallSid are required";
+        rc = 400;
+        goto out;
+    }
+    duration = bc_form_get(&form, "CallDuration");
+    sequence = bc_form_get(&form, "SequenceNumber");
+    ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i}", "v", 1, "call_id", call_id,
+                   "batch_id", batch_id, "tenant_id", tenant_id, "carrier_call_id", sid,
+                   "status", status, "duration", atoi(duration ? duration : "0"),
+                   "sequence", atoi(sequence ? sequence : "0"));
+    *payload = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    rc = 0;
+out:
+    bc_form_free(&form);
+    return rc;
+}
+
 int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
 {
     const char *region = bc_http_query(req, "region");
     const char *tenant = bc_http_query(req, "tenant_id");
     const char *batch = bc_http_query(req, "batch_id");
     const char *call = bc_http_query(req, "call_id");
-    const char *status, *sid;
+    const char *body, *why;
     char url[512], topic[160], *payload = NULL;
-    bc_form form = { 0 };
     bc_err err = { "" };
     size_t len;
-    const char *body;
-    json_t *ev;
+    int status;
 
     if (strcmp(bc_http_path(req), BC_CALLBACK_PATH) != 0)
         return 0;
@@ -65,36 +103,20 @@ int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
         return 1;
     }
     body = bc_http_body(req, &len);
-    if (bc_form_parse(body, len, &form) < 0) {
-        reply(resp, 400, "malformed form body");
-        return 1;
-    }
     /* We issued this URL in this exact shape, so we can rebuild it to check
      * the signature without trusting any part of the request line. */
     snprintf(url, sizeof url, "%s%s?region=%s&tenant_id=%s&batch_id=%s&call_id=%s",
              api->public_url, BC_CALLBACK_PATH, region, tenant, batch, call);
-    if (!bc_twilio_check(api->carrier_token, url, &form,
-                         bc_http_header(req, "X-Twilio-Signature"))) {
+    status = bc_callback_event(api->carrier_token, url, body, len,
+                               bc_http_header(req, "X-Twilio-Signature"), tenant, batch,
+                               call, &payload, &why);
+    if (status == 403)
         bc_metrics_inc(api->ctx->metrics, "carrier_callbacks_rejected_total",
                        "Carrier callbacks with a bad signature", NULL, 1);
-        reply(resp, 403, "invalid signature");
-        goto out;
+    if (status) {
+        reply(resp, status, why);
+        return 1;
     }
-    status = bc_form_get(&form, "CallStatus");
-    sid = bc_form_get(&form, "CallSid");
-    if (!status || !sid) {
-        reply(resp, 400, "CallStatus and CallSid are required");
-        goto out;
-    }
-    ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i}", "v", 1, "call_id", call,
-                   "batch_id", batch, "tenant_id", tenant, "carrier_call_id", sid,
-                   "status", status,
-                   "duration", atoi(bc_form_get(&form, "CallDuration")
-                                        ? bc_form_get(&form, "CallDuration") : "0"),
-                   "sequence", atoi(bc_form_get(&form, "SequenceNumber")
-                                        ? bc_form_get(&form, "SequenceNumber") : "0"));
-    payload = json_dumps(ev, JSON_COMPACT);
-    json_decref(ev);
     bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "carrier-events", region);
     if (!payload || bc_publisher_sync(api->pub, topic, call, payload, 10000, &err) < 0) {
         bc_log(api->ctx->log, BC_WARN, "callback.publish_failed", "{s:s,s:s}",
@@ -105,6 +127,5 @@ int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
     reply(resp, 200, "ok");
 out:
     free(payload);
-    bc_form_free(&form);
     return 1;
 }

@@ -10,4 +10,15 @@
 
 int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
 
+/* Turns a callback's form body (len bytes) into the carrier event for
+ * call_id. url is the full callback URL we issued, which the signature sig
+ * (X-Twilio-Signature, may be NULL) covers; the ids are the ones in it,
+ * already checked. Returns 0 and sets *payload to the event as compact JSON
+ * (caller frees; NULL only when out of memory), or the HTTP status to answer
+ * (400: malformed or incomplete body, 403: bad signature) with *why set to a
+ * static message. Touches nothing but its arguments. */
+int bc_callback_event(const char *token, const char *url, const char *body, size_t len,
+                      const char *sig, const char *tenant_id, const char *batch_id,
+                      const char *call_id, char **payload, const char **why);
+
 #endif

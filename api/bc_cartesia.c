@@ -98,16 +98,15 @@ static json_t *render(json_t *b)
     return o;
 }
 
-/* Validates the request into spec; recipients are rebuilt into a new array
- * (caller decrefs *recips). 0, or -1 with why set. */
-static int parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *why,
-                 size_t cap)
+int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *why,
+                      size_t cap)
 {
     json_t *rs = json_object_get(body, "recipients"), *r;
     const char *region = NULL;
     long lim, ring, dur;
     size_t i;
 
+    *recips = NULL;
     if (bc_json_str(body, "name", 1, 255, &spec->name, why, cap) < 0 ||
         bc_json_str(body, "agent_id", 1, 64, &spec->agent_id, why, cap) < 0 ||
         bc_json_str(body, "from_number_id", 1, 64, &spec->from_number_id, why, cap) < 0 ||
@@ -151,12 +150,12 @@ static int parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *why,
 
         if (!json_is_object(r)) {
             snprintf(why, cap, "recipients[%zu] must be an object", i);
-            return -1;
+            goto fail;
         }
         if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
             snprintf(why, cap, "recipients[%zu].to_number must be an E.164 phone "
                                "number such as +14155559876", i);
-            return -1;
+            goto fail;
         }
         if (meta && !json_is_null(meta)) {
             char *m;
@@ -164,7 +163,7 @@ static int parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *why,
 
             if (!json_is_object(meta)) {
                 snprintf(why, cap, "recipients[%zu].metadata must be an object", i);
-                return -1;
+                goto fail;
             }
             m = json_dumps(meta, JSON_COMPACT);
             n = m ? strlen(m) : 0;
@@ -172,7 +171,7 @@ static int parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *why,
             if (n > MAX_METADATA) {
                 snprintf(why, cap, "recipients[%zu].metadata is larger than %d bytes",
                          i, MAX_METADATA);
-                return -1;
+                goto fail;
             }
         }
         x = json_pack("{s:O}", "to_number", to);
@@ -184,6 +183,10 @@ static int parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *why,
     spec->max_call_duration_min = (int)dur;
     spec->recipients = *recips;
     return 0;
+fail:
+    json_decref(*recips);
+    *recips = NULL;
+    return -1;
 }
 
 static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
@@ -202,7 +205,7 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
         error(resp, 400, "invalid_request", why);
         return;
     }
-    if (parse(body, &spec, &recips, why, sizeof why) < 0) {
+    if (bc_cartesia_parse(body, &spec, &recips, why, sizeof why) < 0) {
         error(resp, 400, "invalid_request", why);
         goto out;
     }

@@ -199,21 +199,40 @@ static void send_session(rq *r, const char *id, int status)
     json_decref(b);
 }
 
+/* Cuts s back to its last whole UTF-8 character. snprintf may have cut one
+ * in half where a message quotes the caller's text, and jansson packs no
+ * such string: the 400 would go out with an empty body. */
+static void utf8_clip(char *s)
+{
+    size_t n = strlen(s), i = n, need;
+    unsigned char lead;
+
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0)
+        return;
+    lead = (unsigned char)s[i - 1];
+    need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (n - (i - 1) < need)
+        s[i - 1] = '\0';
+}
+
 /* Collects recipients from "to" strings or "recipients"/"participants"
- * objects into a normalised array; NULL after a 400. */
-static json_t *recipients_of(rq *r, json_t *in, const char *field, int participants)
+ * objects into a normalised array; NULL with why_out set. */
+static json_t *recipients_of(json_t *in, const char *field, int participants, char *why_out,
+                             size_t cap)
 {
     json_t *to = json_object_get(in, "to"), *objs = json_object_get(in, field), *out, *x;
     char why[200];
     size_t i;
 
     if (!participants && to && objs) {
-        error(r->resp, 400, "invalid_request", "send either to or recipients, not both");
+        snprintf(why_out, cap, "send either to or recipients, not both");
         return NULL;
     }
     if (!participants && to) {
         if (!json_is_array(to)) {
-            error(r->resp, 400, "invalid_request", "to must be an array of E.164 numbers");
+            snprintf(why_out, cap, "to must be an array of E.164 numbers");
             return NULL;
         }
         objs = to;
@@ -221,13 +240,13 @@ static json_t *recipients_of(rq *r, json_t *in, const char *field, int participa
     if (!json_is_array(objs) || json_array_size(objs) == 0) {
         snprintf(why, sizeof why, participants ? "participants must be a non-empty array"
                                                : "to or recipients is required and must not be empty");
-        error(r->resp, 400, "invalid_request", why);
+        snprintf(why_out, cap, "%s", why);
         return NULL;
     }
     if (json_array_size(objs) > MAX_BATCH) {
         snprintf(why, sizeof why, "at most %d recipients per request (got %zu)", MAX_BATCH,
                  json_array_size(objs));
-        error(r->resp, 400, "invalid_request", why);
+        snprintf(why_out, cap, "%s", why);
         return NULL;
     }
     out = json_array();
@@ -264,12 +283,14 @@ static json_t *recipients_of(rq *r, json_t *in, const char *field, int participa
         json_t *y = json_pack("{s:O}", "to_number", num);
         if (from && !json_is_null(from))
             json_object_set(y, "from_number", from);
-        json_object_set(y, "metadata", meta && !json_is_null(meta) ? meta : json_object());
+        json_object_set_new(y, "metadata",
+                            meta && !json_is_null(meta) ? json_incref(meta) : json_object());
         json_array_append_new(out, y);
     }
     return out;
 bad:
-    error(r->resp, 400, "invalid_request", why);
+    snprintf(why_out, cap, "%s", why);
+    utf8_clip(why_out);
     json_decref(out);
     return NULL;
 }
@@ -310,57 +331,64 @@ static int dnc_clear(rq *r, json_t *recips)
     return -1;
 }
 
+int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **recips,
+                  char *why, size_t cap)
+{
+    static const char *objs[] = { "metadata", "variables", "post_call" };
+    const char *agent = NULL, *from = NULL, *ext = NULL;
+    json_t *v;
+
+    *recips = NULL;
+    if (bc_json_str(in, "agent_id", 1, 64, &agent, why, cap) < 0 ||
+        bc_json_str(in, "from_number", 0, 16, &from, why, cap) < 0 ||
+        bc_json_str(in, "batch_id", 0, 128, &ext, why, cap) < 0)
+        return -1;
+    if (from && !bc_e164_valid(from)) {
+        snprintf(why, cap, "from_number must be an E.164 number");
+        return -1;
+    }
+    if (bc_json_str(in, "timezone", 0, 64, &spec->timezone, why, cap) < 0 ||
+        bc_calling_hours_check(json_object_get(in, "calling_hours"), why, cap) < 0)
+        return -1;
+    spec->calling_hours = json_object_get(in, "calling_hours");
+    for (int i = 0; i < 3; i++) {
+        v = json_object_get(in, objs[i]);
+        if (v && !json_is_null(v) && !json_is_object(v)) {
+            snprintf(why, cap, "%s must be an object", objs[i]);
+            return -1;
+        }
+    }
+    if (!(*recips = recipients_of(in, participants ? "participants" : "recipients",
+                                  participants, why, cap)))
+        return -1;
+    spec->name = ext ? ext : participants ? "call" : "batch";
+    spec->agent_id = agent;
+    spec->from_number = from;
+    spec->external_id = ext;
+    spec->ringing_timeout_s = 60;
+    spec->max_call_duration_min = 480;
+    spec->variables = json_object_get(in, "variables");
+    spec->metadata = json_object_get(in, "metadata");
+    spec->post_call = json_object_get(in, "post_call");
+    spec->recipients = *recips;
+    return 0;
+}
+
 static void create_session(rq *r, int participants)
 {
     json_t *in = body(r), *recips = NULL;
     bc_batch_spec spec = { .surface = "rymi" };
-    const char *agent = NULL, *from = NULL, *ext = NULL;
     char why[300], id[48];
     bc_err err = { "" };
-    json_t *v;
 
     if (!in)
         return;
-    if (bc_json_str(in, "agent_id", 1, 64, &agent, why, sizeof why) < 0 ||
-        bc_json_str(in, "from_number", 0, 16, &from, why, sizeof why) < 0 ||
-        bc_json_str(in, "batch_id", 0, 128, &ext, why, sizeof why) < 0) {
+    if (bc_rymi_parse(in, participants, &spec, &recips, why, sizeof why) < 0) {
         error(r->resp, 400, "invalid_request", why);
         goto out;
     }
-    if (from && !bc_e164_valid(from)) {
-        error(r->resp, 400, "invalid_request", "from_number must be an E.164 number");
-        goto out;
-    }
-    if (bc_json_str(in, "timezone", 0, 64, &spec.timezone, why, sizeof why) < 0 ||
-        bc_calling_hours_check(json_object_get(in, "calling_hours"), why, sizeof why) < 0) {
-        error(r->resp, 400, "invalid_request", why);
-        goto out;
-    }
-    spec.calling_hours = json_object_get(in, "calling_hours");
-    static const char *objs[] = { "metadata", "variables", "post_call" };
-    for (int i = 0; i < 3; i++) {
-        v = json_object_get(in, objs[i]);
-        if (v && !json_is_null(v) && !json_is_object(v)) {
-            snprintf(why, sizeof why, "%s must be an object", objs[i]);
-            error(r->resp, 400, "invalid_request", why);
-            goto out;
-        }
-    }
-    if (!(recips = recipients_of(r, in, participants ? "participants" : "recipients",
-                                 participants)))
-        goto out;
     if (dnc_clear(r, recips) < 0)
         goto out;
-    spec.name = ext ? ext : participants ? "call" : "batch";
-    spec.agent_id = agent;
-    spec.from_number = from;
-    spec.external_id = ext;
-    spec.ringing_timeout_s = 60;
-    spec.max_call_duration_min = 480;
-    spec.variables = json_object_get(in, "variables");
-    spec.metadata = json_object_get(in, "metadata");
-    spec.post_call = json_object_get(in, "post_call");
-    spec.recipients = recips;
     switch (bc_batch_create(r->api, r->g.pg, &r->g.who, &spec, id, &err)) {
     case BC_BATCH_OK:
         bc_log(r->api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",

@@ -5,8 +5,18 @@
 #define BC_RYMI_H
 
 #include "bc_api.h"
+#include "bc_batches.h"
 
 int bc_rymi_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
+
+/* Validates a POST /v1/calls/batch body (participants 0: "to" or
+ * "recipients") or a POST /v1/calls body (participants 1: "participants")
+ * into spec, whose strings and JSON borrow from in. The recipients are
+ * normalised into a new array, *recips, which spec borrows too (caller
+ * decrefs it after spec is used). 0, or -1 with why set and *recips NULL.
+ * The DNC list is not checked: that needs the database. */
+int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **recips,
+                  char *why, size_t cap);
 
 #define BC_RYMI_SESSION_COUNTS                                                    \
     "(SELECT count(*) FILTER (WHERE status IN ('dispatched', 'started')) AS live," \

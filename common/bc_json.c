@@ -14,6 +14,12 @@ json_t *bc_json_object(const char *body, size_t len, char *why, size_t cap)
     }
     j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j) {
+        /* jansson quotes the text near the error byte by byte, so it can end
+         * inside a UTF-8 character, and a why that is not UTF-8 cannot go
+         * into a JSON error body: keep it ASCII. */
+        for (char *p = jerr.text; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
         snprintf(why, cap, "malformed JSON at line %d column %d: %s", jerr.line,
                  jerr.column, jerr.text);
         return NULL;

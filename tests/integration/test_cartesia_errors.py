@@ -38,6 +38,14 @@ def test_malformed_json_is_400(stack, demo):
     assert count_batches(stack) == before
 
 
+def test_malformed_json_quoting_half_a_character_still_gets_a_json_error(stack, demo):
+    # Found by tests/fuzz/fuzz_cartesia: jansson's message quoted a lone UTF-8
+    # lead byte and the 400 went out with an empty body.
+    r = post(stack, cartesia_headers(demo["api_key"]), data='{"na\\\u022bme": "x"}'.encode())
+    assert_error(r, 400, "invalid_request")
+    assert "malformed JSON" in r.json()["error"]
+
+
 @pytest.mark.parametrize("field", ["name", "agent_id", "from_number_id", "recipients"])
 def test_missing_required_field_is_400(stack, demo, field):
     before = count_batches(stack)

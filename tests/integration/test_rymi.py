@@ -160,6 +160,15 @@ def test_participant_fanout(stack, t):
     assert_error(r, 400, "invalid_request")
 
 
+def test_error_quoting_long_non_ascii_text_is_still_json(stack, t):
+    # Found by tests/fuzz/fuzz_rymi: the message quoting the transport was
+    # cut inside a UTF-8 character and the 400 went out with an empty body.
+    for k in range(150, 160):
+        r = post(stack, t["api_key"], "/calls", {"agent_id": t["agent_id"], "participants": [
+            {"transport": "x" * k + "\u00e9" * 10, "identity": "+15559990001"}]})
+        assert_error(r, 400, "invalid_request")
+
+
 def test_list_calls_paginates_and_filters(stack, t):
     page = get(stack, t["api_key"], "/calls", limit=2, offset=0).json()
     assert page["limit"] == 2 and page["offset"] == 0 and len(page["calls"]) <= 2

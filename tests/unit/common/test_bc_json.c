@@ -22,6 +22,11 @@ static void test_object_parsing(void **state)
     assert_null(bc_json_object("[1]", 3, why, sizeof why));
     assert_non_null(strstr(why, "object"));
     assert_null(bc_json_object("{\"a\":1,\"a\":2}", 13, why, sizeof why));
+    /* jansson quotes "\u0" and the lone lead byte after it (fuzz_batchcall). */
+    assert_null(bc_json_object("{\"\\u0\xd8\x9a\":1}", 11, why, sizeof why));
+    assert_non_null(strstr(why, "malformed JSON"));
+    for (const char *p = why; *p; p++)
+        assert_true((unsigned char)*p < 0x80);
     j = bc_json_object("{\"a\":1}", 7, why, sizeof why);
     assert_non_null(j);
     json_decref(j);
