@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Every test, one command: installs what is missing, builds, starts the
 # project's own PostgreSQL and Kafka, runs the unit tests (ctest), the
-# integration and end-to-end tests (pytest), the short chaos run, then the
-# unit and integration tests again under AddressSanitizer and
-# UndefinedBehaviorSanitizer.
-# Exits non-zero on any failure. Set BC_SKIP_SANITIZE=1 to skip the second pass.
+# integration and end-to-end tests (pytest), the short chaos run, the libFuzzer
+# targets, then the unit and integration tests again under AddressSanitizer
+# and UndefinedBehaviorSanitizer.
+# Exits non-zero on any failure. Set BC_SKIP_SANITIZE=1 to skip the second pass,
+# BC_SKIP_FUZZ=1 to skip the fuzz targets (tests/fuzz/run.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -29,6 +30,10 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 # The short chaos profile: workers SIGKILLed, the scheduler leader killed,
 # the Kafka broker restarted; ends with the invariant checker's table.
 BC_BUILD_DIR="$ROOT/build" python3 tests/chaos/run.py
+# Every libFuzzer target for BC_FUZZ_SECONDS (20) each, after its regressions.
+if [ "${BC_SKIP_FUZZ:-0}" != 1 ]; then
+    tests/fuzz/run.sh
+fi
 if [ "${BC_SKIP_SANITIZE:-0}" != 1 ]; then
     # detect_leaks=0: librdkafka and libmicrohttpd keep a few process-lifetime
     # allocations; leaks are checked with valgrind on clean shutdown instead.

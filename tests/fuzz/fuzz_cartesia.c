@@ -1,0 +1,49 @@
+/* Fuzzes bc_cartesia_parse (api/bc_cartesia.c): a create-batch body becomes
+ * a batch spec only if it is one the core can store. */
+#include "bc_fuzz.h"
+
+#include "bc_cartesia.h"
+#include "bc_e164.h"
+#include "bc_json.h"
+
+static void spec_ok(const bc_batch_spec *s, json_t *recips)
+{
+    json_t *r;
+    size_t i;
+
+    BC_FUZZ_CHECK(s->recipients == recips && json_is_array(recips));
+    BC_FUZZ_CHECK(json_array_size(recips) >= 1 && json_array_size(recips) <= 5000);
+    BC_FUZZ_CHECK(s->name && *s->name && s->agent_id && *s->agent_id);
+    BC_FUZZ_CHECK(s->from_number_id && *s->from_number_id);
+    BC_FUZZ_CHECK(s->limit >= 0 && s->limit <= 100000);
+    BC_FUZZ_CHECK(s->ringing_timeout_s >= 5 && s->ringing_timeout_s <= 80);
+    BC_FUZZ_CHECK(s->max_call_duration_min >= 1 && s->max_call_duration_min <= 480);
+    BC_FUZZ_CHECK(!s->scheduled_at || bc_rfc3339_valid(s->scheduled_at));
+    BC_FUZZ_CHECK(!s->region || !strcmp(s->region, "us") || !strcmp(s->region, "eu") ||
+                  !strcmp(s->region, "apac"));
+    json_array_foreach(recips, i, r) {
+        json_t *meta = json_object_get(r, "metadata");
+
+        BC_FUZZ_CHECK(bc_e164_valid(json_string_value(json_object_get(r, "to_number"))));
+        BC_FUZZ_CHECK(json_is_null(meta) || json_is_object(meta));
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    bc_batch_spec spec = { .surface = "cartesia" };
+    json_t *body, *recips = json_null();
+    char why[300] = "";
+
+    if (!(body = bc_json_object((const char *)data, size, why, sizeof why))) {
+        BC_FUZZ_CHECK(why[0] && bc_fuzz_utf8(why));
+        return 0;
+    }
+    if (bc_cartesia_parse(body, &spec, &recips, why, sizeof why) == 0)
+        spec_ok(&spec, recips);
+    else
+        BC_FUZZ_CHECK(!recips && why[0] && bc_fuzz_utf8(why));
+    json_decref(recips);
+    json_decref(body);
+    return 0;
+}
