@@ -9,6 +9,9 @@
  * Jobs are keyed by recipient, not batch, so one batch spreads over every
  * partition and every worker of the region.
  * $1 batch id, $2 window multiple, $3 jobs topic. Returns the outbox rows. */
+/* = ANY(ARRAY(...)), not IN (...): with IN the planner guesses the LIMIT's
+ * size and hashes a sequential scan of every recipient (measured: 6 ms at
+ * 5,000 rows, growing with the table); ARRAY() makes it look each id up. */
 #define BC_SQL_RELEASE                                                          \
     "WITH b AS (SELECT id, target_concurrency_limit * $2::int AS win"          \
     "             FROM batches WHERE id = $1 AND state = 'admitted'"           \
@@ -17,14 +20,14 @@
     "              WHERE batch_id = $1 AND released"                            \
     "                AND status IN ('queued', 'dispatched', 'started')),"       \
     " r AS (UPDATE recipients SET released = true, updated_at = now()"          \
-    "        WHERE id IN (SELECT id FROM recipients"                            \
+    "        WHERE id = ANY(ARRAY(SELECT id FROM recipients"                    \
     "                      WHERE batch_id = $1 AND status = 'queued'"           \
     "                        AND NOT released"                                  \
     "                        AND (next_attempt_at IS NULL OR next_attempt_at <= now())" \
     "                      ORDER BY seq"                                        \
     "                      LIMIT GREATEST(0, coalesce((SELECT win FROM b), 0)"  \
     "                                        - (SELECT n FROM inflight))"       \
-    "                      FOR UPDATE SKIP LOCKED)"                             \
+    "                      FOR UPDATE SKIP LOCKED))"                            \
     "        RETURNING id, batch_id, tenant_id, attempts)"                      \
     " INSERT INTO outbox (topic, key, payload)"                                 \
     " SELECT $3, r.id, json_build_object('v', 1, 'recipient_id', r.id,"   \

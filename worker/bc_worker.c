@@ -16,6 +16,11 @@
 
 #define MAX_PARTS 256
 #define NO_SLOT_RETRY_MS 20
+/* Window top-ups of one batch are coalesced over this long: one release
+ * statement per batch per interval, not one per ended call (each scans the
+ * batch's backlog). The window (BC_WINDOW_MULTIPLE x the limit) covers it. */
+#define TOPUP_EVERY_MS 20
+#define MAX_TOPUPS 256
 #define PACED_RETRY_MS 250
 
 typedef struct job job;
@@ -69,6 +74,9 @@ struct bc_worker {
     int nparts;
     redial *redials;
     json_t *progress;            /* progress events not yet written: [{id,status,sid}] */
+    char topups[MAX_TOPUPS][48]; /* batches whose window wants topping up */
+    int ntopups;
+    long long next_topup;
     long long next_renew, next_outbox;
     bc_metric *m_claimed, *m_stale, *m_noslot, *m_dialed, *m_dial_failed, *m_dial_unknown,
               *m_paced, *m_finished, *m_in_hand, *m_events, *m_dup_events, *m_fenced,
@@ -364,6 +372,29 @@ static void top_up(bc_worker *w, const char *batch)
     PQclear(res);
 }
 
+/* Notes that batch's window may top up; done_top_ups() runs them. */
+static void want_top_up(bc_worker *w, const char *batch)
+{
+    for (int i = 0; i < w->ntopups; i++)
+        if (!strcmp(w->topups[i], batch))
+            return;
+    if (w->ntopups == MAX_TOPUPS) {
+        top_up(w, batch);   /* more batches than we track: do it now */
+        return;
+    }
+    snprintf(w->topups[w->ntopups++], sizeof w->topups[0], "%s", batch);
+}
+
+static void run_top_ups(bc_worker *w, long long now)
+{
+    if (now < w->next_topup)
+        return;
+    for (int i = 0; i < w->ntopups; i++)
+        top_up(w, w->topups[i]);
+    w->ntopups = 0;
+    w->next_topup = now + TOPUP_EVERY_MS;
+}
+
 /* Ends an attempt: result, lease, recipient, event, window top-up. */
 static void end_call(bc_worker *w, const char *call, const char *status, int duration,
                      const char *end_reason, const char *sid, const char *error)
@@ -393,7 +424,7 @@ static void end_call(bc_worker *w, const char *call, const char *status, int dur
     char batch[48];
     snprintf(batch, sizeof batch, "%s", bc_pg_val(res, 0, "batch_id"));
     PQclear(res);
-    top_up(w, batch);
+    want_top_up(w, batch);
     /* A slot of this batch is free: let its waiting jobs try at once. */
     for (wbatch *b = w->batches; b; b = b->next)
         if (!strcmp(b->id, batch))
@@ -778,6 +809,7 @@ static void periodic(bc_worker *w)
     long long now = now_ms();
     bc_err err = { "" };
 
+    run_top_ups(w, now);
     if (now >= w->next_outbox) {
         if (bc_publisher_tick(w->pub, w->pg, &err) < 0)
             bc_log(w->ctx->log, BC_WARN, "outbox.delete_failed", "{s:s}", "error", err.msg);
@@ -845,6 +877,7 @@ void bc_worker_drain(bc_worker *w, int grace_ms)
      * those outbox rows, so the relay does not send them a second time. */
     bc_publisher_flush(w->pub, (int)(until > now_ms() ? until - now_ms() : 0));
     w->next_outbox = 0;
+    w->next_topup = 0;
     periodic(w);
 }
 
