@@ -140,7 +140,8 @@ def kafka_baseline(n, size=300):
     from confluent_kafka.admin import AdminClient, NewTopic
     brokers = os.environ["BC_KAFKA_BROKERS"]
     topic = f"bench-raw-{os.getpid()}-{int(time.time())}"
-    AdminClient({"bootstrap.servers": brokers}).create_topics([NewTopic(topic, 3, 1)])[topic].result()
+    admin = AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result()
     p = Producer({"bootstrap.servers": brokers, "linger.ms": 5, "acks": "all"})
     payload = b"x" * size
     t0 = time.monotonic()
@@ -170,8 +171,9 @@ def pg_baseline(n):
     conn = psycopg2.connect(os.environ["BC_PG_DSN"])
     conn.autocommit = True
     cur = conn.cursor()
-    cur.execute("CREATE TEMP TABLE IF NOT EXISTS bench_raw (id text PRIMARY KEY, status text)")
-    cur.execute("TRUNCATE bench_raw")
+    # A logged table, as ours are: every commit waits for its WAL flush.
+    cur.execute("DROP TABLE IF EXISTS bench_raw")
+    cur.execute("CREATE TABLE bench_raw (id text PRIMARY KEY, status text)")
     cur.execute("INSERT INTO bench_raw SELECT 'r' || g, 'queued' FROM generate_series(1, %s) g", (n,))
     cur.execute("PREPARE up(text) AS UPDATE bench_raw SET status = 'done'"
                 " WHERE id = $1 AND status = 'queued'")
@@ -179,6 +181,7 @@ def pg_baseline(n):
     for i in range(1, n + 1):
         cur.execute("EXECUTE up(%s)", (f"r{i}",))
     dt = time.monotonic() - t0
+    cur.execute("DROP TABLE bench_raw")
     conn.close()
     return n / dt
 
@@ -212,6 +215,7 @@ def b2(args):
         first = min(d["at_ms"] for d in sc.dials(bids[0]))
         rate = n / ((end - first) / 1000.0)
         dials = sc.ledger()["dials"]
+        print(f"  B2 dispatch: {rate:,.0f} attempts/s ({(end - first) / 1000:.1f} s)", flush=True)
     finally:
         sc.close()
     kb = kafka_baseline(n)
@@ -269,6 +273,7 @@ def b4(args):
         t = sc.tenant(concurrency=100)
         lat = []
         # The first run waits for the worker's partition assignment: not counted.
+        time.sleep(float(os.environ.get("B4_SETTLE_S", "0")))
         for i in range(-1, args.b4_runs):
             t0 = now_ms()
             bid = sc.create(t, numbers(f"4{i + 1:02d}", 1), limit=1)
@@ -282,6 +287,7 @@ def b4(args):
         base = http_baseline(sc.s.sim)
     finally:
         sc.close()
+    print("  B4 runs (ms):", " ".join(f"{x:.0f}" for x in lat), flush=True)
     row("B4", "first dial after POST, p50", pct(lat, 50), "ms", base, "<= 50 ms")
     row("B4", "first dial after POST, p99", pct(lat, 99), "ms", base)
     row("B4", "  baseline: bare HTTP round trip to the sim", base, "ms")
