@@ -357,7 +357,7 @@ def main():
     ap.add_argument("ids", nargs="*", help="scenario ids (default: all)")
     ap.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "1")))
     ap.add_argument("--b2-n", type=int, default=20000)
-    ap.add_argument("--b3-n", type=int, default=6000)
+    ap.add_argument("--b3-n", type=int, default=5000)
     ap.add_argument("--b4-runs", type=int, default=30)
     ap.add_argument("--b6-runs", type=int, default=10)
     ap.add_argument("--b7-big", type=int, default=1000000)
