@@ -293,6 +293,65 @@ def b4(args):
     row("B4", "  baseline: bare HTTP round trip to the sim", base, "ms")
 
 
+def rate_over(sc, bids, seconds):
+    """Attempts ended per second over a window, after a 5 s warm-up."""
+    time.sleep(5)
+    n0, t0 = sc.terminal(bids), time.monotonic()
+    time.sleep(seconds)
+    return (sc.terminal(bids) - n0) / (time.monotonic() - t0)
+
+
+def b5(args):
+    """Scale: dispatch with 1,000,000 waiting vs 10,000; worker RSS; bytes per recipient."""
+    zero = {"BC_SIM_MS_PER_SECOND": "0", "BC_SIM_RING_SECONDS": "0", "BC_SIM_TALK_SECONDS": "0",
+            "BC_SIM_MIX": "completed=1"}
+    # The same 200 batches and limits both times; only the backlog differs.
+    nb, slots = 200, 400
+    rates = {}
+    for waiting in (10000, args.b5_big):
+        sc = Scenario(f"b5-{waiting}", zero)
+        try:
+            t = sc.tenant(concurrency=slots)
+            per = waiting // nb
+            start = (datetime.datetime.now(datetime.timezone.utc)
+                     + datetime.timedelta(seconds=45 if waiting > 10000 else 10))
+            bids = [sc.create(t, numbers(f"5{i:03d}", per), limit=slots // nb,
+                              scheduled_at=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                    for i in range(nb)]
+            if waiting > 10000:
+                size = sc.s.sql("SELECT pg_total_relation_size('recipients'), count(*) FROM recipients")[0]
+            while sc.s.sql("SELECT count(*) FROM batches WHERE id = ANY(%s) AND state = 'admitted'",
+                           bids)[0][0] < nb:
+                time.sleep(0.5)
+            rates[waiting] = rate_over(sc, bids, args.b5_window)
+        finally:
+            sc.close()
+    row("B5", f"attempts/s, {args.b5_big:,} waiting in {nb} batches",
+        rates[args.b5_big], "att/s", rates[10000], "ratio >= 0.9")
+    row("B5", f"  the same, 10,000 waiting in {nb} batches", rates[10000], "att/s")
+    row("B5", "PostgreSQL bytes per recipient (table + indexes)", size[0] / size[1], "B")
+    # Worker memory with 5,000 live calls.
+    sc = Scenario("b5-rss", {"BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "1",
+                             "BC_SIM_TALK_SECONDS": "300", "BC_SIM_MIX": "completed=1"},
+                  worker_env={"BC_WORKER_MAX_DIALS": "512"})
+    try:
+        t = sc.tenant(concurrency=5000)
+        bid = sc.create(t, numbers("590", 5000), limit=5000)
+        deadline = time.monotonic() + 150
+        live = 0
+        while time.monotonic() < deadline:
+            live = sc.ledger()["batches"].get(bid, {}).get("live", 0)
+            if live >= 5000:
+                break
+            time.sleep(1)
+        pid = sc.workers[0][0].p.pid
+        with open(f"/proc/{pid}/status") as f:
+            rss = next(int(x.split()[1]) for x in f if x.startswith("VmRSS")) / 1024.0
+    finally:
+        sc.close()
+    row("B5", f"worker RSS with {live:,} live calls", rss, "MiB", None, "<= 64 MB")
+
+
 def b6(args):
     """Cancel latency: from cancel returning to the last new dial."""
     sc = Scenario("b6", {"BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
@@ -349,7 +408,7 @@ def b7(args):
     row("B7", "  backlog built through the API in", build_s, "s")
 
 
-SCENARIOS = {"B2": b2, "B3": b3, "B4": b4, "B6": b6, "B7": b7}
+SCENARIOS = {"B2": b2, "B3": b3, "B4": b4, "B5": b5, "B6": b6, "B7": b7}
 
 
 def main():
@@ -359,6 +418,8 @@ def main():
     ap.add_argument("--b2-n", type=int, default=20000)
     ap.add_argument("--b3-n", type=int, default=5000)
     ap.add_argument("--b4-runs", type=int, default=30)
+    ap.add_argument("--b5-big", type=int, default=1000000)
+    ap.add_argument("--b5-window", type=int, default=30)
     ap.add_argument("--b6-runs", type=int, default=10)
     ap.add_argument("--b7-big", type=int, default=1000000)
     ap.add_argument("--b7-runs", type=int, default=5)
