@@ -110,17 +110,20 @@ class Scenario:
         return self.s.sql("SELECT count(*) FROM recipients WHERE batch_id = ANY(%s)"
                           " AND status IN ('completed', 'failed', 'cancelled')", list(bids))[0][0]
 
-    def wait_terminal(self, bids, n, timeout):
+    def wait_terminal(self, bids, n, timeout, poll=0.05):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.terminal(bids) >= n:
                 return now_ms()
-            time.sleep(0.05)
+            time.sleep(poll)
         raise RuntimeError(f"{n} recipients not terminal after {timeout}s")
 
     def close(self):
         self.s.stop_all()
-        self.s.drop_db()
+        if os.environ.get("BENCH_KEEP_DB") == "1":    # to look at its plans afterwards
+            print(f"  kept database {self.s.db}", flush=True)
+        else:
+            self.s.drop_db()
 
 
 def _free_port():
@@ -208,14 +211,17 @@ def b2(args):
         t = sc.tenant(concurrency=1000)
         per = 5000
         bids = []
-        t0 = now_ms()
         for i in range(0, n, per):
             bids.append(sc.create(t, numbers(f"2{i // per:02d}", min(per, n - i)), limit=250))
-        end = sc.wait_terminal(bids, n, 600)
-        first = min(d["at_ms"] for d in sc.dials(bids[0]))
-        rate = n / ((end - first) / 1000.0)
+        # Polled once a second: the count is itself a query on PostgreSQL,
+        # which shares the 2 cores. The span comes from PostgreSQL's own
+        # timestamps: the first claim to the last recipient ended.
+        sc.wait_terminal(bids, n, 600, poll=1.0)
+        span = sc.s.sql("SELECT extract(epoch FROM (SELECT max(updated_at) FROM recipients)"
+                        " - (SELECT min(created_at) FROM calls))")[0][0]
+        rate = n / float(span)
         dials = sc.ledger()["dials"]
-        print(f"  B2 dispatch: {rate:,.0f} attempts/s ({(end - first) / 1000:.1f} s)", flush=True)
+        print(f"  B2 dispatch: {rate:,.0f} attempts/s ({float(span):.1f} s)", flush=True)
     finally:
         sc.close()
     kb = kafka_baseline(n)
@@ -224,7 +230,6 @@ def b2(args):
     row("B2", "  baseline: raw Kafka produce+consume", kb, "msg/s")
     row("B2", "  baseline: raw PostgreSQL conditional UPDATE", pb, "upd/s")
     row("B2", "  dials placed (must equal recipients)", dials, "dials", float(n))
-    del t0
 
 
 def b3(args):

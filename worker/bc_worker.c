@@ -29,6 +29,7 @@ struct job {
     job *next_part;           /* in its partition's offset order */
     rd_kafka_message_t *msg;  /* kept until its offset can be stored */
     int done;
+    int gone;                 /* taken off its batch's wait queue this turn */
     int attempt;
     char recipient[48], batch[48], tenant[48];
 };
@@ -74,6 +75,8 @@ struct bc_worker {
     int nparts;
     redial *redials;
     json_t *progress;            /* progress events not yet written: [{id,status,sid}] */
+    json_t *accepted;            /* accepted dials not yet written: [{c,sid,t}] */
+    json_t *ends;                /* ended attempts not yet written (call_end_many) */
     char topups[MAX_TOPUPS][48]; /* batches whose window wants topping up */
     int ntopups;
     long long next_topup;
@@ -85,60 +88,79 @@ struct bc_worker {
 
 static const bc_pg_stmt stmts[] = {
     BC_PUBLISHER_STMT,
-    /* Lease and claim in one statement: a slot is taken only if the
-     * recipient's attempt is still queued, and the recipient is claimed only
-     * if a slot was free; the call row records our attempt id before any
-     * dial. $1 recipient $2 batch $3 attempt $4 call id $5 holder $6 ttl s */
-    { "claim",
-      "WITH b AS (SELECT id, from_number, ringing_timeout_s, max_call_duration_min"
-      "             FROM batches WHERE id = $2 AND state = 'admitted'"
-      "              AND in_calling_hours(calling_hours, timezone, now()) FOR SHARE),"
-      " slot AS (SELECT l.batch_id, l.slot FROM leases l JOIN b ON l.batch_id = b.id"
-      "           WHERE l.call_id IS NULL ORDER BY l.slot LIMIT 1"
-      "           FOR UPDATE OF l SKIP LOCKED),"
-      " r AS (UPDATE recipients SET status = 'dispatched', attempts = $3::int,"
-      "              last_call_id = $4, updated_at = now()"
-      "        WHERE id = $1 AND batch_id = $2 AND status = 'queued'"
-      "          AND attempts = $3::int - 1 AND EXISTS (SELECT 1 FROM slot)"
-      "        RETURNING id, tenant_id, to_number, from_number),"
-      " l AS (UPDATE leases SET token = nextval('lease_token_seq'), holder = $5,"
-      "              call_id = $4, expires_at = now() + make_interval(secs => $6::int)"
-      "         FROM slot, r"
-      "        WHERE leases.batch_id = slot.batch_id AND leases.slot = slot.slot"
-      "        RETURNING leases.slot, leases.token)"
-      " INSERT INTO calls (id, recipient_id, batch_id, tenant_id, attempt, status,"
-      "                    lease_slot, lease_token, to_number, from_number, history)"
-      " SELECT $4, r.id, $2, r.tenant_id, $3::int, 'claimed', l.slot, l.token,"
-      "        r.to_number, coalesce(r.from_number, b.from_number),"
-      "        jsonb_build_array(jsonb_build_object('status', 'claimed', 'at', rfc3339_ms(now())))"
-      "   FROM r, l, b"
-      " RETURNING id, tenant_id, to_number, from_number, lease_token,"
-      "           (SELECT ringing_timeout_s FROM b) AS ring,"
-      "           (SELECT max_call_duration_min FROM b) AS max_min" },
-    /* Why a claim did not happen: stale job, or only no free slot. */
-    { "claim_why",
-      "SELECT r.status = 'queued' AND r.attempts = $2::int - 1"
-      "       AND b.state = 'admitted' AS claimable,"
-      "       in_calling_hours(b.calling_hours, b.timezone, now()) AS in_hours"
-      "  FROM recipients r JOIN batches b ON b.id = r.batch_id WHERE r.id = $1" },
-    /* Outside calling hours a job goes back to the backlog: the scheduler
-     * releases it again when the hours open, and no worker holds it. */
-    { "unrelease",
-      "UPDATE recipients SET released = false, updated_at = now()"
-      " WHERE id = $1 AND status = 'queued' AND attempts = $2::int - 1" },
-    /* The last step before the carrier is asked: only while the batch is
-     * still admitted (a cancel waits for this row lock, and a claim it beat
-     * is never dialed) and only with the current lease token (a holder whose
-     * lease was taken over is fenced off). $1 call $2 batch $3 token */
-    { "dial_start",
-      "WITH b AS (SELECT id FROM batches WHERE id = $2 AND state = 'admitted' FOR SHARE)"
+    /* The claims of one loop turn in one statement. Per job: a slot is
+     * taken only if the recipient's attempt is still queued and its batch
+     * admitted and in calling hours, and the recipient is claimed only with
+     * a slot; the call row records our attempt id before any dial. Jobs of
+     * a batch get its free slots in job order. Every job gets one row back:
+     * 'claimed' (with what the dial needs), 'noslot' (keep it, try again),
+     * 'hours' (outside calling hours: put back in the backlog, the scheduler
+     * releases it when they open) or 'stale' (claimed elsewhere, finished,
+     * cancelled or a later attempt: drop it).
+     * $1 [{"n","r" recipient,"b" batch,"a" attempt,"c" call id}] $2 holder $3 ttl s */
+    { "claim_many",
+      "WITH j AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS j(n int, r text, b text, a int, c text)),"
+      " bs AS (SELECT id, state = 'admitted' AS admitted,"
+      "               in_calling_hours(calling_hours, timezone, now()) AS in_hours"
+      "          FROM batches WHERE id IN (SELECT b FROM j)),"
+      " bb AS (SELECT id, from_number, ringing_timeout_s, max_call_duration_min FROM batches"
+      "         WHERE id IN (SELECT id FROM bs WHERE admitted AND in_hours)"
+      "           AND state = 'admitted' FOR SHARE),"
+      " q AS (SELECT j.n, j.r, j.b, j.a, j.c, row_number() OVER (PARTITION BY j.b ORDER BY j.n) AS k"
+      "         FROM j JOIN recipients rc ON rc.id = j.r AND rc.batch_id = j.b"
+      "          AND rc.status = 'queued' AND rc.attempts = j.a - 1"
+      "        WHERE j.b IN (SELECT id FROM bb)),"
+      " need AS (SELECT b, count(*) AS k FROM q GROUP BY b),"
+      " s AS (SELECT need.b, f.slot, row_number() OVER (PARTITION BY need.b ORDER BY f.slot) AS k"
+      "         FROM need, LATERAL (SELECT l.slot FROM leases l"
+      "                              WHERE l.batch_id = need.b AND l.call_id IS NULL"
+      "                              ORDER BY l.slot LIMIT need.k FOR UPDATE SKIP LOCKED) f),"
+      " p AS (SELECT q.*, s.slot FROM q JOIN s ON s.b = q.b AND s.k = q.k),"
+      " r AS (UPDATE recipients SET status = 'dispatched', attempts = p.a, last_call_id = p.c,"
+      "              updated_at = now()"
+      "         FROM p WHERE recipients.id = p.r AND recipients.batch_id = p.b"
+      "          AND recipients.status = 'queued' AND recipients.attempts = p.a - 1"
+      "       RETURNING recipients.id, recipients.tenant_id, recipients.to_number,"
+      "                 recipients.from_number, p.c, p.b, p.a, p.slot),"
+      " l AS (UPDATE leases SET token = nextval('lease_token_seq'), holder = $2,"
+      "              call_id = r.c, expires_at = now() + make_interval(secs => $3::int)"
+      "         FROM r WHERE leases.batch_id = r.b AND leases.slot = r.slot"
+      "       RETURNING leases.slot, leases.token, leases.call_id),"
+      " ins AS (INSERT INTO calls (id, recipient_id, batch_id, tenant_id, attempt, status,"
+      "                            lease_slot, lease_token, to_number, from_number, history)"
+      "         SELECT r.c, r.id, r.b, r.tenant_id, r.a, 'claimed', l.slot, l.token,"
+      "                r.to_number, coalesce(r.from_number, bb.from_number),"
+      "                jsonb_build_array(jsonb_build_object('status', 'claimed', 'at', rfc3339_ms(now())))"
+      "           FROM r JOIN l ON l.call_id = r.c JOIN bb ON bb.id = r.b"
+      "         RETURNING id, tenant_id, to_number, from_number, lease_token),"
+      " u AS (UPDATE recipients SET released = false, updated_at = now()"
+      "         FROM j JOIN bs ON bs.id = j.b AND bs.admitted AND NOT bs.in_hours"
+      "        WHERE recipients.id = j.r AND recipients.status = 'queued'"
+      "          AND recipients.attempts = j.a - 1"
+      "       RETURNING recipients.id)"
+      " SELECT j.n, CASE WHEN ins.id IS NOT NULL THEN 'claimed'"
+      "                  WHEN u.id IS NOT NULL THEN 'hours'"
+      "                  WHEN q.n IS NOT NULL THEN 'noslot' ELSE 'stale' END AS outcome,"
+      "        ins.tenant_id, ins.to_number, ins.from_number, ins.lease_token,"
+      "        bb.ringing_timeout_s AS ring, bb.max_call_duration_min AS max_min"
+      "   FROM j LEFT JOIN ins ON ins.id = j.c LEFT JOIN u ON u.id = j.r"
+      "          LEFT JOIN q ON q.n = j.n LEFT JOIN bb ON bb.id = j.b" },
+    /* The last step before the carrier is asked, for the claims of one
+     * turn: only while the batch is still admitted (a cancel waits for this
+     * row lock, and a claim it beat is never dialed) and only with the
+     * current lease token (a holder whose lease was taken over is fenced
+     * off). Returns the calls that may be dialed.
+     * $1 [{"c" call,"b" batch,"t" token}] */
+    { "dial_start_many",
+      "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, b text, t bigint)),"
+      " b AS (SELECT id FROM batches WHERE id IN (SELECT b FROM d) AND state = 'admitted' FOR SHARE)"
       " UPDATE calls SET status = 'dialing',"
       "        history = history || jsonb_build_object('status', 'dialing', 'at', rfc3339_ms(now()))"
-      "  WHERE id = $1 AND status = 'claimed' AND lease_token = $3::bigint"
-      "    AND EXISTS (SELECT 1 FROM b)"
-      "    AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = $2"
-      "                AND l.slot = calls.lease_slot AND l.token = $3::bigint)"
-      " RETURNING id" },
+      "   FROM d WHERE calls.id = d.c AND calls.status = 'claimed' AND calls.lease_token = d.t"
+      "    AND d.b IN (SELECT id FROM b)"
+      "    AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = d.b"
+      "                AND l.slot = calls.lease_slot AND l.token = d.t)"
+      " RETURNING calls.id" },
     /* A claim dial_start refused while its token is still current: the
      * batch was cancelled after the claim and the cancel's statement could
      * not see it (it read before the claim committed). Settle it here.
@@ -156,14 +178,16 @@ static const bc_pg_stmt stmts[] = {
       " UPDATE recipients SET status = 'cancelled', updated_at = now() FROM c"
       "  WHERE recipients.id = c.recipient_id AND recipients.status = 'dispatched'" },
     /* Fenced like dial_start: a late answer of a dial whose lease was taken
-     * over records nothing; the reconciler owns that call now. */
-    { "dial_accepted",
-      "UPDATE calls SET carrier_call_id = coalesce(carrier_call_id, $2),"
-      "       status = CASE WHEN status = 'dialing' THEN 'queued' ELSE status END"
-      " WHERE id = $1 AND lease_token = $3::bigint"
-      "   AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = calls.batch_id"
-      "               AND l.slot = calls.lease_slot AND l.token = $3::bigint)"
-      " RETURNING id" },
+     * over records nothing; the reconciler owns that call now. The accepted
+     * dials of one turn in one statement. $1 [{"c" call,"sid","t" token}] */
+    { "dial_accepted_many",
+      "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, sid text, t bigint))"
+      " UPDATE calls SET carrier_call_id = coalesce(calls.carrier_call_id, d.sid),"
+      "        status = CASE WHEN calls.status = 'dialing' THEN 'queued' ELSE calls.status END"
+      "   FROM d WHERE calls.id = d.c AND calls.lease_token = d.t"
+      "    AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = calls.batch_id"
+      "                AND l.slot = calls.lease_slot AND l.token = d.t)"
+      " RETURNING calls.id" },
     /* The carrier may or may not have the call (5xx, timeout, no answer):
      * stop renewing and let the lease lapse shortly, so the reconciler asks
      * the carrier before anyone dials this attempt again. The grace lets a
@@ -193,43 +217,48 @@ static const bc_pg_stmt stmts[] = {
       " UPDATE recipients SET status = 'started', updated_at = now() FROM c"
       "  WHERE recipients.id = c.recipient_id AND recipients.last_call_id = c.id"
       "    AND recipients.status = 'dispatched' AND c.status = 'in-progress'" },
-    /* The end of an attempt, in one statement: the call's final status, the
-     * lease freed (only if the token still matches), the recipient finished
-     * or queued for a retry, and the call-result event in the outbox.
-     * $1 call $2 carrier status $3 duration $4 end reason $5 carrier sid
-     * $6 retryable $7 retry base seconds $8 results topic $9 error message */
-    { "call_end",
-      "WITH c AS (UPDATE calls SET status = $2, ended_at = now(), duration_s = $3::int,"
-      "        history = history || jsonb_build_object('status', $2::text, 'at', rfc3339_ms(now())),"
-      "        end_reason = $4, carrier_call_id = coalesce(carrier_call_id, $5)"
-      "      WHERE id = $1 AND call_status_rank(status) < 9"
-      "      RETURNING id, recipient_id, batch_id, tenant_id, attempt, lease_slot,"
-      "                lease_token, to_number, from_number, duration_s),"
+    /* The ends of the attempts of one turn, in one statement: each call's
+     * final status, its lease freed (only if the token still matches), its
+     * recipient finished or queued for a retry, and its call-result event
+     * in the outbox (keyed by batch id). A call already ended returns no
+     * row. $1 [{"id","status","dur","reason","sid","retry","err"}]
+     * $2 results topic $3 retry base seconds */
+    { "call_end_many",
+      "WITH e AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
+      "             AS e(id text, status text, dur int, reason text, sid text, retry bool, err text)),"
+      " c AS (UPDATE calls SET status = e.status, ended_at = now(), duration_s = e.dur,"
+      "        history = history || jsonb_build_object('status', e.status, 'at', rfc3339_ms(now())),"
+      "        end_reason = e.reason, carrier_call_id = coalesce(carrier_call_id, e.sid)"
+      "        FROM e WHERE calls.id = e.id AND call_status_rank(calls.status) < 9"
+      "      RETURNING calls.id, calls.recipient_id, calls.batch_id, calls.tenant_id,"
+      "                calls.attempt, calls.lease_slot, calls.lease_token, calls.to_number,"
+      "                calls.from_number, calls.duration_s, e.status AS final_status,"
+      "                e.reason, e.retry, e.err),"
       " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL"
       "         FROM c WHERE leases.batch_id = c.batch_id AND leases.slot = c.lease_slot"
-      "          AND leases.token = c.lease_token RETURNING leases.slot),"
+      "          AND leases.token = c.lease_token RETURNING c.id),"
       " r AS (UPDATE recipients rr SET"
-      "        status = CASE WHEN $6::bool AND rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
+      "        status = CASE WHEN c.retry AND rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
       "                        AND b.state = 'admitted' THEN 'queued'"
-      "                      WHEN $2 = 'completed' THEN 'completed' ELSE 'failed' END,"
-      "        next_attempt_at = CASE WHEN $6::bool AND rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
-      "          THEN now() + make_interval(secs => $7::float8 * power(2, rr.attempts - 1)"
+      "                      WHEN c.final_status = 'completed' THEN 'completed' ELSE 'failed' END,"
+      "        next_attempt_at = CASE WHEN c.retry AND rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
+      "          THEN now() + make_interval(secs => $3::float8 * power(2, rr.attempts - 1)"
       "                                            * (0.5 + random())) END,"
-      "        released = false, end_reason = $4, error_message = $9, updated_at = now()"
+      "        released = false, end_reason = c.reason, error_message = c.err, updated_at = now()"
       "        FROM c, batches b"
       "       WHERE rr.id = c.recipient_id AND rr.last_call_id = c.id AND b.id = c.batch_id"
-      "       RETURNING rr.status)"
+      "       RETURNING rr.id, rr.status)"
       " INSERT INTO outbox (topic, key, payload)"
-      " SELECT $8, c.batch_id, json_build_object('schema', 'batchcall.call-result/v1',"
+      " SELECT $2, c.batch_id, json_build_object('schema', 'batchcall.call-result/v1',"
       "        'call_id', c.id, 'batch_id', c.batch_id, 'tenant_id', c.tenant_id,"
       "        'recipient_id', c.recipient_id, 'attempt', c.attempt,"
-      "        'carrier_status', $2, 'end_reason', $4, 'duration_s', c.duration_s,"
+      "        'carrier_status', c.final_status, 'end_reason', c.reason, 'duration_s', c.duration_s,"
       "        'to_number', c.to_number, 'from_number', c.from_number,"
       "        'recipient_status', r.status, 'final', r.status <> 'queued',"
-      "        'lease_released', EXISTS (SELECT 1 FROM l),"
+      "        'lease_released', EXISTS (SELECT 1 FROM l WHERE l.id = c.id),"
       "        'ended_at', rfc3339(now()))::text"
-      "   FROM c LEFT JOIN r ON true"
-      " RETURNING id, topic, key, payload, (SELECT batch_id FROM c) AS batch_id" },
+      "   FROM c LEFT JOIN r ON r.id = c.recipient_id"
+      " RETURNING id, topic, key, payload" },
     { "release", BC_SQL_RELEASE },
     { "renew",
       "UPDATE leases SET expires_at = now() + make_interval(secs => $2::int)"
@@ -395,40 +424,114 @@ static void run_top_ups(bc_worker *w, long long now)
     w->next_topup = now + TOPUP_EVERY_MS;
 }
 
-/* Ends an attempt: result, lease, recipient, event, window top-up. */
+/* Appends {key: value ...} to a pending array unless an entry with the
+ * same "id"/"c" is there already (a repeat within one turn). */
+static int pending_has(json_t *arr, const char *field, const char *id)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(arr, i, e)
+        if (!strcmp(json_string_value(json_object_get(e, field)), id))
+            return 1;
+    return 0;
+}
+
+/* Ends an attempt: gathered, and written with the turn's other ends in one
+ * statement (flush_ends): result, lease, recipient, event, window top-up. */
 static void end_call(bc_worker *w, const char *call, const char *status, int duration,
                      const char *end_reason, const char *sid, const char *error)
 {
     int retryable = !strcmp(status, "busy") || !strcmp(status, "no-answer") ||
                     !strcmp(status, "failed");
-    char dur[16], base[32];
+
+    if (pending_has(w->ends, "id", call)) {
+        bc_metric_add(w->m_dup_events, 1);   /* a repeat in the same turn */
+        return;
+    }
+    json_array_append_new(w->ends, json_pack("{s:s,s:s,s:i,s:s,s:s?,s:b,s:s?}", "id", call,
+                                             "status", status, "dur", duration, "reason",
+                                             end_reason, "sid", sid, "retry", retryable,
+                                             "err", error));
+}
+
+/* Writes the ends gathered so far; a batch whose slot came free tops up. */
+static int flush_ends(bc_worker *w)
+{
+    char base[32];
     bc_err err = { "" };
     PGresult *res;
+    char *doc;
+    size_t n = json_array_size(w->ends);
 
-    snprintf(dur, sizeof dur, "%d", duration);
+    if (n == 0)
+        return 0;
+    doc = json_dumps(w->ends, JSON_COMPACT);
     snprintf(base, sizeof base, "%.3f", (double)w->retry_base_ms / 1000.0);
-    const char *p[] = { call, status, dur, end_reason, sid, retryable ? "t" : "f", base,
-                        w->results_topic, error };
-    if (!(res = bc_pg_exec(w->pg, "call_end", 9, p, &err))) {
-        bc_log(w->ctx->log, BC_ERROR, "call.end_failed", "{s:s,s:s}", "call_id", call,
-               "error", err.msg);
-        return;
+    const char *p[] = { doc, w->results_topic, base };
+    if (!doc || !(res = bc_pg_exec(w->pg, "call_end_many", 3, p, &err))) {
+        /* The calls stay open; the reconciler's quiet-call sweep asks the
+         * carrier about them, so no slot is held for ever. */
+        bc_log(w->ctx->log, BC_ERROR, "call.end_failed", "{s:I,s:s}", "calls", (json_int_t)n,
+               "error", doc ? err.msg : "out of memory");
+        free(doc);
+        json_array_clear(w->ends);
+        return -1;
     }
-    if (PQntuples(res) == 0) {
-        bc_metric_add(w->m_dup_events, 1);   /* already ended: a repeat */
-        PQclear(res);
-        return;
-    }
-    bc_metric_add(w->m_finished, 1);
+    free(doc);
+    json_array_clear(w->ends);
+    bc_metric_add(w->m_dup_events, (double)(n - (size_t)PQntuples(res)));   /* already ended */
+    bc_metric_add(w->m_finished, (double)PQntuples(res));
     publish_rows(w, res);
-    char batch[48];
-    snprintf(batch, sizeof batch, "%s", bc_pg_val(res, 0, "batch_id"));
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *batch = bc_pg_val(res, i, "key");
+
+        want_top_up(w, batch);
+        /* A slot of this batch is free: let its waiting jobs try at once. */
+        for (wbatch *b = w->batches; b; b = b->next)
+            if (!strcmp(b->id, batch))
+                b->retry_at = 0;
+    }
     PQclear(res);
-    want_top_up(w, batch);
-    /* A slot of this batch is free: let its waiting jobs try at once. */
-    for (wbatch *b = w->batches; b; b = b->next)
-        if (!strcmp(b->id, batch))
-            b->retry_at = 0;
+    return 0;
+}
+
+/* Writes the accepted dials gathered so far: the carrier's id, 'queued'. */
+static void flush_accepted(bc_worker *w)
+{
+    bc_err err = { "" };
+    PGresult *res;
+    size_t i, n = json_array_size(w->accepted);
+    json_t *e;
+    char *doc;
+
+    if (n == 0)
+        return;
+    doc = json_dumps(w->accepted, JSON_COMPACT);
+    const char *p[] = { doc };
+    if (!doc || !(res = bc_pg_exec(w->pg, "dial_accepted_many", 1, p, &err))) {
+        bc_log(w->ctx->log, BC_WARN, "dial.record_failed", "{s:I,s:s}", "calls", (json_int_t)n,
+               "error", doc ? err.msg : "out of memory");
+    } else {
+        if ((size_t)PQntuples(res) < n) {
+            json_array_foreach(w->accepted, i, e) {
+                const char *c = json_string_value(json_object_get(e, "c"));
+                int found = 0;
+
+                for (int k = 0; k < PQntuples(res) && !found; k++)
+                    found = !strcmp(PQgetvalue(res, k, 0), c);
+                if (!found) {
+                    bc_metric_add(w->m_fenced, 1);
+                    bc_log(w->ctx->log, BC_WARN, "lease.late_write_refused", "{s:s,s:I}",
+                           "call_id", c, "token",
+                           json_integer_value(json_object_get(e, "t")));
+                }
+            }
+        }
+        PQclear(res);
+    }
+    free(doc);
+    json_array_clear(w->accepted);
 }
 
 static const char *end_reason_of(const char *status, int duration, int limit_s)
@@ -453,22 +556,13 @@ static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *si
     redial *rd;
 
     switch (r) {
-    case BC_DIAL_ACCEPTED: {
-        char tok[24];
-        snprintf(tok, sizeof tok, "%lld", d->lease_token);
-        const char *p[] = { d->call_id, sid, tok };
+    case BC_DIAL_ACCEPTED:
         bc_metric_add(w->m_dialed, 1);
-        if (!(res = bc_pg_exec(w->pg, "dial_accepted", 3, p, &err))) {
-            bc_log(w->ctx->log, BC_WARN, "dial.record_failed", "{s:s,s:s}", "call_id",
-                   d->call_id, "error", err.msg);
-        } else if (PQntuples(res) == 0) {
-            bc_metric_add(w->m_fenced, 1);
-            bc_log(w->ctx->log, BC_WARN, "lease.late_write_refused", "{s:s,s:I}", "call_id",
-                   d->call_id, "token", (json_int_t)d->lease_token);
-        }
-        PQclear(res);
+        /* Written with the turn's other accepted dials (flush_accepted). */
+        json_array_append_new(w->accepted, json_pack("{s:s,s:s?,s:I}", "c", d->call_id,
+                                                     "sid", sid, "t",
+                                                     (json_int_t)d->lease_token));
         break;
-    }
     case BC_DIAL_PACED:
         /* Over the carrier's pace: wait and place it again; costs no retry. */
         bc_metric_add(w->m_paced, 1);
@@ -503,100 +597,154 @@ static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *si
     }
 }
 
-enum { CLAIM_NO_SLOT = 0, CLAIM_DROPPED, CLAIM_DIALED };
+/* At most this many jobs are claimed in one statement. */
+#define MAX_CLAIM 128
 
-/* Tries to claim the first waiting job of b: CLAIM_DIALED if a call went
- * out, CLAIM_DROPPED if the job was stale or lost its race (try the next),
- * CLAIM_NO_SLOT if the batch has no free slot (or the database failed). */
-static int claim_one(bc_worker *w, wbatch *b)
+/* Takes the claimed calls whose batch is still admitted and whose lease
+ * is still ours to 'dialing', in one statement, and dials them; a claim
+ * refused there is settled (claim_cancel) and never dialed. */
+static void start_dials(bc_worker *w, bc_dial *ds, int n)
 {
-    job *j = b->head;
-    char call[48], attempt[16], ttl[16];
+    json_t *arr = json_array();
     bc_err err = { "" };
     PGresult *res;
-    bc_dial d = { 0 };
+    char *doc;
 
-    if (bc_id_new(call, sizeof call, "ac") < 0)
-        return CLAIM_NO_SLOT;
-    snprintf(attempt, sizeof attempt, "%d", j->attempt);
-    snprintf(ttl, sizeof ttl, "%ld", w->lease_ttl_s);
-    const char *p[] = { j->recipient, j->batch, attempt, call, w->holder, ttl };
-    if (!(res = bc_pg_exec(w->pg, "claim", 6, p, &err))) {
-        bc_log(w->ctx->log, BC_WARN, "claim.failed", "{s:s,s:s}", "batch_id", j->batch,
-               "error", err.msg);
-        return CLAIM_NO_SLOT;   /* database trouble: keep the job, try later */
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:I}", "c", ds[i].call_id, "b",
+                                             ds[i].batch_id, "t",
+                                             (json_int_t)ds[i].lease_token));
+    doc = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    const char *p[] = { doc };
+    if (!doc || !(res = bc_pg_exec(w->pg, "dial_start_many", 1, p, &err))) {
+        /* Not known to be dialable: the reconciler settles the claims. */
+        bc_log(w->ctx->log, BC_WARN, "dial.start_failed", "{s:i,s:s}", "calls", n, "error",
+               doc ? err.msg : "out of memory");
+        free(doc);
+        return;
     }
-    if (PQntuples(res) == 0) {
-        PGresult *why;
-        const char *q[] = { j->recipient, attempt };
-        int waiting;
+    free(doc);
+    for (int i = 0; i < n; i++) {
+        int go = 0;
 
-        PQclear(res);
-        if (!(why = bc_pg_exec(w->pg, "claim_why", 2, q, &err)))
-            return CLAIM_NO_SLOT;
-        waiting = PQntuples(why) == 1 && !strcmp(bc_pg_val(why, 0, "claimable"), "t");
-        if (waiting && strcmp(bc_pg_val(why, 0, "in_hours"), "t")) {
-            PQclear(why);
-            PQclear(bc_pg_exec(w->pg, "unrelease", 2, q, NULL));
-            b->head = j->next_wait;
-            if (!b->head)
-                b->tail = NULL;
-            job_done(w, j);
-            return CLAIM_DROPPED;
-        }
-        PQclear(why);
-        if (waiting) {
-            bc_metric_add(w->m_noslot, 1);
-            return CLAIM_NO_SLOT;
-        }
-        /* Stale: claimed elsewhere, finished, cancelled or a later attempt. */
-        bc_metric_add(w->m_stale, 1);
-        b->head = j->next_wait;
-        if (!b->head)
-            b->tail = NULL;
-        job_done(w, j);
-        return CLAIM_DROPPED;
-    }
-    bc_metric_add(w->m_claimed, 1);
-    snprintf(d.call_id, sizeof d.call_id, "%s", call);
-    snprintf(d.to, sizeof d.to, "%s", bc_pg_val(res, 0, "to_number"));
-    snprintf(d.from, sizeof d.from, "%s", bc_pg_val(res, 0, "from_number"));
-    d.timeout_s = (int)bc_pg_int(res, 0, "ring", 60);
-    d.time_limit_s = (int)bc_pg_int(res, 0, "max_min", 480) * 60;
-    callback_url(w, bc_pg_val(res, 0, "tenant_id"), j->batch, call, d.callback_url,
-                 sizeof d.callback_url);
-    snprintf(d.batch_id, sizeof d.batch_id, "%s", j->batch);
-    d.lease_token = bc_pg_int(res, 0, "lease_token", 0);
-    PQclear(res);
-    /* The claim is durable, so the job's offset may be committed now. */
-    b->head = j->next_wait;
-    if (!b->head)
-        b->tail = NULL;
-    job_done(w, j);
-    {
-        char tok[24];
-        snprintf(tok, sizeof tok, "%lld", d.lease_token);
-        const char *q[] = { call, d.batch_id, tok };
-        if (!(res = bc_pg_exec(w->pg, "dial_start", 3, q, &err))) {
-            /* Not known to be dialable: the reconciler settles the claim. */
-            bc_log(w->ctx->log, BC_WARN, "dial.start_failed", "{s:s,s:s}", "call_id", call,
-                   "error", err.msg);
-            return CLAIM_DROPPED;
-        }
-        int go = PQntuples(res) == 1;
-        PQclear(res);
+        for (int k = 0; k < PQntuples(res) && !go; k++)
+            go = !strcmp(PQgetvalue(res, k, 0), ds[i].call_id);
         if (!go) {
             /* Cancelled since the claim, or our lease was taken over: never
              * dial it. A cancel that raced the claim leaves it to us. */
-            const char *c[] = { call, tok };
+            char tok[24];
+            snprintf(tok, sizeof tok, "%lld", ds[i].lease_token);
+            const char *c[] = { ds[i].call_id, tok };
             PQclear(bc_pg_exec(w->pg, "claim_cancel", 2, c, NULL));
             bc_metric_add(w->m_not_dialed, 1);
-            return CLAIM_DROPPED;
+            continue;
         }
+        if (bc_carrier_dial(w->carrier, &ds[i], &err) < 0)
+            end_call(w, ds[i].call_id, "failed", 0, "error", NULL, err.msg);
     }
-    if (bc_carrier_dial(w->carrier, &d, &err) < 0)
-        end_call(w, call, "failed", 0, "error", NULL, err.msg);
-    return CLAIM_DIALED;
+    PQclear(res);
+}
+
+/* Drops the jobs marked gone from b's wait queue. */
+static void unlink_gone(wbatch *b)
+{
+    job **pj = &b->head, *last = NULL;
+
+    while (*pj) {
+        if ((*pj)->gone) {
+            *pj = (*pj)->next_wait;
+            continue;
+        }
+        last = *pj;
+        pj = &(*pj)->next_wait;
+    }
+    b->tail = last;
+}
+
+/* Claims the jobs js[0..n) (bs[i] is js[i]'s batch) in one statement and
+ * dials those claimed. Returns how many were dialed. */
+static int claim_many(bc_worker *w, job **js, wbatch **bs, int n, long long now)
+{
+    json_t *arr = json_array();
+    char calls[MAX_CLAIM][48], ttl[16];
+    bc_dial ds[MAX_CLAIM];
+    job *gone[MAX_CLAIM];
+    int nd = 0, ngone = 0;
+    bc_err err = { "" };
+    PGresult *res;
+    char *doc;
+
+    for (int i = 0; i < n; i++) {
+        char attempt[16];
+
+        if (bc_id_new(calls[i], sizeof calls[i], "ac") < 0) {
+            json_decref(arr);
+            return 0;
+        }
+        snprintf(attempt, sizeof attempt, "%d", js[i]->attempt);
+        json_array_append_new(arr, json_pack("{s:i,s:s,s:s,s:i,s:s}", "n", i, "r",
+                                             js[i]->recipient, "b", js[i]->batch, "a",
+                                             js[i]->attempt, "c", calls[i]));
+    }
+    doc = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    snprintf(ttl, sizeof ttl, "%ld", w->lease_ttl_s);
+    const char *p[] = { doc, w->holder, ttl };
+    if (!doc || !(res = bc_pg_exec(w->pg, "claim_many", 3, p, &err))) {
+        /* Database trouble: keep the jobs, try again shortly. */
+        bc_log(w->ctx->log, BC_WARN, "claim.failed", "{s:i,s:s}", "jobs", n, "error",
+               doc ? err.msg : "out of memory");
+        free(doc);
+        for (int i = 0; i < n; i++)
+            bs[i]->retry_at = now + NO_SLOT_RETRY_MS;
+        return 0;
+    }
+    free(doc);
+    for (int k = 0; k < PQntuples(res); k++) {
+        int i = (int)bc_pg_int(res, k, "n", -1);
+        const char *outcome = bc_pg_val(res, k, "outcome");
+        job *j;
+
+        if (i < 0 || i >= n)
+            continue;
+        j = js[i];
+        if (!strcmp(outcome, "noslot")) {
+            bc_metric_add(w->m_noslot, 1);
+            bs[i]->retry_at = now + NO_SLOT_RETRY_MS;
+            continue;
+        }
+        if (!strcmp(outcome, "claimed")) {
+            bc_dial *d = &ds[nd++];
+
+            memset(d, 0, sizeof *d);
+            bc_metric_add(w->m_claimed, 1);
+            snprintf(d->call_id, sizeof d->call_id, "%s", calls[i]);
+            snprintf(d->to, sizeof d->to, "%s", bc_pg_val(res, k, "to_number"));
+            snprintf(d->from, sizeof d->from, "%s", bc_pg_val(res, k, "from_number"));
+            d->timeout_s = (int)bc_pg_int(res, k, "ring", 60);
+            d->time_limit_s = (int)bc_pg_int(res, k, "max_min", 480) * 60;
+            callback_url(w, bc_pg_val(res, k, "tenant_id"), j->batch, calls[i],
+                         d->callback_url, sizeof d->callback_url);
+            snprintf(d->batch_id, sizeof d->batch_id, "%s", j->batch);
+            d->lease_token = bc_pg_int(res, k, "lease_token", 0);
+        } else if (!strcmp(outcome, "stale")) {
+            bc_metric_add(w->m_stale, 1);
+        }
+        /* Claimed (durable now), stale, or back in the backlog until its
+         * calling hours: the job's offset may be committed. */
+        j->gone = 1;
+        gone[ngone++] = j;
+    }
+    PQclear(res);
+    for (int i = 0; i < n; i++)
+        if (i == 0 || bs[i] != bs[i - 1])
+            unlink_gone(bs[i]);
+    for (int i = 0; i < ngone; i++)
+        job_done(w, gone[i]);
+    if (nd)
+        start_dials(w, ds, nd);
+    return nd;
 }
 
 /* Takes a dial token from the carrier's pace (calls per second for the
@@ -618,25 +766,55 @@ static int pace_take(bc_worker *w, long long now)
     return 1;
 }
 
+/* One claim statement per turn for the waiting jobs of every batch that
+ * may have a free slot, a fair share of each, within the dials the carrier
+ * may take and its pace. */
 static void dispatch(bc_worker *w)
 {
     long long now = now_ms();
-    wbatch **pb = &w->batches;
+    job *js[MAX_CLAIM];
+    wbatch *bs[MAX_CLAIM];
+    int n = 0, eligible = 0, share;
+    long room = w->max_dials - bc_carrier_inflight(w->carrier);
 
-    while (*pb) {
+    for (wbatch *b = w->batches; b; b = b->next)
+        eligible += b->head && b->retry_at <= now;
+    share = eligible ? MAX_CLAIM / eligible : 0;
+    if (share < 4)
+        share = 4;
+    for (wbatch *b = w->batches; b && n < MAX_CLAIM && n < room; b = b->next) {
+        int taken = 0;
+
+        if (b->retry_at > now)
+            continue;
+        for (job *j = b->head; j && taken < share && n < MAX_CLAIM && n < room; j = j->next_wait) {
+            if (!pace_take(w, now))
+                goto full;
+            js[n] = j;
+            bs[n++] = b;
+            taken++;
+        }
+    }
+full:
+    if (n > 0) {
+        int dialed = claim_many(w, js, bs, n, now);
+
+        if (w->cps > 0)
+            w->pace_tokens += n - dialed;    /* nothing dialed for those: give back */
+        /* The batches served first this turn go last next turn. */
+        if (w->batches && w->batches->next && bs[0] == w->batches) {
+            wbatch *first = w->batches, *t = first;
+
+            while (t->next)
+                t = t->next;
+            w->batches = first->next;
+            first->next = NULL;
+            t->next = first;
+        }
+    }
+    for (wbatch **pb = &w->batches; *pb;) {
         wbatch *b = *pb;
 
-        while (b->head && b->retry_at <= now &&
-               bc_carrier_inflight(w->carrier) < w->max_dials && pace_take(w, now)) {
-            int got = claim_one(w, b);
-
-            if (got != CLAIM_DIALED && w->cps > 0)
-                w->pace_tokens += 1.0;       /* nothing was dialed: give it back */
-            if (got == CLAIM_NO_SLOT) {
-                b->retry_at = now + NO_SLOT_RETRY_MS;
-                break;
-            }
-        }
         if (!b->head) {
             *pb = b->next;
             free(b);
@@ -681,17 +859,6 @@ static void flush_progress(bc_worker *w)
     free(doc);
 }
 
-static int progress_has(const bc_worker *w, const char *call)
-{
-    size_t i;
-    json_t *e;
-
-    json_array_foreach(w->progress, i, e)
-        if (!strcmp(json_string_value(json_object_get(e, "id")), call))
-            return 1;
-    return 0;
-}
-
 static void apply_event(bc_worker *w, const rd_kafka_message_t *m)
 {
     json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
@@ -713,9 +880,8 @@ static void apply_event(bc_worker *w, const rd_kafka_message_t *m)
     } else if (!strcmp(status, "completed") || !strcmp(status, "busy") ||
                !strcmp(status, "no-answer") || !strcmp(status, "failed") ||
                !strcmp(status, "canceled")) {
-        /* This call's earlier statuses go first, so its history stays whole. */
-        if (progress_has(w, call))
-            flush_progress(w);
+        /* Written after this turn's progress (bc_worker_tick), so a call's
+         * history stays whole. */
         end_call(w, call, status, duration, end_reason_of(status, duration, 0), sid, NULL);
     }
     json_decref(ev);
@@ -736,6 +902,8 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
         return NULL;
     w->ctx = ctx;
     w->progress = json_array();
+    w->accepted = json_array();
+    w->ends = json_array();
     snprintf(w->region, sizeof w->region, "%s", bc_config_str(c, "region"));
     w->public_url = bc_config_str(c, "public-url");
     w->max_in_hand = bc_config_int(c, "max-in-hand");
@@ -809,6 +977,8 @@ static void periodic(bc_worker *w)
     long long now = now_ms();
     bc_err err = { "" };
 
+    flush_accepted(w);
+    flush_ends(w);
     run_top_ups(w, now);
     if (now >= w->next_outbox) {
         if (bc_publisher_tick(w->pub, w->pg, &err) < 0)
@@ -836,8 +1006,11 @@ void bc_worker_tick(bc_worker *w)
         apply_event(w, m);
         done[n] = m;
     }
-    /* Offsets are stored only once their effect is written. */
+    /* Offsets are stored only once their effect is written: progress
+     * first, so each call's history is in order, then the ends. */
+    flush_accepted(w);
     flush_progress(w);
+    flush_ends(w);
     for (int i = 0; i < n; i++) {
         bc_kafka_store(w->events, done[i]);
         rd_kafka_message_destroy(done[i]);
@@ -886,6 +1059,8 @@ void bc_worker_free(bc_worker *w)
     if (!w)
         return;
     json_decref(w->progress);
+    json_decref(w->accepted);
+    json_decref(w->ends);
     /* Messages go back to librdkafka before its handles are destroyed. */
     for (int i = 0; i < w->nparts; i++) {
         for (job *j = w->parts[i].head, *n; j; j = n) {
