@@ -118,6 +118,23 @@ int bc_hmac_sha1_b64(const char *key, const void *data, size_t len,
     return 0;
 }
 
+int bc_hmac_sha256_hex(const char *key, const void *data, size_t len,
+                       char out[BC_SHA256_HEX])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    if (!HMAC(EVP_sha256(), key, (int)strlen(key), data, len, md, &mdlen) || mdlen != 32)
+        return -1;
+    for (unsigned int i = 0; i < mdlen; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * mdlen] = '\0';
+    return 0;
+}
+
 int bc_ct_streq(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);

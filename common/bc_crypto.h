@@ -28,6 +28,11 @@ void bc_sha256_hex(const void *data, size_t len, char out[BC_SHA256_HEX]);
 int bc_hmac_sha1_b64(const char *key, const void *data, size_t len,
                      char *out, size_t cap);
 
+/* Lower-case hex HMAC-SHA256(key, data) into out[BC_SHA256_HEX] (the key is
+ * the bytes of the NUL-terminated string). 0 or -1. */
+int bc_hmac_sha256_hex(const char *key, const void *data, size_t len,
+                       char out[BC_SHA256_HEX]);
+
 /* 1 if the two NUL-terminated strings are equal, in time that depends only on
  * their lengths (never on where they differ). */
 int bc_ct_streq(const char *a, const char *b);

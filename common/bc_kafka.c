@@ -272,6 +272,32 @@ int bc_kafka_store(bc_kafka *k, const rd_kafka_message_t *m)
     return rd_kafka_offset_store(m->rkt, m->partition, m->offset) ? -1 : 0;
 }
 
+int bc_kafka_rewind(bc_kafka *k, rd_kafka_message_t *const *msgs, int n)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
+    rd_kafka_error_t *e;
+    int rc = 0;
+
+    for (int i = 0; i < n; i++) {
+        const char *topic = rd_kafka_topic_name(msgs[i]->rkt);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(parts, topic, msgs[i]->partition);
+
+        if (!p)
+            rd_kafka_topic_partition_list_add(parts, topic, msgs[i]->partition)->offset =
+                msgs[i]->offset;
+        else if (msgs[i]->offset < p->offset)
+            p->offset = msgs[i]->offset;
+    }
+    if ((e = rd_kafka_seek_partitions(k->rk, parts, 5000))) {
+        bc_log(k->log, BC_WARN, "kafka.rewind_failed", "{s:s}", "reason", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        rc = -1;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return rc;
+}
+
 void bc_kafka_pause(bc_kafka *k, int pause)
 {
     rd_kafka_topic_partition_list_t *parts = NULL;

@@ -17,7 +17,7 @@ typedef struct bc_kafka bc_kafka;
 typedef void (*bc_kafka_dr_fn)(void *ud, void *opaque, int ok, const char *why);
 
 /* Topic names: "<prefix>.jobs.<region>", "<prefix>.carrier-events.<region>",
- * "<prefix>.call-results". Writes into out (cap bytes). */
+ * "<prefix>.call-results", "<prefix>.webhooks-dlq". Writes into out (cap bytes). */
 void bc_kafka_topic(char *out, size_t cap, const char *prefix, const char *kind,
                     const char *region);
 
@@ -49,6 +49,10 @@ int bc_kafka_outq_len(bc_kafka *k);
 rd_kafka_message_t *bc_kafka_consume(bc_kafka *k, int timeout_ms);
 /* Marks the message processed: its offset + 1 will be committed. */
 int bc_kafka_store(bc_kafka *k, const rd_kafka_message_t *m);
+/* Moves each partition of the n messages back to the earliest of them, so
+ * they are consumed again (their effect could not be made durable). The
+ * caller still destroys the messages. 0 or -1. */
+int bc_kafka_rewind(bc_kafka *k, rd_kafka_message_t *const *msgs, int n);
 /* Pauses or resumes every assigned partition (back-pressure). */
 void bc_kafka_pause(bc_kafka *k, int pause);
 

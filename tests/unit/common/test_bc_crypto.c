@@ -23,6 +23,16 @@ static void test_hmac_sha1_rfc2202(void **state)
     assert_string_equal(out, "7/zfauXrL6LSdBbV8YTfnCWafHk=");
 }
 
+/* RFC 4231, test case 2: what webhook signatures are made of. */
+static void test_hmac_sha256_rfc4231(void **state)
+{
+    (void)state;
+    char out[BC_SHA256_HEX];
+
+    assert_int_equal(bc_hmac_sha256_hex("Jefe", "what do ya want for nothing?", 28, out), 0);
+    assert_string_equal(out, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
 static void test_sha256(void **state)
 {
     (void)state;
@@ -126,6 +136,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hmac_sha1_rfc2202),
+        cmocka_unit_test(test_hmac_sha256_rfc4231),
         cmocka_unit_test(test_sha256),
         cmocka_unit_test(test_twilio_signature_documented_example),
         cmocka_unit_test(test_form_roundtrip),
