@@ -155,6 +155,7 @@ static int topics(bc_config *c, bc_err *err)
     int n = 0, rc;
 
     bc_kafka_topic(names[n++], sizeof names[0], prefix, "call-results", NULL);
+    bc_kafka_topic(names[n++], sizeof names[0], prefix, "webhooks-dlq", NULL);
     for (char *r = strtok_r(regions, ",", &save); r && n < 30;
          r = strtok_r(NULL, ",", &save)) {
         bc_kafka_topic(names[n++], sizeof names[0], prefix, "jobs", r);

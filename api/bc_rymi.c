@@ -11,6 +11,7 @@
 #include "bc_e164.h"
 #include "bc_gate.h"
 #include "bc_json.h"
+#include "bc_url.h"
 
 #define MAX_BATCH 500        /* recipients per POST /v1/calls/batch */
 #define MAX_DNC_BATCH 10000
@@ -1006,8 +1007,16 @@ static void dnc_delete(rq *r, const char *number)
 
 /* ---- webhooks ------------------------------------------------------------ */
 
-static const char *webhook_events[] = { "call.queued", "call.started", "call.completed",
-                                        "call.failed", "batch.completed", NULL };
+/* What the webhook sender delivers (docs/webhooks.md); each comes from the
+ * call-results topic. */
+static const char *webhook_events[] = { "call.completed", "call.failed", "batch.completed", NULL };
+
+/* A 400 whose detail names the field at fault. */
+static void bad_field(rq *r, const char *msg, const char *field)
+{
+    bc_http_json(r->resp, 400, json_pack("{s:s,s:s,s:s}", "error", msg, "code",
+                                         "invalid_request", "detail", field));
+}
 
 static char *events_array(rq *r, json_t *ev)
 {
@@ -1016,7 +1025,7 @@ static char *events_array(rq *r, json_t *ev)
     json_t *x;
 
     if (!json_is_array(ev) || json_array_size(ev) == 0 || json_array_size(ev) > 16) {
-        error(r->resp, 400, "invalid_request", "events must be a non-empty array of event names");
+        bad_field(r, "events must be a non-empty array of event names", "events");
         return NULL;
     }
     json_array_foreach(ev, i, x) {
@@ -1024,19 +1033,27 @@ static char *events_array(rq *r, json_t *ev)
         for (int k = 0; webhook_events[k] && !ok; k++)
             ok = json_is_string(x) && !strcmp(json_string_value(x), webhook_events[k]);
         if (!ok) {
-            snprintf(why, sizeof why, "events[%zu] is not one of call.queued, call.started, "
-                     "call.completed, call.failed, batch.completed", i);
-            error(r->resp, 400, "invalid_request", why);
+            snprintf(why, sizeof why, "events[%zu] is not one of call.completed, "
+                     "call.failed, batch.completed", i);
+            bad_field(r, why, "events");
             return NULL;
         }
     }
     return pg_array(ev);
 }
 
-static int url_ok(const char *u)
+/* Reads "url" (required or not); 0 with *url set (NULL if absent and
+ * optional), or -1 after a 400. */
+static int webhook_url(rq *r, json_t *in, int required, const char **url)
 {
-    return u && (!strncmp(u, "https://", 8) || !strncmp(u, "http://", 7)) && strlen(u) > 10 &&
-           !strpbrk(u, " \t\r\n\"<>");
+    char why[200];
+
+    if (bc_json_str(in, "url", required, BC_URL_MAX, url, why, sizeof why) < 0 ||
+        (*url && bc_url_check(*url, r->api->webhook_https_only, why, sizeof why) < 0)) {
+        bad_field(r, why, "url");
+        return -1;
+    }
+    return 0;
 }
 
 static json_t *webhook_json(const PGresult *res, int i)
@@ -1091,17 +1108,13 @@ static void webhook_create(rq *r)
 {
     json_t *in = body(r);
     const char *url = NULL;
-    char why[200], id[48], secret[48], *ev = NULL;
+    char id[48], secret[48], *ev = NULL;
     bc_err err = { "" };
     PGresult *res;
 
     if (!in)
         return;
-    if (bc_json_str(in, "url", 1, 2048, &url, why, sizeof why) < 0) {
-        error(r->resp, 400, "invalid_request", why);
-    } else if (!url_ok(url)) {
-        error(r->resp, 400, "invalid_request", "url must be an http(s) URL");
-    } else if ((ev = events_array(r, json_object_get(in, "events")))) {
+    if (webhook_url(r, in, 1, &url) == 0 && (ev = events_array(r, json_object_get(in, "events")))) {
         bc_id_new(id, sizeof id, "wh");
         bc_random_token(secret, sizeof secret, "whsec_", 32);
         const char *p[] = { id, r->g.who.tenant_id, url, ev, secret };
@@ -1120,23 +1133,17 @@ static void webhook_update(rq *r, const char *id)
 {
     json_t *in = body(r), *en;
     const char *url = NULL;
-    char why[200], *ev = NULL;
+    char *ev = NULL;
     bc_err err = { "" };
     PGresult *res;
 
     if (!in)
         return;
     en = json_object_get(in, "enabled");
-    if (bc_json_str(in, "url", 0, 2048, &url, why, sizeof why) < 0) {
-        error(r->resp, 400, "invalid_request", why);
+    if (webhook_url(r, in, 0, &url) < 0)
         goto out;
-    }
-    if (url && !url_ok(url)) {
-        error(r->resp, 400, "invalid_request", "url must be an http(s) URL");
-        goto out;
-    }
     if (en && !json_is_boolean(en)) {
-        error(r->resp, 400, "invalid_request", "enabled must be a boolean");
+        bad_field(r, "enabled must be a boolean", "enabled");
         goto out;
     }
     if (json_object_get(in, "events") && !(ev = events_array(r, json_object_get(in, "events"))))
@@ -1155,6 +1162,96 @@ static void webhook_update(rq *r, const char *id)
 out:
     free(ev);
     json_decref(in);
+}
+
+static json_t *delivery_json(const PGresult *res, int i)
+{
+    const char *code = bc_pg_val(res, i, "last_status");
+
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o}",
+                     "id", str_or_null(res, i, "id"),
+                     "event_id", str_or_null(res, i, "event_id"),
+                     "event_type", str_or_null(res, i, "event_type"),
+                     "status", str_or_null(res, i, "status"),
+                     "next_attempt_at", str_or_null(res, i, "next_attempt_at"),
+                     "attempts", (json_int_t)bc_pg_int(res, i, "attempts", 0),
+                     "last_status_code", code ? json_integer(atoi(code)) : json_null(),
+                     "last_error", str_or_null(res, i, "last_error"),
+                     "created_at", str_or_null(res, i, "created_at"),
+                     "delivered_at", str_or_null(res, i, "delivered_at"),
+                     "payload", json_or_null(res, i, "payload"));
+}
+
+/* GET /v1/webhooks/:id/deliveries: newest first, optionally one status. */
+static void deliveries_list(rq *r, const char *id)
+{
+    bc_err err = { "" };
+    const char *status = bc_http_query(r->req, "status");
+    char lim[16], off[16];
+    int limit, offset;
+    PGresult *res;
+    json_t *arr;
+
+    if (paging(r, &limit, &offset) < 0)
+        return;
+    if (status && strcmp(status, "pending") && strcmp(status, "delivered") &&
+        strcmp(status, "dead")) {
+        error(r->resp, 400, "invalid_request", "status must be pending, delivered or dead");
+        return;
+    }
+    snprintf(lim, sizeof lim, "%d", limit);
+    snprintf(off, sizeof off, "%d", offset);
+    const char *own[] = { id, r->g.who.tenant_id };
+    if (!(res = q(r, "rymi_webhook_owned", 2, own, &err))) {
+        fail(r, "webhook.deliveries", &err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        error(r->resp, 404, "not_found", "Webhook not found");
+        PQclear(res);
+        return;
+    }
+    PQclear(res);
+    const char *p[] = { id, status, lim, off };
+    if (!(res = q(r, "rymi_webhook_deliveries", 4, p, &err))) {
+        fail(r, "webhook.deliveries", &err);
+        return;
+    }
+    arr = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(arr, delivery_json(res, i));
+    bc_http_json(r->resp, 200, json_pack("{s:o,s:I,s:i,s:i}", "deliveries", arr, "total",
+                                         (json_int_t)(PQntuples(res) ? bc_pg_int(res, 0, "total", 0) : 0),
+                                         "limit", limit, "offset", offset));
+    PQclear(res);
+}
+
+/* POST /v1/webhooks/:id/deliveries/:delivery_id/retry: a dead-lettered (or
+ * delivered) delivery is sent again from a first try; a pending one is 409. */
+static void delivery_retry(rq *r, const char *id, const char *did)
+{
+    bc_err err = { "" };
+    const char *num = strncmp(did, "whd_", 4) ? NULL : did + 4;
+    PGresult *res;
+
+    if (!num || !*num || strspn(num, "0123456789") != strlen(num) || strlen(num) > 18) {
+        error(r->resp, 404, "not_found", "Delivery not found");
+        return;
+    }
+    const char *p[] = { id, r->g.who.tenant_id, num };
+    if (!(res = q(r, "rymi_webhook_redeliver", 3, p, &err))) {
+        fail(r, "webhook.redeliver", &err);
+        return;
+    }
+    if (PQntuples(res) == 0)
+        error(r->resp, 404, "not_found", "Delivery not found");
+    else if (!bc_pg_val(res, 0, "id"))   /* it was pending: nothing changed */
+        bc_http_json(r->resp, 409, json_pack("{s:s,s:s,s:s}", "error",
+                                             "Delivery is already waiting to be sent",
+                                             "code", "conflict", "detail", "pending"));
+    else
+        bc_http_json(r->resp, 202, delivery_json(res, 0));
+    PQclear(res);
 }
 
 static void simple_delete(rq *r, const char *stmt, const char *id, const char *what)
@@ -1375,6 +1472,10 @@ static void route(rq *r)
         webhook_update(r, s1);
     } else if (is(r, "DELETE", 2, "webhooks", NULL)) {
         simple_delete(r, "rymi_webhook_delete", s1, "Webhook");
+    } else if (is(r, "GET", 3, "webhooks", NULL, "deliveries")) {
+        deliveries_list(r, s1);
+    } else if (is(r, "POST", 5, "webhooks", NULL, "deliveries", NULL, "retry")) {
+        delivery_retry(r, s1, r->seg[3]);
     } else if (is(r, "GET", 2, "keys", "publishable")) {
         keys_list(r);
     } else if (is(r, "POST", 2, "keys", "publishable")) {

@@ -34,6 +34,13 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
     "     WHEN c.completed > 0 OR b.state = 'cancelled' THEN 'completed'"         \
     "     ELSE 'failed' END"
 
+/* A webhook delivery as the API shows it (d: webhook_deliveries). */
+#define BC_RYMI_DELIVERY_COLS                                                      \
+    "'whd_' || d.id AS id, d.event_id, d.event_type, d.status,"                   \
+    " CASE WHEN d.status = 'pending' THEN rfc3339(d.next_attempt_at) END AS next_attempt_at," \
+    " d.attempts, d.last_status, d.last_error, rfc3339(d.created_at) AS created_at," \
+    " rfc3339(d.delivered_at) AS delivered_at, d.payload"
+
 #define BC_RYMI_STMTS                                                              \
     { "rymi_dnc_hits",                                                             \
       "SELECT number FROM dnc WHERE tenant_id = $1 AND number = ANY($2::text[])" }, \
@@ -116,6 +123,26 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
       " WHERE id = $1 AND tenant_id = $2" },                                       \
     { "rymi_webhook_delete",                                                       \
       "DELETE FROM webhooks WHERE id = $1 AND tenant_id = $2" },                   \
+    { "rymi_webhook_owned",                                                        \
+      "SELECT 1 FROM webhooks WHERE id = $1 AND tenant_id = $2" },                 \
+    { "rymi_webhook_deliveries",                                                   \
+      "SELECT " BC_RYMI_DELIVERY_COLS ", count(*) OVER () AS total"               \
+      "  FROM webhook_deliveries d WHERE d.webhook_id = $1"                        \
+      "   AND ($2::text IS NULL OR d.status = $2)"                                 \
+      " ORDER BY d.created_at DESC, d.id DESC LIMIT $3::int OFFSET $4::int" },     \
+    /* A delivery that is not pending starts again from a first try. Returns  \
+     * one row per delivery found; its id is NULL when it was pending. */      \
+    { "rymi_webhook_redeliver",                                                    \
+      "WITH f AS (SELECT d.id, d.status FROM webhook_deliveries d"                 \
+      "             JOIN webhooks w ON w.id = d.webhook_id"                        \
+      "            WHERE d.id = $3::bigint AND d.webhook_id = $1 AND w.tenant_id = $2" \
+      "              FOR UPDATE OF d),"                                            \
+      " d AS (UPDATE webhook_deliveries d SET status = 'pending', attempts = 0,"   \
+      "              next_attempt_at = now(), claim_token = NULL, last_status = NULL," \
+      "              last_error = NULL, delivered_at = NULL, updated_at = now()"   \
+      "         FROM f WHERE d.id = f.id AND f.status <> 'pending'"                \
+      "       RETURNING " BC_RYMI_DELIVERY_COLS ")"                                \
+      " SELECT d.* FROM f LEFT JOIN d ON true" },                                  \
     { "rymi_pk_list",                                                              \
       "SELECT id, lookup, rfc3339(created_at) AS created_at FROM api_keys"         \
       " WHERE tenant_id = $1 AND kind = 'publishable' AND revoked_at IS NULL"      \
