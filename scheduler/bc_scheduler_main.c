@@ -1,8 +1,10 @@
 /* batchcall-scheduler: admission, scheduled and retried releases, window
- * top-up, outbox relay and lease reaping for one region. */
+ * top-up, outbox relay and lease reaping for one region; and, in a thread of
+ * its own, webhook delivery. */
 #include <unistd.h>
 
 #include "bc_scheduler.h"
+#include "bc_webhooks.h"
 
 static const bc_config_key keys[] = {
     BC_SVC_COMMON_KEYS,
@@ -18,6 +20,7 @@ static const bc_config_key keys[] = {
     { "carrier-url", "BC_CARRIER_URL", BC_STR, "http://127.0.0.1:8090", "base URL of the Twilio-style carrier API" },
     { "carrier-account-sid", "BC_CARRIER_ACCOUNT_SID", BC_STR, "ACsimulator", "carrier account" },
     { "carrier-auth-token", "BC_CARRIER_AUTH_TOKEN", BC_STR, "sim-auth-token", "carrier auth token" },
+    BC_WEBHOOKS_KEYS,
     { 0 },
 };
 
@@ -27,6 +30,7 @@ int main(int argc, char **argv)
     bc_err err = { "" };
     bc_http_opts o = { 0 };
     bc_scheduler *s;
+    bc_webhooks *wh = NULL;
     long tick;
     int rc = bc_svc_init(&ctx, "scheduler", "batchcall-scheduler: releases work.", keys, argc, argv);
 
@@ -38,10 +42,17 @@ int main(int argc, char **argv)
         bc_svc_free(&ctx);
         return 1;
     }
+    if (bc_config_bool(ctx.cfg, "webhooks") && !(wh = bc_webhooks_new(&ctx, &err))) {
+        bc_log(ctx.log, BC_ERROR, "scheduler.start_failed", "{s:s}", "error", err.msg);
+        bc_scheduler_free(s);
+        bc_svc_free(&ctx);
+        return 1;
+    }
     o.ready = bc_scheduler_ready;
     o.ud = s;
     o.threads = 1;
     if (bc_svc_serve(&ctx, (int)bc_config_int(ctx.cfg, "http-port"), &o) < 0) {
+        bc_webhooks_free(wh);
         bc_scheduler_free(s);
         bc_svc_free(&ctx);
         return 1;
@@ -52,6 +63,7 @@ int main(int argc, char **argv)
     }
     bc_http_stop(ctx.http);
     ctx.http = NULL;
+    bc_webhooks_free(wh);
     bc_scheduler_free(s);
     bc_log(ctx.log, BC_INFO, "scheduler.stopped", NULL);
     bc_svc_free(&ctx);

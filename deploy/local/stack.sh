@@ -48,7 +48,8 @@ up() {
     "$ROOT/build/batchcall" topics >/dev/null
     export BC_PUBLIC_URL="http://127.0.0.1:$API_PORT" BC_CARRIER_URL="http://127.0.0.1:$SIM_PORT"
     start carrier-sim batchcall-carrier-sim BC_SIM_PORT="$SIM_PORT" BC_SIM_MS_PER_SECOND="${BC_SIM_MS_PER_SECOND:-100}"
-    start api batchcall-api BC_API_PORT="$API_PORT"
+    # A local stack posts webhooks to local receivers, which speak plain http.
+    start api batchcall-api BC_API_PORT="$API_PORT" BC_WEBHOOK_REQUIRE_HTTPS="${BC_WEBHOOK_REQUIRE_HTTPS:-0}"
     start scheduler batchcall-scheduler BC_SCHEDULER_PORT=9102
     start worker batchcall-worker BC_WORKER_PORT=9101
     wait_ready carrier-sim "http://127.0.0.1:$SIM_PORT"

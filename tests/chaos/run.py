@@ -63,8 +63,9 @@ def run():
     s.start("api2", "batchcall-api", {"BC_API_PORT": str(api2)})
     wenv = {"BC_LEASE_TTL": "3", "BC_RETRY_BASE_MS": "300", "BC_WORKER_PORT": "0",
             "BC_CARRIER_TIMEOUT_MS": "1000"}
+    # Webhook delivery has its own crash test (tests/integration/test_webhooks.py).
     senv = {"BC_SCHEDULER_PORT": "0", "BC_SCHEDULER_TICK_MS": "50", "BC_LEASE_TTL": "3",
-            "BC_QUIET_CALL_S": "5"}
+            "BC_QUIET_CALL_S": "5", "BC_WEBHOOKS": "0"}
     workers = [s.start(f"worker{i}", "batchcall-worker", wenv) for i in range(3)]
     scheds = [s.start(f"sched{i}", "batchcall-scheduler", senv) for i in range(2)]
     s.wait_ready(s.sim)
