@@ -45,6 +45,7 @@ python3 -c 'import requests' 2>/dev/null || py_missing="$py_missing requests"
 python3 -c 'import confluent_kafka' 2>/dev/null || py_missing="$py_missing confluent-kafka"
 python3 -c 'import psycopg2' 2>/dev/null || py_missing="$py_missing psycopg2-binary"
 python3 -c 'import schemathesis' 2>/dev/null || py_missing="$py_missing schemathesis"
+python3 -c 'import jsonschema' 2>/dev/null || py_missing="$py_missing jsonschema"
 if [ -n "$py_missing" ]; then
     log "installing Python packages:$py_missing"
     # Debian's own python3 refuses system-wide pip installs without this.
