@@ -79,8 +79,16 @@ out:
     return rc;
 }
 
+/* The broker's word on a callback's event, on the publisher's thread. */
+static void acked(void *ud, int ok)
+{
+    bc_http_answer(ud, ok ? 200 : 503,
+                   ok ? json_pack("{s:s}", "status", "ok") : json_pack("{s:s}", "error", "try again"));
+}
+
 int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
 {
+    bc_http_later *later;
     const char *region = bc_http_query(req, "region");
     const char *tenant = bc_http_query(req, "tenant_id");
     const char *batch = bc_http_query(req, "batch_id");
@@ -118,14 +126,14 @@ int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
         return 1;
     }
     bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "carrier-events", region);
-    if (!payload || bc_publisher_sync(api->pub, topic, call, payload, 10000, &err) < 0) {
+    /* 200 only once Kafka has the event (else the carrier must retry); the
+     * wait does not hold a server thread (bc_http_defer). */
+    later = bc_http_defer(req);
+    if (!payload || bc_publisher_async(api->pub, topic, call, payload, acked, later, &err) < 0) {
         bc_log(api->ctx->log, BC_WARN, "callback.publish_failed", "{s:s,s:s}",
-               "call_id", call, "error", err.msg);
-        reply(resp, 503, "try again");
-        goto out;
+               "call_id", call, "error", payload ? err.msg : "out of memory");
+        acked(later, 0);
     }
-    reply(resp, 200, "ok");
-out:
     free(payload);
     return 1;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@ struct bc_http {
     struct MHD_Daemon *d;
     bc_http_opts o;
     int port;
+    pthread_mutex_t mu;
+    int deferred;             /* answers promised and not yet given */
 };
 
 struct bc_http_req {
@@ -24,6 +27,12 @@ struct bc_http_req {
     int too_large;
     struct timespec start;
     char route[64];
+    /* Answering later (bc_http_defer): guarded by mu, since the answer
+     * may come from another thread before the connection is suspended. */
+    bc_http *h;
+    pthread_mutex_t mu;
+    int deferred, suspended, answered;
+    bc_http_resp later;
 };
 
 static const double latency_buckets[] = { 0.001, 0.005, 0.01, 0.025, 0.05,
@@ -183,6 +192,16 @@ static void record(bc_http *h, const bc_http_req *r, int status)
                       secs);
 }
 
+/* Sends a deferred request's answer (r->mu held). */
+static enum MHD_Result answer_now(bc_http *h, bc_http_req *r)
+{
+    enum MHD_Result ret;
+
+    record(h, r, r->later.status);
+    ret = send_resp(r->conn, &r->later);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -200,6 +219,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (!(r = calloc(1, sizeof *r)))
             return MHD_NO;
         r->conn = c;
+        r->h = h;
+        pthread_mutex_init(&r->mu, NULL);
         r->method = method;
         r->path = url;
         clock_gettime(CLOCK_MONOTONIC, &r->start);
@@ -239,14 +260,63 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     }
     if (r->too_large)
         return MHD_YES;   /* 413 already queued */
+    if (r->deferred) {
+        /* Called again after bc_http_answer resumed the connection. */
+        pthread_mutex_lock(&r->mu);
+        ret = r->answered ? answer_now(h, r) : MHD_YES;
+        pthread_mutex_unlock(&r->mu);
+        return ret;
+    }
     builtin(h, r, &resp);
     if (!r->route[0] && h->o.handler)
         h->o.handler(h->o.ud, r, &resp);
+    if (r->deferred) {
+        free(resp.body);
+        pthread_mutex_lock(&r->mu);
+        if (r->answered) {
+            ret = answer_now(h, r);
+        } else {
+            /* This thread goes back to serving others until the answer. */
+            MHD_suspend_connection(c);
+            r->suspended = 1;
+            ret = MHD_YES;
+        }
+        pthread_mutex_unlock(&r->mu);
+        return ret;
+    }
     if (resp.status == 404 && !resp.body)
         error_json(&resp, 404, "not found", "not_found");
     record(h, r, resp.status);
     ret = send_resp(c, &resp);
     return ret;
+}
+
+bc_http_later *bc_http_defer(const bc_http_req *req)
+{
+    bc_http_req *r = (bc_http_req *)req;
+
+    pthread_mutex_lock(&r->h->mu);
+    r->h->deferred++;
+    pthread_mutex_unlock(&r->h->mu);
+    r->deferred = 1;
+    return r;
+}
+
+void bc_http_answer(bc_http_later *r, int status, json_t *body)
+{
+    bc_http *h = r->h;   /* r may be freed the moment r->mu is released */
+
+    pthread_mutex_lock(&r->mu);
+    bc_http_json(&r->later, status, body);
+    r->answered = 1;
+    if (r->suspended) {
+        r->suspended = 0;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&h->mu);
+    h->deferred--;
+    pthread_mutex_unlock(&h->mu);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -259,6 +329,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     if (r) {
         free(r->body);
+        free(r->later.body);
+        pthread_mutex_destroy(&r->mu);
         free(r);
     }
     *con_cls = NULL;
@@ -275,11 +347,13 @@ bc_http *bc_http_start(const bc_http_opts *opts, bc_err *err)
         return NULL;
     }
     h->o = *opts;
+    pthread_mutex_init(&h->mu, NULL);
     if (!h->o.max_body)
         h->o.max_body = 1 << 20;
     sa.sin_port = htons((uint16_t)opts->port);
     if (inet_pton(AF_INET, opts->bind ? opts->bind : "127.0.0.1", &sa.sin_addr) != 1) {
         bc_err_set(err, "http: bad bind address '%s'", opts->bind);
+        pthread_mutex_destroy(&h->mu);
         free(h);
         return NULL;
     }
@@ -296,6 +370,7 @@ bc_http *bc_http_start(const bc_http_opts *opts, bc_err *err)
     if (!h->d) {
         bc_err_set(err, "http: cannot listen on %s:%d",
                    opts->bind ? opts->bind : "127.0.0.1", opts->port);
+        pthread_mutex_destroy(&h->mu);
         free(h);
         return NULL;
     }
@@ -308,7 +383,21 @@ void bc_http_stop(bc_http *h)
 {
     if (!h)
         return;
+    /* A suspended connection must be resumed before the daemon stops:
+     * wait for the answers promised (each comes within its own deadline,
+     * e.g. Kafka's message timeout). */
+    for (int i = 0; i < 4000; i++) {
+        int open;
+
+        pthread_mutex_lock(&h->mu);
+        open = h->deferred;
+        pthread_mutex_unlock(&h->mu);
+        if (!open)
+            break;
+        nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
+    }
     MHD_stop_daemon(h->d);
+    pthread_mutex_destroy(&h->mu);
     free(h);
 }
 

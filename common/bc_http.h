@@ -63,6 +63,16 @@ const char *bc_http_client_ip(const bc_http_req *r, char *buf, size_t cap);
 /* The route label the handler chose, for metrics ("/agents/calls/batches/:id"). */
 void bc_http_set_route(const bc_http_req *r, const char *route);
 
+/* Answering later. A handler that would otherwise block its thread (on a
+ * Kafka acknowledgement, say) calls bc_http_defer() and returns; whatever
+ * it filled in resp is dropped. Any thread then calls bc_http_answer()
+ * exactly once; the connection sleeps meanwhile and the server thread
+ * serves others. bc_http_stop waits for promised answers. */
+typedef struct bc_http_req bc_http_later;
+bc_http_later *bc_http_defer(const bc_http_req *req);
+/* Takes ownership of body (decref'd). */
+void bc_http_answer(bc_http_later *later, int status, json_t *body);
+
 /* Fills resp with a JSON body. Takes ownership of body (decref'd). */
 void bc_http_json(bc_http_resp *resp, int status, json_t *body);
 /* Adds a response header (silently dropped past 8). */

@@ -15,6 +15,8 @@ typedef struct pending {
     pthread_mutex_t *mu;      /* sync waiters only */
     pthread_cond_t *cv;
     int done, ok;
+    void (*then)(void *ud, int ok);   /* async callers only */
+    void *then_ud;
 } pending;
 
 struct bc_publisher {
@@ -37,6 +39,11 @@ static void on_delivery(void *ud, void *opaque, int ok, const char *why)
     if (!ok)
         bc_log(p->log, BC_WARN, "publish.failed", "{s:s,s:I}", "reason", why,
                "outbox_id", (json_int_t)pd->outbox_id);
+    if (pd->then) {
+        pd->then(pd->then_ud, ok);
+        free(pd);
+        return;
+    }
     if (pd->cv) {
         pthread_mutex_lock(pd->mu);
         pd->ok = ok;
@@ -141,6 +148,25 @@ int bc_publisher_outbox_rows(bc_publisher *p, const PGresult *res, bc_err *err)
                                 err) < 0)
             rc = -1;   /* keep going: each row left behind is relayed later */
     return rc;
+}
+
+int bc_publisher_async(bc_publisher *p, const char *topic, const char *key,
+                       const char *payload, void (*then)(void *ud, int ok), void *ud,
+                       bc_err *err)
+{
+    pending *pd = calloc(1, sizeof *pd);
+
+    if (!pd) {
+        bc_err_set(err, "publish: out of memory");
+        return -1;
+    }
+    pd->then = then;
+    pd->then_ud = ud;
+    if (bc_kafka_produce(p->k, topic, key, payload, strlen(payload), pd, err) < 0) {
+        free(pd);
+        return -1;
+    }
+    return 0;
 }
 
 int bc_publisher_sync(bc_publisher *p, const char *topic, const char *key,

@@ -28,6 +28,12 @@ int bc_publisher_outbox_rows(bc_publisher *p, const PGresult *res, bc_err *err);
  * 0 once acknowledged, -1 with err set otherwise. Thread-safe. */
 int bc_publisher_sync(bc_publisher *p, const char *topic, const char *key,
                       const char *payload, int timeout_ms, bc_err *err);
+/* Publishes without waiting: then(ud, ok) runs once on the publisher's
+ * thread when the broker acknowledged the message (ok = 1) or it was given
+ * up (message.timeout.ms). 0, or -1 with err set (then never runs). */
+int bc_publisher_async(bc_publisher *p, const char *topic, const char *key,
+                       const char *payload, void (*then)(void *ud, int ok), void *ud,
+                       bc_err *err);
 /* Deletes the outbox rows acknowledged since the last call, in one statement.
  * Returns how many, or -1 (the ids are kept for the next call). */
 int bc_publisher_tick(bc_publisher *p, bc_pg *pg, bc_err *err);
