@@ -23,7 +23,9 @@ struct bc_pgpool {
 static int prepare_all(bc_pg *pg, bc_err *err)
 {
     for (const bc_pg_stmt *s = pg->stmts; s && s->name; s++) {
-        PGresult *res = PQprepare(pg->conn, s->name, s->sql, 0, NULL);
+        /* An entry without a name is a session setting, run as it is. */
+        PGresult *res = s->name[0] ? PQprepare(pg->conn, s->name, s->sql, 0, NULL)
+                                   : PQexec(pg->conn, s->sql);
         int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
         if (!ok)

@@ -17,7 +17,9 @@ typedef struct bc_pg bc_pg;
 typedef struct bc_pgpool bc_pgpool;
 
 /* Connects and prepares every statement of stmts (ends with a zeroed entry;
- * may be NULL; must outlive the connection). NULL with err set on failure. */
+ * may be NULL; must outlive the connection). An entry whose name is ""
+ * is a session setting ("SET ..."), run on every (re)connect. NULL with
+ * err set on failure. */
 bc_pg *bc_pg_connect(const char *dsn, const bc_pg_stmt *stmts, bc_err *err);
 void bc_pg_free(bc_pg *pg);
 
