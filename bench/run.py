@@ -201,6 +201,45 @@ def http_baseline(url, n=50):
 
 # ---- scenarios ------------------------------------------------------------
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def stack_pids(sc):
+    """Every process the scenario's work runs in: ours, the simulator, the
+    PostgreSQL backends serving its database, the Kafka broker."""
+    pids = {name: p.p.pid for name, p in sc.s.procs.items()}
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    port = os.environ["BC_KAFKA_BROKERS"].rsplit(":", 1)[1]
+    ss = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        pid, _, a = line.strip().partition(" ")
+        if f"postgres: batchcall {sc.s.db} " in a:
+            pids[f"postgres {pid}"] = int(pid)
+        elif f"pid={pid}," in ss:
+            pids["kafka"] = int(pid)
+    return pids
+
+
+def cpu_table(label, pids, before, after, wall):
+    """Prints each process's share of the run in cores; PostgreSQL backends
+    are named by what they serve (the busiest is the worker's)."""
+    used = sorted(((after[k] - before.get(k, 0.0)) / wall, k) for k in after)
+    total = sum(u for u, _ in used)
+    print(f"  {label} CPU over {wall:.1f} s, in cores (machine: {os.cpu_count()}):", flush=True)
+    for u, k in reversed(used):
+        if u >= 0.01:
+            print(f"    {k:<22} {u:5.2f}", flush=True)
+    print(f"    {'all of them':<22} {total:5.2f}", flush=True)
+    return total
+
+
 def b2(args):
     """Dispatch throughput with zero-length calls."""
     n = args.b2_n
@@ -211,12 +250,18 @@ def b2(args):
         t = sc.tenant(concurrency=1000)
         per = 5000
         bids = []
+        pids = stack_pids(sc)
+        before = {k: cpu_seconds(p) for k, p in pids.items()}
+        t0 = time.monotonic()
         for i in range(0, n, per):
             bids.append(sc.create(t, numbers(f"2{i // per:02d}", min(per, n - i)), limit=250))
         # Polled once a second: the count is itself a query on PostgreSQL,
         # which shares the 2 cores. The span comes from PostgreSQL's own
         # timestamps: the first claim to the last recipient ended.
         sc.wait_terminal(bids, n, 600, poll=1.0)
+        pids.update(stack_pids(sc))
+        after = {k: cpu_seconds(p) for k, p in pids.items()}
+        cores = cpu_table("B2", pids, before, after, time.monotonic() - t0)
         span = sc.s.sql("SELECT extract(epoch FROM (SELECT max(updated_at) FROM recipients)"
                         " - (SELECT min(created_at) FROM calls))")[0][0]
         rate = n / float(span)
@@ -230,6 +275,7 @@ def b2(args):
     row("B2", "  baseline: raw Kafka produce+consume", kb, "msg/s")
     row("B2", "  baseline: raw PostgreSQL conditional UPDATE", pb, "upd/s")
     row("B2", "  dials placed (must equal recipients)", dials, "dials", float(n))
+    row("B2", "  CPU of every process of the stack", cores, "cores", float(os.cpu_count()))
 
 
 def b3(args):
