@@ -1,12 +1,15 @@
 /* batchcall: the admin and operator command line. It talks to PostgreSQL
  * (and Kafka for topics) directly; tenants, first keys, credits and plan
- * limits are managed here, never through a public route. */
+ * limits are managed here, never through a public route. `batchcall
+ * batches ...` is the tenant's side (cli/bc_batches_cli.c): it talks only to
+ * the public API, with the tenant's key. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bc_apikey.h"
+#include "bc_batches_cli.h"
 #include "bc_config.h"
 #include "bc_crypto.h"
 #include "bc_e164.h"
@@ -66,7 +69,9 @@ static const char usage[] =
     "  key-create            issue an API key, shown once (--tenant --kind)\n"
     "  agent-create          create an agent (--tenant --name --region)\n"
     "  number-create         register a from-number (--tenant --number); the first is the default\n"
-    "  demo                  all of the above for a demo tenant; prints its ids and key\n";
+    "  demo                  all of the above for a demo tenant; prints its ids and key\n"
+    "  batches ...           a tenant's commands over the public API, not PostgreSQL:\n"
+    "                        create, watch, show, list, cancel, retry (batchcall batches --help)\n";
 
 static void print_json(json_t *j)
 {
@@ -267,6 +272,9 @@ int main(int argc, char **argv)
     bc_log *log;
     int help = 0, rc;
 
+    /* A tenant's commands: their own flags, the API instead of PostgreSQL. */
+    if (argc >= 2 && !strcmp(argv[1], "batches"))
+        return bc_batches_cli_main(argc - 1, argv + 1);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, stdout);
         bc_config_usage(keys, "batchcall COMMAND", "", stdout);

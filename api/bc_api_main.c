@@ -10,6 +10,7 @@
 #include "bc_callback.h"
 #include "bc_cartesia.h"
 #include "bc_gate.h"
+#include "bc_progress.h"
 #include "bc_rymi.h"
 #include "bc_sql.h"
 
@@ -34,6 +35,7 @@ const bc_pg_stmt bc_api_stmts[] = {
     BC_PUBLISHER_STMT,
     BC_GATE_STMTS,
     BC_RYMI_STMTS,
+    BC_PROGRESS_STMTS,
     { "auth_key",
       "SELECT k.id, k.tenant_id, k.kind, k.hash, t.concurrency, t.default_region"
       "  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
@@ -183,6 +185,8 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (bc_batchcall_handle(api, req, resp))
         return;
     if (bc_callback_handle(api, req, resp))
+        return;
+    if (bc_progress_handle(api, req, resp))
         return;
 }
 

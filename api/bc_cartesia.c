@@ -84,6 +84,8 @@ static json_t *render(json_t *b)
         copy(x, "id", r, "id");
         copy(x, "to_number", r, "to_number");
         copy(x, "status", r, "status");
+        if (!json_is_null(json_object_get(r, "from_number")))
+            copy(x, "from_number", r, "from_number");
         if (!json_is_null(json_object_get(r, "call_id")))
             copy(x, "agent_call_id", r, "call_id");
         if (!json_is_null(json_object_get(r, "end_reason")))
@@ -146,7 +148,8 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
     *recips = json_array();
     json_array_foreach(rs, i, r) {
         json_t *to = json_object_get(r, "to_number"), *meta = json_object_get(r, "metadata");
-        json_t *x;
+        json_t *from = json_object_get(r, "from_number");
+        json_t *vars = json_object_get(r, "dynamic_variables"), *x;
 
         if (!json_is_object(r)) {
             snprintf(why, cap, "recipients[%zu] must be an object", i);
@@ -155,6 +158,18 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
         if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
             snprintf(why, cap, "recipients[%zu].to_number must be an E.164 phone "
                                "number such as +14155559876", i);
+            goto fail;
+        }
+        /* Extensions (docs/api.md): a per-recipient caller ID and variables
+         * for the agent, as batch-call's tasks and Rymi's recipients have. */
+        if (from && !json_is_null(from) &&
+            (!json_is_string(from) || !bc_e164_valid(json_string_value(from)))) {
+            snprintf(why, cap, "recipients[%zu].from_number must be an E.164 phone "
+                               "number such as +14155550100", i);
+            goto fail;
+        }
+        if (vars && !json_is_null(vars) && !json_is_object(vars)) {
+            snprintf(why, cap, "recipients[%zu].dynamic_variables must be an object", i);
             goto fail;
         }
         if (meta && !json_is_null(meta)) {
@@ -174,8 +189,23 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
                 goto fail;
             }
         }
+        if (json_is_object(vars)) {
+            char *v = json_dumps(vars, JSON_COMPACT);
+            size_t n = v ? strlen(v) : 0;
+
+            free(v);
+            if (n > MAX_METADATA) {
+                snprintf(why, cap, "recipients[%zu].dynamic_variables is larger than %d bytes",
+                         i, MAX_METADATA);
+                goto fail;
+            }
+        }
         x = json_pack("{s:O}", "to_number", to);
         json_object_set(x, "metadata", meta ? meta : json_null());
+        if (json_is_string(from))
+            json_object_set(x, "from_number", from);
+        if (json_is_object(vars))
+            json_object_set(x, "variables", vars);
         json_array_append_new(*recips, x);
     }
     spec->limit = (int)lim;

@@ -45,7 +45,10 @@ schemas = {
   "BatchCallError": obj({"message": S, "status": {"type": "string", "enum": ["error"]},
                           "error": obj({"code": S, "details": S}), "data": {"nullable": True}},
                          ["message", "status", "error", "data"]),
-  "AgentOutboundCallItem": obj({"to_number": E164, "metadata": ANYOBJN}, ["to_number"]),
+  "AgentOutboundCallItem": obj({"to_number": E164, "metadata": ANYOBJN,
+      "from_number": {**E164, "description": "batchcall extension: this recipient's caller ID"},
+      "dynamic_variables": {**ANYOBJN, "description": "batchcall extension: variables for the agent"}},
+      ["to_number"]),
   "AgentCallBatchRequest": obj({
       "name": {"type": "string", "minLength": 1, "maxLength": 255},
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
@@ -65,7 +68,8 @@ schemas = {
       "end_reason": {"type": "string", "enum": ["agent_hangup", "client_hangup", "api_cancelled",
           "max_duration", "inactivity", "client_disconnected", "dial_busy", "dial_failed",
           "dial_no_answer", "error"]},
-      "error_message": S, "metadata": ANYOBJN, "created_at": {"type": "string", "format": "date-time"}},
+      "error_message": S, "metadata": ANYOBJN, "created_at": {"type": "string", "format": "date-time"},
+      "from_number": {"type": "string", "description": "batchcall extension: the recipient's own caller ID"}},
       ["id", "to_number", "status", "created_at"]),
   "AgentCallBatch": obj({
       "id": S, "name": S, "agent_id": S, "from_number_id": SN,
@@ -83,6 +87,24 @@ schemas = {
        "created_at", "last_updated_at"]),
   "AgentCallBatchList": obj({"data": {"type": "array", "items": ref("AgentCallBatch")}, "has_more": B},
                             ["data", "has_more"]),
+  "ProgressTenant": obj({"live_calls": I, "concurrency_limit": I}, ["live_calls", "concurrency_limit"]),
+  "BatchProgress": obj({
+      "id": S, "name": S, "agent_id": S, "region": S,
+      "status": {"type": "string", "enum": ["draft", "scheduled", "pending", "in_progress",
+                                            "completed", "failed", "cancelled"]},
+      "done": B, "total": I, "target_concurrency_limit": I,
+      "counts": obj({"queued": I, "live": I, "completed": I, "failed": I, "cancelled": I},
+                    ["queued", "live", "completed", "failed", "cancelled"]),
+      "outcomes": {"type": "object", "additionalProperties": {"type": "integer"},
+                   "description": "recipients that ended, by end_reason"},
+      "rate_per_min": {"type": "number", "description": "recipients ended per minute, last 60 s"},
+      "eta_seconds": IN, "retry_count": I,
+      "created_at": S, "scheduled_at": SN, "admitted_at": SN, "updated_at": S,
+      "tenant": ref("ProgressTenant")},
+      ["id", "status", "done", "total", "target_concurrency_limit", "counts", "outcomes",
+       "rate_per_min", "eta_seconds"]),
+  "BatchProgressList": obj({"data": {"type": "array", "items": ref("BatchProgress")}, "has_more": B,
+                            "tenant": ref("ProgressTenant")}, ["data", "has_more", "tenant"]),
   "RymiRecipient": obj({"to": E164, "identity": E164, "from_number": E164, "metadata": ANYOBJ}),
   "RymiBatchRequest": obj({
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
@@ -203,6 +225,17 @@ for verb in ("retry", "cancel"):
     add(f"/agents/calls/batches/{{batch_id}}/{verb}", "post", op("Cartesia", f"{verb.title()} Call Batch", CART,
         {"200": jresp("The batch", ref("AgentCallBatch")), **errs("cartesia", COMMON + [409])},
         None, [VER, pp("batch_id"), IDEM], f"agents_{verb}-call-batch"))
+
+# batchcall's own read routes for watching batches (the CLI's watch, /dashboard)
+PROG = [{"APIKeyAuth": []}, {"CartesiaKey": []}]
+add("/progress/batches", "get", op("Progress", "Progress of the newest batches", PROG,
+    {"200": jresp("Batches, newest first, and the tenant's live calls", ref("BatchProgressList")),
+     **errs("cartesia", COMMON)}, None,
+    [qp("limit", {"type": "integer", "minimum": 1, "maximum": 100}), qp("starting_after", S)],
+    "progress_list"))
+add("/progress/batches/{batch_id}", "get", op("Progress", "Progress of one batch", PROG,
+    {"200": jresp("Counts, live calls against the limits, outcomes, rate and ETA", ref("BatchProgress")),
+     **errs("cartesia", COMMON)}, None, [pp("batch_id")], "progress_get"))
 
 # Rymi
 add("/v1/calls/batch", "post", op("Rymi", "Queue Batch", RYMI,

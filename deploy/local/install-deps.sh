@@ -5,6 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KAFKA_VERSION=3.9.1
+# tmux drives the CLI in a real terminal in tests/integration/test_cli.py.
 # clang and libclang-rt-dev build the fuzz targets (tests/fuzz/run.sh): the
 # sanitizer and libFuzzer runtimes (libclang_rt.fuzzer, .asan, ...) are not in
 # Debian's clang package but in libclang-rt-<N>-dev, which libclang-rt-dev
@@ -13,7 +14,7 @@ DEBS="build-essential cmake ninja-build pkg-config git curl ca-certificates
       librdkafka-dev libpq-dev libjansson-dev libcurl4-openssl-dev
       libmicrohttpd-dev libssl-dev libcmocka-dev
       postgresql postgresql-contrib kcat python3 python3-pip valgrind
-      clang libclang-rt-dev"
+      clang libclang-rt-dev tmux"
 
 missing=""
 for p in $DEBS; do

@@ -1,0 +1,176 @@
+#include "bc_progress.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_gate.h"
+
+#define PREFIX "/progress/batches"
+#define MAX_ID 64
+
+static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
+{
+    bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
+}
+
+/* The batch status words of DESIGN.md: what was decided (draft, scheduled,
+ * pending, cancelled) or, once admitted, whether work is left and how the
+ * rest went. */
+static const char *status_of(const char *state, long long active, long long completed)
+{
+    if (strcmp(state, "admitted"))
+        return state;
+    if (active)
+        return "in_progress";
+    return completed ? "completed" : "failed";
+}
+
+/* bc_http_json, with reals printed as people write them (42.5, not
+ * 42.500000000000007): rate_per_min is the one real here. */
+static void reply(bc_http_resp *resp, json_t *body)
+{
+    free(resp->body);
+    resp->status = 200;
+    resp->body = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    resp->len = resp->body ? strlen(resp->body) : 0;
+    resp->content_type = "application/json";
+    json_decref(body);
+}
+
+static json_t *str_or_null(const PGresult *res, int i, const char *col)
+{
+    const char *v = bc_pg_val(res, i, col);
+
+    return v ? json_string(v) : json_null();
+}
+
+static json_t *batch_json(const PGresult *res, int i)
+{
+    long long queued = bc_pg_int(res, i, "queued", 0), live = bc_pg_int(res, i, "live", 0);
+    long long completed = bc_pg_int(res, i, "completed", 0);
+    const char *state = bc_pg_val(res, i, "state");
+    const char *status = status_of(state, queued + live, completed);
+    double rate = strtod(bc_pg_val(res, i, "rate_per_min"), NULL);
+    json_t *outcomes = json_loads(bc_pg_val(res, i, "outcomes"), 0, NULL);
+    /* Done: nothing of it will change any more. A cancelled batch still has
+     * its live calls to finish. */
+    int done = !strcmp(status, "completed") || !strcmp(status, "failed") ||
+               (!strcmp(status, "cancelled") && queued + live == 0);
+    json_t *eta = json_null();
+
+    if (!done && !strcmp(status, "in_progress") && rate > 0)
+        eta = json_integer((json_int_t)ceil((double)(queued + live) * 60.0 / rate));
+    return json_pack("{s:o,s:o,s:o,s:o,s:s,s:b,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},s:o,"
+                     "s:f,s:o,s:I,s:o,s:o,s:o,s:o}",
+                     "id", str_or_null(res, i, "id"), "name", str_or_null(res, i, "name"),
+                     "agent_id", str_or_null(res, i, "agent_id"),
+                     "region", str_or_null(res, i, "region"), "status", status, "done", done,
+                     "total", (json_int_t)bc_pg_int(res, i, "total", 0),
+                     "target_concurrency_limit",
+                     (json_int_t)bc_pg_int(res, i, "target_concurrency_limit", 0),
+                     "counts", "queued", (json_int_t)queued, "live", (json_int_t)live,
+                     "completed", (json_int_t)completed,
+                     "failed", (json_int_t)bc_pg_int(res, i, "failed", 0),
+                     "cancelled", (json_int_t)bc_pg_int(res, i, "cancelled", 0),
+                     "outcomes", outcomes ? outcomes : json_object(),
+                     "rate_per_min", round(rate * 10.0) / 10.0, "eta_seconds", eta,
+                     "retry_count", (json_int_t)bc_pg_int(res, i, "retry_count", 0),
+                     "created_at", str_or_null(res, i, "created_at"),
+                     "scheduled_at", str_or_null(res, i, "scheduled_at"),
+                     "admitted_at", str_or_null(res, i, "admitted_at"),
+                     "updated_at", str_or_null(res, i, "updated_at"));
+}
+
+static json_t *tenant_json(bc_pg *pg, const char *tenant, bc_err *err)
+{
+    const char *p[] = { tenant };
+    PGresult *res = bc_pg_exec(pg, "progress_tenant", 1, p, err);
+    json_t *t;
+
+    if (!res)
+        return NULL;
+    if (PQntuples(res) != 1) {
+        bc_err_set(err, "tenant '%s' not found", tenant);
+        PQclear(res);
+        return NULL;
+    }
+    t = json_pack("{s:I,s:I}", "live_calls", (json_int_t)bc_pg_int(res, 0, "live", 0),
+                  "concurrency_limit", (json_int_t)bc_pg_int(res, 0, "concurrency", 0));
+    PQclear(res);
+    return t;
+}
+
+static void respond(bc_api *api, bc_pg *pg, const char *tenant, const char *id,
+                    const bc_http_req *req, bc_http_resp *resp)
+{
+    const char *after = id ? NULL : bc_http_query(req, "starting_after");
+    char lim[16];
+    long n = 1;
+    bc_err err = { "" };
+    PGresult *res = NULL;
+    json_t *t = NULL, *arr;
+
+    if (!id && bc_http_query_long(req, "limit", 1, 100, 10, &n) < 0) {
+        error(resp, 400, "invalid_request", "limit must be an integer between 1 and 100");
+        return;
+    }
+    snprintf(lim, sizeof lim, "%ld", n + 1);   /* one more tells has_more */
+    const char *p[] = { tenant, id, after, lim };
+    if (!(res = bc_pg_exec(pg, "progress_batches", 4, p, &err)) ||
+        !(t = tenant_json(pg, tenant, &err))) {
+        bc_log(api->ctx->log, BC_ERROR, "progress.read_failed", "{s:s,s:s}", "tenant_id",
+               tenant, "error", err.msg);
+        error(resp, 500, "internal_error", "The progress could not be read.");
+        goto out;
+    }
+    if (id) {
+        json_t *b;
+
+        if (PQntuples(res) != 1) {
+            error(resp, 404, "not_found", "batch not found");
+            goto out;
+        }
+        b = batch_json(res, 0);
+        json_object_set_new(b, "tenant", t);
+        t = NULL;
+        reply(resp, b);
+        goto out;
+    }
+    arr = json_array();
+    for (int i = 0; i < PQntuples(res) && i < n; i++)
+        json_array_append_new(arr, batch_json(res, i));
+    reply(resp, json_pack("{s:o,s:b,s:o}", "data", arr, "has_more", PQntuples(res) > n,
+                          "tenant", t));
+    t = NULL;
+out:
+    json_decref(t);
+    PQclear(res);
+}
+
+int bc_progress_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+{
+    const char *path = bc_http_path(req), *rest, *id;
+    bc_gate g = { 0 };
+
+    if (strncmp(path, PREFIX, strlen(PREFIX)) != 0)
+        return 0;
+    rest = path + strlen(PREFIX);
+    if (*rest && *rest != '/')
+        return 0;
+    id = *rest && rest[1] ? rest + 1 : NULL;
+    bc_http_set_route(req, id ? PREFIX "/:id" : PREFIX);
+    g.pg = bc_pgpool_get(api->pool);
+    if (bc_gate_enter(api, &g, req, resp, 0, error) < 0)
+        goto out;
+    if (strcmp(bc_http_method(req), "GET"))
+        error(resp, 405, "method_not_allowed", "use GET");
+    else if (id && (strchr(id, '/') || strlen(id) > MAX_ID))
+        error(resp, 404, "not_found", "no such route");
+    else
+        respond(api, g.pg, g.who.tenant_id, id, req, resp);
+out:
+    bc_pgpool_put(api->pool, g.pg);
+    return 1;
+}
