@@ -9,6 +9,7 @@
 #include "bc_batchcall.h"
 #include "bc_callback.h"
 #include "bc_cartesia.h"
+#include "bc_dashboard.h"
 #include "bc_gate.h"
 #include "bc_progress.h"
 #include "bc_rymi.h"
@@ -187,6 +188,8 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (bc_callback_handle(api, req, resp))
         return;
     if (bc_progress_handle(api, req, resp))
+        return;
+    if (bc_dashboard_handle(api, req, resp))
         return;
 }
 

@@ -5,7 +5,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KAFKA_VERSION=3.9.1
-# tmux drives the CLI in a real terminal in tests/integration/test_cli.py.
+# tmux drives the CLI in a real terminal in tests/integration/test_cli.py;
+# chromium and chromium-driver load /dashboard headless in test_dashboard.py.
 # clang and libclang-rt-dev build the fuzz targets (tests/fuzz/run.sh): the
 # sanitizer and libFuzzer runtimes (libclang_rt.fuzzer, .asan, ...) are not in
 # Debian's clang package but in libclang-rt-<N>-dev, which libclang-rt-dev
@@ -14,7 +15,7 @@ DEBS="build-essential cmake ninja-build pkg-config git curl ca-certificates
       librdkafka-dev libpq-dev libjansson-dev libcurl4-openssl-dev
       libmicrohttpd-dev libssl-dev libcmocka-dev
       postgresql postgresql-contrib kcat python3 python3-pip valgrind
-      clang libclang-rt-dev tmux"
+      clang libclang-rt-dev tmux chromium chromium-driver"
 
 missing=""
 for p in $DEBS; do
@@ -46,6 +47,7 @@ python3 -c 'import requests' 2>/dev/null || py_missing="$py_missing requests"
 python3 -c 'import confluent_kafka' 2>/dev/null || py_missing="$py_missing confluent-kafka"
 python3 -c 'import psycopg2' 2>/dev/null || py_missing="$py_missing psycopg2-binary"
 python3 -c 'import schemathesis' 2>/dev/null || py_missing="$py_missing schemathesis"
+python3 -c 'import selenium' 2>/dev/null || py_missing="$py_missing selenium"
 python3 -c 'import jsonschema' 2>/dev/null || py_missing="$py_missing jsonschema"
 if [ -n "$py_missing" ]; then
     log "installing Python packages:$py_missing"
