@@ -117,6 +117,10 @@ const bc_pg_stmt bc_api_stmts[] = {
       "   AND ($2::text IS NULL OR surface = $2)"
       " ORDER BY created_at DESC, id DESC LIMIT $3::int OFFSET $4::int" },
     { "tz_check", "SELECT now() AT TIME ZONE $1 IS NOT NULL AS ok" },
+    /* The names of a JSON list that are not time zones PostgreSQL knows. */
+    { "tz_unknown",
+      "SELECT z FROM jsonb_array_elements_text($1::jsonb) AS z"
+      " WHERE NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = z)" },
     { "batch_last_sent",
       "SELECT (extract(epoch FROM max(created_at)) * 1000)::bigint AS ms,"
       "       count(*) FILTER (WHERE answered_at IS NOT NULL) AS picked_up"
@@ -154,6 +158,8 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,"
       "       count(*) FILTER (WHERE status IN ('dispatched', 'started')) AS live,"
       "       count(*) FILTER (WHERE status = 'queued') AS queued,"
+      "       count(*) FILTER (WHERE status = 'queued' AND window_wait"
+      "                          AND next_attempt_at > bc_now()) AS waiting_for_window,"
       "       max(updated_at) AS last"
       "       FROM recipients r WHERE r.batch_id = b.id) c"
       " WHERE b.id = $1 AND b.tenant_id = $2" },

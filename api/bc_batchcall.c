@@ -59,7 +59,9 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
         picked = bc_pg_int(res, 0, "picked_up", 0);
         PQclear(res);
     }
-    return json_pack("{s:O,s:O,s:O,s:o,s:O,s:O,s:O,s:I,s:O,s:O,s:s,s:O,s:o,s:o,s:o,s:{s:s,s:n}}",
+    /* waiting_for_window (extension): recipients deferred until their own
+     * calling hours open. */
+    return json_pack("{s:O,s:O,s:O,s:o,s:O,s:O,s:O,s:I,s:O,s:O,s:O,s:s,s:O,s:o,s:o,s:o,s:{s:s,s:n}}",
                      "batch_call_id", json_object_get(b, "id"),
                      "name", json_object_get(b, "name"),
                      "from_number", json_object_get(b, "from_number"),
@@ -69,6 +71,7 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
                      "sent", json_object_get(b, "dispatched"),
                      "picked_up", picked,
                      "completed", json_object_get(b, "completed"),
+                     "waiting_for_window", json_object_get(b, "waiting_for_window"),
                      "agent_id", json_object_get(b, "agent_id"),
                      "organization_id", who->tenant_id,
                      "timezone", json_object_get(b, "timezone"),
@@ -138,6 +141,8 @@ static int parse_tasks(json_t *tasks, json_t **out, char *why, size_t cap)
         if (mr && json_is_integer(mr))
             json_object_set(x, "max_retries", mr);
         json_array_append_new(*out, x);
+        if (bc_recipient_timezone(t, x, "tasks", i, why, cap) < 0)
+            return -1;
     }
     return 0;
 }

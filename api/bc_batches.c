@@ -46,6 +46,27 @@ static int hhmm(const char *s)
            s[4] <= '9' && (s[0] < '2' || s[1] <= '3');
 }
 
+int bc_recipient_timezone(json_t *src, json_t *dst, const char *where, size_t i,
+                          char *why, size_t cap)
+{
+    json_t *tz = json_object_get(src, "timezone");
+    const char *s;
+    size_t n;
+
+    if (!tz || json_is_null(tz))
+        return 0;
+    s = json_string_value(tz);
+    n = s ? strlen(s) : 0;
+    if (!s || n == 0 || n > 64 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                           "0123456789/_+-") != n) {
+        snprintf(why, cap, "%s[%zu].timezone must be an IANA time zone name such as "
+                           "America/New_York", where, i);
+        return -1;
+    }
+    json_object_set(dst, "timezone", tz);
+    return 0;
+}
+
 int bc_calling_hours_check(json_t *w, char *why, size_t cap)
 {
     json_t *days, *d;
@@ -138,6 +159,7 @@ static char *recipients_copy(json_t *recipients, const char *batch, const char *
     json_array_foreach(recipients, i, r) {
         json_t *from = json_object_get(r, "from_number"), *meta = json_object_get(r, "metadata");
         json_t *vars = json_object_get(r, "variables"), *mr = json_object_get(r, "max_retries");
+        json_t *tz = json_object_get(r, "timezone");
 
         fprintf(f, "%s\t%s\t%s\t%zu\t", ids[i], batch, tenant, i);
         bc_pg_copy_escape(f, json_string_value(json_object_get(r, "to_number")));
@@ -158,9 +180,15 @@ static char *recipients_copy(json_t *recipients, const char *batch, const char *
             }
         }
         if (json_is_integer(mr))
-            fprintf(f, "\t%" JSON_INTEGER_FORMAT "\n", json_integer_value(mr));
+            fprintf(f, "\t%" JSON_INTEGER_FORMAT, json_integer_value(mr));
         else
-            fputs("\t\\N\n", f);
+            fputs("\t\\N", f);
+        fputc('\t', f);
+        if (json_is_string(tz))
+            bc_pg_copy_escape(f, json_string_value(tz));
+        else
+            fputs("\\N", f);
+        fputc('\n', f);
     }
     fclose(f);
     free(ids);
@@ -216,6 +244,43 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         }
         PQclear(res);
         res = NULL;
+    }
+    {
+        /* Every distinct recipient time zone must be one PostgreSQL knows:
+         * calling hours are read in it. */
+        json_t *zones = json_array(), *r;
+        size_t i;
+        char *doc;
+
+        json_array_foreach(s->recipients, i, r) {
+            json_t *tz = json_object_get(r, "timezone");
+            if (json_is_string(tz) && json_array_size(zones) < 512) {
+                int seen = 0;
+                for (size_t k = 0; k < json_array_size(zones) && !seen; k++)
+                    seen = json_equal(json_array_get(zones, k), tz);
+                if (!seen)
+                    json_array_append(zones, tz);
+            }
+        }
+        if (json_array_size(zones) > 0) {
+            doc = json_dumps(zones, JSON_COMPACT);
+            const char *p[] = { doc };
+            res = doc ? one(pg, "tz_unknown", 1, p, err) : NULL;
+            free(doc);
+            json_decref(zones);
+            if (!res)
+                return BC_BATCH_ERROR;
+            if (PQntuples(res) > 0) {
+                bc_err_set(err, "timezone '%s' of a recipient is not an IANA time zone",
+                           PQgetvalue(res, 0, 0));
+                PQclear(res);
+                return BC_BATCH_BAD_TIME;
+            }
+            PQclear(res);
+            res = NULL;
+        } else {
+            json_decref(zones);
+        }
     }
     if (s->scheduled_at) {
         const char *p[] = { s->scheduled_at };
@@ -297,7 +362,8 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     /* COPY: the fastest way PostgreSQL takes rows, one round trip. */
     if (!(doc = recipients_copy(s->recipients, id_out, who->tenant_id, &doclen, err)) ||
         bc_pg_copy_in(pg, "COPY recipients (id, batch_id, tenant_id, seq, to_number,"
-                          " from_number, metadata, variables, max_retries) FROM STDIN",
+                          " from_number, metadata, variables, max_retries, timezone)"
+                          " FROM STDIN",
                       doc, doclen, err) < 0)
         goto out;
     if (!strcmp(state, "pending")) {
@@ -370,7 +436,7 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                                   "max_call_duration_min", "max_retries", "total",
                                   "retry_count", "dispatched", "finished", "completed",
                                   "failed", "failed_predial", "cancelled", "live",
-                                  "queued", NULL };
+                                  "queued", "waiting_for_window", NULL };
 
     if (!res)
         return NULL;

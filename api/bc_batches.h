@@ -84,6 +84,12 @@ json_t *bc_batch_list(bc_pg *pg, const char *tenant_id, const char *agent_id,
 json_t *bc_batch_page(bc_pg *pg, const char *tenant_id, const char *surface,
                       int limit, int offset, long long *total, bc_err *err);
 
+/* Copies an optional recipient "timezone" from src to dst: an IANA zone
+ * name (letters, digits, '/', '_', '+', '-'; at most 64). -1 with why set
+ * ("<where>[i].timezone ...") if present and malformed; whether the zone
+ * exists is checked by bc_batch_create. */
+int bc_recipient_timezone(json_t *src, json_t *dst, const char *where, size_t i,
+                          char *why, size_t cap);
 /* Checks an optional calling_hours object: {"days": [1-7...], "start":
  * "HH:MM", "end": "HH:MM"}. 0, or -1 with why set. */
 int bc_calling_hours_check(json_t *w, char *why, size_t cap);

@@ -70,6 +70,8 @@ static json_t *render(json_t *b)
     copy(o, "total_calls_dispatched", b, "dispatched");
     copy(o, "total_calls_finished", b, "finished");
     copy(o, "retry_count", b, "retry_count");
+    /* Extension: recipients deferred until their own calling hours open. */
+    copy(o, "total_calls_waiting_for_window", b, "waiting_for_window");
     copy(o, "created_at", b, "created_at");
     copy(o, "last_updated_at", b, "updated_at");
     if (!json_is_null(json_object_get(b, "scheduled_at")))
@@ -207,6 +209,8 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
         if (json_is_object(vars))
             json_object_set(x, "variables", vars);
         json_array_append_new(*recips, x);
+        if (bc_recipient_timezone(r, x, "recipients", i, why, cap) < 0)
+            goto fail;
     }
     spec->limit = (int)lim;
     spec->ringing_timeout_s = (int)ring;

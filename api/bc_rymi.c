@@ -159,6 +159,8 @@ static json_t *render_session(json_t *b)
     size_t i;
 
     json_object_set_new(o, "queued", json_integer(json_integer_value(json_object_get(b, "queued"))));
+    /* Extension: of those, deferred until their own calling hours open. */
+    json_object_set(o, "waiting_for_window", json_object_get(b, "waiting_for_window"));
     json_object_set_new(o, "total", json_integer(json_integer_value(json_object_get(b, "total"))));
     if (!rs)
         return o;
@@ -287,6 +289,8 @@ static json_t *recipients_of(json_t *in, const char *field, int participants, ch
         json_object_set_new(y, "metadata",
                             meta && !json_is_null(meta) ? json_incref(meta) : json_object());
         json_array_append_new(out, y);
+        if (json_is_object(x) && bc_recipient_timezone(x, y, field, i, why, sizeof why) < 0)
+            goto bad;
     }
     return out;
 bad:

@@ -4,7 +4,8 @@
 #define BC_SQL_H
 
 /* Tops up a batch's window: releases the next queued recipients (in seq
- * order, due ones only) until window = limit * $2 jobs are in flight, and
+ * order, due ones only, inside their calling hours) until window = limit
+ * * $2 jobs are in flight, and
  * writes one job per released recipient to the outbox, in one statement.
  * Jobs are keyed by recipient, not batch, so one batch spreads over every
  * partition and every worker of the region.
@@ -13,24 +14,40 @@
  * size and hashes a sequential scan of every recipient (measured: 6 ms at
  * 5,000 rows, growing with the table); ARRAY() makes it look each id up. */
 #define BC_SQL_RELEASE                                                          \
-    "WITH b AS (SELECT id, target_concurrency_limit * $2::int AS win"          \
-    "             FROM batches WHERE id = $1 AND state = 'admitted'"           \
-    "              AND in_calling_hours(calling_hours, timezone, now())),"     \
+    "WITH b AS (SELECT id, target_concurrency_limit * $2::int AS win,"         \
+    "                  calling_hours, timezone"                                 \
+    "             FROM batches WHERE id = $1 AND state = 'admitted'),"         \
     " inflight AS (SELECT count(*) AS n FROM recipients"                        \
     "              WHERE batch_id = $1 AND released"                            \
     "                AND status IN ('queued', 'dispatched', 'started')),"       \
-    " r AS (UPDATE recipients SET released = true, updated_at = now()"          \
-    "        WHERE id = ANY(ARRAY(SELECT id FROM recipients"                    \
-    "                      WHERE batch_id = $1 AND status = 'queued'"           \
-    "                        AND NOT released"                                  \
-    "                        AND (next_attempt_at IS NULL OR next_attempt_at <= now())" \
-    "                      ORDER BY seq"                                        \
-    "                      LIMIT GREATEST(0, coalesce((SELECT win FROM b), 0)"  \
-    "                                        - (SELECT n FROM inflight))"       \
-    "                      FOR UPDATE SKIP LOCKED))"                            \
+    " room AS (SELECT GREATEST(0, coalesce((SELECT win FROM b), 0)"             \
+    "                             - (SELECT n FROM inflight)) AS n),"           \
+    /* The next due recipients in order, and with calling hours up to 256   \
+     * more: those outside their own hours (read in their time zone, else   \
+     * the batch's) are deferred to their next opening, holding nothing. */ \
+    " c AS (SELECT r.id, r.seq, b.calling_hours IS NULL"                        \
+    "              OR in_calling_hours(b.calling_hours,"                        \
+    "                                  coalesce(r.timezone, b.timezone), bc_now()) AS open," \
+    "              next_calling_time(b.calling_hours,"                          \
+    "                                coalesce(r.timezone, b.timezone), bc_now()) AS opens" \
+    "         FROM b, LATERAL (SELECT id, seq, timezone FROM recipients"        \
+    "                           WHERE batch_id = $1 AND status = 'queued'"      \
+    "                             AND NOT released"                             \
+    "                             AND (next_attempt_at IS NULL OR next_attempt_at <= bc_now())" \
+    "                           ORDER BY seq"                                   \
+    "                           LIMIT (SELECT n FROM room)"                     \
+    "                                 + CASE WHEN b.calling_hours IS NULL THEN 0 ELSE 256 END" \
+    "                           FOR UPDATE SKIP LOCKED) r),"                    \
+    " d AS (UPDATE recipients SET next_attempt_at = c.opens, window_wait = true," \
+    "              updated_at = now()"                                          \
+    "         FROM c WHERE recipients.id = c.id AND NOT c.open RETURNING 1),"   \
+    " r AS (UPDATE recipients SET released = true, window_wait = false,"        \
+    "              updated_at = now()"                                          \
+    "        WHERE id = ANY(ARRAY(SELECT id FROM c WHERE open ORDER BY seq"     \
+    "                             LIMIT (SELECT n FROM room)))"                 \
     "        RETURNING id, batch_id, tenant_id, attempts)"                      \
     " INSERT INTO outbox (topic, key, payload)"                                 \
-    " SELECT $3, r.id, json_build_object('v', 1, 'recipient_id', r.id,"   \
+    " SELECT $3, r.id, json_build_object('v', 1, 'recipient_id', r.id,"         \
     "        'batch_id', r.batch_id, 'tenant_id', r.tenant_id,"                 \
     "        'attempt', r.attempts + 1)::text FROM r"                           \
     " RETURNING id, topic, key, payload"

@@ -53,7 +53,7 @@ static const bc_pg_stmt stmts[] = {
       "SELECT b.id FROM batches b WHERE b.region = $1 AND b.state = 'admitted'"
       "   AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
       "               AND r.status = 'queued' AND NOT r.released"
-      "               AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= now()))" },
+      "               AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= bc_now()))" },
     { "release", BC_SQL_RELEASE },
     /* Rows a publisher wrote but did not see acknowledged in time. */
     { "stragglers",

@@ -113,23 +113,29 @@ static const bc_pg_stmt stmts[] = {
      * $1 [{"n","r" recipient,"b" batch,"a" attempt,"c" call id}] $2 holder $3 ttl s */
     { "claim_many",
       "WITH j AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS j(n int, r text, b text, a int, c text)),"
-      " bs AS (SELECT id, state = 'admitted' AS admitted,"
-      "               in_calling_hours(calling_hours, timezone, now()) AS in_hours"
+      " bs AS (SELECT id, state = 'admitted' AS admitted, calling_hours, timezone"
       "          FROM batches WHERE id IN (SELECT b FROM j)),"
       " bb AS (SELECT id, from_number, ringing_timeout_s, max_call_duration_min FROM batches"
-      "         WHERE id IN (SELECT id FROM bs WHERE admitted AND in_hours)"
+      "         WHERE id IN (SELECT id FROM bs WHERE admitted)"
       "           AND state = 'admitted' FOR SHARE),"
       /* Each recipient by its key. Given batch_id or a plain status test,
        * the planner walked the batch's whole backlog per job through the
        * partial index recipients_active whenever its statistics said few
        * recipients were queued (measured: 46 ms for 14 jobs). OFFSET 0
        * keeps the lookup apart, and coalesce() keeps the updates' status
-       * test from matching that index's predicate. */
-      " q AS (SELECT j.n, j.r, j.b, j.a, j.c, row_number() OVER (PARTITION BY j.b ORDER BY j.n) AS k"
-      "         FROM j JOIN LATERAL (SELECT batch_id, status, attempts FROM recipients"
-      "                               WHERE id = j.r OFFSET 0) rc"
-      "           ON rc.batch_id = j.b AND rc.status = 'queued' AND rc.attempts = j.a - 1"
-      "        WHERE j.b IN (SELECT id FROM bb)),"
+       * test from matching that index's predicate. A job is claimable when
+       * its attempt is still queued, its batch admitted, and the
+       * recipient inside calling hours in its own time zone. */
+      " jr AS (SELECT j.*, bs.id IN (SELECT id FROM bb) AS admitted,"
+      "               bs.calling_hours IS NULL"
+      "               OR in_calling_hours(bs.calling_hours, coalesce(rc.tz, bs.timezone), bc_now()) AS open,"
+      "               next_calling_time(bs.calling_hours, coalesce(rc.tz, bs.timezone), bc_now()) AS opens"
+      "          FROM j JOIN bs ON bs.id = j.b"
+      "          JOIN LATERAL (SELECT batch_id, status, attempts, timezone AS tz FROM recipients"
+      "                         WHERE id = j.r OFFSET 0) rc"
+      "            ON rc.batch_id = j.b AND rc.status = 'queued' AND rc.attempts = j.a - 1),"
+      " q AS (SELECT n, r, b, a, c, row_number() OVER (PARTITION BY b ORDER BY n) AS k"
+      "         FROM jr WHERE admitted AND open),"
       " need AS (SELECT b, count(*) AS k FROM q GROUP BY b),"
       " s AS (SELECT need.b, f.slot, row_number() OVER (PARTITION BY need.b ORDER BY f.slot) AS k"
       "         FROM need, LATERAL (SELECT l.slot FROM leases l"
@@ -153,10 +159,10 @@ static const bc_pg_stmt stmts[] = {
       "                jsonb_build_array(jsonb_build_object('status', 'claimed', 'at', rfc3339_ms(now())))"
       "           FROM r JOIN l ON l.call_id = r.c JOIN bb ON bb.id = r.b"
       "         RETURNING id, tenant_id, to_number, from_number, lease_token),"
-      " u AS (UPDATE recipients SET released = false, updated_at = now()"
-      "         FROM j JOIN bs ON bs.id = j.b AND bs.admitted AND NOT bs.in_hours"
-      "        WHERE recipients.id = j.r"
-      "          AND coalesce(recipients.status, '') = 'queued' AND recipients.attempts = j.a - 1"
+      " u AS (UPDATE recipients SET released = false, next_attempt_at = jr.opens,"
+      "              window_wait = true, updated_at = now()"
+      "         FROM jr WHERE jr.admitted AND NOT jr.open AND recipients.id = jr.r"
+      "          AND coalesce(recipients.status, '') = 'queued' AND recipients.attempts = jr.a - 1"
       "       RETURNING recipients.id)"
       " SELECT j.n, CASE WHEN ins.id IS NOT NULL THEN 'claimed'"
       "                  WHEN u.id IS NOT NULL THEN 'hours'"
