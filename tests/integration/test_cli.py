@@ -32,7 +32,11 @@ class Terminal:
         subprocess.run([TMUX, "-S", self.sock, "-f", "/dev/null", "new-session", "-d", "-s", "t",
                         "-x", "120", "-y", "40", "PS1='$ ' exec bash --norc --noprofile"],
                        env=env, check=True, timeout=10)
-        wait_until(lambda: "$" in self.screen(), 10, "the shell prompt")
+        try:
+            wait_until(lambda: "$" in self.screen(), 10, "the shell prompt")
+        except AssertionError:
+            self.close()   # no fixture teardown runs for a failed set-up
+            raise
 
     def tmux(self, *args):
         return subprocess.run([TMUX, "-S", self.sock, *args], check=True, capture_output=True,
