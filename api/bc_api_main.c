@@ -68,9 +68,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
       "         $15::jsonb, $16::jsonb, $17, $18, $19, $20::jsonb, $21::jsonb,"
       "         CASE WHEN $17 = 'admitted' THEN now() END)" },
-    { "leases_insert",
-      "INSERT INTO leases (batch_id, slot)"
-      " SELECT $1, g FROM generate_series(0, $2::int - 1) AS g ON CONFLICT DO NOTHING" },
+    { "leases_insert", BC_SQL_LEASES_INSERT },
     /* Cancel: queued recipients, and those claimed but not yet being dialed
      * (their claim gives its slot back), are cancelled. The batch row lock
      * waits for any dial_start in flight; after it, none can start. */
@@ -117,6 +115,15 @@ const bc_pg_stmt bc_api_stmts[] = {
       "   AND ($2::text IS NULL OR surface = $2)"
       " ORDER BY created_at DESC, id DESC LIMIT $3::int OFFSET $4::int" },
     { "tz_check", "SELECT now() AT TIME ZONE $1 IS NOT NULL AS ok" },
+    /* A caller-ID pool's numbers, each the tenant's by id or E.164, in the
+     * order given; missing names the first that is not the tenant's. */
+    { "pool_resolve",
+      "SELECT array_agg(p.number ORDER BY x.ord) FILTER (WHERE p.number IS NOT NULL) AS numbers,"
+      "       (array_agg(x.v ORDER BY x.ord) FILTER (WHERE p.number IS NULL))[1] AS missing"
+      "  FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS x(v, ord)"
+      "  LEFT JOIN phone_numbers p ON p.tenant_id = $1 AND (p.id = x.v OR p.number = x.v)" },
+    { "pool_set",
+      "UPDATE batches SET from_pool = $2::text[], pool_cps = $3::int WHERE id = $1" },
     /* The names of a JSON list that are not time zones PostgreSQL knows. */
     { "tz_unknown",
       "SELECT z FROM jsonb_array_elements_text($1::jsonb) AS z"

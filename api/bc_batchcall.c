@@ -166,8 +166,10 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
         snprintf(why, cap, "from_number must be in E.164 format");
         goto fail;
     }
-    if (bc_calling_hours_check(json_object_get(in, "calling_hours"), why, cap) < 0)
+    if (bc_calling_hours_check(json_object_get(in, "calling_hours"), why, cap) < 0 ||
+        bc_caller_pool_check(json_object_get(in, "caller_id_pool"), why, cap) < 0)
         goto fail;
+    spec->caller_pool = json_object_get(in, "caller_id_pool");
     if (status && strcmp(status, "draft") && strcmp(status, "scheduled") && strcmp(status, "sent")) {
         snprintf(why, cap, "status must be one of draft, scheduled, sent");
         goto fail;

@@ -46,6 +46,47 @@ static int hhmm(const char *s)
            s[4] <= '9' && (s[0] < '2' || s[1] <= '3');
 }
 
+int bc_caller_pool_check(json_t *pool, char *why, size_t cap)
+{
+    json_t *nums, *x, *v;
+    size_t i, n;
+    const char *keys[] = { "calls_per_second", "max_concurrent_per_number" };
+    const long max[] = { 1000, 100000 };
+
+    if (!pool || json_is_null(pool))
+        return 0;
+    nums = json_object_get(pool, "numbers");
+    n = json_array_size(nums);
+    if (!json_is_object(pool) || !json_is_array(nums) || n < 1 || n > 50) {
+        snprintf(why, cap, "caller_id_pool must be {\"numbers\": [1 to 50 phone number ids or "
+                           "E.164 numbers], \"calls_per_second\"?, \"max_concurrent_per_number\"?}");
+        return -1;
+    }
+    json_array_foreach(nums, i, x) {
+        const char *s = json_string_value(x);
+        if (!s || !*s || strlen(s) > 64) {
+            snprintf(why, cap, "caller_id_pool.numbers[%zu] must be a phone number id or an "
+                               "E.164 number", i);
+            return -1;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (json_equal(json_array_get(nums, k), x)) {
+                snprintf(why, cap, "caller_id_pool.numbers[%zu] repeats '%s'", i, s);
+                return -1;
+            }
+    }
+    for (int k = 0; k < 2; k++) {
+        v = json_object_get(pool, keys[k]);
+        if (v && !json_is_null(v) &&
+            (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max[k])) {
+            snprintf(why, cap, "caller_id_pool.%s must be an integer between 1 and %ld", keys[k],
+                     max[k]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int bc_recipient_timezone(json_t *src, json_t *dst, const char *where, size_t i,
                           char *why, size_t cap)
 {
@@ -223,7 +264,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     PGresult *res = NULL, *rel = NULL;
     char num_id[48] = "", number[24] = "", region[16], limit[16], ring[16],
          dur[16], retries[16], total[16], *vars = NULL, *meta = NULL, *post = NULL,
-         *hours = NULL,
+         *hours = NULL, pool[1024] = "", pool_cps[16] = "",
          *doc = NULL, sched[40] = "";
     const char *state;
     long concurrency;
@@ -328,6 +369,34 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     rc = BC_BATCH_ERROR;
     concurrency = who->concurrency;
     lim = s->limit ? s->limit : bc_lease_default_limit((int)concurrency);
+    if (s->caller_pool && !json_is_null(s->caller_pool)) {
+        /* Every number must be the tenant's; the batch's slots are dealt
+         * out over them, so a per-number cap caps the batch at n x cap. */
+        json_t *nums = json_object_get(s->caller_pool, "numbers");
+        json_t *per = json_object_get(s->caller_pool, "max_concurrent_per_number");
+        json_t *cps = json_object_get(s->caller_pool, "calls_per_second");
+        char *doc = json_dumps(nums, JSON_COMPACT);
+        const char *p[] = { who->tenant_id, doc };
+
+        res = doc ? one(pg, "pool_resolve", 2, p, err) : NULL;
+        free(doc);
+        if (!res)
+            goto out;
+        if (bc_pg_val(res, 0, "missing")) {
+            bc_err_set(err, "phone number '%s' of caller_id_pool not found",
+                       bc_pg_val(res, 0, "missing"));
+            rc = BC_BATCH_NO_NUMBER;
+            goto out;
+        }
+        snprintf(pool, sizeof pool, "%s", bc_pg_val(res, 0, "numbers"));
+        PQclear(res);
+        res = NULL;
+        if (json_is_integer(per) &&
+            (json_int_t)lim > json_integer_value(per) * (json_int_t)json_array_size(nums))
+            lim = (int)(json_integer_value(per) * (json_int_t)json_array_size(nums));
+        if (json_is_integer(cps))
+            snprintf(pool_cps, sizeof pool_cps, "%" JSON_INTEGER_FORMAT, json_integer_value(cps));
+    }
     if (lim > concurrency) {
         bc_err_set(err, "target_concurrency_limit %d exceeds the organization's "
                         "concurrency limit of %ld", lim, concurrency);
@@ -355,6 +424,13 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
                             s->timezone ? s->timezone : "UTC", vars, meta, state, total,
                             s->external_id, post, hours };
         if (!(res = one(pg, "batch_insert", 21, p, err)))
+            goto out;
+        PQclear(res);
+        res = NULL;
+    }
+    if (pool[0]) {
+        const char *p[] = { id_out, pool, pool_cps[0] ? pool_cps : NULL };
+        if (!(res = one(pg, "pool_set", 3, p, err)))
             goto out;
         PQclear(res);
         res = NULL;

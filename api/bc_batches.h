@@ -38,6 +38,7 @@ typedef struct bc_batch_spec {
     const char *external_id;     /* caller's own batch id (Rymi batch_id) */
     json_t *calling_hours;       /* borrowed; validated by bc_calling_hours_check */
     json_t *post_call;           /* borrowed; may be NULL */
+    json_t *caller_pool;         /* borrowed; validated by bc_caller_pool_check */
     /* Borrowed array of {"to_number", "from_number"?, "metadata"?,
      * "variables"?, "max_retries"?}, already validated. Ids are added. */
     json_t *recipients;
@@ -84,6 +85,10 @@ json_t *bc_batch_list(bc_pg *pg, const char *tenant_id, const char *agent_id,
 json_t *bc_batch_page(bc_pg *pg, const char *tenant_id, const char *surface,
                       int limit, int offset, long long *total, bc_err *err);
 
+/* Checks an optional caller_id_pool object: {"numbers": [1-50 distinct
+ * phone-number ids or E.164 numbers of the tenant], "calls_per_second"?:
+ * 1-1000, "max_concurrent_per_number"?: 1-100000}. -1 with why set. */
+int bc_caller_pool_check(json_t *pool, char *why, size_t cap);
 /* Copies an optional recipient "timezone" from src to dst: an IANA zone
  * name (letters, digits, '/', '_', '+', '-'; at most 64). -1 with why set
  * ("<where>[i].timezone ...") if present and malformed; whether the zone

@@ -120,9 +120,11 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
         bc_json_str(body, "scheduled_at", 0, 64, &spec->scheduled_at, why, cap) < 0 ||
         bc_json_str(body, "region", 0, 8, &region, why, cap) < 0 ||
         bc_json_str(body, "timezone", 0, 64, &spec->timezone, why, cap) < 0 ||
-        bc_calling_hours_check(json_object_get(body, "calling_hours"), why, cap) < 0)
+        bc_calling_hours_check(json_object_get(body, "calling_hours"), why, cap) < 0 ||
+        bc_caller_pool_check(json_object_get(body, "caller_id_pool"), why, cap) < 0)
         return -1;
     spec->calling_hours = json_object_get(body, "calling_hours");
+    spec->caller_pool = json_object_get(body, "caller_id_pool");
     if (spec->scheduled_at && !bc_rfc3339_valid(spec->scheduled_at)) {
         snprintf(why, cap, "scheduled_at must be an RFC3339 timestamp with a "
                            "timezone offset, e.g. 2026-06-15T16:00:00Z");

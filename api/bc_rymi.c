@@ -353,9 +353,11 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
         return -1;
     }
     if (bc_json_str(in, "timezone", 0, 64, &spec->timezone, why, cap) < 0 ||
-        bc_calling_hours_check(json_object_get(in, "calling_hours"), why, cap) < 0)
+        bc_calling_hours_check(json_object_get(in, "calling_hours"), why, cap) < 0 ||
+        bc_caller_pool_check(json_object_get(in, "caller_id_pool"), why, cap) < 0)
         return -1;
     spec->calling_hours = json_object_get(in, "calling_hours");
+    spec->caller_pool = json_object_get(in, "caller_id_pool");
     for (int i = 0; i < 3; i++) {
         v = json_object_get(in, objs[i]);
         if (v && !json_is_null(v) && !json_is_object(v)) {

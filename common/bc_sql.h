@@ -52,6 +52,15 @@
     "        'attempt', r.attempts + 1)::text FROM r"                           \
     " RETURNING id, topic, key, payload"
 
+/* A batch's lease slots, one per unit of its concurrency limit; with a
+ * caller-ID pool, slot s belongs to number from_pool[s mod n].
+ * $1 batch id, $2 limit. */
+#define BC_SQL_LEASES_INSERT                                                    \
+    "INSERT INTO leases (batch_id, slot, number)"                               \
+    " SELECT $1, g, (SELECT from_pool[1 + g % cardinality(from_pool)]"          \
+    "                  FROM batches WHERE id = $1)"                             \
+    "   FROM generate_series(0, $2::int - 1) AS g ON CONFLICT DO NOTHING"
+
 /* Jobs in flight per batch: this many times its concurrency limit. */
 #define BC_WINDOW_MULTIPLE "2"
 

@@ -45,9 +45,7 @@ static const bc_pg_stmt stmts[] = {
     { "to_pending",
       "UPDATE batches SET state = 'pending', updated_at = now()"
       " WHERE id = $1 AND state = 'scheduled'" },
-    { "leases_insert",
-      "INSERT INTO leases (batch_id, slot)"
-      " SELECT $1, g FROM generate_series(0, $2::int - 1) AS g ON CONFLICT DO NOTHING" },
+    { "leases_insert", BC_SQL_LEASES_INSERT },
     /* Admitted batches with work that could be released. */
     { "running",
       "SELECT b.id FROM batches b WHERE b.region = $1 AND b.state = 'admitted'"
