@@ -23,6 +23,17 @@ HOURS = {"type": "object", "description": "batchcall extension: calling hours in
                                  "items": {"type": "integer", "minimum": 1, "maximum": 7}}},
          "required": ["start", "end"]}
 TZ = {"type": "string", "description": "IANA time zone (default UTC)", "example": "America/New_York"}
+RTZ = {"type": "string", "maxLength": 64, "example": "Asia/Tokyo",
+       "description": "batchcall extension: this recipient's IANA time zone; calling hours apply in it"}
+POOL = {"type": "object", "description": "batchcall extension: dial in turn from several of the "
+        "tenant's numbers, each within its own caps",
+        "properties": {"numbers": {"type": "array", "minItems": 1, "maxItems": 50, "uniqueItems": True,
+                                   "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                                   "description": "phone number ids or E.164 numbers of the tenant"},
+                       "calls_per_second": {"type": "integer", "minimum": 1, "maximum": 1000},
+                       "max_concurrent_per_number": {"type": "integer", "minimum": 1, "maximum": 100000}},
+        "required": ["numbers"]}
+WAIT = {"type": "integer", "description": "batchcall extension: recipients deferred until their calling hours open"}
 
 def jresp(desc, schema): return {"description": desc, "content": {"application/json": {"schema": schema}}}
 
@@ -47,7 +58,8 @@ schemas = {
                          ["message", "status", "error", "data"]),
   "AgentOutboundCallItem": obj({"to_number": E164, "metadata": ANYOBJN,
       "from_number": {**E164, "description": "batchcall extension: this recipient's caller ID"},
-      "dynamic_variables": {**ANYOBJN, "description": "batchcall extension: variables for the agent"}},
+      "dynamic_variables": {**ANYOBJN, "description": "batchcall extension: variables for the agent"},
+      "timezone": RTZ},
       ["to_number"]),
   "AgentCallBatchRequest": obj({
       "name": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -59,7 +71,7 @@ schemas = {
       "max_call_duration_minutes": {"type": "integer", "minimum": 1, "maximum": 480},
       "scheduled_at": {"type": "string", "format": "date-time"},
       "region": {"type": "string", "enum": ["US", "EU", "APAC"], "description": "batchcall extension"},
-      "timezone": TZ, "calling_hours": HOURS},
+      "timezone": TZ, "calling_hours": HOURS, "caller_id_pool": POOL},
       ["name", "agent_id", "from_number_id", "recipients"]),
   "AgentCallBatchRecipient": obj({
       "id": S, "to_number": S,
@@ -77,6 +89,7 @@ schemas = {
       "target_concurrency_limit": I,
       "status": {"type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled"]},
       "total_calls_scheduled": I, "total_calls_dispatched": I, "total_calls_finished": I,
+      "total_calls_waiting_for_window": WAIT,
       "retry_count": I, "created_at": {"type": "string", "format": "date-time"},
       "last_updated_at": {"type": "string", "format": "date-time"},
       "scheduled_at": {"type": "string", "format": "date-time"},
@@ -105,14 +118,15 @@ schemas = {
        "rate_per_min", "eta_seconds"]),
   "BatchProgressList": obj({"data": {"type": "array", "items": ref("BatchProgress")}, "has_more": B,
                             "tenant": ref("ProgressTenant")}, ["data", "has_more", "tenant"]),
-  "RymiRecipient": obj({"to": E164, "identity": E164, "from_number": E164, "metadata": ANYOBJ}),
+  "RymiRecipient": obj({"to": E164, "identity": E164, "from_number": E164, "metadata": ANYOBJ,
+                        "timezone": RTZ}),
   "RymiBatchRequest": obj({
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
       "to": {"type": "array", "items": E164, "minItems": 1, "maxItems": 500},
       "recipients": {"type": "array", "items": ref("RymiRecipient"), "minItems": 1, "maxItems": 500},
       "from_number": E164, "batch_id": {"type": "string", "maxLength": 128},
       "metadata": ANYOBJ, "variables": ANYOBJ, "post_call": ANYOBJ, "timezone": TZ,
-      "calling_hours": HOURS}, ["agent_id"]),
+      "calling_hours": HOURS, "caller_id_pool": POOL}, ["agent_id"]),
   "RymiParticipantIn": obj({"transport": {"type": "string", "enum": ["pstn"]}, "identity": E164,
                             "from_number": E164, "metadata": ANYOBJ}, ["identity"]),
   "RymiCallRequest": obj({"agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
@@ -127,6 +141,7 @@ schemas = {
   "RymiCall": obj({"id": S, "room_name": S,
       "status": {"type": "string", "enum": ["queued", "in_progress", "completed", "failed"]},
       "batch_id": S, "agent_id": S, "from_number": SN, "queued": I, "total": I,
+      "waiting_for_window": WAIT,
       "metadata": ANYOBJN, "variables": ANYOBJN, "post_call": ANYOBJN, "created_at": S, "updated_at": S,
       "participants": {"type": "array", "items": ref("RymiParticipant")}},
       ["id", "room_name", "status", "batch_id", "queued"]),
@@ -172,16 +187,18 @@ schemas = {
   "Spend": obj({"currency": S, "calls": I, "minutes": I, "total_cents": I, "days": {"type": "array", "items": ANYOBJ}},
                ["currency", "total_cents", "days"]),
   "BatchCallTask": obj({"to_number": E164, "dynamic_variables": ANYOBJ,
-                        "max_retries": {"type": "integer", "minimum": 0, "maximum": 10}}, ["to_number"]),
+                        "max_retries": {"type": "integer", "minimum": 0, "maximum": 10},
+                        "timezone": RTZ}, ["to_number"]),
   "BatchCallRequest": obj({"from_number": E164,
       "tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": ref("BatchCallTask")},
       "name": {"type": "string", "maxLength": 255}, "trigger_timestamp": {"type": "integer", "minimum": 0},
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64}, "timezone": S,
       "status": {"type": "string", "enum": ["draft", "scheduled", "sent"]}, "send_now": B,
-      "calling_hours": HOURS},
+      "calling_hours": HOURS, "caller_id_pool": POOL},
       ["from_number", "tasks", "agent_id"]),
   "BatchCall": obj({"batch_call_id": S, "name": S, "from_number": S, "scheduled_timestamp": IN,
       "total_task_count": I, "total": I, "sent": I, "picked_up": I, "completed": I, "agent_id": S,
+      "waiting_for_window": WAIT,
       "organization_id": S, "status": {"type": "string", "enum": ["draft", "scheduled", "sent", "cancelled"]},
       "timezone": S, "last_sent_timestamp": IN, "tasks_url": S, "created_timestamp": IN, "access_info": ANYOBJ},
       ["batch_call_id", "status", "total"]),
