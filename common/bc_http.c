@@ -169,6 +169,19 @@ static void builtin(bc_http *h, const bc_http_req *r, bc_http_resp *resp)
     }
 }
 
+/* The method as a metric label: the ones HTTP defines, else "other", so a
+ * client cannot mint series (the registry is finite). */
+static const char *method_label(const char *m)
+{
+    static const char *const known[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                         "OPTIONS" };
+
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(m, known[i]))
+            return known[i];
+    return "other";
+}
+
 static void record(bc_http *h, const bc_http_req *r, int status)
 {
     char labels[160];
@@ -181,7 +194,7 @@ static void record(bc_http *h, const bc_http_req *r, int status)
     secs = (double)(now.tv_sec - r->start.tv_sec) +
            (double)(now.tv_nsec - r->start.tv_nsec) / 1e9;
     snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\",code=\"%d\"",
-             r->method, r->route[0] ? r->route : "other", status);
+             method_label(r->method), r->route[0] ? r->route : "other", status);
     bc_metrics_inc(h->o.metrics, "http_requests_total",
                    "HTTP requests served, by route and status", labels, 1);
     snprintf(labels, sizeof labels, "route=\"%s\"", r->route[0] ? r->route : "other");

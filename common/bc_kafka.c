@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct bc_kafka {
     rd_kafka_t *rk;
@@ -11,6 +12,7 @@ struct bc_kafka {
     bc_log *log;
     bc_kafka_dr_fn dr;
     void *ud;
+    long long lag, lag_at_ms;     /* bc_kafka_lag's last answer and when */
 };
 
 void bc_kafka_topic(char *out, size_t cap, const char *prefix, const char *kind,
@@ -296,6 +298,36 @@ int bc_kafka_rewind(bc_kafka *k, rd_kafka_message_t *const *msgs, int n)
     }
     rd_kafka_topic_partition_list_destroy(parts);
     return rc;
+}
+
+long long bc_kafka_lag(bc_kafka *k)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    struct timespec ts;
+    long long now, lag = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (!k->consumer || now - k->lag_at_ms < 1000)
+        return k->lag;
+    k->lag_at_ms = now;
+    if (rd_kafka_assignment(k->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return k->lag;
+    rd_kafka_position(k->rk, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t lo = -1, hi = -1;
+
+        /* A partition not fetched from yet has no position: no lag known. */
+        if (p->offset < 0 ||
+            rd_kafka_get_watermark_offsets(k->rk, p->topic, p->partition, &lo, &hi) ||
+            hi < p->offset)
+            continue;
+        lag += hi - p->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    k->lag = lag;
+    return lag;
 }
 
 void bc_kafka_pause(bc_kafka *k, int pause)

@@ -53,6 +53,11 @@ int bc_kafka_store(bc_kafka *k, const rd_kafka_message_t *m);
  * they are consumed again (their effect could not be made durable). The
  * caller still destroys the messages. 0 or -1. */
 int bc_kafka_rewind(bc_kafka *k, rd_kafka_message_t *const *msgs, int n);
+/* Consumer lag: over this consumer's assigned partitions, the high
+ * watermark minus the fetch position (messages not yet fetched), from
+ * librdkafka's cached watermarks, so it never waits on the broker.
+ * Recomputed at most once a second; 0 before the first assignment. */
+long long bc_kafka_lag(bc_kafka *k);
 /* Pauses or resumes every assigned partition (back-pressure). */
 void bc_kafka_pause(bc_kafka *k, int pause);
 

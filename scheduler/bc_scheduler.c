@@ -19,7 +19,8 @@ struct bc_scheduler {
     int leader;
     long long next_try, next_relay, next_reap;
     long relay_after_ms, quiet_s;
-    bc_metric *m_leader, *m_admitted, *m_relayed, *m_reaped, *m_released, *m_outbox;
+    bc_metric *m_leader, *m_admitted, *m_relayed, *m_reaped, *m_released, *m_outbox,
+              *m_live, *m_live_limit;
 };
 
 static const bc_pg_stmt stmts[] = {
@@ -61,6 +62,15 @@ static const bc_pg_stmt stmts[] = {
       "        (SELECT 1 FROM batches b WHERE b.id = o.key AND b.region = $3)))"
       " ORDER BY o.id LIMIT 1000" },
     { "outbox_depth", "SELECT count(*) AS n FROM outbox" },
+    /* Calls holding a slot in the region, and the slots of its batches
+     * with work left (the sum of their concurrency limits). */
+    { "live_calls",
+      "SELECT (SELECT count(*) FROM leases l JOIN batches b ON b.id = l.batch_id"
+      "         WHERE l.call_id IS NOT NULL AND b.region = $1) AS live,"
+      "       (SELECT coalesce(sum(b.target_concurrency_limit), 0) FROM batches b"
+      "         WHERE b.region = $1 AND b.state = 'admitted'"
+      "           AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
+      "                       AND r.status IN ('queued', 'dispatched', 'started'))) AS slots" },
     BC_RECONCILE_STMTS,
     /* An expired lease whose call has ended (or never began) is free. A
      * lease whose call is still live at the carrier is not reaped here: it
@@ -103,6 +113,10 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
     M(m_relayed, BC_COUNTER, "scheduler_outbox_relayed_total", "Outbox rows republished");
     M(m_reaped, BC_COUNTER, "scheduler_leases_reaped_total", "Expired leases freed");
     M(m_outbox, BC_GAUGE, "outbox_depth", "Outbox rows not yet acknowledged by Kafka");
+    M(m_live, BC_GAUGE, "live_calls",
+      "Calls holding a concurrency slot in this region (leader only)");
+    M(m_live_limit, BC_GAUGE, "live_calls_limit",
+      "Concurrency slots of this region's admitted batches with work left (leader only)");
 #undef M
     return s;
 }
@@ -272,6 +286,12 @@ static void relay(bc_scheduler *s)
         bc_metric_set(s->m_outbox, (double)bc_pg_int(res, 0, "n", 0));
         PQclear(res);
     }
+    const char *r[] = { s->region };
+    if ((res = bc_pg_exec(s->pg, "live_calls", 1, r, NULL))) {
+        bc_metric_set(s->m_live, (double)bc_pg_int(res, 0, "live", 0));
+        bc_metric_set(s->m_live_limit, (double)bc_pg_int(res, 0, "slots", 0));
+        PQclear(res);
+    }
 }
 
 static void reap(bc_scheduler *s)
@@ -297,6 +317,8 @@ void bc_scheduler_tick(bc_scheduler *s)
     if (!bc_pg_alive(s->pg) && s->leader) {
         /* The session that held the lock is gone, and the lock with it. */
         s->leader = 0;
+        bc_metric_set(s->m_live, 0);   /* the next leader reports them */
+        bc_metric_set(s->m_live_limit, 0);
         bc_log(s->ctx->log, BC_WARN, "scheduler.lost_leadership", NULL);
     }
     if (!s->leader) {

@@ -18,6 +18,7 @@ struct bc_carrier {
     void *ud;
     int inflight;
     long timeout_ms;
+    bc_metric *latency;
 };
 
 typedef struct xfer {
@@ -74,6 +75,11 @@ void bc_carrier_free(bc_carrier *c)
         ;
     curl_multi_cleanup(c->multi);
     free(c);
+}
+
+void bc_carrier_observe(bc_carrier *c, bc_metric *hist)
+{
+    c->latency = hist;
 }
 
 int bc_carrier_inflight(const bc_carrier *c)
@@ -141,6 +147,12 @@ static void finish(bc_carrier *c, CURL *easy, CURLcode code)
 
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    if (c->latency && code == CURLE_OK) {
+        double secs = 0;
+
+        curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &secs);
+        bc_metric_observe(c->latency, secs);
+    }
     curl_multi_remove_handle(c->multi, easy);
     c->inflight--;
     if (code != CURLE_OK) {

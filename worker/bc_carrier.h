@@ -4,6 +4,7 @@
 #define BC_CARRIER_H
 
 #include "bc_err.h"
+#include "bc_metrics.h"
 
 typedef struct bc_carrier bc_carrier;
 
@@ -39,6 +40,9 @@ void bc_carrier_free(bc_carrier *c);
 int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err);
 /* Drives transfers for up to timeout_ms and reports finished dials. */
 void bc_carrier_perform(bc_carrier *c, int timeout_ms);
+/* Observes each dial's dispatch latency (request sent to the carrier's
+ * answer, as libcurl timed it) into hist, a histogram; NULL stops. */
+void bc_carrier_observe(bc_carrier *c, bc_metric *hist);
 /* Dials in flight. */
 int bc_carrier_inflight(const bc_carrier *c);
 

@@ -22,6 +22,8 @@
 #define TOPUP_EVERY_MS 50
 #define MAX_TOPUPS 256
 #define PACED_RETRY_MS 250
+static const double DISPATCH_BUCKETS[12] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                             0.5, 1, 2.5, 5, 10, 30 };
 
 typedef struct job job;
 struct job {
@@ -89,9 +91,15 @@ struct bc_worker {
     long long next_topup;
     long long next_renew, next_outbox;
     bc_metric *m_claimed, *m_stale, *m_noslot, *m_dialed, *m_dial_failed, *m_dial_unknown,
-              *m_paced, *m_finished, *m_in_hand, *m_events, *m_dup_events, *m_fenced,
-              *m_not_dialed;
+              *m_paced, *m_in_hand, *m_events, *m_dup_events, *m_fenced,
+              *m_not_dialed, *m_jobs_lag, *m_events_lag;
+    bc_metric *m_outcome[6];     /* worker_calls_finished_total by OUTCOMES[i] */
 };
+
+/* Outcome labels of worker_calls_finished_total: the carrier's final
+ * statuses, and "other" for anything else (the label set stays bounded). */
+static const char *const OUTCOMES[6] = { "completed", "busy", "no-answer", "failed",
+                                         "canceled", "other" };
 
 static const bc_pg_stmt stmts[] = {
     /* The turn's statements join a JSON list to calls and recipients by
@@ -512,6 +520,19 @@ static void end_call(bc_worker *w, const char *call, const char *status, int dur
                                              "err", error));
 }
 
+/* Counts one ended attempt by its carrier status (a call-result payload). */
+static void count_outcome(bc_worker *w, const char *payload)
+{
+    json_t *doc = json_loads(payload, 0, NULL);
+    const char *st = json_string_value(json_object_get(doc, "carrier_status"));
+    int i = 0;
+
+    while (i < 5 && (!st || strcmp(st, OUTCOMES[i])))
+        i++;
+    bc_metric_add(w->m_outcome[i], 1);
+    json_decref(doc);
+}
+
 /* Writes the ends gathered so far; a batch whose slot came free tops up. */
 static int flush_ends(bc_worker *w)
 {
@@ -538,11 +559,11 @@ static int flush_ends(bc_worker *w)
     free(doc);
     json_array_clear(w->ends);
     bc_metric_add(w->m_dup_events, (double)(n - (size_t)PQntuples(res)));   /* already ended */
-    bc_metric_add(w->m_finished, (double)PQntuples(res));
     publish_rows(w, res);
     for (int i = 0; i < PQntuples(res); i++) {
         const char *batch = bc_pg_val(res, i, "key");
 
+        count_outcome(w, bc_pg_val(res, i, "payload"));
         want_top_up(w, batch);
         /* A slot of this batch is free: let its waiting jobs try at once. */
         for (wbatch *b = w->batches; b; b = b->next)
@@ -1018,7 +1039,6 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     M(m_dial_unknown, "worker_dial_unknown_total",
       "Dials whose outcome the carrier did not tell (5xx, timeout); left to the reconciler");
     M(m_paced, "worker_dials_paced_total", "Dials the carrier asked to slow down (429)");
-    M(m_finished, "worker_calls_finished_total", "Attempts ended");
     M(m_events, "worker_carrier_events_total", "Carrier events consumed");
     M(m_dup_events, "worker_duplicate_events_total", "Terminal carrier events already applied");
     M(m_fenced, "worker_late_writes_refused_total",
@@ -1028,6 +1048,24 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
 #undef M
     w->m_in_hand = bc_metrics_get(ctx->metrics, BC_GAUGE, "worker_jobs_in_hand",
                                   "Jobs consumed and not yet claimed or dropped", NULL, NULL, 0);
+    for (int i = 0; i < 6; i++) {
+        char lb[48];
+
+        snprintf(lb, sizeof lb, "outcome=\"%s\"", OUTCOMES[i]);
+        w->m_outcome[i] = bc_metrics_get(ctx->metrics, BC_COUNTER, "worker_calls_finished_total",
+                                         "Attempts ended, by the carrier's final status", lb,
+                                         NULL, 0);
+    }
+    w->m_jobs_lag = bc_metrics_get(ctx->metrics, BC_GAUGE, "kafka_consumer_lag",
+                                   "Messages on assigned partitions not yet fetched",
+                                   "topic=\"jobs\"", NULL, 0);
+    w->m_events_lag = bc_metrics_get(ctx->metrics, BC_GAUGE, "kafka_consumer_lag", NULL,
+                                     "topic=\"carrier-events\"", NULL, 0);
+    bc_carrier_observe(w->carrier, bc_metrics_get(ctx->metrics, BC_HISTOGRAM,
+                                                  "worker_dispatch_seconds",
+                                                  "Dispatch latency: from a dial request leaving"
+                                                  " the worker to the carrier's answer",
+                                                  NULL, DISPATCH_BUCKETS, 12));
     w->ready = 1;
     bc_log(ctx->log, BC_INFO, "worker.started", "{s:s,s:s}", "region", w->region,
            "holder", w->holder);
@@ -1065,6 +1103,8 @@ static void periodic(bc_worker *w)
         w->next_renew = now + bc_lease_renew_ms(w->lease_ttl_s);
     }
     bc_metric_set(w->m_in_hand, (double)w->in_hand);
+    bc_metric_set(w->m_jobs_lag, (double)bc_kafka_lag(w->jobs));
+    bc_metric_set(w->m_events_lag, (double)bc_kafka_lag(w->events));
 }
 
 void bc_worker_tick(bc_worker *w)

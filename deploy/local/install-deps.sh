@@ -49,6 +49,10 @@ python3 -c 'import psycopg2' 2>/dev/null || py_missing="$py_missing psycopg2-bin
 python3 -c 'import schemathesis' 2>/dev/null || py_missing="$py_missing schemathesis"
 python3 -c 'import selenium' 2>/dev/null || py_missing="$py_missing selenium"
 python3 -c 'import jsonschema' 2>/dev/null || py_missing="$py_missing jsonschema"
+# tests/integration/test_metrics.py parses /metrics with Prometheus's own
+# text parser; the deploy tests read YAML.
+python3 -c 'import prometheus_client' 2>/dev/null || py_missing="$py_missing prometheus-client"
+python3 -c 'import yaml' 2>/dev/null || py_missing="$py_missing pyyaml"
 if [ -n "$py_missing" ]; then
     log "installing Python packages:$py_missing"
     # Debian's own python3 refuses system-wide pip installs without this.

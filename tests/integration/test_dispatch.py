@@ -85,11 +85,14 @@ def assert_one_dial_per_recipient(stack, bid, numbers, limit, sim=None):
 
 
 def metric(port, name):
+    """The sum of every series of metric name: its one value, or its values
+    per label set (worker_calls_finished_total has one per outcome)."""
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def test_a_worker_killed_mid_flight_loses_nothing_and_dials_nobody_twice(stack, extra):

@@ -1,0 +1,164 @@
+"""Each process's /metrics during a small real batch: the metrics issue 8
+names exist under conventional names, parse as Prometheus text, keep their
+label sets bounded, and move the way the batch moved (checked against
+PostgreSQL).
+
+The batch runs in the apac region on a simulator, scheduler and worker of
+this module's own, so the numbers are this batch's alone."""
+import re
+import time
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import wait_until
+from test_dispatch import Extra, all_terminal, create
+
+LIMIT = 4
+# 0486 and 0404 are forced to busy and no-answer by the simulator.
+NUMBERS = [f"+1435555{i:04d}" for i in range(14)] + ["+14355550486", "+14365550486",
+                                                     "+14355550404"]
+OUTCOMES = {"completed", "busy", "no-answer", "failed", "canceled", "other"}
+
+
+def scrape(url):
+    """{(name, labels frozenset): value} and {name: type} of one /metrics."""
+    r = requests.get(url + "/metrics", timeout=5)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    values, types = {}, {}
+    for fam in text_string_to_metric_families(r.text):   # raises on malformed text
+        types[fam.name] = fam.type
+        for s in fam.samples:
+            values[(s.name, frozenset(s.labels.items()))] = s.value
+    return values, types
+
+
+def val(values, name, **labels):
+    return values.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(values, name):
+    return sum(v for (n, _), v in values.items() if n == name)
+
+
+@pytest.fixture(scope="module")
+def run(stack, tmp_path_factory):
+    extra = Extra(stack, tmp_path_factory.mktemp("metrics"))
+    try:
+        sim = extra.start("sim-metrics", "batchcall-carrier-sim", {
+            "BC_SIM_MS_PER_SECOND": "100", "BC_SIM_RING_SECONDS": "1-2",
+            "BC_SIM_TALK_SECONDS": "15-25", "BC_SIM_MIX": "completed=1", "BC_SIM_THREADS": "4"})
+        env = {"BC_REGION": "apac", "BC_CARRIER_URL": f"http://127.0.0.1:{sim.port}"}
+        sched = extra.start("sched-metrics", "batchcall-scheduler",
+                            dict(env, BC_SCHEDULER_TICK_MS="50", BC_WEBHOOKS="1"))
+        # Two jobs in hand at most: while the batch is at its limit the rest
+        # of its window (2 x LIMIT jobs) waits in Kafka, so the lag shows.
+        worker = extra.start("w-metrics", "batchcall-worker",
+                             dict(env, BC_WORKER_MAX_IN_HAND="2", BC_RETRY_BASE_MS="200"))
+        urls = {"api": stack.api, "worker": f"http://127.0.0.1:{worker.port}",
+                "scheduler": f"http://127.0.0.1:{sched.port}"}
+        before = {k: scrape(u)[0] for k, u in urls.items()}
+        t = stack.tenant(concurrency=10)
+        bid = create(stack, t, NUMBERS, limit=LIMIT, region="APAC")
+        seen = {"lag": 0.0, "limit": 0.0, "live_max": 0.0}
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            w, s = scrape(urls["worker"])[0], scrape(urls["scheduler"])[0]
+            seen["lag"] = max(seen["lag"], val(w, "kafka_consumer_lag", topic="jobs"))
+            seen["live_max"] = max(seen["live_max"], val(s, "live_calls"))
+            seen["limit"] = max(seen["limit"], val(s, "live_calls_limit"))
+            rows = stack.sql("SELECT count(*) FILTER (WHERE status IN ('queued', 'dispatched',"
+                             " 'started')) FROM recipients WHERE batch_id = %s", bid)
+            if rows[0][0] == 0:
+                break
+            time.sleep(0.1)
+        all_terminal(stack, bid, 30)
+        # The leader's gauges follow within a relay pass (1 s).
+        wait_until(lambda: val(scrape(urls["scheduler"])[0], "live_calls") == 0 and
+                   val(scrape(urls["scheduler"])[0], "live_calls_limit") == 0, 10,
+                   "live_calls and live_calls_limit back to 0")
+        # Unknown methods share one label value ("other").
+        requests.request("BREW", stack.api + "/healthz", timeout=5)
+        after = {k: scrape(u) for k, u in urls.items()}
+        yield {"bid": bid, "before": before, "after": {k: v[0] for k, v in after.items()},
+               "types": {k: v[1] for k, v in after.items()}, "seen": seen}
+    finally:
+        extra.stop()
+
+
+def test_calls_started_and_finished_by_outcome_match_postgresql(stack, run):
+    b, a = run["before"]["worker"], run["after"]["worker"]
+    calls = dict(stack.sql("SELECT status, count(*) FROM calls WHERE batch_id = %s GROUP BY 1",
+                           run["bid"]))
+    n = sum(calls.values())
+    assert n >= len(NUMBERS) and calls.get("busy", 0) >= 2 and calls.get("no-answer", 0) >= 1
+    assert total(a, "worker_calls_started_total") - total(b, "worker_calls_started_total") == n
+    for outcome in OUTCOMES:
+        delta = (val(a, "worker_calls_finished_total", outcome=outcome) -
+                 val(b, "worker_calls_finished_total", outcome=outcome))
+        assert delta == calls.get(outcome, 0), (outcome, delta, calls)
+    # The dispatch latency histogram saw each dial once, in order.
+    count = val(a, "worker_dispatch_seconds_count") - val(b, "worker_dispatch_seconds_count")
+    assert count == n
+    assert 0 < val(a, "worker_dispatch_seconds_sum") < 10 * n
+    buckets = sorted((float(dict(lb)["le"]), v) for (name, lb), v in a.items()
+                     if name == "worker_dispatch_seconds_bucket")
+    assert buckets[-1][0] == float("inf") and buckets[-1][1] == val(a, "worker_dispatch_seconds_count")
+    assert all(x[1] <= y[1] for x, y in zip(buckets, buckets[1:]))
+
+
+def test_lease_waits_consumer_lag_and_live_calls_moved(run):
+    b, a, seen = run["before"]["worker"], run["after"]["worker"], run["seen"]
+    # More jobs than slots: claims found no free slot and waited.
+    assert total(a, "worker_lease_waits_total") > total(b, "worker_lease_waits_total")
+    assert seen["lag"] > 0, "kafka_consumer_lag{topic=jobs} never rose above 0"
+    assert ("kafka_consumer_lag", frozenset({("topic", "carrier-events")})) in a
+    assert 0 < seen["live_max"] <= LIMIT
+    assert seen["limit"] == LIMIT
+    s = run["after"]["scheduler"]
+    assert val(s, "live_calls") == 0 and val(s, "live_calls_limit") == 0
+    assert ("outbox_depth", frozenset()) in s
+
+
+def test_http_requests_by_route_and_status(stack, run):
+    b, a = run["before"]["api"], run["after"]["api"]
+    key = dict(method="POST", route="/agents/calls/batches", code="201")
+    assert val(a, "http_requests_total", **key) - val(b, "http_requests_total", **key) == 1
+    assert val(a, "http_requests_total", method="other", route="/healthz", code="200") >= 1
+
+    def callbacks(values):
+        return sum(v for (n, lb), v in values.items() if n == "http_requests_total"
+                   and dict(lb)["route"] == "/carrier/twilio/status")
+    # Every call of the batch ended by a carrier callback, under one route.
+    n = stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", run["bid"])[0][0]
+    assert callbacks(a) - callbacks(b) >= n
+    routes = {dict(lb)["route"] for (n, lb), _ in a.items() if n == "http_requests_total"}
+    for r in routes:
+        assert not re.search(r"[0-9a-f]{8}-|/(bat|cal|rec|b|c)_[0-9A-Za-z]{6,}", r), \
+            f"an id in a route label: {r}"
+
+
+def test_names_units_and_label_cardinality_are_conventional(run):
+    for proc, types in run["types"].items():
+        values = run["after"][proc]
+        for name, typ in types.items():
+            # The parser strips _total from counter family names.
+            if typ == "counter":
+                assert (name + "_total", frozenset()) in values or any(
+                    n == name + "_total" for n, _ in values), (proc, name)
+            if typ == "histogram":
+                assert name.endswith("_seconds"), (proc, name, "histograms here measure time")
+            assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
+            assert not re.search(r"_(ms|milliseconds|secs)$", name), (name, "use base units")
+        labelsets = {}
+        for (n, lb), _ in values.items():
+            for k, v in lb:
+                if k != "le":
+                    labelsets.setdefault((n, k), set()).add(v)
+        for (n, k), vs in labelsets.items():
+            assert len(vs) <= 40, (proc, n, k, sorted(vs)[:10])
+            if k == "outcome" and n.startswith("worker_"):
+                assert vs <= OUTCOMES, vs
+            if k == "method":
+                assert vs <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
