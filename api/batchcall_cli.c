@@ -275,6 +275,11 @@ int main(int argc, char **argv)
     /* A tenant's commands: their own flags, the API instead of PostgreSQL. */
     if (argc >= 2 && !strcmp(argv[1], "batches"))
         return bc_batches_cli_main(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "--help-markdown")) {
+        bc_config_markdown(keys, "batchcall", "The admin and operator command line "
+                           "(tenants, keys, limits, credits, migrations, topics).", stdout);
+        return 0;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, stdout);
         bc_config_usage(keys, "batchcall COMMAND", "", stdout);

@@ -79,9 +79,9 @@ bc_config *bc_config_load(const bc_config_key *keys, int argc, char **argv,
         const char *a = argv[i], *eq, *val;
         int k;
 
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (!strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "--help-markdown")) {
             if (help_out)
-                *help_out = 1;
+                *help_out = strcmp(a, "--help-markdown") ? 1 : 2;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {
@@ -155,6 +155,49 @@ void bc_config_usage(const bc_config_key *keys, const char *prog,
         fprintf(out, "  --%-26s %-28s %s [default: %s]\n", k->flag, k->env,
                 k->help, k->def ? k->def : "required");
     fprintf(out, "  --%-26s %-28s %s\n", "help", "", "print this help and exit");
+    fprintf(out, "  --%-26s %-28s %s\n", "help-markdown", "",
+            "print this table as Markdown and exit");
+}
+
+/* Writes s for a Markdown table cell: '|' escaped, newlines as spaces. */
+static void cell(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|')
+            fputs("\\|", out);
+        else
+            fputc(*s == '\n' ? ' ' : *s, out);
+    }
+}
+
+void bc_config_markdown(const bc_config_key *keys, const char *prog,
+                        const char *about, FILE *out)
+{
+    static const char *const types[] = { "string", "integer", "boolean" };
+
+    fprintf(out, "## %s\n\n", prog);
+    if (about && *about) {
+        cell(out, about);
+        fputs("\n\n", out);
+    }
+    fputs("| Flag | Environment variable | Type | Default | Description |\n"
+          "|---|---|---|---|---|\n", out);
+    for (const bc_config_key *k = keys; k->flag; k++) {
+        fprintf(out, "| `--%s` | `%s` | %s | ", k->flag, k->env, types[k->type]);
+        if (!k->def)
+            fputs("*required*", out);
+        else if (!*k->def)
+            fputs("*empty*", out);
+        else {
+            fputs("`", out);
+            cell(out, k->def);
+            fputs("`", out);
+        }
+        fputs(" | ", out);
+        cell(out, k->help);
+        fputs(" |\n", out);
+    }
+    fputs("\n", out);
 }
 
 static const char *value(const bc_config *cfg, const char *flag)

@@ -44,7 +44,12 @@ int bc_svc_init(bc_ctx *ctx, const char *svc, const char *about,
     ctx->svc = svc;
     ctx->cfg = bc_config_load(keys, argc, argv, &help, &err);
     if (help) {
-        bc_config_usage(keys, argv[0], about, stdout);
+        const char *base = strrchr(argv[0], '/');
+
+        if (help == 2)
+            bc_config_markdown(keys, base ? base + 1 : argv[0], about, stdout);
+        else
+            bc_config_usage(keys, argv[0], about, stdout);
         bc_config_free(ctx->cfg);
         ctx->cfg = NULL;
         return 1;

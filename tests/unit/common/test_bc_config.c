@@ -78,6 +78,34 @@ static void test_help_and_bool_flag(void **state)
     bc_config_free(c);
 }
 
+static void test_markdown_table(void **state)
+{
+    (void)state;
+    static const bc_config_key md[] = {
+        { "mode", "BCT_MODE", BC_STR, "a|b", "one of a|b" },
+        { "secret", "BCT_SECRET", BC_STR, NULL, "must be set" },
+        { "empty", "BCT_EMPTY", BC_INT, "", "nothing by default" },
+        { 0 },
+    };
+    char *argv[] = { "prog", "--help-markdown", NULL };
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    bc_err err;
+    int help = 0;
+    bc_config *c = bc_config_load(keys, 2, argv, &help, &err);
+
+    assert_int_equal(help, 2);
+    bc_config_free(c);
+    bc_config_markdown(md, "prog", "About it.", f);
+    fclose(f);
+    assert_non_null(strstr(buf, "## prog\n\nAbout it.\n\n| Flag |"));
+    assert_non_null(strstr(buf, "| `--mode` | `BCT_MODE` | string | `a\\|b` | one of a\\|b |\n"));
+    assert_non_null(strstr(buf, "| `--secret` | `BCT_SECRET` | string | *required* | must be set |"));
+    assert_non_null(strstr(buf, "| `--empty` | `BCT_EMPTY` | integer | *empty* |"));
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -85,6 +113,7 @@ int main(void)
         cmocka_unit_test(test_bad_int_names_variable),
         cmocka_unit_test(test_missing_required_and_unknown_flag),
         cmocka_unit_test(test_help_and_bool_flag),
+        cmocka_unit_test(test_markdown_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
