@@ -1,18 +1,22 @@
 """Each process's /metrics during a small real batch: the metrics issue 8
 names exist under conventional names, parse as Prometheus text, keep their
 label sets bounded, and move the way the batch moved (checked against
-PostgreSQL).
+PostgreSQL). The Grafana dashboard and the alert rules in deploy/ may only
+name metrics that these processes export.
 
 The batch runs in the apac region on a simulator, scheduler and worker of
 this module's own, so the numbers are this batch's alone."""
+import json
+import os
 import re
 import time
 
 import pytest
 import requests
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import wait_until
+from conftest import ROOT, wait_until
 from test_dispatch import Extra, all_terminal, create
 
 LIMIT = 4
@@ -162,3 +166,83 @@ def test_names_units_and_label_cardinality_are_conventional(run):
                 assert vs <= OUTCOMES, vs
             if k == "method":
                 assert vs <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+
+
+def exported_names(run):
+    names = set()
+    for values in run["after"].values():
+        names |= {n for n, _ in values}
+    return names
+
+
+PROMQL_WORDS = {"sum", "rate", "irate", "increase", "histogram_quantile", "max", "min", "avg",
+                "count", "by", "without", "le", "on", "ignoring", "group_left", "group_right",
+                "and", "or", "unless", "clamp_min", "clamp_max", "abs", "time", "vector",
+                "scalar", "topk", "bottomk", "offset", "bool", "delta", "deriv", "absent",
+                "max_over_time", "min_over_time", "avg_over_time", "sum_over_time", "label_replace",
+                "round", "ceil", "floor", "sort", "sort_desc", "changes", "resets"}
+
+
+def metric_names_in(expr):
+    """Identifiers in a PromQL expression that stand for metrics: not
+    functions or keywords, not label names inside {...} or by (...)."""
+    expr = re.sub(r"\{[^}]*\}", "{}", expr)                 # label matchers
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    expr = re.sub(r"\[[^\]]*\]", "[]", expr)                # ranges
+    expr = re.sub(r'"[^"]*"', '""', expr)                   # strings
+    expr = re.sub(r"\$\w+", "", expr)                        # Grafana variables
+    found = set()
+    for tok in re.finditer(r"[a-zA-Z_][a-zA-Z0-9_]*", expr):
+        word = tok.group(0)
+        after = expr[tok.end():].lstrip()
+        if word in PROMQL_WORDS or after.startswith("("):
+            continue
+        if re.fullmatch(r"\d*e\d*|inf|nan|Inf|NaN", word):
+            continue
+        found.add(word)
+    return found
+
+
+def test_grafana_dashboard_names_only_exported_metrics(run):
+    with open(os.path.join(ROOT, "deploy", "grafana", "batchcall.json")) as f:
+        dash = json.load(f)
+    exprs = []
+
+    def walk(o):
+        if isinstance(o, dict):
+            if isinstance(o.get("expr"), str):
+                exprs.append(o["expr"])
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+    walk(dash)
+    assert len(exprs) >= 10, "the dashboard has fewer panels than issue 8 names metrics"
+    names, used = exported_names(run), set()
+    for e in exprs:
+        found = metric_names_in(e)
+        assert found, f"no metric in {e!r}"
+        assert found <= names, (e, sorted(found - names))
+        used |= found
+    # Every metric issue 8 names is on the dashboard.
+    for want in ["worker_calls_started_total", "worker_calls_finished_total", "live_calls",
+                 "live_calls_limit", "worker_lease_waits_total", "worker_dispatch_seconds_bucket",
+                 "kafka_consumer_lag", "outbox_depth", "http_requests_total"]:
+        assert want in used, want
+
+
+def test_alert_rules_name_only_exported_metrics(run):
+    with open(os.path.join(ROOT, "deploy", "prometheus", "batchcall-rules.yaml")) as f:
+        doc = yaml.safe_load(f)
+    rules = [r for g in doc["groups"] for r in g["rules"]]
+    assert len(rules) >= 5
+    names = exported_names(run)
+    # Series Prometheus itself adds to every target.
+    names |= {"up"}
+    for r in rules:
+        assert r.get("alert") and r.get("expr"), r
+        assert r["labels"]["severity"] in ("page", "ticket"), r
+        assert r["annotations"].get("summary") and r["annotations"].get("runbook"), r
+        found = metric_names_in(r["expr"])
+        assert found and found <= names, (r["alert"], sorted(found - names))
