@@ -12,6 +12,7 @@
 #include "bc_dashboard.h"
 #include "bc_gate.h"
 #include "bc_progress.h"
+#include "bc_retell.h"
 #include "bc_rymi.h"
 #include "bc_sql.h"
 
@@ -37,6 +38,7 @@ const bc_pg_stmt bc_api_stmts[] = {
     BC_GATE_STMTS,
     BC_RYMI_STMTS,
     BC_PROGRESS_STMTS,
+    BC_RETELL_STMTS,
     { "auth_key",
       "SELECT k.id, k.tenant_id, k.kind, k.hash, t.concurrency, t.default_region"
       "  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
@@ -197,6 +199,8 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (bc_rymi_handle(api, req, resp))
         return;
     if (bc_batchcall_handle(api, req, resp))
+        return;
+    if (bc_retell_handle(api, req, resp))
         return;
     if (bc_callback_handle(api, req, resp))
         return;

@@ -37,12 +37,9 @@ static const char *status_word(const char *state)
 /* RFC 3339 (from PostgreSQL) to Unix milliseconds. */
 static json_t *ms_of(json_t *ts)
 {
-    struct tm tm = { 0 };
-    const char *s = json_string_value(ts);
+    long long ms = bc_rfc3339_ms(json_string_value(ts));
 
-    if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        return json_null();
-    return json_integer((json_int_t)timegm(&tm) * 1000);
+    return ms < 0 ? json_null() : json_integer((json_int_t)ms);
 }
 
 static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bc_crypto.h"
 #include "bc_failpoint.h"
@@ -37,6 +38,16 @@ int bc_rfc3339_valid(const char *s)
            isdigit((unsigned char)s[i + 2]) && s[i + 3] == ':' &&
            isdigit((unsigned char)s[i + 4]) && isdigit((unsigned char)s[i + 5]) &&
            !s[i + 6];
+}
+
+long long bc_rfc3339_ms(const char *s)
+{
+    struct tm tm = { 0 };
+    const char *end;
+
+    if (!s || !(end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) || *end)
+        return -1;
+    return (long long)timegm(&tm) * 1000;
 }
 
 static int hhmm(const char *s)

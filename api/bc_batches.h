@@ -102,4 +102,8 @@ int bc_calling_hours_check(json_t *w, char *why, size_t cap);
 /* 1 if s is an RFC 3339 date-time with a zone ("Z" or "+hh:mm"). */
 int bc_rfc3339_valid(const char *s);
 
+/* Unix milliseconds of a time as the database shows it (rfc3339():
+ * "YYYY-MM-DDTHH:MM:SSZ"); -1 for NULL or another shape. */
+long long bc_rfc3339_ms(const char *s);
+
 #endif

@@ -40,8 +40,10 @@ def jresp(desc, schema): return {"description": desc, "content": {"application/j
 NAMES = {400: "Invalid request", 401: "Missing or invalid API key", 402: "Insufficient credits",
              403: "Not allowed for this key", 404: "Not found", 405: "Method not allowed",
              409: "Conflict with the resource's state", 413: "Body too large",
+             422: "Number or agent not found under this key",
              429: "Rate limit exceeded (see Retry-After)", 500: "Internal error", 503: "Unavailable; retry"}
-ERRSCH = {"cartesia": "CartesiaError", "rymi": "RymiError", "batchcall": "BatchCallError"}
+ERRSCH = {"cartesia": "CartesiaError", "rymi": "RymiError", "batchcall": "BatchCallError",
+          "retell": "RetellError"}
 RESPONSES = {f"{s}{c}": jresp(NAMES[c], ref(ERRSCH[s])) for s in ERRSCH for c in NAMES}
 
 def errs(surface, codes):
@@ -56,6 +58,44 @@ schemas = {
   "BatchCallError": obj({"message": S, "status": {"type": "string", "enum": ["error"]},
                           "error": obj({"code": S, "details": S}), "data": {"nullable": True}},
                          ["message", "status", "error", "data"]),
+  "RetellError": obj({"status": {"type": "string", "enum": ["error"]}, "message": S},
+                     ["status", "message"]),
+  "RetellTimeWindow": obj({"start": {"type": "number", "minimum": 0, "maximum": 1440},
+                           "end": {"type": "number", "minimum": 0, "maximum": 1440}}, ["start", "end"]),
+  "RetellCallTimeWindow": obj({
+      "windows": {"type": "array", "minItems": 1, "items": ref("RetellTimeWindow"),
+                  "description": "[start, end) in minutes since local midnight; batchcall takes one "
+                                 "window per batch (shows a window across midnight as two)"},
+      "timezone": {"type": "string", "description": "IANA time zone (default America/Los_Angeles)"},
+      "day": {"type": "array", "items": {"type": "string", "enum": ["Monday", "Tuesday", "Wednesday",
+              "Thursday", "Friday", "Saturday", "Sunday"]}}}, ["windows"]),
+  "RetellBatchCallTask": obj({
+      "to_number": E164, "ignore_e164_validation": B,
+      "override_agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
+      "override_agent_version": {"oneOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]},
+      "agent_override": {**ANYOBJ, "description": "accepted; not applied (docs/retell.md)"},
+      "retell_llm_dynamic_variables": {"type": "object", "additionalProperties": {"type": "string"}},
+      "metadata": ANYOBJ,
+      "custom_sip_headers": {"type": "object", "additionalProperties": {"type": "string"},
+                             "description": "accepted; not sent (docs/retell.md)"}}, ["to_number"]),
+  "RetellBatchCallRequest": obj({
+      "from_number": E164, "name": {"type": "string", "maxLength": 255},
+      "tasks": {"type": "array", "minItems": 1, "maxItems": 5000, "items": ref("RetellBatchCallTask")},
+      "trigger_timestamp": {"type": "number", "minimum": 0, "description": "Unix milliseconds"},
+      "reserved_concurrency": {"type": "integer", "minimum": 0},
+      "call_time_window": ref("RetellCallTimeWindow"),
+      "agent_id": {"type": "string", "minLength": 1, "maxLength": 64,
+                   "description": "batchcall extension: the agent, when the number is bound to none"}},
+      ["from_number", "tasks"]),
+  "RetellBatchCall": obj({
+      "batch_call_id": S, "name": S, "from_number": S,
+      "scheduled_timestamp": {"type": "number", "description": "Unix milliseconds"},
+      "total_task_count": {"type": "number"}, "call_time_window": ref("RetellCallTimeWindow"),
+      "status": {"type": "string", "description": "batchcall extension", "enum": [
+          "draft", "scheduled", "pending", "in_progress", "completed", "cancelled"]},
+      "created_timestamp": I, "sent": I, "completed": I, "failed": I, "cancelled": I, "queued": I,
+      "live": I, "waiting_for_window": I},
+      ["batch_call_id", "name", "from_number", "scheduled_timestamp", "total_task_count"]),
   "AgentOutboundCallItem": obj({"to_number": E164, "metadata": ANYOBJN,
       "from_number": {**E164, "description": "batchcall extension: this recipient's caller ID"},
       "dynamic_variables": {**ANYOBJN, "description": "batchcall extension: variables for the agent"},
@@ -363,11 +403,23 @@ for verb in ("cancel", "send"):
         {"200": jresp("Batch call", env(ref("BatchCall"))), **errs("batchcall", COMMON + [409])}, None,
         [pp("id"), IDEM], f"batch_call_{verb}"))
 
+# Retell-compatible (create as documented; the rest are batchcall extensions)
+RET = [{"APIKeyAuth": []}]
+add("/create-batch-call", "post", op("Retell", "Create Batch Call", RET,
+    {"201": jresp("Successfully created a batch call.", ref("RetellBatchCall")),
+     **errs("retell", COMMON + [402, 413, 422])}, ref("RetellBatchCallRequest"), [IDEM], "createBatchCall"))
+add("/get-batch-call/{batch_call_id}", "get", op("Retell", "Get Batch Call (extension)", RET,
+    {"200": jresp("The batch call and its counts", ref("RetellBatchCall")), **errs("retell", COMMON)},
+    None, [pp("batch_call_id")], "retell_get_batch_call"))
+add("/cancel-batch-call/{batch_call_id}", "post", op("Retell", "Cancel Batch Call (extension)", RET,
+    {"200": jresp("The cancelled batch call", ref("RetellBatchCall")), **errs("retell", COMMON)},
+    None, [pp("batch_call_id"), IDEM], "retell_cancel_batch_call"))
+
 doc = {
   "openapi": "3.0.3",
   "info": {"title": "batchcall", "version": "1.0.0",
-           "description": "Batch outbound calling for AI voice agents: the Cartesia-style, Rymi-style and "
-                          "batch-call APIs over one core. See docs/api.md for every choice made where a "
+           "description": "Batch outbound calling for AI voice agents: the Cartesia-style, Rymi-style, "
+                          "batch-call and Retell-compatible APIs over one core. See docs/api.md for every choice made where a "
                           "platform's own document is silent."},
   "servers": [{"url": "http://127.0.0.1:8080"}],
   "paths": paths,
