@@ -251,17 +251,34 @@ static void top_up(bc_scheduler *s)
 {
     const char *p[] = { s->region };
     bc_err err = { "" };
-    PGresult *res = bc_pg_exec(s->pg, "running", 1, p, &err), *rel;
+    PGresult *res = bc_pg_exec(s->pg, "running", 1, p, &err), **rel;
+    int n = 0, want;
 
     if (!res)
         return;
-    for (int i = 0; i < PQntuples(res); i++) {
-        if (!(rel = release(s, bc_pg_val(res, i, "id"), &err)))
-            continue;
-        publish(s, rel, s->m_released);
-        PQclear(rel);
+    /* Every batch's top-up in one transaction: one commit (one WAL flush),
+     * not one per batch; the jobs are published once it committed. */
+    want = PQntuples(res);
+    if (want == 0 || !(rel = calloc((size_t)want, sizeof *rel)) || bc_pg_begin(s->pg, &err) < 0) {
+        if (want > 0 && rel)
+            free(rel);
+        PQclear(res);
+        return;
     }
+    for (; n < want; n++)
+        if (!(rel[n] = release(s, bc_pg_val(res, n, "id"), &err)))
+            break;
     PQclear(res);
+    if (n < want || bc_pg_commit(s->pg, &err) < 0) {
+        bc_log(s->ctx->log, BC_WARN, "window.topup_failed", "{s:s}", "error", err.msg);
+        bc_pg_rollback(s->pg);
+    } else {
+        for (int i = 0; i < n; i++)
+            publish(s, rel[i], s->m_released);
+    }
+    for (int i = 0; i < n; i++)
+        PQclear(rel[i]);
+    free(rel);
 }
 
 static void relay(bc_scheduler *s)

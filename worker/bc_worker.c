@@ -479,14 +479,44 @@ static void want_top_up(bc_worker *w, const char *batch)
     snprintf(w->topups[w->ntopups++], sizeof w->topups[0], "%s", batch);
 }
 
+/* The top-ups of one interval in one transaction: one commit (one WAL
+ * flush) for every batch, not one each; with 200 small batches they were
+ * 4,000 commits a second. The jobs are published once it committed. */
 static void run_top_ups(bc_worker *w, long long now)
 {
-    if (now < w->next_topup)
+    PGresult *rel[MAX_TOPUPS];
+    int n = 0, want = w->ntopups;
+    bc_err err = { "" };
+
+    if (now < w->next_topup || want == 0)
         return;
-    for (int i = 0; i < w->ntopups; i++)
-        top_up(w, w->topups[i]);
-    w->ntopups = 0;
     w->next_topup = now + TOPUP_EVERY_MS;
+    if (w->ntopups == 1 || bc_pg_begin(w->pg, &err) < 0) {
+        for (int i = 0; i < w->ntopups; i++)
+            top_up(w, w->topups[i]);
+        w->ntopups = 0;
+        return;
+    }
+    for (int i = 0; i < w->ntopups; i++) {
+        const char *p[] = { w->topups[i], BC_WINDOW_MULTIPLE, w->jobs_topic };
+
+        if (!(rel[n] = bc_pg_exec(w->pg, "release", 3, p, &err)))
+            break;
+        n++;
+    }
+    w->ntopups = 0;
+    if (n < want || bc_pg_commit(w->pg, &err) < 0) {
+        /* The scheduler's periodic top-up covers them. */
+        bc_log(w->ctx->log, BC_WARN, "window.topup_failed", "{s:s}", "error", err.msg);
+        bc_pg_rollback(w->pg);
+        for (int i = 0; i < n; i++)
+            PQclear(rel[i]);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        publish_rows(w, rel[i]);
+        PQclear(rel[i]);
+    }
 }
 
 /* Appends {key: value ...} to a pending array unless an entry with the
