@@ -5,7 +5,9 @@
  * and per tenant, so tests can check what really reached the carrier.
  * POST /faults queues faults for the next creates or callbacks: 5xx, 429,
  * a create that is placed but answered too late, and callbacks duplicated,
- * reordered or lost (see docs/carrier-sim.md). */
+ * reordered or lost (see docs/carrier-sim.md). POST /outcomes scripts what
+ * the next calls to one number do. A call created with MachineDetection
+ * tells who answered (AnsweredBy): a person, or a voicemail's machine. */
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -33,7 +35,8 @@ static const bc_config_key keys[] = {
     { "account-sid", "BC_SIM_ACCOUNT_SID", BC_STR, "ACsimulator", "the one account this carrier knows" },
     { "auth-token", "BC_SIM_AUTH_TOKEN", BC_STR, "sim-auth-token", "its auth token; signs callbacks" },
     { "ms-per-second", "BC_SIM_MS_PER_SECOND", BC_INT, "1000", "real milliseconds per simulated second" },
-    { "mix", "BC_SIM_MIX", BC_STR, "completed=80,busy=8,no-answer=7,failed=5", "outcome weights" },
+    { "mix", "BC_SIM_MIX", BC_STR, "completed=80,busy=8,no-answer=7,failed=5",
+      "outcome weights (completed, busy, no-answer, failed, voicemail)" },
     { "ring-seconds", "BC_SIM_RING_SECONDS", BC_STR, "1-4", "ringing time range, simulated seconds" },
     { "talk-seconds", "BC_SIM_TALK_SECONDS", BC_STR, "5-60", "talk time range, simulated seconds" },
     { "cps", "BC_SIM_CPS", BC_INT, "0", "calls per second accepted (0: no limit); more get 429" },
@@ -42,7 +45,7 @@ static const bc_config_key keys[] = {
       "answer each accepted create this much later (a slow carrier; the dial counts at once)" },
     { "hang-ms", "BC_SIM_HANG_MS", BC_INT, "12000",
       "how long a create_hang fault holds its answer (the call is placed at once)" },
-    { "force", "BC_SIM_FORCE", BC_STR, "0486=busy,0404=no-answer,0500=failed",
+    { "force", "BC_SIM_FORCE", BC_STR, "0486=busy,0404=no-answer,0500=failed,0555=voicemail",
       "outcomes forced by the callee number's last digits (suffix=outcome, ...)" },
     { 0 },
 };
@@ -146,10 +149,20 @@ typedef struct call {
     char resend[16];         /* status to send again after a failure */
     int resend_terminal;
     int dupped, reordered;   /* faults already played on this call */
+    int machine;             /* answered by a voicemail, not a person */
+    char amd[24];            /* the MachineDetection asked for, or "" */
     int stale_seq;           /* 1 + SequenceNumber of a stale resend, or 0 */
     long long due;           /* next event due (real ms) */
     int heap_idx;            /* -1: not in the heap */
 } call;
+
+/* What the next calls to one number do, in order (POST /outcomes); when
+ * it runs out, BC_SIM_FORCE and BC_SIM_MIX decide again. */
+#define SCRIPT_MAX 16
+typedef struct script {
+    char out[SCRIPT_MAX][16];
+    int n, next;
+} script;
 
 typedef struct sim {
     bc_ctx *ctx;
@@ -160,12 +173,13 @@ typedef struct sim {
     const char *account, *token;
     long ms_per_s, cps, create_delay_ms;
     int ring_lo, ring_hi, talk_lo, talk_hi;
-    int w_completed, w_busy, w_noanswer, w_failed;
+    int w_completed, w_busy, w_noanswer, w_failed, w_voicemail;
     unsigned int seed;
     char force_suffix[8][16];
     char force_outcome[8][16];
     int nforce;
     map calls, batches, tenants, per_call_id, lists;
+    map scripts;             /* number -> script: its next calls' outcomes */
     long dials, live, peak, cb_ok, cb_failed, rejected_cps, dups;
     /* Faults asked for through POST /faults (pending) and played (done). */
     struct { long create_5xx, create_429, create_hang, callback_dup, callback_reorder, callback_drop; }
@@ -338,6 +352,17 @@ static const char *status_of(const call *c)
     }
 }
 
+/* Twilio's AnsweredBy for an answered call, if detection was asked for:
+ * DetectMessageEnd waits for a voicemail's beep, Enable answers at once. */
+static const char *answered_by(const call *c)
+{
+    if (!c->amd[0] || strcmp(c->outcome, "completed"))
+        return NULL;
+    if (!c->machine)
+        return "human";
+    return !strcmp(c->amd, "DetectMessageEnd") ? "machine_end_beep" : "machine_start";
+}
+
 static json_t *resource(sim *s, const call *c)
 {
     char created[64];
@@ -345,12 +370,14 @@ static json_t *resource(sim *s, const call *c)
 
     gmtime_r(&c->created, &tm);
     strftime(created, sizeof created, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "sid", c->sid, "date_created", created,
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s?}", "sid", c->sid,
+                     "date_created", created,
                      "account_sid", s->account, "to", c->to, "from", c->from,
                      "status", status_of(c), "direction", "outbound-api",
                      "api_version", "2010-04-01",
                      "duration", c->state == ST_DONE && !strcmp(c->outcome, "completed")
-                                     ? json_sprintf("%d", c->talk_s) : json_null());
+                                     ? json_sprintf("%d", c->talk_s) : json_null(),
+                     "answered_by", c->state >= ST_INPROGRESS ? answered_by(c) : NULL);
 }
 
 static void twilio_error(bc_http_resp *resp, int status, int code, const char *msg)
@@ -398,39 +425,49 @@ static int authorized(sim *s, const bc_http_req *req)
 }
 
 /* Plans the call's life: when it answers or fails, and when it ends. */
+/* Sets c's outcome; a voicemail is a completed call a machine answered. */
+static void set_outcome(call *c, const char *outcome)
+{
+    c->machine = !strcmp(outcome, "voicemail");
+    snprintf(c->outcome, sizeof c->outcome, "%s", c->machine ? "completed" : outcome);
+}
+
 static void plan(sim *s, call *c, int timeout_s, int limit_s)
 {
-    int total = s->w_completed + s->w_busy + s->w_noanswer + s->w_failed;
+    int total = s->w_completed + s->w_busy + s->w_noanswer + s->w_failed + s->w_voicemail;
     int r = rnd(s, 1, total > 0 ? total : 1);
     int ring = rnd(s, s->ring_lo, s->ring_hi);
+    script *sc = map_get(&s->scripts, c->to);
 
+    /* Scripted for this number (POST /outcomes): its next outcome. */
+    if (sc && sc->next < sc->n) {
+        set_outcome(c, sc->out[sc->next++]);
+        goto forced;
+    }
     /* Magic numbers, as Twilio's test numbers: tests force an outcome. */
     for (int i = 0; i < s->nforce; i++) {
         size_t n = strlen(c->to), k = strlen(s->force_suffix[i]);
         if (n >= k && !strcmp(c->to + n - k, s->force_suffix[i])) {
-            snprintf(c->outcome, sizeof c->outcome, "%s", s->force_outcome[i]);
-            if (ring > timeout_s)
-                ring = timeout_s;
-            c->talk_s = rnd(s, s->talk_lo, s->talk_hi);
-            if (c->talk_s > limit_s)
-                c->talk_s = limit_s;
-            goto timed;
+            set_outcome(c, s->force_outcome[i]);
+            goto forced;
         }
     }
     if (r <= s->w_completed && ring <= timeout_s)
         snprintf(c->outcome, sizeof c->outcome, "completed");
+    else if (r > total - s->w_voicemail && ring <= timeout_s)
+        set_outcome(c, "voicemail");
     else if (r <= s->w_completed + s->w_busy)
         snprintf(c->outcome, sizeof c->outcome, "busy");
     else if (r <= s->w_completed + s->w_busy + s->w_noanswer || ring > timeout_s)
         snprintf(c->outcome, sizeof c->outcome, "no-answer");
     else
         snprintf(c->outcome, sizeof c->outcome, "failed");
+forced:
     if (ring > timeout_s)
         ring = timeout_s;
     c->talk_s = rnd(s, s->talk_lo, s->talk_hi);
     if (c->talk_s > limit_s)
         c->talk_s = limit_s;
-timed:
     c->start_ms = now_ms();
     c->answer_ms = c->start_ms + (long long)ring * s->ms_per_s;
     c->end_ms = c->answer_ms + (!strcmp(c->outcome, "completed")
@@ -459,7 +496,7 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     size_t len;
     const char *body = bc_http_body(req, &len);
     bc_form f = { 0 };
-    const char *to, *from, *cb, *t, *lim;
+    const char *to, *from, *cb, *t, *lim, *amd;
     call *c;
 
     if (bc_form_parse(body, len, &f) < 0) {
@@ -472,6 +509,13 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     cb = bc_form_get(&f, "StatusCallback");
     t = bc_form_get(&f, "Timeout");
     lim = bc_form_get(&f, "TimeLimit");
+    amd = bc_form_get(&f, "MachineDetection");
+    if (amd && strcmp(amd, "Enable") && strcmp(amd, "DetectMessageEnd")) {
+        twilio_error(resp, 400, 21626, "MachineDetection must be Enable or DetectMessageEnd");
+        bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"invalid\"", 1);
+        bc_form_free(&f);
+        return;
+    }
     if (!to || !bc_e164_valid(to) || !from || !bc_e164_valid(from) || !cb ||
         strncmp(cb, "http", 4) || strlen(cb) >= 600) {
         twilio_error(resp, 400, 21201, !to || !bc_e164_valid(to) ? "Invalid 'To' Phone Number"
@@ -521,6 +565,7 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     snprintf(c->to, sizeof c->to, "%s", to);
     snprintf(c->from, sizeof c->from, "%s", from);
     snprintf(c->callback, sizeof c->callback, "%s", cb);
+    snprintf(c->amd, sizeof c->amd, "%s", amd ? amd : "");
     url_param(cb, "call_id", c->call_id, sizeof c->call_id);
     url_param(cb, "batch_id", c->batch, sizeof c->batch);
     url_param(cb, "tenant_id", c->tenant, sizeof c->tenant);
@@ -671,6 +716,55 @@ static void faults(sim *s, const bc_http_req *req, bc_http_resp *resp)
     pthread_mutex_unlock(&s->mu);
 }
 
+static int outcome_ok(const char *o);
+
+/* POST /outcomes?to=+1...&outcomes=busy,voicemail,completed: the next calls
+ * to that number end so, one outcome per call, in order; then the number is
+ * back to BC_SIM_FORCE and BC_SIM_MIX. An empty list forgets the script.
+ * GET /outcomes?to=... shows what is left of it. */
+static void outcomes(sim *s, const bc_http_req *req, bc_http_resp *resp)
+{
+    const char *to = bc_http_query(req, "to"), *list = bc_http_query(req, "outcomes");
+    script next = { 0 }, *sc;
+    json_t *left;
+
+    if (!to || !bc_e164_valid(to)) {
+        twilio_error(resp, 400, 21201, "to must be an E.164 number");
+        return;
+    }
+    if (!strcmp(bc_http_method(req), "POST")) {
+        char copy[SCRIPT_MAX * 16], *save = NULL;
+
+        if (!list || strlen(list) >= sizeof copy) {
+            twilio_error(resp, 400, 21200, "outcomes must list at most 16 outcomes");
+            return;
+        }
+        snprintf(copy, sizeof copy, "%s", list);
+        for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+            if (!outcome_ok(o) || next.n == SCRIPT_MAX) {
+                twilio_error(resp, 400, 21200, "outcomes are at most 16 of completed, busy, "
+                                               "no-answer, failed, voicemail");
+                return;
+            }
+            snprintf(next.out[next.n++], sizeof next.out[0], "%s", o);
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    sc = map_get(&s->scripts, to);
+    if (!strcmp(bc_http_method(req), "POST")) {
+        if (!sc) {
+            sc = calloc(1, sizeof *sc);
+            map_put(&s->scripts, to, sc);
+        }
+        *sc = next;
+    }
+    left = json_array();
+    for (int i = sc ? sc->next : 0; sc && i < sc->n; i++)
+        json_array_append_new(left, json_string(sc->out[i]));
+    pthread_mutex_unlock(&s->mu);
+    bc_http_json(resp, 200, json_pack("{s:s,s:o}", "to", to, "outcomes", left));
+}
+
 static void ledger(sim *s, const bc_http_req *req, const char *path, bc_http_resp *resp)
 {
     pthread_mutex_lock(&s->mu);
@@ -738,6 +832,11 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (!strcmp(path, "/faults")) {
         bc_http_set_route(req, "/faults");
         faults(s, req, resp);
+        return;
+    }
+    if (!strcmp(path, "/outcomes")) {
+        bc_http_set_route(req, "/outcomes");
+        outcomes(s, req, resp);
         return;
     }
     if (!strncmp(path, "/ledger", 7)) {
@@ -857,6 +956,12 @@ static void start_send(sim *s, call *c)
         bc_form_add(&f, "CallDuration", num);
         bc_form_add(&f, "Duration", num);
     }
+    /* Who answered, once the call was answered, as Twilio reports it with
+     * answering-machine detection: a voicemail ends as completed with
+     * AnsweredBy=machine_end_beep. */
+    if ((!strcmp(st, "in-progress") || (x->terminal && !strcmp(st, "completed"))) &&
+        answered_by(c))
+        bc_form_add(&f, "AnsweredBy", answered_by(c));
     bc_twilio_sign(s->token, c->callback, &f, sig, sizeof sig);
     x->c = c;
     x->form = bc_form_encode(&f);
@@ -1006,7 +1111,7 @@ static int parse_mix(sim *s, const char *v)
     char *copy = strdup(v), *save = NULL;
     int rc = 0;
 
-    s->w_completed = s->w_busy = s->w_noanswer = s->w_failed = 0;
+    s->w_completed = s->w_busy = s->w_noanswer = s->w_failed = s->w_voicemail = 0;
     for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
         int w = eq ? atoi(eq + 1) : -1;
@@ -1024,11 +1129,19 @@ static int parse_mix(sim *s, const char *v)
             s->w_noanswer = w;
         else if (!strcmp(kv, "failed"))
             s->w_failed = w;
+        else if (!strcmp(kv, "voicemail"))
+            s->w_voicemail = w;
         else
             rc = -1;
     }
     free(copy);
     return rc;
+}
+
+static int outcome_ok(const char *o)
+{
+    return !strcmp(o, "completed") || !strcmp(o, "busy") || !strcmp(o, "no-answer") ||
+           !strcmp(o, "failed") || !strcmp(o, "voicemail");
 }
 
 static int parse_force(sim *s, const char *v)
@@ -1044,8 +1157,7 @@ static int parse_force(sim *s, const char *v)
             break;
         }
         *eq = '\0';
-        if (strcmp(eq + 1, "completed") && strcmp(eq + 1, "busy") &&
-            strcmp(eq + 1, "no-answer") && strcmp(eq + 1, "failed")) {
+        if (!outcome_ok(eq + 1)) {
             rc = -1;
             break;
         }
@@ -1134,6 +1246,7 @@ int main(int argc, char **argv)
     map_free(&s.tenants, free);
     map_free(&s.per_call_id, free);
     map_free(&s.lists, free_list);
+    map_free(&s.scripts, free);
     json_decref(s.duplicates);
     free(s.heap);
     pthread_mutex_destroy(&s.mu);
