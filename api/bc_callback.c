@@ -19,6 +19,15 @@ static int id_ok(const char *s)
     return 1;
 }
 
+/* AnsweredBy values are short lowercase words (human, machine_end_beep,
+ * fax, unknown, ...); anything else is not passed on. */
+static int answered_by_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n > 0 && n <= BC_ANSWERED_BY_MAX && strspn(s, "abcdefghijklmnopqrstuvwxyz_") == n;
+}
+
 static int region_ok(const bc_api *api, const char *r)
 {
     size_t n = strlen(r);
@@ -44,7 +53,7 @@ int bc_callback_event(const char *token, const char *url, const char *body, size
                       const char *call_id, char **payload, const char **why)
 {
     bc_form form = { 0 };
-    const char *status, *sid, *duration, *sequence;
+    const char *status, *sid, *duration, *sequence, *answered_by;
     json_t *ev;
     int rc;
 
@@ -67,10 +76,13 @@ int bc_callback_event(const char *token, const char *url, const char *body, size
     }
     duration = bc_form_get(&form, "CallDuration");
     sequence = bc_form_get(&form, "SequenceNumber");
-    ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i}", "v", 1, "call_id", call_id,
+    answered_by = bc_form_get(&form, "AnsweredBy");
+    if (answered_by && !answered_by_ok(answered_by))
+        answered_by = NULL;   /* not a word Twilio uses: ignored, not trusted */
+    ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s?}", "v", 1, "call_id", call_id,
                    "batch_id", batch_id, "tenant_id", tenant_id, "carrier_call_id", sid,
                    "status", status, "duration", atoi(duration ? duration : "0"),
-                   "sequence", atoi(sequence ? sequence : "0"));
+                   "sequence", atoi(sequence ? sequence : "0"), "answered_by", answered_by);
     *payload = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     rc = 0;

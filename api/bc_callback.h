@@ -10,8 +10,14 @@
 
 int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
 
+/* Longest AnsweredBy passed on. */
+#define BC_ANSWERED_BY_MAX 32
+
 /* Turns a callback's form body (len bytes) into the carrier event for
- * call_id. url is the full callback URL we issued, which the signature sig
+ * call_id: {"v","call_id","batch_id","tenant_id","carrier_call_id","status",
+ * "duration","sequence","answered_by"?}; answered_by is the body's
+ * AnsweredBy (answering-machine detection) when it is a word of at most
+ * BC_ANSWERED_BY_MAX lowercase letters and '_', else absent. url is the full callback URL we issued, which the signature sig
  * (X-Twilio-Signature, may be NULL) covers; the ids are the ones in it,
  * already checked. Returns 0 and sets *payload to the event as compact JSON
  * (caller frees; NULL only when out of memory), or the HTTP status to answer

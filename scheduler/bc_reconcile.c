@@ -117,12 +117,16 @@ static void publish_end(bc_reconcile *r, const PGresult *row, const char *sid, j
 {
     const char *st = json_string_value(json_object_get(res, "status"));
     const char *dur = json_string_value(json_object_get(res, "duration"));
-    json_t *ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s}", "v", 1,
+    /* Who answered (the call resource's answered_by), so a voicemail found
+     * here is a voicemail as its callback would have said. */
+    const char *by = json_string_value(json_object_get(res, "answered_by"));
+    json_t *ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:s?}", "v", 1,
                            "call_id", bc_pg_val(row, 0, "id"),
                            "batch_id", bc_pg_val(row, 0, "batch_id"),
                            "tenant_id", bc_pg_val(row, 0, "tenant_id"), "carrier_call_id", sid,
                            "status", st, "duration", dur ? atoi(dur) : 0, "sequence", 99,
-                           "source", "reconcile");
+                           "source", "reconcile",
+                           "answered_by", by && strlen(by) <= 32 ? by : NULL);
     char *payload = json_dumps(ev, JSON_COMPACT);
     bc_err err = { "" };
 

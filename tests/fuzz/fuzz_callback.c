@@ -28,6 +28,18 @@ static void event_matches(const char *payload, const bc_form *f)
                   (dur ? atoi(dur) : 0));
     BC_FUZZ_CHECK(json_integer_value(json_object_get(ev, "sequence")) ==
                   (seq ? atoi(seq) : 0));
+    /* AnsweredBy is carried only as a short lowercase word, and then as is. */
+    {
+        const char *by = bc_form_get(f, "AnsweredBy");
+        json_t *got = json_object_get(ev, "answered_by");
+        int ok = by && *by && strlen(by) <= BC_ANSWERED_BY_MAX &&
+                 strspn(by, "abcdefghijklmnopqrstuvwxyz_") == strlen(by);
+
+        if (ok)
+            BC_FUZZ_CHECK(json_is_string(got) && !strcmp(json_string_value(got), by));
+        else
+            BC_FUZZ_CHECK(got == NULL);
+    }
     json_decref(ev);
 }
 
