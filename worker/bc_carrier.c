@@ -19,6 +19,7 @@ struct bc_carrier {
     int inflight;
     long timeout_ms;
     bc_metric *latency;
+    char amd[24];            /* MachineDetection asked for; "" none */
 };
 
 typedef struct xfer {
@@ -82,6 +83,20 @@ void bc_carrier_observe(bc_carrier *c, bc_metric *hist)
     c->latency = hist;
 }
 
+int bc_carrier_machine_detection(bc_carrier *c, const char *mode, bc_err *err)
+{
+    if (!mode || !*mode || !strcmp(mode, "off")) {
+        c->amd[0] = '\0';
+        return 0;
+    }
+    if (strcmp(mode, "Enable") && strcmp(mode, "DetectMessageEnd")) {
+        bc_err_set(err, "machine detection '%s': use DetectMessageEnd, Enable or off", mode);
+        return -1;
+    }
+    snprintf(c->amd, sizeof c->amd, "%s", mode);
+    return 0;
+}
+
 int bc_carrier_inflight(const bc_carrier *c)
 {
     return c->inflight;
@@ -104,6 +119,8 @@ int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
     bc_form_add(&f, "Timeout", num);
     snprintf(num, sizeof num, "%d", d->time_limit_s);
     bc_form_add(&f, "TimeLimit", num);
+    if (c->amd[0])
+        bc_form_add(&f, "MachineDetection", c->amd);
     x->form = bc_form_encode(&f);
     bc_form_free(&f);
     if (!x->form || !(x->easy = curl_easy_init()))

@@ -36,6 +36,11 @@ bc_carrier *bc_carrier_new(const char *base_url, const char *account,
                            bc_err *err);
 void bc_carrier_free(bc_carrier *c);
 
+/* Asks the carrier to tell who answers each call from now on (Twilio's
+ * MachineDetection: "DetectMessageEnd" waits for a voicemail's beep,
+ * "Enable" answers sooner; "off" or "" asks nothing). Its answer comes as
+ * AnsweredBy on the status callbacks. 0, or -1 for an unknown mode. */
+int bc_carrier_machine_detection(bc_carrier *c, const char *mode, bc_err *err);
 /* Starts a dial (d is copied). 0 or -1. */
 int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err);
 /* Drives transfers for up to timeout_ms and reports finished dials. */

@@ -12,6 +12,7 @@
 #include "bc_lease.h"
 #include "bc_pg.h"
 #include "bc_publisher.h"
+#include "bc_retry.h"
 #include "bc_sql.h"
 
 #define MAX_PARTS 256
@@ -75,6 +76,7 @@ struct bc_worker {
     char jobs_topic[160], results_topic[160];
     const char *public_url;
     long max_in_hand, max_dials, lease_ttl_s, retry_base_ms;
+    int result_v1;               /* also publish call-results as v1 */
     double cps, pace_tokens;     /* carrier pace: a token bucket; 0 = none */
     long long pace_at;
     long in_hand;
@@ -285,43 +287,73 @@ static const bc_pg_stmt stmts[] = {
      * final status, its lease freed (only if the token still matches), its
      * recipient finished or queued for a retry, and its call-result event
      * in the outbox (keyed by batch id). A call already ended returns no
-     * row. $1 [{"id","status","dur","reason","sid","retry","err"}]
-     * $2 results topic $3 retry base seconds */
+     * row. The retry policy (sql/0011_retry_policy.sql) is the recipient's
+     * over the batch's: an attempt is retried when its outcome is in
+     * retry_on and retries are left, after the policy's wait (else the
+     * default back-off: $3 * 2^(attempt-1), jittered). A voicemail not in
+     * retry_on is a completed call; one in it that runs out of retries
+     * failed, as a busy one does, so a manual retry dials it again.
+     * $1 [{"id","status","dur","reason","sid","out" outcome,"ab" answered by,"err"}]
+     * $2 results topic $3 retry base seconds $4 also publish v1 events */
     { "call_end_many",
       "WITH e AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
-      "             AS e(id text, status text, dur int, reason text, sid text, retry bool, err text)),"
+      "             AS e(id text, status text, dur int, reason text, sid text, out text,"
+      "                  ab text, err text)),"
       " c AS (UPDATE calls SET status = e.status, ended_at = now(), duration_s = e.dur,"
       "        history = history || jsonb_build_object('status', e.status, 'at', rfc3339_ms(now())),"
-      "        end_reason = e.reason, carrier_call_id = coalesce(carrier_call_id, e.sid)"
+      "        end_reason = e.reason, carrier_call_id = coalesce(carrier_call_id, e.sid),"
+      "        answered_by = coalesce(e.ab, calls.answered_by)"
       "        FROM e WHERE calls.id = e.id AND call_status_rank(calls.status) < 9"
       "      RETURNING calls.id, calls.recipient_id, calls.batch_id, calls.tenant_id,"
       "                calls.attempt, calls.lease_slot, calls.lease_token, calls.to_number,"
-      "                calls.from_number, calls.duration_s, e.status AS final_status,"
-      "                e.reason, e.retry, e.err),"
+      "                calls.from_number, calls.duration_s, calls.answered_by,"
+      "                e.status AS final_status, e.reason, e.out, e.err),"
       " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL"
       "         FROM c WHERE leases.batch_id = c.batch_id AND leases.slot = c.lease_slot"
       "          AND leases.token = c.lease_token RETURNING c.id),"
+      " p AS (SELECT c.id, c.recipient_id, c.out, x.policy,"
+      "              retry_listed(x.policy, c.out) AS listed,"
+      "              rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
+      "                AND b.state = 'admitted' AS more"
+      "         FROM c JOIN recipients rr ON rr.id = c.recipient_id AND rr.last_call_id = c.id"
+      "         JOIN batches b ON b.id = c.batch_id,"
+      "         LATERAL (SELECT retry_policy_of(b.retry_policy, rr.retry_policy) AS policy) x),"
       " r AS (UPDATE recipients rr SET"
-      "        status = CASE WHEN c.retry AND rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
-      "                        AND b.state = 'admitted' THEN 'queued'"
-      "                      WHEN c.final_status = 'completed' THEN 'completed' ELSE 'failed' END,"
-      "        next_attempt_at = CASE WHEN c.retry AND rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
-      "          THEN now() + make_interval(secs => $3::float8 * power(2, rr.attempts - 1)"
-      "                                            * (0.5 + random())) END,"
+      "        status = CASE WHEN p.listed AND p.more THEN 'queued'"
+      "                      WHEN p.out = 'completed' OR (p.out = 'voicemail' AND NOT p.listed)"
+      "                        THEN 'completed' ELSE 'failed' END,"
+      "        next_attempt_at = CASE WHEN p.listed AND p.more THEN bc_now() + make_interval("
+      "          secs => coalesce(retry_delay_s(p.policy, rr.attempts),"
+      "                           $3::float8 * power(2, rr.attempts - 1) * (0.5 + random()))) END,"
       "        released = false, end_reason = c.reason, error_message = c.err, updated_at = now()"
-      "        FROM c, batches b"
-      "       WHERE rr.id = c.recipient_id AND rr.last_call_id = c.id AND b.id = c.batch_id"
-      "       RETURNING rr.id, rr.status)"
+      "        FROM p JOIN c ON c.id = p.id"
+      "       WHERE rr.id = p.recipient_id AND rr.last_call_id = p.id"
+      "       RETURNING rr.id, rr.status, rr.next_attempt_at),"
+      " ev AS (SELECT c.*, r.status AS rstatus, r.next_attempt_at,"
+      "               EXISTS (SELECT 1 FROM l WHERE l.id = c.id) AS released"
+      "          FROM c LEFT JOIN r ON r.id = c.recipient_id)"
       " INSERT INTO outbox (topic, key, payload)"
-      " SELECT $2, c.batch_id, json_build_object('schema', 'batchcall.call-result/v1',"
-      "        'call_id', c.id, 'batch_id', c.batch_id, 'tenant_id', c.tenant_id,"
-      "        'recipient_id', c.recipient_id, 'attempt', c.attempt,"
-      "        'carrier_status', c.final_status, 'end_reason', c.reason, 'duration_s', c.duration_s,"
-      "        'to_number', c.to_number, 'from_number', c.from_number,"
-      "        'recipient_status', r.status, 'final', r.status <> 'queued',"
-      "        'lease_released', EXISTS (SELECT 1 FROM l WHERE l.id = c.id),"
+      " SELECT $2, batch_id, json_build_object('schema', 'batchcall.call-result/v2',"
+      "        'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,"
+      "        'recipient_id', recipient_id, 'attempt', attempt,"
+      "        'carrier_status', final_status, 'end_reason', reason, 'answered_by', answered_by,"
+      "        'duration_s', duration_s, 'to_number', to_number, 'from_number', from_number,"
+      "        'recipient_status', rstatus, 'final', rstatus <> 'queued',"
+      "        'retry_at', rfc3339_ms(next_attempt_at), 'lease_released', released,"
       "        'ended_at', rfc3339(now()))::text"
-      "   FROM c LEFT JOIN r ON r.id = c.recipient_id"
+      "   FROM ev"
+      /* v1 as it always was, for consumers not yet reading v2: a voicemail
+       * is the agent_hangup it was before answering machines were told. */
+      " UNION ALL"
+      " SELECT $2, batch_id, json_build_object('schema', 'batchcall.call-result/v1',"
+      "        'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,"
+      "        'recipient_id', recipient_id, 'attempt', attempt,"
+      "        'carrier_status', final_status,"
+      "        'end_reason', CASE WHEN reason = 'voicemail' THEN 'agent_hangup' ELSE reason END,"
+      "        'duration_s', duration_s, 'to_number', to_number, 'from_number', from_number,"
+      "        'recipient_status', rstatus, 'final', rstatus <> 'queued',"
+      "        'lease_released', released, 'ended_at', rfc3339(now()))::text"
+      "   FROM ev WHERE $4::boolean"
       " RETURNING id, topic, key, payload" },
     { "release", BC_SQL_RELEASE },
     { "renew",
@@ -533,21 +565,28 @@ static int pending_has(json_t *arr, const char *field, const char *id)
 }
 
 /* Ends an attempt: gathered, and written with the turn's other ends in one
- * statement (flush_ends): result, lease, recipient, event, window top-up. */
-static void end_call(bc_worker *w, const char *call, const char *status, int duration,
-                     const char *end_reason, const char *sid, const char *error)
+ * statement (flush_ends): result, lease, recipient, event, window top-up.
+ * The outcome class (bc_retry_outcome) is what the retry policy's retry_on
+ * is matched against there; answered_by is the carrier's AnsweredBy. */
+static void end_call_by(bc_worker *w, const char *call, const char *status, int duration,
+                        const char *end_reason, const char *sid, const char *answered_by,
+                        const char *error)
 {
-    int retryable = !strcmp(status, "busy") || !strcmp(status, "no-answer") ||
-                    !strcmp(status, "failed");
-
     if (pending_has(w->ends, "id", call)) {
         bc_metric_add(w->m_dup_events, 1);   /* a repeat in the same turn */
         return;
     }
-    json_array_append_new(w->ends, json_pack("{s:s,s:s,s:i,s:s,s:s?,s:b,s:s?}", "id", call,
+    json_array_append_new(w->ends, json_pack("{s:s,s:s,s:i,s:s,s:s?,s:s,s:s?,s:s?}", "id", call,
                                              "status", status, "dur", duration, "reason",
-                                             end_reason, "sid", sid, "retry", retryable,
-                                             "err", error));
+                                             end_reason, "sid", sid, "out",
+                                             bc_retry_outcome(status, answered_by), "ab",
+                                             answered_by, "err", error));
+}
+
+static void end_call(bc_worker *w, const char *call, const char *status, int duration,
+                     const char *end_reason, const char *sid, const char *error)
+{
+    end_call_by(w, call, status, duration, end_reason, sid, NULL, error);
 }
 
 /* Counts one ended attempt by its carrier status (a call-result payload). */
@@ -570,14 +609,14 @@ static int flush_ends(bc_worker *w)
     bc_err err = { "" };
     PGresult *res;
     char *doc;
-    size_t n = json_array_size(w->ends);
+    size_t n = json_array_size(w->ends), ended;
 
     if (n == 0)
         return 0;
     doc = json_dumps(w->ends, JSON_COMPACT);
     snprintf(base, sizeof base, "%.3f", (double)w->retry_base_ms / 1000.0);
-    const char *p[] = { doc, w->results_topic, base };
-    if (!doc || !(res = bc_pg_exec(w->pg, "call_end_many", 3, p, &err))) {
+    const char *p[] = { doc, w->results_topic, base, w->result_v1 ? "t" : "f" };
+    if (!doc || !(res = bc_pg_exec(w->pg, "call_end_many", 4, p, &err))) {
         /* The calls stay open; the reconciler's quiet-call sweep asks the
          * carrier about them, so no slot is held for ever. */
         bc_log(w->ctx->log, BC_ERROR, "call.end_failed", "{s:I,s:s}", "calls", (json_int_t)n,
@@ -588,9 +627,12 @@ static int flush_ends(bc_worker *w)
     }
     free(doc);
     json_array_clear(w->ends);
-    bc_metric_add(w->m_dup_events, (double)(n - (size_t)PQntuples(res)));   /* already ended */
+    /* One event row per ended call, two when v1 goes out too. */
+    ended = (size_t)PQntuples(res) / (w->result_v1 ? 2 : 1);
+    bc_metric_add(w->m_dup_events, (double)(n - ended));   /* already ended */
     publish_rows(w, res);
-    for (int i = 0; i < PQntuples(res); i++) {
+    /* The v2 rows come first, one per ended call. */
+    for (int i = 0; i < (int)ended; i++) {
         const char *batch = bc_pg_val(res, i, "key");
 
         count_outcome(w, bc_pg_val(res, i, "payload"));
@@ -1004,8 +1046,13 @@ static void apply_event(bc_worker *w, const rd_kafka_message_t *m)
                !strcmp(status, "no-answer") || !strcmp(status, "failed") ||
                !strcmp(status, "canceled")) {
         /* Written after this turn's progress (bc_worker_tick), so a call's
-         * history stays whole. */
-        end_call(w, call, status, duration, end_reason_of(status, duration, 0), sid, NULL);
+         * history stays whole. An answering machine that took a completed
+         * call (AnsweredBy machine_...) makes it a voicemail. */
+        const char *by = json_string_value(json_object_get(ev, "answered_by"));
+        int machine = !strcmp(bc_retry_outcome(status, by), "voicemail");
+
+        end_call_by(w, call, status, duration,
+                    machine ? "voicemail" : end_reason_of(status, duration, 0), sid, by, NULL);
     }
     json_decref(ev);
 }
@@ -1033,6 +1080,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     w->max_dials = bc_config_int(c, "max-dials-in-flight");
     w->lease_ttl_s = bc_config_int(c, "lease-ttl");
     w->retry_base_ms = bc_config_int(c, "retry-base-ms");
+    w->result_v1 = bc_config_int(c, "call-result-v1") != 0;
     w->cps = (double)bc_config_int(c, "carrier-cps");
     w->pace_tokens = 1.0;
     w->pace_at = bc_now_ms();
@@ -1051,6 +1099,14 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
                                       bc_config_int(c, "carrier-timeout-ms"), on_dial, w,
                                       err)))
         goto fail;
+    if (bc_carrier_machine_detection(w->carrier, bc_config_str(c, "machine-detection"),
+                                     err) < 0) {
+        char why[BC_ERR_MAX];
+
+        snprintf(why, sizeof why, "%s", bc_err_msg(err));
+        bc_err_set(err, "BC_CARRIER_MACHINE_DETECTION: %s", why);
+        goto fail;
+    }
     topics[0] = w->jobs_topic;
     snprintf(group, sizeof group, "%s.worker.jobs.%s", prefix, w->region);
     if (!(w->jobs = bc_kafka_consumer_new(brokers, group, topics, 1, ctx->log, err)))

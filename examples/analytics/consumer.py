@@ -22,7 +22,8 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-SCHEMA = "batchcall.call-result/v1"
+# The versions this program reads: it uses only fields both have.
+SCHEMAS = {"batchcall.call-result/v1", "batchcall.call-result/v2"}
 
 
 def args():
@@ -69,7 +70,7 @@ def main():
             ev = json.loads(m.value())
         except ValueError:
             continue
-        if not isinstance(ev, dict) or ev.get("schema") != SCHEMA:
+        if not isinstance(ev, dict) or ev.get("schema") not in SCHEMAS:
             continue   # not an event of the version this program knows
         if ev["call_id"] in seen:
             continue   # at-least-once delivery: a repeat

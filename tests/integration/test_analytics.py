@@ -1,5 +1,6 @@
 """The call-result topic as analytics consumers see it: every event on the
-real topic validates against docs/schemas/call-result.v1.json, and the two
+real topic validates against the schema of its version (docs/schemas/
+call-result.v<N>.json), and the two
 example consumers (C with librdkafka, Python with confluent-kafka), reading
 the topic from the beginning, agree with PostgreSQL on each batch's answer
 rate and mean duration."""
@@ -16,7 +17,8 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from conftest import BUILD, ROOT, cartesia_headers, wait_until
 
-SCHEMA = os.path.join(ROOT, "docs", "schemas", "call-result.v1.json")
+SCHEMAS = {f"batchcall.call-result/v{n}": os.path.join(ROOT, "docs", "schemas",
+                                                     f"call-result.v{n}.json") for n in (1, 2)}
 
 
 def run_batch(stack, t, numbers, limit):
@@ -92,21 +94,29 @@ def test_both_consumers_agree_with_postgres_and_every_event_fits_the_schema(stac
         return msgs if call_ids <= have else None
     msgs = wait_until(all_there, 30, "every call's event on the topic", interval=0.5)
 
-    with open(SCHEMA) as f:
-        schema = json.load(f)
-    jsonschema.Draft202012Validator.check_schema(schema)
-    validator = jsonschema.Draft202012Validator(schema)
+    validators = {}
+    for version, path in SCHEMAS.items():
+        with open(path) as f:
+            schema = json.load(f)
+        jsonschema.Draft202012Validator.check_schema(schema)
+        validators[version] = jsonschema.Draft202012Validator(schema)
     for key, value in msgs:
         ev = json.loads(value)
-        errors = [e.message for e in validator.iter_errors(ev)]
+        assert ev.get("schema") in validators, ev
+        errors = [e.message for e in validators[ev["schema"]].iter_errors(ev)]
         assert not errors, (errors, ev)
         assert key == ev["batch_id"]
-    print(f"{len(msgs)} events on the topic fit the schema")
-    # The schema can fail: an unknown field, a wrong type, a missing field.
+    print(f"{len(msgs)} events on the topic fit the schema of their version")
+    # Each schema can fail: an unknown field, a wrong type, a missing field;
+    # and v1 refuses what only v2 has.
     ev = json.loads(msgs[0][1])
-    for broken in ({**ev, "extra": 1}, {**ev, "duration_s": "12"},
-                   {k: v for k, v in ev.items() if k != "call_id"}):
-        assert not validator.is_valid(broken)
+    for validator in validators.values():
+        for broken in ({**ev, "extra": 1}, {**ev, "duration_s": "12"},
+                       {k: v for k, v in ev.items() if k != "call_id"}):
+            assert not validator.is_valid(broken)
+    if ev["schema"].endswith("/v2"):
+        assert not validators["batchcall.call-result/v1"].is_valid(
+            {**ev, "schema": "batchcall.call-result/v1"})
 
     c_out = consumer_output([os.path.join(BUILD, "batchcall-analytics-consumer")], stack)
     py_out = consumer_output([sys.executable, os.path.join(ROOT, "examples", "analytics",

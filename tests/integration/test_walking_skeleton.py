@@ -101,7 +101,7 @@ def test_batch_of_200_is_dialed_once_each_within_its_concurrency(stack, demo):
     assert set(per_recipient.values()) == {1}
     by_id = {r["id"]: r for r in b["recipients"]}
     for e in events:
-        assert e["schema"] == "batchcall.call-result/v1"
+        assert e["schema"] == "batchcall.call-result/v2"
         assert e["final"] is True
         assert e["recipient_status"] == by_id[e["recipient_id"]]["status"]
         assert e["call_id"] == by_id[e["recipient_id"]]["agent_call_id"]
