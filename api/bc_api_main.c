@@ -66,10 +66,11 @@ const bc_pg_stmt bc_api_stmts[] = {
       "INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number_id,"
       " from_number, region, target_concurrency_limit, ringing_timeout_s,"
       " max_call_duration_min, max_retries, scheduled_at, timezone, variables,"
-      " metadata, state, total, external_id, post_call, calling_hours, admitted_at)"
+      " metadata, state, total, external_id, post_call, calling_hours, admitted_at,"
+      " retry_policy)"
       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
       "         $15::jsonb, $16::jsonb, $17, $18, $19, $20::jsonb, $21::jsonb,"
-      "         CASE WHEN $17 = 'admitted' THEN now() END)" },
+      "         CASE WHEN $17 = 'admitted' THEN now() END, $22::jsonb)" },
     { "leases_insert", BC_SQL_LEASES_INSERT },
     /* Cancel: queued recipients, and those claimed but not yet being dialed
      * (their claim gives its slot back), are cancelled. The batch row lock
@@ -137,7 +138,8 @@ const bc_pg_stmt bc_api_stmts[] = {
     { "batch_tasks",
       "SELECT r.id, r.to_number, r.status, r.variables::text AS variables,"
       "       coalesce(r.max_retries, b.max_retries) AS max_retries, r.attempts,"
-      "       r.last_call_id, r.end_reason, r.error_message, count(*) OVER () AS total"
+      "       r.last_call_id, r.end_reason, r.error_message, count(*) OVER () AS total,"
+      "       r.retry_policy::text AS retry_policy"
       "  FROM recipients r JOIN batches b ON b.id = r.batch_id"
       " WHERE r.batch_id = $1 AND b.tenant_id = $2"
       " ORDER BY r.seq LIMIT $3::int OFFSET $4::int" },
@@ -157,7 +159,8 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       b.target_concurrency_limit, b.ringing_timeout_s, b.max_call_duration_min,"
       "       b.max_retries, b.total, b.retry_count, b.variables::text AS variables,"
       "       b.metadata::text AS metadata, b.external_id, b.post_call::text AS post_call,"
-      "       b.calling_hours::text AS calling_hours, c.*"
+      "       b.calling_hours::text AS calling_hours,"
+      "       b.retry_policy::text AS retry_policy, c.*"
       "  FROM batches b, LATERAL (SELECT"
       "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled')) AS dispatched,"
       "       count(*) FILTER (WHERE status IN ('completed', 'failed')) AS finished,"
@@ -174,7 +177,8 @@ const bc_pg_stmt bc_api_stmts[] = {
       " WHERE b.id = $1 AND b.tenant_id = $2" },
     { "recipients_get",
       "SELECT id, to_number, from_number, status, last_call_id, end_reason, error_message,"
-      "       metadata::text AS metadata, attempts, rfc3339(created_at) AS created_at"
+      "       metadata::text AS metadata, attempts, rfc3339(created_at) AS created_at,"
+      "       max_retries, retry_policy::text AS retry_policy"
       "  FROM recipients WHERE batch_id = $1 ORDER BY seq" },
     { 0, 0 },
 };

@@ -9,10 +9,10 @@
 #include "bc_e164.h"
 #include "bc_gate.h"
 #include "bc_json.h"
+#include "bc_retry.h"
 
 #define PREFIX "/batch-call"
 #define MAX_TASKS 1000
-#define MAX_TASK_RETRIES 10
 
 static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
 {
@@ -47,7 +47,7 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
     const char *id = json_string_value(json_object_get(b, "id"));
     const char *p[] = { id };
     PGresult *res = bc_pg_exec(pg, "batch_last_sent", 1, p, NULL);
-    json_t *last = json_null();
+    json_t *last = json_null(), *d;
     json_int_t picked = 0;
 
     if (res) {
@@ -58,7 +58,7 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
     }
     /* waiting_for_window (extension): recipients deferred until their own
      * calling hours open. */
-    return json_pack("{s:O,s:O,s:O,s:o,s:O,s:O,s:O,s:I,s:O,s:O,s:O,s:s,s:O,s:o,s:o,s:o,s:{s:s,s:n}}",
+    d = json_pack("{s:O,s:O,s:O,s:o,s:O,s:O,s:O,s:I,s:O,s:O,s:O,s:s,s:O,s:o,s:o,s:o,s:{s:s,s:n}}",
                      "batch_call_id", json_object_get(b, "id"),
                      "name", json_object_get(b, "name"),
                      "from_number", json_object_get(b, "from_number"),
@@ -76,6 +76,9 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
                      "last_sent_timestamp", last,
                      "tasks_url", json_sprintf("%s%s/%s/tasks", api->public_url, PREFIX, id),
                      "access_info", "user_id", who->key_id, "session_id");
+    /* Extension: the batch's retry policy (tasks may override it). */
+    bc_batch_retry_fields(d, b, 1);
+    return d;
 }
 
 static void send_batch(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
@@ -112,7 +115,7 @@ static int parse_tasks(json_t *tasks, json_t **out, char *why, size_t cap)
     *out = json_array();
     json_array_foreach(tasks, i, t) {
         json_t *to = json_object_get(t, "to_number"), *dv = json_object_get(t, "dynamic_variables");
-        json_t *mr = json_object_get(t, "max_retries"), *x;
+        json_t *x;
 
         if (!json_is_object(t)) {
             snprintf(why, cap, "tasks[%zu] must be an object", i);
@@ -126,19 +129,14 @@ static int parse_tasks(json_t *tasks, json_t **out, char *why, size_t cap)
             snprintf(why, cap, "tasks[%zu].dynamic_variables must be an object", i);
             return -1;
         }
-        if (mr && !json_is_null(mr) && (!json_is_integer(mr) || json_integer_value(mr) < 0 ||
-                                        json_integer_value(mr) > MAX_TASK_RETRIES)) {
-            snprintf(why, cap, "tasks[%zu].max_retries must be an integer between 0 and %d",
-                     i, MAX_TASK_RETRIES);
-            return -1;
-        }
         x = json_pack("{s:O}", "to_number", to);
         if (dv && json_is_object(dv))
             json_object_set(x, "variables", dv);
-        if (mr && json_is_integer(mr))
-            json_object_set(x, "max_retries", mr);
         json_array_append_new(*out, x);
-        if (bc_recipient_timezone(t, x, "tasks", i, why, cap) < 0)
+        /* max_retries as documented, and the other retry fields as an
+         * extension (docs/api.md). */
+        if (bc_recipient_timezone(t, x, "tasks", i, why, cap) < 0 ||
+            bc_recipient_retry(t, x, "tasks", i, why, cap) < 0)
             return -1;
     }
     return 0;
@@ -149,9 +147,10 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
 {
     json_t *ts = json_object_get(in, "trigger_timestamp"), *sn = json_object_get(in, "send_now");
     const char *from = NULL, *name = NULL, *agent = NULL, *tz = NULL, *status = NULL;
-    int send_now;
+    int send_now, retries;
 
     *tasks = NULL;
+    spec->retry_policy = NULL;
     if (bc_json_str(in, "from_number", 1, 16, &from, why, cap) < 0 ||
         bc_json_str(in, "name", 0, 255, &name, why, cap) < 0 ||
         bc_json_str(in, "agent_id", 1, 64, &agent, why, cap) < 0 ||
@@ -167,6 +166,10 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
         bc_caller_pool_check(json_object_get(in, "caller_id_pool"), why, cap) < 0)
         goto fail;
     spec->caller_pool = json_object_get(in, "caller_id_pool");
+    /* Extension: a retry policy for the batch; tasks override it. */
+    if (bc_retry_parse(in, "", &retries, &spec->retry_policy, why, cap) < 0)
+        goto fail;
+    spec->max_retries = retries < 0 ? 0 : retries;
     if (status && strcmp(status, "draft") && strcmp(status, "scheduled") && strcmp(status, "sent")) {
         snprintf(why, cap, "status must be one of draft, scheduled, sent");
         goto fail;
@@ -200,6 +203,8 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
 fail:
     json_decref(*tasks);
     *tasks = NULL;
+    json_decref(spec->retry_policy);
+    spec->retry_policy = NULL;
     return -1;
 }
 
@@ -256,6 +261,7 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
         error(resp, 500, "internal_error", "The batch call could not be created");
     }
 out:
+    json_decref(spec.retry_policy);
     json_decref(tasks);
     json_decref(in);
 }
@@ -319,9 +325,12 @@ static void tasks(bc_pg *pg, const bc_principal *who, const char *id, const bc_h
     }
     arr = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
-        const char *v = bc_pg_val(res, i, "variables");
-        json_t *dv = v ? json_loads(v, 0, NULL) : NULL;
-        json_array_append_new(arr, json_pack(
+        const char *v = bc_pg_val(res, i, "variables"), *rp = bc_pg_val(res, i, "retry_policy");
+        json_t *dv = v ? json_loads(v, 0, NULL) : NULL, *t;
+        json_t *pol = json_pack("{s:o?}", "retry_policy",
+                                rp ? json_loads(rp, 0, NULL) : NULL);
+
+        json_array_append_new(arr, t = json_pack(
             "{s:s,s:s,s:s,s:o,s:I,s:I,s:s*,s:s*,s:s*}", "task_id", bc_pg_val(res, i, "id"),
             "to_number", bc_pg_val(res, i, "to_number"), "status", bc_pg_val(res, i, "status"),
             "dynamic_variables", dv ? dv : json_object(),
@@ -330,6 +339,9 @@ static void tasks(bc_pg *pg, const bc_principal *who, const char *id, const bc_h
             "call_id", bc_pg_val(res, i, "last_call_id"),
             "end_reason", bc_pg_val(res, i, "end_reason"),
             "error_message", bc_pg_val(res, i, "error_message")));
+        /* Extension: the task's own retry_on and schedule, if it has them. */
+        bc_batch_retry_fields(t, pol, 0);
+        json_decref(pol);
     }
     PQclear(res);
     success(resp, 200, "Tasks retrieved successfully",

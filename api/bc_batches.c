@@ -10,6 +10,7 @@
 #include "bc_failpoint.h"
 #include "bc_kafka.h"
 #include "bc_lease.h"
+#include "bc_retry.h"
 #include "bc_sql.h"
 
 int bc_rfc3339_valid(const char *s)
@@ -119,6 +120,37 @@ int bc_recipient_timezone(json_t *src, json_t *dst, const char *where, size_t i,
     return 0;
 }
 
+int bc_recipient_retry(json_t *src, json_t *dst, const char *where, size_t i, char *why,
+                       size_t cap)
+{
+    char at[48];
+    json_t *policy;
+    int mr;
+
+    snprintf(at, sizeof at, "%s[%zu].", where, i);
+    if (bc_retry_parse(src, at, &mr, &policy, why, cap) < 0)
+        return -1;
+    if (mr >= 0)
+        json_object_set_new(dst, "max_retries", json_integer(mr));
+    if (policy)
+        json_object_set_new(dst, "retry_policy", policy);
+    return 0;
+}
+
+void bc_batch_retry_fields(json_t *out, json_t *from, int batch)
+{
+    json_t *p = json_object_get(from, "retry_policy"), *mr = json_object_get(from, "max_retries");
+    const char *k;
+    json_t *v;
+
+    if (mr)
+        json_object_set(out, "max_retries", mr);
+    if (batch && !json_object_get(p, "retry_on"))
+        json_object_set_new(out, "retry_on", json_pack("[s,s,s]", "busy", "no_answer", "failed"));
+    json_object_foreach(p, k, v)
+        json_object_set(out, k, v);
+}
+
 int bc_calling_hours_check(json_t *w, char *why, size_t cap)
 {
     json_t *days, *d;
@@ -211,7 +243,7 @@ static char *recipients_copy(json_t *recipients, const char *batch, const char *
     json_array_foreach(recipients, i, r) {
         json_t *from = json_object_get(r, "from_number"), *meta = json_object_get(r, "metadata");
         json_t *vars = json_object_get(r, "variables"), *mr = json_object_get(r, "max_retries");
-        json_t *tz = json_object_get(r, "timezone");
+        json_t *tz = json_object_get(r, "timezone"), *rp = json_object_get(r, "retry_policy");
 
         fprintf(f, "%s\t%s\t%s\t%zu\t", ids[i], batch, tenant, i);
         bc_pg_copy_escape(f, json_string_value(json_object_get(r, "to_number")));
@@ -240,6 +272,14 @@ static char *recipients_copy(json_t *recipients, const char *batch, const char *
             bc_pg_copy_escape(f, json_string_value(tz));
         else
             fputs("\\N", f);
+        fputc('\t', f);
+        if (json_is_object(rp)) {
+            char *j = json_dumps(rp, JSON_COMPACT);
+            bc_pg_copy_escape(f, j ? j : "null");
+            free(j);
+        } else {
+            fputs("\\N", f);
+        }
         fputc('\n', f);
     }
     fclose(f);
@@ -275,7 +315,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     PGresult *res = NULL, *rel = NULL;
     char num_id[48] = "", number[24] = "", region[16], limit[16], ring[16],
          dur[16], retries[16], total[16], *vars = NULL, *meta = NULL, *post = NULL,
-         *hours = NULL, pool[1024] = "", pool_cps[16] = "",
+         *hours = NULL, pool[1024] = "", pool_cps[16] = "", *retry = NULL,
          *doc = NULL, sched[40] = "";
     const char *state;
     long concurrency;
@@ -428,13 +468,14 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     post = s->post_call ? json_dumps(s->post_call, JSON_COMPACT) : NULL;
     hours = s->calling_hours && !json_is_null(s->calling_hours)
                 ? json_dumps(s->calling_hours, JSON_COMPACT) : NULL;
+    retry = s->retry_policy ? json_dumps(s->retry_policy, JSON_COMPACT) : NULL;
     {
         const char *p[] = { id_out, who->tenant_id, s->surface, s->name, s->agent_id,
                             num_id[0] ? num_id : NULL, number, region, limit, ring,
                             dur, retries, sched[0] ? sched : NULL,
                             s->timezone ? s->timezone : "UTC", vars, meta, state, total,
-                            s->external_id, post, hours };
-        if (!(res = one(pg, "batch_insert", 21, p, err)))
+                            s->external_id, post, hours, retry };
+        if (!(res = one(pg, "batch_insert", 22, p, err)))
             goto out;
         PQclear(res);
         res = NULL;
@@ -449,7 +490,8 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     /* COPY: the fastest way PostgreSQL takes rows, one round trip. */
     if (!(doc = recipients_copy(s->recipients, id_out, who->tenant_id, &doclen, err)) ||
         bc_pg_copy_in(pg, "COPY recipients (id, batch_id, tenant_id, seq, to_number,"
-                          " from_number, metadata, variables, max_retries, timezone)"
+                          " from_number, metadata, variables, max_retries, timezone,"
+                          " retry_policy)"
                           " FROM STDIN",
                       doc, doclen, err) < 0)
         goto out;
@@ -489,6 +531,7 @@ out:
     free(meta);
     free(post);
     free(hours);
+    free(retry);
     free(doc);
     return rc;
 }
@@ -541,6 +584,7 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     json_object_set_new(b, "metadata", json_col(res, 0, "metadata"));
     json_object_set_new(b, "post_call", json_col(res, 0, "post_call"));
     json_object_set_new(b, "calling_hours", json_col(res, 0, "calling_hours"));
+    json_object_set_new(b, "retry_policy", json_col(res, 0, "retry_policy"));
     PQclear(res);
     if (!with_recipients)
         return b;
@@ -562,6 +606,12 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                               "attempts", (json_int_t)bc_pg_int(res, i, "attempts", 0),
                               "created_at", str_or_null(res, i, "created_at"),
                               "from_number", str_or_null(res, i, "from_number"));
+        /* Only the overrides this recipient has. */
+        if (bc_pg_val(res, i, "max_retries"))
+            json_object_set_new(r, "max_retries",
+                                json_integer(bc_pg_int(res, i, "max_retries", 0)));
+        if (bc_pg_val(res, i, "retry_policy"))
+            json_object_set_new(r, "retry_policy", json_col(res, i, "retry_policy"));
         json_array_append_new(arr, r);
     }
     PQclear(res);

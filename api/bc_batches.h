@@ -39,8 +39,12 @@ typedef struct bc_batch_spec {
     json_t *calling_hours;       /* borrowed; validated by bc_calling_hours_check */
     json_t *post_call;           /* borrowed; may be NULL */
     json_t *caller_pool;         /* borrowed; validated by bc_caller_pool_check */
+    /* The batch's retry policy as bc_retry_parse stores it, or NULL (the
+     * default); owned by whoever filled the spec, who decrefs it. */
+    json_t *retry_policy;
     /* Borrowed array of {"to_number", "from_number"?, "metadata"?,
-     * "variables"?, "max_retries"?}, already validated. Ids are added. */
+     * "variables"?, "max_retries"?, "retry_policy"?, "timezone"?}, already
+     * validated. Ids are added. */
     json_t *recipients;
 } bc_batch_spec;
 
@@ -95,6 +99,18 @@ int bc_caller_pool_check(json_t *pool, char *why, size_t cap);
  * exists is checked by bc_batch_create. */
 int bc_recipient_timezone(json_t *src, json_t *dst, const char *where, size_t i,
                           char *why, size_t cap);
+/* Reads the optional retry fields of recipient src (max_retries, retry_on,
+ * retry_intervals_s, retry_backoff; see bc_retry_parse) into dst as
+ * "max_retries" and "retry_policy". -1 with why set ("<where>[i].field
+ * ...") if one is malformed. */
+int bc_recipient_retry(json_t *src, json_t *dst, const char *where, size_t i, char *why,
+                       size_t cap);
+/* Copies the retry fields of a batch or recipient that bc_batch_load
+ * returned into a surface's rendering out, in the request's words:
+ * max_retries, retry_on, retry_intervals_s / retry_backoff. A batch
+ * (batch = 1) always shows max_retries and retry_on, defaults included; a
+ * recipient only the overrides it has. */
+void bc_batch_retry_fields(json_t *out, json_t *from, int batch);
 /* Checks an optional calling_hours object: {"days": [1-7...], "start":
  * "HH:MM", "end": "HH:MM"}. 0, or -1 with why set. */
 int bc_calling_hours_check(json_t *w, char *why, size_t cap);

@@ -10,6 +10,7 @@
 #include "bc_batches.h"
 #include "bc_e164.h"
 #include "bc_json.h"
+#include "bc_retry.h"
 
 #define PREFIX "/agents/calls/batches"
 #define API_VERSION "2026-03-01"
@@ -72,6 +73,7 @@ static json_t *render(json_t *b)
     copy(o, "retry_count", b, "retry_count");
     /* Extension: recipients deferred until their own calling hours open. */
     copy(o, "total_calls_waiting_for_window", b, "waiting_for_window");
+    bc_batch_retry_fields(o, b, 1);
     copy(o, "created_at", b, "created_at");
     copy(o, "last_updated_at", b, "updated_at");
     if (!json_is_null(json_object_get(b, "scheduled_at")))
@@ -96,6 +98,9 @@ static json_t *render(json_t *b)
             copy(x, "error_message", r, "error_message");
         copy(x, "metadata", r, "metadata");
         copy(x, "created_at", r, "created_at");
+        /* Extension: attempts so far, and this recipient's retry overrides. */
+        copy(x, "attempts", r, "attempts");
+        bc_batch_retry_fields(x, r, 0);
         json_array_append_new(out, x);
     }
     json_object_set_new(o, "recipients", out);
@@ -108,9 +113,11 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
     json_t *rs = json_object_get(body, "recipients"), *r;
     const char *region = NULL;
     long lim, ring, dur;
+    int retries;
     size_t i;
 
     *recips = NULL;
+    spec->retry_policy = NULL;
     if (bc_json_str(body, "name", 1, 255, &spec->name, why, cap) < 0 ||
         bc_json_str(body, "agent_id", 1, 64, &spec->agent_id, why, cap) < 0 ||
         bc_json_str(body, "from_number_id", 1, 64, &spec->from_number_id, why, cap) < 0 ||
@@ -125,6 +132,10 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
         return -1;
     spec->calling_hours = json_object_get(body, "calling_hours");
     spec->caller_pool = json_object_get(body, "caller_id_pool");
+    /* Extension: a retry policy for the batch, overridden per recipient. */
+    if (bc_retry_parse(body, "", &retries, &spec->retry_policy, why, cap) < 0)
+        return -1;
+    spec->max_retries = retries < 0 ? 0 : retries;
     if (spec->scheduled_at && !bc_rfc3339_valid(spec->scheduled_at)) {
         snprintf(why, cap, "scheduled_at must be an RFC3339 timestamp with a "
                            "timezone offset, e.g. 2026-06-15T16:00:00Z");
@@ -211,7 +222,8 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
         if (json_is_object(vars))
             json_object_set(x, "variables", vars);
         json_array_append_new(*recips, x);
-        if (bc_recipient_timezone(r, x, "recipients", i, why, cap) < 0)
+        if (bc_recipient_timezone(r, x, "recipients", i, why, cap) < 0 ||
+            bc_recipient_retry(r, x, "recipients", i, why, cap) < 0)
             goto fail;
     }
     spec->limit = (int)lim;
@@ -222,6 +234,8 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
 fail:
     json_decref(*recips);
     *recips = NULL;
+    json_decref(spec->retry_policy);
+    spec->retry_policy = NULL;
     return -1;
 }
 
@@ -278,6 +292,7 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
            "store_us", (json_int_t)(t_store - t_parse),
            "respond_us", (json_int_t)(bc_now_us() - t_store));
 out:
+    json_decref(spec.retry_policy);
     json_decref(recips);
     json_decref(body);
 }

@@ -10,6 +10,7 @@
 #include "bc_crypto.h"
 #include "bc_e164.h"
 #include "bc_gate.h"
+#include "bc_retry.h"
 #include "bc_json.h"
 #include "bc_url.h"
 
@@ -162,6 +163,8 @@ static json_t *render_session(json_t *b)
     /* Extension: of those, deferred until their own calling hours open. */
     json_object_set(o, "waiting_for_window", json_object_get(b, "waiting_for_window"));
     json_object_set_new(o, "total", json_integer(json_integer_value(json_object_get(b, "total"))));
+    /* Extension: the batch's retry policy. */
+    bc_batch_retry_fields(o, b, 1);
     if (!rs)
         return o;
     json_t *parts = json_array();
@@ -180,6 +183,9 @@ static json_t *render_session(json_t *b)
         json_object_set(p, "from_number", json_is_null(json_object_get(x, "from_number"))
                                               ? json_object_get(b, "from_number")
                                               : json_object_get(x, "from_number"));
+        /* Extension: attempts so far and this recipient's retry overrides. */
+        json_object_set(p, "attempts", json_object_get(x, "attempts"));
+        bc_batch_retry_fields(p, x, 0);
         json_array_append_new(parts, p);
     }
     json_object_set_new(o, "participants", parts);
@@ -289,7 +295,8 @@ static json_t *recipients_of(json_t *in, const char *field, int participants, ch
         json_object_set_new(y, "metadata",
                             meta && !json_is_null(meta) ? json_incref(meta) : json_object());
         json_array_append_new(out, y);
-        if (json_is_object(x) && bc_recipient_timezone(x, y, field, i, why, sizeof why) < 0)
+        if (json_is_object(x) && (bc_recipient_timezone(x, y, field, i, why, sizeof why) < 0 ||
+                                  bc_recipient_retry(x, y, field, i, why, sizeof why) < 0))
             goto bad;
     }
     return out;
@@ -342,8 +349,10 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
     static const char *objs[] = { "metadata", "variables", "post_call" };
     const char *agent = NULL, *from = NULL, *ext = NULL;
     json_t *v;
+    int retries;
 
     *recips = NULL;
+    spec->retry_policy = NULL;
     if (bc_json_str(in, "agent_id", 1, 64, &agent, why, cap) < 0 ||
         bc_json_str(in, "from_number", 0, 16, &from, why, cap) < 0 ||
         bc_json_str(in, "batch_id", 0, 128, &ext, why, cap) < 0)
@@ -365,9 +374,16 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
             return -1;
         }
     }
-    if (!(*recips = recipients_of(in, participants ? "participants" : "recipients",
-                                  participants, why, cap)))
+    /* Extension: a retry policy for the batch, overridden per recipient. */
+    if (bc_retry_parse(in, "", &retries, &spec->retry_policy, why, cap) < 0)
         return -1;
+    if (!(*recips = recipients_of(in, participants ? "participants" : "recipients",
+                                  participants, why, cap))) {
+        json_decref(spec->retry_policy);
+        spec->retry_policy = NULL;
+        return -1;
+    }
+    spec->max_retries = retries < 0 ? 0 : retries;
     spec->name = ext ? ext : participants ? "call" : "batch";
     spec->agent_id = agent;
     spec->from_number = from;
@@ -418,6 +434,7 @@ static void create_session(rq *r, int participants)
         fail(r, "session.create", &err);
     }
 out:
+    json_decref(spec.retry_policy);
     json_decref(recips);
     json_decref(in);
 }

@@ -46,4 +46,47 @@ static inline int bc_fuzz_utf8(const char *s)
     return j != NULL;
 }
 
+/* 1 if max_retries (may be NULL) and policy (may be NULL) are what
+ * bc_retry_parse stores (common/bc_retry.h): 0-10 retries; retry_on of
+ * known outcomes; at most one schedule, with waits of 1 s to a day. */
+static inline int bc_fuzz_retry_ok(const json_t *max_retries, const json_t *policy)
+{
+    static const char *const outcomes = " busy no_answer failed voicemail ";
+    json_t *on = json_object_get(policy, "retry_on"), *x;
+    json_t *iv = json_object_get(policy, "retry_intervals_s");
+    json_t *bo = json_object_get(policy, "retry_backoff");
+    size_t i;
+
+    if (max_retries && (!json_is_integer(max_retries) || json_integer_value(max_retries) < 0 ||
+                        json_integer_value(max_retries) > 10))
+        return 0;
+    if (!policy)
+        return 1;
+    if (!json_is_object(policy) || json_object_size(policy) == 0 || (iv && bo))
+        return 0;
+    json_array_foreach(on, i, x) {
+        char word[24];
+        if (!json_is_string(x) || strlen(json_string_value(x)) > 20)
+            return 0;
+        snprintf(word, sizeof word, " %s ", json_string_value(x));
+        if (!strstr(outcomes, word))
+            return 0;
+    }
+    if (on && !json_is_array(on))
+        return 0;
+    json_array_foreach(iv, i, x)
+        if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 86400)
+            return 0;
+    if (iv && (!json_is_array(iv) || json_array_size(iv) < 1 || json_array_size(iv) > 10))
+        return 0;
+    if (bo) {
+        double b = json_number_value(json_object_get(bo, "base_s"));
+        double f = json_number_value(json_object_get(bo, "factor"));
+        double m = json_number_value(json_object_get(bo, "max_s"));
+        if (!(b >= 1 && f >= 1 && f <= 10 && m >= b && m <= 86400))
+            return 0;
+    }
+    return 1;
+}
+
 #endif

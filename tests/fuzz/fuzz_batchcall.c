@@ -22,7 +22,10 @@ static void spec_ok(const bc_batch_spec *s, json_t *tasks, const char *sched)
         BC_FUZZ_CHECK(bc_e164_valid(json_string_value(json_object_get(t, "to_number"))));
         BC_FUZZ_CHECK(!mr || (json_integer_value(mr) >= 0 && json_integer_value(mr) <= 10));
         BC_FUZZ_CHECK(!v || json_is_object(v));
+        BC_FUZZ_CHECK(bc_fuzz_retry_ok(mr, json_object_get(t, "retry_policy")));
     }
+    BC_FUZZ_CHECK(s->max_retries >= 0 && s->max_retries <= 10);
+    BC_FUZZ_CHECK(bc_fuzz_retry_ok(NULL, s->retry_policy));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -38,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (bc_batchcall_parse(in, &spec, &tasks, sched, why, sizeof why) == 0)
         spec_ok(&spec, tasks, sched);
     else
-        BC_FUZZ_CHECK(!tasks && why[0] && bc_fuzz_utf8(why));
+        BC_FUZZ_CHECK(!tasks && !spec.retry_policy && why[0] && bc_fuzz_utf8(why));
+    json_decref(spec.retry_policy);
     json_decref(tasks);
     json_decref(in);
     return 0;

@@ -26,7 +26,11 @@ static void spec_ok(const bc_batch_spec *s, json_t *recips)
 
         BC_FUZZ_CHECK(bc_e164_valid(json_string_value(json_object_get(r, "to_number"))));
         BC_FUZZ_CHECK(json_is_null(meta) || json_is_object(meta));
+        BC_FUZZ_CHECK(bc_fuzz_retry_ok(json_object_get(r, "max_retries"),
+                                       json_object_get(r, "retry_policy")));
     }
+    BC_FUZZ_CHECK(s->max_retries >= 0 && s->max_retries <= 10);
+    BC_FUZZ_CHECK(bc_fuzz_retry_ok(NULL, s->retry_policy));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -42,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (bc_cartesia_parse(body, &spec, &recips, why, sizeof why) == 0)
         spec_ok(&spec, recips);
     else
-        BC_FUZZ_CHECK(!recips && why[0] && bc_fuzz_utf8(why));
+        BC_FUZZ_CHECK(!recips && !spec.retry_policy && why[0] && bc_fuzz_utf8(why));
+    json_decref(spec.retry_policy);
     json_decref(recips);
     json_decref(body);
     return 0;
