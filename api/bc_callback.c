@@ -79,7 +79,7 @@ int bc_callback_event(const char *token, const char *url, const char *body, size
     answered_by = bc_form_get(&form, "AnsweredBy");
     if (answered_by && !answered_by_ok(answered_by))
         answered_by = NULL;   /* not a word Twilio uses: ignored, not trusted */
-    ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s?}", "v", 1, "call_id", call_id,
+    ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s*}", "v", 1, "call_id", call_id,
                    "batch_id", batch_id, "tenant_id", tenant_id, "carrier_call_id", sid,
                    "status", status, "duration", atoi(duration ? duration : "0"),
                    "sequence", atoi(sequence ? sequence : "0"), "answered_by", answered_by);

@@ -132,10 +132,6 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
         return -1;
     spec->calling_hours = json_object_get(body, "calling_hours");
     spec->caller_pool = json_object_get(body, "caller_id_pool");
-    /* Extension: a retry policy for the batch, overridden per recipient. */
-    if (bc_retry_parse(body, "", &retries, &spec->retry_policy, why, cap) < 0)
-        return -1;
-    spec->max_retries = retries < 0 ? 0 : retries;
     if (spec->scheduled_at && !bc_rfc3339_valid(spec->scheduled_at)) {
         snprintf(why, cap, "scheduled_at must be an RFC3339 timestamp with a "
                            "timezone offset, e.g. 2026-06-15T16:00:00Z");
@@ -226,6 +222,10 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
             bc_recipient_retry(r, x, "recipients", i, why, cap) < 0)
             goto fail;
     }
+    /* Extension: a retry policy for the batch, overridden per recipient. */
+    if (bc_retry_parse(body, "", &retries, &spec->retry_policy, why, cap) < 0)
+        goto fail;
+    spec->max_retries = retries < 0 ? 0 : retries;
     spec->limit = (int)lim;
     spec->ringing_timeout_s = (int)ring;
     spec->max_call_duration_min = (int)dur;

@@ -120,7 +120,7 @@ static void publish_end(bc_reconcile *r, const PGresult *row, const char *sid, j
     /* Who answered (the call resource's answered_by), so a voicemail found
      * here is a voicemail as its callback would have said. */
     const char *by = json_string_value(json_object_get(res, "answered_by"));
-    json_t *ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:s?}", "v", 1,
+    json_t *ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:s*}", "v", 1,
                            "call_id", bc_pg_val(row, 0, "id"),
                            "batch_id", bc_pg_val(row, 0, "batch_id"),
                            "tenant_id", bc_pg_val(row, 0, "tenant_id"), "carrier_call_id", sid,
