@@ -1080,7 +1080,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     w->max_dials = bc_config_int(c, "max-dials-in-flight");
     w->lease_ttl_s = bc_config_int(c, "lease-ttl");
     w->retry_base_ms = bc_config_int(c, "retry-base-ms");
-    w->result_v1 = bc_config_int(c, "call-result-v1") != 0;
+    w->result_v1 = bc_config_bool(c, "call-result-v1");
     w->cps = (double)bc_config_int(c, "carrier-cps");
     w->pace_tokens = 1.0;
     w->pace_at = bc_now_ms();
