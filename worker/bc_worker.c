@@ -292,7 +292,9 @@ static const bc_pg_stmt stmts[] = {
      * retry_on and retries are left, after the policy's wait (else the
      * default back-off: $3 * 2^(attempt-1), jittered). A voicemail not in
      * retry_on is a completed call; one in it that runs out of retries
-     * failed, as a busy one does, so a manual retry dials it again.
+     * failed, as a busy one does, so a manual retry dials it again. A
+     * paused batch's retries are queued too: only admitted batches are
+     * released, so they wait for the resume (a cancelled one's are not).
      * $1 [{"id","status","dur","reason","sid","out" outcome,"ab" answered by,"err"}]
      * $2 results topic $3 retry base seconds $4 also publish v1 events */
     { "call_end_many",
@@ -314,7 +316,7 @@ static const bc_pg_stmt stmts[] = {
       " p AS (SELECT c.id, c.recipient_id, c.out, x.policy,"
       "              retry_listed(x.policy, c.out) AS listed,"
       "              rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
-      "                AND b.state = 'admitted' AS more"
+      "                AND b.state IN ('admitted', 'paused') AS more"
       "         FROM c JOIN recipients rr ON rr.id = c.recipient_id AND rr.last_call_id = c.id"
       "         JOIN batches b ON b.id = c.batch_id,"
       "         LATERAL (SELECT retry_policy_of(b.retry_policy, rr.retry_policy) AS policy) x),"
