@@ -57,11 +57,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       $1::timestamptz <= now() + interval '30 days' AS within,"
       "       rfc3339($1::timestamptz) AS norm" },
     { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR UPDATE" },
-    { "tenant_reserved",
-      "SELECT coalesce(sum(b.target_concurrency_limit), 0) AS reserved"
-      "  FROM batches b WHERE b.tenant_id = $1 AND b.state = 'admitted'"
-      "   AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
-      "               AND r.status IN ('queued', 'dispatched', 'started'))" },
+    { "tenant_reserved", BC_SQL_TENANT_RESERVED },
     { "batch_insert",
       "INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number_id,"
       " from_number, region, target_concurrency_limit, ringing_timeout_s,"
@@ -92,6 +88,65 @@ const bc_pg_stmt bc_api_stmts[] = {
       " UPDATE recipients SET status = 'cancelled', updated_at = now() FROM b"
       "  WHERE recipients.batch_id = b.id AND recipients.status = 'queued'" },
     { "batch_state", "SELECT state FROM batches WHERE id = $1 AND tenant_id = $2" },
+    /* Held: paused itself or by its tenant; admission leaves it waiting. */
+    { "batch_held",
+      "SELECT b.paused_at IS NOT NULL OR t.paused_at IS NOT NULL AS held"
+      "  FROM batches b JOIN tenants t ON t.id = b.tenant_id WHERE b.id = $1" },
+    /* Pause: from its commit no claim of the batch is taken (claims take
+     * only admitted batches) and no claim taken before is sent (dial_start
+     * sends only those of admitted batches); the batch row lock waits for
+     * both in flight. Claims it can see are undone now, any it cannot (one
+     * that committed while it waited) by the scheduler's sweep or resume.
+     * A batch not yet admitted keeps its state and waits. */
+    { "batch_pause",
+      "WITH b AS (UPDATE batches SET paused_at = coalesce(paused_at, now()), updated_at = now(),"
+      "                  state = CASE WHEN state = 'admitted' THEN 'paused' ELSE state END"
+      "            WHERE id = $1 AND tenant_id = $2 AND state <> 'cancelled' RETURNING id, state),"
+      " pb AS (SELECT id FROM b WHERE state = 'paused'),"
+      BC_SQL_UNCLAIM_CTES
+      " SELECT (SELECT count(*) FROM b) AS n, (SELECT count(*) FROM uc) AS unclaimed" },
+    /* Resume, under the tenant and batch locks: admitted again unless its
+     * tenant is paused; what the pause left released or claimed goes back
+     * to the backlog, so the window (released next, in order) starts where
+     * the batch stopped. */
+    { "batch_resume",
+      "WITH o AS (SELECT state FROM batches WHERE id = $1 AND tenant_id = $2),"
+      " b AS (UPDATE batches SET paused_at = NULL, updated_at = now(),"
+      "              state = CASE WHEN state = 'paused' AND NOT EXISTS (SELECT 1 FROM tenants t"
+      "                             WHERE t.id = $2 AND t.paused_at IS NOT NULL)"
+      "                           THEN 'admitted' ELSE state END"
+      "        WHERE id = $1 AND tenant_id = $2 AND state <> 'cancelled'"
+      "        RETURNING id, state, region, (SELECT state FROM o) AS was),"
+      " pb AS (SELECT id FROM b WHERE state = 'admitted' AND was = 'paused'),"
+      BC_SQL_UNCLAIM_CTES ","
+      " rr AS (UPDATE recipients SET released = false, updated_at = now() FROM pb"
+      "         WHERE recipients.batch_id = pb.id AND recipients.status = 'queued'"
+      "           AND recipients.released RETURNING 1)"
+      " SELECT id, region, state = 'admitted' AND was = 'paused' AS resumed FROM b" },
+    /* The tenant's pause, under its row lock (taken by a statement before,
+     * so this one's snapshot sees every batch admitted until then). */
+    { "tenant_pause",
+      "WITH t AS (UPDATE tenants SET paused_at = coalesce(paused_at, now()) WHERE id = $1"
+      "            RETURNING paused_at),"
+      " b AS (UPDATE batches SET state = 'paused', updated_at = now()"
+      "        WHERE tenant_id = $1 AND state = 'admitted' RETURNING id),"
+      " pb AS (SELECT id FROM b),"
+      BC_SQL_UNCLAIM_CTES
+      " SELECT rfc3339((SELECT paused_at FROM t)) AS paused_at, (SELECT count(*) FROM b) AS n" },
+    /* Its resume: the batches it held and that are not paused themselves. */
+    { "tenant_resume",
+      "WITH t AS (UPDATE tenants SET paused_at = NULL WHERE id = $1 RETURNING id),"
+      " b AS (UPDATE batches SET state = 'admitted', updated_at = now()"
+      "        WHERE tenant_id = $1 AND state = 'paused' AND paused_at IS NULL"
+      "          AND EXISTS (SELECT 1 FROM t) RETURNING id, region),"
+      " pb AS (SELECT id FROM b),"
+      BC_SQL_UNCLAIM_CTES ","
+      " rr AS (UPDATE recipients SET released = false, updated_at = now() FROM pb"
+      "         WHERE recipients.batch_id = pb.id AND recipients.status = 'queued'"
+      "           AND recipients.released RETURNING 1)"
+      " SELECT id, region FROM b" },
+    { "tenant_lock_paused",
+      "SELECT rfc3339(paused_at) AS paused_at FROM tenants WHERE id = $1 FOR UPDATE" },
     { "batch_lock",
       "SELECT state, target_concurrency_limit, region,"
       "       coalesce(scheduled_at > now(), false) AS ahead,"
@@ -111,7 +166,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       " WHERE id = $1" },
     { "older_pending",
       "SELECT EXISTS (SELECT 1 FROM batches o WHERE o.tenant_id = $1 AND o.state = 'pending'"
-      "   AND o.id <> $2 AND (o.created_at, o.id) <"
+      "   AND o.id <> $2 AND o.paused_at IS NULL AND (o.created_at, o.id) <"
       "       (SELECT created_at, id FROM batches WHERE id = $2)) AS waiting" },
     { "batch_page",
       "SELECT id, count(*) OVER () AS total FROM batches WHERE tenant_id = $1"
@@ -160,8 +215,9 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       b.max_retries, b.total, b.retry_count, b.variables::text AS variables,"
       "       b.metadata::text AS metadata, b.external_id, b.post_call::text AS post_call,"
       "       b.calling_hours::text AS calling_hours,"
-      "       b.retry_policy::text AS retry_policy, c.*"
-      "  FROM batches b, LATERAL (SELECT"
+      "       b.retry_policy::text AS retry_policy, rfc3339(b.paused_at) AS paused_at,"
+      "       rfc3339(tp.paused_at) AS tenant_paused_at, c.*"
+      "  FROM batches b JOIN tenants tp ON tp.id = b.tenant_id, LATERAL (SELECT"
       "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled')) AS dispatched,"
       "       count(*) FILTER (WHERE status IN ('completed', 'failed')) AS finished,"
       "       count(*) FILTER (WHERE status = 'completed') AS completed,"

@@ -78,6 +78,15 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
                      "access_info", "user_id", who->key_id, "session_id");
     /* Extension: the batch's retry policy (tasks may override it). */
     bc_batch_retry_fields(d, b, 1);
+    /* Extensions: paused (status), and when the batch or its whole account
+     * was paused, in milliseconds like the other times here. */
+    if (d && bc_batch_paused(b))
+        json_object_set_new(d, "status", json_string("paused"));
+    if (d && !json_is_null(json_object_get(b, "paused_at")))
+        json_object_set_new(d, "paused_timestamp", ms_of(json_object_get(b, "paused_at")));
+    if (d && !json_is_null(json_object_get(b, "tenant_paused_at")))
+        json_object_set_new(d, "tenant_paused_timestamp",
+                            ms_of(json_object_get(b, "tenant_paused_at")));
     return d;
 }
 
@@ -353,17 +362,38 @@ static void act(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
 {
     bc_err err = { "" };
     bc_batch_rc rc = !strcmp(verb, "cancel") ? bc_batch_cancel(pg, who, id, &err)
+                   : !strcmp(verb, "pause")  ? bc_batch_pause(pg, who, id, &err)
+                   : !strcmp(verb, "resume") ? bc_batch_resume(api, pg, who, id, &err)
                                              : bc_batch_send(api, pg, who, id, &err);
 
     if (rc == BC_BATCH_OK)
         send_batch(api, pg, who, id, 200, !strcmp(verb, "cancel")
-                   ? "Batch call cancelled successfully" : "Batch call sent successfully", resp);
+                   ? "Batch call cancelled successfully"
+                   : !strcmp(verb, "pause") ? "Batch call paused successfully"
+                   : !strcmp(verb, "resume") ? "Batch call resumed successfully"
+                   : "Batch call sent successfully", resp);
     else if (rc == BC_BATCH_NOT_FOUND)
         error(resp, 404, "not_found", "Batch call not found");
     else if (rc == BC_BATCH_CONFLICT)
         error(resp, 409, "conflict", err.msg);
     else
         error(resp, 500, "internal_error", "The batch call could not be updated");
+}
+
+/* Extension: POST /batch-call/pause and /resume, for every batch call. */
+static void act_all(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
+                    bc_http_resp *resp)
+{
+    bc_err err = { "" };
+    json_t *out = bc_tenant_pause(api, pg, who, pause, &err);
+
+    if (!out) {
+        bc_log(api->ctx->log, BC_ERROR, "tenant.pause_failed", "{s:s}", "error", err.msg);
+        error(resp, 500, "internal_error", "The batch calls could not be updated");
+        return;
+    }
+    success(resp, 200, pause ? "Batch calls paused successfully"
+                             : "Batch calls resumed successfully", out);
 }
 
 int bc_batchcall_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
@@ -395,11 +425,19 @@ int bc_batchcall_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
         bc_gate_idem_done(api, &g, resp);
     } else if (!*rest && !strcmp(method, "GET")) {
         list(api, g.pg, &g.who, req, resp);
+    } else if (*rest && !slash && !strcmp(method, "POST") &&
+               (!strcmp(rest, "/pause") || !strcmp(rest, "/resume"))) {
+        bc_http_set_route(req, !strcmp(rest, "/pause") ? PREFIX "/pause" : PREFIX "/resume");
+        if (bc_gate_idem_begin(api, &g, req, resp, path, 409, error))
+            goto out;
+        act_all(api, g.pg, &g.who, !strcmp(rest, "/pause"), resp);
+        bc_gate_idem_done(api, &g, resp);
     } else if (*rest && !slash && !strcmp(method, "GET")) {
         send_batch(api, g.pg, &g.who, id, 200, "Batch call retrieved successfully", resp);
     } else if (slash && !strcmp(slash, "/tasks") && !strcmp(method, "GET")) {
         tasks(g.pg, &g.who, id, req, resp);
-    } else if (slash && (!strcmp(slash, "/cancel") || !strcmp(slash, "/send")) &&
+    } else if (slash && (!strcmp(slash, "/cancel") || !strcmp(slash, "/send") ||
+                         !strcmp(slash, "/pause") || !strcmp(slash, "/resume")) &&
                !strcmp(method, "POST")) {
         if (bc_gate_idem_begin(api, &g, req, resp, path, 409, error))
             goto out;

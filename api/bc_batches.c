@@ -561,7 +561,8 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                                   "external_id",
                                   "from_number", "region", "state", "timezone",
                                   "scheduled_at", "admitted_at", "cancelled_at",
-                                  "created_at", "updated_at", NULL };
+                                  "created_at", "updated_at", "paused_at", "tenant_paused_at",
+                                  NULL };
     static const char *ints[] = { "target_concurrency_limit", "ringing_timeout_s",
                                   "max_call_duration_min", "max_retries", "total",
                                   "retry_count", "dispatched", "finished", "completed",
@@ -585,6 +586,9 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     json_object_set_new(b, "post_call", json_col(res, 0, "post_call"));
     json_object_set_new(b, "calling_hours", json_col(res, 0, "calling_hours"));
     json_object_set_new(b, "retry_policy", json_col(res, 0, "retry_policy"));
+    json_object_set_new(b, "held", json_boolean(strcmp(bc_pg_val(res, 0, "state"), "cancelled") &&
+                                                (bc_pg_val(res, 0, "paused_at") ||
+                                                 bc_pg_val(res, 0, "tenant_paused_at"))));
     PQclear(res);
     if (!with_recipients)
         return b;
@@ -638,6 +642,151 @@ bc_batch_rc bc_batch_cancel(bc_pg *pg, const bc_principal *who, const char *id,
     return found ? BC_BATCH_OK : BC_BATCH_NOT_FOUND;
 }
 
+int bc_batch_paused(json_t *b)
+{
+    return json_is_true(json_object_get(b, "held")) &&
+           json_integer_value(json_object_get(b, "queued")) > 0;
+}
+
+bc_batch_rc bc_batch_pause(bc_pg *pg, const bc_principal *who, const char *id, bc_err *err)
+{
+    const char *p[] = { id, who->tenant_id };
+    PGresult *res;
+    long long n;
+
+    /* One statement: the batch row lock waits for claims and dial starts in
+     * flight; every one after it sees the batch held. */
+    if (!(res = one(pg, "batch_pause", 2, p, err)))
+        return BC_BATCH_ERROR;
+    n = bc_pg_int(res, 0, "n", 0);
+    PQclear(res);
+    if (n == 1)
+        return BC_BATCH_OK;
+    if (!(res = one(pg, "batch_state", 2, p, err)))
+        return BC_BATCH_ERROR;
+    n = PQntuples(res);
+    PQclear(res);
+    if (!n)
+        return BC_BATCH_NOT_FOUND;
+    bc_err_set(err, "a cancelled batch cannot be paused");
+    return BC_BATCH_CONFLICT;
+}
+
+/* Releases the first window of each batch in res (columns id, region) into
+ * the outbox; the rows to publish are appended to rels (at most cap).
+ * Inside the caller's transaction. */
+static int release_each(bc_api *api, bc_pg *pg, PGresult *res, PGresult **rels, int cap,
+                        int *nrel, bc_err *err)
+{
+    char topic[160];
+
+    for (int i = 0; i < PQntuples(res); i++) {
+        PGresult *rel;
+
+        bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", bc_pg_val(res, i, "region"));
+        const char *q[] = { bc_pg_val(res, i, "id"), BC_WINDOW_MULTIPLE, topic };
+        if (!(rel = one(pg, "release", 3, q, err)))
+            return -1;
+        if (*nrel < cap)
+            rels[(*nrel)++] = rel;
+        else
+            PQclear(rel);   /* the scheduler's relay publishes those */
+    }
+    return 0;
+}
+
+bc_batch_rc bc_batch_resume(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
+                            bc_err *err)
+{
+    const char *p[] = { id, who->tenant_id }, *t[] = { who->tenant_id };
+    PGresult *res = NULL, *rel = NULL;
+    bc_batch_rc rc = BC_BATCH_ERROR;
+    int nrel = 0;
+
+    if (bc_pg_begin(pg, err) < 0)
+        return BC_BATCH_ERROR;
+    /* Tenant, then batch: the lock order of creation and admission. */
+    if (!(res = one(pg, "tenant_lock", 1, t, err)))
+        goto out;
+    PQclear(res);
+    if (!(res = one(pg, "batch_lock", 2, p, err)))
+        goto out;
+    if (PQntuples(res) != 1) {
+        rc = BC_BATCH_NOT_FOUND;
+        goto out;
+    }
+    if (!strcmp(bc_pg_val(res, 0, "state"), "cancelled")) {
+        bc_err_set(err, "a cancelled batch cannot be resumed");
+        rc = BC_BATCH_CONFLICT;
+        goto out;
+    }
+    PQclear(res);
+    if (!(res = one(pg, "batch_resume", 2, p, err)))
+        goto out;
+    /* Admitted again: its window opens where it stopped. */
+    if (PQntuples(res) == 1 && !strcmp(bc_pg_val(res, 0, "resumed"), "t") &&
+        release_each(api, pg, res, &rel, 1, &nrel, err) < 0)
+        goto out;
+    if (bc_pg_commit(pg, err) < 0)
+        goto out;
+    if (rel)
+        bc_publisher_outbox_rows(api->pub, rel, NULL);
+    rc = BC_BATCH_OK;
+out:
+    if (rc != BC_BATCH_OK)
+        bc_pg_rollback(pg);
+    PQclear(res);
+    PQclear(rel);
+    return rc;
+}
+
+#define MAX_RESUMED 1000   /* batches whose first window a tenant resume publishes itself */
+
+json_t *bc_tenant_pause(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
+                        bc_err *err)
+{
+    const char *t[] = { who->tenant_id };
+    PGresult *res = NULL, **rels = NULL;
+    json_t *out = NULL;
+    int nrel = 0;
+
+    if (bc_pg_begin(pg, err) < 0)
+        return NULL;
+    /* The tenant's row lock first: a batch being admitted in a transaction
+     * holding it commits before the next statement's snapshot, which then
+     * sees it; one admitted after waits for this, then sees the pause. */
+    if (!(res = one(pg, "tenant_lock_paused", 1, t, err)))
+        goto out;
+    PQclear(res);
+    if (!(res = one(pg, pause ? "tenant_pause" : "tenant_resume", 1, t, err)))
+        goto out;
+    if (pause) {
+        out = json_pack("{s:b,s:s,s:I}", "paused", 1, "paused_at", bc_pg_val(res, 0, "paused_at"),
+                        "batches", (json_int_t)bc_pg_int(res, 0, "n", 0));
+    } else {
+        if (!(rels = calloc(MAX_RESUMED, sizeof *rels)) ||
+            release_each(api, pg, res, rels, MAX_RESUMED, &nrel, err) < 0)
+            goto out;
+        out = json_pack("{s:b,s:n,s:I}", "paused", 0, "paused_at", "batches",
+                        (json_int_t)PQntuples(res));
+    }
+    if (bc_pg_commit(pg, err) < 0) {
+        json_decref(out);
+        out = NULL;
+        goto out;
+    }
+    for (int i = 0; i < nrel; i++)
+        bc_publisher_outbox_rows(api->pub, rels[i], NULL);
+out:
+    if (!out)
+        bc_pg_rollback(pg);
+    for (int i = 0; i < nrel; i++)
+        PQclear(rels[i]);
+    free(rels);
+    PQclear(res);
+    return out;
+}
+
 /* Inside a transaction holding the tenant lock: admits the batch if the
  * tenant has room (opening its window: *rel gets the outbox rows), else
  * leaves it pending; a batch whose time is ahead becomes scheduled. */
@@ -651,9 +800,15 @@ static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concur
     const char *state;
 
     const char *o[] = { tenant, id };
-    int older_waits;
+    int older_waits, held;
 
     *rel = NULL;
+    /* Paused, itself or by its tenant: it waits as pending (or scheduled)
+     * and is admitted once both pauses are over. */
+    if (!(res = one(pg, "batch_held", 1, o + 1, err)))
+        return -1;
+    held = PQntuples(res) == 1 && !strcmp(bc_pg_val(res, 0, "held"), "t");
+    PQclear(res);
     if (!(res = one(pg, "tenant_reserved", 1, t, err)))
         return -1;
     reserved = bc_pg_int(res, 0, "reserved", 0);
@@ -665,7 +820,7 @@ static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concur
     older_waits = !strcmp(bc_pg_val(res, 0, "waiting"), "t");
     PQclear(res);
     state = scheduled_ahead ? "scheduled"
-          : !older_waits && bc_lease_admits((int)concurrency, reserved, atoi(limit))
+          : !held && !older_waits && bc_lease_admits((int)concurrency, reserved, atoi(limit))
                 ? "admitted" : "pending";
     const char *a[] = { id, state };
     if (!(res = one(pg, "batch_set_state", 2, a, err)))
@@ -730,7 +885,7 @@ bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
     bc_batch_rc rc = BC_BATCH_ERROR;
     char limit[16], region[16];
     long concurrency;
-    int was_admitted;
+    int was_admitted, paused;
 
     if (bc_pg_begin(pg, err) < 0)
         return BC_BATCH_ERROR;
@@ -751,10 +906,14 @@ bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
         rc = BC_BATCH_CONFLICT;
         goto out;
     }
-    /* An admitted batch with work left still holds its reservation; one
-     * whose recipients all ended gave it back and must be admitted anew. */
-    was_admitted = !strcmp(bc_pg_val(res, 0, "state"), "admitted") &&
+    /* An admitted (or paused) batch with work left still holds its
+     * reservation; one whose recipients all ended gave it back and must be
+     * admitted anew (a held one then waits as pending). A paused one gets
+     * its recipients back in the backlog, released when it resumes. */
+    was_admitted = (!strcmp(bc_pg_val(res, 0, "state"), "admitted") ||
+                    !strcmp(bc_pg_val(res, 0, "state"), "paused")) &&
                    !strcmp(bc_pg_val(res, 0, "active"), "t");
+    paused = !strcmp(bc_pg_val(res, 0, "state"), "paused");
     snprintf(limit, sizeof limit, "%s", bc_pg_val(res, 0, "target_concurrency_limit"));
     snprintf(region, sizeof region, "%s", bc_pg_val(res, 0, "region"));
     PQclear(res);
@@ -766,7 +925,7 @@ bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
         if (admit_or_wait(api, pg, who->tenant_id, concurrency, id, limit, region, 0, &rel,
                           err) < 0)
             goto out;
-    } else {
+    } else if (!paused) {
         /* Admitted: release the re-queued recipients into its window now. */
         char topic[160];
         bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", region);

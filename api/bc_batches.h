@@ -56,7 +56,8 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
                             bc_err *err);
 
 /* The batch with derived counters (scheduled, dispatched, finished,
- * failed_predial, cancelled, waiting) and, if with_recipients, its
+ * failed_predial, cancelled, waiting), its pauses (paused_at,
+ * tenant_paused_at, "held": either, unless cancelled) and, if with_recipients, its
  * recipients in order. NULL with err "" when no such batch for this tenant;
  * NULL with err set on failure. Caller decrefs. */
 json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
@@ -66,6 +67,30 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
  * Cancelling a cancelled batch is a no-op (BC_BATCH_OK). */
 bc_batch_rc bc_batch_cancel(bc_pg *pg, const bc_principal *who, const char *id,
                             bc_err *err);
+
+/* Pauses: from when it returns no new call of the batch is placed; calls
+ * already live finish. A batch not yet admitted waits until resumed.
+ * Pausing a paused batch is a no-op (BC_BATCH_OK); a cancelled one is
+ * BC_BATCH_CONFLICT. */
+bc_batch_rc bc_batch_pause(bc_pg *pg, const bc_principal *who, const char *id,
+                           bc_err *err);
+
+/* Resumes where the batch stopped: its backlog is released again in order.
+ * While its tenant is paused it stays held until that ends. Resuming a
+ * batch not paused is a no-op; a cancelled one is BC_BATCH_CONFLICT. */
+bc_batch_rc bc_batch_resume(bc_api *api, bc_pg *pg, const bc_principal *who,
+                            const char *id, bc_err *err);
+
+/* Pauses (pause 1) or resumes (0) every batch of the caller's tenant; while
+ * it is paused, new batches wait too. Returns {"paused", "paused_at",
+ * "batches": how many this call paused or resumed}; NULL with err set on
+ * failure. Caller decrefs. */
+json_t *bc_tenant_pause(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
+                        bc_err *err);
+
+/* 1 if a batch as bc_batch_load returns it is held by a pause (its own or
+ * its tenant's) with recipients still waiting: its status is "paused". */
+int bc_batch_paused(json_t *b);
 
 /* Re-queues the recipients whose latest attempt failed (busy, no answer,
  * failed); completed ones are left alone. A cancelled batch is

@@ -43,6 +43,8 @@ static const char *derived_status(json_t *b)
 
     if (!strcmp(json_string_value(json_object_get(b, "state")), "cancelled"))
         return "cancelled";
+    if (bc_batch_paused(b))
+        return "paused";   /* extension: held, with recipients waiting */
     if (total > 0 && predial == total)
         return "failed";
     if (dispatched == 0)
@@ -80,6 +82,11 @@ static json_t *render(json_t *b)
         copy(o, "scheduled_at", b, "scheduled_at");
     if (!json_is_null(json_object_get(b, "admitted_at")))
         copy(o, "admitted_at", b, "admitted_at");
+    /* Extensions: when the batch, or its whole tenant, was paused. */
+    if (!json_is_null(json_object_get(b, "paused_at")))
+        copy(o, "paused_at", b, "paused_at");
+    if (!json_is_null(json_object_get(b, "tenant_paused_at")))
+        copy(o, "tenant_paused_at", b, "tenant_paused_at");
     if (!(rs = json_object_get(b, "recipients")))
         return o;
     json_t *out = json_array();
@@ -338,13 +345,18 @@ static void action(bc_api *api, bc_pg *pg, const bc_principal *who, const char *
 {
     bc_err err = { "" };
     bc_batch_rc rc = !strcmp(verb, "cancel") ? bc_batch_cancel(pg, who, id, &err)
+                   : !strcmp(verb, "pause")  ? bc_batch_pause(pg, who, id, &err)
+                   : !strcmp(verb, "resume") ? bc_batch_resume(api, pg, who, id, &err)
                                              : bc_batch_retry(api, pg, who, id, &err);
+    char event[32];
 
     switch (rc) {
     case BC_BATCH_OK:
-        bc_log(api->ctx->log, BC_INFO, !strcmp(verb, "cancel") ? "batch.cancelled"
-                                                               : "batch.retried",
-               "{s:s,s:s}", "tenant_id", who->tenant_id, "batch_id", id);
+        snprintf(event, sizeof event, "batch.%s", !strcmp(verb, "cancel") ? "cancelled"
+                 : !strcmp(verb, "pause") ? "paused" : !strcmp(verb, "resume") ? "resumed"
+                 : "retried");
+        bc_log(api->ctx->log, BC_INFO, event, "{s:s,s:s}", "tenant_id", who->tenant_id,
+               "batch_id", id);
         respond_batch(api, pg, who, id, 200, resp);
         break;
     case BC_BATCH_NOT_FOUND:
@@ -358,6 +370,24 @@ static void action(bc_api *api, bc_pg *pg, const bc_principal *who, const char *
                "error", err.msg);
         error(resp, 500, "internal_error", "The batch could not be updated.");
     }
+}
+
+/* Extension: pause or resume every batch of the tenant. */
+static void tenant_action(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
+                          bc_http_resp *resp)
+{
+    bc_err err = { "" };
+    json_t *out = bc_tenant_pause(api, pg, who, pause, &err);
+
+    if (!out) {
+        bc_log(api->ctx->log, BC_ERROR, "tenant.pause_failed", "{s:s,s:s}", "tenant_id",
+               who->tenant_id, "error", err.msg);
+        error(resp, 500, "internal_error", "The batches could not be updated.");
+        return;
+    }
+    bc_log(api->ctx->log, BC_INFO, pause ? "tenant.paused" : "tenant.resumed", "{s:s,s:O}",
+           "tenant_id", who->tenant_id, "batches", json_object_get(out, "batches"));
+    bc_http_json(resp, 200, out);
 }
 
 static void list(bc_api *api, bc_pg *pg, const bc_principal *who,
@@ -424,16 +454,23 @@ int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
             list(api, pg, &who, req, resp);
         else
             error(resp, 405, "method_not_allowed", "use POST or GET");
+    } else if (!strcmp(method, "POST") && (!strcmp(rest, "/pause") || !strcmp(rest, "/resume"))) {
+        bc_http_set_route(req, !strcmp(rest, "/pause") ? PREFIX "/pause" : PREFIX "/resume");
+        if (bc_gate_idem_begin(api, &g, req, resp, bc_http_path(req), 400, error))
+            goto out;
+        tenant_action(api, pg, &who, !strcmp(rest, "/pause"), resp);
+        bc_gate_idem_done(api, &g, resp);
     } else if (!(slash = strchr(rest + 1, '/'))) {
         if (!strcmp(method, "GET"))
             get(api, pg, &who, rest + 1, resp);
         else
             error(resp, 405, "method_not_allowed", "use GET");
-    } else if (!strcmp(slash, "/cancel") || !strcmp(slash, "/retry")) {
-        char id[64];
+    } else if (!strcmp(slash, "/cancel") || !strcmp(slash, "/retry") ||
+               !strcmp(slash, "/pause") || !strcmp(slash, "/resume")) {
+        char id[64], route[64];
         snprintf(id, sizeof id, "%.*s", (int)(slash - rest - 1), rest + 1);
-        bc_http_set_route(req, !strcmp(slash, "/cancel") ? PREFIX "/:id/cancel"
-                                                         : PREFIX "/:id/retry");
+        snprintf(route, sizeof route, PREFIX "/:id%s", slash);
+        bc_http_set_route(req, route);
         if (!strcmp(method, "POST")) {
             if (bc_gate_idem_begin(api, &g, req, resp, bc_http_path(req), 400, error))
                 goto out;

@@ -17,12 +17,15 @@ static void error(bc_http_resp *resp, int status, const char *code, const char *
 
 /* The batch status words of DESIGN.md: what was decided (draft, scheduled,
  * pending, cancelled) or, once admitted, whether work is left and how the
- * rest went. */
-static const char *status_of(const char *state, long long active, long long completed)
+ * rest went; "paused" while a pause holds recipients that wait. */
+static const char *status_of(const char *state, long long queued, long long live,
+                             long long completed, int held)
 {
-    if (strcmp(state, "admitted"))
+    if (held && queued > 0 && strcmp(state, "cancelled"))
+        return "paused";
+    if (strcmp(state, "admitted") && strcmp(state, "paused"))
         return state;
-    if (active)
+    if (queued + live)
         return "in_progress";
     return completed ? "completed" : "failed";
 }
@@ -51,7 +54,8 @@ static json_t *batch_json(const PGresult *res, int i)
     long long queued = bc_pg_int(res, i, "queued", 0), live = bc_pg_int(res, i, "live", 0);
     long long completed = bc_pg_int(res, i, "completed", 0);
     const char *state = bc_pg_val(res, i, "state");
-    const char *status = status_of(state, queued + live, completed);
+    const char *status = status_of(state, queued, live, completed,
+                                   !strcmp(bc_pg_val(res, i, "held"), "t"));
     double rate = strtod(bc_pg_val(res, i, "rate_per_min"), NULL);
     json_t *outcomes = json_loads(bc_pg_val(res, i, "outcomes"), 0, NULL);
     /* Done: nothing of it will change any more. A cancelled batch still has

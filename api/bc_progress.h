@@ -35,8 +35,10 @@ int bc_progress_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
       "       CASE WHEN c.recent = 0 OR b.admitted_at IS NULL THEN 0"             \
       "            ELSE c.recent * 60.0 / greatest(1.0, least(60.0,"             \
       "                 extract(epoch FROM now() - b.admitted_at)))"              \
-      "       END AS rate_per_min, o.outcomes"                                    \
-      "  FROM batches b"                                                          \
+      "       END AS rate_per_min, o.outcomes,"                                   \
+      "       b.state <> 'cancelled' AND (b.paused_at IS NOT NULL"                \
+      "         OR tp.paused_at IS NOT NULL) AS held"                             \
+      "  FROM batches b JOIN tenants tp ON tp.id = b.tenant_id"                   \
       "  CROSS JOIN LATERAL (SELECT"                                              \
       "       count(*) FILTER (WHERE status = 'queued') AS queued,"               \
       "       count(*) FILTER (WHERE status IN ('dispatched', 'started')) AS live," \

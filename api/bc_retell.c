@@ -353,8 +353,11 @@ static const char *status_word(json_t *b)
     json_int_t left = json_integer_value(json_object_get(b, "queued")) +
                       json_integer_value(json_object_get(b, "live"));
 
-    if (!strcmp(state, "cancelled") || !strcmp(state, "draft") || !strcmp(state, "scheduled") ||
-        !strcmp(state, "pending"))
+    if (!strcmp(state, "cancelled"))
+        return state;
+    if (bc_batch_paused(b))
+        return "paused";
+    if (!strcmp(state, "draft") || !strcmp(state, "scheduled") || !strcmp(state, "pending"))
         return state;
     return left ? "in_progress" : "completed";
 }
@@ -392,6 +395,12 @@ static json_t *render(json_t *b)
     json_object_set(o, "queued", json_object_get(b, "queued"));
     json_object_set(o, "live", json_object_get(b, "live"));
     json_object_set(o, "waiting_for_window", json_object_get(b, "waiting_for_window"));
+    if (!json_is_null(json_object_get(b, "paused_at")))
+        json_object_set_new(o, "paused_timestamp",
+                            json_integer(ms_or_zero(json_object_get(b, "paused_at"))));
+    if (!json_is_null(json_object_get(b, "tenant_paused_at")))
+        json_object_set_new(o, "tenant_paused_timestamp",
+                            json_integer(ms_or_zero(json_object_get(b, "tenant_paused_at"))));
     return o;
 }
 
@@ -518,25 +527,52 @@ out:
     json_decref(in);
 }
 
-static void cancel(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
-                   bc_http_resp *resp)
+/* cancel, pause or resume one batch (extensions). */
+static void act(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
+                const char *verb, bc_http_resp *resp)
 {
     bc_err err = { "" };
+    bc_batch_rc rc = !strcmp(verb, "cancel") ? bc_batch_cancel(pg, who, id, &err)
+                   : !strcmp(verb, "pause")  ? bc_batch_pause(pg, who, id, &err)
+                                             : bc_batch_resume(api, pg, who, id, &err);
+    char event[32];
 
-    switch (bc_batch_cancel(pg, who, id, &err)) {
+    switch (rc) {
     case BC_BATCH_OK:
-        bc_log(api->ctx->log, BC_INFO, "batch.cancelled", "{s:s,s:s}", "tenant_id",
-               who->tenant_id, "batch_id", id);
+        snprintf(event, sizeof event, "batch.%s", !strcmp(verb, "cancel") ? "cancelled"
+                 : !strcmp(verb, "pause") ? "paused" : "resumed");
+        bc_log(api->ctx->log, BC_INFO, event, "{s:s,s:s}", "tenant_id", who->tenant_id,
+               "batch_id", id);
         respond(api, pg, who, id, 200, resp);
         break;
     case BC_BATCH_NOT_FOUND:
         error(resp, 404, "not_found", "Batch call not found.");
         break;
+    case BC_BATCH_CONFLICT:
+        error(resp, 409, "conflict", err.msg);
+        break;
     default:
-        bc_log(api->ctx->log, BC_ERROR, "batch.action_failed", "{s:s,s:s}", "action", "cancel",
+        bc_log(api->ctx->log, BC_ERROR, "batch.action_failed", "{s:s,s:s}", "action", verb,
                "error", err.msg);
         error(resp, 500, "internal_error", "An unexpected server error occurred.");
     }
+}
+
+/* Pause or resume every batch call of the account (extension). */
+static void act_all(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
+                    bc_http_resp *resp)
+{
+    bc_err err = { "" };
+    json_t *out = bc_tenant_pause(api, pg, who, pause, &err);
+
+    if (!out) {
+        bc_log(api->ctx->log, BC_ERROR, "tenant.pause_failed", "{s:s}", "error", err.msg);
+        error(resp, 500, "internal_error", "An unexpected server error occurred.");
+        return;
+    }
+    bc_log(api->ctx->log, BC_INFO, pause ? "tenant.paused" : "tenant.resumed", "{s:s,s:O}",
+           "tenant_id", who->tenant_id, "batches", json_object_get(out, "batches"));
+    bc_http_json(resp, 200, out);
 }
 
 /* "/<verb>/<id>": the id, if path is that; NULL otherwise. */
@@ -553,24 +589,35 @@ static const char *id_after(const char *path, const char *verb)
 
 int bc_retell_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
 {
+    static const char *const verbs[] = { "cancel", "pause", "resume" };
     const char *path = bc_http_path(req), *method = bc_http_method(req), *id = NULL;
-    const char *want = "POST";
-    enum { CREATE, GET, CANCEL } what;
+    const char *want = "POST", *verb = NULL;
+    enum { CREATE, GET, ACT, ALL } what;
     bc_gate g = { 0 };
+    char label[64], name[40];
 
     if (!strcmp(path, "/create-batch-call")) {
         what = CREATE;
-        bc_http_set_route(req, "/create-batch-call");
+        snprintf(label, sizeof label, "%s", path);
     } else if ((id = id_after(path, "get-batch-call"))) {
         what = GET;
         want = "GET";
-        bc_http_set_route(req, "/get-batch-call/:id");
-    } else if ((id = id_after(path, "cancel-batch-call"))) {
-        what = CANCEL;
-        bc_http_set_route(req, "/cancel-batch-call/:id");
+        snprintf(label, sizeof label, "/get-batch-call/:id");
+    } else if (!strcmp(path, "/pause-all-batch-calls") || !strcmp(path, "/resume-all-batch-calls")) {
+        what = ALL;
+        snprintf(label, sizeof label, "%s", path);
     } else {
-        return 0;
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0] && !verb; i++) {
+            snprintf(name, sizeof name, "%s-batch-call", verbs[i]);
+            if ((id = id_after(path, name)))
+                verb = verbs[i];
+        }
+        if (!verb)
+            return 0;
+        what = ACT;
+        snprintf(label, sizeof label, "/%s/:id", name);
     }
+    bc_http_set_route(req, label);
     g.pg = bc_pgpool_get(api->pool);
     if (bc_gate_enter(api, &g, req, resp, 0, error) < 0)
         goto out;
@@ -578,20 +625,21 @@ int bc_retell_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
         error(resp, 405, "method_not_allowed", !strcmp(want, "GET") ? "Use GET." : "Use POST.");
         goto out;
     }
-    if (what == CREATE) {
-        if (bc_gate_credits(&g, resp, error, "Insufficient credits to start calls.") < 0 ||
-            bc_gate_idem_begin(api, &g, req, resp, "/create-batch-call", 400, error))
-            goto out;
-        create(api, g.pg, &g.who, req, resp);
-        bc_gate_idem_done(api, &g, resp);
-    } else if (what == GET) {
+    if (what == GET) {
         respond(api, g.pg, &g.who, id, 200, resp);
-    } else {
-        if (bc_gate_idem_begin(api, &g, req, resp, path, 400, error))
-            goto out;
-        cancel(api, g.pg, &g.who, id, resp);
-        bc_gate_idem_done(api, &g, resp);
+        goto out;
     }
+    if (what == CREATE && bc_gate_credits(&g, resp, error, "Insufficient credits to start calls.") < 0)
+        goto out;
+    if (bc_gate_idem_begin(api, &g, req, resp, path, 400, error))
+        goto out;
+    if (what == CREATE)
+        create(api, g.pg, &g.who, req, resp);
+    else if (what == ACT)
+        act(api, g.pg, &g.who, id, verb, resp);
+    else
+        act_all(api, g.pg, &g.who, !strcmp(path, "/pause-all-batch-calls"), resp);
+    bc_gate_idem_done(api, &g, resp);
 out:
     bc_pgpool_put(api->pool, g.pg);
     return 1;

@@ -126,6 +126,8 @@ static const char *session_status(json_t *b)
     int cancelled = !strcmp(json_string_value(json_object_get(b, "state")), "cancelled");
 
     /* Keep in step with BC_RYMI_SESSION_STATUS, which filters lists. */
+    if (bc_batch_paused(b))
+        return "paused";   /* extension: held, with participants waiting */
     if (live > 0 || (queued > 0 && done > 0 && !cancelled))
         return "in_progress";
     if (queued > 0 && !cancelled)
@@ -165,6 +167,11 @@ static json_t *render_session(json_t *b)
     json_object_set_new(o, "total", json_integer(json_integer_value(json_object_get(b, "total"))));
     /* Extension: the batch's retry policy. */
     bc_batch_retry_fields(o, b, 1);
+    /* Extensions: when the session, or the whole account, was paused. */
+    if (!json_is_null(json_object_get(b, "paused_at")))
+        json_object_set(o, "paused_at", json_object_get(b, "paused_at"));
+    if (!json_is_null(json_object_get(b, "tenant_paused_at")))
+        json_object_set(o, "tenant_paused_at", json_object_get(b, "tenant_paused_at"));
     if (!rs)
         return o;
     json_t *parts = json_array();
@@ -452,9 +459,10 @@ static void list_sessions(rq *r, const char *agent, int active)
     if (paging(r, &limit, &offset) < 0)
         goto out;
     if (status && strcmp(status, "queued") && strcmp(status, "ringing") &&
-        strcmp(status, "in_progress") && strcmp(status, "completed") && strcmp(status, "failed")) {
+        strcmp(status, "in_progress") && strcmp(status, "completed") && strcmp(status, "failed") &&
+        strcmp(status, "paused")) {
         error(r->resp, 400, "invalid_request",
-              "status must be one of queued, ringing, in_progress, completed, failed");
+              "status must be one of queued, ringing, in_progress, completed, failed, paused");
         goto out;
     }
     if (active)
@@ -543,22 +551,70 @@ static void end_session(rq *r, const char *id)
     }
 }
 
+/* Extension: POST /v1/calls/:id/pause and /resume. */
+static void pause_session(rq *r, const char *id, int pause)
+{
+    bc_err err = { "" };
+    bc_batch_rc rc = pause ? bc_batch_pause(r->g.pg, &r->g.who, id, &err)
+                           : bc_batch_resume(r->api, r->g.pg, &r->g.who, id, &err);
+
+    switch (rc) {
+    case BC_BATCH_OK:
+        bc_log(r->api->ctx->log, BC_INFO, pause ? "batch.paused" : "batch.resumed", "{s:s,s:s}",
+               "tenant_id", r->g.who.tenant_id, "batch_id", id);
+        send_session(r, id, 200);
+        break;
+    case BC_BATCH_NOT_FOUND:
+        error(r->resp, 404, "not_found", "Call not found");
+        break;
+    case BC_BATCH_CONFLICT:
+        error(r->resp, 409, "conflict", err.msg);
+        break;
+    default:
+        fail(r, pause ? "session.pause" : "session.resume", &err);
+    }
+}
+
+/* Extension: POST /v1/calls/queue/pause and /resume, for every session. */
+static void pause_queue(rq *r, int pause)
+{
+    bc_err err = { "" };
+    json_t *out = bc_tenant_pause(r->api, r->g.pg, &r->g.who, pause, &err);
+
+    if (!out) {
+        fail(r, pause ? "queue.pause" : "queue.resume", &err);
+        return;
+    }
+    bc_log(r->api->ctx->log, BC_INFO, pause ? "tenant.paused" : "tenant.resumed", "{s:s,s:O}",
+           "tenant_id", r->g.who.tenant_id, "batches", json_object_get(out, "batches"));
+    bc_http_json(r->resp, 200, out);
+}
+
 static void queue_stats(rq *r)
 {
     bc_err err = { "" };
     const char *p[] = { r->g.who.tenant_id };
     PGresult *res = q(r, "rymi_stats", 1, p, &err);
+    const char *paused;
+    json_t *out;
 
     if (!res) {
         fail(r, "stats", &err);
         return;
     }
-    bc_http_json(r->resp, 200, json_pack("{s:I,s:I,s:I,s:I}",
-                 "waiting", (json_int_t)bc_pg_int(res, 0, "waiting", 0),
-                 "active", (json_int_t)bc_pg_int(res, 0, "active", 0),
-                 "completed", (json_int_t)bc_pg_int(res, 0, "completed", 0),
-                 "failed", (json_int_t)bc_pg_int(res, 0, "failed", 0)));
+    paused = bc_pg_val(res, 0, "paused_at");
+    out = json_pack("{s:I,s:I,s:I,s:I}",
+                    "waiting", (json_int_t)bc_pg_int(res, 0, "waiting", 0),
+                    "active", (json_int_t)bc_pg_int(res, 0, "active", 0),
+                    "completed", (json_int_t)bc_pg_int(res, 0, "completed", 0),
+                    "failed", (json_int_t)bc_pg_int(res, 0, "failed", 0));
+    /* Extensions, only while the whole queue is paused. */
+    if (paused) {
+        json_object_set_new(out, "paused", json_true());
+        json_object_set_new(out, "paused_at", json_string(paused));
+    }
     PQclear(res);
+    bc_http_json(r->resp, 200, out);
 }
 
 /* ---- agents --------------------------------------------------------------- */
@@ -1446,6 +1502,12 @@ static void route(rq *r)
         list_sessions(r, NULL, 1);
     } else if (is(r, "GET", 3, "calls", "queue", "stats")) {
         queue_stats(r);
+    } else if (is(r, "POST", 3, "calls", "queue", "pause") ||
+               is(r, "POST", 3, "calls", "queue", "resume")) {
+        pause_queue(r, !strcmp(r->seg[2], "pause"));
+    } else if (is(r, "POST", 3, "calls", NULL, "pause") ||
+               is(r, "POST", 3, "calls", NULL, "resume")) {
+        pause_session(r, s1, !strcmp(r->seg[2], "pause"));
     } else if (is(r, "GET", 2, "calls", NULL)) {
         send_session(r, s1, 200);
     } else if (is(r, "GET", 3, "calls", NULL, "events")) {

@@ -28,7 +28,10 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
 
 /* A session's status in Rymi's words, from its participants. */
 #define BC_RYMI_SESSION_STATUS                                                    \
-    "CASE WHEN c.live > 0 OR (c.queued > 0 AND c.completed + c.failed > 0"       \
+    "CASE WHEN c.queued > 0 AND b.state <> 'cancelled' AND (b.paused_at IS NOT NULL" \
+    "          OR EXISTS (SELECT 1 FROM tenants tp WHERE tp.id = b.tenant_id"     \
+    "                     AND tp.paused_at IS NOT NULL)) THEN 'paused'"           \
+    "     WHEN c.live > 0 OR (c.queued > 0 AND c.completed + c.failed > 0"       \
     "                         AND b.state <> 'cancelled') THEN 'in_progress'"     \
     "     WHEN c.queued > 0 AND b.state <> 'cancelled' THEN 'queued'"             \
     "     WHEN c.completed > 0 OR b.state = 'cancelled' THEN 'completed'"         \
@@ -63,7 +66,8 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
       "SELECT count(*) FILTER (WHERE status = 'queued') AS waiting,"               \
       "       count(*) FILTER (WHERE status IN ('dispatched', 'started')) AS active," \
       "       count(*) FILTER (WHERE status = 'completed') AS completed,"          \
-      "       count(*) FILTER (WHERE status = 'failed') AS failed"                 \
+      "       count(*) FILTER (WHERE status = 'failed') AS failed,"                \
+      "       (SELECT rfc3339(paused_at) FROM tenants WHERE id = $1) AS paused_at" \
       "  FROM recipients WHERE tenant_id = $1" },                                  \
     { "rymi_agents",                                                               \
       "SELECT id, name, region, config::text AS config, rfc3339(created_at) AS created_at," \

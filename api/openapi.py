@@ -110,7 +110,8 @@ schemas = {
       "scheduled_timestamp": {"type": "number", "description": "Unix milliseconds"},
       "total_task_count": {"type": "number"}, "call_time_window": ref("RetellCallTimeWindow"),
       "status": {"type": "string", "description": "batchcall extension", "enum": [
-          "draft", "scheduled", "pending", "in_progress", "completed", "cancelled"]},
+          "draft", "scheduled", "pending", "in_progress", "paused", "completed", "cancelled"]},
+      "paused_timestamp": I, "tenant_paused_timestamp": I,
       "created_timestamp": I, "sent": I, "completed": I, "failed": I, "cancelled": I, "queued": I,
       "live": I, "waiting_for_window": I},
       ["batch_call_id", "name", "from_number", "scheduled_timestamp", "total_task_count"]),
@@ -147,7 +148,11 @@ schemas = {
       "id": S, "name": S, "agent_id": S, "from_number_id": SN,
       "region": {"type": "string", "enum": ["US", "EU", "APAC"]},
       "target_concurrency_limit": I,
-      "status": {"type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled"]},
+      "status": {"type": "string", "enum": ["pending", "in_progress", "completed", "failed", "cancelled",
+                                            "paused"],
+                 "description": "paused (extension): held by a pause, with recipients waiting"},
+      "paused_at": {"type": "string", "format": "date-time", "description": "batchcall extension: when the batch was paused (while it is)"},
+      "tenant_paused_at": {"type": "string", "format": "date-time", "description": "batchcall extension: when its whole tenant was paused (while it is)"},
       "total_calls_scheduled": I, "total_calls_dispatched": I, "total_calls_finished": I,
       "total_calls_waiting_for_window": WAIT,
       "retry_count": I, "created_at": {"type": "string", "format": "date-time"},
@@ -160,10 +165,13 @@ schemas = {
        "created_at", "last_updated_at"]),
   "AgentCallBatchList": obj({"data": {"type": "array", "items": ref("AgentCallBatch")}, "has_more": B},
                             ["data", "has_more"]),
+  "TenantPause": obj({"paused": B, "paused_at": SN,
+                      "batches": {"type": "integer", "description": "batches this call paused or resumed"}},
+                     ["paused", "paused_at", "batches"]),
   "ProgressTenant": obj({"live_calls": I, "concurrency_limit": I}, ["live_calls", "concurrency_limit"]),
   "BatchProgress": obj({
       "id": S, "name": S, "agent_id": S, "region": S,
-      "status": {"type": "string", "enum": ["draft", "scheduled", "pending", "in_progress",
+      "status": {"type": "string", "enum": ["draft", "scheduled", "pending", "in_progress", "paused",
                                             "completed", "failed", "cancelled"]},
       "done": B, "total": I, "target_concurrency_limit": I,
       "counts": obj({"queued": I, "live": I, "completed": I, "failed": I, "cancelled": I},
@@ -199,7 +207,9 @@ schemas = {
       "telephony_leg_id": S, "job_id": S, "call_id": SN, "end_reason": SN, "metadata": ANYOBJN,
       "from_number": SN, **ATTEMPTS, **RETRY}, ["id", "transport", "identity", "status"]),
   "RymiCall": obj({"id": S, "room_name": S,
-      "status": {"type": "string", "enum": ["queued", "in_progress", "completed", "failed"]},
+      "status": {"type": "string", "enum": ["queued", "in_progress", "completed", "failed", "paused"],
+                 "description": "paused (extension): held by a pause, with participants waiting"},
+      "paused_at": SN, "tenant_paused_at": SN,
       "batch_id": S, "agent_id": S, "from_number": SN, "queued": I, "total": I,
       "waiting_for_window": WAIT,
       "metadata": ANYOBJN, "variables": ANYOBJN, "post_call": ANYOBJN, "created_at": S, "updated_at": S,
@@ -209,7 +219,9 @@ schemas = {
                        "offset": I, "next_cursor": SN}, ["calls", "total"]),
   "RymiEvents": obj({"call_id": S, "events": {"type": "array", "items": obj(
       {"participant_id": S, "leg_id": S, "status": S, "at": S})}}, ["events"]),
-  "QueueStats": obj({"waiting": I, "active": I, "completed": I, "failed": I},
+  "QueueStats": obj({"waiting": I, "active": I, "completed": I, "failed": I,
+                     "paused": {"type": "boolean", "description": "batchcall extension: the queue is paused"},
+                     "paused_at": SN},
                     ["waiting", "active", "completed", "failed"]),
   "Agent": obj({"id": S, "name": S, "region": SN, "config": ANYOBJN, "created_at": S, "updated_at": S},
                ["id", "name"]),
@@ -259,7 +271,9 @@ schemas = {
   "BatchCall": obj({"batch_call_id": S, "name": S, "from_number": S, "scheduled_timestamp": IN,
       "total_task_count": I, "total": I, "sent": I, "picked_up": I, "completed": I, "agent_id": S,
       "waiting_for_window": WAIT,
-      "organization_id": S, "status": {"type": "string", "enum": ["draft", "scheduled", "sent", "cancelled"]},
+      "organization_id": S, "status": {"type": "string", "enum": ["draft", "scheduled", "sent", "cancelled", "paused"]},
+      "paused_timestamp": {**IN, "description": "batchcall extension: when it was paused (ms)"},
+      "tenant_paused_timestamp": {**IN, "description": "batchcall extension: when the account was paused (ms)"},
       "timezone": S, "last_sent_timestamp": IN, "tasks_url": S, "created_timestamp": IN, "access_info": ANYOBJ,
       **RETRY},
       ["batch_call_id", "status", "total"]),
@@ -299,7 +313,13 @@ add("/agents/calls/batches", "get", op("Cartesia", "List Call Batches", CART,
 add("/agents/calls/batches/{batch_id}", "get", op("Cartesia", "Get Call Batch", CART,
     {"200": jresp("The batch with its recipients", ref("AgentCallBatch")), **errs("cartesia", COMMON)},
     None, [VER, pp("batch_id")], "agents_get-call-batch"))
-for verb in ("retry", "cancel"):
+PAUSE_DESC = {"pause": "Pause (batchcall extension): no new call after it returns; live calls finish",
+              "resume": "Resume (batchcall extension): continues where it stopped, in order"}
+for verb in ("pause", "resume"):
+    add(f"/agents/calls/batches/{verb}", "post", op("Cartesia", f"{verb.title()} every batch (extension)", CART,
+        {"200": jresp(PAUSE_DESC[verb] + "; while paused, new batches wait too", ref("TenantPause")),
+         **errs("cartesia", COMMON)}, None, [VER, IDEM], f"agents_{verb}-all-call-batches"))
+for verb in ("retry", "cancel", "pause", "resume"):
     add(f"/agents/calls/batches/{{batch_id}}/{verb}", "post", op("Cartesia", f"{verb.title()} Call Batch", CART,
         {"200": jresp("The batch", ref("AgentCallBatch")), **errs("cartesia", COMMON + [409])},
         None, [VER, pp("batch_id"), IDEM], f"agents_{verb}-call-batch"))
@@ -323,13 +343,20 @@ add("/v1/calls", "post", op("Rymi", "Create call with PSTN participants", RYMI,
     {"201": jresp("Created", ref("RymiCall")), **errs("rymi", CREATE)}, ref("RymiCallRequest"), [IDEM], "rymi_create_call"))
 add("/v1/calls", "get", op("Rymi", "List calls", RYMI,
     {"200": jresp("Calls", ref("RymiCallList")), **errs("rymi", COMMON)}, None,
-    [LIMIT, OFFSET, qp("cursor", S), qp("status", {"type": "string", "enum": ["queued", "ringing", "in_progress", "completed", "failed"]})],
+    [LIMIT, OFFSET, qp("cursor", S), qp("status", {"type": "string", "enum": ["queued", "ringing", "in_progress", "completed", "failed", "paused"]})],
     "rymi_list_calls"))
 add("/v1/calls/active", "get", op("Rymi", "Active calls", RYMI,
     {"200": jresp("Calls with live legs", obj({"calls": {"type": "array", "items": ref("RymiCall")}, "total": I}, ["calls"])),
      **errs("rymi", COMMON)}, None, None, "rymi_active_calls"))
 add("/v1/calls/queue/stats", "get", op("Rymi", "Queue stats", RYMI,
     {"200": jresp("Counts", ref("QueueStats")), **errs("rymi", COMMON)}, None, None, "rymi_queue_stats"))
+for verb in ("pause", "resume"):
+    add(f"/v1/calls/queue/{verb}", "post", op("Rymi", f"{verb.title()} every call (extension)", RYMI,
+        {"200": jresp(PAUSE_DESC[verb] + "; while paused, new calls wait too", ref("TenantPause")),
+         **errs("rymi", COMMON + [409])}, None, [IDEM], f"rymi_{verb}_queue"))
+    add(f"/v1/calls/{{id}}/{verb}", "post", op("Rymi", f"{verb.title()} call (extension)", RYMI,
+        {"200": jresp(PAUSE_DESC[verb], ref("RymiCall")), **errs("rymi", COMMON + [409])}, None,
+        [pp("id"), IDEM], f"rymi_{verb}_call"))
 add("/v1/calls/{id}", "get", op("Rymi", "Get call", RYMI,
     {"200": jresp("The call and its participants", ref("RymiCall")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_get_call"))
 add("/v1/calls/{id}/events", "get", op("Rymi", "Call events", RYMI,
@@ -419,7 +446,11 @@ add("/batch-call/{id}/tasks", "get", op("BatchCall", "Tasks of a batch call", BC
     {"200": jresp("Tasks", env(obj({"batch_call_id": S, "tasks": {"type": "array", "items": ANYOBJ}}))),
      **errs("batchcall", COMMON)}, None, [pp("id"), qp("limit", {"type": "integer", "minimum": 1, "maximum": 1000}), OFFSET],
     "batch_call_tasks"))
-for verb in ("cancel", "send"):
+for verb in ("pause", "resume"):
+    add(f"/batch-call/{verb}", "post", op("BatchCall", f"{verb.title()} every batch call (extension)", BCS,
+        {"200": jresp(PAUSE_DESC[verb] + "; while paused, new batch calls wait too", env(ref("TenantPause"))),
+         **errs("batchcall", COMMON + [409])}, None, [IDEM], f"batch_call_{verb}_all"))
+for verb in ("cancel", "send", "pause", "resume"):
     add(f"/batch-call/{{id}}/{verb}", "post", op("BatchCall", f"{verb.title()} batch call", BCS,
         {"200": jresp("Batch call", env(ref("BatchCall"))), **errs("batchcall", COMMON + [409])}, None,
         [pp("id"), IDEM], f"batch_call_{verb}"))
@@ -432,9 +463,15 @@ add("/create-batch-call", "post", op("Retell", "Create Batch Call", RET,
 add("/get-batch-call/{batch_call_id}", "get", op("Retell", "Get Batch Call (extension)", RET,
     {"200": jresp("The batch call and its counts", ref("RetellBatchCall")), **errs("retell", COMMON)},
     None, [pp("batch_call_id")], "retell_get_batch_call"))
-add("/cancel-batch-call/{batch_call_id}", "post", op("Retell", "Cancel Batch Call (extension)", RET,
-    {"200": jresp("The cancelled batch call", ref("RetellBatchCall")), **errs("retell", COMMON)},
-    None, [pp("batch_call_id"), IDEM], "retell_cancel_batch_call"))
+for verb in ("cancel", "pause", "resume"):
+    add(f"/{verb}-batch-call/{{batch_call_id}}", "post", op("Retell", f"{verb.title()} Batch Call (extension)", RET,
+        {"200": jresp(PAUSE_DESC.get(verb, "Cancel: nothing queued is dialed any more; live calls finish"),
+                      ref("RetellBatchCall")), **errs("retell", COMMON + [409])},
+        None, [pp("batch_call_id"), IDEM], f"retell_{verb}_batch_call"))
+    if verb != "cancel":
+        add(f"/{verb}-all-batch-calls", "post", op("Retell", f"{verb.title()} every batch call (extension)", RET,
+            {"200": jresp(PAUSE_DESC[verb] + "; while paused, new batch calls wait too", ref("TenantPause")),
+             **errs("retell", COMMON)}, None, [IDEM], f"retell_{verb}_all_batch_calls"))
 
 doc = {
   "openapi": "3.0.3",

@@ -26,22 +26,26 @@ struct bc_scheduler {
 static const bc_pg_stmt stmts[] = {
     BC_PUBLISHER_STMT,
     { "lead", "SELECT pg_try_advisory_lock(hashtext('batchcall.scheduler.' || $1)) AS ok" },
-    /* Oldest first, across scheduled-and-due and pending batches. */
+    /* Oldest first, across scheduled-and-due and pending batches; a batch
+     * held by a pause (its own or its tenant's) waits where it is. */
     { "waiting",
-      "SELECT id, tenant_id, state FROM batches"
+      "SELECT id, tenant_id, state FROM batches b"
       " WHERE region = $1 AND (state = 'pending'"
       "    OR (state = 'scheduled' AND scheduled_at <= now()))"
+      "   AND paused_at IS NULL"
+      "   AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = b.tenant_id"
+      "                   AND t.paused_at IS NOT NULL)"
       " ORDER BY created_at, id LIMIT 100" },
     { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR UPDATE" },
-    { "tenant_reserved",
-      "SELECT coalesce(sum(b.target_concurrency_limit), 0) AS reserved"
-      "  FROM batches b WHERE b.tenant_id = $1 AND b.state = 'admitted'"
-      "   AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
-      "               AND r.status IN ('queued', 'dispatched', 'started'))" },
+    { "tenant_reserved", BC_SQL_TENANT_RESERVED },
+    /* Under the tenant lock, which a tenant pause takes too; a batch pause
+     * takes the batch row, which this re-reads. */
     { "admit",
       "UPDATE batches SET state = 'admitted', admitted_at = now(), updated_at = now()"
       " WHERE id = $1 AND state IN ('pending', 'scheduled')"
-      "   AND target_concurrency_limit <= $2::int"
+      "   AND target_concurrency_limit <= $2::int AND paused_at IS NULL"
+      "   AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = batches.tenant_id"
+      "                   AND t.paused_at IS NOT NULL)"
       " RETURNING target_concurrency_limit" },
     { "to_pending",
       "UPDATE batches SET state = 'pending', updated_at = now()"
@@ -62,13 +66,20 @@ static const bc_pg_stmt stmts[] = {
       "        (SELECT 1 FROM batches b WHERE b.id = o.key AND b.region = $3)))"
       " ORDER BY o.id LIMIT 1000" },
     { "outbox_depth", "SELECT count(*) AS n FROM outbox" },
+    /* Claims a pause could not see (they committed while it waited for the
+     * batch row) are never sent, but hold a slot and keep their recipient
+     * dispatched: undo them, as the pause did the others. */
+    { "unclaim_paused",
+      "WITH pb AS (SELECT id FROM batches WHERE region = $1 AND state = 'paused'),"
+      BC_SQL_UNCLAIM_CTES
+      " SELECT count(*) AS n FROM uc" },
     /* Calls holding a slot in the region, and the slots of its batches
      * with work left (the sum of their concurrency limits). */
     { "live_calls",
       "SELECT (SELECT count(*) FROM leases l JOIN batches b ON b.id = l.batch_id"
       "         WHERE l.call_id IS NOT NULL AND b.region = $1) AS live,"
       "       (SELECT coalesce(sum(b.target_concurrency_limit), 0) FROM batches b"
-      "         WHERE b.region = $1 AND b.state = 'admitted'"
+      "         WHERE b.region = $1 AND b.state IN ('admitted', 'paused')"
       "           AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
       "                       AND r.status IN ('queued', 'dispatched', 'started'))) AS slots" },
     BC_RECONCILE_STMTS,
@@ -326,6 +337,20 @@ static void reap(bc_scheduler *s)
     }
 }
 
+/* Undoes claims left in paused batches (see "unclaim_paused"). */
+static void unclaim_paused(bc_scheduler *s)
+{
+    const char *p[] = { s->region };
+    PGresult *res = bc_pg_exec(s->pg, "unclaim_paused", 1, p, NULL);
+
+    if (res) {
+        if (bc_pg_int(res, 0, "n", 0) > 0)
+            bc_log(s->ctx->log, BC_INFO, "pause.unclaimed", "{s:I}", "calls",
+                   (json_int_t)bc_pg_int(res, 0, "n", 0));
+        PQclear(res);
+    }
+}
+
 void bc_scheduler_tick(bc_scheduler *s)
 {
     long long now = bc_now_ms();
@@ -361,6 +386,7 @@ void bc_scheduler_tick(bc_scheduler *s)
     }
     if (now >= s->next_reap) {
         reap(s);
+        unclaim_paused(s);
         bc_reconcile_run(s->rec);
         bc_reconcile_quiet(s->rec, s->quiet_s);
         s->next_reap = now + 1000;
