@@ -253,3 +253,16 @@ def test_container_runtime_stage_installs_every_library_the_binaries_link():
             pkg = owner.split(":", 1)[0]
             assert pkg, lib
             assert pkg in pkgs or pkg in base, f"{b} links {lib} from {pkg}, not in the runtime stage"
+
+
+def test_every_alert_is_explained_in_the_operations_doc():
+    with open(os.path.join(ROOT, "deploy", "prometheus", "batchcall-rules.yaml")) as f:
+        rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]]
+    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
+        doc = f.read()
+    for r in rules:
+        name = r["alert"]
+        assert r["annotations"]["runbook"] == f"docs/operations.md#{name.lower()}"
+        section = doc.split(f"\n### {name}\n", 1)
+        assert len(section) == 2, f"docs/operations.md has no section for {name}"
+        assert len(section[1].split("\n### ", 1)[0].split()) >= 20, f"{name}'s section says too little"
