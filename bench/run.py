@@ -365,7 +365,7 @@ def b5(args):
             t = sc.tenant(concurrency=slots)
             per = waiting // nb
             start = (datetime.datetime.now(datetime.timezone.utc)
-                     + datetime.timedelta(seconds=45 if waiting > 10000 else 10))
+                     + datetime.timedelta(seconds=120 if waiting > 10000 else 10))
             bids = [sc.create(t, numbers(f"5{i:03d}", per), limit=slots // nb,
                               scheduled_at=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
                     for i in range(nb)]

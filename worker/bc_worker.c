@@ -754,7 +754,7 @@ static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *si
 }
 
 /* At most this many jobs are claimed in one statement. */
-#define MAX_CLAIM 128
+#define MAX_CLAIM 256
 
 /* Takes the claimed calls whose batch is still admitted and whose lease
  * is still ours to 'dialing', in one statement, and dials them; a claim
@@ -941,15 +941,15 @@ static void dispatch(bc_worker *w)
 
     for (wbatch *b = w->batches; b; b = b->next)
         eligible += b->head && b->retry_at <= now;
+    /* Every eligible batch gets its share of one statement (at least one
+     * job); with more batches than that, the rest go first next turn. */
     share = eligible ? MAX_CLAIM / eligible : 0;
-    if (share < 4)
-        share = 4;
+    if (share < 1)
+        share = 1;
     for (wbatch *b = w->batches; b && n < MAX_CLAIM && n < room; b = b->next) {
-        int taken = 0;
+        int taken = 0, want = share;
 
-        int want = share;
-
-        if (b->retry_at > now)
+        if (b->retry_at > now || !b->head)
             continue;
         if (b->free_hint >= 0 && b->free_hint + 1 < want)
             want = b->free_hint + 1;
@@ -968,15 +968,16 @@ full:
 
         if (w->cps > 0)
             w->pace_tokens += n - dialed;    /* nothing dialed for those: give back */
-        /* The batches served first this turn go last next turn. */
-        if (w->batches && w->batches->next && bs[0] == w->batches) {
-            wbatch *first = w->batches, *t = first;
+        /* The batches served this turn go last next turn. */
+        wbatch *last = bs[n - 1];
+        if (last->next) {
+            wbatch *t = last->next;
 
             while (t->next)
                 t = t->next;
-            w->batches = first->next;
-            first->next = NULL;
-            t->next = first;
+            t->next = w->batches;
+            w->batches = last->next;
+            last->next = NULL;
         }
     }
     for (wbatch **pb = &w->batches; *pb;) {
