@@ -158,7 +158,8 @@ const bc_pg_stmt bc_api_stmts[] = {
       "                  next_attempt_at = NULL, end_reason = NULL, error_message = NULL,"
       "                  updated_at = now()"
       "            WHERE batch_id = $1 AND status = 'failed' RETURNING 1)"
-      " UPDATE batches SET retry_count = retry_count + 1, updated_at = now()"
+      " UPDATE batches SET retry_count = retry_count + 1, updated_at = now(),"
+      "        expiry_done = false"
       "  WHERE id = $1 AND tenant_id = $2" },
     { "batch_set_state",
       "UPDATE batches SET state = $2, updated_at = now(),"
@@ -180,6 +181,15 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       (array_agg(x.v ORDER BY x.ord) FILTER (WHERE p.number IS NULL))[1] AS missing"
       "  FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS x(v, ord)"
       "  LEFT JOIN phone_numbers p ON p.tenant_id = $1 AND (p.id = x.v OR p.number = x.v)" },
+    /* A batch's latest_at: given (RFC 3339 or Unix ms), or ttl seconds
+     * after its start; it must be ahead of both. $1 latest_at $2
+     * scheduled_at $3 ttl $4 latest ms */
+    { "latest_check",
+      "SELECT rfc3339(l) AS norm, l > now() AND l > coalesce($2::timestamptz, now()) AS ok"
+      "  FROM (SELECT coalesce($1::timestamptz, to_timestamp($4::float8 / 1000),"
+      "                        coalesce($2::timestamptz, now())"
+      "                        + make_interval(secs => $3::int)) AS l) x" },
+    { "expiry_set", "UPDATE batches SET latest_at = $2::timestamptz WHERE id = $1" },
     { "pool_set",
       "UPDATE batches SET from_pool = $2::text[], pool_cps = $3::int WHERE id = $1" },
     /* The names of a JSON list that are not time zones PostgreSQL knows. */
@@ -216,10 +226,11 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       b.metadata::text AS metadata, b.external_id, b.post_call::text AS post_call,"
       "       b.calling_hours::text AS calling_hours,"
       "       b.retry_policy::text AS retry_policy, rfc3339(b.paused_at) AS paused_at,"
-      "       rfc3339(tp.paused_at) AS tenant_paused_at, c.*"
+      "       rfc3339(tp.paused_at) AS tenant_paused_at, rfc3339(b.latest_at) AS latest_at, c.*"
       "  FROM batches b JOIN tenants tp ON tp.id = b.tenant_id, LATERAL (SELECT"
-      "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled')) AS dispatched,"
-      "       count(*) FILTER (WHERE status IN ('completed', 'failed')) AS finished,"
+      "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled', 'expired')) AS dispatched,"
+      "       count(*) FILTER (WHERE status IN ('completed', 'failed', 'expired')) AS finished,"
+      "       count(*) FILTER (WHERE status = 'expired') AS expired,"
       "       count(*) FILTER (WHERE status = 'completed') AS completed,"
       "       count(*) FILTER (WHERE status = 'failed') AS failed,"
       "       count(*) FILTER (WHERE status = 'failed' AND last_call_id IS NULL) AS failed_predial,"

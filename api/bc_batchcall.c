@@ -78,6 +78,11 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
                      "access_info", "user_id", who->key_id, "session_id");
     /* Extension: the batch's retry policy (tasks may override it). */
     bc_batch_retry_fields(d, b, 1);
+    /* Extensions: its expiry, in milliseconds, and the tasks it ended. */
+    if (d && !json_is_null(json_object_get(b, "latest_at"))) {
+        json_object_set_new(d, "latest_timestamp", ms_of(json_object_get(b, "latest_at")));
+        json_object_set(d, "expired", json_object_get(b, "expired"));
+    }
     /* Extensions: paused (status), and when the batch or its whole account
      * was paused, in milliseconds like the other times here. */
     if (d && bc_batch_paused(b))
@@ -172,7 +177,8 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
         goto fail;
     }
     if (bc_calling_hours_check(json_object_get(in, "calling_hours"), why, cap) < 0 ||
-        bc_caller_pool_check(json_object_get(in, "caller_id_pool"), why, cap) < 0)
+        bc_caller_pool_check(json_object_get(in, "caller_id_pool"), why, cap) < 0 ||
+        bc_expiry_parse(in, 1, spec, why, cap) < 0)
         goto fail;
     spec->caller_pool = json_object_get(in, "caller_id_pool");
     /* Extension: a retry policy for the batch; tasks override it. */

@@ -51,6 +51,54 @@ long long bc_rfc3339_ms(const char *s)
     return (long long)timegm(&tm) * 1000;
 }
 
+#define MAX_TTL_S 2592000   /* 30 days */
+#define MAX_LATEST_MS 253402300799999.0   /* 9999-12-31T23:59:59.999Z */
+
+int bc_expiry_parse(json_t *in, int ms, bc_batch_spec *spec, char *why, size_t cap)
+{
+    json_t *la = json_object_get(in, "latest_at"), *ttl = json_object_get(in, "ttl");
+    json_t *lt = ms ? json_object_get(in, "latest_timestamp") : NULL;
+    int n = (la && !json_is_null(la)) + (ttl && !json_is_null(ttl)) + (lt && !json_is_null(lt));
+
+    spec->latest_at = NULL;
+    spec->latest_ms = 0;
+    spec->ttl_s = 0;
+    if (n > 1) {
+        snprintf(why, cap, ms ? "give at most one of latest_at, latest_timestamp and ttl"
+                              : "give latest_at or ttl, not both");
+        return -1;
+    }
+    if (la && !json_is_null(la)) {
+        if (!json_is_string(la) || json_string_length(la) > 64 ||
+            !bc_rfc3339_valid(json_string_value(la))) {
+            snprintf(why, cap, "latest_at must be an RFC3339 timestamp with a timezone offset, "
+                               "e.g. 2026-06-15T18:00:00Z");
+            return -1;
+        }
+        spec->latest_at = json_string_value(la);
+    }
+    if (ttl && !json_is_null(ttl)) {
+        if (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
+            json_integer_value(ttl) > MAX_TTL_S) {
+            snprintf(why, cap, "ttl must be a whole number of seconds between 1 and %d (30 days)",
+                     MAX_TTL_S);
+            return -1;
+        }
+        spec->ttl_s = (long)json_integer_value(ttl);
+    }
+    if (lt && !json_is_null(lt)) {
+        double v = json_is_integer(lt) ? (double)json_integer_value(lt)
+                 : json_is_real(lt) ? json_real_value(lt) : -1;
+
+        if (!(v >= 1 && v <= MAX_LATEST_MS)) {
+            snprintf(why, cap, "latest_timestamp must be a Unix timestamp in milliseconds");
+            return -1;
+        }
+        spec->latest_ms = (long long)v;
+    }
+    return 0;
+}
+
 static int hhmm(const char *s)
 {
     return s && strlen(s) == 5 && s[2] == ':' && s[0] >= '0' && s[0] <= '2' &&
@@ -316,7 +364,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     char num_id[48] = "", number[24] = "", region[16], limit[16], ring[16],
          dur[16], retries[16], total[16], *vars = NULL, *meta = NULL, *post = NULL,
          *hours = NULL, pool[1024] = "", pool_cps[16] = "", *retry = NULL,
-         *doc = NULL, sched[40] = "";
+         *doc = NULL, sched[40] = "", latest[40] = "";
     const char *state;
     long concurrency;
     int lim, in_txn = 0;
@@ -389,6 +437,23 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         res = NULL;
         if (!ok) {
             bc_err_set(err, "scheduled_at must be in the future and within 30 days");
+            return BC_BATCH_BAD_TIME;
+        }
+    }
+    if (s->latest_at || s->latest_ms > 0 || s->ttl_s > 0) {
+        char ttl[24], ms[24];
+        snprintf(ttl, sizeof ttl, "%ld", s->ttl_s);
+        snprintf(ms, sizeof ms, "%lld", s->latest_ms);
+        const char *p[] = { s->latest_at, sched[0] ? sched : NULL, ttl,
+                            s->latest_ms > 0 ? ms : NULL };
+        if (!(res = one(pg, "latest_check", 4, p, err)))
+            return !strncmp(bc_pg_sqlstate(pg), "22", 2) ? BC_BATCH_BAD_TIME : BC_BATCH_ERROR;
+        int ok = !strcmp(bc_pg_val(res, 0, "ok"), "t");
+        snprintf(latest, sizeof latest, "%s", bc_pg_val(res, 0, "norm"));
+        PQclear(res);
+        res = NULL;
+        if (!ok) {
+            bc_err_set(err, "latest_at must be in the future and after the batch's start");
             return BC_BATCH_BAD_TIME;
         }
     }
@@ -480,6 +545,13 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         PQclear(res);
         res = NULL;
     }
+    if (latest[0]) {
+        const char *p[] = { id_out, latest };
+        if (!(res = one(pg, "expiry_set", 2, p, err)))
+            goto out;
+        PQclear(res);
+        res = NULL;
+    }
     if (pool[0]) {
         const char *p[] = { id_out, pool, pool_cps[0] ? pool_cps : NULL };
         if (!(res = one(pg, "pool_set", 3, p, err)))
@@ -561,13 +633,13 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                                   "external_id",
                                   "from_number", "region", "state", "timezone",
                                   "scheduled_at", "admitted_at", "cancelled_at",
-                                  "created_at", "updated_at", "paused_at", "tenant_paused_at",
+                                  "created_at", "updated_at", "paused_at", "tenant_paused_at", "latest_at",
                                   NULL };
     static const char *ints[] = { "target_concurrency_limit", "ringing_timeout_s",
                                   "max_call_duration_min", "max_retries", "total",
                                   "retry_count", "dispatched", "finished", "completed",
                                   "failed", "failed_predial", "cancelled", "live",
-                                  "queued", "waiting_for_window", NULL };
+                                  "queued", "waiting_for_window", "expired", NULL };
 
     if (!res)
         return NULL;

@@ -13,7 +13,8 @@ typedef enum {
     BC_BATCH_NO_AGENT,        /* agent not found for this tenant */
     BC_BATCH_NO_NUMBER,       /* from-number not found for this tenant */
     BC_BATCH_OVER_LIMIT,      /* target_concurrency_limit above the tenant's */
-    BC_BATCH_BAD_TIME,        /* scheduled_at not in (now, now + 30 days] */
+    BC_BATCH_BAD_TIME,        /* scheduled_at not in (now, now + 30 days], or a
+                                 latest_at not ahead of now and of it */
     BC_BATCH_NOT_FOUND,       /* no such batch for this tenant */
     BC_BATCH_CONFLICT,        /* not allowed in the batch's state */
     BC_BATCH_ERROR,           /* ours: database, Kafka */
@@ -42,6 +43,13 @@ typedef struct bc_batch_spec {
     /* The batch's retry policy as bc_retry_parse stores it, or NULL (the
      * default); owned by whoever filled the spec, who decrefs it. */
     json_t *retry_policy;
+    /* Expiry: recipients not dialed by latest_at (RFC 3339), or
+     * latest_ms (Unix milliseconds, when > 0), end as 'expired'; or ttl_s
+     * seconds (when > 0) after the batch's start (scheduled_at, else
+     * creation). At most one is set; bc_expiry_parse fills them. */
+    const char *latest_at;
+    long long latest_ms;
+    long ttl_s;
     /* Borrowed array of {"to_number", "from_number"?, "metadata"?,
      * "variables"?, "max_retries"?, "retry_policy"?, "timezone"?}, already
      * validated. Ids are added. */
@@ -56,7 +64,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
                             bc_err *err);
 
 /* The batch with derived counters (scheduled, dispatched, finished,
- * failed_predial, cancelled, waiting), its pauses (paused_at,
+ * failed_predial, cancelled, expired, waiting), latest_at, its pauses (paused_at,
  * tenant_paused_at, "held": either, unless cancelled) and, if with_recipients, its
  * recipients in order. NULL with err "" when no such batch for this tenant;
  * NULL with err set on failure. Caller decrefs. */
@@ -136,6 +144,13 @@ int bc_recipient_retry(json_t *src, json_t *dst, const char *where, size_t i, ch
  * (batch = 1) always shows max_retries and retry_on, defaults included; a
  * recipient only the overrides it has. */
 void bc_batch_retry_fields(json_t *out, json_t *from, int batch);
+/* Reads a batch's expiry into spec: "latest_at" (RFC 3339 with a zone),
+ * or "ttl" (whole seconds, 1 to 30 days), and where ms, also
+ * "latest_timestamp" (Unix milliseconds, the time unit of batch-call and
+ * Retell). At most one of them. 0, or -1 with why set. That the time is
+ * ahead is checked by bc_batch_create. */
+int bc_expiry_parse(json_t *in, int ms, bc_batch_spec *spec, char *why, size_t cap);
+
 /* Checks an optional calling_hours object: {"days": [1-7...], "start":
  * "HH:MM", "end": "HH:MM"}. 0, or -1 with why set. */
 int bc_calling_hours_check(json_t *w, char *why, size_t cap);

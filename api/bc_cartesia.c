@@ -40,16 +40,19 @@ static const char *derived_status(json_t *b)
     json_int_t total = json_integer_value(json_object_get(b, "total"));
     json_int_t dispatched = json_integer_value(json_object_get(b, "dispatched"));
     json_int_t predial = json_integer_value(json_object_get(b, "failed_predial"));
+    json_int_t expired = json_integer_value(json_object_get(b, "expired"));
 
     if (!strcmp(json_string_value(json_object_get(b, "state")), "cancelled"))
         return "cancelled";
     if (bc_batch_paused(b))
         return "paused";   /* extension: held, with recipients waiting */
-    if (total > 0 && predial == total)
+    /* An expired recipient ended before dialing, as a pre-dial failure
+     * did; the batch is complete once every other one was dispatched. */
+    if (total > 0 && predial + expired == total)
         return "failed";
     if (dispatched == 0)
         return "pending";
-    return dispatched < total ? "in_progress" : "completed";
+    return dispatched < total - expired ? "in_progress" : "completed";
 }
 
 static void copy(json_t *out, const char *to, json_t *b, const char *from)
@@ -82,6 +85,11 @@ static json_t *render(json_t *b)
         copy(o, "scheduled_at", b, "scheduled_at");
     if (!json_is_null(json_object_get(b, "admitted_at")))
         copy(o, "admitted_at", b, "admitted_at");
+    /* Extensions: its expiry and the recipients it ended, when it has one. */
+    if (!json_is_null(json_object_get(b, "latest_at"))) {
+        copy(o, "latest_at", b, "latest_at");
+        copy(o, "total_calls_expired", b, "expired");
+    }
     /* Extensions: when the batch, or its whole tenant, was paused. */
     if (!json_is_null(json_object_get(b, "paused_at")))
         copy(o, "paused_at", b, "paused_at");
@@ -135,7 +143,8 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
         bc_json_str(body, "region", 0, 8, &region, why, cap) < 0 ||
         bc_json_str(body, "timezone", 0, 64, &spec->timezone, why, cap) < 0 ||
         bc_calling_hours_check(json_object_get(body, "calling_hours"), why, cap) < 0 ||
-        bc_caller_pool_check(json_object_get(body, "caller_id_pool"), why, cap) < 0)
+        bc_caller_pool_check(json_object_get(body, "caller_id_pool"), why, cap) < 0 ||
+        bc_expiry_parse(body, 0, spec, why, cap) < 0)
         return -1;
     spec->calling_hours = json_object_get(body, "calling_hours");
     spec->caller_pool = json_object_get(body, "caller_id_pool");

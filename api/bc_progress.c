@@ -66,7 +66,7 @@ static json_t *batch_json(const PGresult *res, int i)
 
     if (!done && !strcmp(status, "in_progress") && rate > 0)
         eta = json_integer((json_int_t)ceil((double)(queued + live) * 60.0 / rate));
-    return json_pack("{s:o,s:o,s:o,s:o,s:s,s:b,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},s:o,"
+    return json_pack("{s:o,s:o,s:o,s:o,s:s,s:b,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:o,"
                      "s:f,s:o,s:I,s:o,s:o,s:o,s:o}",
                      "id", str_or_null(res, i, "id"), "name", str_or_null(res, i, "name"),
                      "agent_id", str_or_null(res, i, "agent_id"),
@@ -78,6 +78,7 @@ static json_t *batch_json(const PGresult *res, int i)
                      "completed", (json_int_t)completed,
                      "failed", (json_int_t)bc_pg_int(res, i, "failed", 0),
                      "cancelled", (json_int_t)bc_pg_int(res, i, "cancelled", 0),
+                     "expired", (json_int_t)bc_pg_int(res, i, "expired", 0),
                      "outcomes", outcomes ? outcomes : json_object(),
                      "rate_per_min", round(rate * 10.0) / 10.0, "eta_seconds", eta,
                      "retry_count", (json_int_t)bc_pg_int(res, i, "retry_count", 0),

@@ -31,7 +31,7 @@ int bc_progress_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
       "       rfc3339(b.scheduled_at) AS scheduled_at,"                           \
       "       rfc3339(b.admitted_at) AS admitted_at,"                             \
       "       rfc3339(greatest(b.updated_at, c.last)) AS updated_at,"             \
-      "       c.queued, c.live, c.completed, c.failed, c.cancelled,"              \
+      "       c.queued, c.live, c.completed, c.failed, c.cancelled, c.expired,"   \
       "       CASE WHEN c.recent = 0 OR b.admitted_at IS NULL THEN 0"             \
       "            ELSE c.recent * 60.0 / greatest(1.0, least(60.0,"             \
       "                 extract(epoch FROM now() - b.admitted_at)))"              \
@@ -45,6 +45,7 @@ int bc_progress_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
       "       count(*) FILTER (WHERE status = 'completed') AS completed,"         \
       "       count(*) FILTER (WHERE status = 'failed') AS failed,"               \
       "       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,"         \
+      "       count(*) FILTER (WHERE status = 'expired') AS expired,"             \
       "       count(*) FILTER (WHERE status IN ('completed', 'failed')"           \
       "                          AND updated_at > now() - interval '60 seconds')" \
       "         AS recent,"                                                       \
@@ -53,7 +54,7 @@ int bc_progress_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
       "  CROSS JOIN LATERAL (SELECT coalesce(jsonb_object_agg(reason, n), '{}')::text" \
       "       AS outcomes FROM (SELECT coalesce(end_reason, 'unknown') AS reason,"   \
       "       count(*) AS n FROM recipients WHERE batch_id = b.id"                \
-      "       AND status IN ('completed', 'failed') GROUP BY 1) x) o"             \
+      "       AND status IN ('completed', 'failed', 'expired') GROUP BY 1) x) o"  \
       " WHERE b.tenant_id = $1 AND ($2::text IS NULL OR b.id = $2)"               \
       "   AND ($3::text IS NULL OR (b.created_at, b.id) <"                        \
       "        (SELECT created_at, id FROM batches WHERE id = $3 AND tenant_id = $1))" \

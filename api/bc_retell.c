@@ -284,6 +284,8 @@ int bc_retell_parse(json_t *in, bc_batch_spec *spec, bc_retell_req *out, char *w
         }
         out->reserved = (long)json_integer_value(rc);
     }
+    if (bc_expiry_parse(in, 1, spec, why, cap) < 0)
+        goto fail;
     if (w && !json_is_null(w) && parse_window(w, &out->hours, &tz, why, cap) < 0)
         goto fail;
     if (parse_tasks(json_object_get(in, "tasks"), &out->tasks, &task_agent, why, cap) < 0)
@@ -395,6 +397,11 @@ static json_t *render(json_t *b)
     json_object_set(o, "queued", json_object_get(b, "queued"));
     json_object_set(o, "live", json_object_get(b, "live"));
     json_object_set(o, "waiting_for_window", json_object_get(b, "waiting_for_window"));
+    if (!json_is_null(json_object_get(b, "latest_at"))) {
+        json_object_set_new(o, "latest_timestamp",
+                            json_integer(ms_or_zero(json_object_get(b, "latest_at"))));
+        json_object_set(o, "expired", json_object_get(b, "expired"));
+    }
     if (!json_is_null(json_object_get(b, "paused_at")))
         json_object_set_new(o, "paused_timestamp",
                             json_integer(ms_or_zero(json_object_get(b, "paused_at"))));

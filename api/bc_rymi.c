@@ -167,6 +167,11 @@ static json_t *render_session(json_t *b)
     json_object_set_new(o, "total", json_integer(json_integer_value(json_object_get(b, "total"))));
     /* Extension: the batch's retry policy. */
     bc_batch_retry_fields(o, b, 1);
+    /* Extensions: its expiry and the participants it ended, when it has one. */
+    if (!json_is_null(json_object_get(b, "latest_at"))) {
+        json_object_set(o, "latest_at", json_object_get(b, "latest_at"));
+        json_object_set(o, "expired", json_object_get(b, "expired"));
+    }
     /* Extensions: when the session, or the whole account, was paused. */
     if (!json_is_null(json_object_get(b, "paused_at")))
         json_object_set(o, "paused_at", json_object_get(b, "paused_at"));
@@ -370,7 +375,8 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
     }
     if (bc_json_str(in, "timezone", 0, 64, &spec->timezone, why, cap) < 0 ||
         bc_calling_hours_check(json_object_get(in, "calling_hours"), why, cap) < 0 ||
-        bc_caller_pool_check(json_object_get(in, "caller_id_pool"), why, cap) < 0)
+        bc_caller_pool_check(json_object_get(in, "caller_id_pool"), why, cap) < 0 ||
+        bc_expiry_parse(in, 0, spec, why, cap) < 0)
         return -1;
     spec->calling_hours = json_object_get(in, "calling_hours");
     spec->caller_pool = json_object_get(in, "caller_id_pool");
@@ -608,7 +614,10 @@ static void queue_stats(rq *r)
                     "active", (json_int_t)bc_pg_int(res, 0, "active", 0),
                     "completed", (json_int_t)bc_pg_int(res, 0, "completed", 0),
                     "failed", (json_int_t)bc_pg_int(res, 0, "failed", 0));
-    /* Extensions, only while the whole queue is paused. */
+    /* Extensions: participants that expired undialed (when any), and
+     * whether the whole queue is paused. */
+    if (bc_pg_int(res, 0, "expired", 0) > 0)
+        json_object_set_new(out, "expired", json_integer((json_int_t)bc_pg_int(res, 0, "expired", 0)));
     if (paused) {
         json_object_set_new(out, "paused", json_true());
         json_object_set_new(out, "paused_at", json_string(paused));

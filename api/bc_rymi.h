@@ -23,7 +23,7 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
     "        count(*) FILTER (WHERE status = 'dispatched') AS dialing,"            \
     "        count(*) FILTER (WHERE status = 'queued') AS queued,"                 \
     "        count(*) FILTER (WHERE status = 'completed') AS completed,"           \
-    "        count(*) FILTER (WHERE status IN ('failed', 'cancelled')) AS failed"  \
+    "        count(*) FILTER (WHERE status IN ('failed', 'cancelled', 'expired')) AS failed" \
     "   FROM recipients r WHERE r.batch_id = b.id) c"
 
 /* A session's status in Rymi's words, from its participants. */
@@ -67,6 +67,7 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
       "       count(*) FILTER (WHERE status IN ('dispatched', 'started')) AS active," \
       "       count(*) FILTER (WHERE status = 'completed') AS completed,"          \
       "       count(*) FILTER (WHERE status = 'failed') AS failed,"                \
+      "       count(*) FILTER (WHERE status = 'expired') AS expired,"              \
       "       (SELECT rfc3339(paused_at) FROM tenants WHERE id = $1) AS paused_at" \
       "  FROM recipients WHERE tenant_id = $1" },                                  \
     { "rymi_agents",                                                               \

@@ -4,7 +4,8 @@
 #define BC_SQL_H
 
 /* Tops up a batch's window: releases the next queued recipients (in seq
- * order, due ones only, inside their calling hours) until window = limit
+ * order, due ones only, inside their calling hours, none past the batch's
+ * latest_at: the scheduler expires those) until window = limit
  * * $2 jobs are in flight, and
  * writes one job per released recipient to the outbox, in one statement.
  * Jobs are keyed by recipient, not batch, so one batch spreads over every
@@ -16,7 +17,8 @@
 #define BC_SQL_RELEASE                                                          \
     "WITH b AS (SELECT id, target_concurrency_limit * $2::int AS win,"         \
     "                  calling_hours, timezone"                                 \
-    "             FROM batches WHERE id = $1 AND state = 'admitted'),"         \
+    "             FROM batches WHERE id = $1 AND state = 'admitted'"           \
+    "              AND (latest_at IS NULL OR latest_at > bc_now())),"           \
     " inflight AS (SELECT count(*) AS n FROM recipients"                        \
     "              WHERE batch_id = $1 AND released"                            \
     "                AND status IN ('queued', 'dispatched', 'started')),"       \

@@ -20,7 +20,7 @@ struct bc_scheduler {
     long long next_try, next_relay, next_reap;
     long relay_after_ms, quiet_s;
     bc_metric *m_leader, *m_admitted, *m_relayed, *m_reaped, *m_released, *m_outbox,
-              *m_live, *m_live_limit;
+              *m_live, *m_live_limit, *m_expired;
 };
 
 static const bc_pg_stmt stmts[] = {
@@ -66,6 +66,30 @@ static const bc_pg_stmt stmts[] = {
       "        (SELECT 1 FROM batches b WHERE b.id = o.key AND b.region = $3)))"
       " ORDER BY o.id LIMIT 1000" },
     { "outbox_depth", "SELECT count(*) AS n FROM outbox" },
+    /* Expiry: every recipient still queued (waiting its turn, a window or
+     * a retry) in a batch past its latest_at ends as 'expired', with the
+     * reason. Conditional on 'queued', so a claim that won the row first
+     * keeps it (its call goes out; the release stopped handing out new
+     * ones at latest_at). On the clock calling hours use (bc_now()). */
+    { "expire",
+      "WITH b AS (SELECT id, latest_at FROM batches WHERE region = $1"
+      "            AND latest_at IS NOT NULL AND NOT expiry_done AND latest_at <= bc_now()),"
+      " x AS (UPDATE recipients r SET status = 'expired', end_reason = 'expired',"
+      "              released = false, updated_at = now(),"
+      "              error_message = CASE WHEN r.attempts > 0 THEN 'retry not dialed before latest_at '"
+      "                                   ELSE 'not dialed before latest_at ' END"
+      "                              || rfc3339(b.latest_at)"
+      "         FROM b WHERE r.batch_id = b.id AND r.status = 'queued' RETURNING r.batch_id)"
+      " SELECT batch_id, count(*) AS n FROM x GROUP BY 1" },
+    /* A batch past its latest_at with nothing queued or live cannot gain a
+     * queued recipient any more (only a live call's retry could): stop
+     * sweeping it. A separate statement, so it sees every claim the one
+     * above lost to. A manual retry clears the mark. */
+    { "expiry_done",
+      "UPDATE batches b SET expiry_done = true WHERE b.region = $1"
+      "   AND b.latest_at IS NOT NULL AND NOT b.expiry_done AND b.latest_at <= bc_now()"
+      "   AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
+      "                   AND r.status IN ('queued', 'dispatched', 'started'))" },
     /* Claims a pause could not see (they committed while it waited for the
      * batch row) are never sent, but hold a slot and keep their recipient
      * dispatched: undo them, as the pause did the others. */
@@ -124,6 +148,8 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
     M(m_relayed, BC_COUNTER, "scheduler_outbox_relayed_total", "Outbox rows republished");
     M(m_reaped, BC_COUNTER, "scheduler_leases_reaped_total", "Expired leases freed");
     M(m_outbox, BC_GAUGE, "outbox_depth", "Outbox rows not yet acknowledged by Kafka");
+    M(m_expired, BC_COUNTER, "scheduler_recipients_expired_total",
+      "Recipients not dialed by their batch's latest_at, ended as expired");
     M(m_live, BC_GAUGE, "live_calls",
       "Calls holding a concurrency slot in this region (leader only)");
     M(m_live_limit, BC_GAUGE, "live_calls_limit",
@@ -337,6 +363,23 @@ static void reap(bc_scheduler *s)
     }
 }
 
+/* Ends what was not dialed by its batch's latest_at (see "expire"). */
+static void expire(bc_scheduler *s)
+{
+    const char *p[] = { s->region };
+    PGresult *res = bc_pg_exec(s->pg, "expire", 1, p, NULL);
+
+    if (!res)
+        return;
+    for (int i = 0; i < PQntuples(res); i++) {
+        bc_metric_add(s->m_expired, (double)bc_pg_int(res, i, "n", 0));
+        bc_log(s->ctx->log, BC_INFO, "batch.expired", "{s:s,s:I}", "batch_id",
+               bc_pg_val(res, i, "batch_id"), "recipients", (json_int_t)bc_pg_int(res, i, "n", 0));
+    }
+    PQclear(res);
+    PQclear(bc_pg_exec(s->pg, "expiry_done", 1, p, NULL));
+}
+
 /* Undoes claims left in paused batches (see "unclaim_paused"). */
 static void unclaim_paused(bc_scheduler *s)
 {
@@ -379,6 +422,7 @@ void bc_scheduler_tick(bc_scheduler *s)
             return;
     }
     admission(s);
+    expire(s);
     top_up(s);
     if (now >= s->next_relay) {
         relay(s);

@@ -23,6 +23,11 @@ static void spec_ok(const bc_batch_spec *s, const bc_retell_req *rr)
     BC_FUZZ_CHECK(rr->reserved >= -1 && rr->reserved <= 100000);
     BC_FUZZ_CHECK(!s->scheduled_at || (s->scheduled_at == rr->sched && bc_rfc3339_valid(rr->sched)));
     BC_FUZZ_CHECK(s->calling_hours == rr->hours);
+    /* At most one expiry, each in its bounds. */
+    BC_FUZZ_CHECK(!s->latest_at + !(s->latest_ms > 0) + !(s->ttl_s > 0) >= 2);
+    BC_FUZZ_CHECK(!s->latest_at || bc_rfc3339_valid(s->latest_at));
+    BC_FUZZ_CHECK(s->latest_ms >= 0 && s->latest_ms <= 253402300799999LL);
+    BC_FUZZ_CHECK(s->ttl_s >= 0 && s->ttl_s <= 2592000);
     if (rr->hours) {
         json_t *w = bc_retell_window(rr->hours, s->timezone), *x;
 
