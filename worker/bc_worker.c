@@ -128,7 +128,8 @@ static const bc_pg_stmt stmts[] = {
       "          FROM batches WHERE id IN (SELECT b FROM j)),"
       " bb AS (SELECT id, from_number, ringing_timeout_s, max_call_duration_min FROM batches"
       "         WHERE id IN (SELECT id FROM bs WHERE admitted)"
-      "           AND state = 'admitted' FOR SHARE),"
+      "           AND state = 'admitted' AND (latest_at IS NULL OR latest_at > bc_now())"
+      "           FOR SHARE),"
       /* Each recipient by its key. Given batch_id or a plain status test,
        * the planner walked the batch's whole backlog per job through the
        * partial index recipients_active whenever its statistics said few

@@ -66,8 +66,12 @@ def test_a_call_placed_but_answered_too_late_is_adopted_never_redialed(stack, ex
     worker does not fail or redial it; the call's own callbacks (or, without
     them, the reconciler's lookup by number) attach it to its attempt, and
     nobody is dialed twice."""
-    region = Region(stack, extra, sim_env={"BC_SIM_HANG_MS": "1500"},
-                    worker_env={"BC_CARRIER_TIMEOUT_MS": "400"})
+    # The worker gives up after 1 s and the carrier answers after 2.5 s: a
+    # create that is not held back answers in milliseconds, so only the
+    # three held ones end unknown, even on a loaded machine (at 400 ms a
+    # slow ordinary create under load was counted too).
+    region = Region(stack, extra, sim_env={"BC_SIM_HANG_MS": "2500"},
+                    worker_env={"BC_CARRIER_TIMEOUT_MS": "1000"})
     region.faults(create_hang=3)
     bid = run_batch(stack, region, "432", 9, 3)
     assert region.played()["create_hang"] == 3
@@ -80,8 +84,8 @@ def test_a_call_placed_but_answered_too_late_is_adopted_never_redialed(stack, ex
 def test_a_call_placed_unanswered_and_unheard_is_adopted_by_number(stack, extra):
     """As above, and its callbacks are lost too: only the reconciler's lookup
     by number can find it, and it must (not requeue it)."""
-    region = Region(stack, extra, sim_env={"BC_SIM_HANG_MS": "1500"},
-                    worker_env={"BC_CARRIER_TIMEOUT_MS": "400", "BC_PUBLIC_URL": "http://127.0.0.1:9"})
+    region = Region(stack, extra, sim_env={"BC_SIM_HANG_MS": "2500"},
+                    worker_env={"BC_CARRIER_TIMEOUT_MS": "1000", "BC_PUBLIC_URL": "http://127.0.0.1:9"})
     region.faults(create_hang=1)
     bid = run_batch(stack, region, "436", 1, 1)
     assert metric(region.sched.port, "reconcile_calls_adopted_total") == 1
