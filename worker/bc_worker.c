@@ -138,7 +138,7 @@ static const bc_pg_stmt stmts[] = {
        * test from matching that index's predicate. A job is claimable when
        * its attempt is still queued, its batch admitted, and the
        * recipient inside calling hours in its own time zone. */
-      " jr AS (SELECT j.*, bs.id IN (SELECT id FROM bb) AS admitted,"
+      " jr AS MATERIALIZED (SELECT j.*, bs.id IN (SELECT id FROM bb) AS admitted,"
       "               CASE WHEN rc.from_number = ANY(bs.from_pool) THEN rc.from_number END AS want,"
       "               bs.calling_hours IS NULL"
       "               OR in_calling_hours(bs.calling_hours, coalesce(rc.tz, bs.timezone), bc_now()) AS open,"
@@ -148,40 +148,40 @@ static const bc_pg_stmt stmts[] = {
       "                          FROM recipients"
       "                         WHERE id = j.r OFFSET 0) rc"
       "            ON rc.batch_id = j.b AND rc.status = 'queued' AND rc.attempts = j.a - 1),"
-      " q AS (SELECT n, r, b, a, c, want FROM jr WHERE admitted AND open),"
+      " q AS MATERIALIZED (SELECT n, r, b, a, c, want FROM jr WHERE admitted AND open),"
       /* Free slots: as many as jobs, or every one of a batch with a
        * caller-ID pool (a slot belongs to the number it dials from). */
-      " need AS (SELECT q.b, count(*) AS k, bool_or(bs.from_pool IS NOT NULL) AS pooled"
+      " need AS MATERIALIZED (SELECT q.b, count(*) AS k, bool_or(bs.from_pool IS NOT NULL) AS pooled"
       "            FROM q JOIN bs ON bs.id = q.b GROUP BY q.b),"
-      " s0 AS (SELECT need.b, f.slot, f.number"
+      " s0 AS MATERIALIZED (SELECT need.b, f.slot, f.number"
       "          FROM need, LATERAL (SELECT l.slot, l.number FROM leases l"
       "                               WHERE l.batch_id = need.b AND l.call_id IS NULL"
       "                               ORDER BY l.slot"
       "                               LIMIT CASE WHEN need.pooled THEN 100000 ELSE need.k END"
       "                               FOR UPDATE SKIP LOCKED) f),"
-      " s1 AS (SELECT s0.*, row_number() OVER (PARTITION BY s0.b, s0.number ORDER BY s0.slot) AS nk"
+      " s1 AS MATERIALIZED (SELECT s0.*, row_number() OVER (PARTITION BY s0.b, s0.number ORDER BY s0.slot) AS nk"
       "          FROM s0),"
       /* A pool number takes no more new calls than its calls per second
        * allow. Counted over the last 1.5 s of claims, not 1 s: a dial
        * leaves some time after its claim, and that jitter must not let the
        * carrier see more than the cap in any second of its own clock. */
-      " s AS (SELECT s1.* FROM s1 JOIN bs ON bs.id = s1.b"
+      " s AS MATERIALIZED (SELECT s1.* FROM s1 JOIN bs ON bs.id = s1.b"
       "        WHERE bs.pool_cps IS NULL OR s1.number IS NULL"
       "           OR s1.nk <= bs.pool_cps - (SELECT count(*) FROM calls c"
       "                                        WHERE c.from_number = s1.number"
       "                                          AND c.created_at > now() - interval '1.5 seconds')),"
       /* A recipient with a pool number already (a retry) takes a slot of
        * that number; the others take the rest in turn over the numbers. */
-      " qf AS (SELECT q.*, row_number() OVER (PARTITION BY q.b, q.want ORDER BY q.n) AS k"
+      " qf AS MATERIALIZED (SELECT q.*, row_number() OVER (PARTITION BY q.b, q.want ORDER BY q.n) AS k"
       "          FROM q WHERE q.want IS NOT NULL),"
-      " pf AS (SELECT qf.n, s.b, s.slot, s.number FROM qf"
+      " pf AS MATERIALIZED (SELECT qf.n, s.b, s.slot, s.number FROM qf"
       "          JOIN s ON s.b = qf.b AND s.number = qf.want AND s.nk = qf.k),"
-      " qu AS (SELECT q.*, row_number() OVER (PARTITION BY q.b ORDER BY q.n) AS k"
+      " qu AS MATERIALIZED (SELECT q.*, row_number() OVER (PARTITION BY q.b ORDER BY q.n) AS k"
       "          FROM q WHERE q.want IS NULL),"
-      " su AS (SELECT s.*, row_number() OVER (PARTITION BY s.b ORDER BY s.nk, s.slot) AS k"
+      " su AS MATERIALIZED (SELECT s.*, row_number() OVER (PARTITION BY s.b ORDER BY s.nk, s.slot) AS k"
       "          FROM s WHERE NOT EXISTS (SELECT 1 FROM pf WHERE pf.b = s.b AND pf.slot = s.slot)),"
-      " pu AS (SELECT qu.n, su.b, su.slot, su.number FROM qu JOIN su ON su.b = qu.b AND su.k = qu.k),"
-      " p AS (SELECT q.n, q.r, q.b, q.a, q.c, x.slot, x.number FROM q"
+      " pu AS MATERIALIZED (SELECT qu.n, su.b, su.slot, su.number FROM qu JOIN su ON su.b = qu.b AND su.k = qu.k),"
+      " p AS MATERIALIZED (SELECT q.n, q.r, q.b, q.a, q.c, x.slot, x.number FROM q"
       "         JOIN (SELECT * FROM pf UNION ALL SELECT * FROM pu) x ON x.n = q.n),"
       " r AS (UPDATE recipients SET status = 'dispatched', attempts = p.a, last_call_id = p.c,"
       "              from_number = coalesce(recipients.from_number, p.number), updated_at = now()"
