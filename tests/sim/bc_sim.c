@@ -491,6 +491,48 @@ static int pace_ok(sim *s)
     return 1;
 }
 
+
+/* An answer given hold_ms later from a thread of its own, the request's
+ * connection asleep meanwhile (bc_http_defer). Sleeping in the server
+ * thread instead stalled every other connection that thread owns, so
+ * ordinary creates timed out beside a held one. */
+typedef struct {
+    bc_http_later *later;
+    int status;
+    json_t *body;
+    long hold_ms;
+} delayed;
+
+static void *answer_after(void *arg)
+{
+    delayed *d = arg;
+
+    usleep((useconds_t)d->hold_ms * 1000);
+    bc_http_answer(d->later, d->status, d->body);
+    free(d);
+    return NULL;
+}
+
+static void answer_later(const bc_http_req *req, int status, json_t *body, long hold_ms)
+{
+    delayed *d = malloc(sizeof *d);
+    pthread_t t;
+
+    if (!d) {
+        json_decref(body);
+        return;
+    }
+    d->later = bc_http_defer(req);
+    d->status = status;
+    d->body = body;
+    d->hold_ms = hold_ms;
+    if (pthread_create(&t, NULL, answer_after, d) != 0) {
+        answer_after(d);   /* no thread: sleep and answer from here */
+        return;
+    }
+    pthread_detach(t);
+}
+
 static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
 {
     size_t len;
@@ -577,7 +619,7 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     live_add(s, c, 1);
     heap_push(s, c);
     pthread_cond_signal(&s->cv);
-    bc_http_json(resp, 201, resource(s, c));
+    json_t *made = resource(s, c);
     long hold = s->create_delay_ms;
     if (s->pending.create_hang > 0) {
         /* Placed, but the answer comes too late for the caller to see it. */
@@ -588,7 +630,9 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     pthread_mutex_unlock(&s->mu);
     bc_metrics_inc(s->ctx->metrics, "sim_dials_total", "Calls accepted", NULL, 1);
     if (hold > 0)
-        usleep((useconds_t)hold * 1000);
+        answer_later(req, 201, made, hold);
+    else
+        bc_http_json(resp, 201, made);
     bc_form_free(&f);
 }
 
