@@ -16,7 +16,7 @@
  * 5,000 rows, growing with the table); ARRAY() makes it look each id up. */
 #define BC_SQL_RELEASE                                                          \
     "WITH b AS (SELECT id, target_concurrency_limit * $2::int AS win,"         \
-    "                  calling_hours, timezone"                                 \
+    "                  calling_hours, timezone, bc_now() AS t"                  \
     "             FROM batches WHERE id = $1 AND state = 'admitted'"           \
     "              AND (latest_at IS NULL OR latest_at > bc_now())),"           \
     " inflight AS (SELECT count(*) AS n FROM recipients"                        \
@@ -26,16 +26,22 @@
     "                             - (SELECT n FROM inflight)) AS n),"           \
     /* The next due recipients in order, and with calling hours up to 256   \
      * more: those outside their own hours (read in their time zone, else   \
-     * the batch's) are deferred to their next opening, holding nothing. */ \
-    " c AS (SELECT r.id, r.seq, b.calling_hours IS NULL"                        \
-    "              OR in_calling_hours(b.calling_hours,"                        \
-    "                                  coalesce(r.timezone, b.timezone), bc_now()) AS open," \
-    "              next_calling_time(b.calling_hours,"                          \
-    "                                coalesce(r.timezone, b.timezone), bc_now()) AS opens" \
+     * the batch's) are deferred to their next opening, holding nothing.   \
+     * The hours functions run only when the batch has hours: per row they  \
+     * were nine tenths of this statement's time (B2). */                   \
+    " c AS (SELECT r.id, r.seq,"                                                \
+    "              CASE WHEN b.calling_hours IS NULL THEN true"                 \
+    "                   ELSE in_calling_hours(b.calling_hours,"                 \
+    "                                         coalesce(r.timezone, b.timezone), b.t)" \
+    "              END AS open,"                                                \
+    "              CASE WHEN b.calling_hours IS NOT NULL"                       \
+    "                   THEN next_calling_time(b.calling_hours,"                \
+    "                                          coalesce(r.timezone, b.timezone), b.t)" \
+    "              END AS opens"                                                \
     "         FROM b, LATERAL (SELECT id, seq, timezone FROM recipients"        \
     "                           WHERE batch_id = $1 AND status = 'queued'"      \
     "                             AND NOT released"                             \
-    "                             AND (next_attempt_at IS NULL OR next_attempt_at <= bc_now())" \
+    "                             AND (next_attempt_at IS NULL OR next_attempt_at <= b.t)" \
     "                           ORDER BY seq"                                   \
     "                           LIMIT (SELECT n FROM room)"                     \
     "                                 + CASE WHEN b.calling_hours IS NULL THEN 0 ELSE 256 END" \
