@@ -100,7 +100,10 @@ bc_kafka *bc_kafka_producer_new(const char *brokers, bc_log *log,
      * a message that still fails is retried from the outbox, not dropped. */
     if (set(conf, "enable.idempotence", "true", err) < 0 ||
         set(conf, "acks", "all", err) < 0 ||
-        set(conf, "linger.ms", "2", err) < 0 ||
+        /* librdkafka's default. At 2 ms each event went in a request of
+         * its own, and the broker spent more CPU than any of our processes
+         * (B2: 0.50 cores; 0.22 at 5 ms, with fetch.min.bytes below). */
+        set(conf, "linger.ms", "5", err) < 0 ||
         set(conf, "message.timeout.ms", "30000", err) < 0) {
         rd_kafka_conf_destroy(conf);
         goto fail;
@@ -169,7 +172,10 @@ bc_kafka *bc_kafka_consumer_new(const char *brokers, const char *group,
         set(conf, "partition.assignment.strategy", "cooperative-sticky", err) < 0 ||
         set(conf, "session.timeout.ms", "10000", err) < 0 ||
         set(conf, "heartbeat.interval.ms", "1000", err) < 0 ||
-        set(conf, "fetch.wait.max.ms", "10", err) < 0) {
+        /* A fetch waits up to 10 ms for 4 KiB rather than returning each
+         * message alone: under load, fewer and fuller fetches. */
+        set(conf, "fetch.wait.max.ms", "10", err) < 0 ||
+        set(conf, "fetch.min.bytes", "4096", err) < 0) {
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
