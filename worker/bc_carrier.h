@@ -41,6 +41,11 @@ void bc_carrier_free(bc_carrier *c);
  * "Enable" answers sooner; "off" or "" asks nothing). Its answer comes as
  * AnsweredBy on the status callbacks. 0, or -1 for an unknown mode. */
 int bc_carrier_machine_detection(bc_carrier *c, const char *mode, bc_err *err);
+/* The status callbacks asked of the carrier for each call from now on
+ * (Twilio's StatusCallbackEvent): a space-separated list of initiated,
+ * ringing, answered and completed. completed is always asked: it ends the
+ * attempt. Unknown words fail. 0 or -1. */
+int bc_carrier_events(bc_carrier *c, const char *events, bc_err *err);
 /* Starts a dial (d is copied). 0 or -1. */
 int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err);
 /* Drives transfers for up to timeout_ms and reports finished dials. */

@@ -269,7 +269,10 @@ static const bc_pg_stmt stmts[] = {
     { "dial_accepted_many",
       "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, sid text, t bigint))"
       " UPDATE calls SET carrier_call_id = coalesce(calls.carrier_call_id, d.sid),"
-      "        status = CASE WHEN calls.status = 'dialing' THEN 'queued' ELSE calls.status END"
+      "        status = CASE WHEN calls.status = 'dialing' THEN 'queued' ELSE calls.status END,"
+      "        history = CASE WHEN calls.status = 'dialing' THEN calls.history"
+      "                       || jsonb_build_object('status', 'queued', 'at', rfc3339_ms(now()))"
+      "                       ELSE calls.history END"
       "   FROM d WHERE calls.id = d.c AND calls.lease_token = d.t"
       "    AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = calls.batch_id"
       "                AND l.slot = calls.lease_slot AND l.token = d.t)"
@@ -1121,6 +1124,13 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
                                       bc_config_int(c, "carrier-timeout-ms"), on_dial, w,
                                       err)))
         goto fail;
+    if (bc_carrier_events(w->carrier, bc_config_str(c, "carrier-events"), err) < 0) {
+        char why[BC_ERR_MAX];
+
+        snprintf(why, sizeof why, "%s", bc_err_msg(err));
+        bc_err_set(err, "BC_CARRIER_EVENTS: %s", why);
+        goto fail;
+    }
     if (bc_carrier_machine_detection(w->carrier, bc_config_str(c, "machine-detection"),
                                      err) < 0) {
         char why[BC_ERR_MAX];

@@ -152,6 +152,7 @@ typedef struct call {
     int machine;             /* answered by a voicemail, not a person */
     char amd[24];            /* the MachineDetection asked for, or "" */
     int stale_seq;           /* 1 + SequenceNumber of a stale resend, or 0 */
+    int events;              /* StatusCallbackEvent asked for: EV_* bits */
     long long due;           /* next event due (real ms) */
     int heap_idx;            /* -1: not in the heap */
 } call;
@@ -533,6 +534,45 @@ static void answer_later(const bc_http_req *req, int status, json_t *body, long 
     pthread_detach(t);
 }
 
+
+/* Twilio's call progress events (StatusCallbackEvent), as bits. */
+enum { EV_INITIATED = 1, EV_RINGING = 2, EV_ANSWERED = 4, EV_COMPLETED = 8 };
+
+/* The events a create asks for: every StatusCallbackEvent parameter, each
+ * one event or a space-separated list (as TwiML writes it). None asked:
+ * completed only, as Twilio does. -1 for an unknown event. */
+static int events_asked(const bc_form *f)
+{
+    static const char *const names[] = { "initiated", "ringing", "answered", "completed" };
+    int bits = 0;
+
+    for (size_t i = 0; i < f->n; i++) {
+        char buf[128], *save = NULL, *w;
+
+        if (strcmp(f->key[i], "StatusCallbackEvent"))
+            continue;
+        snprintf(buf, sizeof buf, "%s", f->val[i]);
+        for (w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+            int k;
+
+            for (k = 0; k < 4 && strcmp(w, names[k]); k++)
+                ;
+            if (k == 4)
+                return -1;
+            bits |= 1 << k;
+        }
+    }
+    return bits ? bits : EV_COMPLETED;
+}
+
+/* The event a status belongs to. */
+static int event_of(const char *status)
+{
+    return !strcmp(status, "initiated") ? EV_INITIATED
+         : !strcmp(status, "ringing") ? EV_RINGING
+         : !strcmp(status, "in-progress") ? EV_ANSWERED : EV_COMPLETED;
+}
+
 static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
 {
     size_t len;
@@ -554,6 +594,12 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     amd = bc_form_get(&f, "MachineDetection");
     if (amd && strcmp(amd, "Enable") && strcmp(amd, "DetectMessageEnd")) {
         twilio_error(resp, 400, 21626, "MachineDetection must be Enable or DetectMessageEnd");
+        bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"invalid\"", 1);
+        bc_form_free(&f);
+        return;
+    }
+    if (events_asked(&f) < 0) {
+        twilio_error(resp, 400, 21626, "Invalid 'StatusCallbackEvent'");
         bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"invalid\"", 1);
         bc_form_free(&f);
         return;
@@ -608,6 +654,7 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     snprintf(c->from, sizeof c->from, "%s", from);
     snprintf(c->callback, sizeof c->callback, "%s", cb);
     snprintf(c->amd, sizeof c->amd, "%s", amd ? amd : "");
+    c->events = events_asked(&f);
     url_param(cb, "call_id", c->call_id, sizeof c->call_id);
     url_param(cb, "batch_id", c->batch, sizeof c->batch);
     url_param(cb, "tenant_id", c->tenant, sizeof c->tenant);
@@ -944,6 +991,8 @@ static void rfc2822(char *out, size_t cap)
     strftime(out, cap, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
 
+static void advance(sim *s, call *c);
+
 /* Builds and starts the callback of c's next status (mutex held). */
 static void start_send(sim *s, call *c)
 {
@@ -973,6 +1022,13 @@ static void start_send(sim *s, call *c)
             c->live = 0;
             live_add(s, c, -1);
         }
+    }
+    if (!x->terminal && !c->resend[0] && !(c->events & event_of(st))) {
+        /* Not asked for: the call moves on, nobody is told. */
+        free(x);
+        curl_easy_cleanup(e);
+        advance(s, c);
+        return;
     }
     if (x->terminal && !c->resend[0] && s->pending.callback_drop > 0) {
         /* The final callback is lost: the call is over, nobody is told. */

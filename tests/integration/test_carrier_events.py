@@ -1,0 +1,106 @@
+"""The status callbacks the worker asks of the carrier (Twilio's
+StatusCallbackEvent): only those it uses, each one a signed request through
+the API and Kafka. The simulator sends what was asked, as Twilio does, and
+only the final status when nothing was."""
+import os
+import subprocess
+
+import requests
+
+from conftest import BUILD, cartesia_headers, wait_until
+from test_dispatch import Extra, all_terminal, metric
+
+
+def sim_metric(port, name, labels):
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{labels}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def run_region(stack, tmp_path, events, n):
+    """A batch of n recipients in a region of its own (its carrier, scheduler
+    and worker), every call answered; returns its id, the calls' histories
+    and the callbacks the carrier sent."""
+    extra = Extra(stack, tmp_path)
+    try:
+        sim = extra.start("sim-ev", "batchcall-carrier-sim", {
+            "BC_SIM_MS_PER_SECOND": "10", "BC_SIM_RING_SECONDS": "1", "BC_SIM_TALK_SECONDS": "2",
+            "BC_SIM_MIX": "completed=1"})
+        env = {"BC_REGION": "apac", "BC_CARRIER_URL": f"http://127.0.0.1:{sim.port}"}
+        if events is not None:
+            env["BC_CARRIER_EVENTS"] = events
+        extra.start("sched-ev", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
+        extra.start("w-ev", "batchcall-worker", env)
+        t = stack.tenant(concurrency=n)
+        body = {"name": "events", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
+                "target_concurrency_limit": n, "region": "APAC",
+                "recipients": [{"to_number": f"+1426{i:07d}"} for i in range(n)]}
+        r = requests.post(stack.api + "/agents/calls/batches", json=body,
+                          headers=cartesia_headers(t["api_key"]), timeout=60)
+        assert r.status_code == 201, r.text
+        bid = r.json()["id"]
+        all_terminal(stack, bid, 60)
+        # The final callback is answered before the call ends in PostgreSQL.
+        sent = wait_until(lambda: sim_metric(sim.port, "sim_callbacks_total", 'result="ok"') or None,
+                          10, "the carrier's count of callbacks")
+        hist = stack.sql("SELECT history, status, answered_at IS NOT NULL, duration_s FROM calls"
+                         " WHERE batch_id = %s", bid)
+        return bid, hist, sent
+    finally:
+        extra.stop()
+
+
+def statuses(history):
+    return [h["status"] for h in history]
+
+
+def test_by_default_ringing_answered_and_completed_are_asked_not_initiated(stack, tmp_path):
+    bid, calls, sent = run_region(stack, tmp_path, None, 6)
+    assert len(calls) == 6
+    assert sent == 6 * 3            # ringing, in-progress, completed; no initiated
+    for history, status, answered, dur in calls:
+        assert status == "completed"
+        assert statuses(history) == ["claimed", "dialing", "queued", "ringing", "in-progress",
+                                     "completed"]
+        assert answered and dur == 2
+    rec = stack.sql("SELECT status, count(*) FROM recipients WHERE batch_id = %s GROUP BY 1", bid)
+    assert rec == [("completed", 6)]
+
+
+def test_completed_only_sends_one_callback_per_call_and_loses_nothing(stack, tmp_path):
+    bid, calls, sent = run_region(stack, tmp_path, "completed", 8)
+    assert len(calls) == 8
+    assert sent == 8                # one callback per call
+    for history, status, answered, dur in calls:
+        assert status == "completed"
+        assert statuses(history) == ["claimed", "dialing", "queued", "completed"]
+        assert not answered and dur == 2   # the duration comes with the final status
+    rec = stack.sql("SELECT status, count(*) FROM recipients WHERE batch_id = %s GROUP BY 1", bid)
+    assert rec == [("completed", 8)]
+
+
+def test_an_unknown_event_stops_the_worker_naming_the_variable(stack):
+    env = dict(stack.env, BC_WORKER_PORT="0", BC_CARRIER_EVENTS="ringing hangup")
+    out = subprocess.run([os.path.join(BUILD, "batchcall-worker")], capture_output=True,
+                         text=True, env=env, timeout=30)
+    assert out.returncode != 0
+    assert "BC_CARRIER_EVENTS" in out.stderr and "hangup" in out.stderr
+
+
+def test_the_carrier_refuses_an_unknown_event_as_twilio_does(stack, tmp_path):
+    extra = Extra(stack, tmp_path)
+    try:
+        sim = extra.start("sim-bad", "batchcall-carrier-sim", {})
+        r = requests.post(f"http://127.0.0.1:{sim.port}/2010-04-01/Accounts/ACsimulator/Calls.json",
+                          auth=("ACsimulator", "sim-auth-token"),
+                          data=[("To", "+14155550100"), ("From", "+14155550199"),
+                                ("StatusCallback", "http://127.0.0.1:9/cb"),
+                                ("StatusCallbackEvent", "ringing"),
+                                ("StatusCallbackEvent", "hangup")], timeout=10)
+        assert r.status_code == 400
+        assert r.json()["code"] == 21626
+        assert requests.get(f"http://127.0.0.1:{sim.port}/ledger", timeout=10).json()["dials"] == 0
+    finally:
+        extra.stop()
