@@ -218,10 +218,12 @@ def stack_pids(sc):
     out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
     port = os.environ["BC_KAFKA_BROKERS"].rsplit(":", 1)[1]
     ss = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    apps = dict(sc.s.sql("SELECT pid, application_name FROM pg_stat_activity WHERE datname = %s",
+                         sc.s.db))
     for line in out.splitlines():
         pid, _, a = line.strip().partition(" ")
         if f"postgres: batchcall {sc.s.db} " in a:
-            pids[f"postgres {pid}"] = int(pid)
+            pids[f"pg {apps.get(int(pid)) or '?'} {pid}"] = int(pid)
         elif f"pid={pid}," in ss:
             pids["kafka"] = int(pid)
     return pids

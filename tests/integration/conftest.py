@@ -128,6 +128,7 @@ class Stack:
 
     def start(self, name, binary, extra_env=None, args=()):
         env = dict(self.env, **(extra_env or {}))
+        env.setdefault("PGAPPNAME", name)   # names its backends in pg_stat_activity
         p = Proc(name, [self.bin(binary), *args], env, self.tmp)
         self.procs[name] = p
         return p
