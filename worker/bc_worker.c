@@ -247,6 +247,18 @@ static const bc_pg_stmt stmts[] = {
       "    AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = d.b"
       "                AND l.slot = calls.lease_slot AND l.token = d.t)"
       " RETURNING calls.id" },
+    /* A dial the carrier paced (429) goes back to 'claimed' before it is
+     * sent again, so it passes dial_start's gate once more: a batch
+     * cancelled or paused meanwhile is not dialed (before this, a paced
+     * dial went out after the cancel had returned). Only while our lease
+     * token is current and the carrier has no call for it.
+     * $1 [{"c" call,"t" token}] */
+    { "redial_back",
+      "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, t bigint))"
+      " UPDATE calls SET status = 'claimed' FROM d"
+      " WHERE calls.id = d.c AND calls.status = 'dialing' AND calls.lease_token = d.t"
+      "   AND calls.carrier_call_id IS NULL"
+      " RETURNING calls.id" },
     /* A claim dial_start refused while its token is still current: the
      * batch was cancelled after the claim and the cancel's statement could
      * not see it (it read before the claim committed). Settle it here.
@@ -824,6 +836,72 @@ static void start_dials(bc_worker *w, bc_dial *ds, int n)
     PQclear(res);
 }
 
+/* Sends again the paced dials that are due, through dial_start's gate
+ * (redial_back): a dial whose batch was cancelled or paused meanwhile, or
+ * whose lease was taken over, is not sent. */
+static void redial_due(bc_worker *w, long long now)
+{
+    bc_dial ds[64];
+    int n = 0, m = 0;
+    json_t *arr = json_array();
+    bc_err err = { "" };
+    PGresult *res;
+    char *doc;
+
+    for (redial **pr = &w->redials; *pr && n < (int)(sizeof ds / sizeof *ds);) {
+        redial *rd = *pr;
+
+        if (rd->at > now) {
+            pr = &rd->next;
+            continue;
+        }
+        *pr = rd->next;
+        ds[n++] = rd->d;
+        free(rd);
+    }
+    if (!n) {
+        json_decref(arr);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:I}", "c", ds[i].call_id, "t",
+                                             (json_int_t)ds[i].lease_token));
+    doc = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    const char *p[] = { doc };
+    if (!doc || !(res = bc_pg_exec(w->pg, "redial_back", 1, p, &err))) {
+        /* Tried again later, as if paced once more. */
+        bc_log(w->ctx->log, BC_WARN, "dial.redial_failed", "{s:i,s:s}", "calls", n, "error",
+               doc ? err.msg : "out of memory");
+        free(doc);
+        for (int i = 0; i < n; i++) {
+            redial *rd = calloc(1, sizeof *rd);
+
+            if (!rd)
+                break;
+            rd->d = ds[i];
+            rd->at = now + PACED_RETRY_MS;
+            rd->next = w->redials;
+            w->redials = rd;
+        }
+        return;
+    }
+    free(doc);
+    for (int i = 0; i < n; i++) {
+        int back = 0;
+
+        for (int k = 0; k < PQntuples(res) && !back; k++)
+            back = !strcmp(PQgetvalue(res, k, 0), ds[i].call_id);
+        if (back)
+            ds[m++] = ds[i];
+        else
+            bc_metric_add(w->m_not_dialed, 1);
+    }
+    PQclear(res);
+    if (m)
+        start_dials(w, ds, m);
+}
+
 /* Drops the jobs marked gone from b's wait queue. */
 static void unlink_gone(wbatch *b)
 {
@@ -1012,19 +1090,7 @@ full:
         }
         pb = &b->next;
     }
-    for (redial **pr = &w->redials; *pr;) {
-        redial *rd = *pr;
-        bc_err err = { "" };
-
-        if (rd->at > now) {
-            pr = &rd->next;
-            continue;
-        }
-        *pr = rd->next;
-        if (bc_carrier_dial(w->carrier, &rd->d, &err) < 0)
-            end_call(w, rd->d.call_id, "failed", 0, "error", NULL, err.msg);
-        free(rd);
-    }
+    redial_due(w, now);
 }
 
 /* ---- carrier events --------------------------------------------------- */

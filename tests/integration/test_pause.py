@@ -208,3 +208,49 @@ def test_every_surface_pauses_and_resumes_a_batch_and_the_tenant(stack, surface)
     j = j["data"] if surface == "batch-call" else j
     assert j["paused"] is False and j["paused_at"] is None
     assert not stack.sql("SELECT paused_at FROM tenants WHERE id = %s", t["tenant_id"])[0][0]
+
+
+@pytest.mark.parametrize("verb", ["cancel", "pause"])
+def test_a_dial_the_carrier_paced_is_not_sent_after_a_cancel_or_pause(stack, tmp_path, verb):
+    """The carrier takes 2 calls a second and answers the rest 429; the
+    worker (not pacing itself) keeps them to send again. A cancel or pause
+    returns while such dials wait: none of them reaches the carrier after
+    it, and nothing is left holding a slot."""
+    from test_dispatch import Extra, ledger
+    extra = Extra(stack, tmp_path)
+    try:
+        sim = extra.start("sim-429", "batchcall-carrier-sim", {
+            "BC_SIM_CPS": "2", "BC_SIM_MS_PER_SECOND": "5", "BC_SIM_MIX": "completed=1"})
+        url = f"http://127.0.0.1:{sim.port}"
+        env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
+        extra.start("sched-429", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
+        extra.start("w-429", "batchcall-worker", env)
+        t = stack.tenant(concurrency=10)
+        numbers = [f"+1446{i:07d}" for i in range(30)]
+        bid = create(stack, t, numbers, limit=10, region="APAC")
+        wait_until(lambda: len(dials(stack, bid, url)) >= 2 and ledger(stack, url)["rejected_429"] >= 5,
+                   30, "dials placed and others paced")
+        r, returned = act(stack, t, f"/agents/calls/batches/{bid}/{verb}")
+        assert r.status_code == 200, r.text
+        wait_until(lambda: settled(stack, bid), 30, "nothing of the batch live any more")
+        time.sleep(1.5)    # six more paced retries' worth
+        placed = dials(stack, bid, url)
+        late = [d for d in placed if d["at_ms"] / 1000.0 > returned + GRACE]
+        print(f"{len(placed)} placed; last {max(d['at_ms'] for d in placed) / 1000.0 - returned:+.3f} s "
+              f"after the {verb} returned")
+        assert late == []
+        assert not stack.sql("SELECT id, status FROM calls WHERE batch_id = %s"
+                             " AND status IN ('claimed', 'dialing')", bid)
+        counts = status_counts(stack, bid)
+        if verb == "cancel":
+            assert set(counts) <= {"cancelled", "completed"}, counts
+            assert counts.get("completed", 0) == len(placed)
+            return
+        assert counts.get("completed", 0) == len(placed)
+        assert counts.get("queued", 0) == len(numbers) - len(placed)
+        r, _ = act(stack, t, f"/agents/calls/batches/{bid}/resume")
+        assert r.status_code == 200, r.text
+        all_terminal(stack, bid, 90)
+        assert_one_dial_per_recipient(stack, bid, numbers, 10, sim=url)
+    finally:
+        extra.stop()
