@@ -57,11 +57,17 @@ static const bc_pg_stmt stmts[] = {
      * no recipient of the batch is left to call. An endpoint only gets
      * events that ended after it was created. Event ids are derived from the
      * call (or the batch and its retry round), so a redelivered event finds
-     * its row already there. $1 [call-result event, ...] */
+     * its row already there. Events of tenants without an enabled endpoint
+     * are dropped first, and a batch's recipients are counted only once
+     * none is left active (found by batch_id): counted for every final
+     * event of every tenant, this statement took 870 ms a call in B5.
+     * $1 [call-result event, ...] */
     { "webhook_enqueue",
       "WITH e AS (SELECT x, x->>'call_id' AS call_id, x->>'batch_id' AS batch_id,"
       "                  x->>'tenant_id' AS tenant_id, (x->>'ended_at')::timestamptz AS ended_at"
-      "             FROM jsonb_array_elements($1::jsonb) AS x),"
+      "             FROM jsonb_array_elements($1::jsonb) AS x"
+      "            WHERE EXISTS (SELECT 1 FROM webhooks w"
+      "                           WHERE w.tenant_id = x->>'tenant_id' AND w.enabled)),"
       " ev AS (SELECT 'evt_' || e.call_id AS event_id,"
       "               CASE WHEN e.x->>'carrier_status' = 'completed' THEN 'call.completed'"
       "                    ELSE 'call.failed' END AS type, e.tenant_id, e.ended_at,"
@@ -87,6 +93,8 @@ static const bc_pg_stmt stmts[] = {
       "                                  ('queued', 'dispatched', 'started')) AS active"
       "                           FROM recipients r WHERE r.batch_id = b.id) c"
       "          WHERE e.x->'final' = 'true'::jsonb AND c.active = 0"
+      "            AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
+      "                            AND r.status IN ('queued', 'dispatched', 'started') OFFSET 0)"
       "          ORDER BY b.id, e.ended_at DESC))"
       " INSERT INTO webhook_deliveries (webhook_id, tenant_id, event_id, event_type, payload)"
       " SELECT w.id, w.tenant_id, ev.event_id, ev.type,"
