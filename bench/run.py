@@ -376,7 +376,11 @@ def b5(args):
             while sc.s.sql("SELECT count(*) FROM batches WHERE id = ANY(%s) AND state = 'admitted'",
                            bids)[0][0] < nb:
                 time.sleep(0.5)
+            pids = stack_pids(sc)
+            before, t0 = {k: cpu_seconds(p) for k, p in pids.items()}, time.monotonic()
             rates[waiting] = rate_over(sc, bids, args.b5_window)
+            cpu_table(f"B5 {waiting:,}", pids, before, {k: cpu_seconds(p) for k, p in pids.items()},
+                      time.monotonic() - t0)
         finally:
             sc.close()
     row("B5", f"attempts/s, {args.b5_big:,} waiting in {nb} batches",
