@@ -18,6 +18,7 @@ typedef struct bc_api {
     const char *carrier_token;  /* checks X-Twilio-Signature on callbacks */
     const char *public_url;     /* how the carrier reaches us, for signatures */
     int webhook_https_only;     /* refuse http:// webhook URLs */
+    int webhook_allow_private;  /* accept loopback/private webhook hosts */
     volatile int ready;
 } bc_api;
 

@@ -29,6 +29,7 @@ static const bc_config_key keys[] = {
     { "regions", "BC_REGIONS", BC_STR, "us,eu,apac", "regions served (comma-separated)" },
     { "carrier-auth-token", "BC_CARRIER_AUTH_TOKEN", BC_STR, "sim-auth-token", "carrier auth token; checks X-Twilio-Signature" },
     { "public-url", "BC_PUBLIC_URL", BC_STR, "http://127.0.0.1:8080", "base URL the carrier uses to reach this API" },
+    { "webhook-allow-private", "BC_WEBHOOK_ALLOW_PRIVATE", BC_BOOL, "false", "accept webhook URLs whose host is a loopback, private or link-local address, or localhost (receivers on a local network, the tests)" },
     { "webhook-require-https", "BC_WEBHOOK_REQUIRE_HTTPS", BC_BOOL, "true", "refuse webhook URLs that are not https (turn off for receivers on a local network)" },
     { 0 },
 };
@@ -306,6 +307,7 @@ int main(int argc, char **argv)
     api.carrier_token = bc_config_str(ctx.cfg, "carrier-auth-token");
     api.public_url = bc_config_str(ctx.cfg, "public-url");
     api.webhook_https_only = bc_config_bool(ctx.cfg, "webhook-require-https");
+    api.webhook_allow_private = bc_config_bool(ctx.cfg, "webhook-allow-private");
     threads = bc_config_int(ctx.cfg, "http-threads");
     if (threads < 1 || threads > 64) {
         bc_log(ctx.log, BC_ERROR, "config.invalid", "{s:s}", "error",

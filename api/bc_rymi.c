@@ -1137,7 +1137,8 @@ static int webhook_url(rq *r, json_t *in, int required, const char **url)
     char why[200];
 
     if (bc_json_str(in, "url", required, BC_URL_MAX, url, why, sizeof why) < 0 ||
-        (*url && bc_url_check(*url, r->api->webhook_https_only, why, sizeof why) < 0)) {
+        (*url && bc_url_check(*url, r->api->webhook_https_only, r->api->webhook_allow_private,
+                                  why, sizeof why) < 0)) {
         bad_field(r, why, "url");
         return -1;
     }

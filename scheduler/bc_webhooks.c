@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "bc_kafka.h"
 #include "bc_pg.h"
 #include "bc_publisher.h"
+#include "bc_url.h"
 
 #define MAX_BATCH 500          /* events per insert statement */
 #define CLAIM_MARGIN_MS 5000   /* a claim outlives its request by this much */
@@ -26,6 +28,7 @@ struct xfer {
     char *body;
     long long id, token, started_us;
     char errbuf[CURL_ERROR_SIZE];
+    int blocked;               /* the address resolved is not public */
 };
 
 struct bc_webhooks {
@@ -40,6 +43,7 @@ struct bc_webhooks {
     char dlq_topic[160];
     char max_attempts[16], backoff_ms[16], backoff_max_ms[16], claim_ms[16];
     long timeout_ms, concurrency, poll_ms;
+    int allow_private;         /* connect to any address (local receivers) */
     int inflight;
     xfer *sends;
     json_t *outcomes;          /* [{"id","t","ok","code","err"}] not yet written */
@@ -291,6 +295,20 @@ static struct curl_slist *header(struct curl_slist *h, const char *name, const c
     return curl_slist_append(h, line);
 }
 
+/* Opens a connection only to a public address: the URL was checked when
+ * it was registered, but a name can resolve anywhere by the time of the
+ * delivery (and to a new place on every try). */
+static curl_socket_t open_public(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    xfer *s = ud;
+
+    if (purpose == CURLSOCKTYPE_IPCXN && !bc_addr_public(&a->addr)) {
+        s->blocked = 1;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 /* Starts one signed POST for a claimed row. 0 or -1 (the claim then lapses
  * and the row is tried again later). */
 static int start(bc_webhooks *w, const PGresult *res, int i)
@@ -342,6 +360,10 @@ static int start(bc_webhooks *w, const PGresult *res, int i)
     curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
     /* A redirect is an answer we do not follow: it counts as a failure. */
     curl_easy_setopt(s->easy, CURLOPT_FOLLOWLOCATION, 0L);
+    if (!w->allow_private) {
+        curl_easy_setopt(s->easy, CURLOPT_OPENSOCKETFUNCTION, open_public);
+        curl_easy_setopt(s->easy, CURLOPT_OPENSOCKETDATA, s);
+    }
     if (curl_multi_add_handle(w->multi, s->easy) != CURLM_OK)
         goto fail;
     s->started_us = bc_now_us();
@@ -415,7 +437,10 @@ static void finish(bc_webhooks *w, CURL *easy, CURLcode code)
     ok = code == CURLE_OK && status >= 200 && status < 300;
     bc_metric_observe(w->m_seconds, (double)(bc_now_us() - s->started_us) / 1e6);
     bc_metric_add(ok ? w->m_delivered : code == CURLE_OK ? w->m_failed : w->m_error, 1);
-    if (code != CURLE_OK)
+    if (code != CURLE_OK && s->blocked)
+        snprintf(why, sizeof why, "refused to connect: the url's host is a loopback, private"
+                 " or link-local address");
+    else if (code != CURLE_OK)
         snprintf(why, sizeof why, "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(code));
     else if (!ok)
         snprintf(why, sizeof why, "HTTP %ld", status);
@@ -572,6 +597,7 @@ bc_webhooks *bc_webhooks_new(bc_ctx *ctx, bc_err *err)
     w->ctx = ctx;
     w->outcomes = json_array();
     w->timeout_ms = bc_config_int(c, "webhook-timeout-ms");
+    w->allow_private = bc_config_bool(c, "webhook-allow-private");
     w->concurrency = bc_config_int(c, "webhook-concurrency");
     w->poll_ms = bc_config_int(c, "webhook-poll-ms");
     if (bc_config_int(c, "webhook-max-attempts") < 1 || w->timeout_ms < 1 ||

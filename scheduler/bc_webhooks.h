@@ -32,6 +32,9 @@ typedef struct bc_webhooks bc_webhooks;
       "a try without a whole answer in this long has failed" },                     \
     { "webhook-concurrency", "BC_WEBHOOK_CONCURRENCY", BC_INT, "64",                \
       "webhook requests in flight at most, per process" },                          \
+    { "webhook-allow-private", "BC_WEBHOOK_ALLOW_PRIVATE", BC_BOOL, "false",        \
+      "deliver to loopback, private and link-local addresses too (receivers on a"   \
+      " local network, the tests); off, such a delivery fails without connecting" }, \
     { "webhook-poll-ms", "BC_WEBHOOK_POLL_MS", BC_INT, "100",                       \
       "how often due deliveries (retries) are looked for" }
 

@@ -48,7 +48,9 @@ up() {
     "$ROOT/build/batchcall" topics >/dev/null
     export BC_PUBLIC_URL="http://127.0.0.1:$API_PORT" BC_CARRIER_URL="http://127.0.0.1:$SIM_PORT"
     start carrier-sim batchcall-carrier-sim BC_SIM_PORT="$SIM_PORT" BC_SIM_MS_PER_SECOND="${BC_SIM_MS_PER_SECOND:-100}"
-    # A local stack posts webhooks to local receivers, which speak plain http.
+    # A local stack posts webhooks to local receivers, which speak plain http
+    # on loopback or the local network.
+    export BC_WEBHOOK_ALLOW_PRIVATE="${BC_WEBHOOK_ALLOW_PRIVATE:-1}"
     start api batchcall-api BC_API_PORT="$API_PORT" BC_WEBHOOK_REQUIRE_HTTPS="${BC_WEBHOOK_REQUIRE_HTTPS:-0}"
     start scheduler batchcall-scheduler BC_SCHEDULER_PORT=9102
     start worker batchcall-worker BC_WORKER_PORT=9101

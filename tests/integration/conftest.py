@@ -102,7 +102,7 @@ class Stack:
                         BC_PUBLIC_URL=self.api, BC_CARRIER_URL=self.sim,
                         BC_LOG_LEVEL="info",
                         # Test receivers listen on loopback, in plain http.
-                        BC_WEBHOOK_REQUIRE_HTTPS="0")
+                        BC_WEBHOOK_REQUIRE_HTTPS="0", BC_WEBHOOK_ALLOW_PRIVATE="1")
 
     def bin(self, name):
         return os.path.join(BUILD, name)

@@ -91,11 +91,14 @@ class Deliverers:
         self.stack, self.tmp, self.procs, self.n = stack, tmp, [], 0
 
     def start(self):
+        return self.start_with()
+
+    def start_with(self, **extra_env):
         self.n += 1
         port = free_port()
         env = dict(self.stack.env, BC_SCHEDULER_PORT=str(port), BC_WEBHOOKS="1",
                    BC_WEBHOOK_MAX_ATTEMPTS=str(MAX_ATTEMPTS), BC_WEBHOOK_BACKOFF_MS=str(BACKOFF_MS),
-                   BC_WEBHOOK_TIMEOUT_MS=str(TIMEOUT_MS), BC_WEBHOOK_POLL_MS="50")
+                   BC_WEBHOOK_TIMEOUT_MS=str(TIMEOUT_MS), BC_WEBHOOK_POLL_MS="50", **extra_env)
         p = Proc(f"deliverer{self.n}", [os.path.join(BUILD, "batchcall-scheduler")], env, self.tmp)
         p.url = f"http://127.0.0.1:{port}"
         self.procs.append(p)
@@ -439,3 +442,51 @@ def test_bad_registrations_get_documented_errors_and_change_nothing(stack, tmp_p
         assert r.status_code == 201, r.text
     finally:
         assert api.stop() == 0
+
+
+def test_private_addresses_are_refused_when_registered_and_when_delivered(
+        stack, receiver, deliverers, tmp_path):
+    """Outside a local stack (BC_WEBHOOK_ALLOW_PRIVATE off, the default) a
+    tenant cannot point a webhook at our own network: an address of
+    loopback, a private or link-local range (cloud metadata) is refused
+    when registered, and a name that resolves to one is refused at
+    delivery, before connecting."""
+    t = stack.tenant()
+    h = bearer(t["api_key"])
+    rcv = receiver()
+    count = lambda: stack.sql("SELECT count(*) FROM webhooks WHERE tenant_id = %s", t["tenant_id"])[0][0]
+    port = free_port()
+    api = Proc("api-public", [os.path.join(BUILD, "batchcall-api")],
+               dict(stack.env, BC_API_PORT=str(port), BC_WEBHOOK_ALLOW_PRIVATE="0"), str(tmp_path))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        stack.wait_ready(url)
+        for bad in (rcv.url, "http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/in",
+                    "http://[::1]:8080/in", "http://[::ffff:192.168.0.1]/in",
+                    f"http://localhost:{rcv.server.server_address[1]}/hooks/batchcall"):
+            r = requests.post(url + "/v1/webhooks", headers=h,
+                              json={"url": bad, "events": ["call.completed"]}, timeout=10)
+            assert r.status_code == 400 and r.json()["detail"] == "url", (bad, r.text)
+            assert "loopback, private or link-local" in r.json()["error"]
+        assert count() == 0
+        r = requests.post(url + "/v1/webhooks", headers=h,
+                          json={"url": "http://hooks.example.test/in", "events": ["call.completed"]},
+                          timeout=10)
+        assert r.status_code == 201, r.text
+        requests.delete(f"{url}/v1/webhooks/{r.json()['id']}", headers=h, timeout=10)
+    finally:
+        assert api.stop() == 0
+
+    # A name is only known at delivery: "localhost" registered where private
+    # hosts are allowed, delivered by a scheduler where they are not.
+    w = register(stack, t, f"http://localhost:{rcv.server.server_address[1]}/hooks/batchcall",
+                 events=("call.completed", "call.failed"))
+    deliverers.start_with(BC_WEBHOOK_ALLOW_PRIVATE="0")
+    bid = run_batch(stack, t, ["+14155551101"])
+    wait_batch_done(stack, bid)
+    errs = wait_until(lambda: stack.sql("SELECT last_error FROM webhook_deliveries"
+                                        " WHERE webhook_id = %s AND attempts >= 1", w["id"]) or None,
+                      30, "a try of the delivery")
+    assert "loopback, private or link-local" in errs[0][0], errs
+    time.sleep(1.0)
+    assert rcv.got() == []
