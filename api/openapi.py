@@ -259,7 +259,7 @@ schemas = {
   "Webhook": obj({"id": S, "url": S, "events": {"type": "array", "items": S}, "enabled": B,
                   "secret": S, "created_at": S, "updated_at": S}, ["id", "url", "events", "enabled"]),
   "WebhookIn": obj({"url": {"type": "string", "format": "uri", "maxLength": 2048,
-                           "description": "https (http only where BC_WEBHOOK_REQUIRE_HTTPS is off); no user or password"},
+                           "description": "https (http only where BC_WEBHOOK_REQUIRE_HTTPS is off); no user or password; not a loopback, private or link-local address (unless BC_WEBHOOK_ALLOW_PRIVATE)"},
       "enabled": B, "events": {"type": "array", "minItems": 1, "maxItems": 16,
           "items": {"type": "string", "enum": ["call.completed", "call.failed", "batch.completed"]}}}),
   "WebhookDelivery": obj({"id": S, "event_id": S, "event_type": S,
