@@ -490,3 +490,42 @@ def test_private_addresses_are_refused_when_registered_and_when_delivered(
     assert "loopback, private or link-local" in errs[0][0], errs
     time.sleep(1.0)
     assert rcv.got() == []
+
+
+def test_a_batch_its_latest_at_ended_sends_batch_completed_once(stack, receiver, deliverers):
+    """When the batch's last recipients expire rather than end a call, no
+    call-result says the batch is over: the expiry sweep queues its
+    batch.completed, with the expired count, once."""
+    from test_dispatch import create, dials
+    from test_pause import settled
+    d = deliverers.start()
+    t = stack.tenant(concurrency=4)
+    rcv = receiver()
+    w = register(stack, t, rcv.url, events=("batch.completed",))
+    numbers = [f"+1452{i:07d}" for i in range(20)]
+    bid = create(stack, t, numbers, limit=1, ttl=3600)
+    wait_until(lambda: len(dials(stack, bid)) >= 2, 30, "the batch to be dialing")
+    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/pause",
+                      headers=cartesia_headers(t["api_key"]), timeout=10)
+    assert r.status_code == 200, r.text
+    wait_until(lambda: settled(stack, bid), 30, "the live call to finish")
+    time.sleep(1.0)
+    assert rcv.got() == []            # paused, not over
+    dialed = len(dials(stack, bid))
+    stack.sql("INSERT INTO clock_offset (one, offset_s) VALUES (true, 7200)"
+              " ON CONFLICT (one) DO UPDATE SET offset_s = excluded.offset_s")
+    try:
+        got = wait_until(lambda: rcv.got() or None, 30, "batch.completed")
+        time.sleep(1.5)               # a second one would arrive by now
+    finally:
+        stack.sql("DELETE FROM clock_offset")
+    got = rcv.got()
+    assert len(got) == 1, got
+    verify(w["secret"], got[0]["headers"], got[0]["body"])
+    ev = json.loads(got[0]["body"])
+    assert ev["type"] == "batch.completed" and ev["id"].startswith(f"evt_{bid}_")
+    data = ev["data"]
+    assert data["batch_id"] == bid and data["total"] == len(numbers)
+    assert data["expired"] == len(numbers) - dialed
+    assert data["completed"] + data["failed"] == dialed and data["cancelled"] == 0
+    assert deliverers.metrics(d).get('webhook_deliveries_total{outcome="delivered"}', 0) >= 1
