@@ -1318,11 +1318,13 @@ void bc_worker_tick(bc_worker *w)
         for (n = 0; n < 500 && w->in_hand < w->max_in_hand &&
                     (m = bc_kafka_consume(w->jobs, 0)); n++)
             take_job(w, m);
-        /* Back-pressure: stop fetching instead of buffering without bound. */
+        /* Back-pressure: stop fetching instead of buffering without bound,
+         * and fetch again below half of it: 2 * in_hand < max, not in_hand
+         * < max / 2, which with a maximum of 1 never holds (0 < 0). */
         if (!w->paused && w->in_hand >= w->max_in_hand) {
             bc_kafka_pause(w->jobs, 1);
             w->paused = 1;
-        } else if (w->paused && w->in_hand < w->max_in_hand / 2) {
+        } else if (w->paused && 2 * w->in_hand < w->max_in_hand) {
             bc_kafka_pause(w->jobs, 0);
             w->paused = 0;
         }

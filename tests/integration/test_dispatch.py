@@ -279,6 +279,20 @@ def test_a_burst_is_paced_to_the_carriers_rate_without_refusals(stack, extra):
     assert stack.sql("SELECT max(attempts) FROM recipients WHERE batch_id = %s", bid)[0][0] == 1
 
 
+def test_a_worker_holding_one_job_at_most_finishes_its_batch(stack, extra):
+    """BC_WORKER_MAX_IN_HAND=1: the worker pauses its partitions at every job
+    it takes and must fetch again once that job is claimed; it once waited
+    for fewer than 1 / 2 (integer: 0) jobs in hand and never fetched again."""
+    w = extra.start("w-eu-one", "batchcall-worker", {"BC_REGION": "eu",
+                                                    "BC_WORKER_MAX_IN_HAND": "1"})
+    t = stack.tenant(concurrency=10)
+    numbers = [f"+1437{i:07d}" for i in range(5)]
+    bid = create(stack, t, numbers, limit=5, region="EU")
+    all_terminal(stack, bid, 60)
+    assert_one_dial_per_recipient(stack, bid, numbers, 5)
+    assert metric(w.port, "worker_claims_total") >= 5
+
+
 def hhmm(dt):
     return dt.strftime("%H:%M")
 
