@@ -1,7 +1,14 @@
 /* bc_sql: statements more than one process prepares. Each states its
- * precondition in its WHERE clause; callers check the row count. */
+ * precondition in its WHERE clause; callers check the row count. And
+ * bc_sql_top_up, the periodic window top-up the worker and the scheduler
+ * share. */
 #ifndef BC_SQL_H
 #define BC_SQL_H
+
+#include "bc_err.h"
+#include "bc_log.h"
+#include "bc_pg.h"
+#include "bc_publisher.h"
 
 /* Tops up a batch's window: releases the next queued recipients (in seq
  * order, due ones only, inside their calling hours, none past the batch's
@@ -107,5 +114,20 @@
 
 /* Jobs in flight per batch: this many times its concurrency limit. */
 #define BC_WINDOW_MULTIPLE "2"
+
+/* bc_sql_top_up's failures; after either nothing is committed or published. */
+#define BC_SQL_FAILED (-1)   /* a release or the commit failed: rolled back */
+#define BC_SQL_NO_TXN (-2)   /* the transaction could not begin: nothing ran */
+
+/* Tops up the windows of n batches: runs BC_SQL_RELEASE (prepared on pg's
+ * connection as "release") for each with jobs_topic and, once committed,
+ * hands the jobs it wrote to pub. A publish that fails is left to the
+ * scheduler's relay, and logged (publish.deferred) if log is not NULL.
+ * Several batches share one transaction: one commit (one WAL flush) for
+ * all, not one each; one batch is its one statement, no BEGIN/COMMIT.
+ * Returns how many jobs it released, or BC_SQL_FAILED or BC_SQL_NO_TXN
+ * (only when n > 1) with err set. */
+int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
+                  const char *const *batches, int n, bc_log *log, bc_err *err);
 
 #endif

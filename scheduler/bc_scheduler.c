@@ -324,36 +324,29 @@ static void admission(bc_scheduler *s)
 
 static void top_up(bc_scheduler *s)
 {
-    const char *p[] = { s->region };
+    const char *p[] = { s->region }, **ids;
     bc_err err = { "" };
-    PGresult *res = bc_pg_exec(s->pg, "running", 1, p, &err), **rel;
-    int n = 0, want;
+    PGresult *res = bc_pg_exec(s->pg, "running", 1, p, &err);
+    int n, jobs;
 
     if (!res)
         return;
-    /* Every batch's top-up in one transaction: one commit (one WAL flush),
-     * not one per batch; the jobs are published once it committed. */
-    want = PQntuples(res);
-    if (want == 0 || !(rel = calloc((size_t)want, sizeof *rel)) || bc_pg_begin(s->pg, &err) < 0) {
-        if (want > 0 && rel)
-            free(rel);
+    n = PQntuples(res);
+    if (n == 0 || !(ids = calloc((size_t)n, sizeof *ids))) {
         PQclear(res);
         return;
     }
-    for (; n < want; n++)
-        if (!(rel[n] = release(s, bc_pg_val(res, n, "id"), &err)))
-            break;
-    PQclear(res);
-    if (n < want || bc_pg_commit(s->pg, &err) < 0) {
-        bc_log(s->ctx->log, BC_WARN, "window.topup_failed", "{s:s}", "error", err.msg);
-        bc_pg_rollback(s->pg);
-    } else {
-        for (int i = 0; i < n; i++)
-            publish(s, rel[i], s->m_released);
-    }
     for (int i = 0; i < n; i++)
-        PQclear(rel[i]);
-    free(rel);
+        ids[i] = bc_pg_val(res, i, "id");
+    /* Every batch's top-up in one transaction: one commit (one WAL flush),
+     * not one per batch; the jobs are published once it committed. */
+    jobs = bc_sql_top_up(s->pg, s->pub, s->jobs_topic, ids, n, NULL, &err);
+    if (jobs == BC_SQL_FAILED)
+        bc_log(s->ctx->log, BC_WARN, "window.topup_failed", "{s:s}", "error", err.msg);
+    else if (jobs > 0)
+        bc_metric_add(s->m_released, jobs);
+    free(ids);
+    PQclear(res);
 }
 
 static void relay(bc_scheduler *s)

@@ -520,18 +520,12 @@ static void publish_rows(bc_worker *w, PGresult *res)
 /* Releases the batch's next jobs now that a slot is free. */
 static void top_up(bc_worker *w, const char *batch)
 {
-    const char *p[] = { batch, BC_WINDOW_MULTIPLE, w->jobs_topic };
     bc_err err = { "" };
-    PGresult *res = bc_pg_exec(w->pg, "release", 3, p, &err);
 
-    if (!res) {
+    if (bc_sql_top_up(w->pg, w->pub, w->jobs_topic, &batch, 1, w->ctx->log, &err) < 0)
         /* The scheduler's periodic top-up covers it. */
         bc_log(w->ctx->log, BC_WARN, "window.topup_failed", "{s:s,s:s}", "batch_id",
                batch, "error", err.msg);
-        return;
-    }
-    publish_rows(w, res);
-    PQclear(res);
 }
 
 /* Notes that batch's window may top up; done_top_ups() runs them. */
@@ -552,38 +546,25 @@ static void want_top_up(bc_worker *w, const char *batch)
  * 4,000 commits a second. The jobs are published once it committed. */
 static void run_top_ups(bc_worker *w, long long now)
 {
-    PGresult *rel[MAX_TOPUPS];
-    int n = 0, want = w->ntopups;
+    const char *ids[MAX_TOPUPS];
+    int n = w->ntopups, rc;
     bc_err err = { "" };
 
-    if (now < w->next_topup || want == 0)
+    if (now < w->next_topup || n == 0)
         return;
     w->next_topup = now + TOPUP_EVERY_MS;
-    if (w->ntopups == 1 || bc_pg_begin(w->pg, &err) < 0) {
-        for (int i = 0; i < w->ntopups; i++)
-            top_up(w, w->topups[i]);
-        w->ntopups = 0;
-        return;
-    }
-    for (int i = 0; i < w->ntopups; i++) {
-        const char *p[] = { w->topups[i], BC_WINDOW_MULTIPLE, w->jobs_topic };
-
-        if (!(rel[n] = bc_pg_exec(w->pg, "release", 3, p, &err)))
-            break;
-        n++;
-    }
     w->ntopups = 0;
-    if (n < want || bc_pg_commit(w->pg, &err) < 0) {
+    for (int i = 0; i < n; i++)
+        ids[i] = w->topups[i];
+    rc = n == 1 ? BC_SQL_NO_TXN
+                : bc_sql_top_up(w->pg, w->pub, w->jobs_topic, ids, n, w->ctx->log, &err);
+    if (rc == BC_SQL_NO_TXN) {
+        /* One batch needs no transaction; none could begin: each alone. */
+        for (int i = 0; i < n; i++)
+            top_up(w, ids[i]);
+    } else if (rc == BC_SQL_FAILED) {
         /* The scheduler's periodic top-up covers them. */
         bc_log(w->ctx->log, BC_WARN, "window.topup_failed", "{s:s}", "error", err.msg);
-        bc_pg_rollback(w->pg);
-        for (int i = 0; i < n; i++)
-            PQclear(rel[i]);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        publish_rows(w, rel[i]);
-        PQclear(rel[i]);
     }
 }
 
