@@ -744,6 +744,70 @@ bc_batch_rc bc_batch_pause(bc_pg *pg, const bc_principal *who, const char *id, b
     return BC_BATCH_CONFLICT;
 }
 
+/* Begins the transaction of an action on a batch and locks its tenant, then
+ * it: the lock order of creation and admission. The batch must be in state
+ * only, if that is not NULL, else in any but cancelled; done names the
+ * action in the conflict's words ("resumed"). BC_BATCH_OK with *row the
+ * batch_lock row (the caller clears it) and, if concurrency is not NULL,
+ * the tenant's; otherwise rolled back, with err set but for NOT_FOUND. */
+static bc_batch_rc lock_batch(bc_pg *pg, const bc_principal *who, const char *id,
+                              const char *only, const char *done, PGresult **row,
+                              long *concurrency, bc_err *err)
+{
+    const char *p[] = { id, who->tenant_id }, *t[] = { who->tenant_id }, *state;
+    PGresult *res;
+    bc_batch_rc rc = BC_BATCH_ERROR;
+
+    if (bc_pg_begin(pg, err) < 0)
+        return BC_BATCH_ERROR;
+    if (!(res = one(pg, "tenant_lock", 1, t, err)))
+        goto fail;
+    if (concurrency)
+        *concurrency = bc_pg_int(res, 0, "concurrency", 1);
+    PQclear(res);
+    if (!(res = one(pg, "batch_lock", 2, p, err)))
+        goto fail;
+    if (PQntuples(res) != 1) {
+        rc = BC_BATCH_NOT_FOUND;
+        goto fail;
+    }
+    state = bc_pg_val(res, 0, "state");
+    if (only ? strcmp(state, only) != 0 : !strcmp(state, "cancelled")) {
+        if (only)
+            bc_err_set(err, "only a %s can be %s; this batch is %s", only, done, state);
+        else
+            bc_err_set(err, "a cancelled batch cannot be %s", done);
+        rc = BC_BATCH_CONFLICT;
+        goto fail;
+    }
+    *row = res;
+    return BC_BATCH_OK;
+fail:
+    bc_pg_rollback(pg);
+    PQclear(res);
+    return rc;
+}
+
+/* Ends the transaction of an action on a batch: commits, if commit, then
+ * publishes the jobs of rel; rolls back if not or if the commit failed.
+ * Clears res and rel. */
+static bc_batch_rc end_action(bc_api *api, bc_pg *pg, int commit, PGresult *res,
+                              PGresult *rel, bc_err *err)
+{
+    bc_batch_rc rc = BC_BATCH_ERROR;
+
+    if (commit && bc_pg_commit(pg, err) == 0) {
+        if (rel)
+            bc_publisher_outbox_rows(api->pub, rel, NULL);
+        rc = BC_BATCH_OK;
+    } else {
+        bc_pg_rollback(pg);
+    }
+    PQclear(res);
+    PQclear(rel);
+    return rc;
+}
+
 /* Releases the first window of each batch in res (columns id, region) into
  * the outbox; the rows to publish are appended to rels (at most cap).
  * Inside the caller's transaction. */
@@ -770,28 +834,13 @@ static int release_each(bc_api *api, bc_pg *pg, PGresult *res, PGresult **rels, 
 bc_batch_rc bc_batch_resume(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
                             bc_err *err)
 {
-    const char *p[] = { id, who->tenant_id }, *t[] = { who->tenant_id };
+    const char *p[] = { id, who->tenant_id };
     PGresult *res = NULL, *rel = NULL;
-    bc_batch_rc rc = BC_BATCH_ERROR;
+    bc_batch_rc rc;
     int nrel = 0;
 
-    if (bc_pg_begin(pg, err) < 0)
-        return BC_BATCH_ERROR;
-    /* Tenant, then batch: the lock order of creation and admission. */
-    if (!(res = one(pg, "tenant_lock", 1, t, err)))
-        goto out;
-    PQclear(res);
-    if (!(res = one(pg, "batch_lock", 2, p, err)))
-        goto out;
-    if (PQntuples(res) != 1) {
-        rc = BC_BATCH_NOT_FOUND;
-        goto out;
-    }
-    if (!strcmp(bc_pg_val(res, 0, "state"), "cancelled")) {
-        bc_err_set(err, "a cancelled batch cannot be resumed");
-        rc = BC_BATCH_CONFLICT;
-        goto out;
-    }
+    if ((rc = lock_batch(pg, who, id, NULL, "resumed", &res, NULL, err)) != BC_BATCH_OK)
+        return rc;
     PQclear(res);
     if (!(res = one(pg, "batch_resume", 2, p, err)))
         goto out;
@@ -799,17 +848,9 @@ bc_batch_rc bc_batch_resume(bc_api *api, bc_pg *pg, const bc_principal *who, con
     if (PQntuples(res) == 1 && !strcmp(bc_pg_val(res, 0, "resumed"), "t") &&
         release_each(api, pg, res, &rel, 1, &nrel, err) < 0)
         goto out;
-    if (bc_pg_commit(pg, err) < 0)
-        goto out;
-    if (rel)
-        bc_publisher_outbox_rows(api->pub, rel, NULL);
-    rc = BC_BATCH_OK;
+    return end_action(api, pg, 1, res, rel, err);
 out:
-    if (rc != BC_BATCH_OK)
-        bc_pg_rollback(pg);
-    PQclear(res);
-    PQclear(rel);
-    return rc;
+    return end_action(api, pg, 0, res, rel, err);
 }
 
 #define MAX_RESUMED 1000   /* batches whose first window a tenant resume publishes itself */
@@ -906,47 +947,21 @@ static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concur
 bc_batch_rc bc_batch_send(bc_api *api, bc_pg *pg, const bc_principal *who,
                           const char *id, bc_err *err)
 {
-    const char *p[] = { id, who->tenant_id }, *t[] = { who->tenant_id };
-    PGresult *res = NULL, *rel = NULL;
-    bc_batch_rc rc = BC_BATCH_ERROR;
+    PGresult *res, *rel = NULL;
+    bc_batch_rc rc;
     char limit[16], region[16];
     long concurrency;
-    int ahead;
+    int ahead, ok;
 
-    if (bc_pg_begin(pg, err) < 0)
-        return BC_BATCH_ERROR;
-    if (!(res = one(pg, "tenant_lock", 1, t, err)))
-        goto out;
-    concurrency = bc_pg_int(res, 0, "concurrency", 1);
-    PQclear(res);
-    if (!(res = one(pg, "batch_lock", 2, p, err)))
-        goto out;
-    if (PQntuples(res) != 1) {
-        rc = BC_BATCH_NOT_FOUND;
-        goto out;
-    }
-    if (strcmp(bc_pg_val(res, 0, "state"), "draft")) {
-        bc_err_set(err, "only a draft can be sent; this batch is %s", bc_pg_val(res, 0, "state"));
-        rc = BC_BATCH_CONFLICT;
-        goto out;
-    }
+    if ((rc = lock_batch(pg, who, id, "draft", "sent", &res, &concurrency, err)) != BC_BATCH_OK)
+        return rc;
     snprintf(limit, sizeof limit, "%s", bc_pg_val(res, 0, "target_concurrency_limit"));
     snprintf(region, sizeof region, "%s", bc_pg_val(res, 0, "region"));
     ahead = !strcmp(bc_pg_val(res, 0, "ahead"), "t");
     PQclear(res);
-    res = NULL;
-    if (admit_or_wait(api, pg, who->tenant_id, concurrency, id, limit, region, ahead, &rel,
-                      err) < 0 || bc_pg_commit(pg, err) < 0)
-        goto out;
-    if (rel)
-        bc_publisher_outbox_rows(api->pub, rel, NULL);
-    rc = BC_BATCH_OK;
-out:
-    if (rc != BC_BATCH_OK)
-        bc_pg_rollback(pg);
-    PQclear(res);
-    PQclear(rel);
-    return rc;
+    ok = admit_or_wait(api, pg, who->tenant_id, concurrency, id, limit, region, ahead, &rel,
+                       err) == 0;
+    return end_action(api, pg, ok, NULL, rel, err);
 }
 
 bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
@@ -954,30 +969,13 @@ bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
 {
     const char *p[] = { id, who->tenant_id };
     PGresult *res = NULL, *rel = NULL;
-    bc_batch_rc rc = BC_BATCH_ERROR;
+    bc_batch_rc rc;
     char limit[16], region[16];
     long concurrency;
     int was_admitted, paused;
 
-    if (bc_pg_begin(pg, err) < 0)
-        return BC_BATCH_ERROR;
-    /* Tenant first, then batch: the same lock order as creation. */
-    const char *t[] = { who->tenant_id };
-    if (!(res = one(pg, "tenant_lock", 1, t, err)))
-        goto out;
-    concurrency = bc_pg_int(res, 0, "concurrency", 1);
-    PQclear(res);
-    if (!(res = one(pg, "batch_lock", 2, p, err)))
-        goto out;
-    if (PQntuples(res) != 1) {
-        rc = BC_BATCH_NOT_FOUND;
-        goto out;
-    }
-    if (!strcmp(bc_pg_val(res, 0, "state"), "cancelled")) {
-        bc_err_set(err, "a cancelled batch cannot be retried");
-        rc = BC_BATCH_CONFLICT;
-        goto out;
-    }
+    if ((rc = lock_batch(pg, who, id, NULL, "retried", &res, &concurrency, err)) != BC_BATCH_OK)
+        return rc;
     /* An admitted (or paused) batch with work left still holds its
      * reservation; one whose recipients all ended gave it back and must be
      * admitted anew (a held one then waits as pending). A paused one gets
@@ -1005,17 +1003,9 @@ bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
         if (!(rel = one(pg, "release", 3, q, err)))
             goto out;
     }
-    if (bc_pg_commit(pg, err) < 0)
-        goto out;
-    if (rel)
-        bc_publisher_outbox_rows(api->pub, rel, NULL);
-    rc = BC_BATCH_OK;
+    return end_action(api, pg, 1, res, rel, err);
 out:
-    if (rc != BC_BATCH_OK)
-        bc_pg_rollback(pg);
-    PQclear(res);
-    PQclear(rel);
-    return rc;
+    return end_action(api, pg, 0, res, rel, err);
 }
 
 json_t *bc_batch_list(bc_pg *pg, const char *tenant_id, const char *agent_id,
