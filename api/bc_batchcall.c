@@ -366,24 +366,15 @@ static void tasks(bc_pg *pg, const bc_principal *who, const char *id, const bc_h
 static void act(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
                 const char *verb, bc_http_resp *resp)
 {
-    bc_err err = { "" };
-    bc_batch_rc rc = !strcmp(verb, "cancel") ? bc_batch_cancel(pg, who, id, &err)
-                   : !strcmp(verb, "pause")  ? bc_batch_pause(pg, who, id, &err)
-                   : !strcmp(verb, "resume") ? bc_batch_resume(api, pg, who, id, &err)
-                                             : bc_batch_send(api, pg, who, id, &err);
+    static const bc_batch_errors errors = { error, "Batch call not found",
+                                            "The batch call could not be updated" };
 
-    if (rc == BC_BATCH_OK)
+    if (bc_batch_action(api, pg, who, id, verb, &errors, resp))
         send_batch(api, pg, who, id, 200, !strcmp(verb, "cancel")
                    ? "Batch call cancelled successfully"
                    : !strcmp(verb, "pause") ? "Batch call paused successfully"
                    : !strcmp(verb, "resume") ? "Batch call resumed successfully"
                    : "Batch call sent successfully", resp);
-    else if (rc == BC_BATCH_NOT_FOUND)
-        error(resp, 404, "not_found", "Batch call not found");
-    else if (rc == BC_BATCH_CONFLICT)
-        error(resp, 409, "conflict", err.msg);
-    else
-        error(resp, 500, "internal_error", "The batch call could not be updated");
 }
 
 /* Extension: POST /batch-call/pause and /resume, for every batch call. */

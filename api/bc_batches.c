@@ -853,6 +853,45 @@ out:
     return end_action(api, pg, 0, res, rel, err);
 }
 
+int bc_batch_action(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
+                    const char *verb, const bc_batch_errors *e, bc_http_resp *resp)
+{
+    static const char *const done[][2] = {
+        { "cancel", "batch.cancelled" }, { "pause", "batch.paused" },
+        { "resume", "batch.resumed" },   { "retry", "batch.retried" },
+        { "send", "batch.sent" },
+    };
+    bc_err err = { "" };
+    bc_batch_rc rc = !strcmp(verb, "cancel") ? bc_batch_cancel(pg, who, id, &err)
+                   : !strcmp(verb, "pause")  ? bc_batch_pause(pg, who, id, &err)
+                   : !strcmp(verb, "resume") ? bc_batch_resume(api, pg, who, id, &err)
+                   : !strcmp(verb, "retry")  ? bc_batch_retry(api, pg, who, id, &err)
+                   : !strcmp(verb, "send")   ? bc_batch_send(api, pg, who, id, &err)
+                                             : BC_BATCH_ERROR;
+
+    switch (rc) {
+    case BC_BATCH_OK:
+        for (size_t i = 0; i < sizeof done / sizeof done[0]; i++)
+            if (!strcmp(done[i][0], verb))
+                bc_log(api->ctx->log, BC_INFO, done[i][1], "{s:s,s:s}", "tenant_id",
+                       who->tenant_id, "batch_id", id);
+        return 1;
+    case BC_BATCH_NOT_FOUND:
+        e->error(resp, 404, "not_found", e->not_found);
+        return 0;
+    case BC_BATCH_CONFLICT:
+        e->error(resp, 409, "conflict", err.msg);
+        return 0;
+    default:
+        if (!err.msg[0])
+            bc_err_set(&err, "no such action");
+        bc_log(api->ctx->log, BC_ERROR, "batch.action_failed", "{s:s,s:s,s:s,s:s}", "action",
+               verb, "tenant_id", who->tenant_id, "batch_id", id, "error", err.msg);
+        e->error(resp, 500, "internal_error", e->failed);
+        return 0;
+    }
+}
+
 #define MAX_RESUMED 1000   /* batches whose first window a tenant resume publishes itself */
 
 json_t *bc_tenant_pause(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,

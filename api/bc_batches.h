@@ -89,6 +89,22 @@ bc_batch_rc bc_batch_pause(bc_pg *pg, const bc_principal *who, const char *id,
 bc_batch_rc bc_batch_resume(bc_api *api, bc_pg *pg, const bc_principal *who,
                             const char *id, bc_err *err);
 
+/* How a surface words a batch action's failures (bc_batch_action). */
+typedef struct bc_batch_errors {
+    /* Answers an error in the surface's own shape. */
+    void (*error)(bc_http_resp *resp, int status, const char *code, const char *msg);
+    const char *not_found;   /* the 404's message */
+    const char *failed;      /* the 500's message */
+} bc_batch_errors;
+
+/* Runs verb (cancel, pause, resume, retry or send) on batch id. Done, it
+ * logs batch.cancelled (paused, resumed, retried, sent) and returns 1: the
+ * caller answers with the batch. Else it answers through e: 404
+ * not_found, 409 conflict saying why, or 500 internal_error, logged as
+ * batch.action_failed; and returns 0. */
+int bc_batch_action(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
+                    const char *verb, const bc_batch_errors *e, bc_http_resp *resp);
+
 /* Pauses (pause 1) or resumes (0) every batch of the caller's tenant; while
  * it is paused, new batches wait too. Returns {"paused", "paused_at",
  * "batches": how many this call paused or resumed}; NULL with err set on

@@ -352,33 +352,11 @@ static void respond_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
 static void action(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
                    const char *verb, bc_http_resp *resp)
 {
-    bc_err err = { "" };
-    bc_batch_rc rc = !strcmp(verb, "cancel") ? bc_batch_cancel(pg, who, id, &err)
-                   : !strcmp(verb, "pause")  ? bc_batch_pause(pg, who, id, &err)
-                   : !strcmp(verb, "resume") ? bc_batch_resume(api, pg, who, id, &err)
-                                             : bc_batch_retry(api, pg, who, id, &err);
-    char event[32];
+    static const bc_batch_errors errors = { error, "batch not found",
+                                            "The batch could not be updated." };
 
-    switch (rc) {
-    case BC_BATCH_OK:
-        snprintf(event, sizeof event, "batch.%s", !strcmp(verb, "cancel") ? "cancelled"
-                 : !strcmp(verb, "pause") ? "paused" : !strcmp(verb, "resume") ? "resumed"
-                 : "retried");
-        bc_log(api->ctx->log, BC_INFO, event, "{s:s,s:s}", "tenant_id", who->tenant_id,
-               "batch_id", id);
+    if (bc_batch_action(api, pg, who, id, verb, &errors, resp))
         respond_batch(api, pg, who, id, 200, resp);
-        break;
-    case BC_BATCH_NOT_FOUND:
-        error(resp, 404, "not_found", "batch not found");
-        break;
-    case BC_BATCH_CONFLICT:
-        error(resp, 409, "conflict", err.msg);
-        break;
-    default:
-        bc_log(api->ctx->log, BC_ERROR, "batch.action_failed", "{s:s,s:s}", "action", verb,
-               "error", err.msg);
-        error(resp, 500, "internal_error", "The batch could not be updated.");
-    }
 }
 
 /* Extension: pause or resume every batch of the tenant. */

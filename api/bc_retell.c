@@ -538,31 +538,11 @@ out:
 static void act(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
                 const char *verb, bc_http_resp *resp)
 {
-    bc_err err = { "" };
-    bc_batch_rc rc = !strcmp(verb, "cancel") ? bc_batch_cancel(pg, who, id, &err)
-                   : !strcmp(verb, "pause")  ? bc_batch_pause(pg, who, id, &err)
-                                             : bc_batch_resume(api, pg, who, id, &err);
-    char event[32];
+    static const bc_batch_errors errors = { error, "Batch call not found.",
+                                            "An unexpected server error occurred." };
 
-    switch (rc) {
-    case BC_BATCH_OK:
-        snprintf(event, sizeof event, "batch.%s", !strcmp(verb, "cancel") ? "cancelled"
-                 : !strcmp(verb, "pause") ? "paused" : "resumed");
-        bc_log(api->ctx->log, BC_INFO, event, "{s:s,s:s}", "tenant_id", who->tenant_id,
-               "batch_id", id);
+    if (bc_batch_action(api, pg, who, id, verb, &errors, resp))
         respond(api, pg, who, id, 200, resp);
-        break;
-    case BC_BATCH_NOT_FOUND:
-        error(resp, 404, "not_found", "Batch call not found.");
-        break;
-    case BC_BATCH_CONFLICT:
-        error(resp, 409, "conflict", err.msg);
-        break;
-    default:
-        bc_log(api->ctx->log, BC_ERROR, "batch.action_failed", "{s:s,s:s}", "action", verb,
-               "error", err.msg);
-        error(resp, 500, "internal_error", "An unexpected server error occurred.");
-    }
 }
 
 /* Pause or resume every batch call of the account (extension). */

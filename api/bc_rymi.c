@@ -541,44 +541,21 @@ static void events(rq *r, const char *id)
     bc_http_json(r->resp, 200, json_pack("{s:s,s:o}", "call_id", id, "events", ev));
 }
 
+static const bc_batch_errors session_errors = { error, "Call not found",
+                                                "Internal server error" };
+
 static void end_session(rq *r, const char *id)
 {
-    bc_err err = { "" };
-
-    switch (bc_batch_cancel(r->g.pg, &r->g.who, id, &err)) {
-    case BC_BATCH_OK:
+    if (bc_batch_action(r->api, r->g.pg, &r->g.who, id, "cancel", &session_errors, r->resp))
         send_session(r, id, 200);
-        break;
-    case BC_BATCH_NOT_FOUND:
-        error(r->resp, 404, "not_found", "Call not found");
-        break;
-    default:
-        fail(r, "session.end", &err);
-    }
 }
 
 /* Extension: POST /v1/calls/:id/pause and /resume. */
 static void pause_session(rq *r, const char *id, int pause)
 {
-    bc_err err = { "" };
-    bc_batch_rc rc = pause ? bc_batch_pause(r->g.pg, &r->g.who, id, &err)
-                           : bc_batch_resume(r->api, r->g.pg, &r->g.who, id, &err);
-
-    switch (rc) {
-    case BC_BATCH_OK:
-        bc_log(r->api->ctx->log, BC_INFO, pause ? "batch.paused" : "batch.resumed", "{s:s,s:s}",
-               "tenant_id", r->g.who.tenant_id, "batch_id", id);
+    if (bc_batch_action(r->api, r->g.pg, &r->g.who, id, pause ? "pause" : "resume",
+                        &session_errors, r->resp))
         send_session(r, id, 200);
-        break;
-    case BC_BATCH_NOT_FOUND:
-        error(r->resp, 404, "not_found", "Call not found");
-        break;
-    case BC_BATCH_CONFLICT:
-        error(r->resp, 409, "conflict", err.msg);
-        break;
-    default:
-        fail(r, pause ? "session.pause" : "session.resume", &err);
-    }
 }
 
 /* Extension: POST /v1/calls/queue/pause and /resume, for every session. */
