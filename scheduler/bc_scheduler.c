@@ -101,30 +101,23 @@ static const bc_pg_stmt stmts[] = {
      * sweeping it. A separate statement, so it sees every claim the one
      * above lost to. A manual retry clears the mark. The batch is over
      * then, and when expiry ended it no call-result says so: its
-     * batch.completed webhook is queued here, with the id and body the
-     * webhook intake gives it (scheduler/bc_webhooks.c), so a batch whose
-     * last call ended at the same time gets it once. */
+     * batch.completed webhook is queued here, with the id the webhook
+     * intake gives it (scheduler/bc_webhooks.c) and the same body
+     * (batch_completed_data), so a batch whose last call ended at the same
+     * time gets it once. */
     { "expiry_done",
       "WITH d AS (UPDATE batches b SET expiry_done = true WHERE b.region = $1"
       "   AND b.latest_at IS NOT NULL AND NOT b.expiry_done AND b.latest_at <= bc_now()"
       "   AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
       "                   AND r.status IN ('queued', 'dispatched', 'started') OFFSET 0)"
-      "  RETURNING b.id, b.tenant_id, b.name, b.total, b.retry_count),"
-      " ev AS (SELECT d.*, now() AS ended_at, c.* FROM d,"
-      "        LATERAL (SELECT count(*) FILTER (WHERE r.status = 'completed') AS completed,"
-      "                        count(*) FILTER (WHERE r.status = 'failed') AS failed,"
-      "                        count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,"
-      "                        count(*) FILTER (WHERE r.status = 'expired') AS expired"
-      "                   FROM recipients r WHERE r.batch_id = d.id) c"
-      "        WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = d.tenant_id))"
+      "  RETURNING b.id, b.tenant_id, b.retry_count),"
+      " ev AS (SELECT d.*, 'evt_' || d.id || '_' || d.retry_count AS event_id, now() AS ended_at,"
+      "               batch_completed_data(d.id, to_jsonb(rfc3339(now()))) AS data"
+      "          FROM d WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = d.tenant_id))"
       " INSERT INTO webhook_deliveries (webhook_id, tenant_id, event_id, event_type, payload)"
-      " SELECT w.id, w.tenant_id, 'evt_' || ev.id || '_' || ev.retry_count, 'batch.completed',"
-      "        jsonb_build_object('id', 'evt_' || ev.id || '_' || ev.retry_count,"
-      "          'type', 'batch.completed', 'created_at', rfc3339(ev.ended_at),"
-      "          'data', jsonb_build_object('batch_id', ev.id, 'name', ev.name, 'total', ev.total,"
-      "            'completed', ev.completed, 'failed', ev.failed, 'cancelled', ev.cancelled,"
-      "            'expired', ev.expired, 'retry_count', ev.retry_count,"
-      "            'ended_at', rfc3339(ev.ended_at)))::text"
+      " SELECT w.id, w.tenant_id, ev.event_id, 'batch.completed',"
+      "        jsonb_build_object('id', ev.event_id, 'type', 'batch.completed',"
+      "                           'created_at', rfc3339(ev.ended_at), 'data', ev.data)::text"
       "   FROM ev JOIN webhooks w ON w.tenant_id = ev.tenant_id AND w.enabled"
       "    AND 'batch.completed' = ANY (w.events) AND date_trunc('second', w.created_at) <= ev.ended_at"
       " ON CONFLICT (webhook_id, event_id) DO NOTHING" },

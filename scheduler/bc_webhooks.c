@@ -62,9 +62,10 @@ static const bc_pg_stmt stmts[] = {
      * events that ended after it was created. Event ids are derived from the
      * call (or the batch and its retry round), so a redelivered event finds
      * its row already there. Events of tenants without an enabled endpoint
-     * are dropped first, and a batch's recipients are counted only once
-     * none is left active (found by batch_id): counted for every final
-     * event of every tenant, this statement took 870 ms a call in B5.
+     * are dropped first, and a batch's recipients are counted
+     * (batch_completed_data, sql/0014) only once none is left active (found
+     * by batch_id): counted for every final event of every tenant, this
+     * statement took 870 ms a call in B5.
      * $1 [call-result event, ...] */
     { "webhook_enqueue",
       "WITH e AS (SELECT x, x->>'call_id' AS call_id, x->>'batch_id' AS batch_id,"
@@ -86,19 +87,9 @@ static const bc_pg_stmt stmts[] = {
       "        UNION ALL"
       "        (SELECT DISTINCT ON (b.id) 'evt_' || b.id || '_' || b.retry_count,"
       "                'batch.completed', b.tenant_id, e.ended_at,"
-      "                jsonb_build_object('batch_id', b.id, 'name', b.name, 'total', b.total,"
-      "                  'completed', c.completed, 'failed', c.failed, 'cancelled', c.cancelled,"
-      "                  'expired', c.expired,"
-      "                  'retry_count', b.retry_count, 'ended_at', e.x->'ended_at')"
-      "           FROM e JOIN batches b ON b.id = e.batch_id AND b.tenant_id = e.tenant_id,"
-      "                LATERAL (SELECT count(*) FILTER (WHERE r.status = 'completed') AS completed,"
-      "                                count(*) FILTER (WHERE r.status = 'failed') AS failed,"
-      "                                count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,"
-      "                                count(*) FILTER (WHERE r.status = 'expired') AS expired,"
-      "                                count(*) FILTER (WHERE r.status IN"
-      "                                  ('queued', 'dispatched', 'started')) AS active"
-      "                           FROM recipients r WHERE r.batch_id = b.id) c"
-      "          WHERE e.x->'final' = 'true'::jsonb AND c.active = 0"
+      "                batch_completed_data(b.id, e.x->'ended_at')"
+      "           FROM e JOIN batches b ON b.id = e.batch_id AND b.tenant_id = e.tenant_id"
+      "          WHERE e.x->'final' = 'true'::jsonb"
       "            AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
       "                            AND r.status IN ('queued', 'dispatched', 'started') OFFSET 0)"
       "          ORDER BY b.id, e.ended_at DESC))"
