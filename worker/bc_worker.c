@@ -718,13 +718,26 @@ static const char *end_reason_of(const char *status, int duration, int limit_s)
     return "dial_failed";
 }
 
+/* Keeps a dial the carrier paced, to send again PACED_RETRY_MS after now
+ * (redial_due). Out of memory, it is not kept, as before. */
+static void pace_again(bc_worker *w, const bc_dial *d, long long now)
+{
+    redial *rd = calloc(1, sizeof *rd);
+
+    if (!rd)
+        return;
+    rd->d = *d;
+    rd->at = now + PACED_RETRY_MS;
+    rd->next = w->redials;
+    w->redials = rd;
+}
+
 static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *sid,
                     const char *why)
 {
     bc_worker *w = ud;
     bc_err err = { "" };
     PGresult *res;
-    redial *rd;
 
     switch (r) {
     case BC_DIAL_ACCEPTED:
@@ -737,12 +750,7 @@ static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *si
     case BC_DIAL_PACED:
         /* Over the carrier's pace: wait and place it again; costs no retry. */
         bc_metric_add(w->m_paced, 1);
-        if ((rd = calloc(1, sizeof *rd))) {
-            rd->d = *d;
-            rd->at = now_ms() + PACED_RETRY_MS;
-            rd->next = w->redials;
-            w->redials = rd;
-        }
+        pace_again(w, d, now_ms());
         break;
     case BC_DIAL_REJECTED:
         bc_metric_add(w->m_dial_failed, 1);
@@ -771,6 +779,15 @@ static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *si
 /* At most this many jobs are claimed in one statement. */
 #define MAX_CLAIM 256
 
+/* 1 if a statement's rows name call id in their first column. */
+static int returned(const PGresult *res, const char *id)
+{
+    for (int k = 0; k < PQntuples(res); k++)
+        if (!strcmp(PQgetvalue(res, k, 0), id))
+            return 1;
+    return 0;
+}
+
 /* Takes the claimed calls whose batch is still admitted and whose lease
  * is still ours to 'dialing', in one statement, and dials them; a claim
  * refused there is settled (claim_cancel) and never dialed. */
@@ -797,11 +814,7 @@ static void start_dials(bc_worker *w, bc_dial *ds, int n)
     }
     free(doc);
     for (int i = 0; i < n; i++) {
-        int go = 0;
-
-        for (int k = 0; k < PQntuples(res) && !go; k++)
-            go = !strcmp(PQgetvalue(res, k, 0), ds[i].call_id);
-        if (!go) {
+        if (!returned(res, ds[i].call_id)) {
             /* Cancelled since the claim, or our lease was taken over: never
              * dial it. A cancel that raced the claim leaves it to us. */
             char tok[24];
@@ -824,7 +837,7 @@ static void redial_due(bc_worker *w, long long now)
 {
     bc_dial ds[64];
     int n = 0, m = 0;
-    json_t *arr = json_array();
+    json_t *arr;
     bc_err err = { "" };
     PGresult *res;
     char *doc;
@@ -840,10 +853,9 @@ static void redial_due(bc_worker *w, long long now)
         ds[n++] = rd->d;
         free(rd);
     }
-    if (!n) {
-        json_decref(arr);
+    if (!n)
         return;
-    }
+    arr = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(arr, json_pack("{s:s,s:I}", "c", ds[i].call_id, "t",
                                              (json_int_t)ds[i].lease_token));
@@ -855,25 +867,13 @@ static void redial_due(bc_worker *w, long long now)
         bc_log(w->ctx->log, BC_WARN, "dial.redial_failed", "{s:i,s:s}", "calls", n, "error",
                doc ? err.msg : "out of memory");
         free(doc);
-        for (int i = 0; i < n; i++) {
-            redial *rd = calloc(1, sizeof *rd);
-
-            if (!rd)
-                break;
-            rd->d = ds[i];
-            rd->at = now + PACED_RETRY_MS;
-            rd->next = w->redials;
-            w->redials = rd;
-        }
+        for (int i = 0; i < n; i++)
+            pace_again(w, &ds[i], now);
         return;
     }
     free(doc);
     for (int i = 0; i < n; i++) {
-        int back = 0;
-
-        for (int k = 0; k < PQntuples(res) && !back; k++)
-            back = !strcmp(PQgetvalue(res, k, 0), ds[i].call_id);
-        if (back)
+        if (returned(res, ds[i].call_id))
             ds[m++] = ds[i];
         else
             bc_metric_add(w->m_not_dialed, 1);
@@ -1172,18 +1172,12 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
                                       err)))
         goto fail;
     if (bc_carrier_events(w->carrier, bc_config_str(c, "carrier-events"), err) < 0) {
-        char why[BC_ERR_MAX];
-
-        snprintf(why, sizeof why, "%s", bc_err_msg(err));
-        bc_err_set(err, "BC_CARRIER_EVENTS: %s", why);
+        bc_err_wrap(err, "BC_CARRIER_EVENTS");
         goto fail;
     }
     if (bc_carrier_machine_detection(w->carrier, bc_config_str(c, "machine-detection"),
                                      err) < 0) {
-        char why[BC_ERR_MAX];
-
-        snprintf(why, sizeof why, "%s", bc_err_msg(err));
-        bc_err_set(err, "BC_CARRIER_MACHINE_DETECTION: %s", why);
+        bc_err_wrap(err, "BC_CARRIER_MACHINE_DETECTION");
         goto fail;
     }
     topics[0] = w->jobs_topic;
