@@ -385,7 +385,6 @@ static void act_all(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
     json_t *out = bc_tenant_pause(api, pg, who, pause, &err);
 
     if (!out) {
-        bc_log(api->ctx->log, BC_ERROR, "tenant.pause_failed", "{s:s}", "error", err.msg);
         error(resp, 500, "internal_error", "The batch calls could not be updated");
         return;
     }

@@ -936,6 +936,12 @@ out:
         PQclear(rels[i]);
     free(rels);
     PQclear(res);
+    if (out)
+        bc_log(api->ctx->log, BC_INFO, pause ? "tenant.paused" : "tenant.resumed", "{s:s,s:O}",
+               "tenant_id", who->tenant_id, "batches", json_object_get(out, "batches"));
+    else
+        bc_log(api->ctx->log, BC_ERROR, "tenant.pause_failed", "{s:s,s:s}", "tenant_id",
+               who->tenant_id, "error", bc_err_msg(err));
     return out;
 }
 

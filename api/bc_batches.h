@@ -108,7 +108,8 @@ int bc_batch_action(bc_api *api, bc_pg *pg, const bc_principal *who, const char 
 /* Pauses (pause 1) or resumes (0) every batch of the caller's tenant; while
  * it is paused, new batches wait too. Returns {"paused", "paused_at",
  * "batches": how many this call paused or resumed}; NULL with err set on
- * failure. Caller decrefs. */
+ * failure. Logs either (tenant.paused, tenant.resumed, tenant.pause_failed),
+ * so a surface only answers. Caller decrefs. */
 json_t *bc_tenant_pause(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
                         bc_err *err);
 

@@ -367,13 +367,9 @@ static void tenant_action(bc_api *api, bc_pg *pg, const bc_principal *who, int p
     json_t *out = bc_tenant_pause(api, pg, who, pause, &err);
 
     if (!out) {
-        bc_log(api->ctx->log, BC_ERROR, "tenant.pause_failed", "{s:s,s:s}", "tenant_id",
-               who->tenant_id, "error", err.msg);
         error(resp, 500, "internal_error", "The batches could not be updated.");
         return;
     }
-    bc_log(api->ctx->log, BC_INFO, pause ? "tenant.paused" : "tenant.resumed", "{s:s,s:O}",
-           "tenant_id", who->tenant_id, "batches", json_object_get(out, "batches"));
     bc_http_json(resp, 200, out);
 }
 

@@ -565,11 +565,9 @@ static void pause_queue(rq *r, int pause)
     json_t *out = bc_tenant_pause(r->api, r->g.pg, &r->g.who, pause, &err);
 
     if (!out) {
-        fail(r, pause ? "queue.pause" : "queue.resume", &err);
+        error(r->resp, 500, "internal_error", "Internal server error");
         return;
     }
-    bc_log(r->api->ctx->log, BC_INFO, pause ? "tenant.paused" : "tenant.resumed", "{s:s,s:O}",
-           "tenant_id", r->g.who.tenant_id, "batches", json_object_get(out, "batches"));
     bc_http_json(r->resp, 200, out);
 }
 
