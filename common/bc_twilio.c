@@ -140,3 +140,25 @@ int bc_twilio_check(const char *token, const char *url, const bc_form *params,
         return 0;
     return bc_ct_streq(want, sig);
 }
+
+const char *const BC_TWILIO_EVENTS[BC_TWILIO_NEVENTS] = { "initiated", "ringing", "answered",
+                                                          "completed" };
+
+int bc_twilio_events(const char *words, const char *seps, int *bits, char *bad, size_t cap)
+{
+    char buf[256], *save = NULL, *w;
+
+    snprintf(buf, sizeof buf, "%s", words ? words : "");
+    for (w = strtok_r(buf, seps, &save); w; w = strtok_r(NULL, seps, &save)) {
+        int i;
+
+        for (i = 0; i < BC_TWILIO_NEVENTS && strcmp(w, BC_TWILIO_EVENTS[i]); i++)
+            ;
+        if (i == BC_TWILIO_NEVENTS) {
+            snprintf(bad, cap, "%s", w);
+            return -1;
+        }
+        *bits |= 1 << i;
+    }
+    return 0;
+}

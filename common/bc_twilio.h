@@ -34,4 +34,14 @@ int bc_twilio_sign(const char *token, const char *url, const bc_form *params,
 int bc_twilio_check(const char *token, const char *url, const bc_form *params,
                     const char *sig);
 
+/* Twilio's call progress events (StatusCallbackEvent), as bits: bit i is
+ * BC_TWILIO_EVENTS[i]. */
+#define BC_TWILIO_NEVENTS 4
+extern const char *const BC_TWILIO_EVENTS[BC_TWILIO_NEVENTS];
+enum { BC_EV_INITIATED = 1, BC_EV_RINGING = 2, BC_EV_ANSWERED = 4, BC_EV_COMPLETED = 8 };
+
+/* ORs into *bits the events named in words, split on any of seps. 0, or -1
+ * with the first unknown word copied to bad (cap bytes). */
+int bc_twilio_events(const char *words, const char *seps, int *bits, char *bad, size_t cap);
+
 #endif

@@ -20,12 +20,8 @@ struct bc_carrier {
     long timeout_ms;
     bc_metric *latency;
     char amd[24];            /* MachineDetection asked for; "" none */
-    int events;              /* StatusCallbackEvent asked for: EV_* bits */
+    int events;              /* StatusCallbackEvent asked for: BC_EV_* bits */
 };
-
-/* Twilio's call progress events, in the order they happen. */
-static const char *const EVENTS[] = { "initiated", "ringing", "answered", "completed" };
-#define EV_COMPLETED 8
 
 typedef struct xfer {
     bc_dial d;
@@ -64,7 +60,7 @@ bc_carrier *bc_carrier_new(const char *base_url, const char *account,
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     c->done = done;
     c->ud = ud;
-    c->events = EV_COMPLETED;
+    c->events = BC_EV_COMPLETED;
     /* Reuse connections; cap them so a burst cannot open thousands. */
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 64L);
@@ -105,20 +101,12 @@ int bc_carrier_machine_detection(bc_carrier *c, const char *mode, bc_err *err)
 
 int bc_carrier_events(bc_carrier *c, const char *events, bc_err *err)
 {
-    char buf[128], *save = NULL, *w;
-    int bits = EV_COMPLETED;
+    int bits = BC_EV_COMPLETED;
+    char bad[64];
 
-    snprintf(buf, sizeof buf, "%s", events ? events : "");
-    for (w = strtok_r(buf, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
-        size_t i;
-
-        for (i = 0; i < sizeof EVENTS / sizeof *EVENTS && strcmp(w, EVENTS[i]); i++)
-            ;
-        if (i == sizeof EVENTS / sizeof *EVENTS) {
-            bc_err_set(err, "carrier event '%s': use initiated, ringing, answered, completed", w);
-            return -1;
-        }
-        bits |= 1 << i;
+    if (bc_twilio_events(events, " ,", &bits, bad, sizeof bad) < 0) {
+        bc_err_set(err, "carrier event '%s': use initiated, ringing, answered, completed", bad);
+        return -1;
     }
     c->events = bits;
     return 0;
@@ -144,9 +132,9 @@ int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
     bc_form_add(&f, "StatusCallbackMethod", "POST");
     /* Each event asked for is one more signed request through the API and
      * Kafka (B2: the largest CPU cost per call), so only those we use. */
-    for (size_t i = 0; i < sizeof EVENTS / sizeof *EVENTS; i++)
+    for (int i = 0; i < BC_TWILIO_NEVENTS; i++)
         if (c->events & 1 << i)
-            bc_form_add(&f, "StatusCallbackEvent", EVENTS[i]);
+            bc_form_add(&f, "StatusCallbackEvent", BC_TWILIO_EVENTS[i]);
     snprintf(num, sizeof num, "%d", d->timeout_s);
     bc_form_add(&f, "Timeout", num);
     snprintf(num, sizeof num, "%d", d->time_limit_s);

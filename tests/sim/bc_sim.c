@@ -152,7 +152,7 @@ typedef struct call {
     int machine;             /* answered by a voicemail, not a person */
     char amd[24];            /* the MachineDetection asked for, or "" */
     int stale_seq;           /* 1 + SequenceNumber of a stale resend, or 0 */
-    int events;              /* StatusCallbackEvent asked for: EV_* bits */
+    int events;              /* StatusCallbackEvent asked for: BC_EV_* bits */
     long long due;           /* next event due (real ms) */
     int heap_idx;            /* -1: not in the heap */
 } call;
@@ -535,42 +535,27 @@ static void answer_later(const bc_http_req *req, int status, json_t *body, long 
 }
 
 
-/* Twilio's call progress events (StatusCallbackEvent), as bits. */
-enum { EV_INITIATED = 1, EV_RINGING = 2, EV_ANSWERED = 4, EV_COMPLETED = 8 };
-
 /* The events a create asks for: every StatusCallbackEvent parameter, each
  * one event or a space-separated list (as TwiML writes it). None asked:
  * completed only, as Twilio does. -1 for an unknown event. */
 static int events_asked(const bc_form *f)
 {
-    static const char *const names[] = { "initiated", "ringing", "answered", "completed" };
     int bits = 0;
+    char bad[64];
 
-    for (size_t i = 0; i < f->n; i++) {
-        char buf[128], *save = NULL, *w;
-
-        if (strcmp(f->key[i], "StatusCallbackEvent"))
-            continue;
-        snprintf(buf, sizeof buf, "%s", f->val[i]);
-        for (w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
-            int k;
-
-            for (k = 0; k < 4 && strcmp(w, names[k]); k++)
-                ;
-            if (k == 4)
-                return -1;
-            bits |= 1 << k;
-        }
-    }
-    return bits ? bits : EV_COMPLETED;
+    for (size_t i = 0; i < f->n; i++)
+        if (!strcmp(f->key[i], "StatusCallbackEvent") &&
+            bc_twilio_events(f->val[i], " ", &bits, bad, sizeof bad) < 0)
+            return -1;
+    return bits ? bits : BC_EV_COMPLETED;
 }
 
 /* The event a status belongs to. */
 static int event_of(const char *status)
 {
-    return !strcmp(status, "initiated") ? EV_INITIATED
-         : !strcmp(status, "ringing") ? EV_RINGING
-         : !strcmp(status, "in-progress") ? EV_ANSWERED : EV_COMPLETED;
+    return !strcmp(status, "initiated") ? BC_EV_INITIATED
+         : !strcmp(status, "ringing") ? BC_EV_RINGING
+         : !strcmp(status, "in-progress") ? BC_EV_ANSWERED : BC_EV_COMPLETED;
 }
 
 static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
