@@ -23,6 +23,10 @@ for p in $DEBS; do
 done
 command -v java >/dev/null || missing="$missing default-jre-headless"
 command -v mvn >/dev/null || missing="$missing maven"
+# npm fetches Twilio's OpenAPI description below; openssl makes the agent's
+# certificate.
+command -v npm >/dev/null || missing="$missing npm"
+command -v openssl >/dev/null || missing="$missing openssl"
 if [ -n "$missing" ]; then
     log "installing Debian packages:$missing"
     export DEBIAN_FRONTEND=noninteractive
@@ -53,6 +57,9 @@ python3 -c 'import jsonschema' 2>/dev/null || py_missing="$py_missing jsonschema
 # text parser; the deploy tests read YAML.
 python3 -c 'import prometheus_client' 2>/dev/null || py_missing="$py_missing prometheus-client"
 python3 -c 'import yaml' 2>/dev/null || py_missing="$py_missing pyyaml"
+# The reference AI agent (tests/agent/ref_agent.py) serves Twilio Media
+# Streams over websockets' asyncio API, new in 13.
+python3 -c 'import websockets.asyncio.server' 2>/dev/null || py_missing="$py_missing websockets>=13"
 if [ -n "$py_missing" ]; then
     log "installing Python packages:$py_missing"
     # Debian's own python3 refuses system-wide pip installs without this.
@@ -145,4 +152,40 @@ if [ ! -x "$bin/promtool" ]; then
     dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
     cp "$tmp/x/usr/bin/promtool" "$bin/promtool"
     rm -rf "$tmp"
+fi
+
+# Twilio's own OpenAPI description of its 2010 REST API is the contract for
+# what the worker sends the carrier (tests/integration/twilio_spec.py checks
+# every create and update against it). Twilio publishes it on npm inside
+# @twilio/cli-core; only that one file is kept.
+TWILIO_CLI_CORE_VERSION=9.0.0
+twilio_spec="$STATE/twilio/twilio_api_v2010.json"
+if [ ! -f "$twilio_spec" ]; then
+    log "fetching Twilio's OpenAPI description (@twilio/cli-core $TWILIO_CLI_CORE_VERSION)"
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack -q "@twilio/cli-core@$TWILIO_CLI_CORE_VERSION" >/dev/null)
+    tar -xzf "$tmp"/twilio-cli-core-*.tgz -C "$tmp" package/src/services/twilio-api/twilio_api_v2010.json
+    mkdir -p "$STATE/twilio"
+    mv "$tmp/package/src/services/twilio-api/twilio_api_v2010.json" "$twilio_spec.tmp"
+    mv "$twilio_spec.tmp" "$twilio_spec"
+    rm -rf "$tmp"
+fi
+
+# A self-signed certificate for the local reference agent (tests/agent/), made
+# once: the simulator dials its wss:// stream and trusts this same file as its
+# CA (BC_SIM_AGENT_CA).
+tls="$STATE/tls"
+if [ ! -f "$tls/agent.crt" ] || [ ! -f "$tls/agent.key" ]; then
+    log "making the local agent's TLS certificate"
+    mkdir -p "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+        -subj "/CN=batchcall local agent" \
+        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" \
+        -addext "extendedKeyUsage=serverAuth" \
+        -keyout "$tls/agent.key.tmp" -out "$tls/agent.crt.tmp" 2>/dev/null
+    chmod 600 "$tls/agent.key.tmp"
+    mv "$tls/agent.key.tmp" "$tls/agent.key"
+    mv "$tls/agent.crt.tmp" "$tls/agent.crt"
 fi
