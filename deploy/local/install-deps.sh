@@ -12,7 +12,7 @@ KAFKA_VERSION=3.9.1
 # Debian's clang package but in libclang-rt-<N>-dev, which libclang-rt-dev
 # picks for the release's default clang.
 DEBS="build-essential cmake ninja-build pkg-config git curl ca-certificates
-      librdkafka-dev libpq-dev libjansson-dev libcurl4-openssl-dev
+      librdkafka-dev libpq-dev libjansson-dev libcurl4-openssl-dev libxml2-dev
       libmicrohttpd-dev libssl-dev libcmocka-dev
       postgresql postgresql-contrib kcat python3 python3-pip valgrind
       clang libclang-rt-dev tmux chromium chromium-driver"
