@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bc_agent.h"
 #include "bc_apikey.h"
 #include "bc_batches_cli.h"
 #include "bc_config.h"
@@ -34,6 +35,7 @@ static const bc_config_key keys[] = {
     { "region", "BC_REGION", BC_STR, "us", "region of the tenant or agent" },
     { "kind", "BC_KEY_KIND", BC_STR, "secret", "key kind: secret or publishable" },
     { "number", "BC_NUMBER", BC_STR, "", "E.164 phone number to register" },
+    { "agent-endpoint", "BC_AGENT_ENDPOINT", BC_STR, "", "how the agent's calls reach it: wss:// (Media Streams), https:// (TwiML URL) or sip: (docs/agents.md); agent-create, demo" },
     { "log-level", "BC_LOG_LEVEL", BC_STR, "warn", "debug, info, warn or error" },
     { 0 },
 };
@@ -51,7 +53,8 @@ static const bc_pg_stmt stmts[] = {
     { "key_insert",
       "INSERT INTO api_keys (id, tenant_id, kind, lookup, hash) VALUES ($1,$2,$3,$4,$5)" },
     { "agent_insert",
-      "INSERT INTO agents (id, tenant_id, name, region) VALUES ($1,$2,$3,$4)" },
+      "INSERT INTO agents (id, tenant_id, name, region, endpoint)"
+      " VALUES ($1,$2,$3,$4,nullif($5, ''))" },
     { "number_insert",
       "INSERT INTO phone_numbers (id, tenant_id, number, is_default)"
       " VALUES ($1,$2,$3,NOT EXISTS (SELECT 1 FROM phone_numbers WHERE tenant_id = $2))" },
@@ -67,7 +70,7 @@ static const char usage[] =
     "  tenant-limits         set a tenant's plan limits (--tenant --plan --concurrency --rate-per-min --burst)\n"
     "  credits-add           add credits to a tenant (--tenant --cents)\n"
     "  key-create            issue an API key, shown once (--tenant --kind)\n"
-    "  agent-create          create an agent (--tenant --name --region)\n"
+    "  agent-create          create an agent (--tenant --name --region --agent-endpoint)\n"
     "  number-create         register a from-number (--tenant --number); the first is the default\n"
     "  demo                  all of the above for a demo tenant; prints its ids and key\n"
     "  batches ...           a tenant's commands over the public API, not PostgreSQL:\n"
@@ -133,13 +136,21 @@ static json_t *key_create(bc_pg *pg, const char *tenant, int publishable, bc_err
                      "x_api_secret", token + 23);
 }
 
-static int agent_create(bc_pg *pg, const char *tenant, const char *name,
-                        const char *region, char *id, size_t cap, bc_err *err)
+/* An agent without an endpoint can be made, but no batch for it until it
+ * has one (the API says so). */
+static int agent_create(bc_pg *pg, const char *tenant, const char *name, const char *region,
+                        const char *endpoint, char *id, size_t cap, bc_err *err)
 {
+    char why[200];
+
+    if (*endpoint && bc_agent_endpoint_check(endpoint, why, sizeof why) < 0) {
+        bc_err_set(err, "--agent-endpoint: %s", why);
+        return -1;
+    }
     if (bc_id_new(id, cap, "agent") < 0)
         return -1;
-    const char *p[] = { id, tenant, name, region };
-    return run_stmt(pg, "agent_insert", 4, p, err);
+    const char *p[] = { id, tenant, name, region, endpoint };
+    return run_stmt(pg, "agent_insert", 5, p, err);
 }
 
 static int number_create(bc_pg *pg, const char *tenant, const char *number,
@@ -228,7 +239,7 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
         print_json(key);
     } else if (!strcmp(cmd, "agent-create")) {
         if (agent_create(pg, tenant, bc_config_str(c, "name"), bc_config_str(c, "region"),
-                         id, sizeof id, err) < 0)
+                         bc_config_str(c, "agent-endpoint"), id, sizeof id, err) < 0)
             goto out;
         print_json(json_pack("{s:s}", "agent_id", id));
     } else if (!strcmp(cmd, "number-create")) {
@@ -245,8 +256,8 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
         /* A demo tenant starts with credit to spend: $10,000. */
         if (tenant_create(pg, c, 1000000, id, sizeof id, err) < 0 ||
             !(key = key_create(pg, id, 0, err)) ||
-            agent_create(pg, id, "demo agent", bc_config_str(c, "region"), agent,
-                         sizeof agent, err) < 0 ||
+            agent_create(pg, id, "demo agent", bc_config_str(c, "region"),
+                         bc_config_str(c, "agent-endpoint"), agent, sizeof agent, err) < 0 ||
             number_create(pg, id, num, number, sizeof number, err) < 0)
             goto out;
         json_object_set_new(key, "tenant_id", json_string(id));

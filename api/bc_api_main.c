@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bc_agent_routes.h"
 #include "bc_api.h"
 #include "bc_batchcall.h"
 #include "bc_callback.h"
@@ -29,6 +30,7 @@ static const bc_config_key keys[] = {
     { "regions", "BC_REGIONS", BC_STR, "us,eu,apac", "regions served (comma-separated)" },
     { "carrier-auth-token", "BC_CARRIER_AUTH_TOKEN", BC_STR, "sim-auth-token", "carrier auth token; checks X-Twilio-Signature" },
     { "public-url", "BC_PUBLIC_URL", BC_STR, "http://127.0.0.1:8080", "base URL the carrier uses to reach this API" },
+    { "agent-token-secret", "BC_AGENT_TOKEN_SECRET", BC_STR, "local-agent-token-secret", "signs the per-call tokens an agent shows to fetch its call's context and report on it; the same on every worker and API of a deployment (set your own)" },
     { "webhook-allow-private", "BC_WEBHOOK_ALLOW_PRIVATE", BC_BOOL, "false", "accept webhook URLs whose host is a loopback, private or link-local address, or localhost (receivers on a local network, the tests)" },
     { "webhook-require-https", "BC_WEBHOOK_REQUIRE_HTTPS", BC_BOOL, "true", "refuse webhook URLs that are not https (turn off for receivers on a local network)" },
     { 0 },
@@ -40,12 +42,14 @@ const bc_pg_stmt bc_api_stmts[] = {
     BC_RYMI_STMTS,
     BC_PROGRESS_STMTS,
     BC_RETELL_STMTS,
+    BC_AGENT_ROUTES_STMTS,
     { "auth_key",
       "SELECT k.id, k.tenant_id, k.kind, k.hash, t.concurrency, t.default_region"
       "  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
       " WHERE k.lookup = $1 AND k.revoked_at IS NULL" },
     { "agent_get",
-      "SELECT id, region FROM agents WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL" },
+      "SELECT id, region, endpoint FROM agents"
+      " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL" },
     { "number_by_id",
       "SELECT id, number FROM phone_numbers WHERE id = $1 AND tenant_id = $2" },
     { "number_by_e164",
@@ -268,6 +272,9 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
     }
     if (bc_cartesia_handle(api, req, resp))
         return;
+    /* Before Rymi's routes: these take a call's token, not a tenant key. */
+    if (bc_agent_routes_handle(api, req, resp))
+        return;
     if (bc_rymi_handle(api, req, resp))
         return;
     if (bc_batchcall_handle(api, req, resp))
@@ -306,6 +313,7 @@ int main(int argc, char **argv)
     api.regions = bc_config_str(ctx.cfg, "regions");
     api.carrier_token = bc_config_str(ctx.cfg, "carrier-auth-token");
     api.public_url = bc_config_str(ctx.cfg, "public-url");
+    api.agent_secret = bc_config_str(ctx.cfg, "agent-token-secret");
     api.webhook_https_only = bc_config_bool(ctx.cfg, "webhook-require-https");
     api.webhook_allow_private = bc_config_bool(ctx.cfg, "webhook-allow-private");
     threads = bc_config_int(ctx.cfg, "http-threads");

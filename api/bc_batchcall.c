@@ -264,6 +264,9 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
     case BC_BATCH_NO_NUMBER:
         error(resp, 404, "number_not_found", "from_number is not a number of this organization");
         break;
+    case BC_BATCH_NO_ENDPOINT:
+        error(resp, 400, "agent_without_endpoint", err.msg);
+        break;
     case BC_BATCH_BAD_TIME:
         error(resp, 400, "invalid_request", err.msg[0] ? err.msg
               : "trigger_timestamp must be in the future and within 30 days");

@@ -469,6 +469,12 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
             rc = BC_BATCH_NO_AGENT;
             goto out;
         }
+        if (!bc_pg_val(res, 0, "endpoint")) {
+            bc_err_set(err, "agent '%s' has no endpoint: give it one (wss://, https:// or "
+                            "sip:) before calling for it", s->agent_id);
+            rc = BC_BATCH_NO_ENDPOINT;
+            goto out;
+        }
         snprintf(region, sizeof region, "%s",
                  s->region ? s->region
                            : bc_pg_val(res, 0, "region") ? bc_pg_val(res, 0, "region")

@@ -11,6 +11,7 @@
 typedef enum {
     BC_BATCH_OK = 0,
     BC_BATCH_NO_AGENT,        /* agent not found for this tenant */
+    BC_BATCH_NO_ENDPOINT,     /* the agent has no endpoint: no call could reach it */
     BC_BATCH_NO_NUMBER,       /* from-number not found for this tenant */
     BC_BATCH_OVER_LIMIT,      /* target_concurrency_limit above the tenant's */
     BC_BATCH_BAD_TIME,        /* scheduled_at not in (now, now + 30 days], or a

@@ -285,6 +285,9 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
     case BC_BATCH_NO_NUMBER:
         error(resp, 404, "not_found", err.msg);
         goto out;
+    case BC_BATCH_NO_ENDPOINT:
+        error(resp, 400, "invalid_request", err.msg);
+        goto out;
     case BC_BATCH_OVER_LIMIT:
     case BC_BATCH_BAD_TIME:
         error(resp, 400, "invalid_request", err.msg[0] ? err.msg : "invalid scheduled_at");

@@ -518,6 +518,9 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
     case BC_BATCH_NO_NUMBER:
         error(resp, 422, "not_found", "Cannot find requested asset under given api key.");
         break;
+    case BC_BATCH_NO_ENDPOINT:
+        error(resp, 422, "unprocessable_entity", err.msg);
+        break;
     case BC_BATCH_OVER_LIMIT:
     case BC_BATCH_BAD_TIME:
         /* The core names its own field; here it is trigger_timestamp. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bc_agent.h"
 #include "bc_apikey.h"
 #include "bc_batches.h"
 #include "bc_crypto.h"
@@ -439,6 +440,9 @@ static void create_session(rq *r, int participants)
         error(r->resp, 400, "invalid_request",
               "no from_number given and the tenant has no default number");
         break;
+    case BC_BATCH_NO_ENDPOINT:
+        error(r->resp, 400, "invalid_request", err.msg);
+        break;
     case BC_BATCH_OVER_LIMIT:
     case BC_BATCH_BAD_TIME:
         error(r->resp, 400, "invalid_request", err.msg);
@@ -605,8 +609,12 @@ static void queue_stats(rq *r)
 
 static json_t *agent_json(const PGresult *res, int i)
 {
-    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "id", str_or_null(res, i, "id"),
+    const char *kind = bc_agent_kind_name(bc_agent_kind_of(bc_pg_val(res, i, "endpoint")));
+
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id", str_or_null(res, i, "id"),
                      "name", str_or_null(res, i, "name"), "region", str_or_null(res, i, "region"),
+                     "endpoint", str_or_null(res, i, "endpoint"),
+                     "endpoint_kind", kind ? json_string(kind) : json_null(),
                      "config", json_or_null(res, i, "config"),
                      "created_at", str_or_null(res, i, "created_at"),
                      "updated_at", str_or_null(res, i, "updated_at"));
@@ -646,15 +654,18 @@ static void agents_list(rq *r, const char *only)
     PQclear(res);
 }
 
-/* Everything but name and region is the agent's config, kept as given. */
+/* Everything but name, region and endpoint is the agent's config, kept as
+ * given. The endpoint is how its calls reach it (docs/agents.md). */
 static int agent_fields(rq *r, json_t *in, int create, const char **name, const char **region,
-                        char **config)
+                        const char **endpoint, char **config)
 {
     char why[200];
     json_t *cfg = json_deep_copy(in);
 
     if (bc_json_str(in, "name", create, 255, name, why, sizeof why) < 0 ||
-        bc_json_str(in, "region", 0, 8, region, why, sizeof why) < 0) {
+        bc_json_str(in, "region", 0, 8, region, why, sizeof why) < 0 ||
+        bc_json_str(in, "endpoint", 0, BC_AGENT_ENDPOINT_MAX, endpoint, why, sizeof why) < 0 ||
+        (*endpoint && bc_agent_endpoint_check(*endpoint, why, sizeof why) < 0)) {
         error(r->resp, 400, "invalid_request", why);
         json_decref(cfg);
         return -1;
@@ -666,6 +677,8 @@ static int agent_fields(rq *r, json_t *in, int create, const char **name, const 
     }
     json_object_del(cfg, "name");
     json_object_del(cfg, "region");
+    json_object_del(cfg, "endpoint");
+    json_object_del(cfg, "endpoint_kind");
     json_object_del(cfg, "id");
     *config = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);
@@ -675,17 +688,17 @@ static int agent_fields(rq *r, json_t *in, int create, const char **name, const 
 static void agent_create(rq *r)
 {
     json_t *in = body(r);
-    const char *name = NULL, *region = NULL;
+    const char *name = NULL, *region = NULL, *endpoint = NULL;
     char *config = NULL, id[48];
     bc_err err = { "" };
     PGresult *res;
 
     if (!in)
         return;
-    if (agent_fields(r, in, 1, &name, &region, &config) == 0) {
+    if (agent_fields(r, in, 1, &name, &region, &endpoint, &config) == 0) {
         bc_id_new(id, sizeof id, "agent");
-        const char *p[] = { id, r->g.who.tenant_id, name, region, config };
-        if (!(res = q(r, "rymi_agent_insert", 5, p, &err))) {
+        const char *p[] = { id, r->g.who.tenant_id, name, region, config, endpoint };
+        if (!(res = q(r, "rymi_agent_insert", 6, p, &err))) {
             fail(r, "agent.create", &err);
         } else {
             PQclear(res);
@@ -700,16 +713,16 @@ static void agent_create(rq *r)
 static void agent_update(rq *r, const char *id)
 {
     json_t *in = body(r);
-    const char *name = NULL, *region = NULL;
+    const char *name = NULL, *region = NULL, *endpoint = NULL;
     char *config = NULL;
     bc_err err = { "" };
     PGresult *res;
 
     if (!in)
         return;
-    if (agent_fields(r, in, 0, &name, &region, &config) == 0) {
-        const char *p[] = { id, r->g.who.tenant_id, name, region, config };
-        if (!(res = q(r, "rymi_agent_update", 5, p, &err))) {
+    if (agent_fields(r, in, 0, &name, &region, &endpoint, &config) == 0) {
+        const char *p[] = { id, r->g.who.tenant_id, name, region, config, endpoint };
+        if (!(res = q(r, "rymi_agent_update", 6, p, &err))) {
             fail(r, "agent.update", &err);
         } else {
             int n = atoi(PQcmdTuples(res));

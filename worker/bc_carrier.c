@@ -112,6 +112,25 @@ int bc_carrier_events(bc_carrier *c, const char *events, bc_err *err)
     return 0;
 }
 
+int bc_dial_copy(bc_dial *dst, const bc_dial *src)
+{
+    *dst = *src;
+    dst->twiml = src->twiml ? strdup(src->twiml) : NULL;
+    dst->url = src->url ? strdup(src->url) : NULL;
+    if ((src->twiml && !dst->twiml) || (src->url && !dst->url)) {
+        bc_dial_clear(dst);
+        return -1;
+    }
+    return 0;
+}
+
+void bc_dial_clear(bc_dial *d)
+{
+    free(d->twiml);
+    free(d->url);
+    d->twiml = d->url = NULL;
+}
+
 int bc_carrier_inflight(const bc_carrier *c)
 {
     return c->inflight;
@@ -123,11 +142,19 @@ int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
     bc_form f = { 0 };
     char num[16];
 
-    if (!x)
+    if (!x || bc_dial_copy(&x->d, d) < 0)
         goto oom;
-    x->d = *d;
     bc_form_add(&f, "To", d->to);
     bc_form_add(&f, "From", d->from);
+    /* What the answered call does: Twilio refuses a create without one of
+     * Url, Twiml or ApplicationSid (21205). The agent's URL is fetched
+     * with GET, so its query (our call id and token) is all it needs. */
+    if (d->url) {
+        bc_form_add(&f, "Url", d->url);
+        bc_form_add(&f, "Method", "GET");
+    } else if (d->twiml) {
+        bc_form_add(&f, "Twiml", d->twiml);
+    }
     bc_form_add(&f, "StatusCallback", d->callback_url);
     bc_form_add(&f, "StatusCallbackMethod", "POST");
     /* Each event asked for is one more signed request through the API and
@@ -167,6 +194,7 @@ int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
 oom:
     if (x) {
         curl_easy_cleanup(x->easy);
+        bc_dial_clear(&x->d);
         free(x->form);
         free(x);
     }
@@ -214,6 +242,7 @@ static void finish(bc_carrier *c, CURL *easy, CURLcode code)
     }
     json_decref(j);
     curl_easy_cleanup(easy);
+    bc_dial_clear(&x->d);
     free(x->form);
     free(x);
 }

@@ -20,10 +20,19 @@ typedef struct bc_dial {
     char to[20], from[20];
     int timeout_s, time_limit_s;
     char callback_url[512];
+    /* How the answered call reaches its agent (bc_agent_instructions): one
+     * of twiml (inline TwiML) or url (the agent's own TwiML URL, fetched
+     * with GET). The caller's strings: the carrier keeps copies. */
+    char *twiml, *url;
     /* The caller's context, handed back untouched. */
     char batch_id[48];
     long long lease_token;
 } bc_dial;
+
+/* Copies src into dst with copies of its strings. 0, or -1 (dst empty). */
+int bc_dial_copy(bc_dial *dst, const bc_dial *src);
+/* Frees d's strings. */
+void bc_dial_clear(bc_dial *d);
 
 /* Called from bc_carrier_perform for each finished dial. sid is the carrier's
  * call id when accepted; why explains a failure. */

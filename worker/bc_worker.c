@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "bc_agent.h"
 #include "bc_carrier.h"
 #include "bc_crypto.h"
 #include "bc_kafka.h"
@@ -75,6 +77,7 @@ struct bc_worker {
     char region[16];
     char jobs_topic[160], results_topic[160];
     const char *public_url;
+    const char *agent_secret;    /* signs per-call agent tokens */
     long max_in_hand, max_dials, lease_ttl_s, retry_base_ms;
     int result_v1;               /* also publish call-results as v1 */
     double cps, pace_tokens;     /* carrier pace: a token bucket; 0 = none */
@@ -94,7 +97,7 @@ struct bc_worker {
     long long next_renew, next_outbox;
     bc_metric *m_claimed, *m_stale, *m_noslot, *m_dialed, *m_dial_failed, *m_dial_unknown,
               *m_paced, *m_in_hand, *m_events, *m_dup_events, *m_fenced,
-              *m_not_dialed, *m_jobs_lag, *m_events_lag;
+              *m_not_dialed, *m_jobs_lag, *m_events_lag, *m_ctx_fetch;
     bc_metric *m_outcome[6];     /* worker_calls_finished_total by OUTCOMES[i] */
 };
 
@@ -126,7 +129,8 @@ static const bc_pg_stmt stmts[] = {
       " bs AS MATERIALIZED (SELECT id, state = 'admitted' AS admitted, calling_hours, timezone,"
       "               from_pool, pool_cps, bc_now() AS t"
       "          FROM batches WHERE id IN (SELECT b FROM j)),"
-      " bb AS (SELECT id, from_number, ringing_timeout_s, max_call_duration_min FROM batches"
+      " bb AS (SELECT id, from_number, ringing_timeout_s, max_call_duration_min, agent_id,"
+      "               variables, metadata FROM batches"
       "         WHERE id IN (SELECT id FROM bs WHERE admitted)"
       "           AND state = 'admitted' AND (latest_at IS NULL OR latest_at > bc_now())"
       "           FOR SHARE),"
@@ -228,9 +232,18 @@ static const bc_pg_stmt stmts[] = {
       "                  WHEN u.id IS NOT NULL THEN 'hours'"
       "                  WHEN q.n IS NOT NULL THEN 'noslot' ELSE 'stale' END AS outcome,"
       "        ins.tenant_id, ins.to_number, ins.from_number, ins.lease_token,"
-      "        bb.ringing_timeout_s AS ring, bb.max_call_duration_min AS max_min"
+      "        bb.ringing_timeout_s AS ring, bb.max_call_duration_min AS max_min,"
+      /* The agent leg, for claimed calls only: the agent's endpoint and
+       * the recipient's variables and metadata over the batch's. */
+      "        bb.agent_id, ag.endpoint,"
+      "        CASE WHEN jsonb_typeof(rv.variables) = 'object' THEN bb.variables || rv.variables"
+      "             ELSE bb.variables END::text AS vars,"
+      "        CASE WHEN jsonb_typeof(rv.metadata) = 'object' THEN bb.metadata || rv.metadata"
+      "             ELSE bb.metadata END::text AS meta"
       "   FROM j LEFT JOIN ins ON ins.id = j.c LEFT JOIN u ON u.id = j.r"
-      "          LEFT JOIN q ON q.n = j.n LEFT JOIN bb ON bb.id = j.b" },
+      "          LEFT JOIN q ON q.n = j.n LEFT JOIN bb ON bb.id = j.b"
+      "          LEFT JOIN agents ag ON ins.id IS NOT NULL AND ag.id = bb.agent_id"
+      "          LEFT JOIN recipients rv ON ins.id IS NOT NULL AND rv.id = j.r" },
     /* The last step before the carrier is asked, for the claims of one
      * turn: only while the batch is still admitted (a cancel waits for this
      * row lock, and a claim it beat is never dialed) and only with the
@@ -726,7 +739,10 @@ static void pace_again(bc_worker *w, const bc_dial *d, long long now)
 
     if (!rd)
         return;
-    rd->d = *d;
+    if (bc_dial_copy(&rd->d, d) < 0) {
+        free(rd);
+        return;
+    }
     rd->at = now + PACED_RETRY_MS;
     rd->next = w->redials;
     w->redials = rd;
@@ -867,20 +883,26 @@ static void redial_due(bc_worker *w, long long now)
         bc_log(w->ctx->log, BC_WARN, "dial.redial_failed", "{s:i,s:s}", "calls", n, "error",
                doc ? err.msg : "out of memory");
         free(doc);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             pace_again(w, &ds[i], now);
+            bc_dial_clear(&ds[i]);
+        }
         return;
     }
     free(doc);
     for (int i = 0; i < n; i++) {
-        if (returned(res, ds[i].call_id))
+        if (returned(res, ds[i].call_id)) {
             ds[m++] = ds[i];
-        else
+        } else {
             bc_metric_add(w->m_not_dialed, 1);
+            bc_dial_clear(&ds[i]);
+        }
     }
     PQclear(res);
     if (m)
         start_dials(w, ds, m);
+    for (int i = 0; i < m; i++)
+        bc_dial_clear(&ds[i]);
 }
 
 /* Drops the jobs marked gone from b's wait queue. */
@@ -897,6 +919,40 @@ static void unlink_gone(wbatch *b)
         pj = &(*pj)->next_wait;
     }
     b->tail = last;
+}
+
+/* Fills d's agent leg from claim row k: the TwiML or URL that connects the
+ * answered call to its agent, with a token good for the whole call and an
+ * hour after it (the agent's report comes after the hang-up). 0 or -1. */
+static int agent_leg(bc_worker *w, bc_dial *d, const PGresult *res, int k, const job *j)
+{
+    char token[BC_AGENT_TOKEN_MAX], ctx_url[512];
+    long long exp = (long long)time(NULL) + d->timeout_s + d->time_limit_s + 3600;
+    json_t *vars = json_loads(bc_pg_val(res, k, "vars") ? bc_pg_val(res, k, "vars") : "{}", 0,
+                              NULL);
+    json_t *meta = json_loads(bc_pg_val(res, k, "meta") ? bc_pg_val(res, k, "meta") : "{}", 0,
+                              NULL);
+    bc_agent_call c = { .call_id = d->call_id, .batch_id = j->batch,
+                        .tenant_id = bc_pg_val(res, k, "tenant_id"),
+                        .agent_id = bc_pg_val(res, k, "agent_id"), .recipient_id = j->recipient,
+                        .to = d->to, .from = d->from, .attempt = j->attempt, .token = token,
+                        .context_url = ctx_url, .variables = vars, .metadata = meta };
+    bc_err err = { "" };
+    int inl = 0, rc;
+
+    snprintf(ctx_url, sizeof ctx_url, "%s/v1/calls/%s/context", w->public_url, d->call_id);
+    rc = bc_agent_token(w->agent_secret, d->call_id, exp, token, sizeof token);
+    if (rc == 0)
+        rc = bc_agent_instructions(bc_pg_val(res, k, "endpoint"), &c, &d->twiml, &d->url, &inl,
+                                   &err);
+    if (rc < 0)
+        bc_log(w->ctx->log, BC_WARN, "dial.no_agent_leg", "{s:s,s:s}", "call_id", d->call_id,
+               "error", err.msg[0] ? err.msg : "token");
+    else if (!inl && d->twiml)
+        bc_metric_add(w->m_ctx_fetch, 1);
+    json_decref(vars);
+    json_decref(meta);
+    return rc;
 }
 
 /* Claims the jobs js[0..n) (bs[i] is js[i]'s batch) in one statement and
@@ -971,6 +1027,13 @@ static int claim_many(bc_worker *w, job **js, wbatch **bs, int n, long long now)
                          d->callback_url, sizeof d->callback_url);
             snprintf(d->batch_id, sizeof d->batch_id, "%s", j->batch);
             d->lease_token = bc_pg_int(res, k, "lease_token", 0);
+            if (agent_leg(w, d, res, k, j) < 0) {
+                /* Claimed, so it ends now, undialed, with the reason. */
+                end_call(w, d->call_id, "failed", 0, "error", NULL,
+                         "the agent has no endpoint the call can reach");
+                bc_dial_clear(d);
+                nd--;
+            }
         } else if (!strcmp(outcome, "stale")) {
             bc_metric_add(w->m_stale, 1);
         }
@@ -987,6 +1050,8 @@ static int claim_many(bc_worker *w, job **js, wbatch **bs, int n, long long now)
         job_done(w, gone[i]);
     if (nd)
         start_dials(w, ds, nd);
+    for (int i = 0; i < nd; i++)
+        bc_dial_clear(&ds[i]);
     return nd;
 }
 
@@ -1148,6 +1213,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     w->ends = json_array();
     snprintf(w->region, sizeof w->region, "%s", bc_config_str(c, "region"));
     w->public_url = bc_config_str(c, "public-url");
+    w->agent_secret = bc_config_str(c, "agent-token-secret");
     w->max_in_hand = bc_config_int(c, "max-in-hand");
     w->max_dials = bc_config_int(c, "max-dials-in-flight");
     w->lease_ttl_s = bc_config_int(c, "lease-ttl");
@@ -1204,6 +1270,8 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
       "Writes refused because the lease was taken over (fencing token no longer current)");
     M(m_not_dialed, "worker_claims_not_dialed_total",
       "Claims dropped before dialing: batch cancelled or lease taken over");
+    M(m_ctx_fetch, "worker_agent_context_by_route_total",
+      "Calls whose variables did not fit in the TwiML: the agent fetches them by token");
 #undef M
     w->m_in_hand = bc_metrics_get(ctx->metrics, BC_GAUGE, "worker_jobs_in_hand",
                                   "Jobs consumed and not yet claimed or dropped", NULL, NULL, 0);
@@ -1355,6 +1423,7 @@ void bc_worker_free(bc_worker *w)
     }
     for (redial *r = w->redials, *n; r; r = n) {
         n = r->next;
+        bc_dial_clear(&r->d);
         free(r);
     }
     bc_carrier_free(w->carrier);

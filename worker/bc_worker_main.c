@@ -14,6 +14,7 @@ static const bc_config_key keys[] = {
     { "carrier-account-sid", "BC_CARRIER_ACCOUNT_SID", BC_STR, "ACsimulator", "carrier account" },
     { "carrier-auth-token", "BC_CARRIER_AUTH_TOKEN", BC_STR, "sim-auth-token", "carrier auth token" },
     { "public-url", "BC_PUBLIC_URL", BC_STR, "http://127.0.0.1:8080", "base URL of batchcall-api, for status callbacks" },
+    { "agent-token-secret", "BC_AGENT_TOKEN_SECRET", BC_STR, "local-agent-token-secret", "signs the per-call tokens an agent shows to fetch its call's context and report on it; the same on every worker and API of a deployment (set your own)" },
     { "carrier-timeout-ms", "BC_CARRIER_TIMEOUT_MS", BC_INT, "10000", "give up waiting for the carrier's answer to a create after this long (the reconciler then asks it)" },
     { "carrier-cps", "BC_CARRIER_CPS", BC_INT, "0", "calls per second this worker may place (0: no pace); split the account's limit over the region's workers" },
     { "max-in-hand", "BC_WORKER_MAX_IN_HAND", BC_INT, "5000", "jobs held before partitions are paused" },
