@@ -8,6 +8,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 
@@ -17,6 +18,11 @@ import requests
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("BC_BUILD_DIR", os.path.join(ROOT, "build"))
+# The reference AI agent every answered call is connected to (tests/agent/),
+# and its certificate, made by deploy/local/install-deps.sh.
+REF_AGENT = os.path.join(ROOT, "tests", "agent", "ref_agent.py")
+AGENT_CERT = os.path.join(ROOT, ".local", "tls", "agent.crt")
+AGENT_KEY = os.path.join(ROOT, ".local", "tls", "agent.key")
 
 
 def build_is_sanitized():
@@ -97,12 +103,21 @@ class Stack:
         self.api_port = free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
         self.sim = f"http://127.0.0.1:{self.sim_port}"
+        # One reference agent per Stack, started by start_agent() (create_db()
+        # calls it); its ports are fixed now so self.env can name them.
+        self.agent_port = free_port()
+        self.agent_control_port = free_port()
+        self.agent_url = f"wss://127.0.0.1:{self.agent_port}/stream"
+        self.agent_control = f"http://127.0.0.1:{self.agent_control_port}"
         self.env = dict(os.environ, BC_PG_DSN=self.dsn, BC_KAFKA_BROKERS=self.brokers,
                         BC_TOPIC_PREFIX=self.prefix, BC_REGIONS="us,eu,apac",
                         BC_PUBLIC_URL=self.api, BC_CARRIER_URL=self.sim,
                         BC_LOG_LEVEL="info",
                         # Test receivers listen on loopback, in plain http.
-                        BC_WEBHOOK_REQUIRE_HTTPS="0", BC_WEBHOOK_ALLOW_PRIVATE="1")
+                        BC_WEBHOOK_REQUIRE_HTTPS="0", BC_WEBHOOK_ALLOW_PRIVATE="1",
+                        # The simulator dials agents over wss:// trusting this
+                        # CA; `batchcall demo` gives its agent this endpoint.
+                        BC_SIM_AGENT_CA=AGENT_CERT, BC_AGENT_ENDPOINT=self.agent_url)
 
     def bin(self, name):
         return os.path.join(BUILD, name)
@@ -119,6 +134,49 @@ class Stack:
         conn.close()
         self.cli("migrate")
         self.cli("topics", "--partitions", "3")
+        self.start_agent()
+
+    def start_agent(self):
+        """Starts this Stack's reference agent (once) and waits for it."""
+        p = self.procs.get("agent")
+        if p is not None and p.p.poll() is None:
+            return p
+        if not os.path.exists(AGENT_CERT) or not os.path.exists(AGENT_KEY):
+            raise AssertionError(f"{AGENT_CERT} is missing: run deploy/local/infra.sh up")
+        p = Proc("agent", [sys.executable, REF_AGENT, "--host", "127.0.0.1",
+                           "--port", str(self.agent_port),
+                           "--control-port", str(self.agent_control_port),
+                           "--cert", AGENT_CERT, "--key", AGENT_KEY, "--api", self.api],
+                 self.env, self.tmp)
+        self.procs["agent"] = p
+
+        def up():
+            if p.p.poll() is not None:
+                raise AssertionError("the reference agent exited:\n" + "\n".join(p.log_lines()))
+            try:
+                return requests.get(self.agent_control + "/healthz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+        wait_until(up, 30, "the reference agent's /healthz")
+        return p
+
+    def agent_starts(self):
+        """Every `start` the agent received: call_sid, stream_sid,
+        custom_parameters, at, media (frames), stop (bool), ..."""
+        return requests.get(self.agent_control + "/starts", timeout=10).json()["starts"]
+
+    def agent_stats(self):
+        return requests.get(self.agent_control + "/stats", timeout=10).json()
+
+    def agent_reset(self):
+        requests.post(self.agent_control + "/reset", timeout=10).raise_for_status()
+
+    def agent_behavior(self, **kw):
+        """hangup_after_start=bool, fetch_context=bool, report=dict|None, for
+        streams from now on; returns the whole behaviour."""
+        r = requests.post(self.agent_control + "/behavior", json=kw, timeout=10)
+        r.raise_for_status()
+        return r.json()
 
     def drop_db(self):
         conn = psycopg2.connect(self.pg_admin)
