@@ -239,10 +239,21 @@ schemas = {
                      "paused": {"type": "boolean", "description": "batchcall extension: the queue is paused"},
                      "paused_at": SN, "expired": EXPIRED},
                     ["waiting", "active", "completed", "failed"]),
-  "Agent": obj({"id": S, "name": S, "region": SN, "config": ANYOBJN, "created_at": S, "updated_at": S},
+  "Agent": obj({"id": S, "name": S, "region": SN, "endpoint": SN,
+                "endpoint_kind": {"type": "string", "enum": ["stream", "twiml", "sip"], "nullable": True},
+                "config": ANYOBJN, "created_at": S, "updated_at": S},
                ["id", "name"]),
   "AgentIn": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255},
-                  "region": {"type": "string", "enum": ["us", "eu", "apac"]}}),
+                  "region": {"type": "string", "enum": ["us", "eu", "apac"]},
+                  "endpoint": {"type": "string", "maxLength": 1024, "pattern": "^(wss://|https?://|sips?:)",
+                               "description": "batchcall extension: how the agent's calls reach it: a Media "
+                               "Streams WebSocket (wss://), a URL that answers with TwiML (https://) or a SIP "
+                               "URI (sip:); a batch for an agent without one is refused (docs/agents.md)",
+                               "example": "wss://agent.example.com/stream"}}),
+  "AgentContext": obj({"call_id": S, "batch_id": S, "tenant_id": S, "agent_id": S, "recipient_id": S,
+                       "to": S, "from": S, "attempt": I, "status": S, "answered_by": SN, "batch_name": S,
+                       "variables": ANYOBJ, "metadata": ANYOBJN, "post_call": ANYOBJN},
+                      ["call_id", "batch_id", "tenant_id", "agent_id", "to", "from", "attempt", "variables"]),
   "AgentList": obj({"agents": {"type": "array", "items": ref("Agent")}, "total": I, "limit": I, "offset": I},
                    ["agents", "total", "limit", "offset"]),
   "Number": obj({"id": S, "number": S, "provider": S, "agent_id": SN, "is_default": B, "created_at": S},
@@ -381,6 +392,10 @@ add("/v1/calls/{id}/events", "get", op("Rymi", "Call events", RYMI,
     {"200": jresp("Status history", ref("RymiEvents")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_call_events"))
 add("/v1/calls/{id}/end", "post", op("Rymi", "End call", RYMI,
     {"200": jresp("The ended call", ref("RymiCall")), **errs("rymi", COMMON + [409])}, None, [pp("id"), IDEM], "rymi_end_call"))
+add("/v1/calls/{id}/context", "get", op("Agent", "The call's context, for its agent (extension)",
+    [{"CallToken": []}],
+    {"200": jresp("What the agent needs of this call (docs/agents.md)", ref("AgentContext")),
+     **errs("rymi", [401, 404, 405, 500])}, None, [pp("id")], "agent_call_context"))
 add("/v1/agents", "get", op("Rymi", "List agents", RYMI,
     {"200": jresp("Agents", ref("AgentList")), **errs("rymi", COMMON)}, None, [LIMIT, OFFSET], "rymi_list_agents"))
 add("/v1/agents", "post", op("Rymi", "Create agent", RYMI,
@@ -506,5 +521,7 @@ doc = {
       "APIKeyAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "API key (bc_sk_...)"},
       "CartesiaKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
       "BatchCallKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY"},
-      "BatchCallSecret": {"type": "apiKey", "in": "header", "name": "X-API-SECRET"}}}}
+      "BatchCallSecret": {"type": "apiKey", "in": "header", "name": "X-API-SECRET"},
+      "CallToken": {"type": "http", "scheme": "bearer",
+                    "bearerFormat": "the call's bc_token, handed to its agent (docs/agents.md)"}}}}
 print(json.dumps(doc, indent=1, sort_keys=False))

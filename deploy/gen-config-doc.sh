@@ -26,9 +26,10 @@ In Kubernetes (`deploy/k8s`) the variables come from the ConfigMap
 `batchcall-config` (shared settings), one ConfigMap per process
 (`batchcall-api`, `batchcall-worker`, `batchcall-scheduler`) and the Secret
 `batchcall-secrets`, which holds `BC_PG_DSN` (it carries the database
-password) and `BC_CARRIER_AUTH_TOKEN`. The region overlays set `BC_REGION`.
-Settings shared by several processes (`BC_PG_DSN`, `BC_KAFKA_BROKERS`,
-`BC_TOPIC_PREFIX`, `BC_PUBLIC_URL`, the carrier's) must agree between them.
+password), `BC_CARRIER_AUTH_TOKEN` and `BC_AGENT_TOKEN_SECRET`. The region
+overlays set `BC_REGION`. Settings shared by several processes (`BC_PG_DSN`,
+`BC_KAFKA_BROKERS`, `BC_TOPIC_PREFIX`, `BC_PUBLIC_URL`, the carrier's,
+`BC_AGENT_TOKEN_SECRET`) must agree between them.
 
 HEAD
 for b in batchcall-api batchcall-worker batchcall-scheduler batchcall; do

@@ -204,7 +204,7 @@ def test_configuration_names_only_variables_the_binaries_read(rendered, region):
     assert region in config["BC_REGIONS"].split(",")
     # Secrets stay out of ConfigMaps.
     for data in cms.values():
-        assert not {"BC_PG_DSN", "BC_CARRIER_AUTH_TOKEN"} & set(data)
+        assert not {"BC_PG_DSN", "BC_CARRIER_AUTH_TOKEN", "BC_AGENT_TOKEN_SECRET"} & set(data)
 
 
 @pytest.mark.parametrize("region", REGIONS)
