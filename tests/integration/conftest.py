@@ -225,6 +225,10 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, request):
     s = Stack(tmp_path_factory.mktemp("stack"))
+    # A set-up that fails part way still stops what it started (the agent
+    # from create_db() first of all), instead of leaving it running.
+    set_up = []
+    request.addfinalizer(lambda: set_up or s.stop_all())
     s.create_db()
     s.start("sim", "batchcall-carrier-sim", {
         "BC_SIM_PORT": str(s.sim_port), "BC_SIM_MS_PER_SECOND": "5",
@@ -240,6 +244,7 @@ def stack(tmp_path_factory, request):
                                            "BC_RETRY_BASE_MS": "200"})
     for url in (s.sim, s.api, f"http://127.0.0.1:{sched_port}", f"http://127.0.0.1:{worker_port}"):
         s.wait_ready(url)
+    set_up.append(True)
     yield s
     codes = s.stop_all()
     failed = request.session.testsfailed
