@@ -262,6 +262,9 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
             goto out;
         json_object_set_new(key, "tenant_id", json_string(id));
         json_object_set_new(key, "agent_id", json_string(agent));
+        json_object_set_new(key, "agent_endpoint",
+                            *bc_config_str(c, "agent-endpoint")
+                                ? json_string(bc_config_str(c, "agent-endpoint")) : json_null());
         json_object_set_new(key, "from_number_id", json_string(number));
         json_object_set_new(key, "from_number", json_string(num));
         print_json(key);

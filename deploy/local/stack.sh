@@ -11,8 +11,10 @@ source "$HERE/lib.sh"
 
 API_PORT="${BC_API_PORT:-8080}"
 SIM_PORT="${BC_SIM_PORT:-8090}"
+AGENT_PORT="${BC_AGENT_PORT:-8443}"
+AGENT_CONTROL_PORT="${BC_AGENT_CONTROL_PORT:-8444}"
 RUN="$STATE/run"
-SERVICES="carrier-sim api scheduler worker"
+SERVICES="agent carrier-sim api scheduler worker"
 
 build() {
     # Ninja rebuilds only what changed; configure runs once.
@@ -32,6 +34,17 @@ start() {   # start NAME BINARY [ENV=VAL ...]
     echo $! > "$RUN/$name.pid"
 }
 
+# The reference agent (tests/agent) stands in for the tenant's AI agent:
+# every answered call of the demo connects to it over wss://.
+start_agent() {
+    if running agent; then return; fi
+    setsid python3 "$ROOT/tests/agent/ref_agent.py" --host 127.0.0.1 --port "$AGENT_PORT" \
+        --control-port "$AGENT_CONTROL_PORT" --cert "$STATE/tls/agent.crt" \
+        --key "$STATE/tls/agent.key" --api "http://127.0.0.1:$API_PORT" \
+        >>"$STATE/logs/agent.log" 2>&1 < /dev/null &
+    echo $! > "$RUN/agent.pid"
+}
+
 wait_ready() {   # wait_ready NAME URL
     wait_for "curl -fs $2/readyz" 30 || { log "$1 did not become ready; see $STATE/logs/$1.log"; exit 1; }
 }
@@ -47,6 +60,8 @@ up() {
     "$ROOT/build/batchcall" migrate >/dev/null
     "$ROOT/build/batchcall" topics >/dev/null
     export BC_PUBLIC_URL="http://127.0.0.1:$API_PORT" BC_CARRIER_URL="http://127.0.0.1:$SIM_PORT"
+    export BC_AGENT_ENDPOINT="wss://127.0.0.1:$AGENT_PORT/stream" BC_SIM_AGENT_CA="$STATE/tls/agent.crt"
+    start_agent
     start carrier-sim batchcall-carrier-sim BC_SIM_PORT="$SIM_PORT" BC_SIM_MS_PER_SECOND="${BC_SIM_MS_PER_SECOND:-100}"
     # A local stack posts webhooks to local receivers, which speak plain http
     # on loopback or the local network.
@@ -54,9 +69,12 @@ up() {
     start api batchcall-api BC_API_PORT="$API_PORT" BC_WEBHOOK_REQUIRE_HTTPS="${BC_WEBHOOK_REQUIRE_HTTPS:-0}"
     start scheduler batchcall-scheduler BC_SCHEDULER_PORT=9102
     start worker batchcall-worker BC_WORKER_PORT=9101
+    wait_for "curl -fs http://127.0.0.1:$AGENT_CONTROL_PORT/healthz" 30 ||
+        { log "the reference agent did not start; see $STATE/logs/agent.log"; exit 1; }
     wait_ready carrier-sim "http://127.0.0.1:$SIM_PORT"
     wait_ready api "http://127.0.0.1:$API_PORT"
-    if [ ! -f "$STATE/demo.json" ]; then
+    # A demo made before agents had endpoints could place no call: make it anew.
+    if [ ! -f "$STATE/demo.json" ] || ! grep -q '"agent_endpoint"' "$STATE/demo.json"; then
         "$ROOT/build/batchcall" demo --name demo --concurrency 20 > "$STATE/demo.json"
     fi
     local key agent number
@@ -82,7 +100,7 @@ MSG
 
 down() {
     local name pid
-    for name in worker scheduler api carrier-sim; do
+    for name in worker scheduler api carrier-sim agent; do
         if running "$name"; then
             pid=$(cat "$RUN/$name.pid")
             kill -TERM "$pid"
