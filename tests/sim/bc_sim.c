@@ -7,9 +7,15 @@
  * a create that is placed but answered too late, and callbacks duplicated,
  * reordered or lost (see docs/carrier-sim.md). POST /outcomes scripts what
  * the next calls to one number do. A call created with MachineDetection
- * tells who answered (AnsweredBy): a person, or a voicemail's machine. */
+ * tells who answered (AnsweredBy): a person, or a voicemail's machine.
+ * A create must say what the call does once answered, as Twilio requires
+ * (Url, Twiml or ApplicationSid); the simulator checks it at least as
+ * strictly as Twilio and, on answer, runs the TwiML: it connects Media
+ * Streams to the agent over WebSocket (sim_ws.c), fetches the TwiML of a
+ * Url, records a <Dial><Sip>, and plays <Say>, <Play>, <Pause>, <Hangup>. */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <libxml/parser.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,10 +29,16 @@
 #include "bc_e164.h"
 #include "bc_svc.h"
 #include "bc_twilio.h"
+#include "sim_twiml.h"
+#include "sim_ws.h"
 
 #define MAX_DIALS_LISTED 100000
 #define CB_TIMEOUT_MS 5000
 #define CB_TRIES 4
+#define TWIML_MAX_CHARS 4000     /* Twilio's limit on a create's Twiml (32018) */
+#define FETCH_MAX_BYTES 65536    /* Twilio's limit on fetched TwiML (11750) */
+#define REFUSED_MAX 10000        /* refused requests kept for /ledger/refused */
+#define REFUSED_BODY_MAX 16384
 
 static const bc_config_key keys[] = {
     BC_SVC_COMMON_KEYS,
@@ -47,6 +59,12 @@ static const bc_config_key keys[] = {
       "how long a create_hang fault holds its answer (the call is placed at once)" },
     { "force", "BC_SIM_FORCE", BC_STR, "0486=busy,0404=no-answer,0500=failed,0555=voicemail",
       "outcomes forced by the callee number's last digits (suffix=outcome, ...)" },
+    { "agent-ca", "BC_SIM_AGENT_CA", BC_STR, "",
+      "PEM file of the CAs trusted for agents' WebSocket certificates (empty: the system's)" },
+    { "media-frames", "BC_SIM_MEDIA_FRAMES", BC_INT, "10",
+      "media messages sent on each Media Stream, one each 20 ms" },
+    { "amd-seconds", "BC_SIM_AMD_SECONDS", BC_INT, "2",
+      "simulated seconds async answering-machine detection takes" },
     { 0 },
 };
 
@@ -130,6 +148,7 @@ typedef struct counts {
 typedef struct dial {
     char sid[40], call_id[48], to[20], from[20], batch[48], tenant[48];
     long long at_ms;
+    char *form;              /* the create's body, as it came */
 } dial;
 
 typedef struct blist {       /* dials of one batch, for /ledger/dials */
@@ -155,6 +174,23 @@ typedef struct call {
     int events;              /* StatusCallbackEvent asked for: BC_EV_* bits */
     long long due;           /* next event due (real ms) */
     int heap_idx;            /* -1: not in the heap */
+    /* What runs once the call is answered, and what it did (the ledger's
+     * "agent"). gen changes whenever what runs is replaced or over, so a
+     * late event of the old one (a timer, a stream, a fetch) is ignored. */
+    sim_twiml *doc;          /* verbs to run; NULL in Url mode until fetched */
+    size_t pc;               /* next verb */
+    unsigned gen;
+    int ag_over;             /* the TwiML ended or the call is hanging up */
+    char *url;               /* Url mode: where the TwiML comes from */
+    char method[8];          /* ... and how it is fetched */
+    unsigned long ws_id;     /* the Media Stream open now, or 0 */
+    const char *ag_kind;     /* "stream", "sip", "url" or NULL */
+    char *ag_target;
+    int ag_connected, ag_error;
+    json_t *played, *sip_headers;
+    int async_amd, amd_done; /* AsyncAmd=true: AnsweredBy comes by amd_cb */
+    char *amd_cb;
+    char amd_method[8];
 } call;
 
 /* What the next calls to one number do, in order (POST /outcomes); when
@@ -193,6 +229,18 @@ typedef struct sim {
     long long bucket_at;
     CURLM *multi;
     char cburl_prefix[8];
+    /* The agent side: TwiML timers (a min-heap by due), the Media Streams
+     * client, what the agents saw, and what was refused. */
+    struct tev { long long due; call *c; unsigned gen; int kind; } *tev;
+    size_t ntev, captev;
+    sim_ws *ws;
+    long media_frames, amd_ms;
+    struct {
+        long connections, stream_starts, stream_stops, errors, twiml_fetches, amd_callbacks,
+            plays, updates;
+    } ag;
+    struct refusal { char *form; int status, code; char msg[200]; } *refused;
+    size_t nrefused;         /* ever refused; the last REFUSED_MAX are kept */
 } sim;
 
 static long long now_ms(void) { return bc_now_ms(); }
@@ -298,7 +346,7 @@ static void live_add(sim *s, call *c, int d)
     }
 }
 
-static void record_dial(sim *s, call *c)
+static void record_dial(sim *s, call *c, const char *body, size_t len)
 {
     long *n;
 
@@ -324,6 +372,7 @@ static void record_dial(sim *s, call *c)
             snprintf(d->batch, sizeof d->batch, "%s", c->batch);
             snprintf(d->tenant, sizeof d->tenant, "%s", c->tenant);
             d->at_ms = now_ms();
+            d->form = strndup(body, len);
         }
     }
     if (c->tenant[0])
@@ -357,7 +406,8 @@ static const char *status_of(const call *c)
  * DetectMessageEnd waits for a voicemail's beep, Enable answers at once. */
 static const char *answered_by(const call *c)
 {
-    if (!c->amd[0] || strcmp(c->outcome, "completed"))
+    /* Async detection tells only once it is done (and first by amd_cb). */
+    if (!c->amd[0] || strcmp(c->outcome, "completed") || (c->async_amd && !c->amd_done))
         return NULL;
     if (!c->machine)
         return "human";
@@ -558,17 +608,420 @@ static int event_of(const char *status)
          : !strcmp(status, "in-progress") ? BC_EV_ANSWERED : BC_EV_COMPLETED;
 }
 
+/* ---- what a create or an update asks the call to run ------------------- */
+
+/* The create's (or update's) form as JSON for the ledger: key -> string,
+ * or an array of strings when the key repeats (StatusCallbackEvent). */
+static json_t *form_json(const char *body)
+{
+    bc_form f = { 0 };
+    json_t *o = json_object();
+
+    if (!body || bc_form_parse(body, strlen(body), &f) < 0) {
+        json_object_set_new(o, "_unparsed", json_string(body ? body : ""));
+        return o;
+    }
+    for (size_t i = 0; i < f.n; i++) {
+        json_t *v = json_object_get(o, f.key[i]);
+
+        if (!v) {
+            json_object_set_new(o, f.key[i], json_string(f.val[i]));
+        } else if (json_is_array(v)) {
+            json_array_append_new(v, json_string(f.val[i]));
+        } else {
+            json_object_set_new(o, f.key[i], json_pack("[O,s]", v, f.val[i]));
+        }
+    }
+    bc_form_free(&f);
+    return o;
+}
+
+/* Answers a refused create or update with Twilio's error body and keeps it
+ * for /ledger/refused (the last REFUSED_MAX). */
+static void refuse(sim *s, bc_http_resp *resp, const char *body, size_t len, int status,
+                   int code, const char *msg)
+{
+    struct refusal *r;
+
+    pthread_mutex_lock(&s->mu);
+    if (!s->refused)
+        s->refused = calloc(REFUSED_MAX, sizeof *s->refused);
+    if (s->refused) {
+        r = &s->refused[s->nrefused % REFUSED_MAX];
+        free(r->form);
+        r->form = strndup(body ? body : "", len < REFUSED_BODY_MAX ? len : REFUSED_BODY_MAX);
+        r->status = status;
+        r->code = code;
+        snprintf(r->msg, sizeof r->msg, "%s", msg);
+        s->nrefused++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"invalid\"", 1);
+    twilio_error(resp, status, code, msg);
+}
+
+/* The parameters of Twilio's create and update (API 2010-04-01); any other
+ * is refused, where Twilio only warns (20001) and ignores it: a typo in
+ * what the worker sends must not pass unseen. */
+static const char *const create_params[] = {
+    "To", "From", "Url", "Twiml", "ApplicationSid", "Method", "FallbackUrl", "FallbackMethod",
+    "StatusCallback", "StatusCallbackEvent", "StatusCallbackMethod", "SendDigits", "Timeout",
+    "Record", "RecordingChannels", "RecordingStatusCallback", "RecordingStatusCallbackMethod",
+    "RecordingStatusCallbackEvent", "RecordingTrack", "SipAuthUsername", "SipAuthPassword",
+    "MachineDetection", "MachineDetectionTimeout", "MachineDetectionSpeechThreshold",
+    "MachineDetectionSpeechEndThreshold", "MachineDetectionSilenceTimeout", "AsyncAmd",
+    "AsyncAmdStatusCallback", "AsyncAmdStatusCallbackMethod", "Trim", "CallerId", "Byoc",
+    "CallReason", "CallToken", "TimeLimit", NULL,
+};
+static const char *const update_params[] = {
+    "Url", "Twiml", "Method", "Status", "FallbackUrl", "FallbackMethod", "StatusCallback",
+    "StatusCallbackMethod", "TimeLimit", NULL,
+};
+
+/* The first parameter of f not in known, or NULL. */
+static const char *unknown_param(const bc_form *f, const char *const *known)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        size_t k = 0;
+        while (known[k] && strcmp(known[k], f->key[i]))
+            k++;
+        if (!known[k])
+            return f->key[i];
+    }
+    return NULL;
+}
+
+/* 1 if url is an absolute http(s) URL with a host, as libcurl reads it. */
+static int http_url_ok(const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    int ok;
+
+    ok = u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
+         !curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) &&
+         !curl_url_get(u, CURLUPART_HOST, &host, 0) && host[0] &&
+         (!strcmp(scheme, "http") || !strcmp(scheme, "https"));
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+typedef struct agent_spec {
+    sim_twiml *doc;          /* inline TwiML, parsed */
+    char *url;               /* or a Url to fetch it from */
+    char method[8];
+    int code;                /* why it was refused (Twilio's code), or 0 */
+    char msg[200];
+} agent_spec;
+
+/* Reads Url / Twiml / ApplicationSid as Twilio does: Url wins over Twiml
+ * (Twilio warns 32019 and uses the Url); the simulator knows no
+ * applications. required: a create, where one of them must be there.
+ * 0 (spec filled, or empty for an update without them) or -1 (code set). */
+static int read_agent(const bc_form *f, int required, agent_spec *a)
+{
+    const char *url = bc_form_get(f, "Url"), *twiml = bc_form_get(f, "Twiml");
+    const char *app = bc_form_get(f, "ApplicationSid"), *method = bc_form_get(f, "Method");
+    sim_tw_err err;
+
+    memset(a, 0, sizeof *a);
+    if (method && strcmp(method, "GET") && strcmp(method, "POST")) {
+        a->code = 21200;
+        snprintf(a->msg, sizeof a->msg, "Method must be GET or POST");
+        return -1;
+    }
+    snprintf(a->method, sizeof a->method, "%s", method ? method : "POST");
+    if (url) {
+        if (!http_url_ok(url)) {
+            a->code = 21205;
+            snprintf(a->msg, sizeof a->msg, "Url is not a valid URL: %.120s", url);
+            return -1;
+        }
+        a->url = strdup(url);
+        return 0;
+    }
+    if (twiml) {
+        if (sim_twiml_chars(twiml) > TWIML_MAX_CHARS) {
+            a->code = 32018;
+            snprintf(a->msg, sizeof a->msg,
+                     "Twiml size exceeded maximum allowed value of %d characters", TWIML_MAX_CHARS);
+            return -1;
+        }
+        if (!(a->doc = sim_twiml_parse(twiml, strlen(twiml), &err))) {
+            a->code = err.code;
+            snprintf(a->msg, sizeof a->msg, "%s", err.msg);
+            return -1;
+        }
+        return 0;
+    }
+    if (app) {
+        a->code = 21218;
+        snprintf(a->msg, sizeof a->msg, "Invalid ApplicationSid: this carrier has no applications");
+        return -1;
+    }
+    if (required) {
+        a->code = 21205;
+        snprintf(a->msg, sizeof a->msg, "A 'Url', 'Twiml', or 'ApplicationSid' parameter is required");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- running the TwiML (mutex held) ------------------------------------ */
+
+enum { EV_VERB, EV_FETCH, EV_AMD };
+
+static void tev_swap(sim *s, size_t a, size_t b)
+{
+    struct tev t = s->tev[a];
+
+    s->tev[a] = s->tev[b];
+    s->tev[b] = t;
+}
+
+static void tev_push(sim *s, call *c, long long due, int kind)
+{
+    size_t i;
+
+    if (s->ntev == s->captev) {
+        size_t cap = s->captev ? s->captev * 2 : 256;
+        struct tev *v = realloc(s->tev, cap * sizeof *v);
+        if (!v)
+            return;
+        s->tev = v;
+        s->captev = cap;
+    }
+    i = s->ntev++;
+    s->tev[i] = (struct tev){ due, c, c->gen, kind };
+    while (i && s->tev[(i - 1) / 2].due > s->tev[i].due) {
+        tev_swap(s, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    /* The loop may be asleep for up to 50 ms; a Say at 5 ms/s is shorter. */
+    curl_multi_wakeup(s->multi);
+}
+
+static struct tev tev_pop(sim *s)
+{
+    struct tev top = s->tev[0];
+    size_t i = 0;
+
+    s->tev[0] = s->tev[--s->ntev];
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->ntev && s->tev[l].due < s->tev[m].due)
+            m = l;
+        if (r < s->ntev && s->tev[r].due < s->tev[m].due)
+            m = r;
+        if (m == i)
+            break;
+        tev_swap(s, i, m);
+        i = m;
+    }
+    return top;
+}
+
+static long long sim_ms(const sim *s, long long secs) { return secs * s->ms_per_s; }
+
+static void end_call_now(sim *s, call *c, const char *outcome);
+
+/* Tears down what runs: the stream gets stop, timers and fetches of it
+ * are ignored from now on. */
+static void agent_detach(sim *s, call *c)
+{
+    c->gen++;
+    if (c->ws_id) {
+        sim_ws_stop(s->ws, c->ws_id);
+        c->ws_id = 0;
+    }
+}
+
+/* The call is hanging up (the callee, an update, the end of its TwiML). */
+static void agent_hangup(sim *s, call *c)
+{
+    if (c->ag_over)
+        return;
+    c->ag_over = 1;
+    agent_detach(s, c);
+}
+
+/* The TwiML ended the call: completed, lasting what it lasted so far. */
+static void agent_end(sim *s, call *c)
+{
+    agent_hangup(s, c);
+    end_call_now(s, c, "completed");
+}
+
+static int agent_running(const call *c)
+{
+    return c->live && c->state == ST_INPROGRESS && !c->ag_over;
+}
+
+static void agent_target(call *c, const char *kind, const char *target)
+{
+    c->ag_kind = kind;
+    free(c->ag_target);
+    c->ag_target = target ? strdup(target) : NULL;
+    c->ag_connected = 0;
+}
+
+static void agent_played(call *c, const char *what, const char *arg)
+{
+    char *s = NULL;
+
+    if (!c->played)
+        c->played = json_array();
+    if (asprintf(&s, "%s:%s", what, arg ? arg : "") >= 0)
+        json_array_append_new(c->played, json_string(s));
+    free(s);
+}
+
+static void agent_connect_stream(sim *s, call *c, const sim_tw_verb *v)
+{
+    sim_ws_stream st = { v->arg, s->account, c->sid, v->extra, (int)s->media_frames, c, c->gen };
+    char sid[40];
+
+    agent_target(c, "stream", v->arg);
+    c->ws_id = sim_ws_open(s->ws, &st, sid, sizeof sid);
+}
+
+/* Runs verbs from c->pc until one that takes time; none left hangs up. */
+static void agent_step(sim *s, call *c)
+{
+    while (agent_running(c)) {
+        const sim_tw_verb *v;
+
+        if (!c->doc || c->pc >= c->doc->n) {
+            agent_end(s, c);
+            return;
+        }
+        v = &c->doc->v[c->pc++];
+        switch (v->kind) {
+        case SIM_TW_SAY:
+        case SIM_TW_PLAY:
+            agent_played(c, v->kind == SIM_TW_SAY ? "say" : "play", v->arg);
+            s->ag.plays++;
+            tev_push(s, c, now_ms() + sim_ms(s, 1), EV_VERB);
+            return;
+        case SIM_TW_PAUSE:
+            if (v->secs > 0) {
+                tev_push(s, c, now_ms() + sim_ms(s, v->secs), EV_VERB);
+                return;
+            }
+            break;
+        case SIM_TW_HANGUP:
+            agent_end(s, c);
+            return;
+        case SIM_TW_STREAM:
+            /* Until the agent closes it or the call hangs up (sim_ws events). */
+            agent_connect_stream(s, c, v);
+            if (c->ws_id)
+                return;
+            c->ag_error = 31902;
+            s->ag.errors++;
+            break;
+        case SIM_TW_SIP:
+            /* No SIP here: the dial is recorded and holds the call for its
+             * talk time, as the callee talking to a SIP agent would. */
+            agent_target(c, "sip", v->arg);
+            c->ag_connected = 1;
+            json_decref(c->sip_headers);
+            c->sip_headers = json_incref(v->extra);
+            s->ag.connections++;
+            return;
+        }
+    }
+}
+
+/* Replaces what runs by spec (taken): at answer, or a live update. */
+static void agent_run(sim *s, call *c, agent_spec *a)
+{
+    agent_detach(s, c);
+    sim_twiml_free(c->doc);
+    c->doc = a->doc;
+    c->pc = 0;
+    free(c->url);
+    c->url = a->url;
+    snprintf(c->method, sizeof c->method, "%s", a->method);
+    a->doc = NULL;
+    a->url = NULL;
+    if (c->url) {
+        agent_target(c, "url", c->url);
+        /* libcurl's handles belong to the callback thread: it fetches. */
+        tev_push(s, c, now_ms(), EV_FETCH);
+    } else {
+        agent_step(s, c);
+    }
+}
+
+/* The call was just answered (callback thread): its TwiML starts at once
+ * and, with AsyncAmd, detection runs beside it. */
+static void agent_answered(sim *s, call *c)
+{
+    if (c->async_amd)
+        tev_push(s, c, now_ms() + s->amd_ms, EV_AMD);
+    if (c->url)
+        tev_push(s, c, now_ms(), EV_FETCH);
+    else
+        agent_step(s, c);
+}
+
+/* What a Media Stream did (service thread of sim_ws). */
+static void on_stream(void *ud, void *owner, unsigned gen, int what, int code)
+{
+    sim *s = ud;
+    call *c = owner;
+
+    pthread_mutex_lock(&s->mu);
+    switch (what) {
+    case SIM_WS_OPEN:
+        s->ag.connections++;
+        if (gen == c->gen)
+            c->ag_connected = 1;
+        break;
+    case SIM_WS_STARTED:
+        s->ag.stream_starts++;
+        break;
+    case SIM_WS_STOPPED:
+        s->ag.stream_stops++;
+        break;
+    case SIM_WS_FAILED:
+        /* Twilio logs the error and goes on with the next verb. */
+        s->ag.errors++;
+        c->ag_error = code;
+        bc_log(s->ctx->log, BC_WARN, "sim.stream_failed", "{s:s,s:i}", "call_sid", c->sid,
+               "code", code);
+        /* fall through */
+    case SIM_WS_AGENT_CLOSED:
+        if (gen == c->gen) {
+            c->ws_id = 0;
+            agent_step(s, c);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
 {
     size_t len;
     const char *body = bc_http_body(req, &len);
     bc_form f = { 0 };
-    const char *to, *from, *cb, *t, *lim, *amd;
+    const char *to, *from, *cb, *t, *lim, *amd, *bad, *async;
+    agent_spec ag = { 0 };
+    char why[200];
     call *c;
 
     if (bc_form_parse(body, len, &f) < 0) {
-        twilio_error(resp, 400, 21200, "Malformed form body");
-        bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"invalid\"", 1);
+        refuse(s, resp, body, len, 400, 21200, "Malformed form body");
+        return;
+    }
+    if ((bad = unknown_param(&f, create_params))) {
+        snprintf(why, sizeof why, "Unknown parameter '%.60s'", bad);
+        refuse(s, resp, body, len, 400, 20001, why);
+        bc_form_free(&f);
         return;
     }
     to = bc_form_get(&f, "To");
@@ -577,24 +1030,32 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     t = bc_form_get(&f, "Timeout");
     lim = bc_form_get(&f, "TimeLimit");
     amd = bc_form_get(&f, "MachineDetection");
+    async = bc_form_get(&f, "AsyncAmd");
     if (amd && strcmp(amd, "Enable") && strcmp(amd, "DetectMessageEnd")) {
-        twilio_error(resp, 400, 21626, "MachineDetection must be Enable or DetectMessageEnd");
-        bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"invalid\"", 1);
+        refuse(s, resp, body, len, 400, 21626, "MachineDetection must be Enable or DetectMessageEnd");
         bc_form_free(&f);
         return;
     }
     if (events_asked(&f) < 0) {
-        twilio_error(resp, 400, 21626, "Invalid 'StatusCallbackEvent'");
-        bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"invalid\"", 1);
+        refuse(s, resp, body, len, 400, 21626, "Invalid 'StatusCallbackEvent'");
         bc_form_free(&f);
         return;
     }
     if (!to || !bc_e164_valid(to) || !from || !bc_e164_valid(from) || !cb ||
         strncmp(cb, "http", 4) || strlen(cb) >= 600) {
-        twilio_error(resp, 400, 21201, !to || !bc_e164_valid(to) ? "Invalid 'To' Phone Number"
+        refuse(s, resp, body, len, 400, 21201, !to || !bc_e164_valid(to) ? "Invalid 'To' Phone Number"
                                      : !from || !bc_e164_valid(from) ? "Invalid 'From' Phone Number"
                                      : "Invalid StatusCallback URL");
-        bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"invalid\"", 1);
+        bc_form_free(&f);
+        return;
+    }
+    if (async && strcmp(async, "true") && strcmp(async, "false")) {
+        refuse(s, resp, body, len, 400, 21234, "AsyncAmd must be true or false");
+        bc_form_free(&f);
+        return;
+    }
+    if (read_agent(&f, 1, &ag) < 0) {
+        refuse(s, resp, body, len, 400, ag.code, ag.msg);
         bc_form_free(&f);
         return;
     }
@@ -606,6 +1067,8 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
         pthread_mutex_unlock(&s->mu);
         bc_metrics_inc(s->ctx->metrics, "sim_faults_total", "Faults played", "kind=\"create_5xx\"", 1);
         twilio_error(resp, 500, 20500, "Internal Server Error");
+        sim_twiml_free(ag.doc);
+        free(ag.url);
         bc_form_free(&f);
         return;
     }
@@ -623,6 +1086,8 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
                                           "Too Many Requests", "more_info",
                                           "https://www.twilio.com/docs/errors/20429",
                                           "status", 429));
+        sim_twiml_free(ag.doc);
+        free(ag.url);
         bc_form_free(&f);
         return;
     }
@@ -640,6 +1105,19 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     snprintf(c->callback, sizeof c->callback, "%s", cb);
     snprintf(c->amd, sizeof c->amd, "%s", amd ? amd : "");
     c->events = events_asked(&f);
+    c->doc = ag.doc;
+    c->url = ag.url;
+    snprintf(c->method, sizeof c->method, "%s", ag.method);
+    if (c->url)
+        agent_target(c, "url", c->url);
+    /* AsyncAmd without MachineDetection detects nothing, as on Twilio. */
+    c->async_amd = amd && async && !strcmp(async, "true");
+    if (c->async_amd) {
+        const char *acb = bc_form_get(&f, "AsyncAmdStatusCallback");
+        const char *am = bc_form_get(&f, "AsyncAmdStatusCallbackMethod");
+        c->amd_cb = acb ? strdup(acb) : NULL;
+        snprintf(c->amd_method, sizeof c->amd_method, "%s", am && !strcmp(am, "GET") ? "GET" : "POST");
+    }
     url_param(cb, "call_id", c->call_id, sizeof c->call_id);
     url_param(cb, "batch_id", c->batch, sizeof c->batch);
     url_param(cb, "tenant_id", c->tenant, sizeof c->tenant);
@@ -647,7 +1125,7 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
     c->live = 1;
     c->created = time(NULL);
     map_put(&s->calls, c->sid, c);
-    record_dial(s, c);
+    record_dial(s, c, body, len);
     live_add(s, c, 1);
     heap_push(s, c);
     pthread_cond_signal(&s->cv);
@@ -682,38 +1160,94 @@ static void end_call_now(sim *s, call *c, const char *outcome)
     pthread_cond_signal(&s->cv);
 }
 
+/* Checks an update's form before the call is looked at: known parameters,
+ * and TwiML by the create's rules. 0, or -1 answered. */
+static int update_valid(sim *s, const bc_http_req *req, bc_form *f, agent_spec *a,
+                        bc_http_resp *resp)
+{
+    size_t len;
+    const char *body = bc_http_body(req, &len), *bad;
+    char why[200];
+
+    if (bc_form_parse(body, len, f) < 0) {
+        refuse(s, resp, body, len, 400, 21200, "Malformed form body");
+        return -1;
+    }
+    if ((bad = unknown_param(f, update_params))) {
+        snprintf(why, sizeof why, "Unknown parameter '%.60s'", bad);
+        refuse(s, resp, body, len, 400, 20001, why);
+        return -1;
+    }
+    if (!bc_form_get(f, "Status") && read_agent(f, 0, a) < 0) {
+        refuse(s, resp, body, len, 400, a->code, a->msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* GET reads a call. POST updates it: Status=completed hangs up a call in
+ * progress, Status=canceled one not yet answered (either is a no-op
+ * otherwise, as the reconciler expects); Twiml or Url replaces what an
+ * in-progress call runs, and is 21220 on any other call. */
 static void call_route(sim *s, const bc_http_req *req, const char *sid, bc_http_resp *resp)
 {
+    int post = !strcmp(bc_http_method(req), "POST");
+    bc_form f = { 0 };
+    agent_spec a = { 0 };
+    const char *st = NULL;
     call *c;
 
+    if (post && update_valid(s, req, &f, &a, resp) < 0)
+        goto out;
+    st = bc_form_get(&f, "Status");
     pthread_mutex_lock(&s->mu);
     if (!(c = map_get(&s->calls, sid))) {
         pthread_mutex_unlock(&s->mu);
         twilio_error(resp, 404, 20404, "The requested resource was not found");
-        return;
+        goto out;
     }
-    if (!strcmp(bc_http_method(req), "POST")) {
+    if (post && st) {
+        if (!strcmp(st, "completed") && c->state == ST_INPROGRESS && c->live) {
+            agent_hangup(s, c);
+            end_call_now(s, c, "completed");
+        } else if (!strcmp(st, "canceled") && c->state < ST_INPROGRESS && c->live) {
+            end_call_now(s, c, "canceled");
+        } else if (strcmp(st, "completed") && strcmp(st, "canceled")) {
+            size_t len;
+            const char *body = bc_http_body(req, &len);
+
+            pthread_mutex_unlock(&s->mu);
+            refuse(s, resp, body, len, 400, 21220,
+                   "Invalid call state: Status must be completed or canceled");
+            goto out;
+        }
+        s->ag.updates++;
+    } else if (post && (a.doc || a.url)) {
+        if (!agent_running(c)) {
+            size_t len;
+            const char *body = bc_http_body(req, &len);
+
+            pthread_mutex_unlock(&s->mu);
+            refuse(s, resp, body, len, 400, 21220, "Call is not in-progress. Cannot redirect.");
+            goto out;
+        }
+        agent_run(s, c, &a);
+        s->ag.updates++;
+    } else if (post) {
         size_t len;
         const char *body = bc_http_body(req, &len);
-        bc_form f = { 0 };
-        const char *st = NULL;
 
-        if (bc_form_parse(body, len, &f) == 0)
-            st = bc_form_get(&f, "Status");
-        if (st && !strcmp(st, "completed") && c->state == ST_INPROGRESS && c->live)
-            end_call_now(s, c, "completed");
-        else if (st && !strcmp(st, "canceled") && c->state < ST_INPROGRESS && c->live)
-            end_call_now(s, c, "canceled");
-        else if (!st || (strcmp(st, "completed") && strcmp(st, "canceled"))) {
-            bc_form_free(&f);
-            pthread_mutex_unlock(&s->mu);
-            twilio_error(resp, 400, 21220, "Invalid call state: Status must be completed or canceled");
-            return;
-        }
-        bc_form_free(&f);
+        pthread_mutex_unlock(&s->mu);
+        refuse(s, resp, body, len, 400, 21220,
+               "Invalid call state: Status must be completed or canceled");
+        goto out;
     }
     bc_http_json(resp, 200, resource(s, c));
     pthread_mutex_unlock(&s->mu);
+out:
+    sim_twiml_free(a.doc);
+    free(a.url);
+    bc_form_free(&f);
 }
 
 /* Twilio's list, filtered by To (the only filter the reconciler needs). */
@@ -841,6 +1375,53 @@ static void outcomes(sim *s, const bc_http_req *req, bc_http_resp *resp)
     bc_http_json(resp, 200, json_pack("{s:s,s:o}", "to", to, "outcomes", left));
 }
 
+/* What the agent side of a call did, for /ledger/dials. */
+static json_t *agent_json(const call *c)
+{
+    return json_pack("{s:s?,s:s?,s:b,s:o,s:o,s:o}", "kind", c ? c->ag_kind : NULL,
+                     "target", c ? c->ag_target : NULL, "connected", c && c->ag_connected,
+                     "error", c && c->ag_error ? json_integer(c->ag_error) : json_null(),
+                     "played", c && c->played ? json_deep_copy(c->played) : json_array(),
+                     "sip_headers", c && c->sip_headers ? json_deep_copy(c->sip_headers)
+                                                        : json_object());
+}
+
+/* {"refused": [...]}: the last REFUSED_MAX refused creates and updates. */
+static json_t *refused_json(sim *s)
+{
+    json_t *arr = json_array();
+    size_t n = s->nrefused < REFUSED_MAX ? s->nrefused : REFUSED_MAX;
+
+    for (size_t i = s->nrefused - n; i < s->nrefused; i++) {
+        struct refusal *r = &s->refused[i % REFUSED_MAX];
+        json_array_append_new(arr, json_pack("{s:o,s:i,s:i,s:s}", "params", form_json(r->form),
+                                             "status", r->status, "code", r->code,
+                                             "message", r->msg));
+    }
+    return json_pack("{s:o}", "refused", arr);
+}
+
+static void refused_reset(sim *s)
+{
+    for (size_t i = 0; s->refused && i < REFUSED_MAX; i++) {
+        free(s->refused[i].form);
+        s->refused[i].form = NULL;
+    }
+    s->nrefused = 0;
+}
+
+static void lists_free(sim *s)
+{
+    for (size_t i = 0; i < s->lists.nb; i++)
+        for (ent *e = s->lists.b[i]; e; e = e->next) {
+            blist *l = e->val;
+            for (size_t k = 0; k < l->n; k++)
+                free(l->v[k].form);
+            free(l->v);
+        }
+    map_free(&s->lists, free);
+}
+
 static void ledger(sim *s, const bc_http_req *req, const char *path, bc_http_resp *resp)
 {
     pthread_mutex_lock(&s->mu);
@@ -852,7 +1433,16 @@ static void ledger(sim *s, const bc_http_req *req, const char *path, bc_http_res
             "tenants", counts_json(&s->tenants), "callbacks", "sent", (json_int_t)s->cb_ok,
             "failed", (json_int_t)s->cb_failed, "rejected_429", (json_int_t)s->rejected_cps);
         json_object_set_new(l, "faults", faults_json(s));
+        json_object_set_new(l, "agent", json_pack(
+            "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "connections", (json_int_t)s->ag.connections,
+            "stream_starts", (json_int_t)s->ag.stream_starts,
+            "stream_stops", (json_int_t)s->ag.stream_stops, "errors", (json_int_t)s->ag.errors,
+            "twiml_fetches", (json_int_t)s->ag.twiml_fetches,
+            "amd_callbacks", (json_int_t)s->ag.amd_callbacks, "plays", (json_int_t)s->ag.plays,
+            "updates", (json_int_t)s->ag.updates));
         bc_http_json(resp, 200, l);
+    } else if (!strcmp(path, "/ledger/refused") && !strcmp(bc_http_method(req), "GET")) {
+        bc_http_json(resp, 200, refused_json(s));
     } else if (!strcmp(path, "/ledger/dials") && !strcmp(bc_http_method(req), "GET")) {
         const char *b = bc_http_query(req, "batch_id");
         blist *l = b ? map_get(&s->lists, b) : NULL;
@@ -860,21 +1450,21 @@ static void ledger(sim *s, const bc_http_req *req, const char *path, bc_http_res
 
         for (size_t i = 0; l && i < l->n; i++) {
             dial *d = &l->v[i];
-            json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "call_sid",
-                                                 d->sid, "call_id", d->call_id, "to", d->to,
-                                                 "from", d->from, "batch_id", d->batch,
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o}",
+                                                 "call_sid", d->sid, "call_id", d->call_id,
+                                                 "to", d->to, "from", d->from, "batch_id", d->batch,
                                                  "tenant_id", d->tenant, "at_ms",
-                                                 (json_int_t)d->at_ms));
+                                                 (json_int_t)d->at_ms, "params", form_json(d->form),
+                                                 "agent", agent_json(map_get(&s->calls, d->sid))));
         }
         bc_http_json(resp, 200, json_pack("{s:o}", "dials", arr));
     } else if (!strcmp(path, "/ledger/reset") && !strcmp(bc_http_method(req), "POST")) {
         map_free(&s->batches, free);
         map_free(&s->tenants, free);
         map_free(&s->per_call_id, free);
-        for (size_t i = 0; i < s->lists.nb; i++)
-            for (ent *e = s->lists.b[i]; e; e = e->next)
-                free(((blist *)e->val)->v);
-        map_free(&s->lists, free);
+        lists_free(s);
+        refused_reset(s);
+        memset(&s->ag, 0, sizeof s->ag);
         json_array_clear(s->duplicates);
         memset(&s->pending, 0, sizeof s->pending);
         memset(&s->done, 0, sizeof s->done);
@@ -952,12 +1542,21 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
 
 /* ---- callbacks ------------------------------------------------------- */
 
+/* One request of the callback thread: a status callback, a TwiML fetch
+ * or an async AMD result. */
+enum { X_STATUS, X_FETCH, X_AMD };
+
 typedef struct cbsend {
+    int kind;
     call *c;
     char *form;
     struct curl_slist *hdrs;
     char status[16];
     int terminal;
+    unsigned gen;            /* X_FETCH: c->gen when it was asked for */
+    char *body;              /* X_FETCH: what came back */
+    size_t len;
+    int too_big;
 } cbsend;
 
 static size_t discard(char *p, size_t sz, size_t n, void *ud)
@@ -998,10 +1597,12 @@ static void start_send(sim *s, call *c)
     } else if (c->state == ST_RINGING && !strcmp(c->outcome, "completed")) {
         c->state = ST_INPROGRESS;
         st = "in-progress";
+        agent_answered(s, c);
     } else {
         c->state = ST_DONE;
         st = c->outcome;
         x->terminal = 1;
+        agent_hangup(s, c);
         /* The call is over the moment it ends, before anyone hears of it. */
         if (c->live) {
             c->live = 0;
@@ -1081,6 +1682,161 @@ static void advance(sim *s, call *c)
     heap_push(s, c);
 }
 
+static size_t keep_body(char *p, size_t sz, size_t n, void *ud)
+{
+    cbsend *x = ud;
+    size_t add = sz * n;
+    char *b;
+
+    if (x->len + add > FETCH_MAX_BYTES) {
+        x->too_big = 1;
+        return 0;            /* libcurl aborts the transfer */
+    }
+    if (!(b = realloc(x->body, x->len + add + 1)))
+        return 0;
+    memcpy(b + x->len, p, add);
+    x->body = b;
+    x->len += add;
+    b[x->len] = '\0';
+    return add;
+}
+
+/* Starts a signed request to url (mutex held, callback thread): a POST of
+ * form, or a GET with form in the query string, signed over the full URL
+ * alone, as Twilio signs GETs. Takes x; frees f. */
+static void send_signed(sim *s, cbsend *x, const char *url, const char *method, bc_form *f)
+{
+    CURL *e = curl_easy_init();
+    char sig[64], hdr[128];
+    char *full = NULL;
+    bc_form none = { 0 };
+
+    x->form = bc_form_encode(f);
+    if (!strcmp(method, "GET")) {
+        if (asprintf(&full, "%s%s%s", url, strchr(url, '?') ? "&" : "?", x->form) < 0)
+            full = NULL;
+        bc_twilio_sign(s->token, full ? full : url, &none, sig, sizeof sig);
+    } else {
+        bc_twilio_sign(s->token, url, f, sig, sizeof sig);
+    }
+    bc_form_free(f);
+    snprintf(hdr, sizeof hdr, "X-Twilio-Signature: %s", sig);
+    x->hdrs = curl_slist_append(NULL, hdr);
+    curl_easy_setopt(e, CURLOPT_URL, full ? full : url);
+    if (strcmp(method, "GET")) {
+        x->hdrs = curl_slist_append(x->hdrs, "Content-Type: application/x-www-form-urlencoded");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->form);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)CB_TIMEOUT_MS);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    if (x->kind == X_FETCH) {
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    } else {
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    }
+    curl_multi_add_handle(s->multi, e);
+    free(full);
+}
+
+/* Url mode, once answered or redirected: fetch the TwiML with Twilio's
+ * request parameters. */
+static void fetch_twiml(sim *s, call *c)
+{
+    cbsend *x = calloc(1, sizeof *x);
+    bc_form f = { 0 };
+
+    if (!x)
+        return;
+    x->kind = X_FETCH;
+    x->c = c;
+    x->gen = c->gen;
+    bc_form_add(&f, "CallSid", c->sid);
+    bc_form_add(&f, "AccountSid", s->account);
+    bc_form_add(&f, "From", c->from);
+    bc_form_add(&f, "To", c->to);
+    bc_form_add(&f, "CallStatus", "in-progress");
+    bc_form_add(&f, "Direction", "outbound-api");
+    bc_form_add(&f, "ApiVersion", "2010-04-01");
+    if (answered_by(c))
+        bc_form_add(&f, "AnsweredBy", answered_by(c));
+    s->ag.twiml_fetches++;
+    send_signed(s, x, c->url, c->method, &f);
+}
+
+/* Async detection is done: tell AsyncAmdStatusCallback who answered. */
+static void amd_send(sim *s, call *c)
+{
+    cbsend *x;
+    bc_form f = { 0 };
+    char ms[24];
+
+    c->amd_done = 1;
+    if (!c->amd_cb || !(x = calloc(1, sizeof *x)))
+        return;              /* nowhere to tell (Twilio warns 21262) */
+    x->kind = X_AMD;
+    x->c = c;
+    snprintf(ms, sizeof ms, "%ld", s->amd_ms * 1000 / (s->ms_per_s > 0 ? s->ms_per_s : 1));
+    bc_form_add(&f, "AccountSid", s->account);
+    bc_form_add(&f, "CallSid", c->sid);
+    bc_form_add(&f, "AnsweredBy", answered_by(c) ? answered_by(c) : "unknown");
+    bc_form_add(&f, "MachineDetectionDuration", ms);
+    send_signed(s, x, c->amd_cb, c->amd_method, &f);
+}
+
+/* A timer of the TwiML or of detection is due (mutex held). */
+static void run_tev(sim *s, const struct tev *e)
+{
+    call *c = e->c;
+
+    if (e->kind == EV_AMD) {
+        if (c->live && c->state == ST_INPROGRESS && !c->amd_done)
+            amd_send(s, c);
+        return;
+    }
+    if (e->gen != c->gen || !agent_running(c))
+        return;
+    if (e->kind == EV_FETCH)
+        fetch_twiml(s, c);
+    else
+        agent_step(s, c);
+}
+
+/* A fetch or an AMD callback is over (mutex held). */
+static void other_finished(sim *s, cbsend *x, CURLcode code, long status)
+{
+    call *c = x->c;
+    int ok = code == CURLE_OK && status >= 200 && status < 300;
+    sim_tw_err err = { 0 };
+
+    if (x->kind == X_AMD) {
+        if (ok)
+            s->ag.amd_callbacks++;
+        return;
+    }
+    if (x->gen != c->gen || !agent_running(c))
+        return;              /* redirected or hung up meanwhile */
+    if (ok && !x->too_big) {
+        sim_twiml *doc = sim_twiml_parse(x->body ? x->body : "", x->len, &err);
+        if (doc) {
+            sim_twiml_free(c->doc);
+            c->doc = doc;
+            c->pc = 0;
+            c->ag_connected = 1;
+            agent_step(s, c);
+            return;
+        }
+    }
+    /* Twilio would play its "application error" and hang up. */
+    c->ag_error = !ok ? 11200 : x->too_big ? 11750 : err.code;
+    s->ag.errors++;
+    bc_log(s->ctx->log, BC_WARN, "sim.twiml_fetch_failed", "{s:s,s:i,s:i}", "call_sid", c->sid,
+           "code", c->ag_error, "http_status", (int)status);
+    agent_end(s, c);
+}
+
 static void finished(sim *s, CURL *e, CURLcode code)
 {
     cbsend *x = NULL;
@@ -1093,6 +1849,15 @@ static void finished(sim *s, CURL *e, CURLcode code)
     curl_easy_cleanup(e);
     c = x->c;
     pthread_mutex_lock(&s->mu);
+    if (x->kind != X_STATUS) {
+        other_finished(s, x, code, status);
+        pthread_mutex_unlock(&s->mu);
+        curl_slist_free_all(x->hdrs);
+        free(x->form);
+        free(x->body);
+        free(x);
+        return;
+    }
     if (code == CURLE_OK && status >= 200 && status < 300) {
         s->cb_ok++;
         bc_metrics_inc(s->ctx->metrics, "sim_callbacks_total", "Status callbacks", "result=\"ok\"", 1);
@@ -1162,8 +1927,14 @@ static void *callback_loop(void *arg)
                 continue;   /* in flight (it reschedules itself) or over */
             start_send(s, c);
         }
+        while (s->ntev && s->tev[0].due <= now) {
+            struct tev e = tev_pop(s);
+            run_tev(s, &e);
+        }
         if (s->nheap)
             wait = s->heap[0]->due - now;
+        if (s->ntev && s->tev[0].due - now < wait)
+            wait = s->tev[0].due - now;
         pthread_mutex_unlock(&s->mu);
         if (wait > 50)
             wait = 50;
@@ -1254,12 +2025,17 @@ static int parse_force(sim *s, const char *v)
     return rc;
 }
 
-static void free_call(void *v) { free(v); }
-static void free_list(void *v)
+static void free_call(void *v)
 {
-    blist *l = v;
-    free(l->v);
-    free(l);
+    call *c = v;
+
+    sim_twiml_free(c->doc);
+    free(c->url);
+    free(c->ag_target);
+    free(c->amd_cb);
+    json_decref(c->played);
+    json_decref(c->sip_headers);
+    free(c);
 }
 
 int main(int argc, char **argv)
@@ -1282,6 +2058,8 @@ int main(int argc, char **argv)
     s.create_delay_ms = bc_config_int(ctx.cfg, "create-delay-ms");
     s.hang_ms = bc_config_int(ctx.cfg, "hang-ms");
     s.seed = (unsigned)bc_config_int(ctx.cfg, "seed");
+    s.media_frames = bc_config_int(ctx.cfg, "media-frames");
+    s.amd_ms = bc_config_int(ctx.cfg, "amd-seconds") * s.ms_per_s;
     if (!s.seed)
         s.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     if (parse_mix(&s, bc_config_str(ctx.cfg, "mix")) < 0 ||
@@ -1293,6 +2071,17 @@ int main(int argc, char **argv)
                         "BC_SIM_MS_PER_SECOND or BC_SIM_FORCE is malformed (see --help)\n", argv[0]);
         bc_svc_free(&ctx);
         return 2;
+    }
+    {
+        bc_err err = { { 0 } };
+
+        xmlInitParser();
+        s.ws = sim_ws_new(bc_config_str(ctx.cfg, "agent-ca"), on_stream, &s, &err);
+        if (!s.ws) {
+            fprintf(stderr, "%s: BC_SIM_AGENT_CA: %s\n", argv[0], bc_err_msg(&err));
+            bc_svc_free(&ctx);
+            return 2;
+        }
     }
     s.duplicates = json_array();
     s.bucket = (double)s.cps;
@@ -1324,13 +2113,19 @@ int main(int argc, char **argv)
         while ((m = curl_multi_info_read(s.multi, &left)))
             ;
     }
+    /* Streams tell calls what happened: stop them before calls go. */
+    sim_ws_free(s.ws);
     curl_multi_cleanup(s.multi);
     curl_global_cleanup();
     map_free(&s.calls, free_call);
     map_free(&s.batches, free);
     map_free(&s.tenants, free);
     map_free(&s.per_call_id, free);
-    map_free(&s.lists, free_list);
+    lists_free(&s);
+    refused_reset(&s);
+    free(s.refused);
+    free(s.tev);
+    xmlCleanupParser();
     map_free(&s.scripts, free);
     json_decref(s.duplicates);
     free(s.heap);
