@@ -304,8 +304,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         return writeable(c, wsi);
     case LWS_CALLBACK_CLIENT_CLOSED:
-        if (c)
-            ended(c, c->stop_req ? SIM_WS_STOPPED : SIM_WS_AGENT_CLOSED, 0);
+        /* After our stop (told when it was written) nobody needs telling. */
+        if (c && c->stop_req) {
+            c->dead = 1;
+            c->wsi = NULL;
+        } else if (c) {
+            ended(c, SIM_WS_AGENT_CLOSED, 0);
+        }
         break;
     default:
         break;
