@@ -73,8 +73,8 @@ class Agent:
                 await self.done.wait()
         self.loop.run_until_complete(main())
 
-    def url(self, path="/media"):
-        return f"wss://localhost:{self.port}{path}"
+    def url(self, path="/media", host="localhost"):
+        return f"wss://{host}:{self.port}{path}"
 
     def stop(self):
         self.loop.call_soon_threadsafe(self.done.set)
@@ -174,19 +174,24 @@ class Sim:
                           timeout, f"call {sid} to end")
 
 
-@pytest.fixture
-def sim(certs, tmp_path):
-    """One simulator: a simulated second is 20 ms, every call answered after
+def start_sim(tmp_path, ca, name="sim"):
+    """A simulator: a simulated second is 20 ms, every call answered after
     1 s and talking 100 s (2 s real) unless its TimeLimit says less."""
     port = free_port()
     env = dict(os.environ, BC_SIM_PORT=str(port), BC_SIM_MS_PER_SECOND="20",
                BC_SIM_RING_SECONDS="1", BC_SIM_TALK_SECONDS="100", BC_SIM_MIX="completed=1",
-               BC_SIM_AGENT_CA=certs[0], BC_LOG_LEVEL="info")
-    p = Proc("sim", [os.path.join(BUILD, "batchcall-carrier-sim")], env, str(tmp_path))
+               BC_SIM_AGENT_CA=ca, BC_LOG_LEVEL="info")
+    p = Proc(name, [os.path.join(BUILD, "batchcall-carrier-sim")], env, str(tmp_path))
     s = Sim(port, p)
     wait_until(lambda: _ready(s.base), 10, "the simulator")
+    return s
+
+
+@pytest.fixture
+def sim(certs, tmp_path):
+    s = start_sim(tmp_path, certs[0])
     yield s
-    assert p.stop() == 0, "\n".join(p.log_lines()[-30:])
+    assert s.proc.stop() == 0, "\n".join(s.proc.log_lines()[-30:])
 
 
 def _ready(base):
@@ -272,9 +277,10 @@ def test_sip_uris_and_headers_twilio_would_not_use_are_refused(sim, rx):
 
 # ---- run on answer -----------------------------------------------------------
 
-def test_a_stream_gets_twilio_media_streams_messages_with_its_parameters(sim, rx, agent):
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_a_stream_gets_twilio_media_streams_messages_with_its_parameters(sim, rx, agent, host):
     n0 = len(agent.conns)
-    r = sim.create(base_form(rx) + [("Twiml", stream_twiml(agent.url("/media?x=1"), TRICKY)),
+    r = sim.create(base_form(rx) + [("Twiml", stream_twiml(agent.url("/media?x=1", host), TRICKY)),
                                     ("TimeLimit", "15")])
     assert r.status_code == 201, r.text
     sid = r.json()["sid"]
@@ -310,7 +316,7 @@ def test_a_stream_gets_twilio_media_streams_messages_with_its_parameters(sim, rx
     assert ag["connections"] == 1 and ag["stream_starts"] == 1 and ag["stream_stops"] == 1
     assert ag["errors"] == 0
     d = sim.dial("b1")
-    assert d["agent"] == {"kind": "stream", "target": agent.url("/media?x=1"), "connected": True,
+    assert d["agent"] == {"kind": "stream", "target": agent.url("/media?x=1", host), "connected": True,
                           "error": None, "played": [], "sip_headers": {}}
     assert d["params"]["Twiml"].startswith("<Response><Connect>")
     assert d["params"]["StatusCallbackEvent"] == ["ringing", "answered", "completed"]
@@ -343,6 +349,17 @@ def test_a_stream_that_cannot_connect_is_an_error_and_the_call_ends(sim, rx):
     assert d["agent"]["kind"] == "stream" and d["agent"]["connected"] is False
     assert d["agent"]["error"] == 31902
     assert sim.ledger()["agent"]["errors"] == 1 and sim.ledger()["agent"]["connections"] == 0
+
+
+def test_an_agent_whose_certificate_is_not_trusted_is_a_tls_error(tmp_path, rx, agent):
+    other = start_sim(tmp_path, "", "sim-system-cas")
+    try:
+        sid = other.create(base_form(rx) + [("Twiml", stream_twiml(agent.url(), {}))]).json()["sid"]
+        other.ended(sid, timeout=10)
+        a = other.dial("b1")["agent"]
+        assert a["error"] == 31910 and a["connected"] is False
+    finally:
+        assert other.proc.stop() == 0
 
 
 def test_a_url_is_fetched_signed_and_its_twiml_runs(sim, rx):
