@@ -10,11 +10,9 @@
 #define PREFIX "/v1/calls/"
 
 /* Rymi's error body, since these routes live under its /v1. */
-static void error(bc_http_resp *resp, int status, const char *code, const char *detail)
+static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
 {
-    bc_http_json(resp, status, json_pack("{s:s,s:s,s:s}", "error",
-                                         status == 401 ? "Unauthorized" : "Not Found", "code",
-                                         code, "detail", detail));
+    bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
 }
 
 /* The call id of PREFIX "{id}/" tail, copied to id; 0, or -1 when the path
@@ -46,8 +44,7 @@ static void context(bc_api *api, const bc_http_req *req, const char *call,
     PGresult *res;
 
     if (strcmp(bc_http_method(req), "GET")) {
-        bc_http_json(resp, 405, json_pack("{s:s,s:s,s:s}", "error", "Method Not Allowed",
-                                          "code", "method_not_allowed", "detail", "use GET"));
+        error(resp, 405, "method_not_allowed", "use GET");
         return;
     }
     /* The token names the call; nothing else is asked, so nothing about
@@ -63,8 +60,7 @@ static void context(bc_api *api, const bc_http_req *req, const char *call,
     if (!res) {
         bc_log(api->ctx->log, BC_ERROR, "agent.context_failed", "{s:s,s:s}", "call_id", call,
                "error", err.msg);
-        bc_http_json(resp, 500, json_pack("{s:s,s:s,s:s}", "error", "Internal Server Error",
-                                          "code", "internal_error", "detail", "try again"));
+        error(resp, 500, "internal_error", "Internal server error");
         return;
     }
     if (PQntuples(res) != 1)

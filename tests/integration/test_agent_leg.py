@@ -22,7 +22,7 @@ def script_answered(stack, numbers):
                       timeout=10).raise_for_status()
 
 
-def cartesia_batch(stack, t, recipients, agent_id=None, limit=10):
+def cartesia_batch(stack, t, recipients, agent_id=None, limit=2):
     r = requests.post(stack.api + "/agents/calls/batches", headers=cartesia_headers(t["api_key"]),
                       json={"name": "agent-leg", "agent_id": agent_id or t["agent_id"],
                             "from_number_id": t["from_number_id"],
@@ -70,7 +70,7 @@ def test_an_agent_without_endpoint_gets_no_batch_on_any_surface(stack):
     assert r.status_code == 400 and "endpoint" in r.json()["error"], r.text
     r = requests.post(stack.api + "/v1/calls/batch", headers=bearer(t["api_key"]),
                       json={"agent_id": silent, "to": ["+14155550123"]}, timeout=10)
-    assert r.status_code == 400 and "endpoint" in r.json()["detail"], r.text
+    assert r.status_code == 400 and "endpoint" in r.json()["error"], r.text
     r = requests.post(stack.api + "/batch-call", headers=batchcall_headers(t),
                       json={"name": "x", "agent_id": silent, "from_number": t["from_number"],
                             "send_now": True, "tasks": [{"to_number": "+14155550123"}]}, timeout=10)
@@ -215,11 +215,15 @@ def test_every_kind_of_agent_gets_a_valid_create(stack):
         wait_done(stack, t, bid)
         (d,) = dials_of(stack, bid)
         assert twilio_spec.check_create(d["params"]) == [], (kind, d["params"])
-        assert d["agent"]["kind"] == ("url" if kind == "twiml" else kind), d["agent"]
-        assert d["agent"]["connected"], d["agent"]
+        # A TwiML agent's own TwiML (fetched from its Url) opened a stream.
+        assert d["agent"]["kind"] == ("stream" if kind == "twiml" else kind), d["agent"]
+        assert d["agent"]["connected"] and d["agent"]["error"] is None, d["agent"]
         if kind == "twiml":
             assert d["params"]["Method"] == "GET" and "Twiml" not in d["params"]
             assert d["params"]["Url"].startswith(endpoint + "&bc_call_id=ac_")
+            fetches = requests.get(stack.agent_control + "/twiml-fetches", timeout=10).json()
+            (f,) = [x for x in fetches["twiml_fetches"] if d["call_id"] in x["url"]]
+            assert f["method"] == "GET" and f["signature"], f
             # The agent's TwiML connected the call to its stream.
             wait_until(lambda: starts_of_call(stack, d["call_id"]), 20, "the twiml agent's start")
         if kind == "sip":

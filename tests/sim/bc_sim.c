@@ -35,6 +35,8 @@
 #define MAX_DIALS_LISTED 100000
 #define CB_TIMEOUT_MS 5000
 #define CB_TRIES 4
+/* How long an answered call waits for its agent's stream to open. */
+#define STREAM_WAIT_MS 15000
 #define TWIML_MAX_CHARS 4000     /* Twilio's limit on a create's Twiml (32018) */
 #define FETCH_MAX_BYTES 65536    /* Twilio's limit on fetched TwiML (11750) */
 #define REFUSED_MAX 10000        /* refused requests kept for /ledger/refused */
@@ -208,6 +210,7 @@ typedef struct sim {
     pthread_t thread;
     volatile int stop;
     const char *account, *token;
+    const char *agent_ca;      /* PEM CAs trusted for agents (wss, https); "" system */
     long ms_per_s, cps, create_delay_ms;
     int ring_lo, ring_hi, talk_lo, talk_hi;
     int w_completed, w_busy, w_noanswer, w_failed, w_voicemail;
@@ -878,6 +881,17 @@ static void agent_played(call *c, const char *what, const char *arg)
     free(s);
 }
 
+/* Moves an answered call's planned hang-up to at (s->mu held). */
+static void end_at(sim *s, call *c, long long at)
+{
+    c->end_ms = at;
+    if (c->state == ST_INPROGRESS && c->heap_idx >= 0) {
+        c->due = at;
+        heap_fix(s, c);
+        pthread_cond_signal(&s->cv);
+    }
+}
+
 static void agent_connect_stream(sim *s, call *c, const sim_tw_verb *v)
 {
     sim_ws_stream st = { v->arg, s->account, c->sid, v->extra, (int)s->media_frames, c, c->gen };
@@ -885,6 +899,12 @@ static void agent_connect_stream(sim *s, call *c, const sim_tw_verb *v)
 
     agent_target(c, "stream", v->arg);
     c->ws_id = sim_ws_open(s->ws, &st, sid, sizeof sid);
+    /* The callee talks to the agent for its talk time once it hears it:
+     * until the stream is open the call waits (a failed stream goes on
+     * with the next verb at once), so a slow handshake never turns a
+     * conversation into a call the agent did not hear. */
+    if (c->ws_id)
+        end_at(s, c, now_ms() + STREAM_WAIT_MS);
 }
 
 /* Runs verbs from c->pc until one that takes time; none left hangs up. */
@@ -978,8 +998,10 @@ static void on_stream(void *ud, void *owner, unsigned gen, int what, int code)
     switch (what) {
     case SIM_WS_OPEN:
         s->ag.connections++;
-        if (gen == c->gen)
+        if (gen == c->gen) {
             c->ag_connected = 1;
+            end_at(s, c, now_ms() + (long long)c->talk_s * s->ms_per_s);
+        }
         break;
     case SIM_WS_STARTED:
         s->ag.stream_starts++;
@@ -1731,6 +1753,9 @@ static void send_signed(sim *s, cbsend *x, const char *url, const char *method, 
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)CB_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    /* An agent's https TwiML URL is trusted as its wss:// streams are. */
+    if (*s->agent_ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO, s->agent_ca);
     if (x->kind == X_FETCH) {
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
@@ -2076,7 +2101,8 @@ int main(int argc, char **argv)
         bc_err err = { { 0 } };
 
         xmlInitParser();
-        s.ws = sim_ws_new(bc_config_str(ctx.cfg, "agent-ca"), on_stream, &s, &err);
+        s.agent_ca = bc_config_str(ctx.cfg, "agent-ca");
+        s.ws = sim_ws_new(s.agent_ca, on_stream, &s, &err);
         if (!s.ws) {
             fprintf(stderr, "%s: BC_SIM_AGENT_CA: %s\n", argv[0], bc_err_msg(&err));
             bc_svc_free(&ctx);
