@@ -6,6 +6,7 @@ is dialed exactly once and every recipient still ends."""
 import requests
 import pytest
 
+from conftest import wait_until
 from test_dispatch import Extra, all_terminal, assert_one_dial_per_recipient, create, metric
 
 
@@ -75,6 +76,11 @@ def test_a_call_placed_but_answered_too_late_is_adopted_never_redialed(stack, ex
     region.faults(create_hang=3)
     bid = run_batch(stack, region, "432", 9, 3)
     assert region.played()["create_hang"] == 3
+    # The held calls are placed at once and end by their callbacks in about
+    # 100 ms, so the batch can finish before the worker's 1 s wait for the
+    # held answers runs out: wait for that moment, then count.
+    wait_until(lambda: metric(region.worker.port, "worker_dial_unknown_total") >= 3, 10,
+               "the held creates to time out at the worker")
     assert metric(region.worker.port, "worker_dial_unknown_total") == 3
     assert metric(region.sched.port, "reconcile_attempts_requeued_total") == 0
     assert stack.sql("SELECT count(*), count(carrier_call_id) FROM calls WHERE batch_id = %s",
