@@ -12,6 +12,7 @@
 #include "bc_cartesia.h"
 #include "bc_dashboard.h"
 #include "bc_gate.h"
+#include "bc_outcomes.h"
 #include "bc_progress.h"
 #include "bc_retell.h"
 #include "bc_rymi.h"
@@ -43,6 +44,7 @@ const bc_pg_stmt bc_api_stmts[] = {
     BC_PROGRESS_STMTS,
     BC_RETELL_STMTS,
     BC_AGENT_ROUTES_STMTS,
+    BC_OUTCOMES_STMTS,
     { "auth_key",
       "SELECT k.id, k.tenant_id, k.kind, k.hash, t.concurrency, t.default_region"
       "  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
@@ -274,6 +276,9 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
         return;
     /* Before Rymi's routes: these take a call's token, not a tenant key. */
     if (bc_agent_routes_handle(api, req, resp))
+        return;
+    /* Before Rymi's routes too: its router does not know these reads. */
+    if (bc_outcomes_handle(api, req, resp))
         return;
     if (bc_rymi_handle(api, req, resp))
         return;
