@@ -178,7 +178,8 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
     }
     if (bc_calling_hours_check(json_object_get(in, "calling_hours"), why, cap) < 0 ||
         bc_caller_pool_check(json_object_get(in, "caller_id_pool"), why, cap) < 0 ||
-        bc_expiry_parse(in, 1, spec, why, cap) < 0)
+        bc_expiry_parse(in, 1, spec, why, cap) < 0 ||
+        bc_agent_leg_parse(in, spec, why, cap) < 0)
         goto fail;
     spec->caller_pool = json_object_get(in, "caller_id_pool");
     /* Extension: a retry policy for the batch; tasks override it. */
@@ -266,6 +267,9 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
         break;
     case BC_BATCH_NO_ENDPOINT:
         error(resp, 400, "agent_without_endpoint", err.msg);
+        break;
+    case BC_BATCH_BAD_VOICEMAIL:
+        error(resp, 400, "invalid_request", err.msg);
         break;
     case BC_BATCH_BAD_TIME:
         error(resp, 400, "invalid_request", err.msg[0] ? err.msg

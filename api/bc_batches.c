@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bc_agent.h"
 #include "bc_crypto.h"
 #include "bc_failpoint.h"
 #include "bc_kafka.h"
@@ -356,6 +357,21 @@ static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concur
                          const char *id, const char *limit, const char *region,
                          int scheduled_ahead, PGresult **rel, bc_err *err);
 
+int bc_agent_leg_parse(json_t *in, bc_batch_spec *spec, char *why, size_t cap)
+{
+    json_t *rec = json_object_get(in, "record");
+
+    if (rec && !json_is_null(rec) && !json_is_boolean(rec)) {
+        snprintf(why, cap, "record must be a boolean");
+        return -1;
+    }
+    if (bc_agent_voicemail_check(json_object_get(in, "voicemail"), why, cap) < 0)
+        return -1;
+    spec->voicemail = json_object_get(in, "voicemail");
+    spec->record = json_is_boolean(rec) ? (json_is_true(rec) ? 2 : 1) : 0;
+    return 0;
+}
+
 bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
                             const bc_batch_spec *s, char id_out[48], bc_err *err)
 {
@@ -373,6 +389,14 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     if (bc_id_new(id_out, 48, "acb") < 0) {
         bc_err_set(err, "no randomness for batch id");
         return BC_BATCH_ERROR;
+    }
+    {
+        char why[200];
+
+        if (bc_agent_voicemail_check(s->voicemail, why, sizeof why) < 0) {
+            bc_err_set(err, "%s", why);
+            return BC_BATCH_BAD_VOICEMAIL;
+        }
     }
     if (s->timezone) {
         const char *p[] = { s->timezone };
@@ -558,6 +582,18 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         PQclear(res);
         res = NULL;
     }
+    if ((s->voicemail && !json_is_null(s->voicemail)) || s->record > 0) {
+        char *vm = s->voicemail && !json_is_null(s->voicemail)
+                       ? json_dumps(s->voicemail, JSON_COMPACT) : NULL;
+        const char *p[] = { id_out, vm, s->record > 0 ? (s->record == 2 ? "t" : "f") : NULL };
+
+        res = one(pg, "agent_leg_set", 3, p, err);
+        free(vm);
+        if (!res)
+            goto out;
+        PQclear(res);
+        res = NULL;
+    }
     if (pool[0]) {
         const char *p[] = { id_out, pool, pool_cps[0] ? pool_cps : NULL };
         if (!(res = one(pg, "pool_set", 3, p, err)))
@@ -720,6 +756,27 @@ bc_batch_rc bc_batch_cancel(bc_pg *pg, const bc_principal *who, const char *id,
     return found ? BC_BATCH_OK : BC_BATCH_NOT_FOUND;
 }
 
+bc_batch_rc bc_batch_end(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
+                         bc_err *err)
+{
+    char prefix[160];
+    bc_batch_rc rc = bc_batch_cancel(pg, who, id, err);
+    PGresult *res;
+
+    if (rc != BC_BATCH_OK)
+        return rc;
+    bc_kafka_topic(prefix, sizeof prefix, api->topic_prefix, "carrier-events", "");
+    strncat(prefix, ".", sizeof prefix - strlen(prefix) - 1);
+    const char *p[] = { id, who->tenant_id, prefix };
+    if (!(res = one(pg, "batch_hangup", 3, p, err)))
+        return BC_BATCH_ERROR;
+    /* Durable in the outbox already: a publish that fails is relayed. */
+    if (bc_publisher_outbox_rows(api->pub, res, err) < 0)
+        bc_log(api->ctx->log, BC_WARN, "publish.deferred", "{s:s}", "error", err->msg);
+    PQclear(res);
+    return BC_BATCH_OK;
+}
+
 int bc_batch_paused(json_t *b)
 {
     return json_is_true(json_object_get(b, "held")) &&
@@ -863,12 +920,13 @@ int bc_batch_action(bc_api *api, bc_pg *pg, const bc_principal *who, const char 
                     const char *verb, const bc_batch_errors *e, bc_http_resp *resp)
 {
     static const char *const done[][2] = {
-        { "cancel", "batch.cancelled" }, { "pause", "batch.paused" },
+        { "cancel", "batch.cancelled" }, { "end", "batch.ended" }, { "pause", "batch.paused" },
         { "resume", "batch.resumed" },   { "retry", "batch.retried" },
         { "send", "batch.sent" },
     };
     bc_err err = { "" };
     bc_batch_rc rc = !strcmp(verb, "cancel") ? bc_batch_cancel(pg, who, id, &err)
+                   : !strcmp(verb, "end")    ? bc_batch_end(api, pg, who, id, &err)
                    : !strcmp(verb, "pause")  ? bc_batch_pause(pg, who, id, &err)
                    : !strcmp(verb, "resume") ? bc_batch_resume(api, pg, who, id, &err)
                    : !strcmp(verb, "retry")  ? bc_batch_retry(api, pg, who, id, &err)

@@ -12,6 +12,7 @@ typedef enum {
     BC_BATCH_OK = 0,
     BC_BATCH_NO_AGENT,        /* agent not found for this tenant */
     BC_BATCH_NO_ENDPOINT,     /* the agent has no endpoint: no call could reach it */
+    BC_BATCH_BAD_VOICEMAIL,   /* a voicemail policy that is not one (err says why) */
     BC_BATCH_NO_NUMBER,       /* from-number not found for this tenant */
     BC_BATCH_OVER_LIMIT,      /* target_concurrency_limit above the tenant's */
     BC_BATCH_BAD_TIME,        /* scheduled_at not in (now, now + 30 days], or a
@@ -41,6 +42,12 @@ typedef struct bc_batch_spec {
     json_t *calling_hours;       /* borrowed; validated by bc_calling_hours_check */
     json_t *post_call;           /* borrowed; may be NULL */
     json_t *caller_pool;         /* borrowed; validated by bc_caller_pool_check */
+    /* The agent leg (docs/agents.md): what to do when a machine answers
+     * (borrowed, checked here by bc_agent_voicemail_check; NULL: the agent
+     * handles it), and whether to record (0 unset: the agent's setting;
+     * 1 no, 2 yes). */
+    json_t *voicemail;
+    int record;
     /* The batch's retry policy as bc_retry_parse stores it, or NULL (the
      * default); owned by whoever filled the spec, who decrefs it. */
     json_t *retry_policy;
@@ -56,6 +63,11 @@ typedef struct bc_batch_spec {
      * validated. Ids are added. */
     json_t *recipients;
 } bc_batch_spec;
+
+/* Reads the agent leg's extension fields of a batch body into spec:
+ * "voicemail" (a policy, bc_agent_voicemail_check) and "record" (a
+ * boolean), both optional. 0, or -1 with why. */
+int bc_agent_leg_parse(json_t *in, bc_batch_spec *spec, char *why, size_t cap);
 
 /* Stores the batch and its recipients in one transaction, admits it if the
  * tenant has room (else it waits as pending), releases its first window of
@@ -76,6 +88,12 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
  * Cancelling a cancelled batch is a no-op (BC_BATCH_OK). */
 bc_batch_rc bc_batch_cancel(bc_pg *pg, const bc_principal *who, const char *id,
                             bc_err *err);
+
+/* Cancels (bc_batch_cancel) and ends its live calls: the carrier is asked
+ * to hang up (or stop ringing) each call it has; their slots are freed by
+ * their final status callbacks, as any call's. */
+bc_batch_rc bc_batch_end(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
+                         bc_err *err);
 
 /* Pauses: from when it returns no new call of the batch is placed; calls
  * already live finish. A batch not yet admitted waits until resumed.
@@ -98,7 +116,8 @@ typedef struct bc_batch_errors {
     const char *failed;      /* the 500's message */
 } bc_batch_errors;
 
-/* Runs verb (cancel, pause, resume, retry or send) on batch id. Done, it
+/* Runs verb (cancel, end: cancel and hang up, pause, resume, retry or
+ * send) on batch id. Done, it
  * logs batch.cancelled (paused, resumed, retried, sent) and returns 1: the
  * caller answers with the batch. Else it answers through e: 404
  * not_found, 409 conflict saying why, or 500 internal_error, logged as

@@ -98,29 +98,87 @@ static void acked(void *ud, int ok)
                    ok ? json_pack("{s:s}", "status", "ok") : json_pack("{s:s}", "error", "try again"));
 }
 
-int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+int bc_callback_verify(bc_api *api, const bc_http_req *req, bc_http_resp *resp,
+                       const char *path, bc_callback_ids *ids, bc_form *form)
 {
-    bc_http_later *later;
+    const char *region = bc_http_query(req, "region");
+    const char *tenant = bc_http_query(req, "tenant_id");
+    const char *batch = bc_http_query(req, "batch_id");
+    const char *call = bc_http_query(req, "call_id");
+    const char *body;
+    char url[512];
+    size_t len;
+
+    memset(form, 0, sizeof *form);
+    if (strcmp(bc_http_method(req), "POST")) {
+        reply(resp, 405, "use POST");
+        return -1;
+    }
+    if (!region || !region_ok(api, region) || strlen(region) >= sizeof ids->region ||
+        !id_ok(tenant) || !id_ok(batch) || !id_ok(call)) {
+        reply(resp, 400, "bad callback address");
+        return -1;
+    }
+    body = bc_http_body(req, &len);
+    if (bc_form_parse(body, len, form) < 0) {
+        reply(resp, 400, "malformed form body");
+        return -1;
+    }
+    /* We issued this URL in this exact shape, so we can rebuild it to check
+     * the signature without trusting any part of the request line. */
+    snprintf(url, sizeof url, "%s%s?region=%s&tenant_id=%s&batch_id=%s&call_id=%s",
+             api->public_url, path, region, tenant, batch, call);
+    if (!bc_twilio_check(api->carrier_token, url, form,
+                         bc_http_header(req, "X-Twilio-Signature"))) {
+        bc_metrics_inc(api->ctx->metrics, "carrier_callbacks_rejected_total",
+                       "Carrier callbacks with a bad signature", NULL, 1);
+        bc_form_free(form);
+        reply(resp, 403, "invalid signature");
+        return -1;
+    }
+    snprintf(ids->region, sizeof ids->region, "%s", region);
+    snprintf(ids->tenant_id, sizeof ids->tenant_id, "%s", tenant);
+    snprintf(ids->batch_id, sizeof ids->batch_id, "%s", batch);
+    snprintf(ids->call_id, sizeof ids->call_id, "%s", call);
+    return 0;
+}
+
+/* Publishes payload on the region's carrier events, keyed by call, and
+ * answers 200 only once Kafka has it (else the carrier must retry); the
+ * wait does not hold a server thread (bc_http_defer). */
+static void publish_event(bc_api *api, const bc_http_req *req, const char *region,
+                          const char *call, const char *payload)
+{
+    bc_http_later *later = bc_http_defer(req);
+    char topic[160];
+    bc_err err = { "" };
+
+    bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "carrier-events", region);
+    if (!payload || bc_publisher_async(api->pub, topic, call, payload, acked, later, &err) < 0) {
+        bc_log(api->ctx->log, BC_WARN, "callback.publish_failed", "{s:s,s:s}",
+               "call_id", call, "error", payload ? err.msg : "out of memory");
+        acked(later, 0);
+    }
+}
+
+static void status_callback(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+{
     const char *region = bc_http_query(req, "region");
     const char *tenant = bc_http_query(req, "tenant_id");
     const char *batch = bc_http_query(req, "batch_id");
     const char *call = bc_http_query(req, "call_id");
     const char *body, *why;
-    char url[512], topic[160], *payload = NULL;
-    bc_err err = { "" };
+    char url[512], *payload = NULL;
     size_t len;
     int status;
 
-    if (strcmp(bc_http_path(req), BC_CALLBACK_PATH) != 0)
-        return 0;
-    bc_http_set_route(req, BC_CALLBACK_PATH);
     if (strcmp(bc_http_method(req), "POST")) {
         reply(resp, 405, "use POST");
-        return 1;
+        return;
     }
     if (!region || !region_ok(api, region) || !id_ok(tenant) || !id_ok(batch) || !id_ok(call)) {
         reply(resp, 400, "bad callback address");
-        return 1;
+        return;
     }
     body = bc_http_body(req, &len);
     /* We issued this URL in this exact shape, so we can rebuild it to check
@@ -135,17 +193,62 @@ int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
                        "Carrier callbacks with a bad signature", NULL, 1);
     if (status) {
         reply(resp, status, why);
-        return 1;
+        return;
     }
-    bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "carrier-events", region);
-    /* 200 only once Kafka has the event (else the carrier must retry); the
-     * wait does not hold a server thread (bc_http_defer). */
-    later = bc_http_defer(req);
-    if (!payload || bc_publisher_async(api->pub, topic, call, payload, acked, later, &err) < 0) {
-        bc_log(api->ctx->log, BC_WARN, "callback.publish_failed", "{s:s,s:s}",
-               "call_id", call, "error", payload ? err.msg : "out of memory");
-        acked(later, 0);
-    }
+    publish_event(api, req, region, call, payload);
     free(payload);
+}
+
+/* AsyncAmd's verdict: an event the worker that owns the call acts on (the
+ * batch's voicemail policy), as it does on statuses. */
+static void amd_callback(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+{
+    bc_callback_ids ids;
+    bc_form form;
+    const char *sid, *ab;
+    char *payload;
+    json_t *ev;
+
+    if (bc_callback_verify(api, req, resp, BC_CALLBACK_AMD_PATH, &ids, &form) < 0)
+        return;
+    sid = bc_form_get(&form, "CallSid");
+    ab = bc_form_get(&form, "AnsweredBy");
+    if (!sid || !ab || !answered_by_ok(ab)) {
+        bc_form_free(&form);
+        reply(resp, 400, "CallSid and AnsweredBy are required");
+        return;
+    }
+    ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s}", "v", 1, "kind", "amd", "call_id",
+                   ids.call_id, "batch_id", ids.batch_id, "tenant_id", ids.tenant_id,
+                   "carrier_call_id", sid, "answered_by", ab);
+    payload = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    bc_form_free(&form);
+    publish_event(api, req, ids.region, ids.call_id, payload);
+    free(payload);
+}
+
+int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+{
+    const char *path = bc_http_path(req);
+
+    if (!strcmp(path, BC_CALLBACK_PATH)) {
+        bc_http_set_route(req, BC_CALLBACK_PATH);
+        status_callback(api, req, resp);
+    } else if (!strcmp(path, BC_CALLBACK_AMD_PATH)) {
+        bc_http_set_route(req, BC_CALLBACK_AMD_PATH);
+        amd_callback(api, req, resp);
+    } else if (!strcmp(path, BC_CALLBACK_RECORDING_PATH)) {
+        bc_callback_ids ids;
+        bc_form form;
+
+        bc_http_set_route(req, BC_CALLBACK_RECORDING_PATH);
+        if (bc_callback_verify(api, req, resp, BC_CALLBACK_RECORDING_PATH, &ids, &form) < 0)
+            return 1;
+        bc_callback_recording(api, &ids, &form, resp);
+        bc_form_free(&form);
+    } else {
+        return 0;
+    }
     return 1;
 }

@@ -6,9 +6,34 @@
 
 #include "bc_api.h"
 
-#define BC_CALLBACK_PATH "/carrier/twilio/status"
+#include "bc_twilio.h"
 
+/* Our callback URLs, each with ?region=&tenant_id=&batch_id=&call_id= and
+ * signed by the carrier: a call's statuses, its answering-machine
+ * detection's verdict (AsyncAmd), and its recording. */
+#define BC_CALLBACK_PATH "/carrier/twilio/status"
+#define BC_CALLBACK_AMD_PATH "/carrier/twilio/amd"
+#define BC_CALLBACK_RECORDING_PATH "/carrier/twilio/recording"
+
+/* Answers any of the three paths; 0 for other requests. */
 int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
+
+/* The ids a checked callback URL names. */
+typedef struct bc_callback_ids {
+    char region[16], tenant_id[65], batch_id[65], call_id[65];
+} bc_callback_ids;
+
+/* Checks a callback to path: a POST whose query names ids we could have
+ * issued and whose X-Twilio-Signature covers the URL we issued and its
+ * form. 0 with ids and form filled (free the form with bc_form_free), or
+ * -1 with resp answered (400, 403, 405). */
+int bc_callback_verify(bc_api *api, const bc_http_req *req, bc_http_resp *resp,
+                       const char *path, bc_callback_ids *ids, bc_form *form);
+
+/* The recording's callback, checked (bc_outcomes.c): stores it and tells
+ * analytics and webhooks. */
+void bc_callback_recording(bc_api *api, const bc_callback_ids *ids, const bc_form *form,
+                           bc_http_resp *resp);
 
 /* Longest AnsweredBy passed on. */
 #define BC_ANSWERED_BY_MAX 32

@@ -144,7 +144,8 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
         bc_json_str(body, "timezone", 0, 64, &spec->timezone, why, cap) < 0 ||
         bc_calling_hours_check(json_object_get(body, "calling_hours"), why, cap) < 0 ||
         bc_caller_pool_check(json_object_get(body, "caller_id_pool"), why, cap) < 0 ||
-        bc_expiry_parse(body, 0, spec, why, cap) < 0)
+        bc_expiry_parse(body, 0, spec, why, cap) < 0 ||
+        bc_agent_leg_parse(body, spec, why, cap) < 0)
         return -1;
     spec->calling_hours = json_object_get(body, "calling_hours");
     spec->caller_pool = json_object_get(body, "caller_id_pool");
@@ -286,6 +287,7 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
         error(resp, 404, "not_found", err.msg);
         goto out;
     case BC_BATCH_NO_ENDPOINT:
+    case BC_BATCH_BAD_VOICEMAIL:
         error(resp, 400, "invalid_request", err.msg);
         goto out;
     case BC_BATCH_OVER_LIMIT:
@@ -460,7 +462,11 @@ int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
         if (!strcmp(method, "POST")) {
             if (bc_gate_idem_begin(api, &g, req, resp, bc_http_path(req), 400, error))
                 goto out;
-            action(api, pg, &who, id, slash + 1, resp);
+            /* Extension: ?hangup=true ends the live calls too (docs/api.md). */
+            const char *h = bc_http_query(req, "hangup");
+            action(api, pg, &who, id,
+                   !strcmp(slash, "/cancel") && h && !strcmp(h, "true") ? "end" : slash + 1,
+                   resp);
             bc_gate_idem_done(api, &g, resp);
         }
         else

@@ -284,7 +284,7 @@ int bc_retell_parse(json_t *in, bc_batch_spec *spec, bc_retell_req *out, char *w
         }
         out->reserved = (long)json_integer_value(rc);
     }
-    if (bc_expiry_parse(in, 1, spec, why, cap) < 0)
+    if (bc_expiry_parse(in, 1, spec, why, cap) < 0 || bc_agent_leg_parse(in, spec, why, cap) < 0)
         goto fail;
     if (w && !json_is_null(w) && parse_window(w, &out->hours, &tz, why, cap) < 0)
         goto fail;
@@ -520,6 +520,9 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
         break;
     case BC_BATCH_NO_ENDPOINT:
         error(resp, 422, "unprocessable_entity", err.msg);
+        break;
+    case BC_BATCH_BAD_VOICEMAIL:
+        error(resp, 400, "invalid_request", err.msg);
         break;
     case BC_BATCH_OVER_LIMIT:
     case BC_BATCH_BAD_TIME:

@@ -377,7 +377,8 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
     if (bc_json_str(in, "timezone", 0, 64, &spec->timezone, why, cap) < 0 ||
         bc_calling_hours_check(json_object_get(in, "calling_hours"), why, cap) < 0 ||
         bc_caller_pool_check(json_object_get(in, "caller_id_pool"), why, cap) < 0 ||
-        bc_expiry_parse(in, 0, spec, why, cap) < 0)
+        bc_expiry_parse(in, 0, spec, why, cap) < 0 ||
+        bc_agent_leg_parse(in, spec, why, cap) < 0)
         return -1;
     spec->calling_hours = json_object_get(in, "calling_hours");
     spec->caller_pool = json_object_get(in, "caller_id_pool");
@@ -441,6 +442,7 @@ static void create_session(rq *r, int participants)
               "no from_number given and the tenant has no default number");
         break;
     case BC_BATCH_NO_ENDPOINT:
+    case BC_BATCH_BAD_VOICEMAIL:
         error(r->resp, 400, "invalid_request", err.msg);
         break;
     case BC_BATCH_OVER_LIMIT:
@@ -550,7 +552,8 @@ static const bc_batch_errors session_errors = { error, "Call not found",
 
 static void end_session(rq *r, const char *id)
 {
-    if (bc_batch_action(r->api, r->g.pg, &r->g.who, id, "cancel", &session_errors, r->resp))
+    /* Ending a call ends it: live participants are hung up too. */
+    if (bc_batch_action(r->api, r->g.pg, &r->g.who, id, "end", &session_errors, r->resp))
         send_session(r, id, 200);
 }
 
@@ -611,9 +614,11 @@ static json_t *agent_json(const PGresult *res, int i)
 {
     const char *kind = bc_agent_kind_name(bc_agent_kind_of(bc_pg_val(res, i, "endpoint")));
 
-    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id", str_or_null(res, i, "id"),
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o}", "id", str_or_null(res, i, "id"),
                      "name", str_or_null(res, i, "name"), "region", str_or_null(res, i, "region"),
                      "endpoint", str_or_null(res, i, "endpoint"),
+                     "record", !strcmp(bc_pg_val(res, i, "record") ? bc_pg_val(res, i, "record")
+                                                                  : "", "t"),
                      "endpoint_kind", kind ? json_string(kind) : json_null(),
                      "config", json_or_null(res, i, "config"),
                      "created_at", str_or_null(res, i, "created_at"),
@@ -654,13 +659,21 @@ static void agents_list(rq *r, const char *only)
     PQclear(res);
 }
 
-/* Everything but name, region and endpoint is the agent's config, kept as
- * given. The endpoint is how its calls reach it (docs/agents.md). */
+/* Everything but name, region, endpoint and record is the agent's config,
+ * kept as given. The endpoint is how its calls reach it, record whether
+ * they are recorded (docs/agents.md); *record is NULL, "t" or "f". */
 static int agent_fields(rq *r, json_t *in, int create, const char **name, const char **region,
-                        const char **endpoint, char **config)
+                        const char **endpoint, const char **record, char **config)
 {
     char why[200];
-    json_t *cfg = json_deep_copy(in);
+    json_t *cfg = json_deep_copy(in), *rec = json_object_get(in, "record");
+
+    if (rec && !json_is_null(rec) && !json_is_boolean(rec)) {
+        error(r->resp, 400, "invalid_request", "record must be a boolean");
+        json_decref(cfg);
+        return -1;
+    }
+    *record = json_is_boolean(rec) ? (json_is_true(rec) ? "t" : "f") : NULL;
 
     if (bc_json_str(in, "name", create, 255, name, why, sizeof why) < 0 ||
         bc_json_str(in, "region", 0, 8, region, why, sizeof why) < 0 ||
@@ -679,6 +692,7 @@ static int agent_fields(rq *r, json_t *in, int create, const char **name, const 
     json_object_del(cfg, "region");
     json_object_del(cfg, "endpoint");
     json_object_del(cfg, "endpoint_kind");
+    json_object_del(cfg, "record");
     json_object_del(cfg, "id");
     *config = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);
@@ -688,17 +702,17 @@ static int agent_fields(rq *r, json_t *in, int create, const char **name, const 
 static void agent_create(rq *r)
 {
     json_t *in = body(r);
-    const char *name = NULL, *region = NULL, *endpoint = NULL;
+    const char *name = NULL, *region = NULL, *endpoint = NULL, *record = NULL;
     char *config = NULL, id[48];
     bc_err err = { "" };
     PGresult *res;
 
     if (!in)
         return;
-    if (agent_fields(r, in, 1, &name, &region, &endpoint, &config) == 0) {
+    if (agent_fields(r, in, 1, &name, &region, &endpoint, &record, &config) == 0) {
         bc_id_new(id, sizeof id, "agent");
-        const char *p[] = { id, r->g.who.tenant_id, name, region, config, endpoint };
-        if (!(res = q(r, "rymi_agent_insert", 6, p, &err))) {
+        const char *p[] = { id, r->g.who.tenant_id, name, region, config, endpoint, record };
+        if (!(res = q(r, "rymi_agent_insert", 7, p, &err))) {
             fail(r, "agent.create", &err);
         } else {
             PQclear(res);
@@ -713,16 +727,16 @@ static void agent_create(rq *r)
 static void agent_update(rq *r, const char *id)
 {
     json_t *in = body(r);
-    const char *name = NULL, *region = NULL, *endpoint = NULL;
+    const char *name = NULL, *region = NULL, *endpoint = NULL, *record = NULL;
     char *config = NULL;
     bc_err err = { "" };
     PGresult *res;
 
     if (!in)
         return;
-    if (agent_fields(r, in, 0, &name, &region, &endpoint, &config) == 0) {
-        const char *p[] = { id, r->g.who.tenant_id, name, region, config, endpoint };
-        if (!(res = q(r, "rymi_agent_update", 6, p, &err))) {
+    if (agent_fields(r, in, 0, &name, &region, &endpoint, &record, &config) == 0) {
+        const char *p[] = { id, r->g.who.tenant_id, name, region, config, endpoint, record };
+        if (!(res = q(r, "rymi_agent_update", 7, p, &err))) {
             fail(r, "agent.update", &err);
         } else {
             int n = atoi(PQcmdTuples(res));

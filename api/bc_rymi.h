@@ -71,19 +71,20 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
       "       (SELECT rfc3339(paused_at) FROM tenants WHERE id = $1) AS paused_at" \
       "  FROM recipients WHERE tenant_id = $1" },                                  \
     { "rymi_agents",                                                               \
-      "SELECT id, name, region, endpoint, config::text AS config,"                \
+      "SELECT id, name, region, endpoint, record, config::text AS config,"        \
       "       rfc3339(created_at) AS created_at,"                                   \
       "       rfc3339(updated_at) AS updated_at, count(*) OVER () AS total"        \
       "  FROM agents WHERE tenant_id = $1 AND deleted_at IS NULL"                  \
       "   AND ($2::text IS NULL OR id = $2)"                                       \
       " ORDER BY created_at DESC, id LIMIT $3::int OFFSET $4::int" },              \
     { "rymi_agent_insert",                                                         \
-      "INSERT INTO agents (id, tenant_id, name, region, config, endpoint)"         \
-      " VALUES ($1, $2, $3, $4, $5::jsonb, $6)" },                                     \
+      "INSERT INTO agents (id, tenant_id, name, region, config, endpoint, record)" \
+      " VALUES ($1, $2, $3, $4, $5::jsonb, $6, coalesce($7::boolean, false))" },                                     \
     { "rymi_agent_update",                                                         \
       "UPDATE agents SET name = coalesce($3, name), region = coalesce($4, region)," \
       "       config = CASE WHEN $5::jsonb IS NULL THEN config ELSE config || $5::jsonb END," \
-      "       endpoint = coalesce($6, endpoint), updated_at = now()"               \
+      "       endpoint = coalesce($6, endpoint),"                                 \
+      "       record = coalesce($7::boolean, record), updated_at = now()"          \
       " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL" },                \
     { "rymi_agent_delete",                                                         \
       "UPDATE agents SET deleted_at = now() WHERE id = $1 AND tenant_id = $2"      \

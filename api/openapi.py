@@ -78,6 +78,17 @@ def errs(surface, codes):
 COMMON = [400, 401, 403, 404, 405, 429, 500, 503]
 CREATE = COMMON + [402, 409, 413]
 
+VOICEMAIL = {"type": "object", "additionalProperties": False, "nullable": True,
+             "description": "batchcall extension: what to do when a machine answers (docs/agents.md): "
+             "hang up, leave a message (text or audio_url, once, after the beep), or let the agent handle it",
+             "properties": {"action": {"type": "string", "enum": ["hangup", "message", "agent"]},
+                            "text": {"type": "string", "minLength": 1, "maxLength": 1000},
+                            "audio_url": {"type": "string", "format": "uri", "pattern": "^https://"}},
+             "required": ["action"]}
+AGENTLEG = {"voicemail": VOICEMAIL,
+            "record": {"type": "boolean", "description": "batchcall extension: record the calls "
+                       "(default: the agent's setting)"}}
+
 schemas = {
   "CartesiaError": obj({"error": S, "code": S}, ["error"]),
   "RymiError": obj({"error": S, "code": S, "detail": S}, ["error"]),
@@ -112,7 +123,7 @@ schemas = {
       "call_time_window": ref("RetellCallTimeWindow"),
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64,
                    "description": "batchcall extension: the agent, when the number is bound to none"},
-      **EXPIRY_MS},
+      **EXPIRY_MS, **AGENTLEG},
       ["from_number", "tasks"]),
   "RetellBatchCall": obj({
       "batch_call_id": S, "name": S, "from_number": S,
@@ -139,7 +150,7 @@ schemas = {
       "max_call_duration_minutes": {"type": "integer", "minimum": 1, "maximum": 480},
       "scheduled_at": {"type": "string", "format": "date-time"},
       "region": {"type": "string", "enum": ["US", "EU", "APAC"], "description": "batchcall extension"},
-      "timezone": TZ, "calling_hours": HOURS, "caller_id_pool": POOL, **RETRY, **EXPIRY},
+      "timezone": TZ, "calling_hours": HOURS, "caller_id_pool": POOL, **RETRY, **EXPIRY, **AGENTLEG},
       ["name", "agent_id", "from_number_id", "recipients"]),
   "AgentCallBatchRecipient": obj({
       "id": S, "to_number": S,
@@ -208,14 +219,14 @@ schemas = {
       "recipients": {"type": "array", "items": ref("RymiRecipient"), "minItems": 1, "maxItems": 500},
       "from_number": E164, "batch_id": {"type": "string", "maxLength": 128},
       "metadata": ANYOBJ, "variables": ANYOBJ, "post_call": ANYOBJ, "timezone": TZ,
-      "calling_hours": HOURS, "caller_id_pool": POOL, **RETRY, **EXPIRY}, ["agent_id"]),
+      "calling_hours": HOURS, "caller_id_pool": POOL, **RETRY, **EXPIRY, **AGENTLEG}, ["agent_id"]),
   "RymiParticipantIn": obj({"transport": {"type": "string", "enum": ["pstn"]}, "identity": E164,
                             "from_number": E164, "metadata": ANYOBJ, **RETRY}, ["identity"]),
   "RymiCallRequest": obj({"agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
                           "participants": {"type": "array", "items": ref("RymiParticipantIn"),
                                            "minItems": 1, "maxItems": 500},
                           "from_number": E164, "metadata": ANYOBJ, "variables": ANYOBJ, **RETRY,
-                          **EXPIRY},
+                          **EXPIRY, **AGENTLEG},
                          ["agent_id", "participants"]),
   "RymiParticipant": obj({"id": S, "transport": S, "identity": S,
       "status": {"type": "string", "enum": ["queued", "dialing", "in_progress", "completed", "failed",
@@ -239,7 +250,7 @@ schemas = {
                      "paused": {"type": "boolean", "description": "batchcall extension: the queue is paused"},
                      "paused_at": SN, "expired": EXPIRED},
                     ["waiting", "active", "completed", "failed"]),
-  "Agent": obj({"id": S, "name": S, "region": SN, "endpoint": SN,
+  "Agent": obj({"id": S, "name": S, "region": SN, "endpoint": SN, "record": B,
                 "endpoint_kind": {"type": "string", "enum": ["stream", "twiml", "sip"], "nullable": True},
                 "config": ANYOBJN, "created_at": S, "updated_at": S},
                ["id", "name"]),
@@ -249,7 +260,8 @@ schemas = {
                                "description": "batchcall extension: how the agent's calls reach it: a Media "
                                "Streams WebSocket (wss://), a URL that answers with TwiML (https://) or a SIP "
                                "URI (sip:); a batch for an agent without one is refused (docs/agents.md)",
-                               "example": "wss://agent.example.com/stream"}}),
+                               "example": "wss://agent.example.com/stream"},
+                  "record": {"type": "boolean", "description": "batchcall extension: record this agent's calls"}}),
   "AgentContext": obj({"call_id": S, "batch_id": S, "tenant_id": S, "agent_id": S, "recipient_id": S,
                        "to": S, "from": S, "attempt": I, "status": S, "answered_by": SN, "batch_name": S,
                        "variables": ANYOBJ, "metadata": ANYOBJN, "post_call": ANYOBJN},
@@ -293,7 +305,7 @@ schemas = {
       "name": {"type": "string", "maxLength": 255}, "trigger_timestamp": {"type": "integer", "minimum": 0},
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64}, "timezone": S,
       "status": {"type": "string", "enum": ["draft", "scheduled", "sent"]}, "send_now": B,
-      "calling_hours": HOURS, "caller_id_pool": POOL, **RETRY, **EXPIRY_MS},
+      "calling_hours": HOURS, "caller_id_pool": POOL, **RETRY, **EXPIRY_MS, **AGENTLEG},
       ["from_number", "tasks", "agent_id"]),
   "BatchCall": obj({"batch_call_id": S, "name": S, "from_number": S, "scheduled_timestamp": IN,
       "total_task_count": I, "total": I, "sent": I, "picked_up": I, "completed": I, "agent_id": S,
@@ -348,10 +360,13 @@ for verb in ("pause", "resume"):
     add(f"/agents/calls/batches/{verb}", "post", op("Cartesia", f"{verb.title()} every batch (extension)", CART,
         {"200": jresp(PAUSE_DESC[verb] + "; while paused, new batches wait too", ref("TenantPause")),
          **errs("cartesia", COMMON)}, None, [VER, IDEM], f"agents_{verb}-all-call-batches"))
+HANGUP = qp("hangup", {"type": "string", "enum": ["true", "false"]},
+            "batchcall extension: true also ends the batch's live calls at the carrier")
 for verb in ("retry", "cancel", "pause", "resume"):
     add(f"/agents/calls/batches/{{batch_id}}/{verb}", "post", op("Cartesia", f"{verb.title()} Call Batch", CART,
         {"200": jresp("The batch", ref("AgentCallBatch")), **errs("cartesia", COMMON + [409])},
-        None, [VER, pp("batch_id"), IDEM], f"agents_{verb}-call-batch"))
+        None, [VER, pp("batch_id"), IDEM] + ([HANGUP] if verb == "cancel" else []),
+        f"agents_{verb}-call-batch"))
 
 # batchcall's own read routes for watching batches (the CLI's watch, /dashboard)
 PROG = [{"APIKeyAuth": []}, {"CartesiaKey": []}]

@@ -281,6 +281,74 @@ int bc_agent_instructions(const char *endpoint, const bc_agent_call *c, char **t
     return 0;
 }
 
+/* ---- voicemail ----------------------------------------------------------- */
+
+char *bc_agent_voicemail_twiml(const char *text, const char *audio_url)
+{
+    xmlDocPtr doc;
+    xmlNodePtr resp;
+    xmlChar *t;
+    size_t chars;
+    char *out;
+
+    if (!(audio_url && *audio_url) && !(text && *text))
+        return NULL;
+    doc = xmlNewDoc(BAD_CAST "1.0");
+    resp = xmlNewNode(NULL, BAD_CAST "Response");
+    xmlDocSetRootElement(doc, resp);
+    t = xml_text(audio_url && *audio_url ? audio_url : text);
+    xmlNewTextChild(resp, NULL, BAD_CAST(audio_url && *audio_url ? "Play" : "Say"), t);
+    xmlFree(t);
+    xmlNewChild(resp, NULL, BAD_CAST "Hangup", NULL);
+    out = dump(doc, &chars);
+    xmlFreeDoc(doc);
+    return out;
+}
+
+int bc_agent_voicemail_check(const json_t *p, char *why, size_t cap)
+{
+    const char *action = json_string_value(json_object_get(p, "action"));
+    const json_t *text = json_object_get(p, "text"), *audio = json_object_get(p, "audio_url");
+    const char *k;
+    json_t *v;
+
+    if (!p || json_is_null(p))
+        return 0;
+    if (!json_is_object(p) || !action ||
+        (strcmp(action, "hangup") && strcmp(action, "message") && strcmp(action, "agent"))) {
+        snprintf(why, cap, "voicemail must be an object whose action is hangup, message or agent");
+        return -1;
+    }
+    json_object_foreach((json_t *)p, k, v)
+        if (strcmp(k, "action") && strcmp(k, "text") && strcmp(k, "audio_url")) {
+            snprintf(why, cap, "voicemail.%s is not a field (action, text, audio_url)", k);
+            return -1;
+        }
+    if (strcmp(action, "message")) {
+        if (text || audio) {
+            snprintf(why, cap, "voicemail.text and audio_url go only with action message");
+            return -1;
+        }
+        return 0;
+    }
+    if (!!text == !!audio) {
+        snprintf(why, cap, "voicemail with action message takes one of text or audio_url");
+        return -1;
+    }
+    if (text && (!json_is_string(text) || !json_string_length(text) ||
+                 json_string_length(text) > 1000)) {
+        snprintf(why, cap, "voicemail.text must be a string of 1 to 1000 characters");
+        return -1;
+    }
+    if (audio && (!json_is_string(audio) ||
+                  bc_url_check(json_string_value(audio), 1, 1, why, cap) < 0)) {
+        if (!json_is_string(audio))
+            snprintf(why, cap, "voicemail.audio_url must be an https URL");
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- per-call tokens -------------------------------------------------- */
 
 static int token_mac(const char *secret, const char *call_id, long long exp,

@@ -63,6 +63,17 @@ typedef struct bc_agent_call {
 int bc_agent_instructions(const char *endpoint, const bc_agent_call *c, char **twiml,
                           char **url, int *inline_ctx, bc_err *err);
 
+/* The TwiML that leaves a voicemail message and hangs up: <Play> of
+ * audio_url when given, else <Say> of text. NULL when neither is given or
+ * out of memory; the caller frees it. */
+char *bc_agent_voicemail_twiml(const char *text, const char *audio_url);
+
+/* Checks a batch's voicemail policy (NULL: the agent handles machines):
+ * {"action": "hangup" | "message" | "agent"}, a message with exactly one of
+ * "text" (at most 1,000 characters) or "audio_url" (https). 0, or -1 with
+ * why in words fit for an error body. */
+int bc_agent_voicemail_check(const json_t *policy, char *why, size_t cap);
+
 /* A per-call token: "<exp>.<hex HMAC-SHA256(secret, call_id "." exp)>",
  * good until exp (Unix seconds). 0 or -1. */
 int bc_agent_token(const char *secret, const char *call_id, long long exp, char *out,

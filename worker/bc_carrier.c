@@ -12,9 +12,11 @@
 
 struct bc_carrier {
     CURLM *multi;
+    char base[512];          /* .../Accounts/{sid}: calls live under it */
     char url[512];
     char userpwd[256];
     bc_dial_done done;
+    bc_update_done updated;
     void *ud;
     int inflight;
     long timeout_ms;
@@ -24,6 +26,7 @@ struct bc_carrier {
 };
 
 typedef struct xfer {
+    int update;              /* an update of a live call, not a dial */
     bc_dial d;
     CURL *easy;
     char *form;
@@ -54,8 +57,8 @@ bc_carrier *bc_carrier_new(const char *base_url, const char *account,
         bc_err_set(err, "carrier: cannot create curl multi handle");
         return NULL;
     }
-    snprintf(c->url, sizeof c->url, "%s/2010-04-01/Accounts/%s/Calls.json",
-             base_url, account);
+    snprintf(c->base, sizeof c->base, "%s/2010-04-01/Accounts/%s", base_url, account);
+    snprintf(c->url, sizeof c->url, "%s/Calls.json", c->base);
     snprintf(c->userpwd, sizeof c->userpwd, "%s:%s", account, token);
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     c->done = done;
@@ -136,6 +139,8 @@ int bc_carrier_inflight(const bc_carrier *c)
     return c->inflight;
 }
 
+static int start(bc_carrier *c, xfer *x, const char *url);
+
 int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
 {
     xfer *x = calloc(1, sizeof *x);
@@ -166,13 +171,71 @@ int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
     bc_form_add(&f, "Timeout", num);
     snprintf(num, sizeof num, "%d", d->time_limit_s);
     bc_form_add(&f, "TimeLimit", num);
-    if (c->amd[0])
+    if (c->amd[0]) {
         bc_form_add(&f, "MachineDetection", c->amd);
+        /* In the background: the TwiML (the agent) starts at once and the
+         * verdict comes by its own callback, where the batch's voicemail
+         * policy is applied. */
+        if (d->amd_url[0]) {
+            bc_form_add(&f, "AsyncAmd", "true");
+            bc_form_add(&f, "AsyncAmdStatusCallback", d->amd_url);
+            bc_form_add(&f, "AsyncAmdStatusCallbackMethod", "POST");
+        }
+    }
+    if (d->record && d->recording_url[0]) {
+        bc_form_add(&f, "Record", "true");
+        bc_form_add(&f, "RecordingStatusCallback", d->recording_url);
+        bc_form_add(&f, "RecordingStatusCallbackMethod", "POST");
+        bc_form_add(&f, "RecordingStatusCallbackEvent", "completed");
+    }
     x->form = bc_form_encode(&f);
     bc_form_free(&f);
-    if (!x->form || !(x->easy = curl_easy_init()))
+    if (!x->form || start(c, x, c->url) < 0)
         goto oom;
-    curl_easy_setopt(x->easy, CURLOPT_URL, c->url);
+    return 0;
+oom:
+    if (x) {
+        bc_dial_clear(&x->d);
+        free(x->form);
+        free(x);
+    }
+    bc_err_set(err, "carrier: cannot start request");
+    return -1;
+}
+
+void bc_carrier_on_update(bc_carrier *c, bc_update_done done)
+{
+    c->updated = done;
+}
+
+int bc_carrier_update(bc_carrier *c, const char *sid, const char *call_id, const bc_form *f,
+                      bc_err *err)
+{
+    xfer *x = calloc(1, sizeof *x);
+    char url[640];
+
+    if (x) {
+        x->update = 1;
+        snprintf(x->d.call_id, sizeof x->d.call_id, "%s", call_id);
+        snprintf(url, sizeof url, "%s/Calls/%s.json", c->base, sid);
+        x->form = bc_form_encode(f);
+    }
+    if (!x || !x->form || start(c, x, url) < 0) {
+        if (x)
+            free(x->form);
+        free(x);
+        bc_err_set(err, "carrier: cannot start update");
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends x's form to url; the answer comes to finish(). 0 or -1. */
+static int start(bc_carrier *c, xfer *x, const char *url)
+{
+    if (!(x->easy = curl_easy_init()))
+        return -1;
+    curl_easy_setopt(x->easy, CURLOPT_URL, url);
     curl_easy_setopt(x->easy, CURLOPT_USERPWD, c->userpwd);
     curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->form);
     curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
@@ -181,8 +244,11 @@ int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
     curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
     curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
-    if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
-        goto oom;
+    if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK) {
+        curl_easy_cleanup(x->easy);
+        x->easy = NULL;
+        return -1;
+    }
     c->inflight++;
     /* Start sending now, not at the next loop turn: the request should be
      * on the wire before the worker claims its next recipient. */
@@ -191,15 +257,6 @@ int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err)
         curl_multi_perform(c->multi, &running);
     }
     return 0;
-oom:
-    if (x) {
-        curl_easy_cleanup(x->easy);
-        bc_dial_clear(&x->d);
-        free(x->form);
-        free(x);
-    }
-    bc_err_set(err, "carrier: cannot start request");
-    return -1;
 }
 
 static void finish(bc_carrier *c, CURL *easy, CURLcode code)
@@ -212,7 +269,7 @@ static void finish(bc_carrier *c, CURL *easy, CURLcode code)
 
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    if (c->latency && code == CURLE_OK) {
+    if (c->latency && code == CURLE_OK && !x->update) {
         double secs = 0;
 
         curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &secs);
@@ -220,7 +277,16 @@ static void finish(bc_carrier *c, CURL *easy, CURLcode code)
     }
     curl_multi_remove_handle(c->multi, easy);
     c->inflight--;
-    if (code != CURLE_OK) {
+    if (x->update) {
+        j = json_loads(x->body, 0, NULL);
+        snprintf(why, sizeof why, "carrier HTTP %ld: %s", status,
+                 code != CURLE_OK ? curl_easy_strerror(code)
+                 : json_string_value(json_object_get(j, "message"))
+                     ? json_string_value(json_object_get(j, "message")) : "no message");
+        if (c->updated)
+            c->updated(c->ud, x->d.call_id, code == CURLE_OK && status >= 200 && status < 300,
+                       why);
+    } else if (code != CURLE_OK) {
         snprintf(why, sizeof why, "carrier request: %s", curl_easy_strerror(code));
         c->done(c->ud, &x->d, BC_DIAL_UNKNOWN, NULL, why);
     } else if (status == 201 || status == 200) {

@@ -5,6 +5,7 @@
 
 #include "bc_err.h"
 #include "bc_metrics.h"
+#include "bc_twilio.h"
 
 typedef struct bc_carrier bc_carrier;
 
@@ -20,6 +21,12 @@ typedef struct bc_dial {
     char to[20], from[20];
     int timeout_s, time_limit_s;
     char callback_url[512];
+    /* With answering-machine detection, its verdict comes here, in the
+     * background (AsyncAmd): the callee hears the agent at once. */
+    char amd_url[512];
+    /* Recorded when set; the recording is announced here. */
+    int record;
+    char recording_url[512];
     /* How the answered call reaches its agent (bc_agent_instructions): one
      * of twiml (inline TwiML) or url (the agent's own TwiML URL, fetched
      * with GET). The caller's strings: the carrier keeps copies. */
@@ -55,6 +62,17 @@ int bc_carrier_machine_detection(bc_carrier *c, const char *mode, bc_err *err);
  * ringing, answered and completed. completed is always asked: it ends the
  * attempt. Unknown words fail. 0 or -1. */
 int bc_carrier_events(bc_carrier *c, const char *events, bc_err *err);
+/* Called from bc_carrier_perform for each finished update of a live call
+ * (bc_carrier_update): ok, or why not. */
+typedef void (*bc_update_done)(void *ud, const char *call_id, int ok, const char *why);
+void bc_carrier_on_update(bc_carrier *c, bc_update_done done);
+
+/* Asks the carrier to change the live call sid (ours: call_id): f is
+ * Twilio's update form, e.g. Status=completed (hang up), Status=canceled
+ * (stop ringing) or Twiml (play something instead). 0 or -1. */
+int bc_carrier_update(bc_carrier *c, const char *sid, const char *call_id, const bc_form *f,
+                      bc_err *err);
+
 /* Starts a dial (d is copied). 0 or -1. */
 int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err);
 /* Drives transfers for up to timeout_ms and reports finished dials. */

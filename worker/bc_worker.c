@@ -90,6 +90,7 @@ struct bc_worker {
     redial *redials;
     json_t *progress;            /* progress events not yet written: [{id,status,sid}] */
     json_t *accepted;            /* accepted dials not yet written: [{c,sid,t}] */
+    json_t *amds;                /* AMD verdicts not yet written: [{id,ab,sid}] */
     json_t *ends;                /* ended attempts not yet written (call_end_many) */
     char topups[MAX_TOPUPS][48]; /* batches whose window wants topping up */
     int ntopups;
@@ -97,7 +98,8 @@ struct bc_worker {
     long long next_renew, next_outbox;
     bc_metric *m_claimed, *m_stale, *m_noslot, *m_dialed, *m_dial_failed, *m_dial_unknown,
               *m_paced, *m_in_hand, *m_events, *m_dup_events, *m_fenced,
-              *m_not_dialed, *m_jobs_lag, *m_events_lag, *m_ctx_fetch;
+              *m_not_dialed, *m_jobs_lag, *m_events_lag, *m_ctx_fetch, *m_updates,
+              *m_update_failed, *m_voicemail_actions;
     bc_metric *m_outcome[6];     /* worker_calls_finished_total by OUTCOMES[i] */
 };
 
@@ -130,7 +132,7 @@ static const bc_pg_stmt stmts[] = {
       "               from_pool, pool_cps, bc_now() AS t"
       "          FROM batches WHERE id IN (SELECT b FROM j)),"
       " bb AS (SELECT id, from_number, ringing_timeout_s, max_call_duration_min, agent_id,"
-      "               variables, metadata FROM batches"
+      "               variables, metadata, record FROM batches"
       "         WHERE id IN (SELECT id FROM bs WHERE admitted)"
       "           AND state = 'admitted' AND (latest_at IS NULL OR latest_at > bc_now())"
       "           FOR SHARE),"
@@ -217,10 +219,12 @@ static const bc_pg_stmt stmts[] = {
       "       RETURNING leases.slot, leases.token, r.c, r.id, r.b, r.tenant_id, r.a,"
       "                 r.to_number, r.from_number),"
       " ins AS (INSERT INTO calls (id, recipient_id, batch_id, tenant_id, attempt, status,"
-      "                            lease_slot, lease_token, to_number, from_number, history)"
+      "                            lease_slot, lease_token, to_number, from_number, history,"
+      "                            agent_id)"
       "         SELECT l.c, l.id, l.b, l.tenant_id, l.a, 'claimed', l.slot, l.token,"
       "                l.to_number, coalesce(l.from_number, bb.from_number),"
-      "                jsonb_build_array(jsonb_build_object('status', 'claimed', 'at', rfc3339_ms(now())))"
+      "                jsonb_build_array(jsonb_build_object('status', 'claimed', 'at', rfc3339_ms(now()))),"
+      "                bb.agent_id"
       "           FROM l JOIN bb ON bb.id = l.b"
       "         RETURNING id, tenant_id, to_number, from_number, lease_token),"
       " u AS (UPDATE recipients SET released = false, next_attempt_at = jr.opens,"
@@ -235,7 +239,7 @@ static const bc_pg_stmt stmts[] = {
       "        bb.ringing_timeout_s AS ring, bb.max_call_duration_min AS max_min,"
       /* The agent leg, for claimed calls only: the agent's endpoint and
        * the recipient's variables and metadata over the batch's. */
-      "        bb.agent_id, ag.endpoint,"
+      "        bb.agent_id, ag.endpoint, coalesce(bb.record, ag.record) AS record,"
       "        CASE WHEN jsonb_typeof(rv.variables) = 'object' THEN bb.variables || rv.variables"
       "             ELSE bb.variables END::text AS vars,"
       "        CASE WHEN jsonb_typeof(rv.metadata) = 'object' THEN bb.metadata || rv.metadata"
@@ -351,13 +355,21 @@ static const bc_pg_stmt stmts[] = {
       "                  ab text, err text)),"
       " c AS (UPDATE calls SET status = e.status, ended_at = now(), duration_s = e.dur,"
       "        history = history || jsonb_build_object('status', e.status, 'at', rfc3339_ms(now())),"
-      "        end_reason = e.reason, carrier_call_id = coalesce(carrier_call_id, e.sid),"
+      /* With AsyncAmd the verdict came before the end (amd_many), not on
+       * it: a completed call a machine took is a voicemail either way. */
+      "        end_reason = CASE WHEN e.status = 'completed'"
+      "                           AND coalesce(e.ab, calls.answered_by) LIKE 'machine%'"
+      "                          THEN 'voicemail' ELSE e.reason END,"
+      "        carrier_call_id = coalesce(carrier_call_id, e.sid),"
       "        answered_by = coalesce(e.ab, calls.answered_by)"
       "        FROM e WHERE calls.id = e.id AND call_status_rank(calls.status) < 9"
       "      RETURNING calls.id, calls.recipient_id, calls.batch_id, calls.tenant_id,"
       "                calls.attempt, calls.lease_slot, calls.lease_token, calls.to_number,"
       "                calls.from_number, calls.duration_s, calls.answered_by,"
-      "                e.status AS final_status, e.reason, e.out, e.err),"
+      "                e.status AS final_status, calls.end_reason AS reason,"
+      "                CASE WHEN e.out = 'completed' AND calls.answered_by LIKE 'machine%'"
+      "                     THEN 'voicemail' ELSE e.out END AS out, e.err,"
+      "                to_jsonb(calls) AS cj),"
       " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL"
       "         FROM c WHERE leases.batch_id = c.batch_id AND leases.slot = c.lease_slot"
       "          AND leases.token = c.lease_token RETURNING c.id),"
@@ -403,7 +415,31 @@ static const bc_pg_stmt stmts[] = {
       "        'recipient_status', rstatus, 'final', rstatus <> 'queued',"
       "        'lease_released', released, 'ended_at', rfc3339(now()))::text"
       "   FROM ev WHERE $4::boolean"
+      /* v3 beside v2 (sql/0017), built from this statement's own rows (cj):
+       * a function reading calls here would not see this update. */
+      " UNION ALL"
+      " SELECT $2, batch_id, call_result_v3('call.ended', cj, rstatus, rstatus <> 'queued',"
+      "        next_attempt_at, released, now(), NULL)"
+      "   FROM ev"
       " RETURNING id, topic, key, payload" },
+    /* Answering-machine verdicts (AsyncAmd) of one turn: each call's
+     * answered_by, once (a redelivered verdict finds amd_at set and acts
+     * on nothing), and what the batch's voicemail policy makes of a
+     * machine. Returns the calls still live whose policy asks the carrier
+     * for something. $1 [{"id","ab","sid"}] */
+    { "amd_many",
+      "WITH e AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS e(id text, ab text, sid text)),"
+      " c AS (UPDATE calls SET answered_by = e.ab, amd_at = now(),"
+      "        carrier_call_id = coalesce(calls.carrier_call_id, e.sid),"
+      "        voicemail_action = CASE WHEN e.ab LIKE 'machine%'"
+      "                                THEN coalesce(b.voicemail->>'action', 'agent') END"
+      "        FROM e, batches b WHERE calls.id = e.id AND b.id = calls.batch_id"
+      "         AND calls.amd_at IS NULL"
+      "      RETURNING calls.id, calls.carrier_call_id AS sid, calls.status,"
+      "                calls.voicemail_action AS action, b.voicemail->>'text' AS text,"
+      "                b.voicemail->>'audio_url' AS audio_url)"
+      " SELECT * FROM c WHERE action IN ('hangup', 'message')"
+      "   AND call_status_rank(status) < 9 AND sid IS NOT NULL" },
     { "release", BC_SQL_RELEASE },
     { "renew",
       "UPDATE leases SET expires_at = now() + make_interval(secs => $2::int)"
@@ -514,12 +550,13 @@ static void take_job(bc_worker *w, rd_kafka_message_t *m)
 
 /* ---- dialing ---------------------------------------------------------- */
 
-static void callback_url(bc_worker *w, const char *tenant, const char *batch,
+/* One of the API's carrier callback URLs (status, amd, recording). */
+static void callback_url(bc_worker *w, const char *kind, const char *tenant, const char *batch,
                          const char *call, char *out, size_t cap)
 {
     /* The API rebuilds exactly this string to check the signature. */
-    snprintf(out, cap, "%s/carrier/twilio/status?region=%s&tenant_id=%s&batch_id=%s&call_id=%s",
-             w->public_url, w->region, tenant, batch, call);
+    snprintf(out, cap, "%s/carrier/twilio/%s?region=%s&tenant_id=%s&batch_id=%s&call_id=%s",
+             w->public_url, kind, w->region, tenant, batch, call);
 }
 
 static void publish_rows(bc_worker *w, PGresult *res)
@@ -657,8 +694,8 @@ static int flush_ends(bc_worker *w)
     }
     free(doc);
     json_array_clear(w->ends);
-    /* One event row per ended call, two when v1 goes out too. */
-    ended = (size_t)PQntuples(res) / (w->result_v1 ? 2 : 1);
+    /* Two event rows per ended call (v2, v3), three when v1 goes out too. */
+    ended = (size_t)PQntuples(res) / (w->result_v1 ? 3 : 2);
     bc_metric_add(w->m_dup_events, (double)(n - ended));   /* already ended */
     publish_rows(w, res);
     /* The v2 rows come first, one per ended call. */
@@ -1023,8 +1060,15 @@ static int claim_many(bc_worker *w, job **js, wbatch **bs, int n, long long now)
             snprintf(d->from, sizeof d->from, "%s", bc_pg_val(res, k, "from_number"));
             d->timeout_s = (int)bc_pg_int(res, k, "ring", 60);
             d->time_limit_s = (int)bc_pg_int(res, k, "max_min", 480) * 60;
-            callback_url(w, bc_pg_val(res, k, "tenant_id"), j->batch, calls[i],
+            callback_url(w, "status", bc_pg_val(res, k, "tenant_id"), j->batch, calls[i],
                          d->callback_url, sizeof d->callback_url);
+            callback_url(w, "amd", bc_pg_val(res, k, "tenant_id"), j->batch, calls[i],
+                         d->amd_url, sizeof d->amd_url);
+            d->record = !strcmp(bc_pg_val(res, k, "record") ? bc_pg_val(res, k, "record") : "",
+                                "t");
+            if (d->record)
+                callback_url(w, "recording", bc_pg_val(res, k, "tenant_id"), j->batch, calls[i],
+                             d->recording_url, sizeof d->recording_url);
             snprintf(d->batch_id, sizeof d->batch_id, "%s", j->batch);
             d->lease_token = bc_pg_int(res, k, "lease_token", 0);
             if (agent_leg(w, d, res, k, j) < 0) {
@@ -1161,16 +1205,92 @@ static void flush_progress(bc_worker *w)
     free(doc);
 }
 
+/* Asks the carrier to change a live call: form is one pair (key, value). */
+static void update_call(bc_worker *w, const char *sid, const char *call, const char *key,
+                        const char *value)
+{
+    bc_form f = { 0 };
+    bc_err err = { "" };
+
+    bc_form_add(&f, key, value);
+    if (bc_carrier_update(w->carrier, sid, call, &f, &err) < 0)
+        bc_log(w->ctx->log, BC_WARN, "call.update_failed", "{s:s,s:s}", "call_id", call,
+               "error", err.msg);
+    bc_form_free(&f);
+}
+
+static void on_update(void *ud, const char *call, int ok, const char *why)
+{
+    bc_worker *w = ud;
+
+    bc_metric_add(ok ? w->m_updates : w->m_update_failed, 1);
+    if (!ok)
+        bc_log(w->ctx->log, BC_WARN, "call.update_refused", "{s:s,s:s}", "call_id", call,
+               "reason", why);
+}
+
+/* Writes the turn's AMD verdicts and applies the voicemail policy where a
+ * machine answered: hang up, or play the message and hang up (the stream
+ * to the agent stops; the callee's machine records it). amd_many acts on a
+ * call's first verdict only, so a message is played once. */
+static void flush_amds(bc_worker *w)
+{
+    bc_err err = { "" };
+    PGresult *res;
+    char *doc;
+
+    if (json_array_size(w->amds) == 0)
+        return;
+    doc = json_dumps(w->amds, JSON_COMPACT);
+    json_array_clear(w->amds);
+    const char *p[] = { doc };
+    if (!doc || !(res = bc_pg_exec(w->pg, "amd_many", 1, p, &err))) {
+        bc_log(w->ctx->log, BC_WARN, "amd.record_failed", "{s:s}", "error",
+               doc ? err.msg : "out of memory");
+        free(doc);
+        return;
+    }
+    free(doc);
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *call = bc_pg_val(res, i, "id"), *sid = bc_pg_val(res, i, "sid");
+        char *twiml = NULL;
+
+        bc_metric_add(w->m_voicemail_actions, 1);
+        if (!strcmp(bc_pg_val(res, i, "action"), "hangup")) {
+            update_call(w, sid, call, "Status", "completed");
+        } else if ((twiml = bc_agent_voicemail_twiml(bc_pg_val(res, i, "text"),
+                                                     bc_pg_val(res, i, "audio_url")))) {
+            update_call(w, sid, call, "Twiml", twiml);
+            free(twiml);
+        }
+    }
+    PQclear(res);
+}
+
 static void apply_event(bc_worker *w, const rd_kafka_message_t *m)
 {
     json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
     const char *call = json_string_value(json_object_get(ev, "call_id"));
     const char *status = json_string_value(json_object_get(ev, "status"));
     const char *sid = json_string_value(json_object_get(ev, "carrier_call_id"));
+    const char *kind = json_string_value(json_object_get(ev, "kind"));
     int duration = (int)json_integer_value(json_object_get(ev, "duration"));
 
     bc_metric_add(w->m_events, 1);
-    if (!call || !status) {
+    if (call && kind && !strcmp(kind, "amd")) {
+        const char *by = json_string_value(json_object_get(ev, "answered_by"));
+
+        if (by)
+            json_array_append_new(w->amds, json_pack("{s:s,s:s,s:s?}", "id", call, "ab", by,
+                                                     "sid", sid));
+    } else if (call && kind && !strcmp(kind, "hangup")) {
+        /* Ending a live call (a cancel with hang-up): the carrier ends it
+         * and its final status callback frees the slot, never before. A
+         * call not yet answered is cancelled, one talking hung up. */
+        if (sid)
+            update_call(w, sid, call, "Status",
+                        status && !strcmp(status, "in-progress") ? "completed" : "canceled");
+    } else if (!call || !status) {
         bc_log(w->ctx->log, BC_WARN, "event.malformed", NULL);
     } else if (!strcmp(status, "ringing") || !strcmp(status, "in-progress") ||
                !strcmp(status, "queued") || !strcmp(status, "initiated")) {
@@ -1210,6 +1330,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     w->ctx = ctx;
     w->progress = json_array();
     w->accepted = json_array();
+    w->amds = json_array();
     w->ends = json_array();
     snprintf(w->region, sizeof w->region, "%s", bc_config_str(c, "region"));
     w->public_url = bc_config_str(c, "public-url");
@@ -1237,6 +1358,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
                                       bc_config_int(c, "carrier-timeout-ms"), on_dial, w,
                                       err)))
         goto fail;
+    bc_carrier_on_update(w->carrier, on_update);
     if (bc_carrier_events(w->carrier, bc_config_str(c, "carrier-events"), err) < 0) {
         bc_err_wrap(err, "BC_CARRIER_EVENTS");
         goto fail;
@@ -1270,6 +1392,12 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
       "Writes refused because the lease was taken over (fencing token no longer current)");
     M(m_not_dialed, "worker_claims_not_dialed_total",
       "Claims dropped before dialing: batch cancelled or lease taken over");
+    M(m_updates, "worker_call_updates_total",
+      "Live calls the carrier changed for us (hang-ups, voicemail messages)");
+    M(m_update_failed, "worker_call_update_failures_total",
+      "Changes of a live call the carrier refused or did not answer");
+    M(m_voicemail_actions, "worker_voicemail_actions_total",
+      "Machines answered where the batch's voicemail policy hung up or left a message");
     M(m_ctx_fetch, "worker_agent_context_by_route_total",
       "Calls whose variables did not fit in the TwiML: the agent fetches them by token");
 #undef M
@@ -1352,6 +1480,7 @@ void bc_worker_tick(bc_worker *w)
      * first, so each call's history is in order, then the ends. */
     flush_accepted(w);
     flush_progress(w);
+    flush_amds(w);
     flush_ends(w);
     for (int i = 0; i < n; i++) {
         bc_kafka_store(w->events, done[i]);
@@ -1404,6 +1533,7 @@ void bc_worker_free(bc_worker *w)
         return;
     json_decref(w->progress);
     json_decref(w->accepted);
+    json_decref(w->amds);
     json_decref(w->ends);
     /* Messages go back to librdkafka before its handles are destroyed. */
     for (int i = 0; i < w->nparts; i++) {
