@@ -1099,7 +1099,8 @@ static void dnc_delete(rq *r, const char *number)
 
 /* What the webhook sender delivers (docs/webhooks.md); each comes from the
  * call-results topic. */
-static const char *webhook_events[] = { "call.completed", "call.failed", "batch.completed", NULL };
+static const char *webhook_events[] = { "call.completed", "call.failed", "batch.completed",
+                                        "call.report", "call.recording", NULL };
 
 /* A 400 whose detail names the field at fault. */
 static void bad_field(rq *r, const char *msg, const char *field)
@@ -1124,7 +1125,7 @@ static char *events_array(rq *r, json_t *ev)
             ok = json_is_string(x) && !strcmp(json_string_value(x), webhook_events[k]);
         if (!ok) {
             snprintf(why, sizeof why, "events[%zu] is not one of call.completed, "
-                     "call.failed, batch.completed", i);
+                     "call.failed, batch.completed, call.report, call.recording", i);
             bad_field(r, why, "events");
             return NULL;
         }

@@ -57,7 +57,8 @@ static const bc_pg_stmt stmts[] = {
     BC_PUBLISHER_STMT,
     /* One row per (subscribed, enabled endpoint of the event's tenant, event)
      * for a batch of call-result events: call.completed or call.failed for
-     * each, and batch.completed when the event was its recipient's last and
+     * each call end (v1, v2), call.report and call.recording for those v3
+     * events, and batch.completed when the event was its recipient's last and
      * no recipient of the batch is left to call. An endpoint only gets
      * events that ended after it was created. Event ids are derived from the
      * call (or the batch and its retry round), so a redelivered event finds
@@ -69,7 +70,14 @@ static const bc_pg_stmt stmts[] = {
      * $1 [call-result event, ...] */
     { "webhook_enqueue",
       "WITH e AS (SELECT x, x->>'call_id' AS call_id, x->>'batch_id' AS batch_id,"
-      "                  x->>'tenant_id' AS tenant_id, (x->>'ended_at')::timestamptz AS ended_at"
+      "                  x->>'tenant_id' AS tenant_id,"
+      "                  (CASE WHEN x->>'schema' = 'batchcall.call-result/v3' THEN x->>'at'"
+      "                        ELSE x->>'ended_at' END)::timestamptz AS ended_at,"
+      /* v3 says what happened in event; its call.ended is a call end
+       * already told by its v2 twin (always published beside it), so only
+       * v1 and v2 events make call.completed and call.failed. */
+      "                  CASE WHEN x->>'schema' = 'batchcall.call-result/v3'"
+      "                       THEN x->>'event' ELSE 'end' END AS kind"
       "             FROM jsonb_array_elements($1::jsonb) AS x"
       "            WHERE EXISTS (SELECT 1 FROM webhooks w"
       "                           WHERE w.tenant_id = x->>'tenant_id' AND w.enabled)),"
@@ -83,13 +91,33 @@ static const bc_pg_stmt stmts[] = {
       "                 'from_number', e.x->'from_number',"
       "                 'recipient_status', e.x->'recipient_status', 'final', e.x->'final',"
       "                 'ended_at', e.x->'ended_at') AS data"
-      "          FROM e"
+      "          FROM e WHERE e.kind = 'end'"
+      /* A report replaced by another is a new event; the same report
+       * told twice is one. A call's recording is told once. */
+      "        UNION ALL"
+      "        SELECT 'evt_' || e.call_id || '_report_' || left(md5((e.x->'report')::text), 16),"
+      "               'call.report', e.tenant_id, e.ended_at,"
+      "               jsonb_build_object('call_id', e.x->'call_id', 'batch_id', e.x->'batch_id',"
+      "                 'recipient_id', e.x->'recipient_id', 'agent_id', e.x->'agent_id',"
+      "                 'attempt', e.x->'attempt', 'status', e.x->'carrier_status',"
+      "                 'disposition', e.x->'disposition', 'summary', e.x->'summary',"
+      "                 'transcript', e.x->'report'->'transcript', 'data', e.x->'report'->'data',"
+      "                 'reported_at', e.x->'at')"
+      "          FROM e WHERE e.kind = 'call.report'"
+      "        UNION ALL"
+      "        SELECT 'evt_' || e.call_id || '_recording', 'call.recording', e.tenant_id,"
+      "               e.ended_at,"
+      "               jsonb_build_object('call_id', e.x->'call_id', 'batch_id', e.x->'batch_id',"
+      "                 'recipient_id', e.x->'recipient_id', 'agent_id', e.x->'agent_id',"
+      "                 'attempt', e.x->'attempt', 'recording_url', e.x->'recording_url',"
+      "                 'duration_s', e.x->'recording_duration_s', 'recorded_at', e.x->'at')"
+      "          FROM e WHERE e.kind = 'call.recording'"
       "        UNION ALL"
       "        (SELECT DISTINCT ON (b.id) 'evt_' || b.id || '_' || b.retry_count,"
       "                'batch.completed', b.tenant_id, e.ended_at,"
       "                batch_completed_data(b.id, e.x->'ended_at')"
       "           FROM e JOIN batches b ON b.id = e.batch_id AND b.tenant_id = e.tenant_id"
-      "          WHERE e.x->'final' = 'true'::jsonb"
+      "          WHERE e.kind = 'end' AND e.x->'final' = 'true'::jsonb"
       "            AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
       "                            AND r.status IN ('queued', 'dispatched', 'started') OFFSET 0)"
       "          ORDER BY b.id, e.ended_at DESC))"
@@ -164,11 +192,14 @@ static void wr_log(bc_webhooks *w, bc_level lvl, const char *ev, const char *wha
 /* ---- intake: call-results -> webhook_deliveries ------------------------ */
 
 /* An event we can enqueue: an object naming its call, batch and tenant,
- * with an RFC 3339 UTC end time (the statement casts it). */
+ * with an RFC 3339 UTC time (the statement casts it): its end (v1, v2), or
+ * when what it tells happened (v3's "at"; a report may precede the end). */
 static json_t *parse_event(const rd_kafka_message_t *m)
 {
     json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
-    const char *t = json_string_value(json_object_get(ev, "ended_at"));
+    const char *schema = json_string_value(json_object_get(ev, "schema"));
+    const char *t = json_string_value(json_object_get(
+        ev, schema && !strcmp(schema, "batchcall.call-result/v3") ? "at" : "ended_at"));
     int y, mo, d, h, mi, s;
     char z = 0, extra;
 
