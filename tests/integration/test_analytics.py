@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from conftest import BUILD, ROOT, cartesia_headers, wait_until
 
 SCHEMAS = {f"batchcall.call-result/v{n}": os.path.join(ROOT, "docs", "schemas",
-                                                     f"call-result.v{n}.json") for n in (1, 2)}
+                                                     f"call-result.v{n}.json") for n in (1, 2, 3)}
 
 
 def run_batch(stack, t, numbers, limit):
@@ -91,7 +91,10 @@ def test_both_consumers_agree_with_postgres_and_every_event_fits_the_schema(stac
     def all_there():
         msgs = read_topic(stack)
         have = {json.loads(v)["call_id"] for _, v in msgs}
-        return msgs if call_ids <= have else None
+        # ... and its v3 call.ended beside the v2 event.
+        v3 = {e["call_id"] for e in map(json.loads, (v for _, v in msgs))
+              if e["schema"].endswith("/v3") and e["event"] == "call.ended"}
+        return msgs if call_ids <= have and call_ids <= v3 else None
     msgs = wait_until(all_there, 30, "every call's event on the topic", interval=0.5)
 
     validators = {}

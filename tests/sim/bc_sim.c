@@ -193,6 +193,9 @@ typedef struct call {
     int async_amd, amd_done; /* AsyncAmd=true: AnsweredBy comes by amd_cb */
     char *amd_cb;
     char amd_method[8];
+    int record;              /* Record=true: a recording, once the answered call ends */
+    char *rec_cb;            /* RecordingStatusCallback, or NULL */
+    char rec_method[8];
 } call;
 
 /* What the next calls to one number do, in order (POST /outcomes); when
@@ -240,7 +243,7 @@ typedef struct sim {
     long media_frames, amd_ms;
     struct {
         long connections, stream_starts, stream_stops, errors, twiml_fetches, amd_callbacks,
-            plays, updates;
+            plays, updates, recordings;
     } ag;
     struct refusal { char *form; int status, code; char msg[200]; } *refused;
     size_t nrefused;         /* ever refused; the last REFUSED_MAX are kept */
@@ -774,7 +777,7 @@ static int read_agent(const bc_form *f, int required, agent_spec *a)
 
 /* ---- running the TwiML (mutex held) ------------------------------------ */
 
-enum { EV_VERB, EV_FETCH, EV_AMD };
+enum { EV_VERB, EV_FETCH, EV_AMD, EV_REC };
 
 static void tev_swap(sim *s, size_t a, size_t b)
 {
@@ -1140,6 +1143,15 @@ static void create_call(sim *s, const bc_http_req *req, bc_http_resp *resp)
         c->amd_cb = acb ? strdup(acb) : NULL;
         snprintf(c->amd_method, sizeof c->amd_method, "%s", am && !strcmp(am, "GET") ? "GET" : "POST");
     }
+    {
+        const char *rec = bc_form_get(&f, "Record");
+        const char *rcb = bc_form_get(&f, "RecordingStatusCallback");
+        const char *rm = bc_form_get(&f, "RecordingStatusCallbackMethod");
+        c->record = rec && !strcmp(rec, "true");
+        c->rec_cb = c->record && rcb ? strdup(rcb) : NULL;
+        snprintf(c->rec_method, sizeof c->rec_method, "%s",
+                 rm && !strcmp(rm, "GET") ? "GET" : "POST");
+    }
     url_param(cb, "call_id", c->call_id, sizeof c->call_id);
     url_param(cb, "batch_id", c->batch, sizeof c->batch);
     url_param(cb, "tenant_id", c->tenant, sizeof c->tenant);
@@ -1456,12 +1468,12 @@ static void ledger(sim *s, const bc_http_req *req, const char *path, bc_http_res
             "failed", (json_int_t)s->cb_failed, "rejected_429", (json_int_t)s->rejected_cps);
         json_object_set_new(l, "faults", faults_json(s));
         json_object_set_new(l, "agent", json_pack(
-            "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "connections", (json_int_t)s->ag.connections,
+            "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "connections", (json_int_t)s->ag.connections,
             "stream_starts", (json_int_t)s->ag.stream_starts,
             "stream_stops", (json_int_t)s->ag.stream_stops, "errors", (json_int_t)s->ag.errors,
             "twiml_fetches", (json_int_t)s->ag.twiml_fetches,
             "amd_callbacks", (json_int_t)s->ag.amd_callbacks, "plays", (json_int_t)s->ag.plays,
-            "updates", (json_int_t)s->ag.updates));
+            "updates", (json_int_t)s->ag.updates, "recordings", (json_int_t)s->ag.recordings));
         bc_http_json(resp, 200, l);
     } else if (!strcmp(path, "/ledger/refused") && !strcmp(bc_http_method(req), "GET")) {
         bc_http_json(resp, 200, refused_json(s));
@@ -1566,7 +1578,7 @@ static void handle(void *ud, const bc_http_req *req, bc_http_resp *resp)
 
 /* One request of the callback thread: a status callback, a TwiML fetch
  * or an async AMD result. */
-enum { X_STATUS, X_FETCH, X_AMD };
+enum { X_STATUS, X_FETCH, X_AMD, X_REC };
 
 typedef struct cbsend {
     int kind;
@@ -1621,6 +1633,10 @@ static void start_send(sim *s, call *c)
         st = "in-progress";
         agent_answered(s, c);
     } else {
+        /* A recorded call that was answered: its recording is ready a
+         * moment after the end, and told on its own callback. */
+        if (c->record && c->state == ST_INPROGRESS)
+            tev_push(s, c, now_ms() + sim_ms(s, 1), EV_REC);
         c->state = ST_DONE;
         st = c->outcome;
         x->terminal = 1;
@@ -1811,11 +1827,48 @@ static void amd_send(sim *s, call *c)
     send_signed(s, x, c->amd_cb, c->amd_method, &f);
 }
 
+/* The call's recording is ready: tell RecordingStatusCallback, with
+ * Twilio's fields. */
+static void rec_send(sim *s, call *c)
+{
+    cbsend *x;
+    bc_form f = { 0 };
+    unsigned char r[16];
+    char rsid[40], url[256], dur[16], ts[64];
+
+    if (!c->rec_cb || !(x = calloc(1, sizeof *x)))
+        return;              /* recorded, but nobody asked to hear of it */
+    x->kind = X_REC;
+    x->c = c;
+    bc_random_bytes(r, sizeof r);
+    snprintf(rsid, sizeof rsid, "RE");
+    for (int i = 0; i < 16; i++)
+        snprintf(rsid + 2 + 2 * i, 3, "%02x", r[i]);
+    snprintf(url, sizeof url, "https://api.twilio.com/2010-04-01/Accounts/%s/Recordings/%s",
+             s->account, rsid);
+    snprintf(dur, sizeof dur, "%d", c->talk_s);
+    rfc2822(ts, sizeof ts);
+    bc_form_add(&f, "AccountSid", s->account);
+    bc_form_add(&f, "CallSid", c->sid);
+    bc_form_add(&f, "RecordingSid", rsid);
+    bc_form_add(&f, "RecordingUrl", url);
+    bc_form_add(&f, "RecordingStatus", "completed");
+    bc_form_add(&f, "RecordingDuration", dur);
+    bc_form_add(&f, "RecordingChannels", "1");
+    bc_form_add(&f, "RecordingSource", "OutboundAPI");
+    bc_form_add(&f, "RecordingStartTime", ts);
+    send_signed(s, x, c->rec_cb, c->rec_method, &f);
+}
+
 /* A timer of the TwiML or of detection is due (mutex held). */
 static void run_tev(sim *s, const struct tev *e)
 {
     call *c = e->c;
 
+    if (e->kind == EV_REC) {
+        rec_send(s, c);
+        return;
+    }
     if (e->kind == EV_AMD) {
         if (c->live && c->state == ST_INPROGRESS && !c->amd_done)
             amd_send(s, c);
@@ -1839,6 +1892,14 @@ static void other_finished(sim *s, cbsend *x, CURLcode code, long status)
     if (x->kind == X_AMD) {
         if (ok)
             s->ag.amd_callbacks++;
+        return;
+    }
+    if (x->kind == X_REC) {
+        if (ok)
+            s->ag.recordings++;
+        else
+            bc_log(s->ctx->log, BC_WARN, "sim.recording_callback_failed", "{s:s,s:i}",
+                   "call_sid", c->sid, "http_status", (int)status);
         return;
     }
     if (x->gen != c->gen || !agent_running(c))
@@ -2058,6 +2119,7 @@ static void free_call(void *v)
     free(c->url);
     free(c->ag_target);
     free(c->amd_cb);
+    free(c->rec_cb);
     json_decref(c->played);
     json_decref(c->sip_headers);
     free(c);
