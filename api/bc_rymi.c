@@ -614,7 +614,7 @@ static json_t *agent_json(const PGresult *res, int i)
 {
     const char *kind = bc_agent_kind_name(bc_agent_kind_of(bc_pg_val(res, i, "endpoint")));
 
-    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o}", "id", str_or_null(res, i, "id"),
+    return json_pack("{s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o,s:o}", "id", str_or_null(res, i, "id"),
                      "name", str_or_null(res, i, "name"), "region", str_or_null(res, i, "region"),
                      "endpoint", str_or_null(res, i, "endpoint"),
                      "record", !strcmp(bc_pg_val(res, i, "record") ? bc_pg_val(res, i, "record")

@@ -337,14 +337,17 @@ int bc_agent_voicemail_check(const json_t *p, char *why, size_t cap)
     }
     if (text && (!json_is_string(text) || !json_string_length(text) ||
                  json_string_length(text) > 1000)) {
-        snprintf(why, cap, "voicemail.text must be a string of 1 to 1000 characters");
+        snprintf(why, cap, "voicemail.text must be a string of 1 to 1000 bytes");
         return -1;
     }
-    if (audio && (!json_is_string(audio) ||
-                  bc_url_check(json_string_value(audio), 1, 1, why, cap) < 0)) {
-        if (!json_is_string(audio))
-            snprintf(why, cap, "voicemail.audio_url must be an https URL");
-        return -1;
+    if (audio) {
+        char url_why[160] = "it is not a string";
+
+        if (!json_is_string(audio) ||
+            bc_url_check(json_string_value(audio), 1, 1, url_why, sizeof url_why) < 0) {
+            snprintf(why, cap, "voicemail.audio_url must be an https URL: %s", url_why);
+            return -1;
+        }
     }
     return 0;
 }

@@ -70,7 +70,7 @@ char *bc_agent_voicemail_twiml(const char *text, const char *audio_url);
 
 /* Checks a batch's voicemail policy (NULL: the agent handles machines):
  * {"action": "hangup" | "message" | "agent"}, a message with exactly one of
- * "text" (at most 1,000 characters) or "audio_url" (https). 0, or -1 with
+ * "text" (at most 1,000 bytes) or "audio_url" (https). 0, or -1 with
  * why in words fit for an error body. */
 int bc_agent_voicemail_check(const json_t *policy, char *why, size_t cap);
 
