@@ -48,13 +48,37 @@ static void reply(bc_http_resp *resp, int status, const char *msg)
     bc_http_json(resp, status, json_pack("{s:s}", status < 300 ? "status" : "error", msg));
 }
 
+/* The status event of a checked callback's form; 0, or 400 with why. */
+static int status_event(const bc_form *form, const char *tenant_id, const char *batch_id,
+                        const char *call_id, char **payload, const char **why)
+{
+    const char *status = bc_form_get(form, "CallStatus"), *sid = bc_form_get(form, "CallSid");
+    const char *duration, *sequence, *answered_by;
+    json_t *ev;
+
+    if (!status || !sid) {
+        *why = "CallStatus and CallSid are required";
+        return 400;
+    }
+    duration = bc_form_get(form, "CallDuration");
+    sequence = bc_form_get(form, "SequenceNumber");
+    answered_by = bc_form_get(form, "AnsweredBy");
+    if (answered_by && !answered_by_ok(answered_by))
+        answered_by = NULL;   /* not a word Twilio uses: ignored, not trusted */
+    ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s*}", "v", 1, "call_id", call_id,
+                   "batch_id", batch_id, "tenant_id", tenant_id, "carrier_call_id", sid,
+                   "status", status, "duration", atoi(duration ? duration : "0"),
+                   "sequence", atoi(sequence ? sequence : "0"), "answered_by", answered_by);
+    *payload = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    return 0;
+}
+
 int bc_callback_event(const char *token, const char *url, const char *body, size_t len,
                       const char *sig, const char *tenant_id, const char *batch_id,
                       const char *call_id, char **payload, const char **why)
 {
     bc_form form = { 0 };
-    const char *status, *sid, *duration, *sequence, *answered_by;
-    json_t *ev;
     int rc;
 
     *payload = NULL;
@@ -65,28 +89,9 @@ int bc_callback_event(const char *token, const char *url, const char *body, size
     if (!bc_twilio_check(token, url, &form, sig)) {
         *why = "invalid signature";
         rc = 403;
-        goto out;
+    } else {
+        rc = status_event(&form, tenant_id, batch_id, call_id, payload, why);
     }
-    status = bc_form_get(&form, "CallStatus");
-    sid = bc_form_get(&form, "CallSid");
-    if (!status || !sid) {
-        *why = "CallStatus and CallSid are required";
-        rc = 400;
-        goto out;
-    }
-    duration = bc_form_get(&form, "CallDuration");
-    sequence = bc_form_get(&form, "SequenceNumber");
-    answered_by = bc_form_get(&form, "AnsweredBy");
-    if (answered_by && !answered_by_ok(answered_by))
-        answered_by = NULL;   /* not a word Twilio uses: ignored, not trusted */
-    ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s*}", "v", 1, "call_id", call_id,
-                   "batch_id", batch_id, "tenant_id", tenant_id, "carrier_call_id", sid,
-                   "status", status, "duration", atoi(duration ? duration : "0"),
-                   "sequence", atoi(sequence ? sequence : "0"), "answered_by", answered_by);
-    *payload = json_dumps(ev, JSON_COMPACT);
-    json_decref(ev);
-    rc = 0;
-out:
     bc_form_free(&form);
     return rc;
 }
@@ -163,39 +168,21 @@ static void publish_event(bc_api *api, const bc_http_req *req, const char *regio
 
 static void status_callback(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
 {
-    const char *region = bc_http_query(req, "region");
-    const char *tenant = bc_http_query(req, "tenant_id");
-    const char *batch = bc_http_query(req, "batch_id");
-    const char *call = bc_http_query(req, "call_id");
-    const char *body, *why;
-    char url[512], *payload = NULL;
-    size_t len;
+    bc_callback_ids ids;
+    bc_form form;
+    const char *why;
+    char *payload = NULL;
     int status;
 
-    if (strcmp(bc_http_method(req), "POST")) {
-        reply(resp, 405, "use POST");
+    if (bc_callback_verify(api, req, resp, BC_CALLBACK_PATH, &ids, &form) < 0)
         return;
-    }
-    if (!region || !region_ok(api, region) || !id_ok(tenant) || !id_ok(batch) || !id_ok(call)) {
-        reply(resp, 400, "bad callback address");
-        return;
-    }
-    body = bc_http_body(req, &len);
-    /* We issued this URL in this exact shape, so we can rebuild it to check
-     * the signature without trusting any part of the request line. */
-    snprintf(url, sizeof url, "%s%s?region=%s&tenant_id=%s&batch_id=%s&call_id=%s",
-             api->public_url, BC_CALLBACK_PATH, region, tenant, batch, call);
-    status = bc_callback_event(api->carrier_token, url, body, len,
-                               bc_http_header(req, "X-Twilio-Signature"), tenant, batch,
-                               call, &payload, &why);
-    if (status == 403)
-        bc_metrics_inc(api->ctx->metrics, "carrier_callbacks_rejected_total",
-                       "Carrier callbacks with a bad signature", NULL, 1);
+    status = status_event(&form, ids.tenant_id, ids.batch_id, ids.call_id, &payload, &why);
+    bc_form_free(&form);
     if (status) {
         reply(resp, status, why);
         return;
     }
-    publish_event(api, req, region, call, payload);
+    publish_event(api, req, ids.region, ids.call_id, payload);
     free(payload);
 }
 
