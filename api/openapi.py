@@ -60,6 +60,8 @@ EXPIRY = {"latest_at": {"type": "string", "format": "date-time",
 EXPIRY_MS = {**EXPIRY, "latest_timestamp": {"type": "number", "minimum": 1,
                                              "description": "batchcall extension: latest_at in Unix ms"}}
 EXPIRED = {"type": "integer", "description": "batchcall extension: recipients that expired undialed"}
+# An agent's transcript as it posted it: a list of turns or a text; null without a report.
+TRANSCRIPT = {"nullable": True, "description": "a list of {role, text, at?} turns, or a text, as the agent posted it"}
 
 def jresp(desc, schema): return {"description": desc, "content": {"application/json": {"schema": schema}}}
 
@@ -266,6 +268,44 @@ schemas = {
                        "to": S, "from": S, "attempt": I, "status": S, "answered_by": SN, "batch_name": S,
                        "variables": ANYOBJ, "metadata": ANYOBJN, "post_call": ANYOBJN},
                       ["call_id", "batch_id", "tenant_id", "agent_id", "to", "from", "attempt", "variables"]),
+  "AgentReportIn": obj({
+      "transcript": {"description": "The conversation: a list of turns, or its text",
+                     "oneOf": [{"type": "string"},
+                               {"type": "array", "maxItems": 5000, "items": obj(
+                                   {"role": {"type": "string", "enum": ["agent", "user"]}, "text": S,
+                                    "at": {"description": "RFC 3339 time or seconds into the call",
+                                           "oneOf": [{"type": "string", "maxLength": 64},
+                                                     {"type": "number", "minimum": 0}]}},
+                                   ["role", "text"], extra=False)}]},
+      "summary": S,
+      "disposition": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+      "data": ANYOBJ}, extra=False),
+  "AgentReport": obj({"call_id": S, "transcript": TRANSCRIPT, "summary": SN, "disposition": SN,
+                      "data": ANYOBJN, "reported_at": SN},
+                     ["call_id", "transcript", "summary", "disposition", "data", "reported_at"]),
+  "RymiSummary": obj({"call_id": S, "summary": SN, "disposition": SN, "data": ANYOBJN,
+      "participants": {"type": "array", "items": obj(
+          {"participant_id": S, "leg_id": S, "attempt": I, "summary": SN, "disposition": SN,
+           "data": ANYOBJN, "reported_at": SN},
+          ["participant_id", "leg_id", "summary", "disposition", "data", "reported_at"])}},
+      ["call_id", "summary", "disposition", "data", "participants"]),
+  "RymiTranscript": obj({"call_id": S, "transcript": TRANSCRIPT,
+      "participants": {"type": "array", "items": obj(
+          {"participant_id": S, "leg_id": S, "attempt": I, "transcript": TRANSCRIPT, "reported_at": SN},
+          ["participant_id", "leg_id", "transcript", "reported_at"])}},
+      ["call_id", "transcript", "participants"]),
+  "RymiRecording": obj({"call_id": S, "recording_url": SN, "duration_s": IN,
+      "recordings": {"type": "array", "items": obj(
+          {"participant_id": S, "leg_id": S, "attempt": I, "recording_sid": SN, "recording_url": SN,
+           "duration_s": IN}, ["participant_id", "leg_id", "recording_url"])}},
+      ["call_id", "recording_url", "recordings"]),
+  "AgentCall": obj({"id": S, "agent_id": SN, "batch_id": S, "recipient_id": S, "attempt": I,
+      "status": {"type": "string", "enum": ["queued", "ringing", "in_progress", "completed", "failed", "cancelled"]},
+      "telephony_params": obj({"to": S, "from": S}, ["to", "from"]),
+      "start_time": SN, "answered_at": SN, "end_time": SN, "end_reason": SN, "answered_by": SN,
+      "duration_s": IN, "transcript": TRANSCRIPT, "summary": SN, "disposition": SN, "data": ANYOBJN,
+      "reported_at": SN, "recording_url": SN, "recording_duration_s": IN},
+      ["id", "status", "telephony_params", "transcript", "summary"]),
   "AgentList": obj({"agents": {"type": "array", "items": ref("Agent")}, "total": I, "limit": I, "offset": I},
                    ["agents", "total", "limit", "offset"]),
   "Number": obj({"id": S, "number": S, "provider": S, "agent_id": SN, "is_default": B, "created_at": S},
@@ -284,7 +324,8 @@ schemas = {
   "WebhookIn": obj({"url": {"type": "string", "format": "uri", "maxLength": 2048,
                            "description": "https (http only where BC_WEBHOOK_REQUIRE_HTTPS is off); no user or password; not a loopback, private or link-local address (unless BC_WEBHOOK_ALLOW_PRIVATE)"},
       "enabled": B, "events": {"type": "array", "minItems": 1, "maxItems": 16,
-          "items": {"type": "string", "enum": ["call.completed", "call.failed", "batch.completed"]}}}),
+          "items": {"type": "string", "enum": ["call.completed", "call.failed", "batch.completed",
+                                                 "call.report", "call.recording"]}}}),
   "WebhookDelivery": obj({"id": S, "event_id": S, "event_type": S,
       "status": {"type": "string", "enum": ["pending", "delivered", "dead"]},
       "attempts": I, "next_attempt_at": SN, "last_status_code": IN, "last_error": SN,
@@ -354,6 +395,11 @@ add("/agents/calls/batches", "get", op("Cartesia", "List Call Batches", CART,
 add("/agents/calls/batches/{batch_id}", "get", op("Cartesia", "Get Call Batch", CART,
     {"200": jresp("The batch with its recipients", ref("AgentCallBatch")), **errs("cartesia", COMMON)},
     None, [VER, pp("batch_id")], "agents_get-call-batch"))
+add("/agents/calls/{agent_call_id}", "get", op("Cartesia", "Get Call", CART,
+    {"200": jresp("One call attempt, with its agent's report and recording", ref("AgentCall")),
+     **errs("cartesia", COMMON)}, None,
+    [VER, {"name": "agent_call_id", "in": "path", "required": True,
+           "schema": {"type": "string", "pattern": "^ac_[A-Za-z0-9]+$"}}], "agents_get-call"))
 PAUSE_DESC = {"pause": "Pause (batchcall extension): no new call after it returns; live calls finish",
               "resume": "Resume (batchcall extension): continues where it stopped, in order"}
 for verb in ("pause", "resume"):
@@ -411,6 +457,16 @@ add("/v1/calls/{id}/context", "get", op("Agent", "The call's context, for its ag
     [{"CallToken": []}],
     {"200": jresp("What the agent needs of this call (docs/agents.md)", ref("AgentContext")),
      **errs("rymi", [401, 404, 405, 500])}, None, [pp("id")], "agent_call_context"))
+add("/v1/calls/{id}/report", "post", op("Agent", "The agent's end-of-call report (extension)",
+    [{"CallToken": []}],
+    {"200": jresp("The report as stored; a later one replaces it (docs/agents.md)", ref("AgentReport")),
+     **errs("rymi", [400, 401, 404, 405, 413, 500])}, ref("AgentReportIn"), [pp("id")], "agent_call_report"))
+for what, sch, desc in (("summary", "RymiSummary", "Each leg's summary, disposition and data, from its agent's report"),
+                        ("transcript", "RymiTranscript", "Each leg's transcript, from its agent's report"),
+                        ("recording", "RymiRecording", "Each leg's recording")):
+    add(f"/v1/calls/{{id}}/{what}", "get", op("Rymi", f"Call {what}", RYMI,
+        {"200": jresp(desc + "; the top-level fields are the latest's", ref(sch)), **errs("rymi", COMMON)},
+        None, [pp("id")], f"rymi_call_{what}"))
 add("/v1/agents", "get", op("Rymi", "List agents", RYMI,
     {"200": jresp("Agents", ref("AgentList")), **errs("rymi", COMMON)}, None, [LIMIT, OFFSET], "rymi_list_agents"))
 add("/v1/agents", "post", op("Rymi", "Create agent", RYMI,
