@@ -318,8 +318,8 @@ def test_sql_reads_policies_as_the_c_rules_say(stack):
 
 def test_v1_events_go_out_beside_v2_when_asked(stack, t, tmp_path):
     """BC_CALL_RESULT_V1=1 (a worker of its own, in region EU): each end is
-    one v2 and one v1 event, each valid in its schema, a voicemail in v1
-    words; the worker still counts one end per call."""
+    one v2, one v1 and one v3 (call.ended) event, each valid in its schema,
+    a voicemail in v1 words; the worker still counts one end per call."""
     env = dict(stack.env, BC_REGION="eu", BC_CALL_RESULT_V1="1")
     procs = []
     try:
@@ -340,17 +340,19 @@ def test_v1_events_go_out_beside_v2_when_asked(stack, t, tmp_path):
         assert len(calls) == 3   # the voicemail once, the busy number twice
         evs = events(stack, list(calls), every=True)
         schemas = {}
-        for n in (1, 2):
+        for n in (1, 2, 3):
             with open(os.path.join(ROOT, "docs", "schemas", f"call-result.v{n}.json")) as f:
                 schemas[f"batchcall.call-result/v{n}"] = jsonschema.Draft202012Validator(json.load(f))
         for cid, (to, c) in calls.items():
             by = {e["schema"]: e for e in evs[cid]}
-            assert len(evs[cid]) == 2 and set(by) == set(schemas), evs[cid]
+            assert len(evs[cid]) == 3 and set(by) == set(schemas), evs[cid]
             for version, e in by.items():
                 assert not list(schemas[version].iter_errors(e)), e
             v1, v2 = by["batchcall.call-result/v1"], by["batchcall.call-result/v2"]
+            v3 = by["batchcall.call-result/v3"]
             assert v1["end_reason"] == ("agent_hangup" if to == vm else v2["end_reason"])
-            assert v2["end_reason"] == c["end_reason"]
+            assert v2["end_reason"] == c["end_reason"] == v3["end_reason"]
+            assert v3["event"] == "call.ended"
         text = requests.get(f"http://127.0.0.1:{procs[1].port}/metrics", timeout=5).text
         ended = sum(float(x.split()[-1]) for x in text.splitlines()
                     if x.startswith("worker_calls_finished_total{"))

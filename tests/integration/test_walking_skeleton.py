@@ -94,8 +94,15 @@ def test_batch_of_200_is_dialed_once_each_within_its_concurrency(stack, demo):
     assert stack.sql("SELECT count(*) FROM leases WHERE batch_id = %s AND call_id IS NOT NULL",
                      bid)[0][0] == 0
 
-    # A real Kafka consumer reads exactly one call-result per recipient.
-    events = read_results(stack, bid, 200, timeout=60)
+    # A real Kafka consumer reads exactly one call-result per recipient in
+    # each published version: v2, and v3's call.ended (v1 is off here).
+    every = read_results(stack, bid, 400, timeout=60)
+    assert Counter(e["schema"] for e in every) == {"batchcall.call-result/v2": 200,
+                                                   "batchcall.call-result/v3": 200}
+    v3 = [e for e in every if e["schema"] == "batchcall.call-result/v3"]
+    assert Counter(e["recipient_id"] for e in v3).most_common(1)[0][1] == 1
+    assert {e["event"] for e in v3} == {"call.ended"}
+    events = [e for e in every if e["schema"] == "batchcall.call-result/v2"]
     per_recipient = Counter(e["recipient_id"] for e in events)
     assert len(per_recipient) == 200
     assert set(per_recipient.values()) == {1}
