@@ -665,8 +665,34 @@ static json_t *str_or_null(const PGresult *res, int row, const char *col)
     return v ? json_string(v) : json_null();
 }
 
+static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
+                    int with_recipients, bc_err *err);
+
+/* With its recipients, the batch's counters and its list are read in one
+ * snapshot: read apart, a call ending between the two reads showed every
+ * recipient ended beside a count of one still live. */
 json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                       int with_recipients, bc_err *err)
+{
+    json_t *b;
+
+    if (!with_recipients || bc_pg_in_txn(pg))
+        return load(pg, tenant_id, batch_id, with_recipients, err);
+    if (bc_pg_begin_snapshot(pg, err) < 0)
+        return NULL;
+    if (!(b = load(pg, tenant_id, batch_id, with_recipients, err))) {
+        bc_pg_rollback(pg);   /* err says why, or is "" for no such batch */
+        return NULL;
+    }
+    if (bc_pg_commit(pg, err) < 0) {
+        json_decref(b);
+        return NULL;
+    }
+    return b;
+}
+
+static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
+                    int with_recipients, bc_err *err)
 {
     const char *p[] = { batch_id, tenant_id };
     PGresult *res = bc_pg_exec(pg, "batch_get", 2, p, err);

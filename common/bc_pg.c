@@ -165,6 +165,19 @@ int bc_pg_begin(bc_pg *pg, bc_err *err)
     return 0;
 }
 
+int bc_pg_begin_snapshot(bc_pg *pg, bc_err *err)
+{
+    if (simple(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err) < 0)
+        return -1;
+    pg->in_txn = 1;
+    return 0;
+}
+
+int bc_pg_in_txn(const bc_pg *pg)
+{
+    return pg->in_txn;
+}
+
 int bc_pg_commit(bc_pg *pg, bc_err *err)
 {
     int rc = simple(pg, "COMMIT", err);

@@ -44,6 +44,12 @@ void bc_pg_copy_escape(FILE *out, const char *s);
 
 /* Transactions; each returns 0 or -1. rollback never fails loudly. */
 int bc_pg_begin(bc_pg *pg, bc_err *err);
+/* A read-only transaction whose statements all see one snapshot
+ * (REPEATABLE READ): several reads that must agree with each other. End it
+ * with bc_pg_commit. */
+int bc_pg_begin_snapshot(bc_pg *pg, bc_err *err);
+/* 1 inside a transaction begun here. */
+int bc_pg_in_txn(const bc_pg *pg);
 int bc_pg_commit(bc_pg *pg, bc_err *err);
 void bc_pg_rollback(bc_pg *pg);
 
