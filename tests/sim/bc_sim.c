@@ -1228,7 +1228,7 @@ static void call_route(sim *s, const bc_http_req *req, const char *sid, bc_http_
     int post = !strcmp(bc_http_method(req), "POST");
     bc_form f = { 0 };
     agent_spec a = { 0 };
-    const char *st = NULL;
+    const char *st = NULL, *bad = NULL;   /* why a POST is refused (21220) */
     call *c;
 
     if (post && update_valid(s, req, &f, &a, resp) < 0)
@@ -1247,35 +1247,26 @@ static void call_route(sim *s, const bc_http_req *req, const char *sid, bc_http_
         } else if (!strcmp(st, "canceled") && c->state < ST_INPROGRESS && c->live) {
             end_call_now(s, c, "canceled");
         } else if (strcmp(st, "completed") && strcmp(st, "canceled")) {
-            size_t len;
-            const char *body = bc_http_body(req, &len);
-
-            pthread_mutex_unlock(&s->mu);
-            refuse(s, resp, body, len, 400, 21220,
-                   "Invalid call state: Status must be completed or canceled");
-            goto out;
+            bad = "Invalid call state: Status must be completed or canceled";
         }
-        s->ag.updates++;
     } else if (post && (a.doc || a.url)) {
-        if (!agent_running(c)) {
-            size_t len;
-            const char *body = bc_http_body(req, &len);
-
-            pthread_mutex_unlock(&s->mu);
-            refuse(s, resp, body, len, 400, 21220, "Call is not in-progress. Cannot redirect.");
-            goto out;
-        }
-        agent_run(s, c, &a);
-        s->ag.updates++;
+        if (!agent_running(c))
+            bad = "Call is not in-progress. Cannot redirect.";
+        else
+            agent_run(s, c, &a);
     } else if (post) {
+        bad = "Invalid call state: Status must be completed or canceled";
+    }
+    if (bad) {
         size_t len;
         const char *body = bc_http_body(req, &len);
 
         pthread_mutex_unlock(&s->mu);
-        refuse(s, resp, body, len, 400, 21220,
-               "Invalid call state: Status must be completed or canceled");
+        refuse(s, resp, body, len, 400, 21220, bad);
         goto out;
     }
+    if (post)
+        s->ag.updates++;
     bc_http_json(resp, 200, resource(s, c));
     pthread_mutex_unlock(&s->mu);
 out:
