@@ -12,8 +12,9 @@
 #include "bc_err.h"
 #include "bc_pg.h"
 
-/* A detail bigger than this, serialised, is stored as {"truncated": true}. */
-#define BC_AUDIT_DETAIL_MAX 2048
+/* A detail bigger than this, serialised, is stored as {"truncated": true}:
+ * room for the largest field a detail carries (a webhook URL, 2,048). */
+#define BC_AUDIT_DETAIL_MAX 4096
 
 /* Who wrote. Exactly one of key_id and operator_name is set. */
 typedef struct bc_audit_actor {
