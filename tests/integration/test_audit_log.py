@@ -219,6 +219,11 @@ def test_a_refused_request_writes_no_row(stack, t):
     for verb in ("pause", "resume", "retry"):
         refused(stack, lambda: post(stack, f"{url}/{bid}/{verb}", ck), 409)
     refused(stack, lambda: post(stack, "/v1/numbers", bk, {"number": t["from_number"]}), 409)
+    # A replay of an Idempotency-Key writes nothing: the write happened once.
+    h = dict(bk, **{"Idempotency-Key": "audit-replay"})
+    audited(stack, t, "dnc.add", lambda: post(stack, "/v1/dnc", h, {"number": "+15553600100"}), 201)
+    r = refused(stack, lambda: post(stack, "/v1/dnc", h, {"number": "+15553600100"}), 201)
+    assert r.headers.get("Idempotent-Replayed") == "true"
     # 402: no credit left for a new batch.
     poor = stack.tenant(concurrency=5, credits=0)
     refused(stack, lambda: post(stack, "/v1/calls/batch", bearer(poor["api_key"]), {
