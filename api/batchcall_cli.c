@@ -10,6 +10,7 @@
 
 #include "bc_agent.h"
 #include "bc_apikey.h"
+#include "bc_audit.h"
 #include "bc_batches_cli.h"
 #include "bc_config.h"
 #include "bc_crypto.h"
@@ -36,6 +37,9 @@ static const bc_config_key keys[] = {
     { "kind", "BC_KEY_KIND", BC_STR, "secret", "key kind: secret or publishable" },
     { "number", "BC_NUMBER", BC_STR, "", "E.164 phone number to register" },
     { "agent-endpoint", "BC_AGENT_ENDPOINT", BC_STR, "", "how the agent's calls reach it: wss:// (Media Streams), https:// (TwiML URL) or sip: (docs/agents.md); agent-create, demo" },
+    { "limit", "BC_AUDIT_LIMIT", BC_INT, "50", "audit: rows to show, newest first (1-1000)" },
+    { "offset", "BC_AUDIT_OFFSET", BC_INT, "0", "audit: rows to skip" },
+    { "action", "BC_AUDIT_ACTION", BC_STR, "", "audit: only rows of this action (batch.create, credits.add, ...)" },
     { "log-level", "BC_LOG_LEVEL", BC_STR, "warn", "debug, info, warn or error" },
     { 0 },
 };
@@ -50,6 +54,7 @@ static const bc_pg_stmt stmts[] = {
     { "tenant_credits",
       "UPDATE tenants SET credits_cents = credits_cents + $2 WHERE id = $1"
       " RETURNING credits_cents" },
+    BC_AUDIT_STMTS,
     { "key_insert",
       "INSERT INTO api_keys (id, tenant_id, kind, lookup, hash) VALUES ($1,$2,$3,$4,$5)" },
     { "agent_insert",
@@ -73,6 +78,7 @@ static const char usage[] =
     "  agent-create          create an agent (--tenant --name --region --agent-endpoint)\n"
     "  number-create         register a from-number (--tenant --number); the first is the default\n"
     "  demo                  all of the above for a demo tenant; prints its ids and key\n"
+    "  audit                 a tenant's audit log, newest first (--tenant --limit --offset --action)\n"
     "  batches ...           a tenant's commands over the public API, not PostgreSQL:\n"
     "                        create, watch, show, list, cancel, retry (batchcall batches --help)\n";
 
@@ -85,24 +91,50 @@ static void print_json(json_t *j)
     json_decref(j);
 }
 
-static int run_stmt(bc_pg *pg, const char *stmt, int n, const char *const *p,
-                    bc_err *err)
+/* Runs one write of an admin command and its audit row (action on target,
+ * by the operator op, for tenant) in one transaction: neither is kept
+ * without the other. A write that changes no row is an error. Takes
+ * ownership of detail. With res, the statement's result is left there
+ * (caller PQclear()s it). */
+static int admin_write(bc_pg *pg, const bc_audit_actor *op, const char *tenant,
+                       const char *stmt, int n, const char *const *p, const char *action,
+                       const char *target, json_t *detail, PGresult **out, bc_err *err)
 {
-    PGresult *res = bc_pg_exec(pg, stmt, n, p, err);
+    bc_audit_actor a = *op;
+    PGresult *res = NULL;
 
-    if (!res)
-        return -1;
-    if (PQcmdTuples(res)[0] == '0') {
-        bc_err_set(err, "%s: no such row", stmt);
-        PQclear(res);
+    a.tenant_id = tenant;
+    if (bc_pg_begin(pg, err) < 0) {
+        json_decref(detail);
         return -1;
     }
-    PQclear(res);
+    if (!(res = bc_pg_exec(pg, stmt, n, p, err)))
+        goto fail;
+    if (PQcmdTuples(res)[0] == '0') {
+        bc_err_set(err, "%s: no such row", stmt);
+        goto fail;
+    }
+    if (bc_audit_write(pg, &a, action, target, detail, err) < 0) {
+        detail = NULL;
+        goto fail;
+    }
+    detail = NULL;
+    if (bc_pg_commit(pg, err) < 0)
+        goto fail;
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
     return 0;
+fail:
+    bc_pg_rollback(pg);
+    PQclear(res);
+    json_decref(detail);
+    return -1;
 }
 
-static int tenant_create(bc_pg *pg, bc_config *c, long cents_default, char *id,
-                         size_t cap, bc_err *err)
+static int tenant_create(bc_pg *pg, const bc_audit_actor *op, bc_config *c,
+                         long cents_default, char *id, size_t cap, bc_err *err)
 {
     char conc[24], rate[24], burst[24], cents[24];
     long credit = bc_config_int(c, "cents");
@@ -115,10 +147,17 @@ static int tenant_create(bc_pg *pg, bc_config *c, long cents_default, char *id,
     snprintf(cents, sizeof cents, "%ld", credit ? credit : cents_default);
     const char *p[] = { id, bc_config_str(c, "name"), bc_config_str(c, "plan"),
                         conc, rate, burst, cents, bc_config_str(c, "region") };
-    return run_stmt(pg, "tenant_insert", 8, p, err);
+    return admin_write(pg, op, id, "tenant_insert", 8, p, "tenant.create", id,
+                       json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "name", p[1], "plan", p[2],
+                                 "region", p[7], "concurrency", (json_int_t)atoll(conc),
+                                 "rate_per_min", (json_int_t)atoll(rate),
+                                 "burst", (json_int_t)atoll(burst),
+                                 "credits_cents", (json_int_t)atoll(cents)),
+                       NULL, err);
 }
 
-static json_t *key_create(bc_pg *pg, const char *tenant, int publishable, bc_err *err)
+static json_t *key_create(bc_pg *pg, const bc_audit_actor *op, const char *tenant,
+                          int publishable, bc_err *err)
 {
     char token[BC_APIKEY_MAX], lookup[BC_APIKEY_LOOKUP], hash[BC_SHA256_HEX], id[48];
 
@@ -128,7 +167,8 @@ static json_t *key_create(bc_pg *pg, const char *tenant, int publishable, bc_err
         return NULL;
     }
     const char *p[] = { id, tenant, publishable ? "publishable" : "secret", lookup, hash };
-    if (run_stmt(pg, "key_insert", 5, p, err) < 0)
+    if (admin_write(pg, op, tenant, "key_insert", 5, p, "key.issue", id,
+                    json_pack("{s:s}", "type", p[2]), NULL, err) < 0)
         return NULL;
     /* The key in two halves, for the batch-call surface's two headers. */
     return json_pack("{s:s,s:s,s:s,s:s#,s:s}", "key_id", id, "kind", p[2],
@@ -138,8 +178,9 @@ static json_t *key_create(bc_pg *pg, const char *tenant, int publishable, bc_err
 
 /* An agent without an endpoint can be made, but no batch for it until it
  * has one (the API says so). */
-static int agent_create(bc_pg *pg, const char *tenant, const char *name, const char *region,
-                        const char *endpoint, char *id, size_t cap, bc_err *err)
+static int agent_create(bc_pg *pg, const bc_audit_actor *op, const char *tenant,
+                        const char *name, const char *region, const char *endpoint, char *id,
+                        size_t cap, bc_err *err)
 {
     char why[200];
 
@@ -150,16 +191,38 @@ static int agent_create(bc_pg *pg, const char *tenant, const char *name, const c
     if (bc_id_new(id, cap, "agent") < 0)
         return -1;
     const char *p[] = { id, tenant, name, region, endpoint };
-    return run_stmt(pg, "agent_insert", 5, p, err);
+    return admin_write(pg, op, tenant, "agent_insert", 5, p, "agent.create", id,
+                       json_pack("{s:s,s:s}", "name", name, "region", region), NULL, err);
 }
 
-static int number_create(bc_pg *pg, const char *tenant, const char *number,
-                         char *id, size_t cap, bc_err *err)
+static int number_create(bc_pg *pg, const bc_audit_actor *op, const char *tenant,
+                         const char *number, char *id, size_t cap, bc_err *err)
 {
     if (bc_id_new(id, cap, "ap") < 0)
         return -1;
     const char *p[] = { id, tenant, number };
-    return run_stmt(pg, "number_insert", 3, p, err);
+    return admin_write(pg, op, tenant, "number_insert", 3, p, "number.create", id,
+                       json_pack("{s:s}", "number", number), NULL, err);
+}
+
+/* The tenant's audit log, operators and hosts included. */
+static int audit_show(bc_pg *pg, bc_config *c, const char *tenant, bc_err *err)
+{
+    long limit = bc_config_int(c, "limit"), offset = bc_config_int(c, "offset");
+    const char *action = bc_config_str(c, "action");
+    long long total = 0;
+    json_t *rows;
+
+    if (limit < 1 || limit > 1000 || offset < 0 || offset > 1000000000) {
+        bc_err_set(err, "--limit must be 1 to 1000 and --offset 0 to 1000000000");
+        return -1;
+    }
+    if (!(rows = bc_audit_list(pg, tenant, *action ? action : NULL, (int)limit, (int)offset, 1,
+                               &total, err)))
+        return -1;
+    print_json(json_pack("{s:o,s:I,s:i,s:i}", "audit_logs", rows, "total", (json_int_t)total,
+                         "limit", (int)limit, "offset", (int)offset));
+    return 0;
 }
 
 static int topics(bc_config *c, bc_err *err)
@@ -194,10 +257,12 @@ static int topics(bc_config *c, bc_err *err)
 static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
 {
     const char *dsn = bc_config_str(c, "pg-dsn"), *tenant = bc_config_str(c, "tenant");
-    char id[48], agent[48], number[48];
+    char id[48], agent[48], number[48], opname[128], host[256];
     bc_pg *pg = NULL;
     json_t *key = NULL;
+    PGresult *res = NULL;
     int rc = -1, applied;
+    bc_audit_actor op = { NULL, NULL, opname, host };
 
     if (!strcmp(cmd, "migrate")) {
         if (bc_migrate_run(dsn, log, &applied, err) < 0)
@@ -209,12 +274,13 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
         return topics(c, err);
     if (!(pg = bc_pg_connect(dsn, stmts, err)))
         return -1;
+    bc_audit_operator(opname, sizeof opname, host, sizeof host);
     if (strcmp(cmd, "tenant-create") && strcmp(cmd, "demo") && !*tenant) {
         bc_err_set(err, "%s needs --tenant", cmd);
         goto out;
     }
     if (!strcmp(cmd, "tenant-create")) {
-        if (tenant_create(pg, c, 0, id, sizeof id, err) < 0)
+        if (tenant_create(pg, &op, c, 0, id, sizeof id, err) < 0)
             goto out;
         print_json(json_pack("{s:s}", "tenant_id", id));
     } else if (!strcmp(cmd, "tenant-limits")) {
@@ -223,22 +289,30 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
         snprintf(rate, sizeof rate, "%ld", bc_config_int(c, "rate-per-min"));
         snprintf(burst, sizeof burst, "%ld", bc_config_int(c, "burst"));
         const char *p[] = { tenant, bc_config_str(c, "plan"), conc, rate, burst };
-        if (run_stmt(pg, "tenant_limits", 5, p, err) < 0)
+        if (admin_write(pg, &op, tenant, "tenant_limits", 5, p, "tenant.limits", tenant,
+                        json_pack("{s:s,s:I,s:I,s:I}", "plan", p[1],
+                                  "concurrency", (json_int_t)atoll(conc),
+                                  "rate_per_min", (json_int_t)atoll(rate),
+                                  "burst", (json_int_t)atoll(burst)), NULL, err) < 0)
             goto out;
         print_json(json_pack("{s:s}", "tenant_id", tenant));
     } else if (!strcmp(cmd, "credits-add")) {
         char cents[24];
         snprintf(cents, sizeof cents, "%ld", bc_config_int(c, "cents"));
         const char *p[] = { tenant, cents };
-        if (run_stmt(pg, "tenant_credits", 2, p, err) < 0)
+        if (admin_write(pg, &op, tenant, "tenant_credits", 2, p, "credits.add", tenant,
+                        json_pack("{s:I}", "cents", (json_int_t)bc_config_int(c, "cents")), &res,
+                        err) < 0)
             goto out;
-        print_json(json_pack("{s:s}", "tenant_id", tenant));
+        print_json(json_pack("{s:s,s:I}", "tenant_id", tenant, "credits_cents",
+                             (json_int_t)bc_pg_int(res, 0, "credits_cents", 0)));
     } else if (!strcmp(cmd, "key-create")) {
-        if (!(key = key_create(pg, tenant, !strcmp(bc_config_str(c, "kind"), "publishable"), err)))
+        if (!(key = key_create(pg, &op, tenant, !strcmp(bc_config_str(c, "kind"), "publishable"),
+                               err)))
             goto out;
         print_json(key);
     } else if (!strcmp(cmd, "agent-create")) {
-        if (agent_create(pg, tenant, bc_config_str(c, "name"), bc_config_str(c, "region"),
+        if (agent_create(pg, &op, tenant, bc_config_str(c, "name"), bc_config_str(c, "region"),
                          bc_config_str(c, "agent-endpoint"), id, sizeof id, err) < 0)
             goto out;
         print_json(json_pack("{s:s}", "agent_id", id));
@@ -247,18 +321,18 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
             bc_err_set(err, "--number '%s' is not E.164", bc_config_str(c, "number"));
             goto out;
         }
-        if (number_create(pg, tenant, bc_config_str(c, "number"), id, sizeof id, err) < 0)
+        if (number_create(pg, &op, tenant, bc_config_str(c, "number"), id, sizeof id, err) < 0)
             goto out;
         print_json(json_pack("{s:s}", "from_number_id", id));
     } else if (!strcmp(cmd, "demo")) {
         const char *num = *bc_config_str(c, "number") ? bc_config_str(c, "number")
                                                        : "+14155550100";
         /* A demo tenant starts with credit to spend: $10,000. */
-        if (tenant_create(pg, c, 1000000, id, sizeof id, err) < 0 ||
-            !(key = key_create(pg, id, 0, err)) ||
-            agent_create(pg, id, "demo agent", bc_config_str(c, "region"),
+        if (tenant_create(pg, &op, c, 1000000, id, sizeof id, err) < 0 ||
+            !(key = key_create(pg, &op, id, 0, err)) ||
+            agent_create(pg, &op, id, "demo agent", bc_config_str(c, "region"),
                          bc_config_str(c, "agent-endpoint"), agent, sizeof agent, err) < 0 ||
-            number_create(pg, id, num, number, sizeof number, err) < 0)
+            number_create(pg, &op, id, num, number, sizeof number, err) < 0)
             goto out;
         json_object_set_new(key, "tenant_id", json_string(id));
         json_object_set_new(key, "agent_id", json_string(agent));
@@ -269,12 +343,16 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
         json_object_set_new(key, "from_number", json_string(num));
         print_json(key);
         key = NULL;
+    } else if (!strcmp(cmd, "audit")) {
+        if (audit_show(pg, c, tenant, err) < 0)
+            goto out;
     } else {
         bc_err_set(err, "unknown command '%s'", cmd);
         goto out;
     }
     rc = 0;
 out:
+    PQclear(res);
     bc_pg_free(pg);
     return rc;
 }

@@ -30,6 +30,7 @@ typedef struct bc_principal {
     int publishable;
     int concurrency;
     char default_region[16];
+    char ip[48];                /* the request's client address, for the audit log */
 } bc_principal;
 
 /* Every statement any API module runs; prepared on each pool connection. */

@@ -7,6 +7,7 @@
 
 #include "bc_agent_routes.h"
 #include "bc_api.h"
+#include "bc_audit.h"
 #include "bc_batchcall.h"
 #include "bc_callback.h"
 #include "bc_cartesia.h"
@@ -45,6 +46,7 @@ const bc_pg_stmt bc_api_stmts[] = {
     BC_RETELL_STMTS,
     BC_AGENT_ROUTES_STMTS,
     BC_OUTCOMES_STMTS,
+    BC_AUDIT_STMTS,
     { "auth_key",
       "SELECT k.id, k.tenant_id, k.kind, k.hash, t.concurrency, t.default_region"
       "  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "bc_agent.h"
+#include "bc_audit.h"
 #include "bc_crypto.h"
 #include "bc_failpoint.h"
 #include "bc_kafka.h"
@@ -236,6 +237,16 @@ static PGresult *one(bc_pg *pg, const char *stmt, int n, const char *const *p,
                      bc_err *err)
 {
     return bc_pg_exec(pg, stmt, n, p, err);
+}
+
+/* The audit row of a write by who, in the write's transaction. Takes
+ * ownership of detail. */
+static int audit(bc_pg *pg, const bc_principal *who, const char *action, const char *id,
+                 json_t *detail, bc_err *err)
+{
+    bc_audit_actor a = { who->tenant_id, who->key_id, NULL, who->ip };
+
+    return bc_audit_write(pg, &a, action, id, detail, err);
 }
 
 /* Resolves the from-number: by id, by E.164, or the tenant's default. */
@@ -628,6 +639,11 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
                           &rel, err) < 0)
             goto out;
     }
+    if (audit(pg, who, "batch.create", id_out,
+              json_pack("{s:s,s:I,s:s}", "surface", s->surface,
+                        "recipients", (json_int_t)json_array_size(s->recipients), "region", region),
+              err) < 0)
+        goto out;
     if (bc_pg_commit(pg, err) < 0)
         goto out;
     in_txn = 0;
@@ -763,30 +779,51 @@ static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     return b;
 }
 
-bc_batch_rc bc_batch_cancel(bc_pg *pg, const bc_principal *who, const char *id,
-                            bc_err *err)
+/* Cancels, recorded in the audit log as action (batch.cancel, batch.end). */
+static bc_batch_rc cancel(bc_pg *pg, const bc_principal *who, const char *id,
+                          const char *action, bc_err *err)
 {
     const char *p[] = { id, who->tenant_id };
     PGresult *res;
-    int found;
+    long long n;
 
+    if (bc_pg_begin(pg, err) < 0)
+        return BC_BATCH_ERROR;
     /* One statement: the batch row lock makes claims in flight finish
      * first, and every claim after it sees 'cancelled' and takes nothing. */
     if (!(res = one(pg, "batch_cancel", 2, p, err)))
-        return BC_BATCH_ERROR;
+        goto fail;
+    n = atoll(PQcmdTuples(res));
     PQclear(res);
     if (!(res = one(pg, "batch_state", 2, p, err)))
-        return BC_BATCH_ERROR;
-    found = PQntuples(res) == 1;
+        goto fail;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        bc_pg_rollback(pg);
+        return BC_BATCH_NOT_FOUND;
+    }
     PQclear(res);
-    return found ? BC_BATCH_OK : BC_BATCH_NOT_FOUND;
+    if (audit(pg, who, action, id, json_pack("{s:I}", "queued_cancelled", (json_int_t)n),
+              err) < 0 ||
+        bc_pg_commit(pg, err) < 0)
+        goto fail;
+    return BC_BATCH_OK;
+fail:
+    bc_pg_rollback(pg);
+    return BC_BATCH_ERROR;
+}
+
+bc_batch_rc bc_batch_cancel(bc_pg *pg, const bc_principal *who, const char *id,
+                            bc_err *err)
+{
+    return cancel(pg, who, id, "batch.cancel", err);
 }
 
 bc_batch_rc bc_batch_end(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
                          bc_err *err)
 {
     char prefix[160];
-    bc_batch_rc rc = bc_batch_cancel(pg, who, id, err);
+    bc_batch_rc rc = cancel(pg, who, id, "batch.end", err);
     PGresult *res;
 
     if (rc != BC_BATCH_OK)
@@ -815,14 +852,24 @@ bc_batch_rc bc_batch_pause(bc_pg *pg, const bc_principal *who, const char *id, b
     PGresult *res;
     long long n;
 
+    if (bc_pg_begin(pg, err) < 0)
+        return BC_BATCH_ERROR;
     /* One statement: the batch row lock waits for claims and dial starts in
      * flight; every one after it sees the batch held. */
-    if (!(res = one(pg, "batch_pause", 2, p, err)))
+    if (!(res = one(pg, "batch_pause", 2, p, err))) {
+        bc_pg_rollback(pg);
         return BC_BATCH_ERROR;
+    }
     n = bc_pg_int(res, 0, "n", 0);
     PQclear(res);
-    if (n == 1)
+    if (n == 1) {
+        if (audit(pg, who, "batch.pause", id, NULL, err) < 0 || bc_pg_commit(pg, err) < 0) {
+            bc_pg_rollback(pg);
+            return BC_BATCH_ERROR;
+        }
         return BC_BATCH_OK;
+    }
+    bc_pg_rollback(pg);
     if (!(res = one(pg, "batch_state", 2, p, err)))
         return BC_BATCH_ERROR;
     n = PQntuples(res);
@@ -937,6 +984,8 @@ bc_batch_rc bc_batch_resume(bc_api *api, bc_pg *pg, const bc_principal *who, con
     if (PQntuples(res) == 1 && !strcmp(bc_pg_val(res, 0, "resumed"), "t") &&
         release_each(api, pg, res, &rel, 1, &nrel, err) < 0)
         goto out;
+    if (audit(pg, who, "batch.resume", id, NULL, err) < 0)
+        goto out;
     return end_action(api, pg, 1, res, rel, err);
 out:
     return end_action(api, pg, 0, res, rel, err);
@@ -1012,7 +1061,9 @@ json_t *bc_tenant_pause(bc_api *api, bc_pg *pg, const bc_principal *who, int pau
         out = json_pack("{s:b,s:n,s:I}", "paused", 0, "paused_at", "batches",
                         (json_int_t)PQntuples(res));
     }
-    if (bc_pg_commit(pg, err) < 0) {
+    if (audit(pg, who, pause ? "tenant.pause" : "tenant.resume", who->tenant_id,
+              json_pack("{s:O}", "batches", json_object_get(out, "batches")), err) < 0 ||
+        bc_pg_commit(pg, err) < 0) {
         json_decref(out);
         out = NULL;
         goto out;
@@ -1095,7 +1146,8 @@ bc_batch_rc bc_batch_send(bc_api *api, bc_pg *pg, const bc_principal *who,
     ahead = !strcmp(bc_pg_val(res, 0, "ahead"), "t");
     PQclear(res);
     ok = admit_or_wait(api, pg, who->tenant_id, concurrency, id, limit, region, ahead, &rel,
-                       err) == 0;
+                       err) == 0 &&
+         audit(pg, who, "batch.send", id, NULL, err) == 0;
     return end_action(api, pg, ok, NULL, rel, err);
 }
 
@@ -1138,6 +1190,8 @@ bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
         if (!(rel = one(pg, "release", 3, q, err)))
             goto out;
     }
+    if (audit(pg, who, "batch.retry", id, NULL, err) < 0)
+        goto out;
     return end_action(api, pg, 1, res, rel, err);
 out:
     return end_action(api, pg, 0, res, rel, err);

@@ -65,6 +65,7 @@ int bc_gate_enter(bc_api *api, bc_gate *g, const bc_http_req *req,
                 ? "missing API key" : "invalid API key");
         return -1;
     }
+    bc_http_client_ip(req, g->who.ip, sizeof g->who.ip);
     if (g->who.publishable && !allow_publishable) {
         err(resp, 403, "forbidden", "publishable keys cannot use this endpoint");
         return -1;

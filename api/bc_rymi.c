@@ -7,6 +7,7 @@
 
 #include "bc_agent.h"
 #include "bc_apikey.h"
+#include "bc_audit.h"
 #include "bc_batches.h"
 #include "bc_crypto.h"
 #include "bc_e164.h"
@@ -26,6 +27,10 @@ typedef struct rq {
     const char *method;
     char seg[6][128];        /* path segments after /v1 */
     int nseg;
+    /* The write audit_begin opened: its action, and the fields of the
+     * answer kept as the row's detail ("name,region"). */
+    const char *audit_action;
+    const char *audit_fields;
 } rq;
 
 static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
@@ -102,6 +107,97 @@ static json_t *json_or_null(const PGresult *res, int row, const char *col)
     json_t *j = v ? json_loads(v, 0, NULL) : NULL;
 
     return j ? j : json_null();
+}
+
+/* ---- audit log ----------------------------------------------------------- */
+
+/* The audit row of a write by the caller, in the write's transaction.
+ * Takes ownership of detail. */
+static int audit(rq *r, const char *action, const char *target, json_t *detail, bc_err *err)
+{
+    bc_audit_actor a = { r->g.who.tenant_id, r->g.who.key_id, NULL, r->g.who.ip };
+
+    return bc_audit_write(r->g.pg, &a, action, target, detail, err);
+}
+
+/* Opens the transaction of a write to a resource only this surface has
+ * (agents, numbers, DNC, webhooks, keys); audit_end closes it with its
+ * audit row. Batches are audited by the core (bc_batches), in theirs.
+ * 0, or -1 after a 500. */
+static int audit_begin(rq *r, const char *action, const char *fields)
+{
+    bc_err err = { "" };
+
+    if (bc_pg_begin(r->g.pg, &err) < 0) {
+        fail(r, action, &err);
+        return -1;
+    }
+    r->audit_action = action;
+    r->audit_fields = fields;
+    return 0;
+}
+
+/* A 2xx answer commits the write with its audit row, whose target is the
+ * answer's id (else its number) and whose detail is the answer's
+ * audit_fields; any other answer rolls the write back, so a refused request
+ * leaves neither. If the row or the commit fails, nothing is kept and the
+ * answer becomes a 500. */
+static void audit_end(rq *r)
+{
+    bc_err err = { "" };
+    json_t *ans, *detail, *id;
+    char fields[128];
+    int ok;
+
+    if (!r->audit_action)
+        return;
+    if (r->resp->status < 200 || r->resp->status > 299) {
+        bc_pg_rollback(r->g.pg);
+        return;
+    }
+    ans = r->resp->body ? json_loadb(r->resp->body, r->resp->len, 0, NULL) : NULL;
+    detail = json_object();
+    snprintf(fields, sizeof fields, "%s", r->audit_fields ? r->audit_fields : "");
+    for (char *save = NULL, *f = strtok_r(fields, ",", &save); f; f = strtok_r(NULL, ",", &save))
+        if (json_object_get(ans, f))
+            json_object_set(detail, f, json_object_get(ans, f));
+    id = json_object_get(ans, "id") ? json_object_get(ans, "id") : json_object_get(ans, "number");
+    /* A handler that ended the transaction itself has committed its write:
+     * its row still goes in, on its own. */
+    ok = audit(r, r->audit_action, json_string_value(id), detail, &err) == 0 &&
+         (!bc_pg_in_txn(r->g.pg) || bc_pg_commit(r->g.pg, &err) == 0);
+    json_decref(ans);
+    if (!ok) {
+        bc_pg_rollback(r->g.pg);
+        fail(r, r->audit_action, &err);
+    }
+}
+
+/* GET /v1/audit-logs: the tenant's audit log, newest first; limit/offset
+ * and an optional action. Admin rows do not name the operator. */
+static void audit_list(rq *r)
+{
+    const char *action = bc_http_query(r->req, "action");
+    int limit, offset;
+    long long total = 0;
+    bc_err err = { "" };
+    json_t *arr;
+
+    if (paging(r, &limit, &offset) < 0)
+        return;
+    if (action && (!*action || strlen(action) > 64 ||
+                   strspn(action, "abcdefghijklmnopqrstuvwxyz0123456789._-") != strlen(action))) {
+        error(r->resp, 400, "invalid_request",
+              "action must be 1 to 64 lowercase letters, digits, '.', '_' or '-'");
+        return;
+    }
+    if (!(arr = bc_audit_list(r->g.pg, r->g.who.tenant_id, action, limit, offset, 0, &total,
+                              &err))) {
+        fail(r, "audit.list", &err);
+        return;
+    }
+    bc_http_json(r->resp, 200, json_pack("{s:o,s:I,s:i,s:i}", "audit_logs", arr, "total",
+                                         (json_int_t)total, "limit", limit, "offset", offset));
 }
 
 /* ---- sessions (batches) ------------------------------------------------- */
@@ -1392,7 +1488,10 @@ static void key_issue(rq *r, int publishable, const char *revoke_id)
             goto fail;
         PQclear(res);
     }
-    if (bc_pg_commit(r->g.pg, &err) < 0)
+    if (audit(r, revoke_id ? "key.regenerate" : "key.issue", id,
+              json_pack("{s:s,s:s*}", "type", publishable ? "publishable" : "secret",
+                        "revoked_key_id", revoke_id), &err) < 0 ||
+        bc_pg_commit(r->g.pg, &err) < 0)
         goto fail;
     bc_log(r->api->ctx->log, BC_INFO, publishable ? "key.publishable_created" : "key.rotated",
            "{s:s,s:s}", "tenant_id", r->g.who.tenant_id, "key_id", id);
@@ -1530,13 +1629,16 @@ static void route(rq *r)
     } else if (is(r, "GET", 1, "agents")) {
         agents_list(r, NULL);
     } else if (is(r, "POST", 1, "agents")) {
-        agent_create(r);
+        if (audit_begin(r, "agent.create", "name,region,endpoint_kind") == 0)
+            agent_create(r);
     } else if (is(r, "GET", 2, "agents", NULL)) {
         agents_list(r, s1);
     } else if (is(r, "PUT", 2, "agents", NULL)) {
-        agent_update(r, s1);
+        if (audit_begin(r, "agent.update", "name,region,endpoint_kind,record") == 0)
+            agent_update(r, s1);
     } else if (is(r, "DELETE", 2, "agents", NULL)) {
-        agent_delete(r, s1);
+        if (audit_begin(r, "agent.delete", NULL) == 0)
+            agent_delete(r, s1);
     } else if (is(r, "GET", 3, "agents", NULL, "calls")) {
         if (agent_exists(r, s1))
             list_sessions(r, s1, 0);
@@ -1545,50 +1647,64 @@ static void route(rq *r)
     } else if (is(r, "GET", 1, "numbers")) {
         numbers_list(r, NULL, 200);
     } else if (is(r, "POST", 1, "numbers")) {
-        number_create(r);
+        if (audit_begin(r, "number.create", "number,provider,agent_id") == 0)
+            number_create(r);
     } else if (is(r, "POST", 3, "numbers", NULL, "attach")) {
-        number_attach(r, s1);
+        if (audit_begin(r, "number.attach", "number,agent_id") == 0)
+            number_attach(r, s1);
     } else if (is(r, "DELETE", 2, "numbers", NULL)) {
-        number_delete(r, s1);
+        if (audit_begin(r, "number.delete", NULL) == 0)
+            number_delete(r, s1);
     } else if (is(r, "GET", 1, "dnc")) {
         dnc_list(r);
     } else if (is(r, "POST", 1, "dnc")) {
-        dnc_add(r, 0);
+        if (audit_begin(r, "dnc.add", "reason") == 0)
+            dnc_add(r, 0);
     } else if (is(r, "POST", 2, "dnc", "batch")) {
-        dnc_add(r, 1);
+        if (audit_begin(r, "dnc.add_bulk", "added,received") == 0)
+            dnc_add(r, 1);
     } else if (is(r, "POST", 2, "dnc", "check")) {
         dnc_check(r);
     } else if (is(r, "DELETE", 2, "dnc", NULL)) {
-        dnc_delete(r, s1);
+        if (audit_begin(r, "dnc.remove", NULL) == 0)
+            dnc_delete(r, s1);
     } else if (is(r, "GET", 1, "webhooks")) {
         webhooks_list(r, NULL, 200, NULL);
     } else if (is(r, "POST", 1, "webhooks")) {
-        webhook_create(r);
+        if (audit_begin(r, "webhook.create", "url,events,enabled") == 0)   /* not its secret */
+            webhook_create(r);
     } else if (is(r, "GET", 2, "webhooks", NULL)) {
         webhooks_list(r, s1, 200, NULL);
     } else if (is(r, "PATCH", 2, "webhooks", NULL)) {
-        webhook_update(r, s1);
+        if (audit_begin(r, "webhook.update", "url,events,enabled") == 0)
+            webhook_update(r, s1);
     } else if (is(r, "DELETE", 2, "webhooks", NULL)) {
-        simple_delete(r, "rymi_webhook_delete", s1, "Webhook");
+        if (audit_begin(r, "webhook.delete", NULL) == 0)
+            simple_delete(r, "rymi_webhook_delete", s1, "Webhook");
     } else if (is(r, "GET", 3, "webhooks", NULL, "deliveries")) {
         deliveries_list(r, s1);
     } else if (is(r, "POST", 5, "webhooks", NULL, "deliveries", NULL, "retry")) {
-        delivery_retry(r, s1, r->seg[3]);
+        if (audit_begin(r, "webhook.redeliver", "event_id,event_type") == 0)
+            delivery_retry(r, s1, r->seg[3]);
     } else if (is(r, "GET", 2, "keys", "publishable")) {
         keys_list(r);
     } else if (is(r, "POST", 2, "keys", "publishable")) {
         key_issue(r, 1, NULL);
     } else if (is(r, "DELETE", 3, "keys", "publishable", NULL)) {
-        simple_delete(r, "rymi_key_revoke", r->seg[2], "Key");
+        if (audit_begin(r, "key.revoke", NULL) == 0)
+            simple_delete(r, "rymi_key_revoke", r->seg[2], "Key");
     } else if (is(r, "GET", 2, "auth", "me")) {
         me(r);
     } else if (is(r, "POST", 2, "auth", "regenerate-key")) {
         key_issue(r, 0, r->g.who.key_id);
     } else if (is(r, "GET", 2, "analytics", "spend")) {
         spend(r);
+    } else if (is(r, "GET", 1, "audit-logs")) {
+        audit_list(r);
     } else {
         error(resp, 404, "not_found", "No such route");
     }
+    audit_end(r);
     if (!strcmp(r->method, "POST"))
         bc_gate_idem_done(r->api, &r->g, resp);
 }

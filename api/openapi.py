@@ -335,6 +335,15 @@ schemas = {
       "total": I, "limit": I, "offset": I}, ["deliveries", "total", "limit", "offset"]),
   "KeyIssued": obj({"id": S, "type": S, "key": S, "api_key": S, "note": S}, ["id", "type"]),
   "KeyList": obj({"keys": {"type": "array", "items": obj({"id": S, "prefix": S, "created_at": S})}}, ["keys"]),
+  "AuditLog": obj({"id": S, "created_at": {"type": "string", "format": "date-time"},
+      "actor": obj({"type": {"type": "string", "enum": ["api_key", "admin"]}, "key_id": S,
+                    "ip": {"type": "string", "description": "the client address of the request"}},
+                   ["type"]),
+      "action": {"type": "string", "example": "batch.cancel"},
+      "target_id": SN, "detail": ANYOBJ},
+      ["id", "created_at", "actor", "action", "target_id", "detail"]),
+  "AuditLogList": obj({"audit_logs": {"type": "array", "items": ref("AuditLog")}, "total": I,
+                       "limit": I, "offset": I}, ["audit_logs", "total", "limit", "offset"]),
   "Me": obj({"tenant": ANYOBJ, "key": ANYOBJ, "limits": ANYOBJ, "credits_cents": I}, ["tenant", "key", "limits"]),
   "Spend": obj({"currency": S, "calls": I, "minutes": I, "total_cents": I, "days": {"type": "array", "items": ANYOBJ}},
                ["currency", "total_cents", "days"]),
@@ -536,6 +545,11 @@ add("/v1/auth/regenerate-key", "post", op("Rymi", "Rotate the secret key", RYMI,
 add("/v1/analytics/spend", "get", op("Rymi", "Spend", RYMI,
     {"200": jresp("Spend by day", ref("Spend")), **errs("rymi", COMMON)}, None,
     [qp("from", {"type": "string", "format": "date"}), qp("to", {"type": "string", "format": "date"})], "rymi_spend"))
+add("/v1/audit-logs", "get", op("Rymi", "Audit log (extension)", RYMI,
+    {"200": jresp("The tenant's writes, newest first: who, what, when, from where",
+                  ref("AuditLogList")), **errs("rymi", COMMON)}, None,
+    [LIMIT, OFFSET, qp("action", {"type": "string", "pattern": "^[a-z0-9._-]{1,64}$"},
+                       "only rows of this action, e.g. batch.cancel")], "rymi_list_audit_logs"))
 
 # batch-call
 add("/batch-call", "post", op("BatchCall", "Create batch call", BCS,
