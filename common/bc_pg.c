@@ -1,6 +1,7 @@
 #include "bc_pg.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,9 @@ struct bc_pg {
     const bc_pg_stmt *stmts;
     int in_txn;
     char sqlstate[6];
+    /* Whether conn was up after the owning thread last used it: the one
+     * field another thread (a readiness probe) may read. */
+    atomic_int up;
 };
 
 struct bc_pgpool {
@@ -49,6 +53,7 @@ static int open_conn(bc_pg *pg, bc_err *err)
     PQfinish(pg->conn);
     pg->conn = PQconnectdb(pg->dsn);
     pg->in_txn = 0;
+    atomic_store(&pg->up, PQstatus(pg->conn) == CONNECTION_OK);
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         bc_err_set(err, "connect to postgres: %s", PQerrorMessage(pg->conn));
         return -1;
@@ -92,6 +97,11 @@ int bc_pg_alive(bc_pg *pg)
     return pg->conn && PQstatus(pg->conn) == CONNECTION_OK;
 }
 
+int bc_pg_up(const bc_pg *pg)
+{
+    return pg && atomic_load(&pg->up);
+}
+
 /* Reconnect lazily, but never inside a transaction: its work is gone and
  * the caller must learn that from the failure, not from a silent retry. */
 static int ensure(bc_pg *pg, bc_err *err)
@@ -110,6 +120,7 @@ static PGresult *check(bc_pg *pg, PGresult *res, const char *what, bc_err *err)
     ExecStatusType st = PQresultStatus(res);
     const char *state;
 
+    atomic_store(&pg->up, PQstatus(pg->conn) == CONNECTION_OK);
     pg->sqlstate[0] = '\0';
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return res;
@@ -135,6 +146,15 @@ PGresult *bc_pg_exec(bc_pg *pg, const char *stmt, int nparams,
         return NULL;
     return check(pg, PQexecPrepared(pg->conn, stmt, nparams, params, NULL, NULL, 0),
                  stmt, err);
+}
+
+int bc_pg_run(bc_pg *pg, const char *stmt, int nparams, const char *const *params,
+              bc_err *err)
+{
+    PGresult *res = bc_pg_exec(pg, stmt, nparams, params, err);
+
+    PQclear(res);
+    return res ? 0 : -1;
 }
 
 PGresult *bc_pg_exec_sql(bc_pg *pg, const char *sql, int nparams,

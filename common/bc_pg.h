@@ -29,6 +29,10 @@ void bc_pg_free(bc_pg *pg);
  * if the connection was lost outside a transaction. */
 PGresult *bc_pg_exec(bc_pg *pg, const char *stmt, int nparams,
                      const char *const *params, bc_err *err);
+/* bc_pg_exec for a statement whose rows are not wanted: 0, or -1 with err
+ * set. */
+int bc_pg_run(bc_pg *pg, const char *stmt, int nparams, const char *const *params,
+              bc_err *err);
 /* Runs constant SQL text with parameters, unprepared (tools, migrations). */
 PGresult *bc_pg_exec_sql(bc_pg *pg, const char *sql, int nparams,
                          const char *const *params, bc_err *err);
@@ -55,8 +59,12 @@ void bc_pg_rollback(bc_pg *pg);
 
 /* SQLSTATE of the last failed statement, "" if none. */
 const char *bc_pg_sqlstate(const bc_pg *pg);
-/* 1 if the connection is up. */
+/* 1 if the connection is up: the owning thread's question (it reads the
+ * connection, which that thread may be replacing). */
 int bc_pg_alive(bc_pg *pg);
+/* 1 if the connection was up when its owning thread last used it: safe to
+ * ask from any thread (readiness probes) while pg is not freed. */
+int bc_pg_up(const bc_pg *pg);
 PGconn *bc_pg_conn(bc_pg *pg);
 
 /* A fixed set of connections shared by threads. */

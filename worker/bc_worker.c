@@ -1,6 +1,7 @@
 #include "bc_worker.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,9 @@ struct bc_worker {
     double cps, pace_tokens;     /* carrier pace: a token bucket; 0 = none */
     long long pace_at;
     long in_hand;
-    int paused, draining, ready;
+    int paused;
+    /* Read by the readiness probe's thread: written only by the loop's. */
+    atomic_int draining, ready, renewing;
     wbatch *batches;
     part parts[MAX_PARTS];
     int nparts;
@@ -96,6 +99,8 @@ struct bc_worker {
     int ntopups;
     long long next_topup;
     long long next_renew, next_outbox;
+    long long renewed_at;        /* the last lease renewal that succeeded */
+    bc_metric *m_renew_failed;
     bc_metric *m_claimed, *m_stale, *m_noslot, *m_dialed, *m_dial_failed, *m_dial_unknown,
               *m_paced, *m_in_hand, *m_events, *m_dup_events, *m_fenced,
               *m_not_dialed, *m_jobs_lag, *m_events_lag, *m_ctx_fetch, *m_updates,
@@ -873,7 +878,11 @@ static void start_dials(bc_worker *w, bc_dial *ds, int n)
             char tok[24];
             snprintf(tok, sizeof tok, "%lld", ds[i].lease_token);
             const char *c[] = { ds[i].call_id, tok };
-            PQclear(bc_pg_exec(w->pg, "claim_cancel", 2, c, NULL));
+            /* If this fails the claim stays 'claimed' and undialed: its
+             * lease expires and the reaper settles it. */
+            if (bc_pg_run(w->pg, "claim_cancel", 2, c, &err) < 0)
+                bc_log(w->ctx->log, BC_WARN, "claim.cancel_failed", "{s:s,s:s}", "call_id",
+                       ds[i].call_id, "error", err.msg);
             bc_metric_add(w->m_not_dialed, 1);
             continue;
         }
@@ -1379,6 +1388,8 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
 #define M(field, name, help) \
     w->field = bc_metrics_get(ctx->metrics, BC_COUNTER, name, help, NULL, NULL, 0)
     M(m_claimed, "worker_claims_total", "Recipients claimed with a lease");
+    M(m_renew_failed, "worker_lease_renewals_failed_total",
+      "Lease renewals that failed; after half a lease's life without one the worker stops dialing");
     M(m_stale, "worker_stale_jobs_total", "Jobs dropped: already claimed, finished or cancelled");
     M(m_noslot, "worker_lease_waits_total", "Claims that found no free concurrency slot");
     M(m_dialed, "worker_calls_started_total", "Calls the carrier accepted");
@@ -1421,7 +1432,9 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
                                                   "Dispatch latency: from a dial request leaving"
                                                   " the worker to the carrier's answer",
                                                   NULL, DISPATCH_BUCKETS, 12));
-    w->ready = 1;
+    w->renewed_at = now_ms();
+    atomic_store(&w->renewing, 1);
+    atomic_store(&w->ready, 1);
     bc_log(ctx->log, BC_INFO, "worker.started", "{s:s,s:s}", "region", w->region,
            "holder", w->holder);
     return w;
@@ -1434,7 +1447,37 @@ int bc_worker_ready(void *ud)
 {
     bc_worker *w = ud;
 
-    return w && w->ready && !w->draining && bc_pg_alive(w->pg);
+    return w && atomic_load(&w->ready) && !atomic_load(&w->draining) &&
+           atomic_load(&w->renewing) && bc_pg_up(w->pg);
+}
+
+/* Renews every lease this worker holds. Leases it cannot renew expire
+ * after lease-ttl, and the reaper then gives their slots to other calls
+ * while ours may still be live: after half of that without a renewal the
+ * worker dials no more (renewing goes to 0, readiness with it) until one
+ * succeeds. */
+static void renew(bc_worker *w, long long now)
+{
+    bc_err err = { "" };
+    char ttl[16];
+    int ok;
+
+    snprintf(ttl, sizeof ttl, "%ld", w->lease_ttl_s);
+    const char *p[] = { w->holder, ttl };
+    if (bc_pg_run(w->pg, "renew", 2, p, &err) == 0) {
+        w->renewed_at = now;
+    } else {
+        bc_metric_add(w->m_renew_failed, 1);
+        bc_log(w->ctx->log, BC_WARN, "lease.renew_failed", "{s:s,s:I}", "error", err.msg,
+               "since_ms", (json_int_t)(now - w->renewed_at));
+    }
+    ok = now - w->renewed_at < w->lease_ttl_s * 1000 / 2;
+    if (ok != atomic_load(&w->renewing)) {
+        atomic_store(&w->renewing, ok);
+        bc_log(w->ctx->log, ok ? BC_INFO : BC_ERROR,
+               ok ? "worker.dialing_resumed" : "worker.dialing_stopped", "{s:I}",
+               "since_renewal_ms", (json_int_t)(now - w->renewed_at));
+    }
 }
 
 static void periodic(bc_worker *w)
@@ -1451,10 +1494,7 @@ static void periodic(bc_worker *w)
         w->next_outbox = now + 50;
     }
     if (now >= w->next_renew) {
-        char ttl[16];
-        snprintf(ttl, sizeof ttl, "%ld", w->lease_ttl_s);
-        const char *p[] = { w->holder, ttl };
-        PQclear(bc_pg_exec(w->pg, "renew", 2, p, NULL));
+        renew(w, now);
         w->next_renew = now + bc_lease_renew_ms(w->lease_ttl_s);
     }
     bc_metric_set(w->m_in_hand, (double)w->in_hand);
@@ -1500,7 +1540,8 @@ void bc_worker_tick(bc_worker *w)
             bc_kafka_pause(w->jobs, 0);
             w->paused = 0;
         }
-        dispatch(w);
+        if (atomic_load(&w->renewing))
+            dispatch(w);
     }
     bc_carrier_perform(w->carrier, 5);
     periodic(w);

@@ -256,6 +256,51 @@ def test_a_late_write_after_the_lease_was_taken_over_is_refused(stack, extra):
     assert stack.sql("SELECT carrier_call_id IS NOT NULL FROM calls WHERE batch_id = %s", bid)[0][0]
 
 
+def test_a_worker_that_cannot_renew_its_leases_stops_dialing_until_it_can(stack, extra):
+    """PostgreSQL refuses the worker's lease renewals (a trigger here; in life a
+    lock timeout, a full disk, a revoked grant). The failure is logged and
+    counted, readiness goes down, and the worker dials no new call while its
+    leases could expire under it; once a renewal succeeds it dials again."""
+    sim = extra.start("sim-renew", "batchcall-carrier-sim", {
+        "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+        "BC_SIM_TALK_SECONDS": "60", "BC_SIM_MIX": "completed=1"})
+    url = f"http://127.0.0.1:{sim.port}"
+    env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
+    extra.start("sched-renew", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
+    w = extra.start("w-renew", "batchcall-worker", dict(env, BC_LEASE_TTL="3"))
+    ready = f"http://127.0.0.1:{w.port}/readyz"
+    t = stack.tenant(concurrency=10)
+    first = create(stack, t, ["+14260000001"], limit=2, region="APAC")
+    wait_until(lambda: dials(stack, first, url), 30, "the first call to be dialed", interval=0.05)
+    # Every update of a held lease that keeps its call: the renewal, and
+    # the scheduler's take-over once it expires (which would leave the
+    # worker nothing to renew, and so nothing to fail). Claims and ends go on.
+    stack.sql("""CREATE FUNCTION no_renewal() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN RAISE EXCEPTION 'renewal refused by the test'; END $$;
+                 CREATE TRIGGER no_renewal BEFORE UPDATE ON leases FOR EACH ROW
+                 WHEN (OLD.call_id IS NOT NULL AND NEW.call_id = OLD.call_id)
+                 EXECUTE FUNCTION no_renewal()""")
+    wait_until(lambda: requests.get(ready, timeout=5).status_code == 503, 15,
+               "readiness to go down once renewals fail", interval=0.05)
+    assert metric(w.port, "worker_lease_renewals_failed_total") >= 1
+    second = create(stack, t, ["+14260000002"], limit=2, region="APAC")
+    # Barrier: the job is in the worker's hands (its lag is 0 and the
+    # scheduler released it), and still nobody was dialed.
+    wait_until(lambda: stack.sql("SELECT status, released FROM recipients WHERE batch_id = %s",
+                                 second) == [("queued", True)], 15, "the job to be released")
+    wait_until(lambda: metric(w.port, 'kafka_consumer_lag{topic="jobs"}') == 0
+               and metric(w.port, "worker_jobs_in_hand") >= 1, 15, "the worker to hold the job")
+    assert dials(stack, second, url) == []
+    stack.sql("DROP TRIGGER no_renewal ON leases")
+    wait_until(lambda: requests.get(ready, timeout=5).status_code == 200, 15,
+               "readiness to come back with a renewal")
+    wait_until(lambda: dials(stack, second, url), 15, "the held job to be dialed")
+    assert len(dials(stack, first, url)) == 1
+    events = [json.loads(x)["event"] for x in w.log_lines()]
+    assert "lease.renew_failed" in events
+    assert events.index("worker.dialing_stopped") < events.index("worker.dialing_resumed")
+
+
 def test_a_burst_is_paced_to_the_carriers_rate_without_refusals(stack, extra):
     """500 recipients against a carrier that takes 5 calls a second would take
     100 s here; the same shape at 20/s with 200 recipients: the worker paces
