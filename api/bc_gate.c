@@ -145,12 +145,15 @@ void bc_gate_idem_done(bc_api *api, bc_gate *g, const bc_http_resp *resp)
 {
     char status[16];
     const char *p[] = { g->who.tenant_id, g->idem_key, status, resp->body ? resp->body : "" };
+    bc_err err = { "" };
 
-    (void)api;
     if (!g->idem_key[0])
         return;
     snprintf(status, sizeof status, "%d", resp->status);
     /* A 5xx is ours, not the client's: let the retry run for real. */
-    PQclear(bc_pg_exec(g->pg, resp->status >= 500 ? "idem_forget" : "idem_store",
-                       resp->status >= 500 ? 2 : 4, p, NULL));
+    /* Unstored, a repeat of the request runs again instead of replaying
+     * this answer: what Idempotency-Key is for is lost, so it is an error. */
+    if (bc_pg_run(g->pg, resp->status >= 500 ? "idem_forget" : "idem_store",
+                  resp->status >= 500 ? 2 : 4, p, &err) < 0)
+        bc_log(api->ctx->log, BC_ERROR, "idempotency.store_failed", "{s:s}", "error", err.msg);
 }

@@ -82,7 +82,9 @@ int bc_migrate_run(const char *dsn, bc_log *log, int *applied, bc_err *err)
     }
     rc = 0;
 out:
-    PQclear(bc_pg_exec(pg, "unlock", 0, NULL, NULL));
+    /* The lock is the session's: freeing the connection below releases it
+     * even when this fails. */
+    (void)bc_pg_run(pg, "unlock", 0, NULL, NULL);
     bc_pg_free(pg);
     return rc;
 }

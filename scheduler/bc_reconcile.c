@@ -184,6 +184,20 @@ static int find_by_number(bc_reconcile *r, const char *to, long long since_s, js
     return 0;
 }
 
+/* Records the carrier's sid found for an attempt whose accepted dial was
+ * never written (p: call id, sid). */
+static void adopt(bc_reconcile *r, const char *const *p)
+{
+    bc_err err = { "" };
+
+    if (bc_pg_run(r->pg, "rc_adopt", 2, p, &err) < 0) {
+        bc_log(r->ctx->log, BC_WARN, "reconcile.adopt_failed", "{s:s,s:s}", "call_id", p[0],
+               "error", err.msg);
+        return;
+    }
+    bc_metric_add(r->m_adopted, 1);
+}
+
 static void settle(bc_reconcile *r, PGresult *row)
 {
     const char *id = bc_pg_val(row, 0, "id"), *sid = bc_pg_val(row, 0, "carrier_call_id");
@@ -203,8 +217,7 @@ static void settle(bc_reconcile *r, PGresult *row)
         if (c) {
             sid = json_string_value(json_object_get(c, "sid"));
             const char *p[] = { id, sid };
-            PQclear(bc_pg_exec(r->pg, "rc_adopt", 2, p, NULL));
-            bc_metric_add(r->m_adopted, 1);
+            adopt(r, p);
         }
     }
     if (!sid) {
@@ -246,6 +259,7 @@ int bc_reconcile_quiet(bc_reconcile *r, long quiet_s)
     char q[24];
     const char *p[] = { r->region, q };
     PGresult *res, *row;
+    bc_err err = { "" };
     int n = 0;
 
     snprintf(q, sizeof q, "%ld", quiet_s);
@@ -265,8 +279,7 @@ int bc_reconcile_quiet(bc_reconcile *r, long quiet_s)
                                bc_pg_int(res, i, "created_s", 0), &c) == 0 && c) {
                 sid = json_string_value(json_object_get(c, "sid"));
                 const char *a[] = { id, sid };
-                PQclear(bc_pg_exec(r->pg, "rc_adopt", 2, a, NULL));
-                bc_metric_add(r->m_adopted, 1);
+                adopt(r, a);
             }
         } else {
             snprintf(url, sizeof url, "%s/Calls/%s.json", r->base, sid);
@@ -279,7 +292,10 @@ int bc_reconcile_quiet(bc_reconcile *r, long quiet_s)
         bc_metric_add(r->m_quiet, 1);
         json_decref(c);
         PQclear(row);
-        PQclear(bc_pg_exec(r->pg, "rc_checked", 1, one, NULL));
+        /* Unmarked, the call is looked at again next sweep: a repeat. */
+        if (bc_pg_run(r->pg, "rc_checked", 1, one, &err) < 0)
+            bc_log(r->ctx->log, BC_WARN, "reconcile.mark_failed", "{s:s,s:s}", "call_id", id,
+                   "error", err.msg);
         n++;
     }
     PQclear(res);

@@ -211,7 +211,7 @@ int bc_scheduler_ready(void *ud)
 {
     bc_scheduler *s = ud;
 
-    return s && bc_pg_alive(s->pg);
+    return s && bc_pg_up(s->pg);
 }
 
 static void publish(bc_scheduler *s, PGresult *res, bc_metric *m)
@@ -391,6 +391,7 @@ static void reap(bc_scheduler *s)
 static void expire(bc_scheduler *s)
 {
     const char *p[] = { s->region };
+    bc_err err = { "" };
     PGresult *res = bc_pg_exec(s->pg, "expire", 1, p, NULL);
 
     if (!res)
@@ -401,7 +402,10 @@ static void expire(bc_scheduler *s)
                bc_pg_val(res, i, "batch_id"), "recipients", (json_int_t)bc_pg_int(res, i, "n", 0));
     }
     PQclear(res);
-    PQclear(bc_pg_exec(s->pg, "expiry_done", 1, p, NULL));
+    /* Not marked done, the next sweep finds the same batches and ends
+     * nothing more: only a repeat, so a warning. */
+    if (bc_pg_run(s->pg, "expiry_done", 1, p, &err) < 0)
+        bc_log(s->ctx->log, BC_WARN, "expiry.mark_failed", "{s:s}", "error", err.msg);
 }
 
 /* Undoes claims left in paused batches (see "unclaim_paused"). */

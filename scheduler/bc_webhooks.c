@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ struct bc_webhooks {
     CURLM *multi;
     pthread_t thread;
     int started;
-    volatile int stop;         /* set by bc_webhooks_free */
+    atomic_int stop;           /* set by bc_webhooks_free */
     char dlq_topic[160];
     char max_attempts[16], backoff_ms[16], backoff_max_ms[16], claim_ms[16];
     long timeout_ms, concurrency, poll_ms;
@@ -598,7 +599,11 @@ static void drain(bc_webhooks *w)
     }
     if ((doc = json_dumps(back, JSON_COMPACT))) {
         const char *p[] = { doc };
-        PQclear(bc_pg_exec(w->pg, "webhook_unclaim", 1, p, NULL));
+        bc_err err = { "" };
+        /* Unreturned, they are claimed again once their claim times out. */
+        if (bc_pg_run(w->pg, "webhook_unclaim", 1, p, &err) < 0)
+            bc_log(w->ctx->log, BC_WARN, "webhooks.hand_back_failed", "{s:s}", "error",
+                   err.msg);
         free(doc);
     }
     bc_log(w->ctx->log, BC_INFO, "webhooks.handed_back", "{s:i}", "deliveries",
