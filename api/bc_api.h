@@ -3,6 +3,7 @@
 #define BC_API_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 
 #include "bc_http.h"
 #include "bc_pg.h"
@@ -20,7 +21,7 @@ typedef struct bc_api {
     const char *agent_secret;   /* checks agents' per-call tokens (bc_agent) */
     int webhook_https_only;     /* refuse http:// webhook URLs */
     int webhook_allow_private;  /* accept loopback/private webhook hosts */
-    volatile int ready;
+    atomic_int ready;               /* read by the probe thread */
 } bc_api;
 
 /* The caller, once authenticated. */

@@ -1,5 +1,6 @@
 #include "bc_kafka.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 struct bc_kafka {
     rd_kafka_t *rk;
     int consumer;
-    volatile int assigned_once;   /* a first assignment has arrived */
+    atomic_int assigned_once;     /* a first assignment has arrived */
     bc_log *log;
     bc_kafka_dr_fn dr;
     void *ud;

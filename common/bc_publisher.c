@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ struct bc_publisher {
     bc_log *log;
     bc_metric *published, *failed;
     pthread_t thread;
-    volatile int stop;
+    atomic_int stop;
     pthread_mutex_t mu;
     long long *acked;         /* outbox ids to delete */
     size_t nacked, capacked;

@@ -18,6 +18,7 @@
 #include <libxml/parser.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,7 +212,7 @@ typedef struct sim {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thread;
-    volatile int stop;
+    atomic_int stop;
     const char *account, *token;
     const char *agent_ca;      /* PEM CAs trusted for agents (wss, https); "" system */
     long ms_per_s, cps, create_delay_ms;

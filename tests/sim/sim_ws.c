@@ -3,6 +3,7 @@
 #include <libwebsockets.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,7 @@ struct sim_ws {
     pthread_mutex_t mu;          /* guards cmds and next_id */
     cmd *cmds, *cmds_tail;
     unsigned long next_id;
-    volatile int stop, quiet;
+    atomic_int stop, quiet;
     conn *live;
     sim_ws_event_fn fn;
     void *ud;
