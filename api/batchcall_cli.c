@@ -3,6 +3,7 @@
  * limits are managed here, never through a public route. `batchcall
  * batches ...` is the tenant's side (cli/bc_batches_cli.c): it talks only to
  * the public API, with the tenant's key. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "bc_batches_cli.h"
 #include "bc_config.h"
 #include "bc_crypto.h"
+#include "bc_dnc.h"
 #include "bc_e164.h"
 #include "bc_kafka.h"
 #include "bc_log.h"
@@ -40,6 +42,8 @@ static const bc_config_key keys[] = {
     { "limit", "BC_AUDIT_LIMIT", BC_INT, "50", "audit: rows to show, newest first (1-1000)" },
     { "offset", "BC_AUDIT_OFFSET", BC_INT, "0", "audit: rows to skip" },
     { "action", "BC_AUDIT_ACTION", BC_STR, "", "audit: only rows of this action (batch.create, credits.add, ...)" },
+    { "file", "BC_FILE", BC_STR, "", "CSV file to import (dnc-import): a header naming a phone_number, to_number or number column" },
+    { "reason", "BC_DNC_REASON", BC_STR, "", "why the numbers are listed (dnc-import; empty: none)" },
     { "log-level", "BC_LOG_LEVEL", BC_STR, "warn", "debug, info, warn or error" },
     { 0 },
 };
@@ -63,6 +67,7 @@ static const bc_pg_stmt stmts[] = {
     { "number_insert",
       "INSERT INTO phone_numbers (id, tenant_id, number, is_default)"
       " VALUES ($1,$2,$3,NOT EXISTS (SELECT 1 FROM phone_numbers WHERE tenant_id = $2))" },
+    BC_DNC_STMTS,
     { 0, 0 },
 };
 
@@ -77,6 +82,8 @@ static const char usage[] =
     "  key-create            issue an API key, shown once (--tenant --kind)\n"
     "  agent-create          create an agent (--tenant --name --region --agent-endpoint)\n"
     "  number-create         register a from-number (--tenant --number); the first is the default\n"
+    "  dnc-import            add a CSV of numbers to a tenant's do-not-call list, all or none\n"
+    "                        (--tenant --file --reason)\n"
     "  demo                  all of the above for a demo tenant; prints its ids and key\n"
     "  audit                 a tenant's audit log, newest first (--tenant --limit --offset --action)\n"
     "  batches ...           a tenant's commands over the public API, not PostgreSQL:\n"
@@ -225,6 +232,78 @@ static int audit_show(bc_pg *pg, bc_config *c, const char *tenant, bc_err *err)
     return 0;
 }
 
+#define MAX_DNC_FILE (256L << 20)   /* bytes: ~15 million numbers */
+
+/* Reads a whole file into *buf (caller frees); at most MAX_DNC_FILE. */
+static int slurp(const char *path, char **buf, size_t *len, bc_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    size_t cap = 1 << 20, n = 0, got;
+    char *p = NULL, *q;
+
+    if (!f) {
+        bc_err_set(err, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    do {
+        if (n == cap || !p) {
+            if (!(q = realloc(p, cap = p ? cap * 2 : cap))) {
+                bc_err_set(err, "cannot read %s: out of memory", path);
+                goto fail;
+            }
+            p = q;
+        }
+        got = fread(p + n, 1, cap - n, f);
+        n += got;
+        if (n > (size_t)MAX_DNC_FILE) {
+            bc_err_set(err, "%s is larger than %ld MiB", path, MAX_DNC_FILE >> 20);
+            goto fail;
+        }
+    } while (got > 0);
+    if (ferror(f)) {
+        bc_err_set(err, "cannot read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    fclose(f);
+    *buf = p;
+    *len = n;
+    return 0;
+fail:
+    fclose(f);
+    free(p);
+    return -1;
+}
+
+/* dnc-import: the tenant's DNC list gains every number of the file, in one
+ * transaction, BC_DNC_CHUNK numbers per statement. */
+static int dnc_import(bc_pg *pg, const bc_audit_actor *op, const char *tenant, bc_config *c,
+                      bc_err *err)
+{
+    bc_audit_actor who = *op;
+    const char *file = bc_config_str(c, "file"), *reason = bc_config_str(c, "reason");
+    char *buf = NULL;
+    size_t len = 0;
+    long long rows, added;
+    int rc;
+
+    if (!*file) {
+        bc_err_set(err, "dnc-import needs --file numbers.csv");
+        return -1;
+    }
+    if (slurp(file, &buf, &len, err) < 0)
+        return -1;
+    who.tenant_id = tenant;
+    rc = bc_dnc_import_csv(pg, &who, buf, len, *reason ? reason : NULL, &rows, &added, err);
+    free(buf);
+    if (rc < 0) {
+        bc_err_wrap(err, "%s: nothing was listed", file);
+        return -1;
+    }
+    print_json(json_pack("{s:s,s:I,s:I,s:I}", "tenant_id", tenant, "numbers", (json_int_t)rows,
+                         "added", (json_int_t)added, "already_listed", (json_int_t)(rows - added)));
+    return 0;
+}
+
 static int topics(bc_config *c, bc_err *err)
 {
     char *regions = strdup(bc_config_str(c, "regions")), *save = NULL;
@@ -324,6 +403,9 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
         if (number_create(pg, &op, tenant, bc_config_str(c, "number"), id, sizeof id, err) < 0)
             goto out;
         print_json(json_pack("{s:s}", "from_number_id", id));
+    } else if (!strcmp(cmd, "dnc-import")) {
+        if (dnc_import(pg, &op, tenant, c, err) < 0)
+            goto out;
     } else if (!strcmp(cmd, "demo")) {
         const char *num = *bc_config_str(c, "number") ? bc_config_str(c, "number")
                                                        : "+14155550100";

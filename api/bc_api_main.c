@@ -13,7 +13,9 @@
 #include "bc_cartesia.h"
 #include "bc_dashboard.h"
 #include "bc_gate.h"
+#include "bc_dnc.h"
 #include "bc_outcomes.h"
+#include "bc_policy.h"
 #include "bc_progress.h"
 #include "bc_retell.h"
 #include "bc_rymi.h"
@@ -47,6 +49,25 @@ const bc_pg_stmt bc_api_stmts[] = {
     BC_AGENT_ROUTES_STMTS,
     BC_OUTCOMES_STMTS,
     BC_AUDIT_STMTS,
+    BC_DNC_STMTS,
+    /* The tenant's policy over a batch's recipients when it is created
+     * (bc_policy.h): the numbers it forbids (a surface that refuses the
+     * batch names them), or those recipients ended at once, undialed, with
+     * the rule as their end reason; counted by reason. One probe of dnc's
+     * primary key per recipient, found by batch_id. $1 batch id */
+    { "policy_hits",
+      "SELECT to_number, min(reason) AS reason FROM (SELECT r.to_number, r.seq, "
+      BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number") " AS reason"
+      "   FROM recipients r WHERE r.batch_id = $1) x"
+      " WHERE reason IS NOT NULL GROUP BY to_number ORDER BY min(seq)" },
+    { "policy_stop_batch",
+      "WITH x AS MATERIALIZED (SELECT r.id, " BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number")
+      "                          AS reason FROM recipients r WHERE r.batch_id = $1),"
+      " u AS (UPDATE recipients r SET status = 'failed', end_reason = x.reason,"
+      "              error_message = policy_message(x.reason), updated_at = now()"
+      "         FROM x WHERE r.id = x.id AND x.reason IS NOT NULL AND r.status = 'queued'"
+      "       RETURNING x.reason)"
+      " SELECT reason, count(*) AS n FROM u GROUP BY reason" },
     { "auth_key",
       "SELECT k.id, k.tenant_id, k.kind, k.hash, t.concurrency, t.default_region"
       "  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
@@ -268,7 +289,9 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       count(*) FILTER (WHERE status = 'queued') AS queued,"
       "       count(*) FILTER (WHERE status = 'queued' AND window_wait"
       "                          AND next_attempt_at > bc_now()) AS waiting_for_window,"
-      "       max(updated_at) AS last"
+      "       max(updated_at) AS last,"
+      "       jsonb_agg(end_reason) FILTER (WHERE status = 'failed'"
+      "                                 AND policy_stop(end_reason))::text AS blocked_list"
       "       FROM recipients r WHERE r.batch_id = b.id) c"
       " WHERE b.id = $1 AND b.tenant_id = $2" },
     { "recipients_get",

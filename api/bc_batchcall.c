@@ -83,6 +83,9 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
         json_object_set_new(d, "latest_timestamp", ms_of(json_object_get(b, "latest_at")));
         json_object_set(d, "expired", json_object_get(b, "expired"));
     }
+    /* Extension: tasks the tenant's policy stopped undialed, by reason. */
+    if (d)
+        json_object_set_new(d, "blocked", bc_batch_blocked(b, "batch-call"));
     /* Extensions: paused (status), and when the batch or its whole account
      * was paused, in milliseconds like the other times here. */
     if (d && bc_batch_paused(b))

@@ -12,6 +12,7 @@
 #include "bc_failpoint.h"
 #include "bc_kafka.h"
 #include "bc_lease.h"
+#include "bc_policy.h"
 #include "bc_retry.h"
 #include "bc_sql.h"
 
@@ -368,6 +369,46 @@ static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concur
                          const char *id, const char *limit, const char *region,
                          int scheduled_ahead, PGresult **rel, bc_err *err);
 
+/* The tenant's policy over the recipients just stored, inside the create's
+ * transaction: with s->refuse_blocked, any it forbids make the create
+ * BC_BATCH_BLOCKED (the numbers go to s->blocked); otherwise they end now,
+ * undialed, with the rule as their end_reason. */
+static bc_batch_rc apply_policy(bc_api *api, bc_pg *pg, const bc_principal *who,
+                                const bc_batch_spec *s, const char *id, bc_err *err)
+{
+    const char *p[] = { id };
+    PGresult *res = one(pg, s->refuse_blocked ? "policy_hits" : "policy_stop_batch", 1, p, err);
+    int n;
+
+    if (!res)
+        return BC_BATCH_ERROR;
+    n = PQntuples(res);
+    if (s->refuse_blocked) {
+        for (int i = 0; i < n && s->blocked; i++)
+            json_array_append_new(s->blocked, json_string(bc_pg_val(res, i, "to_number")));
+        PQclear(res);
+        if (n) {
+            bc_err_set(err, "%d recipient%s on the tenant's do-not-call list", n,
+                       n == 1 ? " is" : "s are");
+            return BC_BATCH_BLOCKED;
+        }
+        return BC_BATCH_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        char labels[96];
+
+        snprintf(labels, sizeof labels, "reason=\"%s\"", bc_pg_val(res, i, "reason"));
+        bc_metrics_inc(api->ctx->metrics, "api_recipients_blocked_total",
+                       "Recipients the tenant's policy stopped when their batch was created",
+                       labels, (double)bc_pg_int(res, i, "n", 0));
+        bc_log(api->ctx->log, BC_INFO, "batch.recipients_blocked", "{s:s,s:s,s:s,s:I}",
+               "tenant_id", who->tenant_id, "batch_id", id, "reason",
+               bc_pg_val(res, i, "reason"), "recipients", (json_int_t)bc_pg_int(res, i, "n", 0));
+    }
+    PQclear(res);
+    return BC_BATCH_OK;
+}
+
 int bc_agent_leg_parse(json_t *in, bc_batch_spec *spec, char *why, size_t cap)
 {
     json_t *rec = json_object_get(in, "record");
@@ -620,6 +661,9 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
                           " FROM STDIN",
                       doc, doclen, err) < 0)
         goto out;
+    if ((rc = apply_policy(api, pg, who, s, id_out, err)) != BC_BATCH_OK)
+        goto out;
+    rc = BC_BATCH_ERROR;
     if (!strcmp(state, "pending")) {
         /* The tenant row lock serialises admission: two batches cannot both
          * take the last free capacity. */
@@ -742,6 +786,21 @@ static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     json_object_set_new(b, "post_call", json_col(res, 0, "post_call"));
     json_object_set_new(b, "calling_hours", json_col(res, 0, "calling_hours"));
     json_object_set_new(b, "retry_policy", json_col(res, 0, "retry_policy"));
+    {
+        /* The policy stops, by reason: a list of end reasons, counted here. */
+        json_t *list = json_col(res, 0, "blocked_list"), *by = json_object(), *x;
+        size_t i;
+
+        json_array_foreach(list, i, x) {
+            const char *k = json_string_value(x);
+            if (k)
+                json_object_set_new(by, k, json_integer(
+                    json_integer_value(json_object_get(by, k)) + 1));
+        }
+        json_object_set_new(b, "blocked", json_integer((json_int_t)json_array_size(list)));
+        json_object_set_new(b, "blocked_reasons", by);
+        json_decref(list);
+    }
     json_object_set_new(b, "held", json_boolean(strcmp(bc_pg_val(res, 0, "state"), "cancelled") &&
                                                 (bc_pg_val(res, 0, "paused_at") ||
                                                  bc_pg_val(res, 0, "tenant_paused_at"))));
@@ -838,6 +897,16 @@ bc_batch_rc bc_batch_end(bc_api *api, bc_pg *pg, const bc_principal *who, const 
         bc_log(api->ctx->log, BC_WARN, "publish.deferred", "{s:s}", "error", err->msg);
     PQclear(res);
     return BC_BATCH_OK;
+}
+
+json_t *bc_batch_blocked(json_t *b, const char *surface)
+{
+    json_t *out = json_object(), *v;
+    const char *k;
+
+    json_object_foreach(json_object_get(b, "blocked_reasons"), k, v)
+        json_object_set(out, bc_policy_word(surface, k), v);
+    return out;
 }
 
 int bc_batch_paused(json_t *b)

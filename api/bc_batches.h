@@ -19,6 +19,8 @@ typedef enum {
                                  latest_at not ahead of now and of it */
     BC_BATCH_NOT_FOUND,       /* no such batch for this tenant */
     BC_BATCH_CONFLICT,        /* not allowed in the batch's state */
+    BC_BATCH_BLOCKED,         /* refuse_blocked and the tenant's policy forbids
+                                 calling a recipient: nothing is stored */
     BC_BATCH_ERROR,           /* ours: database, Kafka */
 } bc_batch_rc;
 
@@ -62,6 +64,14 @@ typedef struct bc_batch_spec {
      * "variables"?, "max_retries"?, "retry_policy"?, "timezone"?}, already
      * validated. Ids are added. */
     json_t *recipients;
+    /* The tenant's policy (common/bc_policy.h) is applied to every batch:
+     * a recipient it forbids ends undialed ('failed', end_reason the rule).
+     * Where a surface's document says to refuse such a batch instead (Rymi:
+     * 409 with the listed numbers), refuse_blocked is 1: then
+     * bc_batch_create returns BC_BATCH_BLOCKED and, if blocked is not NULL,
+     * appends the numbers it stopped (distinct, in order) to it. */
+    int refuse_blocked;
+    json_t *blocked;             /* borrowed; may be NULL */
 } bc_batch_spec;
 
 /* Reads the agent leg's extension fields of a batch body into spec:
@@ -69,7 +79,8 @@ typedef struct bc_batch_spec {
  * boolean), both optional. 0, or -1 with why. */
 int bc_agent_leg_parse(json_t *in, bc_batch_spec *spec, char *why, size_t cap);
 
-/* Stores the batch and its recipients in one transaction, admits it if the
+/* Stores the batch and its recipients in one transaction, applies the
+ * tenant's policy to them (see refuse_blocked), admits it if the
  * tenant has room (else it waits as pending), releases its first window of
  * jobs to the outbox, commits, then publishes them. id_out gets the id. */
 bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
@@ -77,7 +88,9 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
                             bc_err *err);
 
 /* The batch with derived counters (scheduled, dispatched, finished,
- * failed_predial, cancelled, expired, waiting), latest_at, its pauses (paused_at,
+ * failed_predial, cancelled, expired, waiting, blocked: the recipients the
+ * tenant's policy stopped, and blocked_reasons: {end_reason: count} of
+ * them), latest_at, its pauses (paused_at,
  * tenant_paused_at, "held": either, unless cancelled) and, if with_recipients, its
  * recipients in order. NULL with err "" when no such batch for this tenant;
  * NULL with err set on failure. Caller decrefs. */
@@ -132,6 +145,11 @@ int bc_batch_action(bc_api *api, bc_pg *pg, const bc_principal *who, const char 
  * so a surface only answers. Caller decrefs. */
 json_t *bc_tenant_pause(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
                         bc_err *err);
+
+/* The recipients of a batch (as bc_batch_load returns it) that the
+ * tenant's policy stopped undialed, in surface's words
+ * (bc_policy_word): {"dnc_blocked": 2}, {} when none. New reference. */
+json_t *bc_batch_blocked(json_t *b, const char *surface);
 
 /* 1 if a batch as bc_batch_load returns it is held by a pause (its own or
  * its tenant's) with recipients still waiting: its status is "paused". */

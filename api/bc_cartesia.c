@@ -90,6 +90,9 @@ static json_t *render(json_t *b)
         copy(o, "latest_at", b, "latest_at");
         copy(o, "total_calls_expired", b, "expired");
     }
+    /* Extension: recipients the tenant's policy stopped undialed (each
+     * shows why in its end_reason and error_message). */
+    copy(o, "total_calls_blocked", b, "blocked");
     /* Extensions: when the batch, or its whole tenant, was paused. */
     if (!json_is_null(json_object_get(b, "paused_at")))
         copy(o, "paused_at", b, "paused_at");

@@ -10,14 +10,18 @@
 #include "bc_audit.h"
 #include "bc_batches.h"
 #include "bc_crypto.h"
+#include "bc_dnc.h"
 #include "bc_e164.h"
 #include "bc_gate.h"
+#include "bc_policy.h"
 #include "bc_retry.h"
 #include "bc_json.h"
 #include "bc_url.h"
 
 #define MAX_BATCH 500        /* recipients per POST /v1/calls/batch */
-#define MAX_DNC_BATCH 10000
+/* Numbers per POST /v1/dnc/batch (and /check): an import of a few hundred
+ * thousand fits in one request (the body limit, 8 MiB, holds ~500,000). */
+#define MAX_DNC_BATCH 500000
 
 typedef struct rq {
     bc_api *api;
@@ -213,6 +217,15 @@ static const char *participant_status(const char *s)
     return s;   /* queued, completed, failed */
 }
 
+/* An end reason in Rymi's words: a policy stop as Rymi names it
+ * (bc_policy_word: a listed number is "dnc_listed"); new reference. */
+static json_t *rymi_reason(json_t *reason)
+{
+    const char *s = json_string_value(reason);
+
+    return s ? json_string(bc_policy_word("rymi", s)) : json_null();
+}
+
 static const char *session_status(json_t *b)
 {
     json_int_t live = json_integer_value(json_object_get(b, "live"));
@@ -269,6 +282,9 @@ static json_t *render_session(json_t *b)
         json_object_set(o, "latest_at", json_object_get(b, "latest_at"));
         json_object_set(o, "expired", json_object_get(b, "expired"));
     }
+    /* Extension: participants the tenant's policy stopped undialed, by
+     * reason (a number listed after the session was queued). */
+    json_object_set_new(o, "blocked", bc_batch_blocked(b, "rymi"));
     /* Extensions: when the session, or the whole account, was paused. */
     if (!json_is_null(json_object_get(b, "paused_at")))
         json_object_set(o, "paused_at", json_object_get(b, "paused_at"));
@@ -279,7 +295,7 @@ static json_t *render_session(json_t *b)
     json_t *parts = json_array();
     json_array_foreach(rs, i, x) {
         const char *rid = json_string_value(json_object_get(x, "id"));
-        json_t *p = json_pack("{s:s,s:s,s:O,s:s,s:o,s:o,s:O,s:O,s:O}",
+        json_t *p = json_pack("{s:s,s:s,s:O,s:s,s:o,s:o,s:O,s:o,s:O}",
                               "id", rid, "transport", "pstn",
                               "identity", json_object_get(x, "to_number"),
                               "status", participant_status(json_string_value(
@@ -287,7 +303,7 @@ static json_t *render_session(json_t *b)
                               "telephony_leg_id", suffix_id("leg", rid),
                               "job_id", suffix_id("job", rid),
                               "call_id", json_object_get(x, "call_id"),
-                              "end_reason", json_object_get(x, "end_reason"),
+                              "end_reason", rymi_reason(json_object_get(x, "end_reason")),
                               "metadata", json_object_get(x, "metadata"));
         json_object_set(p, "from_number", json_is_null(json_object_get(x, "from_number"))
                                               ? json_object_get(b, "from_number")
@@ -416,42 +432,6 @@ bad:
     return NULL;
 }
 
-/* 409 if any recipient is on the tenant's DNC list; -1 after a response. */
-static int dnc_clear(rq *r, json_t *recips)
-{
-    char *arr = NULL;
-    size_t len = 0, i;
-    FILE *f = open_memstream(&arr, &len);
-    json_t *x, *hits;
-    bc_err err = { "" };
-    PGresult *res;
-
-    fputc('{', f);
-    json_array_foreach(recips, i, x)
-        fprintf(f, "%s%s", i ? "," : "", json_string_value(json_object_get(x, "to_number")));
-    fputc('}', f);
-    fclose(f);
-    const char *p[] = { r->g.who.tenant_id, arr };
-    res = q(r, "rymi_dnc_hits", 2, p, &err);
-    free(arr);
-    if (!res) {
-        fail(r, "dnc.check", &err);
-        return -1;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return 0;
-    }
-    hits = json_array();
-    for (int k = 0; k < PQntuples(res); k++)
-        json_array_append_new(hits, json_string(bc_pg_val(res, k, "number")));
-    PQclear(res);
-    bc_http_json(r->resp, 409, json_pack("{s:s,s:s,s:s,s:o}", "error",
-                 "One or more recipients are on the DNC list", "code", "dnc_listed",
-                 "detail", "rejected_before_queueing", "numbers", hits));
-    return -1;
-}
-
 int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **recips,
                   char *why, size_t cap)
 {
@@ -521,14 +501,21 @@ static void create_session(rq *r, int participants)
         error(r->resp, 400, "invalid_request", why);
         goto out;
     }
-    if (dnc_clear(r, recips) < 0)
-        goto out;
+    /* Rymi refuses a batch with a listed number (409, "rejected before
+     * queueing"); the core's policy finds them. */
+    spec.refuse_blocked = 1;
+    spec.blocked = json_array();
     switch (bc_batch_create(r->api, r->g.pg, &r->g.who, &spec, id, &err)) {
     case BC_BATCH_OK:
         bc_log(r->api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",
                "rymi", "tenant_id", r->g.who.tenant_id, "batch_id", id, "recipients",
                (json_int_t)json_array_size(recips));
         send_session(r, id, participants ? 201 : 202);
+        break;
+    case BC_BATCH_BLOCKED:
+        bc_http_json(r->resp, 409, json_pack("{s:s,s:s,s:s,s:O}", "error",
+                     "One or more recipients are on the DNC list", "code", "dnc_listed",
+                     "detail", "rejected_before_queueing", "numbers", spec.blocked));
         break;
     case BC_BATCH_NO_AGENT:
         error(r->resp, 404, "agent_not_found", "Agent not found for this tenant");
@@ -549,6 +536,7 @@ static void create_session(rq *r, int participants)
         fail(r, "session.create", &err);
     }
 out:
+    json_decref(spec.blocked);
     json_decref(spec.retry_policy);
     json_decref(recips);
     json_decref(in);
@@ -1014,19 +1002,10 @@ static void number_delete(rq *r, const char *number)
 
 /* ---- DNC ----------------------------------------------------------------- */
 
-static char *pg_array(json_t *numbers)
+/* A text[] literal of strings that need no quoting (checked names). */
+static char *pg_array(json_t *names)
 {
-    char *arr = NULL;
-    size_t len = 0, i;
-    FILE *f = open_memstream(&arr, &len);
-    json_t *x;
-
-    fputc('{', f);
-    json_array_foreach(numbers, i, x)
-        fprintf(f, "%s%s", i ? "," : "", json_string_value(x));
-    fputc('}', f);
-    fclose(f);
-    return arr;
+    return bc_dnc_array(names, NULL);
 }
 
 /* Validates a list of E.164 numbers (all of them, or a 400). */
@@ -1056,7 +1035,7 @@ static void dnc_add(rq *r, int batch)
     const char *reason = NULL;
     char why[200], *arr;
     bc_err err = { "" };
-    PGresult *res;
+    long long added = 0;
 
     if (!in)
         return;
@@ -1076,21 +1055,23 @@ static void dnc_add(rq *r, int batch)
         json_decref(nums);
         goto out;
     }
+    /* One statement however many: an import of hundreds of thousands of
+     * numbers is one round trip. */
     arr = pg_array(nums);
-    const char *p[] = { r->g.who.tenant_id, arr, reason };
-    res = q(r, "rymi_dnc_add", 3, p, &err);
-    free(arr);
-    if (!res) {
+    if (!arr || bc_dnc_add(r->g.pg, r->g.who.tenant_id, arr, reason, &added, &err) < 0) {
         fail(r, "dnc.add", &err);
     } else if (batch) {
-        bc_http_json(r->resp, 201, json_pack("{s:i,s:I}", "added", PQntuples(res),
+        bc_log(r->api->ctx->log, BC_INFO, "dnc.added", "{s:s,s:I,s:I}", "tenant_id",
+               r->g.who.tenant_id, "received", (json_int_t)json_array_size(nums), "added",
+               (json_int_t)added);
+        bc_http_json(r->resp, 201, json_pack("{s:I,s:I}", "added", (json_int_t)added,
                                              "received", (json_int_t)json_array_size(nums)));
     } else {
-        bc_http_json(r->resp, PQntuples(res) ? 201 : 200,
+        bc_http_json(r->resp, added ? 201 : 200,
                      json_pack("{s:O,s:s*,s:b}", "number", json_array_get(nums, 0),
                                "reason", reason, "blocked", 1));
     }
-    PQclear(res);
+    free(arr);
     json_decref(nums);
 out:
     json_decref(in);
@@ -1119,7 +1100,7 @@ static void dnc_check(rq *r)
         goto out;
     arr = pg_array(nums);
     const char *p[] = { r->g.who.tenant_id, arr };
-    res = q(r, "rymi_dnc_hits", 2, p, &err);
+    res = q(r, "dnc_hits", 2, p, &err);
     free(arr);
     if (!res) {
         fail(r, "dnc.check", &err);

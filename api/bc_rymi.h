@@ -14,7 +14,8 @@ int bc_rymi_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
  * into spec, whose strings and JSON borrow from in. The recipients are
  * normalised into a new array, *recips, which spec borrows too (caller
  * decrefs it after spec is used). 0, or -1 with why set and *recips NULL.
- * The DNC list is not checked: that needs the database. */
+ * The DNC list is not checked here: bc_batch_create applies the tenant's
+ * policy (spec->refuse_blocked). */
 int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **recips,
                   char *why, size_t cap);
 
@@ -45,8 +46,6 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
     " rfc3339(d.delivered_at) AS delivered_at, d.payload"
 
 #define BC_RYMI_STMTS                                                              \
-    { "rymi_dnc_hits",                                                             \
-      "SELECT number FROM dnc WHERE tenant_id = $1 AND number = ANY($2::text[])" }, \
     { "rymi_sessions",                                                             \
       "SELECT b.id, " BC_RYMI_SESSION_STATUS " AS status, count(*) OVER () AS total" \
       "  FROM batches b, LATERAL " BC_RYMI_SESSION_COUNTS                          \
@@ -109,10 +108,6 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
       "SELECT number, reason, rfc3339(created_at) AS created_at, count(*) OVER () AS total" \
       "  FROM dnc WHERE tenant_id = $1 ORDER BY created_at DESC, number"           \
       " LIMIT $2::int OFFSET $3::int" },                                           \
-    { "rymi_dnc_add",                                                              \
-      "INSERT INTO dnc (tenant_id, number, reason)"                                \
-      " SELECT $1, n, $3 FROM unnest($2::text[]) AS n"                             \
-      " ON CONFLICT DO NOTHING RETURNING number" },                                \
     { "rymi_dnc_delete",                                                           \
       "DELETE FROM dnc WHERE tenant_id = $1 AND number = $2 RETURNING number" },   \
     { "rymi_webhooks",                                                             \

@@ -60,6 +60,9 @@ EXPIRY = {"latest_at": {"type": "string", "format": "date-time",
 EXPIRY_MS = {**EXPIRY, "latest_timestamp": {"type": "number", "minimum": 1,
                                              "description": "batchcall extension: latest_at in Unix ms"}}
 EXPIRED = {"type": "integer", "description": "batchcall extension: recipients that expired undialed"}
+BLOCKED = {"type": "object", "additionalProperties": {"type": "integer"},
+           "description": "batchcall extension: recipients the tenant's policy stopped undialed, by reason "
+                          "(dnc_blocked: the number is on the tenant's do-not-call list; Rymi calls it dnc_listed)"}
 # An agent's transcript as it posted it: a list of turns or a text; null without a report.
 TRANSCRIPT = {"nullable": True, "description": "a list of {role, text, at?} turns, or a text, as the agent posted it"}
 
@@ -134,6 +137,7 @@ schemas = {
       "status": {"type": "string", "description": "batchcall extension", "enum": [
           "draft", "scheduled", "pending", "in_progress", "paused", "completed", "cancelled"]},
       "paused_timestamp": I, "tenant_paused_timestamp": I, "latest_timestamp": I, "expired": EXPIRED,
+      "blocked": BLOCKED,
       "created_timestamp": I, "sent": I, "completed": I, "failed": I, "cancelled": I, "queued": I,
       "live": I, "waiting_for_window": I},
       ["batch_call_id", "name", "from_number", "scheduled_timestamp", "total_task_count"]),
@@ -162,9 +166,11 @@ schemas = {
       "agent_call_id": S,
       "end_reason": {"type": "string", "enum": ["agent_hangup", "client_hangup", "api_cancelled",
           "max_duration", "inactivity", "client_disconnected", "dial_busy", "dial_failed",
-          "dial_no_answer", "error", "voicemail", "expired"],
+          "dial_no_answer", "error", "voicemail", "expired", "dnc_blocked"],
           "description": "voicemail (batchcall extension): an answering machine took the call; "
-                         "expired (batchcall extension): not dialed by the batch's latest_at"},
+                         "expired (batchcall extension): not dialed by the batch's latest_at; "
+                         "dnc_blocked (batchcall extension): not dialed, the number is on the tenant's "
+                         "do-not-call list (status failed; error_message says so)"},
       "error_message": S, "metadata": ANYOBJN, "created_at": {"type": "string", "format": "date-time"},
       "from_number": {"type": "string", "description": "batchcall extension: the recipient's own caller ID"},
       **ATTEMPTS, **RETRY},
@@ -182,6 +188,8 @@ schemas = {
       "total_calls_waiting_for_window": WAIT,
       "latest_at": {"type": "string", "format": "date-time", "description": "batchcall extension"},
       "total_calls_expired": EXPIRED,
+      "total_calls_blocked": {"type": "integer", "description": "batchcall extension: recipients the tenant's "
+                              "policy stopped undialed (their end_reason says why, e.g. dnc_blocked)"},
       "retry_count": I, "created_at": {"type": "string", "format": "date-time"},
       "last_updated_at": {"type": "string", "format": "date-time"},
       "scheduled_at": {"type": "string", "format": "date-time"},
@@ -238,7 +246,7 @@ schemas = {
   "RymiCall": obj({"id": S, "room_name": S,
       "status": {"type": "string", "enum": ["queued", "in_progress", "completed", "failed", "paused"],
                  "description": "paused (extension): held by a pause, with participants waiting"},
-      "paused_at": SN, "tenant_paused_at": SN, "latest_at": SN, "expired": EXPIRED,
+      "paused_at": SN, "tenant_paused_at": SN, "latest_at": SN, "expired": EXPIRED, "blocked": BLOCKED,
       "batch_id": S, "agent_id": S, "from_number": SN, "queued": I, "total": I,
       "waiting_for_window": WAIT,
       "metadata": ANYOBJN, "variables": ANYOBJN, "post_call": ANYOBJN, "created_at": S, "updated_at": S,
@@ -363,7 +371,7 @@ schemas = {
       "organization_id": S, "status": {"type": "string", "enum": ["draft", "scheduled", "sent", "cancelled", "paused"]},
       "paused_timestamp": {**IN, "description": "batchcall extension: when it was paused (ms)"},
       "latest_timestamp": {**IN, "description": "batchcall extension: its latest_at (ms)"},
-      "expired": EXPIRED,
+      "expired": EXPIRED, "blocked": BLOCKED,
       "tenant_paused_timestamp": {**IN, "description": "batchcall extension: when the account was paused (ms)"},
       "timezone": S, "last_sent_timestamp": IN, "tasks_url": S, "created_timestamp": IN, "access_info": ANYOBJ,
       **RETRY},
@@ -504,11 +512,11 @@ add("/v1/dnc", "post", op("Rymi", "Add to DNC", RYMI,
     obj({"number": E164, "reason": {"type": "string", "maxLength": 255}}, ["number"]), [IDEM], "rymi_add_dnc"))
 add("/v1/dnc/batch", "post", op("Rymi", "Bulk add to DNC", RYMI,
     {"201": jresp("Added", obj({"added": I, "received": I})), **errs("rymi", COMMON + [409, 413])},
-    obj({"numbers": {"type": "array", "items": E164, "minItems": 1, "maxItems": 10000}, "reason": S}, ["numbers"]),
+    obj({"numbers": {"type": "array", "items": E164, "minItems": 1, "maxItems": 500000}, "reason": S}, ["numbers"]),
     [IDEM], "rymi_batch_dnc"))
 add("/v1/dnc/check", "post", op("Rymi", "Check DNC", RYMI,
     {"200": jresp("Verdicts", ref("DncCheck")), **errs("rymi", COMMON + [409, 413])},
-    obj({"number": E164, "numbers": {"type": "array", "items": E164, "minItems": 1, "maxItems": 10000}}),
+    obj({"number": E164, "numbers": {"type": "array", "items": E164, "minItems": 1, "maxItems": 500000}}),
     [IDEM], "rymi_check_dnc"))
 add("/v1/dnc/{number}", "delete", op("Rymi", "Remove from DNC", RYMI,
     {"200": jresp("Removed", ref("Deleted")), **errs("rymi", COMMON)}, None, [pp("number")], "rymi_delete_dnc"))

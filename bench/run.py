@@ -486,7 +486,109 @@ def b7(args):
     row("B7", "  backlog built through the API in", build_s, "s")
 
 
-SCENARIOS = {"B2": b2, "B3": b3, "B4": b4, "B5": b5, "B6": b6, "B7": b7}
+# The dial-time gate's expression (common/bc_policy.h BC_SQL_POLICY_BLOCK),
+# over an array of numbers: what dial_start_many evaluates per call.
+GATE = ("SELECT count(*) FILTER (WHERE (CASE WHEN EXISTS (SELECT 1 FROM dnc"
+        " WHERE dnc.tenant_id = %s AND dnc.number = n) THEN 'dnc_blocked' END) IS NOT NULL)"
+        " FROM unnest(%s::text[]) AS n")
+
+
+def gate_us(sc, tenant, nums, runs=7):
+    """Microseconds per lookup of the gate over nums, the median of runs."""
+    took = []
+    with psycopg2.connect(sc.s.dsn) as conn, conn.cursor() as cur:
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            cur.execute(GATE, (tenant, nums))
+            hits = cur.fetchone()[0]
+            took.append((time.perf_counter() - t0) * 1e6 / len(nums))
+    return statistics.median(took), hits
+
+
+def b8(args):
+    """Dial-time DNC lookup with 1,000,000 listed numbers against none."""
+    big, n = args.b8_big, args.b8_n
+    sc = Scenario("b8", {"BC_SIM_MS_PER_SECOND": "0", "BC_SIM_RING_SECONDS": "0",
+                         "BC_SIM_TALK_SECONDS": "0", "BC_SIM_MIX": "completed=1"})
+    out = {}
+    try:
+        none_t, listed_t = sc.tenant(concurrency=500), sc.tenant(concurrency=500)
+        # The list goes in as an operator would: one CSV through dnc-import.
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+            f.write("number\n")
+            f.writelines(f"+1888{i:07d}\n" for i in range(big))
+            path = f.name
+        t0 = time.monotonic()
+        got = json.loads(subprocess.run(
+            [sc.s.bin("batchcall"), "dnc-import", "--tenant", listed_t["tenant_id"], "--file", path],
+            env=sc.s.env, check=True, capture_output=True, text=True, timeout=600).stdout)
+        out["import_s"] = time.monotonic() - t0
+        os.unlink(path)
+        assert got["added"] == big, got
+        print(f"  B8 imported {big:,} numbers in {out['import_s']:.1f} s", flush=True)
+        # Lookups: numbers that are not listed (the common case, a dial that
+        # goes out) and numbers that are, for each tenant.
+        probe = [f"+1889{i:07d}" for i in range(20000)]
+        hit = [f"+1888{i * (big // 20000):07d}" for i in range(20000)]
+        out["miss_big_fresh"], _ = gate_us(sc, listed_t["tenant_id"], probe)
+        conn = psycopg2.connect(sc.s.dsn)   # autovacuum's work, done now (sql/0018)
+        conn.autocommit = True
+        conn.cursor().execute("VACUUM (ANALYZE) dnc")
+        try:
+            # The import's WAL, flushed now rather than during the runs below.
+            conn.cursor().execute("CHECKPOINT")
+        except psycopg2.Error:
+            pass
+        conn.close()
+        out["miss_big"], _ = gate_us(sc, listed_t["tenant_id"], probe)
+        out["hit_big"], hits = gate_us(sc, listed_t["tenant_id"], hit)
+        assert hits == len(hit), hits
+        out["miss_none"], _ = gate_us(sc, none_t["tenant_id"], probe)
+        plan = sc.s.sql("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT 1 FROM dnc"
+                        " WHERE dnc.tenant_id = %s AND dnc.number = %s",
+                        listed_t["tenant_id"], hit[7])
+        print("  B8 plan of one lookup, 1,000,000 listed:", flush=True)
+        for line in plan:
+            print("    " + line[0], flush=True)
+        # The whole path: a batch through the API and the worker, none of
+        # its numbers listed, for each tenant in turn, twice each
+        # (interleaved, so a machine busy with something else for a while
+        # hurts both alike); the better run of each counts.
+        runs = 0
+        for k, (name, t) in enumerate((("none", none_t), ("big", listed_t)) * 2):
+            t0 = time.monotonic()
+            bid = sc.create(t, numbers(f"89{k}", n), limit=250)
+            create_ms = (time.monotonic() - t0) * 1000
+            sc.wait_terminal([bid], n, 300, poll=0.5)
+            span = sc.s.sql("SELECT extract(epoch FROM (SELECT max(updated_at) FROM recipients"
+                            " WHERE batch_id = %s) - (SELECT min(created_at) FROM calls"
+                            " WHERE batch_id = %s))", bid, bid)[0][0]
+            rate = n / float(span)
+            out[f"rate_{name}"] = max(out.get(f"rate_{name}", 0), rate)
+            out[f"create_{name}_ms"] = min(out.get(f"create_{name}_ms", 1e9), create_ms)
+            runs += 1
+            print(f"  B8 {name}: create {create_ms:.0f} ms, {rate:,.0f} attempts/s", flush=True)
+        out["dials"] = sc.ledger()["dials"]
+    finally:
+        sc.close()
+    row("B8", f"gate lookup, {big:,} listed, number not listed", out["miss_big"], "us",
+        out["miss_none"])
+    row("B8", f"gate lookup, {big:,} listed, number listed", out["hit_big"], "us", out["miss_none"])
+    row("B8", "  same, right after the import (before vacuum)", out["miss_big_fresh"], "us",
+        out["miss_none"])
+    row("B8", "  baseline: gate lookup, none listed", out["miss_none"], "us")
+    row("B8", f"attempts/s, {n:,} zero-length calls, {big:,} listed", out["rate_big"], "att/s",
+        out["rate_none"])
+    row("B8", "  baseline: attempts/s, none listed", out["rate_none"], "att/s")
+    row("B8", f"create of {n:,} recipients, {big:,} listed", out["create_big_ms"], "ms",
+        out["create_none_ms"])
+    row("B8", "  baseline: create, none listed", out["create_none_ms"], "ms")
+    row("B8", f"dnc-import of {big:,} numbers (CSV, one transaction)", big / out["import_s"],
+        "numbers/s")
+    row("B8", "  dials placed (must equal recipients)", out["dials"], "dials", float(4 * n))
+
+
+SCENARIOS = {"B2": b2, "B3": b3, "B4": b4, "B5": b5, "B6": b6, "B7": b7, "B8": b8}
 
 
 def main():
@@ -501,6 +603,8 @@ def main():
     ap.add_argument("--b6-runs", type=int, default=10)
     ap.add_argument("--b7-big", type=int, default=1000000)
     ap.add_argument("--b7-runs", type=int, default=5)
+    ap.add_argument("--b8-big", type=int, default=1000000)
+    ap.add_argument("--b8-n", type=int, default=3000)
     args = ap.parse_args()
     ids = [i.upper() for i in args.ids] or list(SCENARIOS)
     load_env()

@@ -14,6 +14,7 @@
 #include "bc_kafka.h"
 #include "bc_lease.h"
 #include "bc_pg.h"
+#include "bc_policy.h"
 #include "bc_publisher.h"
 #include "bc_retry.h"
 #include "bc_sql.h"
@@ -257,18 +258,29 @@ static const bc_pg_stmt stmts[] = {
      * turn: only while the batch is still admitted (a cancel waits for this
      * row lock, and a claim it beat is never dialed) and only with the
      * current lease token (a holder whose lease was taken over is fenced
-     * off). Returns the calls that may be dialed.
+     * off). The tenant's policy is applied here, at the last moment
+     * (bc_policy.h): a number listed after its batch was accepted is not
+     * dialed; its call stays claimed and comes back with the rule in
+     * "blocked", for the worker to end it with that reason. Returns the
+     * calls that may be dialed (blocked NULL) and those the policy stopped.
      * $1 [{"c" call,"b" batch,"t" token}] */
     { "dial_start_many",
       "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, b text, t bigint)),"
-      " b AS (SELECT id FROM batches WHERE id IN (SELECT b FROM d) AND state = 'admitted' FOR SHARE)"
-      " UPDATE calls SET status = 'dialing',"
+      " b AS (SELECT id FROM batches WHERE id IN (SELECT b FROM d) AND state = 'admitted' FOR SHARE),"
+      " g AS MATERIALIZED (SELECT d.c, d.t, "
+      BC_SQL_POLICY_BLOCK("calls.tenant_id", "calls.to_number") " AS blocked"
+      "         FROM d JOIN calls ON calls.id = d.c"
+      "        WHERE calls.status = 'claimed' AND calls.lease_token = d.t"
+      "          AND d.b IN (SELECT id FROM b)"
+      "          AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = d.b"
+      "                      AND l.slot = calls.lease_slot AND l.token = d.t)),"
+      " u AS (UPDATE calls SET status = 'dialing',"
       "        history = history || jsonb_build_object('status', 'dialing', 'at', rfc3339_ms(now()))"
-      "   FROM d WHERE calls.id = d.c AND calls.status = 'claimed' AND calls.lease_token = d.t"
-      "    AND d.b IN (SELECT id FROM b)"
-      "    AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = d.b"
-      "                AND l.slot = calls.lease_slot AND l.token = d.t)"
-      " RETURNING calls.id" },
+      "   FROM g WHERE calls.id = g.c AND g.blocked IS NULL"
+      "    AND calls.status = 'claimed' AND calls.lease_token = g.t"
+      " RETURNING calls.id)"
+      " SELECT id, NULL AS blocked FROM u"
+      " UNION ALL SELECT c, blocked FROM g WHERE blocked IS NOT NULL" },
     /* A dial the carrier paced (429) goes back to 'claimed' before it is
      * sent again, so it passes dial_start's gate once more: a batch
      * cancelled or paused meanwhile is not dialed (before this, a paced
@@ -392,7 +404,8 @@ static const bc_pg_stmt stmts[] = {
       "        next_attempt_at = CASE WHEN p.listed AND p.more THEN bc_now() + make_interval("
       "          secs => coalesce(retry_delay_s(p.policy, rr.attempts),"
       "                           $3::float8 * power(2, rr.attempts - 1) * (0.5 + random()))) END,"
-      "        released = false, end_reason = p.reason, error_message = p.err, updated_at = now()"
+        "        released = false, end_reason = p.reason,"
+      "        error_message = coalesce(p.err, policy_message(p.reason)), updated_at = now()"
       "        FROM p WHERE rr.id = p.recipient_id AND rr.last_call_id = p.id"
       "       RETURNING rr.id, rr.status, rr.next_attempt_at),"
       " ev AS (SELECT c.*, r.status AS rstatus, r.next_attempt_at,"
@@ -415,7 +428,8 @@ static const bc_pg_stmt stmts[] = {
       "        'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,"
       "        'recipient_id', recipient_id, 'attempt', attempt,"
       "        'carrier_status', final_status,"
-      "        'end_reason', CASE WHEN reason = 'voicemail' THEN 'agent_hangup' ELSE reason END,"
+      "        'end_reason', CASE WHEN reason = 'voicemail' THEN 'agent_hangup'"
+      "                           WHEN policy_stop(reason) THEN 'dial_failed' ELSE reason END,"
       "        'duration_s', duration_s, 'to_number', to_number, 'from_number', from_number,"
       "        'recipient_status', rstatus, 'final', rstatus <> 'queued',"
       "        'lease_released', released, 'ended_at', rfc3339(now()))::text"
@@ -661,6 +675,27 @@ static void end_call(bc_worker *w, const char *call, const char *status, int dur
     end_call_by(w, call, status, duration, end_reason, sid, NULL, error);
 }
 
+/* Ends a claimed attempt the tenant's policy stopped before the carrier was
+ * asked: 'failed' with the rule as its end reason (and the rule's message,
+ * policy_message()), through the same statement as every end, so it frees
+ * its slot, ends its recipient, and makes its call-result event and
+ * webhook. Its outcome is the rule, which no retry_on lists: never retried. */
+static void end_blocked(bc_worker *w, const char *call, const char *batch, const char *reason)
+{
+    char labels[96];
+
+    if (pending_has(w->ends, "id", call))
+        return;
+    json_array_append_new(w->ends, json_pack("{s:s,s:s,s:i,s:s,s:s}", "id", call, "status",
+                                             "failed", "dur", 0, "reason", reason, "out",
+                                             reason));
+    snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    bc_metrics_inc(w->ctx->metrics, "worker_recipients_blocked_total",
+                   "Attempts the tenant's policy stopped at dial time, never dialed", labels, 1);
+    bc_log(w->ctx->log, BC_INFO, "dial.blocked", "{s:s,s:s,s:s}", "call_id", call, "batch_id",
+           batch, "reason", reason);
+}
+
 /* Counts one ended attempt by its carrier status (a call-result payload). */
 static void count_outcome(bc_worker *w, const char *payload)
 {
@@ -837,18 +872,26 @@ static void on_dial(void *ud, const bc_dial *d, bc_dial_result r, const char *si
 /* At most this many jobs are claimed in one statement. */
 #define MAX_CLAIM 256
 
-/* 1 if a statement's rows name call id in their first column. */
-static int returned(const PGresult *res, const char *id)
+/* The row of a statement's result that names call id in its first
+ * column, or -1. */
+static int row_of(const PGresult *res, const char *id)
 {
     for (int k = 0; k < PQntuples(res); k++)
         if (!strcmp(PQgetvalue(res, k, 0), id))
-            return 1;
-    return 0;
+            return k;
+    return -1;
+}
+
+/* 1 if a statement's rows name call id in their first column. */
+static int returned(const PGresult *res, const char *id)
+{
+    return row_of(res, id) >= 0;
 }
 
 /* Takes the claimed calls whose batch is still admitted and whose lease
  * is still ours to 'dialing', in one statement, and dials them; a claim
- * refused there is settled (claim_cancel) and never dialed. */
+ * refused there is settled (claim_cancel) and never dialed, and one the
+ * tenant's policy stopped there ends with the rule (end_blocked). */
 static void start_dials(bc_worker *w, bc_dial *ds, int n)
 {
     json_t *arr = json_array();
@@ -872,7 +915,13 @@ static void start_dials(bc_worker *w, bc_dial *ds, int n)
     }
     free(doc);
     for (int i = 0; i < n; i++) {
-        if (!returned(res, ds[i].call_id)) {
+        int k = row_of(res, ds[i].call_id);
+
+        if (k >= 0 && bc_pg_val(res, k, "blocked")) {
+            end_blocked(w, ds[i].call_id, ds[i].batch_id, bc_pg_val(res, k, "blocked"));
+            continue;
+        }
+        if (k < 0) {
             /* Cancelled since the claim, or our lease was taken over: never
              * dial it. A cancel that raced the claim leaves it to us. */
             char tok[24];

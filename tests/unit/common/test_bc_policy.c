@@ -1,0 +1,76 @@
+/* Tests common/bc_policy.c (reasons and each surface's words) and
+ * bc_dnc_array of common/bc_dnc.c (the array parameter of a bulk add). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "bc_dnc.h"
+#include "bc_policy.h"
+
+static void test_stops(void **state)
+{
+    (void)state;
+    assert_true(bc_policy_stop("dnc_blocked"));
+    assert_false(bc_policy_stop("dial_failed"));
+    assert_false(bc_policy_stop("expired"));
+    assert_false(bc_policy_stop(NULL));
+}
+
+static void test_words(void **state)
+{
+    (void)state;
+    assert_string_equal(bc_policy_word("rymi", "dnc_blocked"), "dnc_listed");
+    assert_string_equal(bc_policy_word("cartesia", "dnc_blocked"), "dnc_blocked");
+    assert_string_equal(bc_policy_word("batch-call", "dnc_blocked"), "dnc_blocked");
+    assert_string_equal(bc_policy_word("retell", "dnc_blocked"), "dnc_blocked");
+    /* Not a policy stop: unchanged on every surface. */
+    assert_string_equal(bc_policy_word("rymi", "dial_busy"), "dial_busy");
+    assert_null(bc_policy_word("rymi", NULL));
+}
+
+static void test_gate_sql(void **state)
+{
+    (void)state;
+    /* The expression names the rule it returns, over the given columns. */
+    assert_string_equal(BC_SQL_POLICY_BLOCK("t.a", "t.b"),
+                        "(CASE WHEN EXISTS (SELECT 1 FROM dnc WHERE dnc.tenant_id = t.a"
+                        "                    AND dnc.number = t.b)"
+                        "      THEN 'dnc_blocked' END)");
+}
+
+static void test_array(void **state)
+{
+    json_t *strs = json_pack("[s,s]", "+14155550100", "+14155550101");
+    json_t *objs = json_pack("[{s:s},{s:i},{s:s}]", "to_number", "+1415", "to_number", 7,
+                             "to_number", "+1416");
+    json_t *none = json_array();
+    char *a;
+
+    (void)state;
+    a = bc_dnc_array(strs, NULL);
+    assert_string_equal(a, "{+14155550100,+14155550101}");
+    free(a);
+    a = bc_dnc_array(objs, "to_number");   /* a non-string is skipped */
+    assert_string_equal(a, "{+1415,+1416}");
+    free(a);
+    a = bc_dnc_array(none, NULL);
+    assert_string_equal(a, "{}");
+    free(a);
+    json_decref(strs);
+    json_decref(objs);
+    json_decref(none);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stops),
+        cmocka_unit_test(test_words),
+        cmocka_unit_test(test_gate_sql),
+        cmocka_unit_test(test_array),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
