@@ -53,6 +53,18 @@ def total(values, name):
 def run(stack, tmp_path_factory):
     extra = Extra(stack, tmp_path_factory.mktemp("metrics"))
     try:
+        # live_calls and live_calls_limit are region-wide: earlier tests of
+        # this session may have left apac batches with work (a region whose
+        # scheduler they stopped). Quiet the region so the gauges read this
+        # batch alone, before this test's scheduler starts: nothing it does
+        # (admit, reconcile) may race the quieting.
+        stack.sql("UPDATE recipients SET status = 'cancelled'"
+                  " WHERE status IN ('queued', 'dispatched', 'started')"
+                  "   AND batch_id IN (SELECT id FROM batches WHERE region = 'apac')")
+        stack.sql("UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL"
+                  " WHERE batch_id IN (SELECT id FROM batches WHERE region = 'apac')")
+        stack.sql("UPDATE batches SET state = 'cancelled', cancelled_at = now()"
+                  " WHERE region = 'apac' AND state <> 'cancelled'")
         sim = extra.start("sim-metrics", "batchcall-carrier-sim", {
             "BC_SIM_MS_PER_SECOND": "100", "BC_SIM_RING_SECONDS": "1-2",
             "BC_SIM_TALK_SECONDS": "15-25", "BC_SIM_MIX": "completed=1", "BC_SIM_THREADS": "4"})
@@ -65,17 +77,6 @@ def run(stack, tmp_path_factory):
                              dict(env, BC_WORKER_MAX_IN_HAND="2", BC_RETRY_BASE_MS="200"))
         urls = {"api": stack.api, "worker": f"http://127.0.0.1:{worker.port}",
                 "scheduler": f"http://127.0.0.1:{sched.port}"}
-        # live_calls and live_calls_limit are region-wide: earlier tests of
-        # this session may have left apac batches with work (a region whose
-        # scheduler they stopped). Quiet the region so the gauges read this
-        # batch alone.
-        stack.sql("UPDATE recipients SET status = 'cancelled'"
-                  " WHERE status IN ('queued', 'dispatched', 'started')"
-                  "   AND batch_id IN (SELECT id FROM batches WHERE region = 'apac')")
-        stack.sql("UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL"
-                  " WHERE batch_id IN (SELECT id FROM batches WHERE region = 'apac')")
-        stack.sql("UPDATE batches SET state = 'cancelled', cancelled_at = now()"
-                  " WHERE region = 'apac' AND state <> 'cancelled'")
         before = {k: scrape(u)[0] for k, u in urls.items()}
         t = stack.tenant(concurrency=10)
         bid = create(stack, t, NUMBERS, limit=LIMIT, region="APAC")
