@@ -42,7 +42,10 @@ static const bc_config_key keys[] = {
     { "limit", "BC_AUDIT_LIMIT", BC_INT, "50", "audit: rows to show, newest first (1-1000)" },
     { "offset", "BC_AUDIT_OFFSET", BC_INT, "0", "audit: rows to skip" },
     { "action", "BC_AUDIT_ACTION", BC_STR, "", "audit: only rows of this action (batch.create, credits.add, ...)" },
-    { "file", "BC_FILE", BC_STR, "", "CSV file to import (dnc-import): a header naming a phone_number, to_number or number column" },
+    { "file", "BC_FILE", BC_STR, "", "file to import: dnc-import, a CSV with a header naming a phone_number, to_number or number column; tz-load, deploy/tz-prefixes.py's output" },
+    { "legal-hours", "BC_LEGAL_HOURS", BC_STR, "on", "tenant-legal-hours: on or off, the tenant's legal calling hours policy (docs/api.md)" },
+    { "legal-start", "BC_LEGAL_START", BC_STR, "08:00", "tenant-legal-hours: opening of the legal window, HH:MM in the recipient's local time" },
+    { "legal-end", "BC_LEGAL_END", BC_STR, "21:00", "tenant-legal-hours: end of the legal window, HH:MM, after legal-start; no call starts at or after it" },
     { "reason", "BC_DNC_REASON", BC_STR, "", "why the numbers are listed (dnc-import; empty: none)" },
     { "log-level", "BC_LOG_LEVEL", BC_STR, "warn", "debug, info, warn or error" },
     { 0 },
@@ -55,6 +58,33 @@ static const bc_pg_stmt stmts[] = {
     { "tenant_limits",
       "UPDATE tenants SET plan = $2, concurrency = $3, rate_per_min = $4, burst = $5"
       " WHERE id = $1" },
+    { "tenant_legal_hours",
+      "UPDATE tenants SET legal_hours = $2::boolean, legal_start = $3::time, legal_end = $4::time"
+      " WHERE id = $1" },
+    /* Replaces the prefix-to-zone map with the file's, in one statement:
+     * prefixes the file no longer has go, changed ones are updated, the
+     * same file again changes nothing. A zone PostgreSQL does not know is
+     * left out (and counted) rather than failing every lookup it is in.
+     * $1 [{"p" prefix,"z" [zones]}] */
+    { "tz_load",
+      "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(p text, z text[])),"
+      " k AS MATERIALIZED (SELECT name FROM pg_timezone_names),"
+      " ok AS MATERIALIZED (SELECT d.p, ARRAY(SELECT u.zone FROM unnest(d.z) AS u(zone)"
+      "                                      WHERE u.zone IN (SELECT name FROM k)"
+      "                                      ORDER BY u.zone) AS z"
+      "          FROM d),"
+      " del AS (DELETE FROM tz_prefixes t WHERE NOT EXISTS"
+      "           (SELECT 1 FROM ok WHERE ok.p = t.prefix AND cardinality(ok.z) > 0)"
+      "         RETURNING 1),"
+      " up AS (INSERT INTO tz_prefixes (prefix, zones)"
+      "        SELECT p, z FROM ok WHERE cardinality(z) > 0"
+      "        ON CONFLICT (prefix) DO UPDATE SET zones = excluded.zones"
+      "         WHERE tz_prefixes.zones IS DISTINCT FROM excluded.zones RETURNING 1)"
+      " SELECT (SELECT count(*) FROM ok WHERE cardinality(z) > 0) AS prefixes,"
+      "        (SELECT count(*) FROM up) AS changed, (SELECT count(*) FROM del) AS removed,"
+      "        (SELECT coalesce(string_agg(DISTINCT u.zone, ','), '')"
+      "           FROM d, unnest(d.z) AS u(zone)"
+      "          WHERE u.zone NOT IN (SELECT name FROM k)) AS unknown" },
     { "tenant_credits",
       "UPDATE tenants SET credits_cents = credits_cents + $2 WHERE id = $1"
       " RETURNING credits_cents" },
@@ -78,12 +108,16 @@ static const char usage[] =
     "  topics                create the Kafka topics of every region\n"
     "  tenant-create         create a tenant (--name --plan --concurrency --rate-per-min --burst --cents --region)\n"
     "  tenant-limits         set a tenant's plan limits (--tenant --plan --concurrency --rate-per-min --burst)\n"
+    "  tenant-legal-hours    set a tenant's legal calling hours policy, on by default\n"
+    "                        (--tenant --legal-hours on|off --legal-start --legal-end)\n"
     "  credits-add           add credits to a tenant (--tenant --cents)\n"
     "  key-create            issue an API key, shown once (--tenant --kind)\n"
     "  agent-create          create an agent (--tenant --name --region --agent-endpoint)\n"
     "  number-create         register a from-number (--tenant --number); the first is the default\n"
     "  dnc-import            add a CSV of numbers to a tenant's do-not-call list, all or none\n"
     "                        (--tenant --file --reason)\n"
+    "  tz-load               load libphonenumber's prefix-to-time-zone map, made by\n"
+    "                        deploy/tz-prefixes.py (--file); idempotent (docs/operations.md)\n"
     "  demo                  all of the above for a demo tenant; prints its ids and key\n"
     "  audit                 a tenant's audit log, newest first (--tenant --limit --offset --action)\n"
     "  batches ...           a tenant's commands over the public API, not PostgreSQL:\n"
@@ -304,6 +338,146 @@ static int dnc_import(bc_pg *pg, const bc_audit_actor *op, const char *tenant, b
     return 0;
 }
 
+/* "HH:MM" into minutes since midnight, or -1. */
+static int hhmm(const char *s)
+{
+    if (strlen(s) != 5 || s[2] != ':')
+        return -1;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && (s[i] < '0' || s[i] > '9'))
+            return -1;
+    int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+    return h < 24 && m < 60 ? h * 60 + m : -1;
+}
+
+/* tenant-legal-hours: the tenant's legal calling hours policy, on or off,
+ * and its window (sql/0023_legal_hours.sql). */
+static int legal_hours_set(bc_pg *pg, const bc_audit_actor *op, const char *tenant, bc_config *c,
+                           bc_err *err)
+{
+    const char *on = bc_config_str(c, "legal-hours"), *start = bc_config_str(c, "legal-start"),
+               *end = bc_config_str(c, "legal-end");
+    int s = hhmm(start), e = hhmm(end);
+
+    if (strcmp(on, "on") && strcmp(on, "off")) {
+        bc_err_set(err, "--legal-hours must be on or off, not '%s'", on);
+        return -1;
+    }
+    if (s < 0 || e < 0 || s >= e) {
+        bc_err_set(err, "--legal-start and --legal-end must be HH:MM, start before end "
+                   "(got '%s' and '%s')", start, end);
+        return -1;
+    }
+    const char *p[] = { tenant, !strcmp(on, "on") ? "true" : "false", start, end };
+    if (admin_write(pg, op, tenant, "tenant_legal_hours", 4, p, "tenant.legal_hours", tenant,
+                    json_pack("{s:b,s:s,s:s}", "legal_hours", !strcmp(on, "on"),
+                              "start", start, "end", end), NULL, err) < 0)
+        return -1;
+    print_json(json_pack("{s:s,s:b,s:s,s:s}", "tenant_id", tenant, "legal_hours",
+                         !strcmp(on, "on"), "start", start, "end", end));
+    return 0;
+}
+
+#define TZ_MAX_ZONES 64   /* zones of one prefix; libphonenumber's widest has 42 */
+
+/* One line of the map, "prefix|zone&zone..." (libphonenumber's own
+ * timezones/map_data.txt format), appended to rows. Returns -1 with err
+ * set if the line is malformed. */
+static int tz_line(char *line, long lineno, json_t *rows, bc_err *err)
+{
+    char *bar = strchr(line, '|'), *save = NULL;
+    json_t *zones;
+    size_t plen;
+
+    if (!bar || (plen = (size_t)(bar - line)) == 0 || plen > 15 ||
+        strspn(line, "0123456789") != plen) {
+        bc_err_set(err, "line %ld: not 'digits|zone&zone...'", lineno);
+        return -1;
+    }
+    *bar = '\0';
+    zones = json_array();
+    for (char *z = strtok_r(bar + 1, "&", &save); z; z = strtok_r(NULL, "&", &save)) {
+        size_t n = strlen(z);
+        if (n == 0 || n > 64 || strspn(z, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                           "0123456789_/+-") != n ||
+            json_array_size(zones) == TZ_MAX_ZONES) {
+            bc_err_set(err, "line %ld: bad zone list", lineno);
+            json_decref(zones);
+            return -1;
+        }
+        json_array_append_new(zones, json_string(z));
+    }
+    if (json_array_size(zones) == 0) {
+        bc_err_set(err, "line %ld: no zone", lineno);
+        json_decref(zones);
+        return -1;
+    }
+    json_array_append_new(rows, json_pack("{s:s,s:o}", "p", line, "z", zones));
+    return 0;
+}
+
+/* tz-load: replaces tz_prefixes with the file's map, all or nothing. */
+static int tz_load(bc_pg *pg, bc_config *c, bc_err *err)
+{
+    const char *file = bc_config_str(c, "file");
+    char *buf = NULL, *doc = NULL, *save = NULL;
+    size_t len = 0;
+    long lineno = 0;
+    json_t *rows = json_array();
+    PGresult *res = NULL;
+    int rc = -1;
+
+    if (!*file) {
+        bc_err_set(err, "tz-load needs --file tz-prefixes.txt (deploy/tz-prefixes.py)");
+        goto out;
+    }
+    if (slurp(file, &buf, &len, err) < 0)
+        goto out;
+    /* slurp() gives bytes, not a string. */
+    {
+        char *t = realloc(buf, len + 1);
+        if (!t) {
+            bc_err_set(err, "tz-load: out of memory");
+            goto out;
+        }
+        buf = t;
+        buf[len] = '\0';
+    }
+    for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        l[strcspn(l, "\r")] = '\0';
+        if (*l == '#' || *l == '\0')
+            continue;
+        if (tz_line(l, lineno, rows, err) < 0) {
+            bc_err_wrap(err, "%s", file);
+            goto out;
+        }
+    }
+    if (json_array_size(rows) == 0) {
+        bc_err_set(err, "%s: no prefix; nothing was loaded", file);
+        goto out;
+    }
+    if (!(doc = json_dumps(rows, JSON_COMPACT))) {
+        bc_err_set(err, "tz-load: out of memory");
+        goto out;
+    }
+    const char *p[] = { doc };
+    if (!(res = bc_pg_exec(pg, "tz_load", 1, p, err)))
+        goto out;
+    print_json(json_pack("{s:I,s:I,s:I,s:s}",
+                         "prefixes", (json_int_t)bc_pg_int(res, 0, "prefixes", 0),
+                         "changed", (json_int_t)bc_pg_int(res, 0, "changed", 0),
+                         "removed", (json_int_t)bc_pg_int(res, 0, "removed", 0),
+                         "unknown_zones", PQgetvalue(res, 0, PQfnumber(res, "unknown"))));
+    rc = 0;
+out:
+    PQclear(res);
+    free(doc);
+    free(buf);
+    json_decref(rows);
+    return rc;
+}
+
 static int topics(bc_config *c, bc_err *err)
 {
     char *regions = strdup(bc_config_str(c, "regions")), *save = NULL;
@@ -354,6 +528,10 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
     if (!(pg = bc_pg_connect(dsn, stmts, err)))
         return -1;
     bc_audit_operator(opname, sizeof opname, host, sizeof host);
+    if (!strcmp(cmd, "tz-load")) {
+        rc = tz_load(pg, c, err);
+        goto out;
+    }
     if (strcmp(cmd, "tenant-create") && strcmp(cmd, "demo") && !*tenant) {
         bc_err_set(err, "%s needs --tenant", cmd);
         goto out;
@@ -375,6 +553,9 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
                                   "burst", (json_int_t)atoll(burst)), NULL, err) < 0)
             goto out;
         print_json(json_pack("{s:s}", "tenant_id", tenant));
+    } else if (!strcmp(cmd, "tenant-legal-hours")) {
+        if (legal_hours_set(pg, &op, tenant, c, err) < 0)
+            goto out;
     } else if (!strcmp(cmd, "credits-add")) {
         char cents[24];
         snprintf(cents, sizeof cents, "%ld", bc_config_int(c, "cents"));

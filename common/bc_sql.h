@@ -23,7 +23,8 @@
  * 5,000 rows, growing with the table); ARRAY() makes it look each id up. */
 #define BC_SQL_RELEASE                                                          \
     "WITH b AS (SELECT id, target_concurrency_limit * $2::int AS win,"         \
-    "                  calling_hours, timezone, bc_now() AS t"                  \
+    "                  calling_hours, timezone, bc_now() AS t,"                 \
+    "                  tenant_legal_hours(tenant_id) AS lw"                     \
     "             FROM batches WHERE id = $1 AND state = 'admitted'"           \
     "              AND (latest_at IS NULL OR latest_at > bc_now())),"           \
     " inflight AS (SELECT count(*) AS n FROM recipients"                        \
@@ -34,24 +35,27 @@
     /* The next due recipients in order, and with calling hours up to 256   \
      * more: those outside their own hours (read in their time zone, else   \
      * the batch's) are deferred to their next opening, holding nothing.   \
-     * The hours functions run only when the batch has hours: per row they  \
+     * Calling hours are the batch's and the tenant's legal window (lw,     \
+     * sql/0023_legal_hours.sql). The hours functions run only when the    \
+     * batch has either: per row they                                       \
      * were nine tenths of this statement's time (B2). */                   \
     " c AS (SELECT r.id, r.seq,"                                                \
-    "              CASE WHEN b.calling_hours IS NULL THEN true"                 \
-    "                   ELSE in_calling_hours(b.calling_hours,"                 \
-    "                                         coalesce(r.timezone, b.timezone), b.t)" \
+    "              CASE WHEN b.calling_hours IS NULL AND b.lw IS NULL THEN true" \
+    "                   ELSE recipient_open(b.calling_hours, b.lw, r.timezone," \
+    "                                       b.timezone, r.to_number, b.t)"      \
     "              END AS open,"                                                \
-    "              CASE WHEN b.calling_hours IS NOT NULL"                       \
-    "                   THEN next_calling_time(b.calling_hours,"                \
-    "                                          coalesce(r.timezone, b.timezone), b.t)" \
+    "              CASE WHEN b.calling_hours IS NOT NULL OR b.lw IS NOT NULL"   \
+    "                   THEN recipient_opens(b.calling_hours, b.lw, r.timezone," \
+    "                                        b.timezone, r.to_number, b.t)"     \
     "              END AS opens"                                                \
-    "         FROM b, LATERAL (SELECT id, seq, timezone FROM recipients"        \
+    "         FROM b, LATERAL (SELECT id, seq, timezone, to_number FROM recipients" \
     "                           WHERE batch_id = $1 AND status = 'queued'"      \
     "                             AND NOT released"                             \
     "                             AND (next_attempt_at IS NULL OR next_attempt_at <= b.t)" \
     "                           ORDER BY seq"                                   \
     "                           LIMIT (SELECT n FROM room)"                     \
-    "                                 + CASE WHEN b.calling_hours IS NULL THEN 0 ELSE 256 END" \
+    "                                 + CASE WHEN b.calling_hours IS NULL AND b.lw IS NULL" \
+    "                                        THEN 0 ELSE 256 END"               \
     "                           FOR UPDATE SKIP LOCKED) r),"                    \
     " d AS (UPDATE recipients SET next_attempt_at = c.opens, window_wait = true," \
     "              updated_at = now()"                                          \

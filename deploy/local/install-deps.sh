@@ -61,6 +61,9 @@ python3 -c 'import yaml' 2>/dev/null || py_missing="$py_missing pyyaml"
 # The reference AI agent (tests/agent/ref_agent.py) serves Twilio Media
 # Streams over websockets' asyncio API, new in 13.
 python3 -c 'import websockets.asyncio.server' 2>/dev/null || py_missing="$py_missing websockets>=13"
+# deploy/tz-prefixes.py reads libphonenumber's prefix-to-time-zone map from
+# phonenumbers, for `batchcall tz-load` (legal calling hours).
+python3 -c 'import phonenumbers.tzdata' 2>/dev/null || py_missing="$py_missing phonenumbers"
 if [ -n "$py_missing" ]; then
     log "installing Python packages:$py_missing"
     # Debian's own python3 refuses system-wide pip installs without this.

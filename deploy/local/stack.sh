@@ -58,6 +58,11 @@ up() {
     build
     mkdir -p "$RUN" "$STATE/logs"
     "$ROOT/build/batchcall" migrate >/dev/null
+    # Legal calling hours infer a recipient's zone from its number
+    # (docs/operations.md): libphonenumber's map, from the phonenumbers
+    # package install-deps.sh installs. Loading the same map twice is a no-op.
+    python3 "$ROOT/deploy/tz-prefixes.py" > "$STATE/tz-prefixes.txt"
+    "$ROOT/build/batchcall" tz-load --file "$STATE/tz-prefixes.txt" >/dev/null
     "$ROOT/build/batchcall" topics >/dev/null
     export BC_PUBLIC_URL="http://127.0.0.1:$API_PORT" BC_CARRIER_URL="http://127.0.0.1:$SIM_PORT"
     export BC_AGENT_ENDPOINT="wss://127.0.0.1:$AGENT_PORT/stream" BC_SIM_AGENT_CA="$STATE/tls/agent.crt"

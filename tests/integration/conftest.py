@@ -21,6 +21,7 @@ BUILD = os.environ.get("BC_BUILD_DIR", os.path.join(ROOT, "build"))
 # The reference AI agent every answered call is connected to (tests/agent/),
 # and its certificate, made by deploy/local/install-deps.sh.
 REF_AGENT = os.path.join(ROOT, "tests", "agent", "ref_agent.py")
+TZ_PREFIXES = os.path.join(ROOT, "deploy", "tz-prefixes.py")
 AGENT_CERT = os.path.join(ROOT, ".local", "tls", "agent.crt")
 AGENT_KEY = os.path.join(ROOT, ".local", "tls", "agent.key")
 
@@ -133,6 +134,20 @@ class Stack:
         conn.cursor().execute(f'CREATE DATABASE "{self.db}"')
         conn.close()
         self.cli("migrate")
+        # libphonenumber's prefix-to-zone map, loaded as production loads it.
+        tz = os.path.join(self.tmp, "tz-prefixes.txt")
+        with open(tz, "w") as f:
+            subprocess.run([sys.executable, TZ_PREFIXES], stdout=f, check=True, timeout=60)
+        self.cli("tz-load", "--file", tz)
+        # A test setting: tenants of the test database start with the legal
+        # calling hours policy off (production's default is on), so tests
+        # that dial US numbers pass at any real time of day. Tests of the
+        # policy turn it on (test_legal_hours.py); the default it replaces
+        # is kept here for the test that checks it.
+        self.legal_hours_default = self.sql(
+            "SELECT column_default FROM information_schema.columns"
+            " WHERE table_name = 'tenants' AND column_name = 'legal_hours'")[0][0]
+        self.sql("ALTER TABLE tenants ALTER COLUMN legal_hours SET DEFAULT false")
         self.cli("topics", "--partitions", "3")
         self.start_agent()
 
