@@ -82,6 +82,11 @@ up() {
     if [ ! -f "$STATE/demo.json" ] || ! grep -q '"agent_endpoint"' "$STATE/demo.json"; then
         "$ROOT/build/batchcall" demo --name demo --concurrency 20 > "$STATE/demo.json"
     fi
+    # The demo tenant calls the simulator, not people: legal calling hours
+    # (on for every real tenant, docs/api.md) would make the README's
+    # example wait for 08:00 in the callee's zone when run at night.
+    "$ROOT/build/batchcall" tenant-legal-hours --tenant "$(field tenant_id)" \
+        --legal-hours off > /dev/null
     local key agent number
     key=$(field api_key)
     agent=$(field agent_id)
