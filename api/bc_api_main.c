@@ -65,7 +65,12 @@ const bc_pg_stmt bc_api_stmts[] = {
       "SELECT $1::timestamptz > now() AS future,"
       "       $1::timestamptz <= now() + interval '30 days' AS within,"
       "       rfc3339($1::timestamptz) AS norm" },
-    { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR UPDATE" },
+    /* NO KEY UPDATE, not UPDATE: a batch's insert holds KEY SHARE on its
+     * tenant (the foreign key) until it commits, so two creates of one
+     * tenant that each took FOR UPDATE after their insert deadlocked
+     * (ten at once: several of them 500). NO KEY UPDATE still serialises
+     * admissions and pauses, and waits for no insert. */
+    { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR NO KEY UPDATE" },
     { "tenant_reserved", BC_SQL_TENANT_RESERVED },
     { "batch_insert",
       "INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number_id,"
@@ -155,7 +160,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       "           AND recipients.released RETURNING 1)"
       " SELECT id, region FROM b" },
     { "tenant_lock_paused",
-      "SELECT rfc3339(paused_at) AS paused_at FROM tenants WHERE id = $1 FOR UPDATE" },
+      "SELECT rfc3339(paused_at) AS paused_at FROM tenants WHERE id = $1 FOR NO KEY UPDATE" },
     { "batch_lock",
       "SELECT state, target_concurrency_limit, region,"
       "       coalesce(scheduled_at > now(), false) AS ahead,"

@@ -36,7 +36,8 @@ static const bc_pg_stmt stmts[] = {
       "   AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = b.tenant_id"
       "                   AND t.paused_at IS NOT NULL)"
       " ORDER BY created_at, id LIMIT 100" },
-    { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR UPDATE" },
+    /* As the API's (api/bc_api_main.c): serialises admissions, not inserts. */
+    { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR NO KEY UPDATE" },
     { "tenant_reserved", BC_SQL_TENANT_RESERVED },
     /* Under the tenant lock, which a tenant pause takes too; a batch pause
      * takes the batch row, which this re-reads. */
