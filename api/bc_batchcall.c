@@ -78,6 +78,9 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
                      "access_info", "user_id", who->key_id, "session_id");
     /* Extension: the batch's retry policy (tasks may override it). */
     bc_batch_retry_fields(d, b, 1);
+    /* Extension: why it is not dialing, "concurrency" or "region". */
+    if (d && !json_is_null(json_object_get(b, "waiting_for")))
+        json_object_set(d, "waiting_for", json_object_get(b, "waiting_for"));
     /* Extensions: its expiry, in milliseconds, and the tasks it ended. */
     if (d && !json_is_null(json_object_get(b, "latest_at"))) {
         json_object_set_new(d, "latest_timestamp", ms_of(json_object_get(b, "latest_at")));

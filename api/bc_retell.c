@@ -397,6 +397,8 @@ static json_t *render(json_t *b)
     json_object_set(o, "queued", json_object_get(b, "queued"));
     json_object_set(o, "live", json_object_get(b, "live"));
     json_object_set(o, "waiting_for_window", json_object_get(b, "waiting_for_window"));
+    if (!json_is_null(json_object_get(b, "waiting_for")))
+        json_object_set(o, "waiting_for", json_object_get(b, "waiting_for"));
     if (!json_is_null(json_object_get(b, "latest_at"))) {
         json_object_set_new(o, "latest_timestamp",
                             json_integer(ms_or_zero(json_object_get(b, "latest_at"))));

@@ -261,6 +261,9 @@ static json_t *render_session(json_t *b)
     json_object_set_new(o, "queued", json_integer(json_integer_value(json_object_get(b, "queued"))));
     /* Extension: of those, deferred until their own calling hours open. */
     json_object_set(o, "waiting_for_window", json_object_get(b, "waiting_for_window"));
+    /* Extension: why it is not dialing, "concurrency" or "region". */
+    if (!json_is_null(json_object_get(b, "waiting_for")))
+        json_object_set(o, "waiting_for", json_object_get(b, "waiting_for"));
     json_object_set_new(o, "total", json_integer(json_integer_value(json_object_get(b, "total"))));
     /* Extension: the batch's retry policy. */
     bc_batch_retry_fields(o, b, 1);
