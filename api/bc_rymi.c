@@ -462,13 +462,18 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
     const char *agent = NULL, *from = NULL, *ext = NULL;
     json_t *v;
     int retries;
+    long lim;
 
     *recips = NULL;
     spec->retry_policy = NULL;
+    /* Extension: the batch's concurrency, named as Cartesia names it; 0
+     * (omitted) is the core's default (docs/api.md). */
     if (bc_json_str(in, "agent_id", 1, 64, &agent, why, cap) < 0 ||
         bc_json_str(in, "from_number", 0, 16, &from, why, cap) < 0 ||
-        bc_json_str(in, "batch_id", 0, 128, &ext, why, cap) < 0)
+        bc_json_str(in, "batch_id", 0, 128, &ext, why, cap) < 0 ||
+        bc_json_int(in, "target_concurrency_limit", 1, 100000, 0, &lim, why, cap) < 0)
         return -1;
+    spec->limit = (int)lim;
     if (from && !bc_e164_valid(from)) {
         snprintf(why, cap, "from_number must be an E.164 number");
         return -1;
