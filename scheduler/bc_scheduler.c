@@ -59,6 +59,10 @@ static const bc_pg_stmt stmts[] = {
       " WHERE id = $1 AND state IN ('pending', 'scheduled')"
       "   AND (state = 'scheduled' OR wait_reason IS DISTINCT FROM $2)" },
     { "leases_insert", BC_SQL_LEASES_INSERT },
+    /* Rows of workers that died without draining: each process has a
+     * holder of its own, so they would pile up. Kept an hour to look at. */
+    { "workers_forget",
+      "DELETE FROM workers WHERE region = $1 AND expires_at < now() - interval '1 hour'" },
     { "region_live", "SELECT region_has_workers($1) AS live,"
                      " (SELECT count(*) FROM workers WHERE region = $1"
                      "     AND expires_at > now()) AS workers" },
@@ -637,6 +641,8 @@ void bc_scheduler_tick(bc_scheduler *s)
         reap(s);
         unclaim_paused(s);
         grow(s);
+        const char *r[] = { s->region };
+        PQclear(bc_pg_exec(s->pg, "workers_forget", 1, r, NULL));
         bc_reconcile_run(s->rec);
         bc_reconcile_quiet(s->rec, s->quiet_s);
         s->next_reap = now + 1000;
