@@ -86,7 +86,12 @@ const bc_pg_stmt bc_api_stmts[] = {
       "SELECT $1::timestamptz > now() AS future,"
       "       $1::timestamptz <= now() + interval '30 days' AS within,"
       "       rfc3339($1::timestamptz) AS norm" },
-    { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR UPDATE" },
+    /* NO KEY UPDATE, not UPDATE: a batch's insert holds KEY SHARE on its
+     * tenant (the foreign key) until it commits, so two creates of one
+     * tenant that each took FOR UPDATE after their insert deadlocked
+     * (ten at once: several of them 500). NO KEY UPDATE still serialises
+     * admissions and pauses, and waits for no insert. */
+    { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR NO KEY UPDATE" },
     { "tenant_reserved", BC_SQL_TENANT_RESERVED },
     { "batch_insert",
       "INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number_id,"
@@ -176,7 +181,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       "           AND recipients.released RETURNING 1)"
       " SELECT id, region FROM b" },
     { "tenant_lock_paused",
-      "SELECT rfc3339(paused_at) AS paused_at FROM tenants WHERE id = $1 FOR UPDATE" },
+      "SELECT rfc3339(paused_at) AS paused_at FROM tenants WHERE id = $1 FOR NO KEY UPDATE" },
     { "batch_lock",
       "SELECT state, target_concurrency_limit, region,"
       "       coalesce(scheduled_at > now(), false) AS ahead,"
@@ -191,12 +196,17 @@ const bc_pg_stmt bc_api_stmts[] = {
       " UPDATE batches SET retry_count = retry_count + 1, updated_at = now(),"
       "        expiry_done = false"
       "  WHERE id = $1 AND tenant_id = $2" },
+    /* $3: why a pending batch waits (sql/0021), else NULL. */
     { "batch_set_state",
-      "UPDATE batches SET state = $2, updated_at = now(),"
+      "UPDATE batches SET state = $2, wait_reason = $3, updated_at = now(),"
       "       admitted_at = CASE WHEN $2 = 'admitted' THEN now() ELSE admitted_at END"
       " WHERE id = $1" },
+    { "batch_need", BC_SQL_BATCH_NEED },
+    /* A batch waiting for its region's workers does not hold the tenant's
+     * others back: they could not have its slots anyway. */
     { "older_pending",
       "SELECT EXISTS (SELECT 1 FROM batches o WHERE o.tenant_id = $1 AND o.state = 'pending'"
+      "   AND o.wait_reason IS DISTINCT FROM 'region'"
       "   AND o.id <> $2 AND o.paused_at IS NULL AND (o.created_at, o.id) <"
       "       (SELECT created_at, id FROM batches WHERE id = $2)) AS waiting" },
     { "batch_page",
@@ -276,7 +286,13 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       b.metadata::text AS metadata, b.external_id, b.post_call::text AS post_call,"
       "       b.calling_hours::text AS calling_hours,"
       "       b.retry_policy::text AS retry_policy, rfc3339(b.paused_at) AS paused_at,"
-      "       rfc3339(tp.paused_at) AS tenant_paused_at, rfc3339(b.latest_at) AS latest_at, c.*"
+      "       rfc3339(tp.paused_at) AS tenant_paused_at, rfc3339(b.latest_at) AS latest_at,"
+      /* Why it is not dialing (sql/0021): waiting for the tenant's slots
+       * or for a live worker in its region, also once admitted. */
+      "       CASE WHEN b.state = 'pending' THEN b.wait_reason"
+      "            WHEN b.state = 'admitted' AND c.queued + c.live > 0"
+      "                 AND NOT region_has_workers(b.region) THEN 'region' END AS waiting_for,"
+      "       c.*"
       "  FROM batches b JOIN tenants tp ON tp.id = b.tenant_id, LATERAL (SELECT"
       "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled', 'expired')) AS dispatched,"
       "       count(*) FILTER (WHERE status IN ('completed', 'failed', 'expired')) AS finished,"

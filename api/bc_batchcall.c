@@ -78,6 +78,9 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
                      "access_info", "user_id", who->key_id, "session_id");
     /* Extension: the batch's retry policy (tasks may override it). */
     bc_batch_retry_fields(d, b, 1);
+    /* Extension: why it is not dialing, "concurrency" or "region". */
+    if (d && !json_is_null(json_object_get(b, "waiting_for")))
+        json_object_set(d, "waiting_for", json_object_get(b, "waiting_for"));
     /* Extensions: its expiry, in milliseconds, and the tasks it ended. */
     if (d && !json_is_null(json_object_get(b, "latest_at"))) {
         json_object_set_new(d, "latest_timestamp", ms_of(json_object_get(b, "latest_at")));
@@ -165,9 +168,15 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
     json_t *ts = json_object_get(in, "trigger_timestamp"), *sn = json_object_get(in, "send_now");
     const char *from = NULL, *name = NULL, *agent = NULL, *tz = NULL, *status = NULL;
     int send_now, retries;
+    long lim;
 
     *tasks = NULL;
     spec->retry_policy = NULL;
+    /* Extension: the batch's concurrency, named as Cartesia names it; 0
+     * (omitted) is the core's default (docs/api.md). */
+    if (bc_json_int(in, "target_concurrency_limit", 1, 100000, 0, &lim, why, cap) < 0)
+        goto fail;
+    spec->limit = (int)lim;
     if (bc_json_str(in, "from_number", 1, 16, &from, why, cap) < 0 ||
         bc_json_str(in, "name", 0, 255, &name, why, cap) < 0 ||
         bc_json_str(in, "agent_id", 1, 64, &agent, why, cap) < 0 ||

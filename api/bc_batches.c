@@ -348,13 +348,14 @@ static char *recipients_copy(json_t *recipients, const char *batch, const char *
     return buf;
 }
 
-/* Gives an admitted batch its lease slots and releases its first window of
- * jobs to the outbox. Returns the outbox rows, NULL on error. */
+/* Gives an admitted batch its lease slots (its reservation) and releases
+ * its first window of jobs to the outbox. Returns the outbox rows, NULL on
+ * error. */
 static PGresult *open_window(bc_api *api, bc_pg *pg, const char *id,
-                             const char *limit, const char *region, bc_err *err)
+                             const char *slots, const char *region, bc_err *err)
 {
     char topic[160];
-    const char *p[] = { id, limit };
+    const char *p[] = { id, slots };
     PGresult *res = one(pg, "leases_insert", 2, p, err);
 
     if (!res)
@@ -762,7 +763,7 @@ static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                                   "from_number", "region", "state", "timezone",
                                   "scheduled_at", "admitted_at", "cancelled_at",
                                   "created_at", "updated_at", "paused_at", "tenant_paused_at", "latest_at",
-                                  NULL };
+                                  "waiting_for", NULL };
     static const char *ints[] = { "target_concurrency_limit", "ringing_timeout_s",
                                   "max_call_duration_min", "max_retries", "total",
                                   "retry_count", "dispatched", "finished", "completed",
@@ -1155,9 +1156,11 @@ out:
     return out;
 }
 
-/* Inside a transaction holding the tenant lock: admits the batch if the
- * tenant has room (opening its window: *rel gets the outbox rows), else
- * leaves it pending; a batch whose time is ahead becomes scheduled. */
+/* Inside a transaction holding the tenant lock: admits the batch if its
+ * region has a live worker and the tenant has room for what it can use,
+ * min(limit, recipients still to finish) (opening its window: *rel gets
+ * the outbox rows), else leaves it pending, saying why (wait_reason); a
+ * batch whose time is ahead becomes scheduled. */
 static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concurrency,
                          const char *id, const char *limit, const char *region,
                          int scheduled_ahead, PGresult **rel, bc_err *err)
@@ -1165,10 +1168,11 @@ static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concur
     const char *t[] = { tenant };
     PGresult *res;
     long reserved;
-    const char *state;
+    const char *state, *why = NULL;
+    char slots[16];
 
     const char *o[] = { tenant, id };
-    int older_waits, held;
+    int older_waits, held, need, live, admit;
 
     *rel = NULL;
     /* Paused, itself or by its tenant: it waits as pending (or scheduled)
@@ -1181,20 +1185,28 @@ static int admit_or_wait(bc_api *api, bc_pg *pg, const char *tenant, long concur
         return -1;
     reserved = bc_pg_int(res, 0, "reserved", 0);
     PQclear(res);
+    if (!(res = one(pg, "batch_need", 1, o + 1, err)))
+        return -1;
+    need = bc_lease_reservation(atoi(limit), bc_pg_int(res, 0, "need", 0));
+    live = !strcmp(bc_pg_val(res, 0, "live"), "t");
+    PQclear(res);
     /* Oldest first: a batch never jumps ahead of an older one still waiting,
      * even when it alone would fit. */
     if (!(res = one(pg, "older_pending", 2, o, err)))
         return -1;
     older_waits = !strcmp(bc_pg_val(res, 0, "waiting"), "t");
     PQclear(res);
-    state = scheduled_ahead ? "scheduled"
-          : !held && !older_waits && bc_lease_admits((int)concurrency, reserved, atoi(limit))
-                ? "admitted" : "pending";
-    const char *a[] = { id, state };
-    if (!(res = one(pg, "batch_set_state", 2, a, err)))
+    admit = !scheduled_ahead && !held && !older_waits && live &&
+            bc_lease_admits((int)concurrency, reserved, need);
+    state = scheduled_ahead ? "scheduled" : admit ? "admitted" : "pending";
+    if (!scheduled_ahead && !admit && !held)
+        why = !live ? "region" : "concurrency";
+    const char *a[] = { id, state, why };
+    if (!(res = one(pg, "batch_set_state", 3, a, err)))
         return -1;
     PQclear(res);
-    if (!strcmp(state, "admitted") && !(*rel = open_window(api, pg, id, limit, region, err)))
+    snprintf(slots, sizeof slots, "%d", need);
+    if (admit && !(*rel = open_window(api, pg, id, slots, region, err)))
         return -1;
     return 0;
 }

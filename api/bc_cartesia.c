@@ -78,6 +78,9 @@ static json_t *render(json_t *b)
     copy(o, "retry_count", b, "retry_count");
     /* Extension: recipients deferred until their own calling hours open. */
     copy(o, "total_calls_waiting_for_window", b, "waiting_for_window");
+    /* Extension: why it is not dialing, "concurrency" or "region". */
+    if (!json_is_null(json_object_get(b, "waiting_for")))
+        copy(o, "waiting_for", b, "waiting_for");
     bc_batch_retry_fields(o, b, 1);
     copy(o, "created_at", b, "created_at");
     copy(o, "last_updated_at", b, "updated_at");

@@ -399,6 +399,8 @@ static json_t *render(json_t *b)
     json_object_set(o, "waiting_for_window", json_object_get(b, "waiting_for_window"));
     /* Tasks the tenant's policy stopped undialed, by reason. */
     json_object_set_new(o, "blocked", bc_batch_blocked(b, "retell"));
+    if (!json_is_null(json_object_get(b, "waiting_for")))
+        json_object_set(o, "waiting_for", json_object_get(b, "waiting_for"));
     if (!json_is_null(json_object_get(b, "latest_at"))) {
         json_object_set_new(o, "latest_timestamp",
                             json_integer(ms_or_zero(json_object_get(b, "latest_at"))));

@@ -274,6 +274,9 @@ static json_t *render_session(json_t *b)
     json_object_set_new(o, "queued", json_integer(json_integer_value(json_object_get(b, "queued"))));
     /* Extension: of those, deferred until their own calling hours open. */
     json_object_set(o, "waiting_for_window", json_object_get(b, "waiting_for_window"));
+    /* Extension: why it is not dialing, "concurrency" or "region". */
+    if (!json_is_null(json_object_get(b, "waiting_for")))
+        json_object_set(o, "waiting_for", json_object_get(b, "waiting_for"));
     json_object_set_new(o, "total", json_integer(json_integer_value(json_object_get(b, "total"))));
     /* Extension: the batch's retry policy. */
     bc_batch_retry_fields(o, b, 1);
@@ -439,13 +442,18 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
     const char *agent = NULL, *from = NULL, *ext = NULL;
     json_t *v;
     int retries;
+    long lim;
 
     *recips = NULL;
     spec->retry_policy = NULL;
+    /* Extension: the batch's concurrency, named as Cartesia names it; 0
+     * (omitted) is the core's default (docs/api.md). */
     if (bc_json_str(in, "agent_id", 1, 64, &agent, why, cap) < 0 ||
         bc_json_str(in, "from_number", 0, 16, &from, why, cap) < 0 ||
-        bc_json_str(in, "batch_id", 0, 128, &ext, why, cap) < 0)
+        bc_json_str(in, "batch_id", 0, 128, &ext, why, cap) < 0 ||
+        bc_json_int(in, "target_concurrency_limit", 1, 100000, 0, &lim, why, cap) < 0)
         return -1;
+    spec->limit = (int)lim;
     if (from && !bc_e164_valid(from)) {
         snprintf(why, cap, "from_number must be an E.164 number");
         return -1;

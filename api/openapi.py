@@ -34,6 +34,14 @@ POOL = {"type": "object", "description": "batchcall extension: dial in turn from
                        "max_concurrent_per_number": {"type": "integer", "minimum": 1, "maximum": 100000}},
         "required": ["numbers"]}
 WAIT = {"type": "integer", "description": "batchcall extension: recipients deferred until their calling hours open"}
+# batchcall extension: why a batch is not dialing (absent when nothing holds it).
+WAITING_FOR = {"type": "string", "enum": ["concurrency", "region"],
+               "description": "batchcall extension: why the batch is not dialing: its tenant's slots are "
+                              "reserved by other batches, or its region has no live worker"}
+# batchcall extension on Rymi and batch-call: the batch's concurrency, as Cartesia names it.
+TCL = {"target_concurrency_limit": {"type": "integer", "minimum": 1,
+       "description": "batchcall extension: calls of this batch live at once, at most the tenant's "
+                      "limit (default half of it); the batch reserves min(this, recipients left)"}}
 # batchcall extension: retry policies (docs/api.md, "Retry policies"), on a
 # batch and, as overrides, on each recipient.
 OUTCOME = {"type": "string", "enum": ["busy", "no_answer", "failed", "voicemail"]}
@@ -139,7 +147,7 @@ schemas = {
       "paused_timestamp": I, "tenant_paused_timestamp": I, "latest_timestamp": I, "expired": EXPIRED,
       "blocked": BLOCKED,
       "created_timestamp": I, "sent": I, "completed": I, "failed": I, "cancelled": I, "queued": I,
-      "live": I, "waiting_for_window": I},
+      "live": I, "waiting_for_window": I, "waiting_for": WAITING_FOR},
       ["batch_call_id", "name", "from_number", "scheduled_timestamp", "total_task_count"]),
   "AgentOutboundCallItem": obj({"to_number": E164, "metadata": ANYOBJN,
       "from_number": {**E164, "description": "batchcall extension: this recipient's caller ID"},
@@ -185,7 +193,7 @@ schemas = {
       "paused_at": {"type": "string", "format": "date-time", "description": "batchcall extension: when the batch was paused (while it is)"},
       "tenant_paused_at": {"type": "string", "format": "date-time", "description": "batchcall extension: when its whole tenant was paused (while it is)"},
       "total_calls_scheduled": I, "total_calls_dispatched": I, "total_calls_finished": I,
-      "total_calls_waiting_for_window": WAIT,
+      "total_calls_waiting_for_window": WAIT, "waiting_for": WAITING_FOR,
       "latest_at": {"type": "string", "format": "date-time", "description": "batchcall extension"},
       "total_calls_expired": EXPIRED,
       "total_calls_blocked": {"type": "integer", "description": "batchcall extension: recipients the tenant's "
@@ -229,14 +237,14 @@ schemas = {
       "recipients": {"type": "array", "items": ref("RymiRecipient"), "minItems": 1, "maxItems": 500},
       "from_number": E164, "batch_id": {"type": "string", "maxLength": 128},
       "metadata": ANYOBJ, "variables": ANYOBJ, "post_call": ANYOBJ, "timezone": TZ,
-      "calling_hours": HOURS, "caller_id_pool": POOL, **RETRY, **EXPIRY, **AGENTLEG}, ["agent_id"]),
+      "calling_hours": HOURS, "caller_id_pool": POOL, **TCL, **RETRY, **EXPIRY, **AGENTLEG}, ["agent_id"]),
   "RymiParticipantIn": obj({"transport": {"type": "string", "enum": ["pstn"]}, "identity": E164,
                             "from_number": E164, "metadata": ANYOBJ, **RETRY}, ["identity"]),
   "RymiCallRequest": obj({"agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
                           "participants": {"type": "array", "items": ref("RymiParticipantIn"),
                                            "minItems": 1, "maxItems": 500},
-                          "from_number": E164, "metadata": ANYOBJ, "variables": ANYOBJ, **RETRY,
-                          **EXPIRY, **AGENTLEG},
+                          "from_number": E164, "metadata": ANYOBJ, "variables": ANYOBJ, **TCL,
+                          **RETRY, **EXPIRY, **AGENTLEG},
                          ["agent_id", "participants"]),
   "RymiParticipant": obj({"id": S, "transport": S, "identity": S,
       "status": {"type": "string", "enum": ["queued", "dialing", "in_progress", "completed", "failed",
@@ -248,7 +256,7 @@ schemas = {
                  "description": "paused (extension): held by a pause, with participants waiting"},
       "paused_at": SN, "tenant_paused_at": SN, "latest_at": SN, "expired": EXPIRED, "blocked": BLOCKED,
       "batch_id": S, "agent_id": S, "from_number": SN, "queued": I, "total": I,
-      "waiting_for_window": WAIT,
+      "waiting_for_window": WAIT, "waiting_for": WAITING_FOR,
       "metadata": ANYOBJN, "variables": ANYOBJN, "post_call": ANYOBJN, "created_at": S, "updated_at": S,
       "participants": {"type": "array", "items": ref("RymiParticipant")}, **RETRY},
       ["id", "room_name", "status", "batch_id", "queued"]),
@@ -363,11 +371,11 @@ schemas = {
       "name": {"type": "string", "maxLength": 255}, "trigger_timestamp": {"type": "integer", "minimum": 0},
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64}, "timezone": S,
       "status": {"type": "string", "enum": ["draft", "scheduled", "sent"]}, "send_now": B,
-      "calling_hours": HOURS, "caller_id_pool": POOL, **RETRY, **EXPIRY_MS, **AGENTLEG},
+      "calling_hours": HOURS, "caller_id_pool": POOL, **TCL, **RETRY, **EXPIRY_MS, **AGENTLEG},
       ["from_number", "tasks", "agent_id"]),
   "BatchCall": obj({"batch_call_id": S, "name": S, "from_number": S, "scheduled_timestamp": IN,
       "total_task_count": I, "total": I, "sent": I, "picked_up": I, "completed": I, "agent_id": S,
-      "waiting_for_window": WAIT,
+      "waiting_for_window": WAIT, "waiting_for": WAITING_FOR,
       "organization_id": S, "status": {"type": "string", "enum": ["draft", "scheduled", "sent", "cancelled", "paused"]},
       "paused_timestamp": {**IN, "description": "batchcall extension: when it was paused (ms)"},
       "latest_timestamp": {**IN, "description": "batchcall extension: its latest_at (ms)"},

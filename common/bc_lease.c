@@ -5,9 +5,16 @@ int bc_lease_default_limit(int tenant_limit)
     return tenant_limit / 2 > 0 ? tenant_limit / 2 : 1;
 }
 
-int bc_lease_admits(int tenant_limit, long reserved, int limit)
+int bc_lease_reservation(int limit, long remaining)
 {
-    return limit >= 1 && reserved >= 0 && reserved + limit <= tenant_limit;
+    long n = remaining < limit ? remaining : limit;
+
+    return n > 0 ? (int)n : 0;
+}
+
+int bc_lease_admits(int tenant_limit, long reserved, int want)
+{
+    return want >= 0 && reserved >= 0 && reserved + want <= tenant_limit;
 }
 
 long bc_lease_renew_ms(long ttl_s)

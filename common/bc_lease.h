@@ -8,9 +8,15 @@
  * leaving headroom for other calls, and at least 1. */
 int bc_lease_default_limit(int tenant_limit);
 
-/* 1 if a batch wanting limit slots fits beside reserved ones under the
- * tenant's limit, else 0. */
-int bc_lease_admits(int tenant_limit, long reserved, int limit);
+/* The slots a batch reserves: what it can use, min(limit, recipients
+ * still to finish), never below 0. A 2-recipient batch with a limit of 10
+ * reserves 2, and as a batch drains its reservation shrinks with it. */
+int bc_lease_reservation(int limit, long remaining);
+
+/* 1 if a batch wanting want slots (0 or more: a batch with nothing left
+ * to call reserves nothing) fits beside reserved ones under the tenant's
+ * limit, else 0. */
+int bc_lease_admits(int tenant_limit, long reserved, int want);
 
 /* How often a holder renews a lease of ttl_s seconds: a third of it, so two
  * renewals can fail before the lease expires. At least 100 ms. */

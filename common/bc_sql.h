@@ -71,14 +71,24 @@
     "        'attempt', r.attempts + 1)::text FROM r"                           \
     " RETURNING id, topic, key, payload"
 
-/* A batch's lease slots, one per unit of its concurrency limit; with a
- * caller-ID pool, slot s belongs to number from_pool[s mod n].
- * $1 batch id, $2 limit. */
+/* Sets an admitted batch's lease slots to $2, its reservation
+ * (bc_lease_reservation): slots 0..$2-1 exist, and free slots at or above
+ * $2 (left by an earlier admission) go; a slot in use is never taken. With
+ * a caller-ID pool, slot s belongs to number from_pool[s mod n].
+ * $1 batch id, $2 slots. */
 #define BC_SQL_LEASES_INSERT                                                    \
-    "INSERT INTO leases (batch_id, slot, number)"                               \
+    "WITH d AS (DELETE FROM leases WHERE batch_id = $1 AND slot >= $2::int"     \
+    "             AND call_id IS NULL)"                                         \
+    " INSERT INTO leases (batch_id, slot, number)"                              \
     " SELECT $1, g, (SELECT from_pool[1 + g % cardinality(from_pool)]"          \
     "                  FROM batches WHERE id = $1)"                             \
     "   FROM generate_series(0, $2::int - 1) AS g ON CONFLICT DO NOTHING"
+
+/* What admitting a batch takes: the slots it can use (need) and whether
+ * its region has a live worker (live). $1 batch id. */
+#define BC_SQL_BATCH_NEED                                                       \
+    "SELECT batch_slots_needed(id, target_concurrency_limit) AS need,"          \
+    "       region_has_workers(region) AS live FROM batches WHERE id = $1"
 
 /* Undoes the claims a pause left behind in the batches of a CTE pb(id)
  * that must precede it: calls claimed and never sent. dial_start sends a
@@ -107,14 +117,16 @@
     "           AND recipients.status = 'dispatched' AND recipients.last_call_id = uc.id" \
     "        RETURNING 1)"
 
-/* A batch's concurrency reservation against its tenant's limit: admitted
- * (or paused: it keeps its slots) with a recipient still to finish.
+/* A tenant's reserved slots: the lease rows of its admitted (or paused:
+ * they keep their slots) batches, and any slot in use whatever its batch
+ * (a cancelled batch's live calls still count). A batch has rows for what
+ * it can use (BC_SQL_LEASES_INSERT) and the scheduler deletes the free
+ * ones it no longer can, so a finished batch reserves nothing.
  * $1 tenant id. */
 #define BC_SQL_TENANT_RESERVED                                                  \
-    "SELECT coalesce(sum(b.target_concurrency_limit), 0) AS reserved"           \
-    "  FROM batches b WHERE b.tenant_id = $1 AND b.state IN ('admitted', 'paused')" \
-    "   AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"         \
-    "               AND r.status IN ('queued', 'dispatched', 'started'))"
+    "SELECT count(*) AS reserved FROM leases l JOIN batches b ON b.id = l.batch_id" \
+    " WHERE b.tenant_id = $1"                                                   \
+    "   AND (b.state IN ('admitted', 'paused') OR l.call_id IS NOT NULL)"
 
 /* Jobs in flight per batch: this many times its concurrency limit. */
 #define BC_WINDOW_MULTIPLE "2"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bc_kafka.h"
+#include "bc_lease.h"
 #include "bc_pg.h"
 #include "bc_publisher.h"
 #include "bc_reconcile.h"
@@ -20,7 +21,8 @@ struct bc_scheduler {
     long long next_try, next_relay, next_reap;
     long relay_after_ms, quiet_s;
     bc_metric *m_leader, *m_admitted, *m_relayed, *m_reaped, *m_released, *m_outbox,
-              *m_live, *m_live_limit, *m_expired;
+              *m_live, *m_live_limit, *m_expired, *m_given_back, *m_grown,
+              *m_waiting_region, *m_workers;
 };
 
 static const bc_pg_stmt stmts[] = {
@@ -36,21 +38,92 @@ static const bc_pg_stmt stmts[] = {
       "   AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = b.tenant_id"
       "                   AND t.paused_at IS NOT NULL)"
       " ORDER BY created_at, id LIMIT 100" },
-    { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR UPDATE" },
+    /* As the API's (api/bc_api_main.c): serialises admissions, not inserts. */
+    { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR NO KEY UPDATE" },
     { "tenant_reserved", BC_SQL_TENANT_RESERVED },
+    { "batch_need", BC_SQL_BATCH_NEED },
     /* Under the tenant lock, which a tenant pause takes too; a batch pause
-     * takes the batch row, which this re-reads. */
+     * takes the batch row, which this re-reads. The caller has checked
+     * that the tenant has room for what the batch can use. */
     { "admit",
-      "UPDATE batches SET state = 'admitted', admitted_at = now(), updated_at = now()"
-      " WHERE id = $1 AND state IN ('pending', 'scheduled')"
-      "   AND target_concurrency_limit <= $2::int AND paused_at IS NULL"
+      "UPDATE batches SET state = 'admitted', admitted_at = now(), updated_at = now(),"
+      "       wait_reason = NULL"
+      " WHERE id = $1 AND state IN ('pending', 'scheduled') AND paused_at IS NULL"
       "   AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = batches.tenant_id"
       "                   AND t.paused_at IS NOT NULL)"
-      " RETURNING target_concurrency_limit" },
+      " RETURNING id" },
+    /* A batch that cannot be admitted yet waits as pending, saying why
+     * ($2: 'concurrency' or 'region'); written only when that changes. */
     { "to_pending",
-      "UPDATE batches SET state = 'pending', updated_at = now()"
-      " WHERE id = $1 AND state = 'scheduled'" },
+      "UPDATE batches SET state = 'pending', wait_reason = $2, updated_at = now()"
+      " WHERE id = $1 AND state IN ('pending', 'scheduled')"
+      "   AND (state = 'scheduled' OR wait_reason IS DISTINCT FROM $2)" },
     { "leases_insert", BC_SQL_LEASES_INSERT },
+    /* Rows of workers that died without draining: each process has a
+     * holder of its own, so they would pile up. Kept an hour to look at. */
+    { "workers_forget",
+      "DELETE FROM workers WHERE region = $1 AND expires_at < now() - interval '1 hour'" },
+    { "region_live", "SELECT region_has_workers($1) AS live,"
+                     " (SELECT count(*) FROM workers WHERE region = $1"
+                     "     AND expires_at > now()) AS workers" },
+    /* Every due batch of a region without a live worker waits for one, and
+     * says so (the API admits none there either). */
+    { "wait_region",
+      "WITH w AS (UPDATE batches SET state = 'pending', wait_reason = 'region', updated_at = now()"
+      "            WHERE region = $1 AND (state = 'pending'"
+      "               OR (state = 'scheduled' AND scheduled_at <= now()))"
+      "              AND wait_reason IS DISTINCT FROM 'region' RETURNING 1)"
+      " SELECT count(*) AS n FROM batches WHERE region = $1 AND state = 'pending'"
+      "    AND wait_reason = 'region'" },
+    /* Gives back what batches can no longer use: each of the region's
+     * batches with a free slot keeps min(limit, recipients still to
+     * finish) slots if admitted or paused and its region has a live
+     * worker, else none, and its free slots beyond that are deleted
+     * (highest first). A slot in use is never touched: only free rows are
+     * taken, locked and skipped if a claim holds them, so a claim in
+     * flight keeps its slot and a late write of an old holder still finds
+     * no row with its token. Returns a row per slot given back. */
+    { "give_back",
+      "WITH f AS (SELECT DISTINCT batch_id FROM leases WHERE call_id IS NULL),"
+      " live AS (SELECT region_has_workers($1) AS ok),"
+      " b AS MATERIALIZED (SELECT b.id,"
+      "              CASE WHEN b.state IN ('admitted', 'paused') AND (SELECT ok FROM live)"
+      "                   THEN batch_slots_needed(b.id, b.target_concurrency_limit)"
+      "                   ELSE 0 END AS need,"
+      "              (SELECT count(*) FROM leases l WHERE l.batch_id = b.id) AS held"
+      "         FROM batches b WHERE b.id IN (SELECT batch_id FROM f) AND b.region = $1),"
+      " d AS (SELECT x.batch_id, x.slot FROM b,"
+      "         LATERAL (SELECT l.batch_id, l.slot FROM leases l"
+      "                   WHERE l.batch_id = b.id AND l.call_id IS NULL"
+      "                   ORDER BY l.slot DESC LIMIT greatest(0, b.held - b.need)"
+      "                   FOR UPDATE SKIP LOCKED) x"
+      "        WHERE b.held > b.need)"
+      " DELETE FROM leases USING d WHERE leases.batch_id = d.batch_id"
+      "   AND leases.slot = d.slot AND leases.call_id IS NULL"
+      " RETURNING leases.batch_id" },
+    /* Admitted batches of the region holding fewer slots than they can
+     * use (a retry queued recipients again, or their region's workers came
+     * back), oldest first. OFFSET 0 keeps the test a lookup per batch. */
+    { "short",
+      "SELECT b.id, b.tenant_id, b.target_concurrency_limit AS lim, x.need, x.held"
+      "  FROM batches b,"
+      "  LATERAL (SELECT batch_slots_needed(b.id, b.target_concurrency_limit) AS need,"
+      "                  (SELECT count(*) FROM leases l WHERE l.batch_id = b.id) AS held"
+      "           OFFSET 0) x"
+      " WHERE b.region = $1 AND b.state = 'admitted' AND region_has_workers($1)"
+      "   AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
+      "               AND r.status IN ('queued', 'dispatched', 'started') OFFSET 0)"
+      "   AND x.held < x.need"
+      " ORDER BY b.admitted_at, b.id LIMIT 100" },
+    /* Adds up to $2 free slots to batch $1, the lowest numbers it lacks
+     * below its limit $3 (so it never has more than its limit). */
+    { "leases_grow",
+      "INSERT INTO leases (batch_id, slot, number)"
+      " SELECT $1, g, (SELECT from_pool[1 + g % cardinality(from_pool)]"
+      "                  FROM batches WHERE id = $1)"
+      "   FROM generate_series(0, $3::int - 1) AS g"
+      "  WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = $1 AND l.slot = g)"
+      "  ORDER BY g LIMIT $2::int ON CONFLICT DO NOTHING" },
     /* Admitted batches with work that could be released. OFFSET 0 keeps
      * each batch's test a lookup by batch_id: pulled up into a join, with
      * the statistics of a table just filled, it ran as a scan of every
@@ -128,15 +201,13 @@ static const bc_pg_stmt stmts[] = {
       "WITH pb AS (SELECT id FROM batches WHERE region = $1 AND state = 'paused'),"
       BC_SQL_UNCLAIM_CTES
       " SELECT count(*) AS n FROM uc" },
-    /* Calls holding a slot in the region, and the slots of its batches
-     * with work left (the sum of their concurrency limits). */
+    /* Calls holding a slot in the region, and the slots its batches
+     * reserve (their lease rows, as BC_SQL_TENANT_RESERVED counts them). */
     { "live_calls",
-      "SELECT (SELECT count(*) FROM leases l JOIN batches b ON b.id = l.batch_id"
-      "         WHERE l.call_id IS NOT NULL AND b.region = $1) AS live,"
-      "       (SELECT coalesce(sum(b.target_concurrency_limit), 0) FROM batches b"
-      "         WHERE b.region = $1 AND b.state IN ('admitted', 'paused')"
-      "           AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
-      "                       AND r.status IN ('queued', 'dispatched', 'started'))) AS slots" },
+      "SELECT count(*) FILTER (WHERE l.call_id IS NOT NULL) AS live,"
+      "       count(*) FILTER (WHERE l.call_id IS NOT NULL"
+      "                           OR b.state IN ('admitted', 'paused')) AS slots"
+      "  FROM leases l JOIN batches b ON b.id = l.batch_id WHERE b.region = $1" },
     BC_RECONCILE_STMTS,
     /* An expired lease whose call has ended (or never began) is free. A
      * lease whose call is still live at the carrier is not reaped here: it
@@ -184,7 +255,15 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
     M(m_live, BC_GAUGE, "live_calls",
       "Calls holding a concurrency slot in this region (leader only)");
     M(m_live_limit, BC_GAUGE, "live_calls_limit",
-      "Concurrency slots of this region's admitted batches with work left (leader only)");
+      "Concurrency slots this region's batches reserve (leader only)");
+    M(m_given_back, BC_COUNTER, "scheduler_slots_given_back_total",
+      "Free slots deleted because their batch could no longer use them");
+    M(m_grown, BC_COUNTER, "scheduler_slots_added_total",
+      "Slots given to admitted batches that could use more (retries, workers back)");
+    M(m_waiting_region, BC_GAUGE, "batches_waiting_for_region",
+      "Batches due but not admitted because this region has no live worker (leader only)");
+    M(m_workers, BC_GAUGE, "region_workers_live",
+      "Workers of this region whose heartbeat has not expired (leader only)");
 #undef M
     return s;
 }
@@ -227,44 +306,61 @@ static PGresult *release(bc_scheduler *s, const char *batch, bc_err *err)
     return bc_pg_exec(s->pg, "release", 3, p, err);
 }
 
-/* Admits one batch if its tenant has room; 1 admitted, 0 no room, -1 error. */
-static int admit(bc_scheduler *s, const char *batch, const char *tenant,
-                 const char *state, bc_err *err)
+/* Under the tenant's row lock (taken here; the caller began the
+ * transaction): the tenant's limit and the slots it has reserved. */
+static int tenant_room(bc_scheduler *s, const char *tenant, long *conc, long *reserved,
+                       bc_err *err)
+{
+    const char *t[] = { tenant };
+    PGresult *res;
+
+    if (!(res = bc_pg_exec(s->pg, "tenant_lock", 1, t, err)))
+        return -1;
+    *conc = bc_pg_int(res, 0, "concurrency", 0);
+    PQclear(res);
+    if (!(res = bc_pg_exec(s->pg, "tenant_reserved", 1, t, err)))
+        return -1;
+    *reserved = bc_pg_int(res, 0, "reserved", 0);
+    PQclear(res);
+    return 0;
+}
+
+/* Admits one batch if its tenant has room for what it can use, min(its
+ * limit, recipients still to finish), and gives it that many slots; 1
+ * admitted, 0 no room (it waits as pending, saying so), -1 error. */
+static int admit(bc_scheduler *s, const char *batch, const char *tenant, bc_err *err)
 {
     PGresult *res = NULL, *rel = NULL;
     long conc, reserved;
-    char room[24], lim[24];
-    int rc = -1;
+    char slots[24];
+    int rc = -1, need;
 
     if (bc_pg_begin(s->pg, err) < 0)
         return -1;
-    const char *t[] = { tenant };
-    if (!(res = bc_pg_exec(s->pg, "tenant_lock", 1, t, err)))
+    if (tenant_room(s, tenant, &conc, &reserved, err) < 0)
         goto out;
-    conc = bc_pg_int(res, 0, "concurrency", 0);
+    const char *b[] = { batch };
+    if (!(res = bc_pg_exec(s->pg, "batch_need", 1, b, err)) || PQntuples(res) != 1)
+        goto out;
+    need = (int)bc_pg_int(res, 0, "need", 0);   /* batch_slots_needed: capped at its limit */
     PQclear(res);
-    if (!(res = bc_pg_exec(s->pg, "tenant_reserved", 1, t, err)))
-        goto out;
-    reserved = bc_pg_int(res, 0, "reserved", 0);
-    PQclear(res);
-    snprintf(room, sizeof room, "%ld", conc - reserved);
-    const char *a[] = { batch, room };
-    if (!(res = bc_pg_exec(s->pg, "admit", 2, a, err)))
-        goto out;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        res = NULL;
-        if (!strcmp(state, "scheduled")) {
-            const char *b[] = { batch };
-            if (!(res = bc_pg_exec(s->pg, "to_pending", 1, b, err)))
-                goto out;
-        }
+    res = NULL;
+    if (!bc_lease_admits((int)conc, reserved, need)) {
+        const char *w[] = { batch, "concurrency" };
+        if (!(res = bc_pg_exec(s->pg, "to_pending", 2, w, err)))
+            goto out;
         rc = 0;
         goto commit;
     }
-    snprintf(lim, sizeof lim, "%s", bc_pg_val(res, 0, "target_concurrency_limit"));
+    if (!(res = bc_pg_exec(s->pg, "admit", 1, b, err)))
+        goto out;
+    if (PQntuples(res) == 0) {   /* paused meanwhile: it waits for the resume */
+        rc = 0;
+        goto commit;
+    }
     PQclear(res);
-    const char *l[] = { batch, lim };
+    snprintf(slots, sizeof slots, "%d", need);
+    const char *l[] = { batch, slots };
     if (!(res = bc_pg_exec(s->pg, "leases_insert", 2, l, err)))
         goto out;
     if (!(rel = release(s, batch, err)))
@@ -278,8 +374,8 @@ commit:
     if (rel) {
         publish(s, rel, s->m_released);
         bc_metric_add(s->m_admitted, 1);
-        bc_log(s->ctx->log, BC_INFO, "batch.admitted", "{s:s,s:s}", "batch_id", batch,
-               "tenant_id", tenant);
+        bc_log(s->ctx->log, BC_INFO, "batch.admitted", "{s:s,s:s,s:i}", "batch_id", batch,
+               "tenant_id", tenant, "slots", need);
     }
 out:
     if (rc < 0)
@@ -289,15 +385,48 @@ out:
     return rc;
 }
 
+/* 1 if the region has a live worker; sets the workers gauge. A region
+ * without one admits nothing: its due batches wait for a worker, each
+ * saying so, counted in batches_waiting_for_region (its alert:
+ * deploy/prometheus/batchcall-rules.yaml). */
+static int region_live(bc_scheduler *s)
+{
+    const char *p[] = { s->region };
+    PGresult *res = bc_pg_exec(s->pg, "region_live", 1, p, NULL);
+    int live;
+    long long n;
+
+    if (!res)
+        return 0;
+    live = !strcmp(bc_pg_val(res, 0, "live"), "t");
+    bc_metric_set(s->m_workers, (double)bc_pg_int(res, 0, "workers", 0));
+    PQclear(res);
+    if (live) {
+        bc_metric_set(s->m_waiting_region, 0);
+        return 1;
+    }
+    if (!(res = bc_pg_exec(s->pg, "wait_region", 1, p, NULL)))
+        return 0;
+    n = bc_pg_int(res, 0, "n", 0);
+    PQclear(res);
+    bc_metric_set(s->m_waiting_region, (double)n);
+    if (n > 0)
+        bc_log(s->ctx->log, BC_WARN, "region.no_workers", "{s:s,s:I}", "region", s->region,
+               "batches_waiting", (json_int_t)n);
+    return 0;
+}
+
 static void admission(bc_scheduler *s)
 {
     const char *p[] = { s->region };
     bc_err err = { "" };
-    PGresult *res = bc_pg_exec(s->pg, "waiting", 1, p, &err);
+    PGresult *res;
     char blocked[100][48];
     int nblocked = 0;
 
-    if (!res)
+    if (!region_live(s))
+        return;
+    if (!(res = bc_pg_exec(s->pg, "waiting", 1, p, &err)))
         return;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *tenant = bc_pg_val(res, i, "tenant_id");
@@ -308,9 +437,62 @@ static void admission(bc_scheduler *s)
             skip = !strcmp(blocked[k], tenant);
         if (skip)
             continue;
-        if (admit(s, bc_pg_val(res, i, "id"), tenant, bc_pg_val(res, i, "state"), &err) <= 0 &&
-            nblocked < 100)
+        if (admit(s, bc_pg_val(res, i, "id"), tenant, &err) <= 0 && nblocked < 100)
             snprintf(blocked[nblocked++], sizeof blocked[0], "%s", tenant);
+    }
+    PQclear(res);
+}
+
+/* Deletes the free slots batches can no longer use (see "give_back"), so
+ * the batches waiting behind them are admitted at once. */
+static void give_back(bc_scheduler *s)
+{
+    const char *p[] = { s->region };
+    PGresult *res = bc_pg_exec(s->pg, "give_back", 1, p, NULL);
+
+    if (!res)
+        return;
+    if (PQntuples(res) > 0) {
+        bc_metric_add(s->m_given_back, PQntuples(res));
+        bc_log(s->ctx->log, BC_DEBUG, "lease.given_back", "{s:i,s:s}", "slots",
+               PQntuples(res), "batch_id", bc_pg_val(res, 0, "batch_id"));
+    }
+    PQclear(res);
+}
+
+/* Gives admitted batches holding fewer slots than they can use as many
+ * more as their tenant has room for, each under its tenant's lock. */
+static void grow(bc_scheduler *s)
+{
+    const char *p[] = { s->region };
+    bc_err err = { "" };
+    PGresult *res = bc_pg_exec(s->pg, "short", 1, p, &err), *r;
+
+    if (!res)
+        return;
+    for (int i = 0; i < PQntuples(res); i++) {
+        long conc, reserved, add;
+        char n[24];
+
+        if (bc_pg_begin(s->pg, &err) < 0)
+            break;
+        if (tenant_room(s, bc_pg_val(res, i, "tenant_id"), &conc, &reserved, &err) < 0) {
+            bc_pg_rollback(s->pg);
+            continue;
+        }
+        add = bc_pg_int(res, i, "need", 0) - bc_pg_int(res, i, "held", 0);
+        if (add > conc - reserved)
+            add = conc - reserved;
+        snprintf(n, sizeof n, "%ld", add > 0 ? add : 0);
+        const char *g[] = { bc_pg_val(res, i, "id"), n, bc_pg_val(res, i, "lim") };
+        if (add <= 0 || !(r = bc_pg_exec(s->pg, "leases_grow", 3, g, &err))) {
+            bc_pg_rollback(s->pg);
+            continue;
+        }
+        add = atol(PQcmdTuples(r));
+        PQclear(r);
+        if (bc_pg_commit(s->pg, &err) == 0 && add > 0)
+            bc_metric_add(s->m_grown, (double)add);
     }
     PQclear(res);
 }
@@ -432,6 +614,8 @@ void bc_scheduler_tick(bc_scheduler *s)
         s->leader = 0;
         bc_metric_set(s->m_live, 0);   /* the next leader reports them */
         bc_metric_set(s->m_live_limit, 0);
+        bc_metric_set(s->m_waiting_region, 0);
+        bc_metric_set(s->m_workers, 0);
         bc_log(s->ctx->log, BC_WARN, "scheduler.lost_leadership", NULL);
     }
     if (!s->leader) {
@@ -449,6 +633,7 @@ void bc_scheduler_tick(bc_scheduler *s)
         if (!s->leader)
             return;
     }
+    give_back(s);
     admission(s);
     expire(s);
     top_up(s);
@@ -459,6 +644,10 @@ void bc_scheduler_tick(bc_scheduler *s)
     if (now >= s->next_reap) {
         reap(s);
         unclaim_paused(s);
+        grow(s);
+        const char *r[] = { s->region };
+        if (bc_pg_run(s->pg, "workers_forget", 1, r, &err) < 0)
+            bc_log(s->ctx->log, BC_WARN, "workers.forget_failed", "{s:s}", "error", err.msg);
         bc_reconcile_run(s->rec);
         bc_reconcile_quiet(s->rec, s->quiet_s);
         s->next_reap = now + 1000;

@@ -466,10 +466,32 @@ static const bc_pg_stmt stmts[] = {
     { "renew",
       "UPDATE leases SET expires_at = now() + make_interval(secs => $2::int)"
       " WHERE holder = $1 AND call_id IS NOT NULL" },
+    /* This worker is alive in its region (sql/0021): renewed with its
+     * leases, for a lease TTL; admission waits while a region has none.
+     * $1 holder $2 region $3 ttl s */
+    { "worker_beat",
+      "INSERT INTO workers (holder, region, expires_at)"
+      " VALUES ($1, $2, now() + make_interval(secs => $3::int))"
+      " ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at" },
+    { "worker_gone", "DELETE FROM workers WHERE holder = $1" },
     { 0, 0 },
 };
 
 static long long now_ms(void) { return bc_now_ms(); }
+
+/* Says this worker is alive in its region until a lease TTL from now. */
+static int beat(bc_worker *w, bc_err *err)
+{
+    char ttl[16];
+    PGresult *res;
+
+    snprintf(ttl, sizeof ttl, "%ld", w->lease_ttl_s);
+    const char *p[] = { w->holder, w->region, ttl };
+    if (!(res = bc_pg_exec(w->pg, "worker_beat", 3, p, err)))
+        return -1;
+    PQclear(res);
+    return 0;
+}
 
 /* ---- offsets ---------------------------------------------------------- */
 
@@ -1484,6 +1506,9 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
                                                   "Dispatch latency: from a dial request leaving"
                                                   " the worker to the carrier's answer",
                                                   NULL, DISPATCH_BUCKETS, 12));
+    /* Alive before ready: a batch created once /readyz answers is admitted. */
+    if (beat(w, err) < 0)
+        goto fail;
     w->renewed_at = now_ms();
     atomic_store(&w->renewing, 1);
     atomic_store(&w->ready, 1);
@@ -1547,6 +1572,8 @@ static void periodic(bc_worker *w)
     }
     if (now >= w->next_renew) {
         renew(w, now);
+        if (!w->draining && beat(w, &err) < 0)
+            bc_log(w->ctx->log, BC_WARN, "worker.beat_failed", "{s:s}", "error", err.msg);
         w->next_renew = now + bc_lease_renew_ms(w->lease_ttl_s);
     }
     bc_metric_set(w->m_in_hand, (double)w->in_hand);
@@ -1606,6 +1633,12 @@ void bc_worker_drain(bc_worker *w, int grace_ms)
     w->draining = 1;
     bc_log(w->ctx->log, BC_INFO, "worker.draining", "{s:I,s:i}", "jobs_in_hand",
            (json_int_t)w->in_hand, "dials_in_flight", bc_carrier_inflight(w->carrier));
+    /* Taking no more work: no longer one of the region's live workers. */
+    const char *h[] = { w->holder };
+    bc_err err = { "" };
+    /* If this fails the heartbeat simply expires. */
+    if (bc_pg_run(w->pg, "worker_gone", 1, h, &err) < 0)
+        bc_log(w->ctx->log, BC_WARN, "worker.gone_failed", "{s:s}", "error", err.msg);
     /* Jobs not claimed stay unstored: Kafka hands them to another worker.
      * Dials already sent finish here so their outcome is recorded. */
     while (bc_carrier_inflight(w->carrier) > 0 && now_ms() < until) {
