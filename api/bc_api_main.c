@@ -11,6 +11,7 @@
 #include "bc_batchcall.h"
 #include "bc_callback.h"
 #include "bc_cartesia.h"
+#include "bc_credits.h"
 #include "bc_dashboard.h"
 #include "bc_gate.h"
 #include "bc_dnc.h"
@@ -87,6 +88,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       $1::timestamptz <= now() + interval '30 days' AS within,"
       "       rfc3339($1::timestamptz) AS norm" },
     { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR UPDATE" },
+    BC_CREDITS_AFFORD_STMT,
     { "tenant_reserved", BC_SQL_TENANT_RESERVED },
     { "batch_insert",
       "INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number_id,"
@@ -130,6 +132,8 @@ const bc_pg_stmt bc_api_stmts[] = {
      * A batch not yet admitted keeps its state and waits. */
     { "batch_pause",
       "WITH b AS (UPDATE batches SET paused_at = coalesce(paused_at, now()), updated_at = now(),"
+      /* The tenant's own pause: not one the scheduler resumes for credits. */
+      "                  pause_reason = NULL,"
       "                  state = CASE WHEN state = 'admitted' THEN 'paused' ELSE state END"
       "            WHERE id = $1 AND tenant_id = $2 AND state <> 'cancelled' RETURNING id, state),"
       " pb AS (SELECT id FROM b WHERE state = 'paused'),"
@@ -141,7 +145,7 @@ const bc_pg_stmt bc_api_stmts[] = {
      * the batch stopped. */
     { "batch_resume",
       "WITH o AS (SELECT state FROM batches WHERE id = $1 AND tenant_id = $2),"
-      " b AS (UPDATE batches SET paused_at = NULL, updated_at = now(),"
+      " b AS (UPDATE batches SET paused_at = NULL, updated_at = now(), pause_reason = NULL,"
       "              state = CASE WHEN state = 'paused' AND NOT EXISTS (SELECT 1 FROM tenants t"
       "                             WHERE t.id = $2 AND t.paused_at IS NOT NULL)"
       "                           THEN 'admitted' ELSE state END"
@@ -276,7 +280,8 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       b.metadata::text AS metadata, b.external_id, b.post_call::text AS post_call,"
       "       b.calling_hours::text AS calling_hours,"
       "       b.retry_policy::text AS retry_policy, rfc3339(b.paused_at) AS paused_at,"
-      "       rfc3339(tp.paused_at) AS tenant_paused_at, rfc3339(b.latest_at) AS latest_at, c.*"
+      "       rfc3339(tp.paused_at) AS tenant_paused_at, rfc3339(b.latest_at) AS latest_at,"
+      "       CASE WHEN b.state = 'paused' THEN b.pause_reason END AS pause_reason, c.*"
       "  FROM batches b JOIN tenants tp ON tp.id = b.tenant_id, LATERAL (SELECT"
       "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled', 'expired')) AS dispatched,"
       "       count(*) FILTER (WHERE status IN ('completed', 'failed', 'expired')) AS finished,"
