@@ -14,6 +14,7 @@
 #include "bc_audit.h"
 #include "bc_batches_cli.h"
 #include "bc_config.h"
+#include "bc_credits.h"
 #include "bc_crypto.h"
 #include "bc_dnc.h"
 #include "bc_e164.h"
@@ -35,6 +36,7 @@ static const bc_config_key keys[] = {
     { "rate-per-min", "BC_RATE_PER_MIN", BC_INT, "300", "tenant API requests per minute" },
     { "burst", "BC_BURST", BC_INT, "25", "tenant API burst allowance" },
     { "cents", "BC_CENTS", BC_INT, "0", "credits to add, in cents" },
+    { "price-per-min", "BC_PRICE_PER_MIN", BC_INT, "-1", "tenant price per minute of call, in cents (tenant-create, tenant-limits); -1: the plan's price (docs/api.md, Credits)" },
     { "region", "BC_REGION", BC_STR, "us", "region of the tenant or agent" },
     { "kind", "BC_KEY_KIND", BC_STR, "secret", "key kind: secret or publishable" },
     { "number", "BC_NUMBER", BC_STR, "", "E.164 phone number to register" },
@@ -52,11 +54,20 @@ static const bc_config_key keys[] = {
 };
 
 static const bc_pg_stmt stmts[] = {
+    /* A tenant's first credit is a top-up in the ledger like any other
+     * (the ledger row is checked against tenants at the statement's end).
+     * Its price per minute is its plan's (plan_prices) unless given. */
     { "tenant_insert",
-      "INSERT INTO tenants (id, name, plan, concurrency, rate_per_min, burst,"
-      " credits_cents, default_region) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)" },
+      "WITH l AS (INSERT INTO credit_ledger (tenant_id, kind, cents, balance_after, actor)"
+      "           SELECT $1, 'topup', $7::bigint, $7::bigint, $10 WHERE $7::bigint <> 0)"
+      " INSERT INTO tenants (id, name, plan, concurrency, rate_per_min, burst,"
+      " credits_cents, default_region, price_per_min_cents) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,"
+      " coalesce(nullif($9::int, -1),"
+      "          (SELECT p.price_per_min_cents FROM plan_prices p WHERE p.plan = $3), 10))" },
     { "tenant_limits",
-      "UPDATE tenants SET plan = $2, concurrency = $3, rate_per_min = $4, burst = $5"
+      "UPDATE tenants SET plan = $2, concurrency = $3, rate_per_min = $4, burst = $5,"
+      " price_per_min_cents = coalesce(nullif($6::int, -1),"
+      "   (SELECT p.price_per_min_cents FROM plan_prices p WHERE p.plan = $2), price_per_min_cents)"
       " WHERE id = $1" },
     { "tenant_legal_hours",
       "UPDATE tenants SET legal_hours = $2::boolean, legal_start = $3::time, legal_end = $4::time"
@@ -85,9 +96,7 @@ static const bc_pg_stmt stmts[] = {
       "        (SELECT coalesce(string_agg(DISTINCT u.zone, ','), '')"
       "           FROM d, unnest(d.z) AS u(zone)"
       "          WHERE u.zone NOT IN (SELECT name FROM k)) AS unknown" },
-    { "tenant_credits",
-      "UPDATE tenants SET credits_cents = credits_cents + $2 WHERE id = $1"
-      " RETURNING credits_cents" },
+    BC_CREDITS_TOPUP_STMT,
     BC_AUDIT_STMTS,
     { "key_insert",
       "INSERT INTO api_keys (id, tenant_id, kind, lookup, hash) VALUES ($1,$2,$3,$4,$5)" },
@@ -177,7 +186,7 @@ fail:
 static int tenant_create(bc_pg *pg, const bc_audit_actor *op, bc_config *c,
                          long cents_default, char *id, size_t cap, bc_err *err)
 {
-    char conc[24], rate[24], burst[24], cents[24];
+    char conc[24], rate[24], burst[24], cents[24], price[24];
     long credit = bc_config_int(c, "cents");
 
     if (bc_id_new(id, cap, "org") < 0)
@@ -186,9 +195,11 @@ static int tenant_create(bc_pg *pg, const bc_audit_actor *op, bc_config *c,
     snprintf(rate, sizeof rate, "%ld", bc_config_int(c, "rate-per-min"));
     snprintf(burst, sizeof burst, "%ld", bc_config_int(c, "burst"));
     snprintf(cents, sizeof cents, "%ld", credit ? credit : cents_default);
+    snprintf(price, sizeof price, "%ld", bc_config_int(c, "price-per-min"));
     const char *p[] = { id, bc_config_str(c, "name"), bc_config_str(c, "plan"),
-                        conc, rate, burst, cents, bc_config_str(c, "region") };
-    return admin_write(pg, op, id, "tenant_insert", 8, p, "tenant.create", id,
+                        conc, rate, burst, cents, bc_config_str(c, "region"), price,
+                        op->operator_name };
+    return admin_write(pg, op, id, "tenant_insert", 10, p, "tenant.create", id,
                        json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "name", p[1], "plan", p[2],
                                  "region", p[7], "concurrency", (json_int_t)atoll(conc),
                                  "rate_per_min", (json_int_t)atoll(rate),
@@ -541,12 +552,13 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
             goto out;
         print_json(json_pack("{s:s}", "tenant_id", id));
     } else if (!strcmp(cmd, "tenant-limits")) {
-        char conc[24], rate[24], burst[24];
+        char conc[24], rate[24], burst[24], price[24];
         snprintf(conc, sizeof conc, "%ld", bc_config_int(c, "concurrency"));
         snprintf(rate, sizeof rate, "%ld", bc_config_int(c, "rate-per-min"));
         snprintf(burst, sizeof burst, "%ld", bc_config_int(c, "burst"));
-        const char *p[] = { tenant, bc_config_str(c, "plan"), conc, rate, burst };
-        if (admin_write(pg, &op, tenant, "tenant_limits", 5, p, "tenant.limits", tenant,
+        snprintf(price, sizeof price, "%ld", bc_config_int(c, "price-per-min"));
+        const char *p[] = { tenant, bc_config_str(c, "plan"), conc, rate, burst, price };
+        if (admin_write(pg, &op, tenant, "tenant_limits", 6, p, "tenant.limits", tenant,
                         json_pack("{s:s,s:I,s:I,s:I}", "plan", p[1],
                                   "concurrency", (json_int_t)atoll(conc),
                                   "rate_per_min", (json_int_t)atoll(rate),
@@ -559,8 +571,9 @@ static int command(const char *cmd, bc_config *c, bc_log *log, bc_err *err)
     } else if (!strcmp(cmd, "credits-add")) {
         char cents[24];
         snprintf(cents, sizeof cents, "%ld", bc_config_int(c, "cents"));
-        const char *p[] = { tenant, cents };
-        if (admin_write(pg, &op, tenant, "tenant_credits", 2, p, "credits.add", tenant,
+        const char *p[] = { tenant, cents, op.operator_name };
+        /* Through the ledger: the grant and its row, in one statement. */
+        if (admin_write(pg, &op, tenant, "credits_topup", 3, p, "credits.add", tenant,
                         json_pack("{s:I}", "cents", (json_int_t)bc_config_int(c, "cents")), &res,
                         err) < 0)
             goto out;

@@ -11,6 +11,7 @@
 #include "bc_batchcall.h"
 #include "bc_callback.h"
 #include "bc_cartesia.h"
+#include "bc_credits.h"
 #include "bc_dashboard.h"
 #include "bc_gate.h"
 #include "bc_dnc.h"
@@ -92,6 +93,7 @@ const bc_pg_stmt bc_api_stmts[] = {
      * (ten at once: several of them 500). NO KEY UPDATE still serialises
      * admissions and pauses, and waits for no insert. */
     { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR NO KEY UPDATE" },
+    BC_CREDITS_AFFORD_STMT,
     { "tenant_reserved", BC_SQL_TENANT_RESERVED },
     { "batch_insert",
       "INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number_id,"
@@ -135,6 +137,8 @@ const bc_pg_stmt bc_api_stmts[] = {
      * A batch not yet admitted keeps its state and waits. */
     { "batch_pause",
       "WITH b AS (UPDATE batches SET paused_at = coalesce(paused_at, now()), updated_at = now(),"
+      /* The tenant's own pause: not one the scheduler resumes for credits. */
+      "                  pause_reason = NULL,"
       "                  state = CASE WHEN state = 'admitted' THEN 'paused' ELSE state END"
       "            WHERE id = $1 AND tenant_id = $2 AND state <> 'cancelled' RETURNING id, state),"
       " pb AS (SELECT id FROM b WHERE state = 'paused'),"
@@ -146,7 +150,7 @@ const bc_pg_stmt bc_api_stmts[] = {
      * the batch stopped. */
     { "batch_resume",
       "WITH o AS (SELECT state FROM batches WHERE id = $1 AND tenant_id = $2),"
-      " b AS (UPDATE batches SET paused_at = NULL, updated_at = now(),"
+      " b AS (UPDATE batches SET paused_at = NULL, updated_at = now(), pause_reason = NULL,"
       "              state = CASE WHEN state = 'paused' AND NOT EXISTS (SELECT 1 FROM tenants t"
       "                             WHERE t.id = $2 AND t.paused_at IS NOT NULL)"
       "                           THEN 'admitted' ELSE state END"
@@ -292,7 +296,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       "       CASE WHEN b.state = 'pending' THEN b.wait_reason"
       "            WHEN b.state = 'admitted' AND c.queued + c.live > 0"
       "                 AND NOT region_has_workers(b.region) THEN 'region' END AS waiting_for,"
-      "       c.*"
+      "       CASE WHEN b.state = 'paused' THEN b.pause_reason END AS pause_reason, c.*"
       "  FROM batches b JOIN tenants tp ON tp.id = b.tenant_id, LATERAL (SELECT"
       "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled', 'expired')) AS dispatched,"
       "       count(*) FILTER (WHERE status IN ('completed', 'failed', 'expired')) AS finished,"

@@ -98,6 +98,9 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
     if (d && !json_is_null(json_object_get(b, "tenant_paused_at")))
         json_object_set_new(d, "tenant_paused_timestamp",
                             ms_of(json_object_get(b, "tenant_paused_at")));
+    /* Extension: why it paused itself ("insufficient_credits"). */
+    if (d && !json_is_null(json_object_get(b, "pause_reason")))
+        json_object_set(d, "pause_reason", json_object_get(b, "pause_reason"));
     return d;
 }
 
@@ -289,6 +292,9 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
         break;
     case BC_BATCH_OVER_LIMIT:
         error(resp, 400, "invalid_request", err.msg);
+        break;
+    case BC_BATCH_NO_CREDIT:
+        error(resp, 402, "insufficient_credits", "Insufficient credits");
         break;
     default:
         bc_log(api->ctx->log, BC_ERROR, "batch.create_failed", "{s:s}", "error", err.msg);

@@ -602,6 +602,24 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         rc = BC_BATCH_OVER_LIMIT;
         goto out;
     }
+    {
+        /* A batch its tenant cannot pay one call of is refused (402 on
+         * every surface), whatever created it: credits are the core's
+         * rule, checked here and again before each dial. */
+        char mins[16];
+        snprintf(mins, sizeof mins, "%d", s->max_call_duration_min);
+        const char *p[] = { who->tenant_id, mins };
+        if (!(res = one(pg, "credits_afford", 2, p, err)))
+            goto out;
+        if (strcmp(bc_pg_val(res, 0, "ok"), "t")) {
+            bc_err_set(err, "insufficient credits: the balance cannot pay one call of "
+                            "%d minutes", s->max_call_duration_min);
+            rc = BC_BATCH_NO_CREDIT;
+            goto out;
+        }
+        PQclear(res);
+        res = NULL;
+    }
     /* An immediate batch is stored as pending and admitted at the end, under
      * the tenant lock: holding that lock through the COPY would serialise
      * every batch of a tenant behind the slowest insert. */
@@ -763,7 +781,7 @@ static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                                   "from_number", "region", "state", "timezone",
                                   "scheduled_at", "admitted_at", "cancelled_at",
                                   "created_at", "updated_at", "paused_at", "tenant_paused_at", "latest_at",
-                                  "waiting_for", NULL };
+                                  "waiting_for", "pause_reason", NULL };
     static const char *ints[] = { "target_concurrency_limit", "ringing_timeout_s",
                                   "max_call_duration_min", "max_retries", "total",
                                   "retry_count", "dispatched", "finished", "completed",

@@ -21,6 +21,8 @@ typedef enum {
     BC_BATCH_CONFLICT,        /* not allowed in the batch's state */
     BC_BATCH_BLOCKED,         /* refuse_blocked and the tenant's policy forbids
                                  calling a recipient: nothing is stored */
+    BC_BATCH_NO_CREDIT,       /* the tenant's balance cannot pay one call of
+                                 the batch (bc_credits.h): nothing is stored */
     BC_BATCH_ERROR,           /* ours: database, Kafka */
 } bc_batch_rc;
 

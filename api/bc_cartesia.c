@@ -101,6 +101,9 @@ static json_t *render(json_t *b)
         copy(o, "paused_at", b, "paused_at");
     if (!json_is_null(json_object_get(b, "tenant_paused_at")))
         copy(o, "tenant_paused_at", b, "tenant_paused_at");
+    /* Extension: why it paused itself ("insufficient_credits"). */
+    if (!json_is_null(json_object_get(b, "pause_reason")))
+        copy(o, "pause_reason", b, "pause_reason");
     if (!(rs = json_object_get(b, "recipients")))
         return o;
     json_t *out = json_array();
@@ -299,6 +302,10 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
     case BC_BATCH_OVER_LIMIT:
     case BC_BATCH_BAD_TIME:
         error(resp, 400, "invalid_request", err.msg[0] ? err.msg : "invalid scheduled_at");
+        goto out;
+    case BC_BATCH_NO_CREDIT:
+        error(resp, 402, "insufficient_credits", "The organization has reached its agents "
+              "usage limit. Upgrade the subscription or enable overages.");
         goto out;
     default:
         bc_log(api->ctx->log, BC_ERROR, "batch.create_failed", "{s:s,s:s}",

@@ -6,6 +6,7 @@
 #define BC_GATE_H
 
 #include "bc_api.h"
+#include "bc_credits.h"
 
 /* Renders an error in a surface's own shape. code is a machine word
  * ("unauthorized"); msg is for people. */
@@ -16,7 +17,7 @@ typedef struct bc_gate {
     bc_pg *pg;
     bc_principal who;
     char idem_key[256];      /* set when this request owns an idempotency row */
-    long long credits_cents; /* the tenant's balance, read on entry */
+    long long credits_cents; /* the tenant's balance (bc_credits.h), read on entry */
 } bc_gate;
 
 /* Authenticates (publishable keys only if allow_publishable, else 403),
@@ -54,7 +55,8 @@ void bc_gate_idem_done(bc_api *api, bc_gate *g, const bc_http_resp *resp);
       "  updated_at = clock_timestamp()"                                           \
       " RETURNING tokens, allowed" },                                              \
     { "tenant_plan",                                                               \
-      "SELECT rate_per_min, burst, credits_cents FROM tenants WHERE id = $1" },    \
+      "SELECT rate_per_min, burst, " BC_SQL_CREDITS_BALANCE("$1") " AS credits_cents" \
+      "  FROM tenants WHERE id = $1" },                                           \
     { "idem_claim",                                                                \
       "INSERT INTO idempotency_keys AS k (tenant_id, key, route, request_hash)"     \
       " VALUES ($1, $2, $3, $4)"                                                   \

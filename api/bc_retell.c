@@ -412,6 +412,9 @@ static json_t *render(json_t *b)
     if (!json_is_null(json_object_get(b, "tenant_paused_at")))
         json_object_set_new(o, "tenant_paused_timestamp",
                             json_integer(ms_or_zero(json_object_get(b, "tenant_paused_at"))));
+    /* Extension: why it paused itself ("insufficient_credits"). */
+    if (!json_is_null(json_object_get(b, "pause_reason")))
+        json_object_set(o, "pause_reason", json_object_get(b, "pause_reason"));
     return o;
 }
 
@@ -533,6 +536,9 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
         /* The core names its own field; here it is trigger_timestamp. */
         error(resp, 400, "invalid_request", err.msg[0] && !strstr(err.msg, "scheduled_at")
               ? err.msg : "trigger_timestamp must be in the future and within 30 days");
+        break;
+    case BC_BATCH_NO_CREDIT:
+        error(resp, 402, "insufficient_credits", "Insufficient credits to start calls.");
         break;
     default:
         bc_log(api->ctx->log, BC_ERROR, "batch.create_failed", "{s:s,s:s}", "tenant_id",

@@ -42,6 +42,13 @@ static void error(bc_http_resp *resp, int status, const char *code, const char *
     bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
 }
 
+/* Rymi's documented 402 body: {error, code, detail}. */
+static void credit_error(bc_http_resp *resp, int status, const char *code, const char *msg)
+{
+    bc_http_json(resp, status, json_pack("{s:s,s:s,s:s}", "error", msg, "code", code,
+                                         "detail", "tenant_balance_exhausted"));
+}
+
 static void fail(rq *r, const char *what, const bc_err *err)
 {
     bc_log(r->api->ctx->log, BC_ERROR, "rymi.failed", "{s:s,s:s,s:s}", "what", what,
@@ -293,6 +300,9 @@ static json_t *render_session(json_t *b)
         json_object_set(o, "paused_at", json_object_get(b, "paused_at"));
     if (!json_is_null(json_object_get(b, "tenant_paused_at")))
         json_object_set(o, "tenant_paused_at", json_object_get(b, "tenant_paused_at"));
+    /* Extension: why it paused itself ("insufficient_credits"). */
+    if (!json_is_null(json_object_get(b, "pause_reason")))
+        json_object_set(o, "pause_reason", json_object_get(b, "pause_reason"));
     if (!rs)
         return o;
     json_t *parts = json_array();
@@ -539,6 +549,9 @@ static void create_session(rq *r, int participants)
     case BC_BATCH_OVER_LIMIT:
     case BC_BATCH_BAD_TIME:
         error(r->resp, 400, "invalid_request", err.msg);
+        break;
+    case BC_BATCH_NO_CREDIT:
+        credit_error(r->resp, 402, "insufficient_credits", "Insufficient credits to start this call");
         break;
     default:
         fail(r, "session.create", &err);
@@ -1185,7 +1198,7 @@ static void dnc_delete(rq *r, const char *number)
 /* What the webhook sender delivers (docs/webhooks.md); each comes from the
  * call-results topic. */
 static const char *webhook_events[] = { "call.completed", "call.failed", "batch.completed",
-                                        "call.report", "call.recording", NULL };
+                                        "call.report", "call.recording", "batch.paused", NULL };
 
 /* A 400 whose detail names the field at fault. */
 static void bad_field(rq *r, const char *msg, const char *field)
@@ -1210,7 +1223,8 @@ static char *events_array(rq *r, json_t *ev)
             ok = json_is_string(x) && !strcmp(json_string_value(x), webhook_events[k]);
         if (!ok) {
             snprintf(why, sizeof why, "events[%zu] is not one of call.completed, "
-                     "call.failed, batch.completed, call.report, call.recording", i);
+                     "call.failed, batch.completed, call.report, call.recording, "
+                     "batch.paused", i);
             bad_field(r, why, "events");
             return NULL;
         }
@@ -1592,10 +1606,10 @@ static void route(rq *r)
         bc_gate_idem_begin(r->api, &r->g, r->req, resp, bc_http_path(r->req), 409, error))
         return;
     if (is(r, "POST", 2, "calls", "batch")) {
-        if (bc_gate_credits(&r->g, resp, error, "Insufficient credits to start this call") == 0)
+        if (bc_gate_credits(&r->g, resp, credit_error, "Insufficient credits to start this call") == 0)
             create_session(r, 0);
     } else if (is(r, "POST", 1, "calls")) {
-        if (bc_gate_credits(&r->g, resp, error, "Insufficient credits to start this call") == 0)
+        if (bc_gate_credits(&r->g, resp, credit_error, "Insufficient credits to start this call") == 0)
             create_session(r, 1);
     } else if (is(r, "GET", 1, "calls")) {
         list_sessions(r, NULL, 0);

@@ -6,6 +6,7 @@
 
 #include "bc_api.h"
 #include "bc_batches.h"
+#include "bc_credits.h"
 
 int bc_rymi_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
 
@@ -155,16 +156,18 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
       "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND tenant_id = $2"    \
       "   AND kind = $3 AND revoked_at IS NULL" },                                 \
     { "rymi_me",                                                                   \
-      "SELECT id, name, plan, email, rate_per_min, burst, concurrency, credits_cents," \
+      "SELECT id, name, plan, email, rate_per_min, burst, concurrency,"            \
+      "       " BC_SQL_CREDITS_BALANCE("$1") " AS credits_cents,"                  \
       "       default_region, rfc3339(created_at) AS created_at FROM tenants WHERE id = $1" }, \
+    /* Spend is what was settled: the ledger's settle rows (bc_credits.h),  \
+     * by UTC day of settlement. */                                           \
     { "rymi_spend",                                                                \
-      "SELECT to_char(date_trunc('day', c.ended_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day," \
-      "       count(*) AS calls,"                                                  \
-      "       sum(ceil(coalesce(c.duration_s, 0) / 60.0))::bigint AS minutes,"     \
-      "       sum(ceil(coalesce(c.duration_s, 0) / 60.0) * t.price_per_min_cents)::bigint AS cents" \
-      "  FROM calls c JOIN tenants t ON t.id = c.tenant_id"                        \
-      " WHERE c.tenant_id = $1 AND c.ended_at IS NOT NULL"                         \
-      "   AND c.ended_at >= $2::date AND c.ended_at < $3::date + 1"                \
+      "SELECT to_char(date_trunc('day', l.at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day," \
+      "       count(*) AS calls, coalesce(sum(l.minutes), 0)::bigint AS minutes,"  \
+      "       (-sum(l.cents))::bigint AS cents"                                    \
+      "  FROM credit_ledger l"                                                     \
+      " WHERE l.tenant_id = $1 AND l.kind = 'settle'"                              \
+      "   AND l.at >= $2::date AND l.at < $3::date + 1"                            \
       " GROUP BY 1 ORDER BY 1" }
 
 #endif

@@ -81,6 +81,10 @@ NAMES = {400: "Invalid request", 401: "Missing or invalid API key", 402: "Insuff
              409: "Conflict with the resource's state", 413: "Body too large",
              422: "Number or agent not found under this key",
              429: "Rate limit exceeded (see Retry-After)", 500: "Internal error", 503: "Unavailable; retry"}
+PAUSE_REASON = {"type": "string", "enum": ["insufficient_credits"],
+                "description": "batchcall extension: why the batch paused itself (while it is paused "
+                               "for that reason); it resumes when its tenant can pay a call again "
+                               "(docs/api.md, Credits)"}
 ERRSCH = {"cartesia": "CartesiaError", "rymi": "RymiError", "batchcall": "BatchCallError",
           "retell": "RetellError"}
 RESPONSES = {f"{s}{c}": jresp(NAMES[c], ref(ERRSCH[s])) for s in ERRSCH for c in NAMES}
@@ -145,6 +149,7 @@ schemas = {
       "status": {"type": "string", "description": "batchcall extension", "enum": [
           "draft", "scheduled", "pending", "in_progress", "paused", "completed", "cancelled"]},
       "paused_timestamp": I, "tenant_paused_timestamp": I, "latest_timestamp": I, "expired": EXPIRED,
+      "pause_reason": PAUSE_REASON,
       "blocked": BLOCKED,
       "created_timestamp": I, "sent": I, "completed": I, "failed": I, "cancelled": I, "queued": I,
       "live": I, "waiting_for_window": I, "waiting_for": WAITING_FOR},
@@ -192,6 +197,7 @@ schemas = {
                  "description": "paused (extension): held by a pause, with recipients waiting"},
       "paused_at": {"type": "string", "format": "date-time", "description": "batchcall extension: when the batch was paused (while it is)"},
       "tenant_paused_at": {"type": "string", "format": "date-time", "description": "batchcall extension: when its whole tenant was paused (while it is)"},
+      "pause_reason": PAUSE_REASON,
       "total_calls_scheduled": I, "total_calls_dispatched": I, "total_calls_finished": I,
       "total_calls_waiting_for_window": WAIT, "waiting_for": WAITING_FOR,
       "latest_at": {"type": "string", "format": "date-time", "description": "batchcall extension"},
@@ -255,8 +261,8 @@ schemas = {
       "status": {"type": "string", "enum": ["queued", "in_progress", "completed", "failed", "paused"],
                  "description": "paused (extension): held by a pause, with participants waiting"},
       "paused_at": SN, "tenant_paused_at": SN, "latest_at": SN, "expired": EXPIRED, "blocked": BLOCKED,
-      "batch_id": S, "agent_id": S, "from_number": SN, "queued": I, "total": I,
-      "waiting_for_window": WAIT, "waiting_for": WAITING_FOR,
+      "pause_reason": PAUSE_REASON, "batch_id": S, "agent_id": S, "from_number": SN, "queued": I,
+      "total": I, "waiting_for_window": WAIT, "waiting_for": WAITING_FOR,
       "metadata": ANYOBJN, "variables": ANYOBJN, "post_call": ANYOBJN, "created_at": S, "updated_at": S,
       "participants": {"type": "array", "items": ref("RymiParticipant")}, **RETRY},
       ["id", "room_name", "status", "batch_id", "queued"]),
@@ -341,7 +347,7 @@ schemas = {
                            "description": "https (http only where BC_WEBHOOK_REQUIRE_HTTPS is off); no user or password; not a loopback, private or link-local address (unless BC_WEBHOOK_ALLOW_PRIVATE)"},
       "enabled": B, "events": {"type": "array", "minItems": 1, "maxItems": 16,
           "items": {"type": "string", "enum": ["call.completed", "call.failed", "batch.completed",
-                                                 "call.report", "call.recording"]}}}),
+                                                 "call.report", "call.recording", "batch.paused"]}}}),
   "WebhookDelivery": obj({"id": S, "event_id": S, "event_type": S,
       "status": {"type": "string", "enum": ["pending", "delivered", "dead"]},
       "attempts": I, "next_attempt_at": SN, "last_status_code": IN, "last_error": SN,
@@ -361,7 +367,11 @@ schemas = {
   "AuditLogList": obj({"audit_logs": {"type": "array", "items": ref("AuditLog")}, "total": I,
                        "limit": I, "offset": I}, ["audit_logs", "total", "limit", "offset"]),
   "Me": obj({"tenant": ANYOBJ, "key": ANYOBJ, "limits": ANYOBJ, "credits_cents": I}, ["tenant", "key", "limits"]),
-  "Spend": obj({"currency": S, "calls": I, "minutes": I, "total_cents": I, "days": {"type": "array", "items": ANYOBJ}},
+  "Spend": obj({"currency": S,
+                "calls": {"type": "integer", "description": "answered calls billed (settled)"},
+                "minutes": {"type": "integer", "description": "started minutes billed"},
+                "total_cents": {"type": "integer", "description": "the sum of settled call costs: the credit ledger's settle rows (docs/api.md, Credits)"},
+                "days": {"type": "array", "items": ANYOBJ}},
                ["currency", "total_cents", "days"]),
   "BatchCallTask": obj({"to_number": E164, "dynamic_variables": ANYOBJ,
                         **RETRY, "max_retries": {"type": "integer", "minimum": 0, "maximum": 10},
@@ -378,6 +388,7 @@ schemas = {
       "waiting_for_window": WAIT, "waiting_for": WAITING_FOR,
       "organization_id": S, "status": {"type": "string", "enum": ["draft", "scheduled", "sent", "cancelled", "paused"]},
       "paused_timestamp": {**IN, "description": "batchcall extension: when it was paused (ms)"},
+      "pause_reason": PAUSE_REASON,
       "latest_timestamp": {**IN, "description": "batchcall extension: its latest_at (ms)"},
       "expired": EXPIRED, "blocked": BLOCKED,
       "tenant_paused_timestamp": {**IN, "description": "batchcall extension: when the account was paused (ms)"},

@@ -12,6 +12,7 @@
 #ifndef BC_RECONCILE_H
 #define BC_RECONCILE_H
 
+#include "bc_credits.h"
 #include "bc_err.h"
 #include "bc_pg.h"
 #include "bc_publisher.h"
@@ -46,7 +47,11 @@ int bc_reconcile_quiet(bc_reconcile *r, long quiet_s);
     { "rc_abandon",                                                                 \
       "WITH c AS (DELETE FROM calls WHERE id = $1 AND carrier_call_id IS NULL"      \
       "             AND status IN ('claimed', 'dialing')"                           \
-      "           RETURNING recipient_id, batch_id, lease_slot, lease_token),"      \
+      "           RETURNING id, tenant_id, recipient_id, batch_id, lease_slot,"     \
+      "                     lease_token, hold_cents, price_per_min_cents,"          \
+      "                     NULL::bigint AS cost_cents, NULL::int AS billed_min),"  \
+      /* An abandoned dial gives its credit hold back (bc_credits.h). */        \
+      BC_SQL_CREDITS_SETTLE_CTES("c") ","                                         \
       " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL FROM c" \
       "        WHERE leases.batch_id = c.batch_id AND leases.slot = c.lease_slot"   \
       "          AND leases.token = c.lease_token RETURNING 1),"                    \

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bc_credits.h"
 #include "bc_kafka.h"
 #include "bc_lease.h"
 #include "bc_pg.h"
@@ -201,6 +202,9 @@ static const bc_pg_stmt stmts[] = {
       "WITH pb AS (SELECT id FROM batches WHERE region = $1 AND state = 'paused'),"
       BC_SQL_UNCLAIM_CTES
       " SELECT count(*) AS n FROM uc" },
+    /* Batches that paused themselves for credits, once their tenant can
+     * pay one of their calls again (bc_credits.h). */
+    { "credits_resume", BC_CREDITS_RESUME_SQL },
     /* Calls holding a slot in the region, and the slots its batches
      * reserve (their lease rows, as BC_SQL_TENANT_RESERVED counts them). */
     { "live_calls",
@@ -604,6 +608,26 @@ static void unclaim_paused(bc_scheduler *s)
     }
 }
 
+/* Resumes the batches paused for credits whose tenant can pay again: a
+ * top-up (`batchcall credits-add`), or holds given back as calls ended.
+ * Their window is released by top_up, as any admitted batch's. */
+static void credits_resume(bc_scheduler *s)
+{
+    const char *p[] = { s->region };
+    bc_err err = { "" };
+    PGresult *res = bc_pg_exec(s->pg, "credits_resume", 1, p, &err);
+
+    if (!res) {
+        bc_log(s->ctx->log, BC_WARN, "credits.resume_failed", "{s:s}", "error", err.msg);
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++)
+        bc_log(s->ctx->log, BC_INFO, "batch.resumed", "{s:s,s:s,s:s}", "batch_id",
+               bc_pg_val(res, i, "id"), "tenant_id", bc_pg_val(res, i, "tenant_id"), "reason",
+               BC_CREDITS_SHORT);
+    PQclear(res);
+}
+
 void bc_scheduler_tick(bc_scheduler *s)
 {
     long long now = bc_now_ms();
@@ -636,6 +660,7 @@ void bc_scheduler_tick(bc_scheduler *s)
     give_back(s);
     admission(s);
     expire(s);
+    credits_resume(s);
     top_up(s);
     if (now >= s->next_relay) {
         relay(s);

@@ -10,6 +10,7 @@
 
 #include "bc_agent.h"
 #include "bc_carrier.h"
+#include "bc_credits.h"
 #include "bc_crypto.h"
 #include "bc_kafka.h"
 #include "bc_lease.h"
@@ -264,38 +265,58 @@ static const bc_pg_stmt stmts[] = {
      * off). The tenant's policy is applied here, at the last moment
      * (bc_policy.h): a number listed after its batch was accepted is not
      * dialed; its call stays claimed and comes back with the rule in
-     * "blocked", for the worker to end it with that reason. Returns the
-     * calls that may be dialed (blocked NULL) and those the policy stopped.
+     * "blocked", for the worker to end it with that reason. The call's
+     * credit hold is taken here too (bc_credits.h), so a hold and a dial
+     * never diverge: a call the balance cannot cover stays claimed and
+     * comes back blocked "insufficient_credits", for the worker to pause
+     * its batch (its recipient stays queued). Returns the calls that may
+     * be dialed (blocked NULL) and those the policy or credits stopped.
      * $1 [{"c" call,"b" batch,"t" token}] */
     { "dial_start_many",
       "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, b text, t bigint)),"
       " b AS (SELECT id FROM batches WHERE id IN (SELECT b FROM d) AND state = 'admitted' FOR SHARE),"
-      " g AS MATERIALIZED (SELECT d.c, d.t, "
+      " g AS MATERIALIZED (SELECT d.c, d.t, d.b, calls.tenant_id, calls.hold_cents, "
       BC_SQL_POLICY_BLOCK("calls.tenant_id", "calls.to_number") " AS blocked"
       "         FROM d JOIN calls ON calls.id = d.c"
       "        WHERE calls.status = 'claimed' AND calls.lease_token = d.t"
       "          AND d.b IN (SELECT id FROM b)"
       "          AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = d.b"
       "                      AND l.slot = calls.lease_slot AND l.token = d.t)),"
+      BC_SQL_CREDITS_HOLD_CTES
       " u AS (UPDATE calls SET status = 'dialing',"
+      "        hold_cents = coalesce(calls.hold_cents, ch.hold),"
+      "        price_per_min_cents = coalesce(ch.price, calls.price_per_min_cents),"
       "        history = history || jsonb_build_object('status', 'dialing', 'at', rfc3339_ms(now()))"
-      "   FROM g WHERE calls.id = g.c AND g.blocked IS NULL"
+      "   FROM g LEFT JOIN ch ON ch.c = g.c WHERE calls.id = g.c AND g.blocked IS NULL"
+      "    AND (g.hold_cents IS NOT NULL OR ch.after >= 0)"
       "    AND calls.status = 'claimed' AND calls.lease_token = g.t"
-      " RETURNING calls.id)"
+      " RETURNING calls.id, ch.c, ch.tenant_id, ch.b, ch.price, ch.mins, ch.hold, ch.after),"
+      " hw AS (SELECT * FROM u WHERE c IS NOT NULL),"
+      BC_SQL_CREDITS_HOLD_WRITE("hw")
       " SELECT id, NULL AS blocked FROM u"
-      " UNION ALL SELECT c, blocked FROM g WHERE blocked IS NOT NULL" },
+      " UNION ALL SELECT c, blocked FROM g WHERE blocked IS NOT NULL"
+      " UNION ALL SELECT c, '" BC_CREDITS_SHORT "' FROM ch WHERE after < 0" },
+    /* A batch whose next call its tenant cannot pay pauses itself (its
+     * refused claims undone with the pause). $1 batch ids (text[]) */
+    { "credits_pause", BC_CREDITS_PAUSE_SQL },
     /* A dial the carrier paced (429) goes back to 'claimed' before it is
      * sent again, so it passes dial_start's gate once more: a batch
      * cancelled or paused meanwhile is not dialed (before this, a paced
      * dial went out after the cancel had returned). Only while our lease
-     * token is current and the carrier has no call for it.
+     * token is current and the carrier has no call for it. Its credit hold
+     * is released with it (a claimed call holds nothing): dial_start takes
+     * one again, or pauses the batch if the balance no longer covers it.
      * $1 [{"c" call,"t" token}] */
     { "redial_back",
-      "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, t bigint))"
-      " UPDATE calls SET status = 'claimed' FROM d"
-      " WHERE calls.id = d.c AND calls.status = 'dialing' AND calls.lease_token = d.t"
-      "   AND calls.carrier_call_id IS NULL"
-      " RETURNING calls.id" },
+      "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, t bigint)),"
+      " r AS (UPDATE calls SET status = 'claimed', hold_cents = NULL FROM d, calls o"
+      "        WHERE calls.id = d.c AND o.id = d.c AND calls.status = 'dialing'"
+      "          AND calls.lease_token = d.t AND calls.carrier_call_id IS NULL"
+      "       RETURNING calls.id, calls.tenant_id, calls.batch_id, o.hold_cents,"
+      "                 o.price_per_min_cents, NULL::bigint AS cost_cents,"
+      "                 NULL::int AS billed_min),"
+      BC_SQL_CREDITS_SETTLE_CTES("r")
+      " SELECT id FROM r" },
     /* A claim dial_start refused while its token is still current: the
      * batch was cancelled after the claim and the cancel's statement could
      * not see it (it read before the claim committed). Settle it here.
@@ -381,7 +402,15 @@ static const bc_pg_stmt stmts[] = {
       "                           AND coalesce(e.ab, calls.answered_by) LIKE 'machine%'"
       "                          THEN 'voicemail' ELSE e.reason END,"
       "        carrier_call_id = coalesce(carrier_call_id, e.sid),"
-      "        answered_by = coalesce(e.ab, calls.answered_by)"
+      "        answered_by = coalesce(e.ab, calls.answered_by),"
+      /* Its money (bc_credits.h): what an answered call costs, settled
+       * below with the release of its hold, in this statement that ends
+       * it once. */
+      "        billed_min = CASE WHEN calls.hold_cents IS NOT NULL AND e.status = 'completed'"
+      "                          THEN " BC_SQL_CREDITS_MINUTES("e.dur") " END,"
+      "        cost_cents = CASE WHEN calls.hold_cents IS NOT NULL THEN "
+      BC_SQL_CREDITS_COST("e.status", "e.dur", "calls.price_per_min_cents", "calls.hold_cents")
+      "                     END"
       "        FROM e WHERE calls.id = e.id AND call_status_rank(calls.status) < 9"
       "      RETURNING calls.id, calls.recipient_id, calls.batch_id, calls.tenant_id,"
       "                calls.attempt, calls.lease_slot, calls.lease_token, calls.to_number,"
@@ -389,10 +418,12 @@ static const bc_pg_stmt stmts[] = {
       "                e.status AS final_status, calls.end_reason AS reason,"
       "                CASE WHEN e.out = 'completed' AND calls.answered_by LIKE 'machine%'"
       "                     THEN 'voicemail' ELSE e.out END AS out, e.err,"
-      "                to_jsonb(calls) AS cj),"
+      "                to_jsonb(calls) AS cj, calls.hold_cents, calls.cost_cents,"
+      "                calls.billed_min, calls.price_per_min_cents),"
       " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL"
       "         FROM c WHERE leases.batch_id = c.batch_id AND leases.slot = c.lease_slot"
       "          AND leases.token = c.lease_token RETURNING c.id),"
+      BC_SQL_CREDITS_SETTLE_CTES("c") ","
       " p AS (SELECT c.id, c.recipient_id, c.out, c.reason, c.err, x.policy,"
       "              retry_listed(x.policy, c.out) AS listed,"
       "              rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
@@ -913,13 +944,42 @@ static int returned(const PGresult *res, const char *id)
     return row_of(res, id) >= 0;
 }
 
+/* Pauses the batches (a JSON array of ids) whose next call their tenant
+ * could not pay; the pause undoes the refused claims, so their recipients
+ * stay queued. If this fails the claims stay claimed and undialed, and the
+ * reaper settles them as any other. */
+static void credits_pause(bc_worker *w, json_t *batches)
+{
+    bc_err err = { "" };
+    PGresult *res;
+    char *ids = json_dumps(batches, JSON_COMPACT);
+    const char *p[] = { ids };
+
+    if (!ids || !(res = bc_pg_exec(w->pg, "credits_pause", 1, p, &err))) {
+        bc_log(w->ctx->log, BC_WARN, "credits.pause_failed", "{s:s,s:s}", "batches",
+               ids ? ids : "", "error", ids ? err.msg : "out of memory");
+        free(ids);
+        return;
+    }
+    for (int k = 0; k < PQntuples(res); k++)
+        bc_log(w->ctx->log, BC_INFO, "batch.paused", "{s:s,s:s,s:s}", "batch_id",
+               bc_pg_val(res, k, "id"), "tenant_id", bc_pg_val(res, k, "tenant_id"), "reason",
+               BC_CREDITS_SHORT);
+    bc_metrics_inc(w->ctx->metrics, "worker_batches_paused_for_credits_total",
+                   "Batches that paused themselves because their tenant could not pay a call",
+                   NULL, PQntuples(res));
+    PQclear(res);
+    free(ids);
+}
+
 /* Takes the claimed calls whose batch is still admitted and whose lease
  * is still ours to 'dialing', in one statement, and dials them; a claim
- * refused there is settled (claim_cancel) and never dialed, and one the
- * tenant's policy stopped there ends with the rule (end_blocked). */
+ * refused there is settled (claim_cancel) and never dialed, one the
+ * tenant's policy stopped there ends with the rule (end_blocked), and one
+ * its credits could not cover pauses its batch (credits_pause). */
 static void start_dials(bc_worker *w, bc_dial *ds, int n)
 {
-    json_t *arr = json_array();
+    json_t *arr = json_array(), *short_of = json_array();
     bc_err err = { "" };
     PGresult *res;
     char *doc;
@@ -936,12 +996,23 @@ static void start_dials(bc_worker *w, bc_dial *ds, int n)
         bc_log(w->ctx->log, BC_WARN, "dial.start_failed", "{s:i,s:s}", "calls", n, "error",
                doc ? err.msg : "out of memory");
         free(doc);
+        json_decref(short_of);
         return;
     }
     free(doc);
     for (int i = 0; i < n; i++) {
         int k = row_of(res, ds[i].call_id);
 
+        if (k >= 0 && bc_pg_val(res, k, "blocked") &&
+            !strcmp(bc_pg_val(res, k, "blocked"), BC_CREDITS_SHORT)) {
+            if (!json_array_size(short_of) ||
+                strcmp(json_string_value(json_array_get(short_of,
+                                                        json_array_size(short_of) - 1)),
+                       ds[i].batch_id))
+                json_array_append_new(short_of, json_string(ds[i].batch_id));
+            bc_metric_add(w->m_not_dialed, 1);
+            continue;
+        }
         if (k >= 0 && bc_pg_val(res, k, "blocked")) {
             end_blocked(w, ds[i].call_id, ds[i].batch_id, bc_pg_val(res, k, "blocked"));
             continue;
@@ -964,6 +1035,9 @@ static void start_dials(bc_worker *w, bc_dial *ds, int n)
             end_call(w, ds[i].call_id, "failed", 0, "error", NULL, err.msg);
     }
     PQclear(res);
+    if (json_array_size(short_of))
+        credits_pause(w, short_of);
+    json_decref(short_of);
 }
 
 /* Sends again the paced dials that are due, through dial_start's gate

@@ -299,8 +299,11 @@ def test_admin_commands_are_rows_with_the_operator_and_the_cli_lists_them(stack,
     assert (r["tenant_id"], r["actor"], r["key_id"], r["action"], r["target_id"], r["detail"]) == \
         (t["tenant_id"], "admin", None, "credits.add", t["tenant_id"], {"cents": 250})
     assert r["operator"].startswith(getpass.getuser()) and r["source"] == socket.gethostname()
-    assert out["credits_cents"] == stack.sql("SELECT credits_cents FROM tenants WHERE id = %s",
-                                             t["tenant_id"])[0][0]
+    # The balance after: credits granted less those held and spent
+    # (docs/api.md, Credits).
+    assert out["credits_cents"] == stack.sql(
+        "SELECT t.credits_cents - u.used_cents FROM tenants t"
+        " JOIN credit_usage u ON u.tenant_id = t.id WHERE t.id = %s", t["tenant_id"])[0][0]
     # A command that changes nothing writes nothing.
     since = mark(stack)
     p = subprocess.run([stack.bin("batchcall"), "credits-add", "--tenant", "org_nosuch",
