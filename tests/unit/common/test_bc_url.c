@@ -30,7 +30,7 @@ static void reject(const char *url, int https_only, const char *want)
 
     assert_int_equal(bc_url_check(url, https_only, 1, why, sizeof why), -1);
     if (!strstr(why, want))
-        fail_msg("'%s': '%s' does not say '%s'", url, why, want);
+        fail_msg("'%s': '%s' does not say '%s'", url ? url : "(null)", why, want);
 }
 
 static void test_rejects_with_a_reason(void **state)
