@@ -1297,7 +1297,7 @@ static void webhooks_list(rq *r, const char *only, int status, const char *secre
 
 static void webhook_create(rq *r)
 {
-    json_t *in = body(r);
+    json_t *in = body(r), *en;
     const char *url = NULL;
     char id[48], secret[48], *ev = NULL;
     bc_err err = { "" };
@@ -1305,11 +1305,19 @@ static void webhook_create(rq *r)
 
     if (!in)
         return;
+    /* Present, it is a boolean, and a webhook created disabled stays so. */
+    en = json_object_get(in, "enabled");
+    if (en && !json_is_boolean(en)) {
+        bad_field(r, "enabled must be a boolean", "enabled");
+        json_decref(in);
+        return;
+    }
     if (webhook_url(r, in, 1, &url) == 0 && (ev = events_array(r, json_object_get(in, "events")))) {
         bc_id_new(id, sizeof id, "wh");
         bc_random_token(secret, sizeof secret, "whsec_", 32);
-        const char *p[] = { id, r->g.who.tenant_id, url, ev, secret };
-        if (!(res = q(r, "rymi_webhook_insert", 5, p, &err)))
+        const char *p[] = { id, r->g.who.tenant_id, url, ev, secret,
+                            json_is_false(en) ? "f" : "t" };
+        if (!(res = q(r, "rymi_webhook_insert", 6, p, &err)))
             fail(r, "webhook.create", &err);
         else {
             PQclear(res);

@@ -117,8 +117,8 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
       "  FROM webhooks WHERE tenant_id = $1 AND ($2::text IS NULL OR id = $2)"     \
       " ORDER BY created_at, id" },                                                \
     { "rymi_webhook_insert",                                                       \
-      "INSERT INTO webhooks (id, tenant_id, url, events, secret)"                  \
-      " VALUES ($1, $2, $3, $4::text[], $5)" },                                    \
+      "INSERT INTO webhooks (id, tenant_id, url, events, secret, enabled)"         \
+      " VALUES ($1, $2, $3, $4::text[], $5, $6::boolean)" },                       \
     { "rymi_webhook_update",                                                       \
       "UPDATE webhooks SET url = coalesce($3, url),"                               \
       "       events = coalesce($4::text[], events),"                              \

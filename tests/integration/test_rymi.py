@@ -270,6 +270,23 @@ def test_webhooks(stack, t):
     assert_error(get(stack, t["api_key"], "/webhooks/" + w["id"]), 404)
 
 
+def test_a_webhook_created_disabled_stays_disabled_and_enabled_must_be_a_boolean(stack, t):
+    """Issue 16, hole 4: create ignored "enabled": false and took "enabled": "no"."""
+    r = post(stack, t["api_key"], "/webhooks", {"url": "https://example.test/off",
+                                                "events": ["call.completed"], "enabled": False})
+    assert r.status_code == 201, r.text
+    assert r.json()["enabled"] is False
+    assert stack.sql("SELECT enabled FROM webhooks WHERE id = %s", r.json()["id"]) == [(False,)]
+    before = stack.sql("SELECT count(*) FROM webhooks WHERE tenant_id = %s", t["tenant_id"])
+    for bad in ("no", 0, None, [True]):
+        assert_error(post(stack, t["api_key"], "/webhooks", {"url": "https://example.test/x",
+                                                             "events": ["call.completed"],
+                                                             "enabled": bad}), 400)
+    assert stack.sql("SELECT count(*) FROM webhooks WHERE tenant_id = %s", t["tenant_id"]) == before
+    requests.delete(stack.api + V1 + "/webhooks/" + r.json()["id"], headers=bearer(t["api_key"]),
+                    timeout=10)
+
+
 def test_me_and_key_rotation(stack):
     t2 = stack.tenant(concurrency=7)
     me = get(stack, t2["api_key"], "/auth/me").json()
