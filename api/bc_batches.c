@@ -10,6 +10,7 @@
 #include "bc_audit.h"
 #include "bc_crypto.h"
 #include "bc_failpoint.h"
+#include "bc_json.h"
 #include "bc_kafka.h"
 #include "bc_lease.h"
 #include "bc_policy.h"
@@ -737,13 +738,6 @@ static json_t *json_col(const PGresult *res, int row, const char *col)
     return j ? j : json_null();
 }
 
-static json_t *str_or_null(const PGresult *res, int row, const char *col)
-{
-    const char *v = bc_pg_val(res, row, col);
-
-    return v ? json_string(v) : json_null();
-}
-
 static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                     int with_recipients, bc_err *err);
 
@@ -797,7 +791,7 @@ static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     }
     b = json_object();
     for (int i = 0; strs[i]; i++)
-        json_object_set_new(b, strs[i], str_or_null(res, 0, strs[i]));
+        json_object_set_new(b, strs[i], bc_json_pg_str(res, 0, strs[i]));
     for (int i = 0; ints[i]; i++)
         json_object_set_new(b, ints[i], json_integer(bc_pg_int(res, 0, ints[i], 0)));
     json_object_set_new(b, "variables", json_col(res, 0, "variables"));
@@ -834,16 +828,16 @@ static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     arr = json_array();
     for (int i = 0; i < PQntuples(res); i++) {
         json_t *r = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o}",
-                              "id", str_or_null(res, i, "id"),
-                              "to_number", str_or_null(res, i, "to_number"),
-                              "status", str_or_null(res, i, "status"),
-                              "call_id", str_or_null(res, i, "last_call_id"),
-                              "end_reason", str_or_null(res, i, "end_reason"),
-                              "error_message", str_or_null(res, i, "error_message"),
+                              "id", bc_json_pg_str(res, i, "id"),
+                              "to_number", bc_json_pg_str(res, i, "to_number"),
+                              "status", bc_json_pg_str(res, i, "status"),
+                              "call_id", bc_json_pg_str(res, i, "last_call_id"),
+                              "end_reason", bc_json_pg_str(res, i, "end_reason"),
+                              "error_message", bc_json_pg_str(res, i, "error_message"),
                               "metadata", json_col(res, i, "metadata"),
                               "attempts", (json_int_t)bc_pg_int(res, i, "attempts", 0),
-                              "created_at", str_or_null(res, i, "created_at"),
-                              "from_number", str_or_null(res, i, "from_number"));
+                              "created_at", bc_json_pg_str(res, i, "created_at"),
+                              "from_number", bc_json_pg_str(res, i, "from_number"));
         /* Only the overrides this recipient has. */
         if (bc_pg_val(res, i, "max_retries"))
             json_object_set_new(r, "max_retries",

@@ -6,6 +6,7 @@
 
 #include "bc_callback.h"
 #include "bc_gate.h"
+#include "bc_json.h"
 #include "bc_kafka.h"
 #include "bc_twilio.h"
 
@@ -128,13 +129,6 @@ static json_t *loads(const char *s)
     return j ? j : json_null();
 }
 
-static json_t *str_or_null(const PGresult *res, int row, const char *col)
-{
-    int c = PQfnumber(res, col);
-
-    return c < 0 || PQgetisnull(res, row, c) ? json_null() : json_string(PQgetvalue(res, row, c));
-}
-
 static json_t *int_or_null(const PGresult *res, int row, const char *col)
 {
     int c = PQfnumber(res, col);
@@ -188,17 +182,17 @@ static void rymi_read(bc_api *api, bc_pg *pg, const char *tenant, const char *id
                         "leg_id", bc_pg_val(res, i, "id"), "attempt",
                         int_or_null(res, i, "attempt"));
         if (rec) {
-            json_object_set_new(leg, "recording_sid", str_or_null(res, i, "recording_sid"));
-            json_object_set_new(leg, "recording_url", str_or_null(res, i, "recording_url"));
+            json_object_set_new(leg, "recording_sid", bc_json_pg_str(res, i, "recording_sid"));
+            json_object_set_new(leg, "recording_url", bc_json_pg_str(res, i, "recording_url"));
             json_object_set_new(leg, "duration_s", int_or_null(res, i, "recording_duration_s"));
         } else if (!strcmp(what, "summary")) {
             json_object_set_new(leg, "summary", report_field(report, "summary"));
-            json_object_set_new(leg, "disposition", str_or_null(res, i, "disposition"));
+            json_object_set_new(leg, "disposition", bc_json_pg_str(res, i, "disposition"));
             json_object_set_new(leg, "data", report_field(report, "data"));
-            json_object_set_new(leg, "reported_at", str_or_null(res, i, "reported_at"));
+            json_object_set_new(leg, "reported_at", bc_json_pg_str(res, i, "reported_at"));
         } else {
             json_object_set_new(leg, "transcript", report_field(report, "transcript"));
-            json_object_set_new(leg, "reported_at", str_or_null(res, i, "reported_at"));
+            json_object_set_new(leg, "reported_at", bc_json_pg_str(res, i, "reported_at"));
         }
         json_decref(report);
         json_array_append_new(legs, leg);
@@ -264,24 +258,24 @@ static void cartesia_call(bc_api *api, bc_pg *pg, const char *tenant, const char
     }
     report = loads(bc_pg_val(res, 0, "report"));
     o = json_pack("{s:s,s:o,s:s,s:s,s:o,s:s,s:{s:s,s:s}}", "id", bc_pg_val(res, 0, "id"),
-                  "agent_id", str_or_null(res, 0, "agent_id"), "batch_id",
+                  "agent_id", bc_json_pg_str(res, 0, "agent_id"), "batch_id",
                   bc_pg_val(res, 0, "batch_id"), "recipient_id",
                   bc_pg_val(res, 0, "recipient_id"), "attempt",
                   int_or_null(res, 0, "attempt"), "status",
                   cartesia_status(bc_pg_val(res, 0, "status")), "telephony_params", "to",
                   bc_pg_val(res, 0, "to_number"), "from", bc_pg_val(res, 0, "from_number"));
-    json_object_set_new(o, "start_time", str_or_null(res, 0, "start_time"));
-    json_object_set_new(o, "answered_at", str_or_null(res, 0, "answered_at"));
-    json_object_set_new(o, "end_time", str_or_null(res, 0, "end_time"));
-    json_object_set_new(o, "end_reason", str_or_null(res, 0, "end_reason"));
-    json_object_set_new(o, "answered_by", str_or_null(res, 0, "answered_by"));
+    json_object_set_new(o, "start_time", bc_json_pg_str(res, 0, "start_time"));
+    json_object_set_new(o, "answered_at", bc_json_pg_str(res, 0, "answered_at"));
+    json_object_set_new(o, "end_time", bc_json_pg_str(res, 0, "end_time"));
+    json_object_set_new(o, "end_reason", bc_json_pg_str(res, 0, "end_reason"));
+    json_object_set_new(o, "answered_by", bc_json_pg_str(res, 0, "answered_by"));
     json_object_set_new(o, "duration_s", int_or_null(res, 0, "duration_s"));
     json_object_set_new(o, "transcript", report_field(report, "transcript"));
     json_object_set_new(o, "summary", report_field(report, "summary"));
-    json_object_set_new(o, "disposition", str_or_null(res, 0, "disposition"));
+    json_object_set_new(o, "disposition", bc_json_pg_str(res, 0, "disposition"));
     json_object_set_new(o, "data", report_field(report, "data"));
-    json_object_set_new(o, "reported_at", str_or_null(res, 0, "reported_at"));
-    json_object_set_new(o, "recording_url", str_or_null(res, 0, "recording_url"));
+    json_object_set_new(o, "reported_at", bc_json_pg_str(res, 0, "reported_at"));
+    json_object_set_new(o, "recording_url", bc_json_pg_str(res, 0, "recording_url"));
     json_object_set_new(o, "recording_duration_s", int_or_null(res, 0, "recording_duration_s"));
     json_decref(report);
     PQclear(res);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bc_gate.h"
+#include "bc_json.h"
 
 #define PREFIX "/progress/batches"
 #define MAX_ID 64
@@ -42,13 +43,6 @@ static void reply(bc_http_resp *resp, json_t *body)
     json_decref(body);
 }
 
-static json_t *str_or_null(const PGresult *res, int i, const char *col)
-{
-    const char *v = bc_pg_val(res, i, col);
-
-    return v ? json_string(v) : json_null();
-}
-
 static json_t *batch_json(const PGresult *res, int i)
 {
     long long queued = bc_pg_int(res, i, "queued", 0), live = bc_pg_int(res, i, "live", 0);
@@ -68,9 +62,9 @@ static json_t *batch_json(const PGresult *res, int i)
         eta = json_integer((json_int_t)ceil((double)(queued + live) * 60.0 / rate));
     return json_pack("{s:o,s:o,s:o,s:o,s:s,s:b,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I},s:o,"
                      "s:f,s:o,s:I,s:o,s:o,s:o,s:o}",
-                     "id", str_or_null(res, i, "id"), "name", str_or_null(res, i, "name"),
-                     "agent_id", str_or_null(res, i, "agent_id"),
-                     "region", str_or_null(res, i, "region"), "status", status, "done", done,
+                     "id", bc_json_pg_str(res, i, "id"), "name", bc_json_pg_str(res, i, "name"),
+                     "agent_id", bc_json_pg_str(res, i, "agent_id"),
+                     "region", bc_json_pg_str(res, i, "region"), "status", status, "done", done,
                      "total", (json_int_t)bc_pg_int(res, i, "total", 0),
                      "target_concurrency_limit",
                      (json_int_t)bc_pg_int(res, i, "target_concurrency_limit", 0),
@@ -82,10 +76,10 @@ static json_t *batch_json(const PGresult *res, int i)
                      "outcomes", outcomes ? outcomes : json_object(),
                      "rate_per_min", round(rate * 10.0) / 10.0, "eta_seconds", eta,
                      "retry_count", (json_int_t)bc_pg_int(res, i, "retry_count", 0),
-                     "created_at", str_or_null(res, i, "created_at"),
-                     "scheduled_at", str_or_null(res, i, "scheduled_at"),
-                     "admitted_at", str_or_null(res, i, "admitted_at"),
-                     "updated_at", str_or_null(res, i, "updated_at"));
+                     "created_at", bc_json_pg_str(res, i, "created_at"),
+                     "scheduled_at", bc_json_pg_str(res, i, "scheduled_at"),
+                     "admitted_at", bc_json_pg_str(res, i, "admitted_at"),
+                     "updated_at", bc_json_pg_str(res, i, "updated_at"));
 }
 
 static json_t *tenant_json(bc_pg *pg, const char *tenant, bc_err *err)

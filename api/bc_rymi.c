@@ -105,13 +105,6 @@ static int paging(rq *r, int *limit, int *offset)
     return 0;
 }
 
-static json_t *str_or_null(const PGresult *res, int row, const char *col)
-{
-    const char *v = bc_pg_val(res, row, col);
-
-    return v ? json_string(v) : json_null();
-}
-
 static json_t *json_or_null(const PGresult *res, int row, const char *col)
 {
     const char *v = bc_pg_val(res, row, col);
@@ -719,15 +712,15 @@ static json_t *agent_json(const PGresult *res, int i)
 {
     const char *kind = bc_agent_kind_name(bc_agent_kind_of(bc_pg_val(res, i, "endpoint")));
 
-    return json_pack("{s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o,s:o}", "id", str_or_null(res, i, "id"),
-                     "name", str_or_null(res, i, "name"), "region", str_or_null(res, i, "region"),
-                     "endpoint", str_or_null(res, i, "endpoint"),
+    return json_pack("{s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o,s:o}", "id", bc_json_pg_str(res, i, "id"),
+                     "name", bc_json_pg_str(res, i, "name"), "region", bc_json_pg_str(res, i, "region"),
+                     "endpoint", bc_json_pg_str(res, i, "endpoint"),
                      "record", !strcmp(bc_pg_val(res, i, "record") ? bc_pg_val(res, i, "record")
                                                                   : "", "t"),
                      "endpoint_kind", kind ? json_string(kind) : json_null(),
                      "config", json_or_null(res, i, "config"),
-                     "created_at", str_or_null(res, i, "created_at"),
-                     "updated_at", str_or_null(res, i, "updated_at"));
+                     "created_at", bc_json_pg_str(res, i, "created_at"),
+                     "updated_at", bc_json_pg_str(res, i, "updated_at"));
 }
 
 static void agents_list(rq *r, const char *only)
@@ -877,12 +870,12 @@ static void agent_delete(rq *r, const char *id)
 
 static json_t *number_json(const PGresult *res, int i)
 {
-    return json_pack("{s:o,s:o,s:o,s:o,s:b,s:o}", "id", str_or_null(res, i, "id"),
-                     "number", str_or_null(res, i, "number"),
-                     "provider", str_or_null(res, i, "provider"),
-                     "agent_id", str_or_null(res, i, "agent_id"),
+    return json_pack("{s:o,s:o,s:o,s:o,s:b,s:o}", "id", bc_json_pg_str(res, i, "id"),
+                     "number", bc_json_pg_str(res, i, "number"),
+                     "provider", bc_json_pg_str(res, i, "provider"),
+                     "agent_id", bc_json_pg_str(res, i, "agent_id"),
                      "is_default", !strcmp(bc_pg_val(res, i, "is_default"), "t"),
-                     "created_at", str_or_null(res, i, "created_at"));
+                     "created_at", bc_json_pg_str(res, i, "created_at"));
 }
 
 static void numbers_list(rq *r, const char *only, int status)
@@ -1167,9 +1160,9 @@ static void dnc_list(rq *r)
     arr = json_array();
     for (int i = 0; i < PQntuples(res); i++)
         json_array_append_new(arr, json_pack("{s:o,s:o,s:o}", "number",
-                                             str_or_null(res, i, "number"), "reason",
-                                             str_or_null(res, i, "reason"), "created_at",
-                                             str_or_null(res, i, "created_at")));
+                                             bc_json_pg_str(res, i, "number"), "reason",
+                                             bc_json_pg_str(res, i, "reason"), "created_at",
+                                             bc_json_pg_str(res, i, "created_at")));
     bc_http_json(r->resp, 200, json_pack("{s:o,s:I,s:i,s:i}", "dnc", arr, "total",
                                          (json_int_t)(PQntuples(res) ? bc_pg_int(res, 0, "total", 0) : 0),
                                          "limit", limit, "offset", offset));
@@ -1258,11 +1251,11 @@ static json_t *webhook_json(const PGresult *res, int i)
     buf[strlen(buf) - 1] = '\0';
     for (char *save = NULL, *t = strtok_r(buf + 1, ",", &save); t; t = strtok_r(NULL, ",", &save))
         json_array_append_new(arr, json_string(t));
-    return json_pack("{s:o,s:o,s:o,s:b,s:o,s:o}", "id", str_or_null(res, i, "id"),
-                     "url", str_or_null(res, i, "url"), "events", arr,
+    return json_pack("{s:o,s:o,s:o,s:b,s:o,s:o}", "id", bc_json_pg_str(res, i, "id"),
+                     "url", bc_json_pg_str(res, i, "url"), "events", arr,
                      "enabled", !strcmp(bc_pg_val(res, i, "enabled"), "t"),
-                     "created_at", str_or_null(res, i, "created_at"),
-                     "updated_at", str_or_null(res, i, "updated_at"));
+                     "created_at", bc_json_pg_str(res, i, "created_at"),
+                     "updated_at", bc_json_pg_str(res, i, "updated_at"));
 }
 
 static void webhooks_list(rq *r, const char *only, int status, const char *secret)
@@ -1368,16 +1361,16 @@ static json_t *delivery_json(const PGresult *res, int i)
     const char *code = bc_pg_val(res, i, "last_status");
 
     return json_pack("{s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o}",
-                     "id", str_or_null(res, i, "id"),
-                     "event_id", str_or_null(res, i, "event_id"),
-                     "event_type", str_or_null(res, i, "event_type"),
-                     "status", str_or_null(res, i, "status"),
-                     "next_attempt_at", str_or_null(res, i, "next_attempt_at"),
+                     "id", bc_json_pg_str(res, i, "id"),
+                     "event_id", bc_json_pg_str(res, i, "event_id"),
+                     "event_type", bc_json_pg_str(res, i, "event_type"),
+                     "status", bc_json_pg_str(res, i, "status"),
+                     "next_attempt_at", bc_json_pg_str(res, i, "next_attempt_at"),
                      "attempts", (json_int_t)bc_pg_int(res, i, "attempts", 0),
                      "last_status_code", code ? json_integer(atoi(code)) : json_null(),
-                     "last_error", str_or_null(res, i, "last_error"),
-                     "created_at", str_or_null(res, i, "created_at"),
-                     "delivered_at", str_or_null(res, i, "delivered_at"),
+                     "last_error", bc_json_pg_str(res, i, "last_error"),
+                     "created_at", bc_json_pg_str(res, i, "created_at"),
+                     "delivered_at", bc_json_pg_str(res, i, "delivered_at"),
                      "payload", json_or_null(res, i, "payload"));
 }
 
@@ -1529,9 +1522,9 @@ static void keys_list(rq *r)
     }
     arr = json_array();
     for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(arr, json_pack("{s:o,s:o,s:o}", "id", str_or_null(res, i, "id"),
+        json_array_append_new(arr, json_pack("{s:o,s:o,s:o}", "id", bc_json_pg_str(res, i, "id"),
                                              "prefix", json_sprintf("bc_pk_%s", bc_pg_val(res, i, "lookup")),
-                                             "created_at", str_or_null(res, i, "created_at")));
+                                             "created_at", bc_json_pg_str(res, i, "created_at")));
     PQclear(res);
     bc_http_json(r->resp, 200, json_pack("{s:o}", "keys", arr));
 }
@@ -1548,10 +1541,10 @@ static void me(rq *r)
     }
     bc_http_json(r->resp, 200, json_pack(
         "{s:{s:o,s:o,s:o,s:o,s:o,s:o},s:{s:s,s:s},s:{s:I,s:I,s:I},s:I}",
-        "tenant", "id", str_or_null(res, 0, "id"), "name", str_or_null(res, 0, "name"),
-        "email", str_or_null(res, 0, "email"), "plan", str_or_null(res, 0, "plan"),
-        "default_region", str_or_null(res, 0, "default_region"),
-        "created_at", str_or_null(res, 0, "created_at"),
+        "tenant", "id", bc_json_pg_str(res, 0, "id"), "name", bc_json_pg_str(res, 0, "name"),
+        "email", bc_json_pg_str(res, 0, "email"), "plan", bc_json_pg_str(res, 0, "plan"),
+        "default_region", bc_json_pg_str(res, 0, "default_region"),
+        "created_at", bc_json_pg_str(res, 0, "created_at"),
         "key", "id", r->g.who.key_id, "type", r->g.who.publishable ? "publishable" : "secret",
         "limits", "requests_per_min", (json_int_t)bc_pg_int(res, 0, "rate_per_min", 0),
         "burst", (json_int_t)bc_pg_int(res, 0, "burst", 0),

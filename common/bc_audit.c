@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bc_json.h"
+
 int bc_audit_write(bc_pg *pg, const bc_audit_actor *who, const char *action,
                    const char *target, json_t *detail, bc_err *err)
 {
@@ -40,13 +42,6 @@ out:
     return rc;
 }
 
-static json_t *str_or_null(const PGresult *res, int row, const char *col)
-{
-    const char *v = bc_pg_val(res, row, col);
-
-    return v ? json_string(v) : json_null();
-}
-
 json_t *bc_audit_list(bc_pg *pg, const char *tenant_id, const char *action, int limit,
                       int offset, int internal, long long *total, bc_err *err)
 {
@@ -67,19 +62,19 @@ json_t *bc_audit_list(bc_pg *pg, const char *tenant_id, const char *action, int 
 
         if (!strcmp(bc_pg_val(res, i, "actor"), "api_key"))
             actor = json_pack("{s:s,s:o,s:o}", "type", "api_key", "key_id",
-                              str_or_null(res, i, "key_id"), "ip", str_or_null(res, i, "source"));
+                              bc_json_pg_str(res, i, "key_id"), "ip", bc_json_pg_str(res, i, "source"));
         else if (internal)
             actor = json_pack("{s:s,s:o,s:o}", "type", "admin", "operator",
-                              str_or_null(res, i, "operator"), "host",
-                              str_or_null(res, i, "source"));
+                              bc_json_pg_str(res, i, "operator"), "host",
+                              bc_json_pg_str(res, i, "source"));
         else
             actor = json_pack("{s:s}", "type", "admin");
         json_array_append_new(arr, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}",
                                              "id", json_sprintf("aud_%s", bc_pg_val(res, i, "id")),
-                                             "created_at", str_or_null(res, i, "at"),
+                                             "created_at", bc_json_pg_str(res, i, "at"),
                                              "actor", actor,
-                                             "action", str_or_null(res, i, "action"),
-                                             "target_id", str_or_null(res, i, "target_id"),
+                                             "action", bc_json_pg_str(res, i, "action"),
+                                             "target_id", bc_json_pg_str(res, i, "target_id"),
                                              "detail", detail ? detail : json_object()));
     }
     PQclear(res);

@@ -1,5 +1,7 @@
 #include "bc_json.h"
 
+#include "bc_pg.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -79,4 +81,11 @@ int bc_json_str(json_t *obj, const char *field, int required, size_t maxlen,
     }
     *out = json_string_value(v);
     return 0;
+}
+
+json_t *bc_json_pg_str(const PGresult *res, int row, const char *col)
+{
+    const char *v = bc_pg_val(res, row, col);
+
+    return v ? json_string(v) : json_null();
 }

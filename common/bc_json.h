@@ -4,6 +4,7 @@
 #define BC_JSON_H
 
 #include <jansson.h>
+#include <libpq-fe.h>
 
 #include <stddef.h>
 
@@ -21,5 +22,9 @@ int bc_json_int(json_t *obj, const char *field, long min, long max,
  * NULL when optional and absent. */
 int bc_json_str(json_t *obj, const char *field, int required, size_t maxlen,
                    const char **out, char *why, size_t cap);
+
+/* A result cell as a JSON string, or JSON null when the cell is SQL NULL or
+ * res has no column col. New reference. */
+json_t *bc_json_pg_str(const PGresult *res, int row, const char *col);
 
 #endif
