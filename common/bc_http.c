@@ -16,6 +16,8 @@ struct bc_http {
     int port;
     pthread_mutex_t mu;
     int deferred;             /* answers promised and not yet given */
+    int handling;             /* requests inside a handler right now */
+    int stopping;             /* bc_http_stop began: no new handler runs */
 };
 
 struct bc_http_req {
@@ -280,9 +282,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         pthread_mutex_unlock(&r->mu);
         return ret;
     }
+    /* Once stopping, no handler starts: one could defer its answer after
+     * bc_http_stop saw none promised, and MHD_stop_daemon aborts the
+     * process on a suspended connection. */
+    pthread_mutex_lock(&h->mu);
+    if (!h->stopping)
+        h->handling++;
+    else
+        resp.status = 503;
+    pthread_mutex_unlock(&h->mu);
+    if (resp.status == 503) {
+        error_json(&resp, 503, "shutting down", "unavailable");
+        record(h, r, 503);
+        return send_resp(c, &resp);
+    }
     builtin(h, r, &resp);
     if (!r->route[0] && h->o.handler)
         h->o.handler(h->o.ud, r, &resp);
+    pthread_mutex_lock(&h->mu);
+    h->handling--;
+    pthread_mutex_unlock(&h->mu);
     if (r->deferred) {
         free(resp.body);
         pthread_mutex_lock(&r->mu);
@@ -397,13 +416,17 @@ void bc_http_stop(bc_http *h)
     if (!h)
         return;
     /* A suspended connection must be resumed before the daemon stops:
-     * wait for the answers promised (each comes within its own deadline,
-     * e.g. Kafka's message timeout). */
+     * start no more handlers, then wait for those running and the answers
+     * promised (each comes within its own deadline, e.g. Kafka's message
+     * timeout). */
+    pthread_mutex_lock(&h->mu);
+    h->stopping = 1;
+    pthread_mutex_unlock(&h->mu);
     for (int i = 0; i < 4000; i++) {
         int open;
 
         pthread_mutex_lock(&h->mu);
-        open = h->deferred;
+        open = h->deferred + h->handling;
         pthread_mutex_unlock(&h->mu);
         if (!open)
             break;
