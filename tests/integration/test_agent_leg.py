@@ -33,11 +33,17 @@ def cartesia_batch(stack, t, recipients, agent_id=None, limit=2):
 
 
 def wait_done(stack, t, bid, timeout=120):
+    """Until every recipient of the batch is final and no call is live.
+    (Cartesia's batch status says "completed" once every recipient is
+    dispatched, while calls still run.)"""
     def done():
-        r = requests.get(f"{stack.api}/agents/calls/batches/{bid}",
-                         headers=cartesia_headers(t["api_key"]), timeout=10).json()
-        return r if r["status"] in ("completed", "failed", "cancelled") else None
-    return wait_until(done, timeout, f"batch {bid} to finish", interval=0.2)
+        return stack.sql(
+            "SELECT bool_and(r.status IN ('completed', 'failed', 'cancelled'))"
+            "   AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.batch_id = %s AND c.ended_at IS NULL)"
+            "  FROM recipients r WHERE r.batch_id = %s", bid, bid)[0][0]
+    wait_until(done, timeout, f"batch {bid} to finish", interval=0.2)
+    return requests.get(f"{stack.api}/agents/calls/batches/{bid}",
+                        headers=cartesia_headers(t["api_key"]), timeout=10).json()
 
 
 def starts_of(stack, bid):
