@@ -27,12 +27,27 @@ AGENT_KEY = os.path.join(ROOT, ".local", "tls", "agent.key")
 
 
 def build_is_sanitized():
-    """True when BUILD was configured with -DBC_SANITIZE=ON (ASan+UBSan)."""
+    """True when BUILD was configured with a sanitizer: -DBC_SANITIZE=ON
+    (ASan+UBSan) or -DBC_TSAN=ON."""
     try:
         with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
-            return "BC_SANITIZE:BOOL=ON" in f.read()
+            cache = f.read()
+        return "BC_SANITIZE:BOOL=ON" in cache or "BC_TSAN:BOOL=ON" in cache
     except OSError:
         return False
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "plain_build: runs only on an unsanitized build; tests/run.sh runs"
+                   " the integration suite sanitized, then these on the plain build")
+
+
+def plain_build(test):
+    """Marks a test that cannot run on a sanitized build (valgrind, the
+    libraries a binary links): skipped there, selected by -m plain_build."""
+    return pytest.mark.plain_build(
+        pytest.mark.skipif(build_is_sanitized(), reason="needs the plain build")(test))
 
 
 def free_port():

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import BUILD, Proc, build_is_sanitized, free_port
+from conftest import BUILD, Proc, free_port, plain_build
 
 BINARIES = {
     "batchcall-api": ("BC_API_PORT", "BC_PG_DSN"),
@@ -69,9 +69,9 @@ VALGRIND_PORTS = {"batchcall-api": "BC_API_PORT", "batchcall-worker": "BC_WORKER
                   "batchcall-scheduler": "BC_SCHEDULER_PORT", "batchcall-carrier-sim": "BC_SIM_PORT"}
 
 
-# Valgrind cannot run binaries built with AddressSanitizer; tests/run.sh runs
-# this test in its first pass, on the plain build.
-@pytest.mark.skipif(build_is_sanitized(), reason="valgrind cannot run ASan binaries")
+# Valgrind cannot run binaries built with a sanitizer; tests/run.sh runs
+# this test on the plain build.
+@plain_build
 @pytest.mark.parametrize("binary", sorted(VALGRIND_PORTS))
 def test_start_serve_sigterm_cycle_leaks_nothing_under_valgrind(stack, tmp_path, binary):
     import shutil
