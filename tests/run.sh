@@ -11,8 +11,9 @@
 #   4. the unit tests and a short end-to-end path under ThreadSanitizer;
 #   5. the short chaos run on the plain build;
 #   6. the libFuzzer targets.
-# The integration suite runs once, sanitized: a second pass on the plain
-# build found nothing the sanitized one missed and cost eight minutes.
+# The integration suite runs once, on the sanitized build, which checks
+# more than the plain one; the plain build runs the chaos run and the tests
+# only it can run. A second full pass on the plain build cost eight minutes.
 # Exits non-zero on any failure. Set BC_SKIP_SANITIZE=1 to run the
 # integration suite on the plain build instead and skip the sanitizers,
 # BC_SKIP_FUZZ=1 to skip the fuzz targets (tests/fuzz/run.sh).
