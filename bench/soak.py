@@ -1,0 +1,203 @@
+"""The long-running profile (issue 17): an hour of steady dialing at half of
+B2's rate with calls of 1-3 s, sampled every --every seconds, to show what
+grows. Not part of CI. One command:
+
+    python3 bench/soak.py                       # 60 minutes, about 100 calls/s
+    python3 bench/soak.py --minutes 5 --rate 50 # a short look
+
+The rate is set the way a customer sets it, by concurrency: with calls of
+1-3 s (2 s on average) a limit of 2 x rate keeps `rate` calls a second
+going (Little's law). New 5,000-recipient batches are created whenever
+fewer than a minute of work is queued, so the backlog never runs dry.
+
+Each sample records, in bench/soak.csv: the RSS of every process of ours
+and of the simulator; the size and dead-tuple share of the busiest tables
+with their indexes (pg_stat_user_tables); the Kafka consumer lag of the
+worker's jobs and carrier-event groups; live calls; and the p99 refill gap
+of the calls that ended in the interval (a call's end to the next claim, as
+B3 measures it). At the end it prints, per series, the mean of minutes 5-10
+against the mean of the last five minutes, and draws bench/soak.png.
+"""
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run as bench  # noqa: E402  (bench/run.py: Scenario, numbers, pct)
+
+TABLES = ("recipients", "calls", "outbox", "leases", "batches", "credit_ledger", "credit_usage")
+PROCS = ("api", "sched", "worker0", "sim")
+
+
+def rss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def lag(admin, consumer_cls, brokers, group, topic):
+    """The group's lag on topic: end offsets minus committed, all partitions."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    md = admin.list_topics(topic, timeout=10).topics.get(topic)
+    if md is None or not md.partitions:
+        return 0
+    parts = [TopicPartition(topic, p) for p in md.partitions]
+    fut = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, parts)])
+    committed = {tp.partition: tp.offset for tp in fut[group].result().topic_partitions}
+    c = consumer_cls({"bootstrap.servers": brokers, "group.id": group + ".soak-probe"})
+    try:
+        total = 0
+        for tp in parts:
+            _, high = c.get_watermark_offsets(tp, timeout=10)
+            done = committed.get(tp.partition, -1)
+            total += high - done if done >= 0 else high
+        return total
+    finally:
+        c.close()
+
+
+def table_stats(sc):
+    rows = sc.s.sql("SELECT relname, pg_total_relation_size(relid), n_live_tup, n_dead_tup"
+                    "  FROM pg_stat_user_tables WHERE relname = ANY(%s)", list(TABLES))
+    out = {}
+    for name, size, live, dead in rows:
+        out[f"{name}_mib"] = size / 1048576.0
+        out[f"{name}_dead_pct"] = 100.0 * dead / (live + dead) if live + dead else 0.0
+    return out
+
+
+def refill_p99(sc, since, until, limit):
+    """p99 of end -> next claim for calls that ended in [since, until): each
+    end is paired with the first claim after it, as slots free and fill."""
+    ends = [r[0] for r in sc.s.sql(
+        "SELECT extract(epoch FROM ended_at) * 1000 FROM calls"
+        " WHERE ended_at >= to_timestamp(%s) AND ended_at < to_timestamp(%s) ORDER BY 1",
+        since, until)]
+    starts = [r[0] for r in sc.s.sql(
+        "SELECT extract(epoch FROM created_at) * 1000 FROM calls"
+        " WHERE created_at >= to_timestamp(%s) ORDER BY 1", since)]
+    gaps, j = [], 0
+    for e in ends:
+        while j < len(starts) and starts[j] < e:
+            j += 1
+        if j == len(starts):
+            break
+        gaps.append(starts[j] - e)
+        j += 1
+    return bench.pct(gaps, 99) if gaps else float("nan")
+
+
+def plot(path_csv, path_png):
+    try:
+        import matplotlib
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--root-user-action=ignore",
+                        "matplotlib"], check=True)
+        import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with open(path_csv) as f:
+        rows = list(csv.DictReader(f))
+    t = [float(r["minute"]) for r in rows]
+    panels = [
+        ("RSS (MiB)", [k for k in rows[0] if k.startswith("rss_")]),
+        ("table + index size (MiB)", [k for k in rows[0] if k.endswith("_mib")]),
+        ("dead tuples (%)", [k for k in rows[0] if k.endswith("_dead_pct")]),
+        ("Kafka consumer lag (messages)", [k for k in rows[0] if k.startswith("lag_")]),
+        ("refill gap p99 (ms) and calls/s", ["refill_p99_ms", "calls_per_s"]),
+    ]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3 * len(panels)), sharex=True)
+    for ax, (title, keys) in zip(axes, panels):
+        for k in keys:
+            ax.plot(t, [float(r[k]) for r in rows], label=k)
+        ax.set_title(title)
+        ax.axvspan(0, 5, color="0.9")
+        ax.legend(fontsize=7, loc="upper left", ncol=3)
+    axes[-1].set_xlabel("minute (shaded: warm-up, not judged)")
+    fig.tight_layout()
+    fig.savefig(path_png, dpi=80)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=60)
+    ap.add_argument("--rate", type=int, default=100, help="calls a second (half of B2's)")
+    ap.add_argument("--every", type=float, default=10, help="seconds between samples")
+    ap.add_argument("--csv", default=os.path.join(HERE, "soak.csv"))
+    ap.add_argument("--png", default=os.path.join(HERE, "soak.png"))
+    args = ap.parse_args()
+
+    bench.load_env()
+    from confluent_kafka import Consumer
+    from confluent_kafka.admin import AdminClient
+    brokers = os.environ["BC_KAFKA_BROKERS"]
+    admin = AdminClient({"bootstrap.servers": brokers})
+    limit = 2 * args.rate
+    sc = bench.Scenario("soak", {"BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+                                 "BC_SIM_TALK_SECONDS": "1-3", "BC_SIM_MIX": "completed=1"})
+    groups = {f"lag_{g}": (f"{sc.s.prefix}.worker.{g}.us", f"{sc.s.prefix}.{t}.us")
+              for g, t in (("jobs", "jobs"), ("events", "carrier-events"))}
+    try:
+        t = sc.tenant(concurrency=limit)
+        made = 0
+        t0 = time.time()
+        last = t0
+        ended_before = 0
+        with open(args.csv, "w", newline="") as f:
+            out = None
+            while time.time() - t0 < args.minutes * 60:
+                queued = sc.s.sql("SELECT count(*) FROM recipients WHERE status = 'queued'")[0][0]
+                if queued < 60 * args.rate:
+                    sc.create(t, bench.numbers(f"{made % 1000:03d}", 5000), limit=limit,
+                              max_call_duration_minutes=1)
+                    made += 1
+                time.sleep(args.every)
+                now = time.time()
+                ended = sc.s.sql("SELECT count(*) FROM calls WHERE ended_at IS NOT NULL")[0][0]
+                rec = {"minute": round((now - t0) / 60, 2),
+                       "calls_per_s": (ended - ended_before) / (now - last),
+                       "live": sc.s.sql("SELECT count(*) FROM calls WHERE ended_at IS NULL")[0][0],
+                       "refill_p99_ms": refill_p99(sc, last, now, limit)}
+                for name in PROCS:
+                    rec[f"rss_{name}"] = rss_mib(sc.s.procs[name].p.pid)
+                rec.update(table_stats(sc))
+                for k, (group, topic) in groups.items():
+                    rec[k] = lag(admin, Consumer, brokers, group, topic)
+                if out is None:
+                    out = csv.DictWriter(f, fieldnames=list(rec))
+                    out.writeheader()
+                out.writerow(rec)
+                f.flush()
+                print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in rec.items() if not k.endswith("_dead_pct")), flush=True)
+                ended_before, last = ended, now
+    finally:
+        sc.close()
+
+    with open(args.csv) as f:
+        rows = list(csv.DictReader(f))
+    end = float(rows[-1]["minute"])
+    early = [r for r in rows if 5 <= float(r["minute"]) < 10] or rows[: max(1, len(rows) // 4)]
+    late = [r for r in rows if float(r["minute"]) > end - 5] or rows[-max(1, len(rows) // 4):]
+    print(f"\n{'series':<28} {'min 5-10':>10} {'last 5 min':>11} {'ratio':>6}")
+    for k in rows[0]:
+        if k == "minute":
+            continue
+        a = sum(float(r[k]) for r in early) / len(early)
+        b = sum(float(r[k]) for r in late) / len(late)
+        print(f"{k:<28} {a:>10.1f} {b:>11.1f} {b / a if a else float('nan'):>6.2f}")
+    plot(args.csv, args.png)
+    print(f"\nwrote {args.csv} and {args.png}")
+
+
+if __name__ == "__main__":
+    main()
