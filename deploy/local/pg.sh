@@ -28,7 +28,9 @@ SOCK="$(dirname "$DATA")/sock"
 as_pg() { runuser -u postgres -- "$@"; }
 
 port() {
-    if [ ! -f "$PG/port" ]; then free_port 54329 > "$PG/port"; fi
+    # Below Linux's ephemeral range (32768-60999): a port there that is free
+    # when chosen can be some client socket's by the time the server binds.
+    if [ ! -f "$PG/port" ]; then free_port 15432 > "$PG/port"; fi
     cat "$PG/port"
 }
 
