@@ -288,8 +288,6 @@ void bc_scheduler_free(bc_scheduler *s)
     free(s);
 }
 
-int bc_scheduler_is_leader(const bc_scheduler *s) { return s->leader; }
-
 int bc_scheduler_ready(void *ud)
 {
     bc_scheduler *s = ud;
