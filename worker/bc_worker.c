@@ -122,7 +122,7 @@ static const bc_pg_stmt stmts[] = {
      * 0.3-1 ms per statement on a fresh database, until autovacuum's next
      * ANALYZE); a plan per execution costs well under that. */
     { "", "SET plan_cache_mode = force_custom_plan" },
-    BC_PUBLISHER_STMT,
+    BC_PG_INCLUDE(bc_publisher_stmts),
     /* The claims of one loop turn in one statement. Per job: a slot is
      * taken only if the recipient's attempt is still queued and its batch
      * admitted and in calling hours, and the recipient is claimed only with
@@ -282,7 +282,23 @@ static const bc_pg_stmt stmts[] = {
       "          AND d.b IN (SELECT id FROM b)"
       "          AND EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = d.b"
       "                      AND l.slot = calls.lease_slot AND l.token = d.t)),"
-      BC_SQL_CREDITS_HOLD_CTES
+      /* The holds (bc_credits.h), over g: each tenant's usage row is
+       * locked (in id order: two workers never wait on each other in a
+       * circle) and its calls are held in call id order while the balance
+       * covers them. ch (c, tenant_id, b, price, mins, hold, after). Only
+       * calls with a hold (after >= 0) or one already move to 'dialing'. */
+      " cu AS MATERIALIZED (SELECT u.tenant_id, t.credits_cents - u.used_cents AS balance,"
+      "                            t.price_per_min_cents AS price"
+      "          FROM credit_usage u JOIN tenants t ON t.id = u.tenant_id"
+      "         WHERE u.tenant_id IN (SELECT tenant_id FROM g"
+      "                               WHERE blocked IS NULL AND hold_cents IS NULL)"
+      "         ORDER BY u.tenant_id FOR UPDATE OF u),"
+      " ch AS MATERIALIZED (SELECT g.c, g.tenant_id, g.b, cu.price, bm.max_call_duration_min AS mins,"
+      "          " BC_SQL_CREDITS_HOLD("cu.price", "bm.max_call_duration_min") " AS hold,"
+      "          cu.balance - sum(" BC_SQL_CREDITS_HOLD("cu.price", "bm.max_call_duration_min") ")"
+      "            OVER (PARTITION BY g.tenant_id ORDER BY g.c) AS after"
+      "          FROM g JOIN cu ON cu.tenant_id = g.tenant_id JOIN batches bm ON bm.id = g.b"
+      "         WHERE g.blocked IS NULL AND g.hold_cents IS NULL),"
       " u AS (UPDATE calls SET status = 'dialing',"
       "        hold_cents = coalesce(calls.hold_cents, ch.hold),"
       "        price_per_min_cents = coalesce(ch.price, calls.price_per_min_cents),"
@@ -292,13 +308,45 @@ static const bc_pg_stmt stmts[] = {
       "    AND calls.status = 'claimed' AND calls.lease_token = g.t"
       " RETURNING calls.id, ch.c, ch.tenant_id, ch.b, ch.price, ch.mins, ch.hold, ch.after),"
       " hw AS (SELECT * FROM u WHERE c IS NOT NULL),"
-      BC_SQL_CREDITS_HOLD_WRITE("hw")
+      /* The holds of the calls moved to 'dialing', and their ledger rows. */
+      " chu AS (UPDATE credit_usage SET used_cents = used_cents + s.total"
+      "          FROM (SELECT tenant_id, sum(hold) AS total FROM hw"
+      "                 GROUP BY tenant_id) s"
+      "         WHERE credit_usage.tenant_id = s.tenant_id RETURNING 1),"
+      " chl AS (INSERT INTO credit_ledger (tenant_id, kind, call_id, batch_id, cents,"
+      "                                   balance_after, minutes, price_per_min_cents)"
+      "         SELECT tenant_id, 'hold', c, b, -hold, after, mins, price FROM hw"
+      "          ORDER BY tenant_id, c RETURNING 1)"
       " SELECT id, NULL AS blocked FROM u"
       " UNION ALL SELECT c, blocked FROM g WHERE blocked IS NOT NULL"
       " UNION ALL SELECT c, '" BC_CREDITS_SHORT "' FROM ch WHERE after < 0" },
-    /* A batch whose next call its tenant cannot pay pauses itself (its
-     * refused claims undone with the pause). $1 batch ids (text[]) */
-    { "credits_pause", BC_CREDITS_PAUSE_SQL },
+    /* A batch that could not pay its next call pauses itself, as a pause
+     * by its tenant would (its claims undone, the refused one too, its
+     * slots kept), with the reason, and tells the tenant's webhooks
+     * (batch.paused). If holds came back meanwhile the scheduler's
+     * credits_resume admits it again on its next tick. $1 batch ids (a
+     * JSON array). Returns the batches it paused: id, tenant_id. */
+    { "credits_pause",
+      "WITH b AS (UPDATE batches SET state = 'paused', paused_at = coalesce(paused_at, now()),"
+      "                  pause_reason = '" BC_CREDITS_SHORT "', updated_at = now()"
+      "            WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND state = 'admitted'"
+      "           RETURNING id, tenant_id, paused_at),"
+      " pb AS (SELECT id FROM b),"
+      BC_SQL_UNCLAIM_CTES ","
+      " wh AS (INSERT INTO webhook_deliveries (webhook_id, tenant_id, event_id, event_type, payload)"
+      "        SELECT w.id, w.tenant_id, 'evt_' || b.id || '_paused_'"
+      "                 || (extract(epoch FROM b.paused_at) * 1000)::bigint, 'batch.paused',"
+      "               jsonb_build_object('id', 'evt_' || b.id || '_paused_'"
+      "                 || (extract(epoch FROM b.paused_at) * 1000)::bigint,"
+      "                 'type', 'batch.paused', 'created_at', rfc3339(b.paused_at),"
+      "                 'data', jsonb_build_object('batch_id', b.id,"
+      "                   'reason', '" BC_CREDITS_SHORT "',"
+      "                   'paused_at', rfc3339(b.paused_at),"
+      "                   'balance_cents', " BC_SQL_CREDITS_BALANCE("b.tenant_id") "))::text"
+      "          FROM b JOIN webhooks w ON w.tenant_id = b.tenant_id AND w.enabled"
+      "           AND 'batch.paused' = ANY (w.events)"
+      "        ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING 1)"
+      " SELECT id, tenant_id FROM b" },
     /* A dial the carrier paced (429) goes back to 'claimed' before it is
      * sent again, so it passes dial_start's gate once more: a batch
      * cancelled or paused meanwhile is not dialed (before this, a paced
@@ -409,7 +457,8 @@ static const bc_pg_stmt stmts[] = {
       "        billed_min = CASE WHEN calls.hold_cents IS NOT NULL AND e.status = 'completed'"
       "                          THEN " BC_SQL_CREDITS_MINUTES("e.dur") " END,"
       "        cost_cents = CASE WHEN calls.hold_cents IS NOT NULL THEN "
-      BC_SQL_CREDITS_COST("e.status", "e.dur", "calls.price_per_min_cents", "calls.hold_cents")
+      BC_SQL_CREDITS_COST("e.status", BC_SQL_CREDITS_MINUTES("e.dur"),
+                          "calls.price_per_min_cents", "calls.hold_cents")
       "                     END"
       "        FROM e WHERE calls.id = e.id AND call_status_rank(calls.status) < 9"
       "      RETURNING calls.id, calls.recipient_id, calls.batch_id, calls.tenant_id,"
