@@ -96,8 +96,8 @@ static const bc_pg_stmt stmts[] = {
       "        (SELECT coalesce(string_agg(DISTINCT u.zone, ','), '')"
       "           FROM d, unnest(d.z) AS u(zone)"
       "          WHERE u.zone NOT IN (SELECT name FROM k)) AS unknown" },
-    BC_CREDITS_TOPUP_STMT,
-    BC_AUDIT_STMTS,
+    BC_PG_INCLUDE(bc_credits_stmts),
+    BC_PG_INCLUDE(bc_audit_stmts),
     { "key_insert",
       "INSERT INTO api_keys (id, tenant_id, kind, lookup, hash) VALUES ($1,$2,$3,$4,$5)" },
     { "agent_insert",
@@ -106,7 +106,7 @@ static const bc_pg_stmt stmts[] = {
     { "number_insert",
       "INSERT INTO phone_numbers (id, tenant_id, number, is_default)"
       " VALUES ($1,$2,$3,NOT EXISTS (SELECT 1 FROM phone_numbers WHERE tenant_id = $2))" },
-    BC_DNC_STMTS,
+    BC_PG_INCLUDE(bc_dnc_stmts),
     { 0, 0 },
 };
 

@@ -42,15 +42,15 @@ static const bc_config_key keys[] = {
 };
 
 const bc_pg_stmt bc_api_stmts[] = {
-    BC_PUBLISHER_STMT,
+    BC_PG_INCLUDE(bc_publisher_stmts),
     BC_GATE_STMTS,
     BC_RYMI_STMTS,
     BC_PROGRESS_STMTS,
     BC_RETELL_STMTS,
     BC_AGENT_ROUTES_STMTS,
     BC_OUTCOMES_STMTS,
-    BC_AUDIT_STMTS,
-    BC_DNC_STMTS,
+    BC_PG_INCLUDE(bc_audit_stmts),
+    BC_PG_INCLUDE(bc_dnc_stmts),
     /* The tenant's policy over a batch's recipients when it is created
      * (bc_policy.h): the numbers it forbids (a surface that refuses the
      * batch names them), or those recipients ended at once, undialed, with
@@ -93,7 +93,7 @@ const bc_pg_stmt bc_api_stmts[] = {
      * (ten at once: several of them 500). NO KEY UPDATE still serialises
      * admissions and pauses, and waits for no insert. */
     { "tenant_lock", "SELECT concurrency FROM tenants WHERE id = $1 FOR NO KEY UPDATE" },
-    BC_CREDITS_AFFORD_STMT,
+    BC_PG_INCLUDE(bc_credits_stmts),
     { "tenant_reserved", BC_SQL_TENANT_RESERVED },
     { "batch_insert",
       "INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number_id,"

@@ -8,6 +8,22 @@
 
 #include "bc_json.h"
 
+const bc_pg_stmt bc_audit_stmts[] = {
+    /* $1..$7 as in bc_audit_write. */
+    { "audit_insert",
+      "INSERT INTO audit_log (tenant_id, actor, key_id, operator, source, action,"
+      "                       target_id, detail)"
+      " VALUES ($1, CASE WHEN $2::text IS NULL THEN 'admin' ELSE 'api_key' END,"
+      "         $2, $3, $4, $5, $6, $7::jsonb)" },
+    /* $1 tenant, $2 action or NULL, $3 limit, $4 offset. */
+    { "audit_list",
+      "SELECT id, rfc3339_ms(at) AS at, actor, key_id, operator, source, action,"
+      "       target_id, detail, count(*) OVER () AS total"
+      "  FROM audit_log WHERE tenant_id = $1 AND ($2::text IS NULL OR action = $2)"
+      " ORDER BY id DESC LIMIT $3::int OFFSET $4::int" },
+    { 0, 0 },
+};
+
 int bc_audit_write(bc_pg *pg, const bc_audit_actor *who, const char *action,
                    const char *target, json_t *detail, bc_err *err)
 {

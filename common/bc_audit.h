@@ -24,20 +24,8 @@ typedef struct bc_audit_actor {
     const char *source;         /* the request's client IP, or the CLI's host */
 } bc_audit_actor;
 
-/* Statements this module runs, for a process's table. $1..$7 as in
- * bc_audit_write; audit_list: $1 tenant, $2 action or NULL, $3 limit,
- * $4 offset. */
-#define BC_AUDIT_STMTS                                                              \
-    { "audit_insert",                                                               \
-      "INSERT INTO audit_log (tenant_id, actor, key_id, operator, source, action,"   \
-      "                       target_id, detail)"                                   \
-      " VALUES ($1, CASE WHEN $2::text IS NULL THEN 'admin' ELSE 'api_key' END,"    \
-      "         $2, $3, $4, $5, $6, $7::jsonb)" },                                  \
-    { "audit_list",                                                                 \
-      "SELECT id, rfc3339_ms(at) AS at, actor, key_id, operator, source, action,"   \
-      "       target_id, detail, count(*) OVER () AS total"                         \
-      "  FROM audit_log WHERE tenant_id = $1 AND ($2::text IS NULL OR action = $2)"  \
-      " ORDER BY id DESC LIMIT $3::int OFFSET $4::int" }
+/* The statements this module runs, for a process's table (BC_PG_INCLUDE). */
+extern const bc_pg_stmt bc_audit_stmts[];
 
 /* Appends one row: action ("batch.cancel"), target (an id, or NULL) and
  * detail (NULL means {}; takes ownership: decref'd). Run it inside the

@@ -2,6 +2,23 @@
 
 #include <string.h>
 
+const bc_pg_stmt bc_credits_stmts[] = {
+    { "credits_afford",
+      "SELECT " BC_SQL_CREDITS_BALANCE("t.id") " >= "
+      BC_SQL_CREDITS_HOLD("t.price_per_min_cents", "$2::int") " AS ok"
+      "  FROM tenants t WHERE t.id = $1" },
+    { "credits_topup",
+      "WITH t AS (UPDATE tenants SET credits_cents = credits_cents + $2::bigint"
+      "            WHERE id = $1 RETURNING id, credits_cents),"
+      " u AS (SELECT used_cents FROM credit_usage WHERE tenant_id = $1 FOR UPDATE),"
+      " l AS (INSERT INTO credit_ledger (tenant_id, kind, cents, balance_after, actor)"
+      "        SELECT t.id, 'topup', $2::bigint,"
+      "               t.credits_cents - coalesce((SELECT used_cents FROM u), 0), $3"
+      "          FROM t RETURNING balance_after)"
+      " SELECT balance_after AS credits_cents FROM l" },
+    { 0, 0 },
+};
+
 long long bc_credits_hold(int price, int max_min)
 {
     if (price <= 0 || max_min <= 0)

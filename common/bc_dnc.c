@@ -6,6 +6,18 @@
 
 #include "bc_csv.h"
 
+const bc_pg_stmt bc_dnc_stmts[] = {
+    /* A number listed already keeps its first reason and time. */
+    { "dnc_add",
+      "WITH i AS (INSERT INTO dnc (tenant_id, number, reason)"
+      "           SELECT $1, n, $3 FROM unnest($2::text[]) AS n"
+      "           ON CONFLICT DO NOTHING RETURNING 1)"
+      " SELECT count(*) AS added FROM i" },
+    { "dnc_hits",
+      "SELECT number FROM dnc WHERE tenant_id = $1 AND number = ANY($2::text[])" },
+    { 0, 0 },
+};
+
 char *bc_dnc_array(json_t *arr, const char *field)
 {
     char *buf = NULL;

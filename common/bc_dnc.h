@@ -11,17 +11,10 @@
 #include "bc_err.h"
 #include "bc_pg.h"
 
-/* Prepared by whoever calls bc_dnc_add or reads hits ("dnc_hits": $1
- * tenant $2 text[] -> the listed ones, column number). A number listed
- * already keeps its first reason and time. */
-#define BC_DNC_STMTS                                                               \
-    { "dnc_add",                                                                   \
-      "WITH i AS (INSERT INTO dnc (tenant_id, number, reason)"                     \
-      "           SELECT $1, n, $3 FROM unnest($2::text[]) AS n"                   \
-      "           ON CONFLICT DO NOTHING RETURNING 1)"                             \
-      " SELECT count(*) AS added FROM i" },                                        \
-    { "dnc_hits",                                                                  \
-      "SELECT number FROM dnc WHERE tenant_id = $1 AND number = ANY($2::text[])" }
+/* The statements of the registry, for the table of whoever calls
+ * bc_dnc_add or reads hits (BC_PG_INCLUDE): "dnc_hits" takes $1 tenant
+ * $2 text[] and returns the listed ones (column number). */
+extern const bc_pg_stmt bc_dnc_stmts[];
 
 /* The numbers of arr as a PostgreSQL text[] literal, for a parameter: arr's
  * elements are strings or, if field is not NULL, objects whose field is the

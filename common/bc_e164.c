@@ -40,17 +40,3 @@ int bc_e164_normalize(const char *s, char out[BC_E164_MAX])
     out[o] = '\0';
     return bc_e164_valid(out) ? 0 : -1;
 }
-
-void bc_e164_redact(const char *s, char out[BC_E164_MAX])
-{
-    size_t n = s ? strlen(s) : 0;
-
-    if (n < 5 || n >= BC_E164_MAX) {
-        strcpy(out, "***");
-        return;
-    }
-    memcpy(out, s, n);
-    out[n] = '\0';
-    for (size_t i = 2; i + 2 < n; i++)
-        out[i] = '*';
-}

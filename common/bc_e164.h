@@ -14,8 +14,4 @@ int bc_e164_valid(const char *s);
  * dropped; "00" is read as "+". 0 or -1 if the result is not valid E.164. */
 int bc_e164_normalize(const char *s, char out[BC_E164_MAX]);
 
-/* Writes a form safe for logs: country code and last 2 digits only
- * ("+1*******76"), into out[BC_E164_MAX]. */
-void bc_e164_redact(const char *s, char out[BC_E164_MAX]);
-
 #endif

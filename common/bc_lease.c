@@ -23,31 +23,3 @@ long bc_lease_renew_ms(long ttl_s)
 
     return ms < 100 ? 100 : ms;
 }
-
-long bc_lease_window(int limit, int multiple)
-{
-    long w = (long)limit * multiple;
-
-    return w < 1 ? 1 : w;
-}
-
-long long bc_lease_backoff_ms(long long base_ms, int attempt, double jitter,
-                              long long cap_ms)
-{
-    long long d = base_ms;
-
-    if (jitter < 0.5)
-        jitter = 0.5;
-    if (jitter >= 1.5)
-        jitter = 1.499;
-    /* Double without overflowing: stop once past the cap. */
-    for (int i = 1; i < attempt && d < cap_ms; i++)
-        d *= 2;
-    d = (long long)((double)d * jitter);
-    return d > cap_ms ? cap_ms : d;
-}
-
-int bc_lease_token_current(long long current, long long presented)
-{
-    return current > 0 && presented == current;
-}

@@ -22,15 +22,4 @@ int bc_lease_admits(int tenant_limit, long reserved, int want);
  * renewals can fail before the lease expires. At least 100 ms. */
 long bc_lease_renew_ms(long ttl_s);
 
-/* Jobs in flight for a batch: multiple times its limit, at least 1. */
-long bc_lease_window(int limit, int multiple);
-
-/* Back-off before retry number attempt (1-based): base * 2^(attempt-1),
- * scaled by jitter in [0.5, 1.5), capped at cap_ms. */
-long long bc_lease_backoff_ms(long long base_ms, int attempt, double jitter,
-                              long long cap_ms);
-
-/* 1 if token is the current one: fencing refuses any other (older) token. */
-int bc_lease_token_current(long long current, long long presented);
-
 #endif

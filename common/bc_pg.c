@@ -24,10 +24,15 @@ struct bc_pgpool {
     bc_pg **free;
 };
 
-static int prepare_all(bc_pg *pg, bc_err *err)
+static int prepare_all(bc_pg *pg, const bc_pg_stmt *stmts, bc_err *err)
 {
-    for (const bc_pg_stmt *s = pg->stmts; s && s->name; s++) {
-        /* An entry without a name is a session setting, run as it is. */
+    for (const bc_pg_stmt *s = stmts; s && (s->name || s->sql); s++) {
+        if (!s->name) {   /* BC_PG_INCLUDE */
+            if (prepare_all(pg, (const bc_pg_stmt *)(const void *)s->sql, err) < 0)
+                return -1;
+            continue;
+        }
+        /* An entry with an empty name is a session setting, run as it is. */
         PGresult *res = s->name[0] ? PQprepare(pg->conn, s->name, s->sql, 0, NULL)
                                    : PQexec(pg->conn, s->sql);
         int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
@@ -60,7 +65,7 @@ static int open_conn(bc_pg *pg, bc_err *err)
     }
     /* Quiet NOTICEs: they would go to stderr as non-JSON lines. */
     PQsetNoticeProcessor(pg->conn, ignore_notice, NULL);
-    return prepare_all(pg, err);
+    return prepare_all(pg, pg->stmts, err);
 }
 
 bc_pg *bc_pg_connect(const char *dsn, const bc_pg_stmt *stmts, bc_err *err)

@@ -13,13 +13,20 @@ typedef struct bc_pg_stmt {
     const char *sql;
 } bc_pg_stmt;
 
+/* An entry that prepares another table's statements too: the statements
+ * a common module runs live in its .c (bc_dnc_stmts), and each process
+ * that uses the module includes them in its own table. (The table rides
+ * in sql, with no name; a third field would cost every two-field entry a
+ * missing-initializer warning.) */
+#define BC_PG_INCLUDE(table) { NULL, (const char *)(const void *)(table) }
+
 typedef struct bc_pg bc_pg;
 typedef struct bc_pgpool bc_pgpool;
 
 /* Connects and prepares every statement of stmts (ends with a zeroed entry;
- * may be NULL; must outlive the connection). An entry whose name is ""
- * is a session setting ("SET ..."), run on every (re)connect. NULL with
- * err set on failure. */
+ * may be NULL; must outlive the connection), and of the tables it includes
+ * (BC_PG_INCLUDE). An entry whose name is "" is a session setting
+ * ("SET ..."), run on every (re)connect. NULL with err set on failure. */
 bc_pg *bc_pg_connect(const char *dsn, const bc_pg_stmt *stmts, bc_err *err);
 void bc_pg_free(bc_pg *pg);
 

@@ -10,6 +10,11 @@
 
 #include "bc_kafka.h"
 
+const bc_pg_stmt bc_publisher_stmts[] = {
+    { "outbox_delete", "DELETE FROM outbox WHERE id = ANY($1::bigint[])" },
+    { 0, 0 },
+};
+
 /* What a delivery report refers to: an outbox row, or a waiting caller. */
 typedef struct pending {
     long long outbox_id;      /* > 0 for outbox rows */

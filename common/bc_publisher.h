@@ -42,8 +42,8 @@ int bc_publisher_flush(bc_publisher *p, int timeout_ms);
 /* Messages handed over and not yet acknowledged. */
 int bc_publisher_inflight(bc_publisher *p);
 
-/* The statement bc_publisher_tick runs; prepare it on pg's connection. */
-#define BC_PUBLISHER_STMT \
-    { "outbox_delete", "DELETE FROM outbox WHERE id = ANY($1::bigint[])" }
+/* The statement bc_publisher_tick runs: include it in the table of the
+ * connection it is given (BC_PG_INCLUDE). */
+extern const bc_pg_stmt bc_publisher_stmts[];
 
 #endif

@@ -7,7 +7,72 @@
 #include <string.h>
 #include <time.h>
 
+#include "bc_credits.h"
 #include "bc_kafka.h"
+
+const bc_pg_stmt bc_reconcile_stmts[] = {
+    /* Leases of the region whose holder stopped renewing, with their call.
+     * $1 region */
+    { "rc_expired",
+      "SELECT c.id, c.batch_id, c.tenant_id, c.status, c.to_number, c.carrier_call_id,"
+      "       extract(epoch FROM c.created_at)::bigint AS created_s, l.slot, l.token"
+      "  FROM leases l JOIN calls c ON c.id = l.call_id JOIN batches b ON b.id = l.batch_id"
+      " WHERE b.region = $1 AND l.call_id IS NOT NULL AND l.expires_at < now()"
+      "   AND call_status_rank(c.status) < 9"
+      " ORDER BY l.expires_at LIMIT 50" },
+    /* The take-over: a new fencing token for the lease and its call, only
+     * while the old one is current. $1 batch $2 slot $3 token $4 holder
+     * $5 ttl s */
+    { "rc_take",
+      "WITH l AS (UPDATE leases SET token = nextval('lease_token_seq'), holder = $4,"
+      "                  expires_at = now() + make_interval(secs => $5::int)"
+      "            WHERE batch_id = $1 AND slot = $2::int AND token = $3::bigint"
+      "           RETURNING token, call_id)"
+      " UPDATE calls SET lease_token = l.token FROM l WHERE calls.id = l.call_id"
+      " RETURNING calls.lease_token" },
+    /* A call the carrier never had: gone, its slot freed, its recipient
+     * queued again for the same attempt (cancelled with its batch). $1 call */
+    { "rc_abandon",
+      "WITH c AS (DELETE FROM calls WHERE id = $1 AND carrier_call_id IS NULL"
+      "             AND status IN ('claimed', 'dialing')"
+      "           RETURNING id, tenant_id, recipient_id, batch_id, lease_slot,"
+      "                     lease_token, hold_cents, price_per_min_cents,"
+      "                     NULL::bigint AS cost_cents, NULL::int AS billed_min),"
+      /* An abandoned dial gives its credit hold back (bc_credits.h). */
+      BC_SQL_CREDITS_SETTLE_CTES("c") ","
+      " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL FROM c"
+      "        WHERE leases.batch_id = c.batch_id AND leases.slot = c.lease_slot"
+      "          AND leases.token = c.lease_token RETURNING 1),"
+      " r AS (UPDATE recipients SET attempts = attempts - 1,"
+      "              status = CASE WHEN (SELECT state FROM batches b"
+      "                                   WHERE b.id = c.batch_id) = 'cancelled'"
+      "                            THEN 'cancelled' ELSE 'queued' END,"
+      "              released = false, last_call_id = NULL, updated_at = now()"
+      "         FROM c WHERE recipients.id = c.recipient_id"
+      "          AND recipients.last_call_id = $1 RETURNING 1)"
+      " SELECT (SELECT count(*) FROM c) AS n" },
+    /* Calls of the region not ended that heard nothing for $2 seconds. */
+    { "rc_quiet",
+      "SELECT c.id, c.batch_id, c.tenant_id, c.status, c.to_number, c.carrier_call_id,"
+      "       extract(epoch FROM c.created_at)::bigint AS created_s"
+      "  FROM calls c JOIN batches b ON b.id = c.batch_id"
+      " WHERE c.ended_at IS NULL AND b.region = $1 AND c.status <> 'claimed'"
+      "   AND call_status_rank(c.status) < 9"
+      "   AND greatest(c.created_at, c.checked_at)"
+      "       < now() - make_interval(secs => $2::int)"
+      " ORDER BY c.created_at LIMIT 20" },
+    { "rc_checked",
+      "UPDATE calls SET checked_at = now() WHERE id = $1" },
+    { "rc_sid_known",
+      "SELECT 1 FROM calls WHERE carrier_call_id = $1 LIMIT 1" },
+    /* A call the carrier has: its id, and 'queued' if we had not seen it
+     * sent. $1 call $2 carrier's id */
+    { "rc_adopt",
+      "UPDATE calls SET carrier_call_id = $2,"
+      "       status = CASE WHEN status IN ('claimed', 'dialing') THEN 'queued' ELSE status END"
+      " WHERE id = $1 AND carrier_call_id IS NULL" },
+    { 0, 0 },
+};
 
 struct bc_reconcile {
     bc_ctx *ctx;

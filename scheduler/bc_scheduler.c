@@ -27,7 +27,8 @@ struct bc_scheduler {
 };
 
 static const bc_pg_stmt stmts[] = {
-    BC_PUBLISHER_STMT,
+    BC_PG_INCLUDE(bc_publisher_stmts),
+    BC_PG_INCLUDE(bc_reconcile_stmts),
     { "lead", "SELECT pg_try_advisory_lock(hashtext('batchcall.scheduler.' || $1)) AS ok" },
     /* Oldest first, across scheduled-and-due and pending batches; a batch
      * held by a pause (its own or its tenant's) waits where it is. */
@@ -202,17 +203,38 @@ static const bc_pg_stmt stmts[] = {
       "WITH pb AS (SELECT id FROM batches WHERE region = $1 AND state = 'paused'),"
       BC_SQL_UNCLAIM_CTES
       " SELECT count(*) AS n FROM uc" },
-    /* Batches that paused themselves for credits, once their tenant can
-     * pay one of their calls again (bc_credits.h). */
-    { "credits_resume", BC_CREDITS_RESUME_SQL },
+    /* Batches of the region that paused themselves for credits (the
+     * worker's credits_pause), once their tenant can pay one of their calls
+     * again (a top-up, or holds released) and is not paused itself, are
+     * admitted again; their queued recipients go back to the backlog,
+     * which the window releases in order. $1 region. Returns the batches
+     * resumed: id, tenant_id. */
+    { "credits_resume",
+      "WITH b AS (UPDATE batches SET state = 'admitted', paused_at = NULL,"
+      "                  pause_reason = NULL, updated_at = now()"
+      "            WHERE region = $1 AND state = 'paused'"
+      "              AND pause_reason = '" BC_CREDITS_SHORT "'"
+      "              AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = batches.tenant_id"
+      "                              AND t.paused_at IS NOT NULL)"
+      "              AND " BC_SQL_CREDITS_BALANCE("batches.tenant_id") " >= "
+      BC_SQL_CREDITS_HOLD("(SELECT t.price_per_min_cents FROM tenants t"
+                          "                     WHERE t.id = batches.tenant_id)",
+                          "batches.max_call_duration_min")
+      "           RETURNING id, tenant_id),"
+      " pb AS (SELECT id FROM b),"
+      BC_SQL_UNCLAIM_CTES ","
+      " rr AS (UPDATE recipients SET released = false, updated_at = now() FROM pb"
+      "         WHERE recipients.batch_id = pb.id AND recipients.status = 'queued'"
+      "           AND recipients.released RETURNING 1)"
+      " SELECT id, tenant_id FROM b" },
     /* Calls holding a slot in the region, and the slots its batches
-     * reserve (their lease rows, as BC_SQL_TENANT_RESERVED counts them). */
+     * reserve (their lease rows, as common/sql/tenant_reserved.sql counts
+     * them). */
     { "live_calls",
       "SELECT count(*) FILTER (WHERE l.call_id IS NOT NULL) AS live,"
       "       count(*) FILTER (WHERE l.call_id IS NOT NULL"
       "                           OR b.state IN ('admitted', 'paused')) AS slots"
       "  FROM leases l JOIN batches b ON b.id = l.batch_id WHERE b.region = $1" },
-    BC_RECONCILE_STMTS,
     /* An expired lease whose call has ended (or never began) is free. A
      * lease whose call is still live at the carrier is not reaped here: it
      * is reconciled with the carrier first, never freed on a guess. */
@@ -287,8 +309,6 @@ void bc_scheduler_free(bc_scheduler *s)
     bc_pg_free(s->pg);
     free(s);
 }
-
-int bc_scheduler_is_leader(const bc_scheduler *s) { return s->leader; }
 
 int bc_scheduler_ready(void *ud)
 {

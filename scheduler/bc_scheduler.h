@@ -11,7 +11,6 @@ typedef struct bc_scheduler bc_scheduler;
 bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err);
 /* One turn: keep or seek leadership; as leader, admit, top up, relay, reap. */
 void bc_scheduler_tick(bc_scheduler *s);
-int bc_scheduler_is_leader(const bc_scheduler *s);
 int bc_scheduler_ready(void *s);
 void bc_scheduler_free(bc_scheduler *s);
 

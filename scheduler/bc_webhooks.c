@@ -55,7 +55,7 @@ struct bc_webhooks {
 };
 
 static const bc_pg_stmt stmts[] = {
-    BC_PUBLISHER_STMT,
+    BC_PG_INCLUDE(bc_publisher_stmts),
     /* One row per (subscribed, enabled endpoint of the event's tenant, event)
      * for a batch of call-result events: call.completed or call.failed for
      * each call end (v1, v2), call.report and call.recording for those v3

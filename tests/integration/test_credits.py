@@ -97,7 +97,7 @@ def test_a_batch_that_runs_out_pauses_itself_and_resumes_when_credits_are_added(
 
         # Paused with no call live is not yet the end: calls that ended
         # unanswered gave their holds back, and if the balance covers a call
-        # again the scheduler resumes the batch (BC_CREDITS_RESUME_SQL). The
+        # again the scheduler resumes the batch (its credits_resume). The
         # fixed point is paused, nothing live, and less than a call left.
         # Read in one snapshot; once true it stays true until a top-up.
         def paused():

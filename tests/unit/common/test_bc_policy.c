@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "bc_dnc.h"
@@ -34,11 +35,13 @@ static void test_words(void **state)
 static void test_gate_sql(void **state)
 {
     (void)state;
-    /* The expression names the rule it returns, over the given columns. */
-    assert_string_equal(BC_SQL_POLICY_BLOCK("t.a", "t.b"),
-                        "(CASE WHEN EXISTS (SELECT 1 FROM dnc WHERE dnc.tenant_id = t.a"
-                        "                    AND dnc.number = t.b)"
-                        "      THEN 'dnc_blocked' END)");
+    /* The expression (common/sql/policy_block.sql) names the rule it
+     * returns, over the given columns. */
+    const char *sql = BC_SQL_POLICY_BLOCK("t.a", "t.b");
+
+    assert_non_null(strstr(sql, "WHERE dnc.tenant_id = t.a\n"));
+    assert_non_null(strstr(sql, "AND dnc.number = t.b)"));
+    assert_non_null(strstr(sql, "THEN '" BC_POLICY_DNC "' END)"));
 }
 
 static void test_array(void **state)

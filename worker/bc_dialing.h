@@ -1,0 +1,37 @@
+/* bc_dialing: from a claim to the carrier and back. The claims of a turn
+ * pass one last gate (dial_start_many: batch still admitted, lease still
+ * ours, the tenant's policy, a credit hold), then go to the carrier; its
+ * answer is recorded (accepted, paced and sent again, refused, or unknown
+ * and left to the reconciler). */
+#ifndef BC_DIALING_H
+#define BC_DIALING_H
+
+#include "bc_worker_int.h"
+
+/* The statements this module runs (BC_PG_INCLUDE). */
+extern const bc_pg_stmt bc_dialing_stmts[];
+
+/* Takes the claimed calls ds[0..n) whose batch is still admitted and whose
+ * lease is still ours to 'dialing', in one statement, and dials them; a
+ * claim refused there is settled (claim_cancel) and never dialed, one the
+ * tenant's policy stopped ends with the rule (bc_ends_blocked), and one
+ * its credits could not cover pauses its batch (credits_pause). */
+void bc_dialing_start(bc_worker *w, bc_dial *ds, int n);
+
+/* The carrier's answer to a dial (bc_carrier's bc_dial_done; ud is the
+ * worker). */
+void bc_dialing_done(void *ud, const bc_dial *d, bc_dial_result r, const char *sid,
+                     const char *why);
+
+/* Sends again the paced dials due at now (ms), through dial_start's gate
+ * (redial_back): a dial whose batch was cancelled or paused meanwhile, or
+ * whose lease was taken over, is not sent. */
+void bc_dialing_resend(bc_worker *w, long long now);
+
+/* Writes the accepted dials gathered so far: the carrier's id, 'queued'. */
+void bc_dialing_flush_accepted(bc_worker *w);
+
+/* Forgets the paced dials not yet sent again (the worker is going). */
+void bc_dialing_free(bc_worker *w);
+
+#endif

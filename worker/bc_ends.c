@@ -1,0 +1,235 @@
+#include "bc_ends.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_credits.h"
+#include "bc_retry.h"
+#include "bc_topup.h"
+
+/* Outcome labels of worker_calls_finished_total: the carrier's final
+ * statuses, and "other" for anything else (the label set stays bounded). */
+static const char *const OUTCOMES[BC_OUTCOMES] = { "completed", "busy", "no-answer", "failed",
+                                                   "canceled", "other" };
+
+const bc_pg_stmt bc_ends_stmts[] = {
+    /* The ends of the attempts of one turn, in one statement: each call's
+     * final status, its lease freed (only if the token still matches), its
+     * recipient finished or queued for a retry, and its call-result event
+     * in the outbox (keyed by batch id). A call already ended returns no
+     * row. The retry policy (sql/0011_retry_policy.sql) is the recipient's
+     * over the batch's: an attempt is retried when its outcome is in
+     * retry_on and retries are left, after the policy's wait (else the
+     * default back-off: $3 * 2^(attempt-1), jittered). A voicemail not in
+     * retry_on is a completed call; one in it that runs out of retries
+     * failed, as a busy one does, so a manual retry dials it again. A
+     * paused batch's retries are queued too: only admitted batches are
+     * released, so they wait for the resume (a cancelled one's are not).
+     * $1 [{"id","status","dur","reason","sid","out" outcome,"ab" answered by,"err"}]
+     * $2 results topic $3 retry base seconds $4 also publish v1 events */
+    { "call_end_many",
+      "WITH e AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
+      "             AS e(id text, status text, dur int, reason text, sid text, out text,"
+      "                  ab text, err text)),"
+      " c AS (UPDATE calls SET status = e.status, ended_at = now(), duration_s = e.dur,"
+      "        history = history || jsonb_build_object('status', e.status, 'at', rfc3339_ms(now())),"
+      /* With AsyncAmd the verdict came before the end (amd_many), not on
+       * it: a completed call a machine took is a voicemail either way. */
+      "        end_reason = CASE WHEN e.status = 'completed'"
+      "                           AND coalesce(e.ab, calls.answered_by) LIKE 'machine%'"
+      "                          THEN 'voicemail' ELSE e.reason END,"
+      "        carrier_call_id = coalesce(carrier_call_id, e.sid),"
+      "        answered_by = coalesce(e.ab, calls.answered_by),"
+      /* Its money (bc_credits.h): what an answered call costs, settled
+       * below with the release of its hold, in this statement that ends
+       * it once. */
+      "        billed_min = CASE WHEN calls.hold_cents IS NOT NULL AND e.status = 'completed'"
+      "                          THEN " BC_SQL_CREDITS_MINUTES("e.dur") " END,"
+      "        cost_cents = CASE WHEN calls.hold_cents IS NOT NULL THEN "
+      BC_SQL_CREDITS_COST("e.status", BC_SQL_CREDITS_MINUTES("e.dur"),
+                          "calls.price_per_min_cents", "calls.hold_cents")
+      "                     END"
+      "        FROM e WHERE calls.id = e.id AND call_status_rank(calls.status) < 9"
+      "      RETURNING calls.id, calls.recipient_id, calls.batch_id, calls.tenant_id,"
+      "                calls.attempt, calls.lease_slot, calls.lease_token, calls.to_number,"
+      "                calls.from_number, calls.duration_s, calls.answered_by,"
+      "                e.status AS final_status, calls.end_reason AS reason,"
+      "                CASE WHEN e.out = 'completed' AND calls.answered_by LIKE 'machine%'"
+      "                     THEN 'voicemail' ELSE e.out END AS out, e.err,"
+      "                to_jsonb(calls) AS cj, calls.hold_cents, calls.cost_cents,"
+      "                calls.billed_min, calls.price_per_min_cents),"
+      " l AS (UPDATE leases SET call_id = NULL, holder = NULL, expires_at = NULL"
+      "         FROM c WHERE leases.batch_id = c.batch_id AND leases.slot = c.lease_slot"
+      "          AND leases.token = c.lease_token RETURNING c.id),"
+      BC_SQL_CREDITS_SETTLE_CTES("c") ","
+      " p AS (SELECT c.id, c.recipient_id, c.out, c.reason, c.err, x.policy,"
+      "              retry_listed(x.policy, c.out) AS listed,"
+      "              rr.attempts <= coalesce(rr.max_retries, b.max_retries)"
+      "                AND b.state IN ('admitted', 'paused') AS more"
+      "         FROM c JOIN recipients rr ON rr.id = c.recipient_id AND rr.last_call_id = c.id"
+      "         JOIN batches b ON b.id = c.batch_id,"
+      "         LATERAL (SELECT retry_policy_of(b.retry_policy, rr.retry_policy) AS policy) x),"
+      " r AS (UPDATE recipients rr SET"
+      "        status = CASE WHEN p.listed AND p.more THEN 'queued'"
+      "                      WHEN p.out = 'completed' OR (p.out = 'voicemail' AND NOT p.listed)"
+      "                        THEN 'completed' ELSE 'failed' END,"
+      "        next_attempt_at = CASE WHEN p.listed AND p.more THEN bc_now() + make_interval("
+      "          secs => coalesce(retry_delay_s(p.policy, rr.attempts),"
+      "                           $3::float8 * power(2, rr.attempts - 1) * (0.5 + random()))) END,"
+        "        released = false, end_reason = p.reason,"
+      "        error_message = coalesce(p.err, policy_message(p.reason)), updated_at = now()"
+      "        FROM p WHERE rr.id = p.recipient_id AND rr.last_call_id = p.id"
+      "       RETURNING rr.id, rr.status, rr.next_attempt_at),"
+      " ev AS (SELECT c.*, r.status AS rstatus, r.next_attempt_at,"
+      "               EXISTS (SELECT 1 FROM l WHERE l.id = c.id) AS released"
+      "          FROM c LEFT JOIN r ON r.id = c.recipient_id)"
+      " INSERT INTO outbox (topic, key, payload)"
+      " SELECT $2, batch_id, json_build_object('schema', 'batchcall.call-result/v2',"
+      "        'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,"
+      "        'recipient_id', recipient_id, 'attempt', attempt,"
+      "        'carrier_status', final_status, 'end_reason', reason, 'answered_by', answered_by,"
+      "        'duration_s', duration_s, 'to_number', to_number, 'from_number', from_number,"
+      "        'recipient_status', rstatus, 'final', rstatus <> 'queued',"
+      "        'retry_at', rfc3339_ms(next_attempt_at), 'lease_released', released,"
+      "        'ended_at', rfc3339(now()))::text"
+      "   FROM ev"
+      /* v1 as it always was, for consumers not yet reading v2: a voicemail
+       * is the agent_hangup it was before answering machines were told. */
+      " UNION ALL"
+      " SELECT $2, batch_id, json_build_object('schema', 'batchcall.call-result/v1',"
+      "        'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,"
+      "        'recipient_id', recipient_id, 'attempt', attempt,"
+      "        'carrier_status', final_status,"
+      "        'end_reason', CASE WHEN reason = 'voicemail' THEN 'agent_hangup'"
+      "                           WHEN policy_stop(reason) THEN 'dial_failed' ELSE reason END,"
+      "        'duration_s', duration_s, 'to_number', to_number, 'from_number', from_number,"
+      "        'recipient_status', rstatus, 'final', rstatus <> 'queued',"
+      "        'lease_released', released, 'ended_at', rfc3339(now()))::text"
+      "   FROM ev WHERE $4::boolean"
+      /* v3 beside v2 (sql/0017), built from this statement's own rows (cj):
+       * a function reading calls here would not see this update. */
+      " UNION ALL"
+      " SELECT $2, batch_id, call_result_v3('call.ended', cj, rstatus, rstatus <> 'queued',"
+      "        next_attempt_at, released, now(), NULL)"
+      "   FROM ev"
+      " RETURNING id, topic, key, payload" },
+    { 0, 0 },
+};
+
+void bc_ends_metrics(bc_worker *w)
+{
+    for (int i = 0; i < BC_OUTCOMES; i++) {
+        char lb[48];
+
+        snprintf(lb, sizeof lb, "outcome=\"%s\"", OUTCOMES[i]);
+        w->m_outcome[i] = bc_metrics_get(w->ctx->metrics, BC_COUNTER,
+                                         "worker_calls_finished_total",
+                                         "Attempts ended, by the carrier's final status", lb,
+                                         NULL, 0);
+    }
+}
+
+/* 1 if the pending array has an entry whose field is id already (a repeat
+ * within one turn). */
+static int pending_has(json_t *arr, const char *field, const char *id)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(arr, i, e)
+        if (!strcmp(json_string_value(json_object_get(e, field)), id))
+            return 1;
+    return 0;
+}
+
+void bc_ends_add(bc_worker *w, const char *call, const char *status, int duration,
+                 const char *end_reason, const char *sid, const char *answered_by,
+                 const char *error)
+{
+    if (pending_has(w->ends, "id", call)) {
+        bc_metric_add(w->m_dup_events, 1);   /* a repeat in the same turn */
+        return;
+    }
+    json_array_append_new(w->ends, json_pack("{s:s,s:s,s:i,s:s,s:s?,s:s,s:s?,s:s?}", "id", call,
+                                             "status", status, "dur", duration, "reason",
+                                             end_reason, "sid", sid, "out",
+                                             bc_retry_outcome(status, answered_by), "ab",
+                                             answered_by, "err", error));
+}
+
+void bc_ends_failed(bc_worker *w, const char *call, const char *end_reason, const char *error)
+{
+    bc_ends_add(w, call, "failed", 0, end_reason, NULL, NULL, error);
+}
+
+void bc_ends_blocked(bc_worker *w, const char *call, const char *batch, const char *reason)
+{
+    char labels[96];
+
+    if (pending_has(w->ends, "id", call))
+        return;
+    json_array_append_new(w->ends, json_pack("{s:s,s:s,s:i,s:s,s:s}", "id", call, "status",
+                                             "failed", "dur", 0, "reason", reason, "out",
+                                             reason));
+    snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    bc_metrics_inc(w->ctx->metrics, "worker_recipients_blocked_total",
+                   "Attempts the tenant's policy stopped at dial time, never dialed", labels, 1);
+    bc_log(w->ctx->log, BC_INFO, "dial.blocked", "{s:s,s:s,s:s}", "call_id", call, "batch_id",
+           batch, "reason", reason);
+}
+
+/* Counts one ended attempt by its carrier status (a call-result payload). */
+static void count_outcome(bc_worker *w, const char *payload)
+{
+    json_t *doc = json_loads(payload, 0, NULL);
+    const char *st = json_string_value(json_object_get(doc, "carrier_status"));
+    int i = 0;
+
+    while (i < BC_OUTCOMES - 1 && (!st || strcmp(st, OUTCOMES[i])))
+        i++;
+    bc_metric_add(w->m_outcome[i], 1);
+    json_decref(doc);
+}
+
+int bc_ends_flush(bc_worker *w)
+{
+    char base[32];
+    bc_err err = { "" };
+    PGresult *res;
+    char *doc;
+    size_t n = json_array_size(w->ends), ended;
+
+    if (n == 0)
+        return 0;
+    doc = json_dumps(w->ends, JSON_COMPACT);
+    snprintf(base, sizeof base, "%.3f", (double)w->retry_base_ms / 1000.0);
+    const char *p[] = { doc, w->results_topic, base, w->result_v1 ? "t" : "f" };
+    if (!doc || !(res = bc_pg_exec(w->pg, "call_end_many", 4, p, &err))) {
+        /* The calls stay open; the reconciler's quiet-call sweep asks the
+         * carrier about them, so no slot is held for ever. */
+        bc_log(w->ctx->log, BC_ERROR, "call.end_failed", "{s:I,s:s}", "calls", (json_int_t)n,
+               "error", doc ? err.msg : "out of memory");
+        free(doc);
+        json_array_clear(w->ends);
+        return -1;
+    }
+    free(doc);
+    json_array_clear(w->ends);
+    /* Two event rows per ended call (v2, v3), three when v1 goes out too. */
+    ended = (size_t)PQntuples(res) / (w->result_v1 ? 3 : 2);
+    bc_metric_add(w->m_dup_events, (double)(n - ended));   /* already ended */
+    if (bc_publisher_outbox_rows(w->pub, res, &err) < 0)
+        bc_log(w->ctx->log, BC_WARN, "publish.deferred", "{s:s}", "error", err.msg);
+    /* The v2 rows come first, one per ended call. */
+    for (int i = 0; i < (int)ended; i++) {
+        const char *batch = bc_pg_val(res, i, "key");
+
+        count_outcome(w, bc_pg_val(res, i, "payload"));
+        bc_topup_want(w, batch);
+        /* A slot of this batch is free: let its waiting jobs try at once. */
+        bc_intake_slot_freed(w->intake, batch);
+    }
+    PQclear(res);
+    return 0;
+}

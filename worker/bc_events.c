@@ -1,0 +1,219 @@
+#include "bc_events.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_agent.h"
+#include "bc_dialing.h"
+#include "bc_ends.h"
+#include "bc_retry.h"
+
+#define MAX_EVENTS 500
+
+const bc_pg_stmt bc_events_stmts[] = {
+    /* The progress events of one loop turn in one statement: each call
+     * moves to its furthest status, its history gains every status it had
+     * not reached, in order. $1 [{"id","status","sid"}] */
+    { "call_progress_many",
+      "WITH e AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS e(id text, status text, sid text)),"
+      " b AS (SELECT id, max(sid) AS sid,"
+      "              array_agg(DISTINCT status) AS sts,"
+      "              (array_agg(status ORDER BY call_status_rank(status) DESC))[1] AS top"
+      "         FROM e GROUP BY id),"
+      " c AS (UPDATE calls SET status = b.top,"
+      "        history = calls.history || coalesce((SELECT jsonb_agg(jsonb_build_object("
+      "                    'status', s, 'at', rfc3339_ms(now())) ORDER BY call_status_rank(s))"
+      "                  FROM unnest(b.sts) s"
+      "                 WHERE call_status_rank(s) > call_status_rank(calls.status)), '[]'),"
+      "        answered_at = CASE WHEN 'in-progress' = ANY(b.sts) THEN now() ELSE answered_at END,"
+      "        carrier_call_id = coalesce(carrier_call_id, b.sid)"
+      "       FROM b WHERE calls.id = b.id"
+      "        AND call_status_rank(calls.status) < call_status_rank(b.top)"
+      "      RETURNING calls.id, calls.recipient_id, calls.status)"
+      " UPDATE recipients SET status = 'started', updated_at = now() FROM c"
+      "  WHERE recipients.id = c.recipient_id AND recipients.last_call_id = c.id"
+      "    AND coalesce(recipients.status, '') = 'dispatched' AND c.status = 'in-progress'" },
+    /* Answering-machine verdicts (AsyncAmd) of one turn: each call's
+     * answered_by, once (a redelivered verdict finds amd_at set and acts
+     * on nothing), and what the batch's voicemail policy makes of a
+     * machine. Returns the calls still live whose policy asks the carrier
+     * for something. $1 [{"id","ab","sid"}] */
+    { "amd_many",
+      "WITH e AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS e(id text, ab text, sid text)),"
+      " c AS (UPDATE calls SET answered_by = e.ab, amd_at = now(),"
+      "        carrier_call_id = coalesce(calls.carrier_call_id, e.sid),"
+      "        voicemail_action = CASE WHEN e.ab LIKE 'machine%'"
+      "                                THEN coalesce(b.voicemail->>'action', 'agent') END"
+      "        FROM e, batches b WHERE calls.id = e.id AND b.id = calls.batch_id"
+      "         AND calls.amd_at IS NULL"
+      "      RETURNING calls.id, calls.carrier_call_id AS sid, calls.status,"
+      "                calls.voicemail_action AS action, b.voicemail->>'text' AS text,"
+      "                b.voicemail->>'audio_url' AS audio_url)"
+      " SELECT * FROM c WHERE action IN ('hangup', 'message')"
+      "   AND call_status_rank(status) < 9 AND sid IS NOT NULL" },
+    { 0, 0 },
+};
+
+/* Writes the progress events gathered so far, in one round trip. */
+static void flush_progress(bc_worker *w)
+{
+    bc_err err = { "" };
+    char *doc;
+    PGresult *res;
+
+    if (!w->progress || json_array_size(w->progress) == 0)
+        return;
+    doc = json_dumps(w->progress, JSON_COMPACT);
+    json_array_clear(w->progress);
+    const char *p[] = { doc };
+    if (!doc || !(res = bc_pg_exec(w->pg, "call_progress_many", 1, p, &err)))
+        bc_log(w->ctx->log, BC_WARN, "event.apply_failed", "{s:s}", "error",
+               doc ? err.msg : "out of memory");
+    else
+        PQclear(res);
+    free(doc);
+}
+
+/* Asks the carrier to change a live call: form is one pair (key, value). */
+static void update_call(bc_worker *w, const char *sid, const char *call, const char *key,
+                        const char *value)
+{
+    bc_form f = { 0 };
+    bc_err err = { "" };
+
+    bc_form_add(&f, key, value);
+    if (bc_carrier_update(w->carrier, sid, call, &f, &err) < 0)
+        bc_log(w->ctx->log, BC_WARN, "call.update_failed", "{s:s,s:s}", "call_id", call,
+               "error", err.msg);
+    bc_form_free(&f);
+}
+
+void bc_events_updated(void *ud, const char *call, int ok, const char *why)
+{
+    bc_worker *w = ud;
+
+    bc_metric_add(ok ? w->m_updates : w->m_update_failed, 1);
+    if (!ok)
+        bc_log(w->ctx->log, BC_WARN, "call.update_refused", "{s:s,s:s}", "call_id", call,
+               "reason", why);
+}
+
+/* Writes the turn's AMD verdicts and applies the voicemail policy where a
+ * machine answered: hang up, or play the message and hang up (the stream
+ * to the agent stops; the callee's machine records it). amd_many acts on a
+ * call's first verdict only, so a message is played once. */
+static void flush_amds(bc_worker *w)
+{
+    bc_err err = { "" };
+    PGresult *res;
+    char *doc;
+
+    if (json_array_size(w->amds) == 0)
+        return;
+    doc = json_dumps(w->amds, JSON_COMPACT);
+    json_array_clear(w->amds);
+    const char *p[] = { doc };
+    if (!doc || !(res = bc_pg_exec(w->pg, "amd_many", 1, p, &err))) {
+        bc_log(w->ctx->log, BC_WARN, "amd.record_failed", "{s:s}", "error",
+               doc ? err.msg : "out of memory");
+        free(doc);
+        return;
+    }
+    free(doc);
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *call = bc_pg_val(res, i, "id"), *sid = bc_pg_val(res, i, "sid");
+        char *twiml = NULL;
+
+        bc_metric_add(w->m_voicemail_actions, 1);
+        if (!strcmp(bc_pg_val(res, i, "action"), "hangup")) {
+            update_call(w, sid, call, "Status", "completed");
+        } else if ((twiml = bc_agent_voicemail_twiml(bc_pg_val(res, i, "text"),
+                                                     bc_pg_val(res, i, "audio_url")))) {
+            update_call(w, sid, call, "Twiml", twiml);
+            free(twiml);
+        }
+    }
+    PQclear(res);
+}
+
+static const char *end_reason_of(const char *status, int duration, int limit_s)
+{
+    if (!strcmp(status, "completed"))
+        return limit_s > 0 && duration >= limit_s ? "max_duration" : "agent_hangup";
+    if (!strcmp(status, "busy"))
+        return "dial_busy";
+    if (!strcmp(status, "no-answer"))
+        return "dial_no_answer";
+    if (!strcmp(status, "canceled"))
+        return "api_cancelled";
+    return "dial_failed";
+}
+
+static void apply(bc_worker *w, const rd_kafka_message_t *m)
+{
+    json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
+    const char *call = json_string_value(json_object_get(ev, "call_id"));
+    const char *status = json_string_value(json_object_get(ev, "status"));
+    const char *sid = json_string_value(json_object_get(ev, "carrier_call_id"));
+    const char *kind = json_string_value(json_object_get(ev, "kind"));
+    int duration = (int)json_integer_value(json_object_get(ev, "duration"));
+
+    bc_metric_add(w->m_events, 1);
+    if (call && kind && !strcmp(kind, "amd")) {
+        const char *by = json_string_value(json_object_get(ev, "answered_by"));
+
+        if (by)
+            json_array_append_new(w->amds, json_pack("{s:s,s:s,s:s?}", "id", call, "ab", by,
+                                                     "sid", sid));
+    } else if (call && kind && !strcmp(kind, "hangup")) {
+        /* Ending a live call (a cancel with hang-up): the carrier ends it
+         * and its final status callback frees the slot, never before. A
+         * call not yet answered is cancelled, one talking hung up. */
+        if (sid)
+            update_call(w, sid, call, "Status",
+                        status && !strcmp(status, "in-progress") ? "completed" : "canceled");
+    } else if (!call || !status) {
+        bc_log(w->ctx->log, BC_WARN, "event.malformed", NULL);
+    } else if (!strcmp(status, "ringing") || !strcmp(status, "in-progress") ||
+               !strcmp(status, "queued") || !strcmp(status, "initiated")) {
+        /* Gathered and written once per loop turn (flush_progress). */
+        json_array_append_new(w->progress,
+                              json_pack("{s:s,s:s,s:s?}", "id", call, "status",
+                                        !strcmp(status, "initiated") ? "queued" : status,
+                                        "sid", sid));
+    } else if (!strcmp(status, "completed") || !strcmp(status, "busy") ||
+               !strcmp(status, "no-answer") || !strcmp(status, "failed") ||
+               !strcmp(status, "canceled")) {
+        /* Written after this turn's progress (bc_events_turn), so a call's
+         * history stays whole. An answering machine that took a completed
+         * call (AnsweredBy machine_...) makes it a voicemail. */
+        const char *by = json_string_value(json_object_get(ev, "answered_by"));
+        int machine = !strcmp(bc_retry_outcome(status, by), "voicemail");
+
+        bc_ends_add(w, call, status, duration,
+                    machine ? "voicemail" : end_reason_of(status, duration, 0), sid, by, NULL);
+    }
+    json_decref(ev);
+}
+
+void bc_events_turn(bc_worker *w)
+{
+    rd_kafka_message_t *m, *done[MAX_EVENTS];
+    int n, idle = bc_carrier_inflight(w->carrier) == 0;
+
+    for (n = 0; n < MAX_EVENTS && (m = bc_kafka_consume(w->events, idle && n == 0 ? 5 : 0));
+         n++) {
+        apply(w, m);
+        done[n] = m;
+    }
+    /* Offsets are stored only once their effect is written: progress
+     * first, so each call's history is in order, then the ends. */
+    bc_dialing_flush_accepted(w);
+    flush_progress(w);
+    flush_amds(w);
+    bc_ends_flush(w);
+    for (int i = 0; i < n; i++) {
+        bc_kafka_store(w->events, done[i]);
+        rd_kafka_message_destroy(done[i]);
+    }
+}
