@@ -108,6 +108,7 @@ struct bc_worker {
               *m_not_dialed, *m_jobs_lag, *m_events_lag, *m_ctx_fetch, *m_updates,
               *m_update_failed, *m_voicemail_actions;
     bc_metric *m_outcome[6];     /* worker_calls_finished_total by OUTCOMES[i] */
+    bc_metric *m_turns, *m_requests, *m_redials;
 };
 
 /* Outcome labels of worker_calls_finished_total: the carrier's final
@@ -1536,6 +1537,8 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
 #define M(field, name, help) \
     w->field = bc_metrics_get(ctx->metrics, BC_COUNTER, name, help, NULL, NULL, 0)
     M(m_claimed, "worker_claims_total", "Recipients claimed with a lease");
+    M(m_turns, "worker_loop_turns_total",
+      "Turns of the main loop: events, intake, claims, dials");
     M(m_renew_failed, "worker_lease_renewals_failed_total",
       "Lease renewals that failed; after half a lease's life without one the worker stops dialing");
     M(m_stale, "worker_stale_jobs_total", "Jobs dropped: already claimed, finished or cancelled");
@@ -1562,6 +1565,12 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
 #undef M
     w->m_in_hand = bc_metrics_get(ctx->metrics, BC_GAUGE, "worker_jobs_in_hand",
                                   "Jobs consumed and not yet claimed or dropped", NULL, NULL, 0);
+    w->m_requests = bc_metrics_get(ctx->metrics, BC_GAUGE, "worker_carrier_requests_in_flight",
+                                   "Carrier requests (dials, updates) sent and not yet answered",
+                                   NULL, NULL, 0);
+    w->m_redials = bc_metrics_get(ctx->metrics, BC_GAUGE, "worker_dials_paced_waiting",
+                                  "Dials the carrier paced (429), held to be sent again", NULL,
+                                  NULL, 0);
     for (int i = 0; i < 6; i++) {
         char lb[48];
 
@@ -1631,6 +1640,15 @@ static void renew(bc_worker *w, long long now)
     }
 }
 
+static int redials_waiting(const bc_worker *w)
+{
+    int n = 0;
+
+    for (const redial *r = w->redials; r; r = r->next)
+        n++;
+    return n;
+}
+
 static void periodic(bc_worker *w)
 {
     long long now = now_ms();
@@ -1651,6 +1669,8 @@ static void periodic(bc_worker *w)
         w->next_renew = now + bc_lease_renew_ms(w->lease_ttl_s);
     }
     bc_metric_set(w->m_in_hand, (double)w->in_hand);
+    bc_metric_set(w->m_requests, (double)bc_carrier_inflight(w->carrier));
+    bc_metric_set(w->m_redials, (double)redials_waiting(w));
     bc_metric_set(w->m_jobs_lag, (double)bc_kafka_lag(w->jobs));
     bc_metric_set(w->m_events_lag, (double)bc_kafka_lag(w->events));
 }
@@ -1698,6 +1718,8 @@ void bc_worker_tick(bc_worker *w)
     }
     bc_carrier_perform(w->carrier, 5);
     periodic(w);
+    /* Last: a scrape that sees this turn counted sees its gauges too. */
+    bc_metric_add(w->m_turns, 1);
 }
 
 void bc_worker_drain(bc_worker *w, int grace_ms)
