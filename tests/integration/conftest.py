@@ -51,6 +51,72 @@ def wait_until(pred, timeout, what, interval=0.05):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def scrape(url):
+    """{series: value} of one /metrics: a series is its name and its labels
+    as the text shows them (`kafka_consumer_lag{topic="jobs"}`). One scrape
+    is one snapshot: the processes render it under one lock."""
+    out = {}
+    for line in requests.get(url + "/metrics", timeout=5).text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def scheduler_ticked(url, timeout=15):
+    """Barrier: the scheduler at url, its region's leader, has run a whole
+    tick (admission, expiry, top-ups) that began after this call."""
+    start = scrape(url).get("scheduler_ticks_total", 0)
+    wait_until(lambda: scrape(url).get("scheduler_ticks_total", 0) >= start + 2, timeout,
+               f"two ticks of the scheduler at {url}", interval=0.02)
+
+
+def worker_caught_up(stack, worker, region="us", timeout=15):
+    """Barrier: the worker (a Proc with its port) has taken every job on its
+    region's jobs topic that was there before this call, claimed or dropped
+    each one, and has no dial in flight or held for pacing. Whatever it
+    would do with those jobs is done: a test may assert that nothing
+    happened. A marker job goes to every partition, behind the rest; the
+    worker logs each (it names no recipient) as it takes it."""
+    from confluent_kafka import Producer
+    url = f"http://127.0.0.1:{worker.port}"
+    topic = f"{stack.prefix}.jobs.{region}"
+    marks = set()
+    p = Producer({"bootstrap.servers": stack.brokers})
+    parts = p.list_topics(topic, timeout=10).topics[topic].partitions
+
+    def sent(err, msg):
+        assert err is None, err
+        marks.add((msg.partition(), msg.offset()))
+    for part in parts:
+        p.produce(topic, value=json.dumps({"v": 1, "batch_id": "barrier"}).encode(),
+                  partition=part, on_delivery=sent)
+    assert p.flush(10) == 0 and len(marks) == len(parts), "marker jobs not acknowledged"
+    wait_until(lambda: marks <= {(e["partition"], e["offset"]) for e in worker.events("job.malformed")},
+               timeout, f"{worker.name} to take the marker jobs", interval=0.02)
+    turns = scrape(url)["worker_loop_turns_total"]
+
+    def idle():
+        m = scrape(url)
+        return (m["worker_loop_turns_total"] > turns and m["worker_jobs_in_hand"] == 0
+                and m["worker_carrier_requests_in_flight"] == 0 and m["worker_dials_paced_waiting"] == 0)
+    wait_until(idle, timeout, f"{worker.name} to claim or drop every job it took", interval=0.02)
+
+
+def system_settled(stack, scheduler=None, worker=None, region="us", timeout=15):
+    """Barrier for a quiet window: the region's scheduler leader ran a whole
+    tick since this call, the jobs it released are in Kafka (their outbox
+    rows go once the broker has them), then the worker took and settled
+    every job there (worker_caught_up). The stack's own scheduler and
+    worker (region us) unless others are named."""
+    scheduler = scheduler or stack.procs["scheduler"]
+    scheduler_ticked(f"http://127.0.0.1:{scheduler.port}", timeout)
+    wait_until(lambda: stack.sql("SELECT count(*) FROM outbox WHERE topic = %s",
+                                 f"{stack.prefix}.jobs.{region}")[0][0] == 0, timeout,
+               "the released jobs to reach Kafka", interval=0.02)
+    worker_caught_up(stack, worker or stack.procs["worker"], region, timeout)
+
+
 class Proc:
     """One of our binaries, its JSON log kept in a file."""
 
@@ -65,8 +131,10 @@ class Proc:
             return f.read().decode(errors="replace").splitlines()
 
     def events(self, event):
-        out = []
+        out, key = [], f'"{event}"'
         for line in self.log_lines():
+            if key not in line:
+                continue
             try:
                 j = json.loads(line)
             except ValueError:
@@ -257,6 +325,7 @@ def stack(tmp_path_factory, request):
                                                  "BC_WEBHOOKS": "0"})
     s.start("worker", "batchcall-worker", {"BC_WORKER_PORT": str(worker_port),
                                            "BC_RETRY_BASE_MS": "200"})
+    s.procs["scheduler"].port, s.procs["worker"].port = sched_port, worker_port
     for url in (s.sim, s.api, f"http://127.0.0.1:{sched_port}", f"http://127.0.0.1:{worker_port}"):
         s.wait_ready(url)
     set_up.append(True)

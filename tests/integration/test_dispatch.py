@@ -11,7 +11,8 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import BUILD, Proc, batchcall_headers, cartesia_headers, free_port, wait_until
+from conftest import (BUILD, Proc, batchcall_headers, cartesia_headers, free_port, system_settled,
+                      wait_until)
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -136,7 +137,7 @@ def test_duplicated_jobs_are_not_dialed_twice(stack):
         p.produce(topic, key=k, value=json.dumps(j))
     p.flush(10)
     all_terminal(stack, bid, 120)
-    time.sleep(1)   # let the copies arrive and be dropped
+    system_settled(stack)   # every copy taken and dropped
     assert_one_dial_per_recipient(stack, bid, numbers, 5)
 
 
@@ -185,7 +186,7 @@ def test_no_dial_after_cancel_returns(stack):
                       headers=cartesia_headers(t["api_key"]), timeout=10)
     returned = time.monotonic()
     assert r.status_code == 200
-    time.sleep(1.5)
+    system_settled(stack)
     late = [d for d in dials(stack, bid) if d["at_ms"] / 1000.0 > returned]
     assert late == []
     all_terminal(stack, bid, 60)
@@ -359,7 +360,12 @@ def test_calling_hours_are_honoured_in_the_batchs_timezone(stack):
               "end": hhmm(tokyo + datetime.timedelta(hours=3))}
     numbers = [f"+1427{i:07d}" for i in range(5)]
     bid = create(stack, t, numbers, limit=5, timezone="Asia/Tokyo", calling_hours=closed)
-    time.sleep(2.5)
+    # The scheduler admitted the batch and, at its release, put every
+    # recipient off to the hours' opening instead of releasing it.
+    wait_until(lambda: stack.sql("SELECT count(*) FROM recipients WHERE batch_id = %s"
+                                 " AND window_wait AND NOT released AND next_attempt_at > now()",
+                                 bid)[0][0] == len(numbers), 15, "the recipients to be put off")
+    system_settled(stack)
     assert stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", bid)[0][0] == 0
     assert dials(stack, bid) == []
     # Move the clock calling hours are read on 2.5 hours ahead: Tokyo's
