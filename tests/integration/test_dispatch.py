@@ -163,9 +163,23 @@ def test_a_standby_scheduler_takes_over_from_a_dead_leader(stack, extra):
 
 def test_a_small_tenant_is_not_starved_by_a_huge_one(stack):
     big, small = stack.tenant(concurrency=20), stack.tenant(concurrency=10)
+    worker = stack.procs["worker"].port
+    waits = metric(worker, "worker_lease_waits_total")
     big_ids = [create(stack, big, [f"+1419{b:02d}{i:05d}" for i in range(5000)], limit=20)
                for b in range(20)]
-    time.sleep(1)   # the big tenant is dialing and 95,000 more wait
+
+    # The precondition: the big tenant saturates first. Its calls fill its
+    # whole concurrency, its released jobs wait at the worker for a slot,
+    # and its other batches wait for admission behind it.
+    def saturated():
+        peak = ledger(stack)["tenants"].get(big["tenant_id"], {}).get("peak_live", 0)
+        return peak == 20 and metric(worker, "worker_lease_waits_total") > waits
+    wait_until(saturated, 30, "the big tenant to saturate its concurrency", interval=0.1)
+    assert stack.sql("SELECT count(*) FROM batches WHERE tenant_id = %s AND state = 'pending'",
+                     big["tenant_id"])[0][0] >= 1
+    assert stack.sql("SELECT count(*) FROM recipients r JOIN batches b ON b.id = r.batch_id"
+                     " WHERE b.tenant_id = %s AND r.status = 'queued'",
+                     big["tenant_id"])[0][0] >= 95000
     t0 = time.monotonic()
     sid = create(stack, small, [f"+1420{i:07d}" for i in range(10)], limit=5)
     first = wait_until(lambda: dials(stack, sid), 10, "the small tenant's first dial", interval=0.02)
