@@ -200,6 +200,10 @@ class Stack:
         conn = psycopg2.connect(self.pg_admin)
         conn.autocommit = True
         conn.cursor().execute(f'CREATE DATABASE "{self.db}"')
+        # A test setting: bc_now() follows clock_offset only where this is
+        # on (sql/0025_test_clock.sql), here for every session of the test
+        # database, so tests move the clock calling hours are read on.
+        conn.cursor().execute(f'ALTER DATABASE "{self.db}" SET batchcall.test_clock = \'on\'')
         conn.close()
         self.cli("migrate")
         # libphonenumber's prefix-to-zone map, loaded as production loads it.
