@@ -78,11 +78,10 @@ def worker_caught_up(stack, worker, region="us", timeout=15):
     would do with those jobs is done: a test may assert that nothing
     happened. A marker job goes to every partition, behind the rest; the
     worker logs each (it names no recipient) as it takes it."""
-    from confluent_kafka import Producer
     url = f"http://127.0.0.1:{worker.port}"
     topic = f"{stack.prefix}.jobs.{region}"
-    marks = set()
-    p = Producer({"bootstrap.servers": stack.brokers})
+    marks, since = set(), os.path.getsize(worker.log_path)
+    p = stack.producer()
     parts = p.list_topics(topic, timeout=10).topics[topic].partitions
 
     def sent(err, msg):
@@ -92,7 +91,8 @@ def worker_caught_up(stack, worker, region="us", timeout=15):
         p.produce(topic, value=json.dumps({"v": 1, "batch_id": "barrier"}).encode(),
                   partition=part, on_delivery=sent)
     assert p.flush(10) == 0 and len(marks) == len(parts), "marker jobs not acknowledged"
-    wait_until(lambda: marks <= {(e["partition"], e["offset"]) for e in worker.events("job.malformed")},
+    wait_until(lambda: marks <= {(e["partition"], e["offset"])
+                                 for e in worker.events("job.malformed", since)},
                timeout, f"{worker.name} to take the marker jobs", interval=0.02)
     turns = scrape(url)["worker_loop_turns_total"]
 
@@ -126,13 +126,15 @@ class Proc:
         self.log = open(self.log_path, "wb")
         self.p = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def log_lines(self):
+    def log_lines(self, since=0):
+        """The log's lines from byte offset since."""
         with open(self.log_path, "rb") as f:
+            f.seek(since)
             return f.read().decode(errors="replace").splitlines()
 
-    def events(self, event):
+    def events(self, event, since=0):
         out, key = [], f'"{event}"'
-        for line in self.log_lines():
+        for line in self.log_lines(since):
             if key not in line:
                 continue
             try:
@@ -168,6 +170,7 @@ class Stack:
         u = urllib.parse.urlparse(self.pg_admin)
         self.dsn = urllib.parse.urlunparse(u._replace(path="/" + self.db))
         self.procs = {}
+        self._producer = None
         self.sim_port = free_port()
         self.api_port = free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
@@ -187,6 +190,13 @@ class Stack:
                         # The simulator dials agents over wss:// trusting this
                         # CA; `batchcall demo` gives its agent this endpoint.
                         BC_SIM_AGENT_CA=AGENT_CERT, BC_AGENT_ENDPOINT=self.agent_url)
+
+    def producer(self):
+        """One Kafka producer for the session's test messages."""
+        if self._producer is None:
+            from confluent_kafka import Producer
+            self._producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 0})
+        return self._producer
 
     def bin(self, name):
         return os.path.join(BUILD, name)
