@@ -38,6 +38,7 @@ struct job {
     rd_kafka_message_t *msg;  /* kept until its offset can be stored */
     int done;
     int gone;                 /* taken off its batch's wait queue this turn */
+    int tried;                /* offered to a claim once (w->untried counts the rest) */
     int attempt;
     char recipient[48], batch[48], tenant[48];
 };
@@ -86,6 +87,7 @@ struct bc_worker {
     double cps, pace_tokens;     /* carrier pace: a token bucket; 0 = none */
     long long pace_at;
     long in_hand;
+    long untried;                /* jobs in wait queues never offered to a claim */
     int paused;
     /* Read by the readiness probe's thread: written only by the loop's. */
     atomic_int draining, ready, renewing;
@@ -108,7 +110,7 @@ struct bc_worker {
               *m_not_dialed, *m_jobs_lag, *m_events_lag, *m_ctx_fetch, *m_updates,
               *m_update_failed, *m_voicemail_actions;
     bc_metric *m_outcome[6];     /* worker_calls_finished_total by OUTCOMES[i] */
-    bc_metric *m_turns, *m_requests, *m_redials;
+    bc_metric *m_turns, *m_requests, *m_redials, *m_untried;
 };
 
 /* Outcome labels of worker_calls_finished_total: the carrier's final
@@ -622,6 +624,7 @@ static void take_job(bc_worker *w, rd_kafka_message_t *m)
     else
         wb->head = j;
     wb->tail = j;
+    w->untried++;
 }
 
 /* ---- dialing ---------------------------------------------------------- */
@@ -1189,6 +1192,11 @@ static int claim_many(bc_worker *w, job **js, wbatch **bs, int n, long long now)
         return 0;
     }
     free(doc);
+    for (int i = 0; i < n; i++)
+        if (!js[i]->tried) {
+            js[i]->tried = 1;
+            w->untried--;
+        }
     for (int k = 0; k < PQntuples(res); k++) {
         int i = (int)bc_pg_int(res, k, "n", -1);
         const char *outcome = bc_pg_val(res, k, "outcome");
@@ -1568,6 +1576,8 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     w->m_requests = bc_metrics_get(ctx->metrics, BC_GAUGE, "worker_carrier_requests_in_flight",
                                    "Carrier requests (dials, updates) sent and not yet answered",
                                    NULL, NULL, 0);
+    w->m_untried = bc_metrics_get(ctx->metrics, BC_GAUGE, "worker_jobs_untried",
+                                  "Jobs in hand never yet offered to a claim", NULL, NULL, 0);
     w->m_redials = bc_metrics_get(ctx->metrics, BC_GAUGE, "worker_dials_paced_waiting",
                                   "Dials the carrier paced (429), held to be sent again", NULL,
                                   NULL, 0);
@@ -1671,6 +1681,7 @@ static void periodic(bc_worker *w)
     bc_metric_set(w->m_in_hand, (double)w->in_hand);
     bc_metric_set(w->m_requests, (double)bc_carrier_inflight(w->carrier));
     bc_metric_set(w->m_redials, (double)redials_waiting(w));
+    bc_metric_set(w->m_untried, (double)w->untried);
     bc_metric_set(w->m_jobs_lag, (double)bc_kafka_lag(w->jobs));
     bc_metric_set(w->m_events_lag, (double)bc_kafka_lag(w->events));
 }

@@ -73,11 +73,15 @@ def scheduler_ticked(url, timeout=15):
 
 def worker_caught_up(stack, worker, region="us", timeout=15):
     """Barrier: the worker (a Proc with its port) has taken every job on its
-    region's jobs topic that was there before this call, claimed or dropped
-    each one, and has no dial in flight or held for pacing. Whatever it
-    would do with those jobs is done: a test may assert that nothing
-    happened. A marker job goes to every partition, behind the rest; the
-    worker logs each (it names no recipient) as it takes it."""
+    region's jobs topic that was there before this call and offered each
+    to a claim (claimed it, dropped it, put it back for its hours, or found
+    its batch without a free slot), and has no carrier request in flight
+    and no paced dial held. Whatever it would do with those jobs is done: a
+    test may assert that nothing happened. A marker job goes to every
+    partition, behind the rest; the worker logs each (it names no
+    recipient) as it takes it. Not worker_jobs_in_hand: one job another
+    test left waiting for a slot holds every later offset of its partition
+    in hand."""
     url = f"http://127.0.0.1:{worker.port}"
     topic = f"{stack.prefix}.jobs.{region}"
     marks, since = set(), os.path.getsize(worker.log_path)
@@ -94,13 +98,19 @@ def worker_caught_up(stack, worker, region="us", timeout=15):
     wait_until(lambda: marks <= {(e["partition"], e["offset"])
                                  for e in worker.events("job.malformed", since)},
                timeout, f"{worker.name} to take the marker jobs", interval=0.02)
-    turns = scrape(url)["worker_loop_turns_total"]
+    turns, last = scrape(url)["worker_loop_turns_total"], {}
 
     def idle():
-        m = scrape(url)
-        return (m["worker_loop_turns_total"] > turns and m["worker_jobs_in_hand"] == 0
-                and m["worker_carrier_requests_in_flight"] == 0 and m["worker_dials_paced_waiting"] == 0)
-    wait_until(idle, timeout, f"{worker.name} to claim or drop every job it took", interval=0.02)
+        last.update(scrape(url))
+        return (last["worker_loop_turns_total"] > turns and last["worker_jobs_untried"] == 0
+                and last["worker_carrier_requests_in_flight"] == 0
+                and last["worker_dials_paced_waiting"] == 0)
+    try:
+        wait_until(idle, timeout, f"{worker.name} to offer every job it took to a claim",
+                   interval=0.02)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: " + ", ".join(f"{k} {v:g}" for k, v in sorted(last.items())
+                                                  if k.startswith("worker_"))) from None
 
 
 def system_settled(stack, scheduler=None, worker=None, region="us", timeout=15):
