@@ -51,7 +51,7 @@ struct bc_webhooks {
     long long next_claim, next_relay, next_gauge;
     long long intake_at, record_at;   /* after a database error: not before */
     bc_metric *m_delivered, *m_failed, *m_error, *m_seconds, *m_dead, *m_consumed,
-              *m_queued, *m_pending, *m_inflight, *m_rejected;
+              *m_queued, *m_pending, *m_inflight, *m_rejected, *m_claims;
 };
 
 static const bc_pg_stmt stmts[] = {
@@ -430,6 +430,10 @@ static int claim(bc_webhooks *w)
     for (int i = 0; i < PQntuples(res); i++)
         start(w, res, i);
     PQclear(res);
+    /* The gauge before the count: a scrape that sees this pass counted
+     * sees what it left in flight (tests wait on the two). */
+    bc_metric_set(w->m_inflight, w->inflight);
+    bc_metric_add(w->m_claims, 1);
     return 0;
 }
 
@@ -672,6 +676,8 @@ bc_webhooks *bc_webhooks_new(bc_ctx *ctx, bc_err *err)
       "Webhook deliveries waiting for a first or further try (all processes)", NULL);
     M(m_inflight, BC_GAUGE, "webhook_requests_in_flight",
       "Webhook requests this process has in flight", NULL);
+    M(m_claims, BC_COUNTER, "webhook_claim_passes_total",
+      "Passes that looked for due deliveries and sent them", NULL);
 #undef M
     w->m_seconds = bc_metrics_get(ctx->metrics, BC_HISTOGRAM, "webhook_delivery_seconds",
                                   "Time from sending a webhook to its answer (or giving up)",

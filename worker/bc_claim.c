@@ -143,6 +143,9 @@ static int claim_many(bc_worker *w, bc_job **js, bc_wbatch **bs, int n, long lon
         return 0;
     }
     free(doc);
+    /* Before the results: a job done below may be freed. */
+    for (int i = 0; i < n; i++)
+        bc_intake_tried(w->intake, js[i]);
     for (int k = 0; k < PQntuples(res); k++) {
         int i = (int)bc_pg_int(res, k, "n", -1);
         const char *outcome = bc_pg_val(res, k, "outcome");

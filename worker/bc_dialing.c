@@ -433,6 +433,15 @@ static void refused_late(bc_worker *w, const PGresult *res)
     }
 }
 
+int bc_dialing_waiting(const bc_worker *w)
+{
+    int n = 0;
+
+    for (const bc_redial *r = w->redials; r; r = r->next)
+        n++;
+    return n;
+}
+
 void bc_dialing_flush_accepted(bc_worker *w)
 {
     bc_err err = { "" };

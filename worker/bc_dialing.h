@@ -27,6 +27,8 @@ void bc_dialing_done(void *ud, const bc_dial *d, bc_dial_result r, const char *s
  * (redial_back): a dial whose batch was cancelled or paused meanwhile, or
  * whose lease was taken over, is not sent. */
 void bc_dialing_resend(bc_worker *w, long long now);
+/* Paced dials held to be sent again. */
+int bc_dialing_waiting(const bc_worker *w);
 
 /* Writes the accepted dials gathered so far: the carrier's id, 'queued'. */
 void bc_dialing_flush_accepted(bc_worker *w);

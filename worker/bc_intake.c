@@ -19,6 +19,7 @@ struct bc_intake {
     part parts[MAX_PARTS];
     int nparts;
     long in_hand;
+    long untried;
     int paused;
 };
 
@@ -52,6 +53,15 @@ void bc_intake_free(bc_intake *in)
 }
 
 long bc_intake_in_hand(const bc_intake *in) { return in->in_hand; }
+long bc_intake_untried(const bc_intake *in) { return in->untried; }
+
+void bc_intake_tried(bc_intake *in, bc_job *j)
+{
+    if (!j->tried) {
+        j->tried = 1;
+        in->untried--;
+    }
+}
 
 bc_wbatch *bc_intake_batches(bc_intake *in) { return in->batches; }
 
@@ -152,6 +162,7 @@ static void take(bc_intake *in, rd_kafka_message_t *m)
     else
         wb->head = j;
     wb->tail = j;
+    in->untried++;
 }
 
 void bc_intake_fetch(bc_intake *in, long max_in_hand)

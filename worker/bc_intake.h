@@ -18,6 +18,7 @@ struct bc_job {
     rd_kafka_message_t *msg;  /* kept until its offset can be stored */
     int done;
     int gone;                 /* taken off its batch's wait queue this turn */
+    int tried;                /* offered to a claim once (untried counts the rest) */
     int attempt;
     char recipient[48], batch[48], tenant[48];
 };
@@ -51,6 +52,11 @@ void bc_intake_free(bc_intake *in);
 void bc_intake_fetch(bc_intake *in, long max_in_hand);
 /* Jobs consumed and not yet done. */
 long bc_intake_in_hand(const bc_intake *in);
+/* Jobs waiting that no claim was offered yet (a test's barrier: the worker
+ * has looked at everything it consumed). */
+long bc_intake_untried(const bc_intake *in);
+/* A claim was offered j. */
+void bc_intake_tried(bc_intake *in, bc_job *j);
 
 /* The batches with jobs waiting, in the order their turn comes. */
 bc_wbatch *bc_intake_batches(bc_intake *in);

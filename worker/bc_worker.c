@@ -56,6 +56,9 @@ static void periodic(bc_worker *w)
     }
     bc_renewal_tick(w, now);
     bc_metric_set(w->m_in_hand, (double)bc_intake_in_hand(w->intake));
+    bc_metric_set(w->m_requests, (double)bc_carrier_inflight(w->carrier));
+    bc_metric_set(w->m_redials, (double)bc_dialing_waiting(w));
+    bc_metric_set(w->m_untried, (double)bc_intake_untried(w->intake));
     bc_metric_set(w->m_jobs_lag, (double)bc_kafka_lag(w->jobs));
     bc_metric_set(w->m_events_lag, (double)bc_kafka_lag(w->events));
 }
@@ -75,6 +78,8 @@ void bc_worker_tick(bc_worker *w)
     }
     bc_carrier_perform(w->carrier, 5);
     periodic(w);
+    /* Last: a scrape that sees this turn counted sees its gauges too. */
+    bc_metric_add(w->m_turns, 1);
 }
 
 int bc_worker_ready(void *ud)
@@ -117,6 +122,7 @@ static void metrics(bc_worker *w)
 
 #define M(field, name, help) w->field = bc_metrics_get(m, BC_COUNTER, name, help, NULL, NULL, 0)
     M(m_claimed, "worker_claims_total", "Recipients claimed with a lease");
+    M(m_turns, "worker_loop_turns_total", "Turns of the main loop: events, intake, claims, dials");
     M(m_renew_failed, "worker_lease_renewals_failed_total",
       "Lease renewals that failed; after half a lease's life without one the worker stops dialing");
     M(m_stale, "worker_stale_jobs_total", "Jobs dropped: already claimed, finished or cancelled");
@@ -143,6 +149,14 @@ static void metrics(bc_worker *w)
 #undef M
     w->m_in_hand = bc_metrics_get(m, BC_GAUGE, "worker_jobs_in_hand",
                                   "Jobs consumed and not yet claimed or dropped", NULL, NULL, 0);
+    w->m_requests = bc_metrics_get(m, BC_GAUGE, "worker_carrier_requests_in_flight",
+                                   "Carrier requests (dials, updates) sent and not yet answered",
+                                   NULL, NULL, 0);
+    w->m_untried = bc_metrics_get(m, BC_GAUGE, "worker_jobs_untried",
+                                  "Jobs in hand never yet offered to a claim", NULL, NULL, 0);
+    w->m_redials = bc_metrics_get(m, BC_GAUGE, "worker_dials_paced_waiting",
+                                  "Dials the carrier paced (429), held to be sent again", NULL,
+                                  NULL, 0);
     bc_ends_metrics(w);
     w->m_jobs_lag = bc_metrics_get(m, BC_GAUGE, "kafka_consumer_lag",
                                    "Messages on assigned partitions not yet fetched",

@@ -74,6 +74,7 @@ struct bc_worker {
               *m_not_dialed, *m_jobs_lag, *m_events_lag, *m_ctx_fetch, *m_updates,
               *m_update_failed, *m_voicemail_actions;
     bc_metric *m_outcome[BC_OUTCOMES]; /* worker_calls_finished_total by outcome */
+    bc_metric *m_turns, *m_requests, *m_redials, *m_untried;
 };
 
 #endif

@@ -66,6 +66,82 @@ def wait_until(pred, timeout, what, interval=0.05):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def scrape(url):
+    """{series: value} of one /metrics: a series is its name and its labels
+    as the text shows them (`kafka_consumer_lag{topic="jobs"}`). One scrape
+    is one snapshot: the processes render it under one lock."""
+    out = {}
+    for line in requests.get(url + "/metrics", timeout=5).text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def scheduler_ticked(url, timeout=15):
+    """Barrier: the scheduler at url, its region's leader, has run a whole
+    tick (admission, expiry, top-ups) that began after this call."""
+    start = scrape(url).get("scheduler_ticks_total", 0)
+    wait_until(lambda: scrape(url).get("scheduler_ticks_total", 0) >= start + 2, timeout,
+               f"two ticks of the scheduler at {url}", interval=0.02)
+
+
+def worker_caught_up(stack, worker, region="us", timeout=15):
+    """Barrier: the worker (a Proc with its port) has taken every job on its
+    region's jobs topic that was there before this call and offered each
+    to a claim (claimed it, dropped it, put it back for its hours, or found
+    its batch without a free slot), and has no carrier request in flight
+    and no paced dial held. Whatever it would do with those jobs is done: a
+    test may assert that nothing happened. A marker job goes to every
+    partition, behind the rest; the worker logs each (it names no
+    recipient) as it takes it. Not worker_jobs_in_hand: one job another
+    test left waiting for a slot holds every later offset of its partition
+    in hand."""
+    url = f"http://127.0.0.1:{worker.port}"
+    topic = f"{stack.prefix}.jobs.{region}"
+    marks, since = set(), os.path.getsize(worker.log_path)
+    p = stack.producer()
+    parts = p.list_topics(topic, timeout=10).topics[topic].partitions
+
+    def sent(err, msg):
+        assert err is None, err
+        marks.add((msg.partition(), msg.offset()))
+    for part in parts:
+        p.produce(topic, value=json.dumps({"v": 1, "batch_id": "barrier"}).encode(),
+                  partition=part, on_delivery=sent)
+    assert p.flush(10) == 0 and len(marks) == len(parts), "marker jobs not acknowledged"
+    wait_until(lambda: marks <= {(e["partition"], e["offset"])
+                                 for e in worker.events("job.malformed", since)},
+               timeout, f"{worker.name} to take the marker jobs", interval=0.02)
+    turns, last = scrape(url)["worker_loop_turns_total"], {}
+
+    def idle():
+        last.update(scrape(url))
+        return (last["worker_loop_turns_total"] > turns and last["worker_jobs_untried"] == 0
+                and last["worker_carrier_requests_in_flight"] == 0
+                and last["worker_dials_paced_waiting"] == 0)
+    try:
+        wait_until(idle, timeout, f"{worker.name} to offer every job it took to a claim",
+                   interval=0.02)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: " + ", ".join(f"{k} {v:g}" for k, v in sorted(last.items())
+                                                  if k.startswith("worker_"))) from None
+
+
+def system_settled(stack, scheduler=None, worker=None, region="us", timeout=15):
+    """Barrier for a quiet window: the region's scheduler leader ran a whole
+    tick since this call, the jobs it released are in Kafka (their outbox
+    rows go once the broker has them), then the worker took and settled
+    every job there (worker_caught_up). The stack's own scheduler and
+    worker (region us) unless others are named."""
+    scheduler = scheduler or stack.procs["scheduler"]
+    scheduler_ticked(f"http://127.0.0.1:{scheduler.port}", timeout)
+    wait_until(lambda: stack.sql("SELECT count(*) FROM outbox WHERE topic = %s",
+                                 f"{stack.prefix}.jobs.{region}")[0][0] == 0, timeout,
+               "the released jobs to reach Kafka", interval=0.02)
+    worker_caught_up(stack, worker or stack.procs["worker"], region, timeout)
+
+
 class Proc:
     """One of our binaries, its JSON log kept in a file."""
 
@@ -75,13 +151,17 @@ class Proc:
         self.log = open(self.log_path, "wb")
         self.p = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def log_lines(self):
+    def log_lines(self, since=0):
+        """The log's lines from byte offset since."""
         with open(self.log_path, "rb") as f:
+            f.seek(since)
             return f.read().decode(errors="replace").splitlines()
 
-    def events(self, event):
-        out = []
-        for line in self.log_lines():
+    def events(self, event, since=0):
+        out, key = [], f'"{event}"'
+        for line in self.log_lines(since):
+            if key not in line:
+                continue
             try:
                 j = json.loads(line)
             except ValueError:
@@ -115,6 +195,7 @@ class Stack:
         u = urllib.parse.urlparse(self.pg_admin)
         self.dsn = urllib.parse.urlunparse(u._replace(path="/" + self.db))
         self.procs = {}
+        self._producer = None
         self.sim_port = free_port()
         self.api_port = free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
@@ -135,6 +216,13 @@ class Stack:
                         # CA; `batchcall demo` gives its agent this endpoint.
                         BC_SIM_AGENT_CA=AGENT_CERT, BC_AGENT_ENDPOINT=self.agent_url)
 
+    def producer(self):
+        """One Kafka producer for the session's test messages."""
+        if self._producer is None:
+            from confluent_kafka import Producer
+            self._producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 0})
+        return self._producer
+
     def bin(self, name):
         return os.path.join(BUILD, name)
 
@@ -147,6 +235,10 @@ class Stack:
         conn = psycopg2.connect(self.pg_admin)
         conn.autocommit = True
         conn.cursor().execute(f'CREATE DATABASE "{self.db}"')
+        # A test setting: bc_now() follows clock_offset only where this is
+        # on (sql/0025_test_clock.sql), here for every session of the test
+        # database, so tests move the clock calling hours are read on.
+        conn.cursor().execute(f'ALTER DATABASE "{self.db}" SET batchcall.test_clock = \'on\'')
         conn.close()
         self.cli("migrate")
         # libphonenumber's prefix-to-zone map, loaded as production loads it.
@@ -272,6 +364,7 @@ def stack(tmp_path_factory, request):
                                                  "BC_WEBHOOKS": "0"})
     s.start("worker", "batchcall-worker", {"BC_WORKER_PORT": str(worker_port),
                                            "BC_RETRY_BASE_MS": "200"})
+    s.procs["scheduler"].port, s.procs["worker"].port = sched_port, worker_port
     for url in (s.sim, s.api, f"http://127.0.0.1:{sched_port}", f"http://127.0.0.1:{worker_port}"):
         s.wait_ready(url)
     set_up.append(True)

@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from conftest import batchcall_headers, wait_until
+from conftest import batchcall_headers, system_settled, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,9 @@ def test_seed_example_creates_a_draft(stack, t):
     assert d["organization_id"] == t["tenant_id"]
     assert d["batch_call_id"] and d["tasks_url"].endswith(f"/batch-call/{d['batch_call_id']}/tasks")
     assert isinstance(d["created_timestamp"], int) and d["last_sent_timestamp"] is None
-    # Nothing is dialed while it is a draft.
-    time.sleep(0.5)
+    # Nothing is dialed while it is a draft, once the scheduler and worker
+    # have had their turn.
+    system_settled(stack)
     assert stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", d["batch_call_id"])[0][0] == 0
 
 

@@ -11,7 +11,8 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import BUILD, Proc, batchcall_headers, cartesia_headers, free_port, wait_until
+from conftest import (BUILD, Proc, batchcall_headers, cartesia_headers, free_port, system_settled,
+                      wait_until)
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -136,7 +137,7 @@ def test_duplicated_jobs_are_not_dialed_twice(stack):
         p.produce(topic, key=k, value=json.dumps(j))
     p.flush(10)
     all_terminal(stack, bid, 120)
-    time.sleep(1)   # let the copies arrive and be dropped
+    system_settled(stack)   # every copy taken and dropped
     assert_one_dial_per_recipient(stack, bid, numbers, 5)
 
 
@@ -162,9 +163,23 @@ def test_a_standby_scheduler_takes_over_from_a_dead_leader(stack, extra):
 
 def test_a_small_tenant_is_not_starved_by_a_huge_one(stack):
     big, small = stack.tenant(concurrency=20), stack.tenant(concurrency=10)
+    worker = stack.procs["worker"].port
+    waits = metric(worker, "worker_lease_waits_total")
     big_ids = [create(stack, big, [f"+1419{b:02d}{i:05d}" for i in range(5000)], limit=20)
                for b in range(20)]
-    time.sleep(1)   # the big tenant is dialing and 95,000 more wait
+
+    # The precondition: the big tenant saturates first. Its calls fill its
+    # whole concurrency, its released jobs wait at the worker for a slot,
+    # and its other batches wait for admission behind it.
+    def saturated():
+        peak = ledger(stack)["tenants"].get(big["tenant_id"], {}).get("peak_live", 0)
+        return peak == 20 and metric(worker, "worker_lease_waits_total") > waits
+    wait_until(saturated, 30, "the big tenant to saturate its concurrency", interval=0.1)
+    assert stack.sql("SELECT count(*) FROM batches WHERE tenant_id = %s AND state = 'pending'",
+                     big["tenant_id"])[0][0] >= 1
+    assert stack.sql("SELECT count(*) FROM recipients r JOIN batches b ON b.id = r.batch_id"
+                     " WHERE b.tenant_id = %s AND r.status = 'queued'",
+                     big["tenant_id"])[0][0] >= 95000
     t0 = time.monotonic()
     sid = create(stack, small, [f"+1420{i:07d}" for i in range(10)], limit=5)
     first = wait_until(lambda: dials(stack, sid), 10, "the small tenant's first dial", interval=0.02)
@@ -185,7 +200,7 @@ def test_no_dial_after_cancel_returns(stack):
                       headers=cartesia_headers(t["api_key"]), timeout=10)
     returned = time.monotonic()
     assert r.status_code == 200
-    time.sleep(1.5)
+    system_settled(stack)
     late = [d for d in dials(stack, bid) if d["at_ms"] / 1000.0 > returned]
     assert late == []
     all_terminal(stack, bid, 60)
@@ -359,7 +374,12 @@ def test_calling_hours_are_honoured_in_the_batchs_timezone(stack):
               "end": hhmm(tokyo + datetime.timedelta(hours=3))}
     numbers = [f"+1427{i:07d}" for i in range(5)]
     bid = create(stack, t, numbers, limit=5, timezone="Asia/Tokyo", calling_hours=closed)
-    time.sleep(2.5)
+    # The scheduler admitted the batch and, at its release, put every
+    # recipient off to the hours' opening instead of releasing it.
+    wait_until(lambda: stack.sql("SELECT count(*) FROM recipients WHERE batch_id = %s"
+                                 " AND window_wait AND NOT released AND next_attempt_at > now()",
+                                 bid)[0][0] == len(numbers), 15, "the recipients to be put off")
+    system_settled(stack)
     assert stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", bid)[0][0] == 0
     assert dials(stack, bid) == []
     # Move the clock calling hours are read on 2.5 hours ahead: Tokyo's

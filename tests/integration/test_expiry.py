@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 import requests
 
-from conftest import batchcall_headers, bearer, cartesia_headers, wait_until
+from conftest import batchcall_headers, bearer, cartesia_headers, system_settled, wait_until
 from test_dispatch import create, dials
 from test_pause import settled
 
@@ -62,7 +62,7 @@ def test_recipients_not_dialed_by_latest_at_expire_counted_and_listed_everywhere
     # Resuming dials nobody: nothing is left.
     requests.post(f"{stack.api}/agents/calls/batches/{bid}/resume",
                   headers=cartesia_headers(t["api_key"]), timeout=10)
-    time.sleep(1.0)
+    system_settled(stack)
     assert {d["to"] for d in dials(stack, bid)} == dialed
 
     # Counted and listed on every surface.
@@ -111,7 +111,7 @@ def test_a_retry_not_dialed_by_latest_at_expires_after_one_dial(stack, clock):
     assert all(reason == "expired" and msg.startswith("retry not dialed before latest_at")
                for reason, msg in rows), rows
     clock(7200)   # the retries' time: nothing is dialed any more
-    time.sleep(1.0)
+    system_settled(stack)
     assert Counter(d["to"] for d in dials(stack, bid)) == Counter({n: 1 for n in busy})
 
 

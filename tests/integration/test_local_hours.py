@@ -3,6 +3,7 @@ on PostgreSQL's movable clock (clock_offset): windows open and close
 because the test moves the clock, not because it waits for them."""
 import datetime
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -122,3 +123,47 @@ def test_recipient_timezones_are_validated_on_every_surface(stack):
                       headers={"Authorization": f"Bearer {t['api_key']}"}, timeout=10)
     assert r.status_code == 400 and "timezone" in r.text, r.text
     assert stack.sql("SELECT count(*) FROM batches WHERE tenant_id = %s", t["tenant_id"])[0][0] == 0
+
+
+def test_a_clock_offset_row_is_ignored_unless_the_test_clock_is_on(stack, tmp_path):
+    """bc_now() reads clock_offset only in sessions where the setting
+    batchcall.test_clock is on (sql/0025_test_clock.sql); the test database
+    has it on, a production one has no such setting. A scheduler and worker
+    whose sessions have it off read calling hours on the server's clock,
+    whatever row is there: hours the moved clock would open stay closed."""
+    import psycopg2
+    from test_dispatch import Extra
+    tokyo = datetime.datetime.now(ZoneInfo("Asia/Tokyo"))
+    closed = {"start": (tokyo + datetime.timedelta(hours=2)).strftime("%H:%M"),
+              "end": (tokyo + datetime.timedelta(hours=3)).strftime("%H:%M")}
+    # 2.5 hours ahead: inside those hours on the moved clock.
+    set_clock(stack, (datetime.datetime.now(datetime.timezone.utc)
+                      + datetime.timedelta(seconds=9000)).isoformat())
+    extra = Extra(stack, tmp_path)
+    try:
+        for setting, moved in (("on", True), ("off", False), ("0", False)):
+            with psycopg2.connect(stack.dsn, options=f"-c batchcall.test_clock={setting}") as conn, \
+                    conn.cursor() as cur:
+                cur.execute("SELECT extract(epoch FROM bc_now() - now())")
+                assert abs(float(cur.fetchone()[0]) - (9000 if moved else 0)) < 5, setting
+        off = {"BC_REGION": "apac", "PGOPTIONS": "-c batchcall.test_clock=off"}
+        extra.start("sched-clock", "batchcall-scheduler", dict(off, BC_SCHEDULER_TICK_MS="50"))
+        extra.start("w-clock", "batchcall-worker", off)
+        t = stack.tenant(concurrency=4)
+        numbers = [f"+1434{i:07d}" for i in range(3)]
+        bid = create(stack, t, numbers, limit=3, timezone="Asia/Tokyo", calling_hours=closed,
+                     region="APAC")
+        # Put off to the opening on the server's clock, about 2 hours away.
+        wait_until(lambda: stack.sql("SELECT count(*) FROM recipients WHERE batch_id = %s"
+                                     " AND window_wait AND NOT released", bid)[0][0] == 3, 15,
+                   "the recipients to be put off to their hours")
+        waits = stack.sql("SELECT extract(epoch FROM next_attempt_at - now()) FROM recipients"
+                          " WHERE batch_id = %s", bid)
+        assert all(3600 < float(s) <= 7200 for (s,) in waits), waits
+        assert stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", bid)[0][0] == 0
+        r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/cancel",
+                          headers=cartesia_headers(t["api_key"]), timeout=10)
+        assert r.status_code == 200, r.text
+    finally:
+        extra.stop()
+        stack.sql("DELETE FROM clock_offset")

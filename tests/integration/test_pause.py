@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from conftest import batchcall_headers, bearer, cartesia_headers, wait_until
+from conftest import batchcall_headers, bearer, cartesia_headers, system_settled, wait_until
 from test_dispatch import all_terminal, assert_one_dial_per_recipient, create, dials
 
 GRACE = 0.5   # the promise: no new dial later than this after a pause returned
@@ -51,7 +51,10 @@ def test_a_paused_batch_places_no_dial_and_resumes_in_order_to_one_dial_each(sta
     assert r.json()["status"] == "paused" and r.json()["paused_at"]
     # Live calls finish; nothing new is placed.
     wait_until(lambda: settled(stack, bid), 30, "the live calls to finish")
-    time.sleep(1.0)
+    # Whatever the scheduler would release and the worker would claim
+    # after the pause has had its turn.
+    system_settled(stack)
+    assert settled(stack, bid)
     before = dials(stack, bid)
     print(f"last dial {max(d['at_ms'] for d in before) / 1000.0 - returned:+.3f} s after the pause returned")
     assert late_dials(stack, bid, returned) == []
@@ -66,8 +69,8 @@ def test_a_paused_batch_places_no_dial_and_resumes_in_order_to_one_dial_each(sta
     # Still nothing after another while, and pausing again changes nothing.
     r2, _ = act(stack, t, f"/agents/calls/batches/{bid}/pause")
     assert r2.status_code == 200 and r2.json()["paused_at"] == r.json()["paused_at"]
-    time.sleep(1.0)
-    assert len(dials(stack, bid)) == len(before)
+    system_settled(stack)
+    assert len(dials(stack, bid)) == len(before) and settled(stack, bid)
 
     r, resumed = act(stack, t, f"/agents/calls/batches/{bid}/resume")
     assert r.status_code == 200 and r.json()["status"] == "in_progress", r.text
@@ -101,8 +104,9 @@ def test_pausing_a_tenant_holds_every_batch_and_new_ones_until_it_resumes(stack)
     c_nums = [f"+1444{i:07d}" for i in range(5)]
     c = create(stack, t, c_nums, limit=2)   # created while the tenant is paused
     wait_until(lambda: settled(stack, a) and settled(stack, b), 30, "live calls to finish")
-    time.sleep(1.0)
+    system_settled(stack)
     for bid in (a, b, c):
+        assert settled(stack, bid), bid
         assert late_dials(stack, bid, returned) == [], bid
         assert get(stack, t, bid)["status"] == "paused"
     assert dials(stack, c) == []
@@ -111,8 +115,8 @@ def test_pausing_a_tenant_holds_every_batch_and_new_ones_until_it_resumes(stack)
     r = requests.post(f"{stack.api}/agents/calls/batches/{a}/resume",
                       headers=cartesia_headers(t["api_key"]), timeout=10)
     assert r.status_code == 200 and r.json()["status"] == "paused", r.text
-    time.sleep(0.5)
-    assert late_dials(stack, a, returned) == []
+    system_settled(stack)
+    assert late_dials(stack, a, returned) == [] and settled(stack, a)
 
     r, _ = act(stack, t, "/agents/calls/batches/resume")
     assert r.status_code == 200 and r.json() == {"paused": False, "paused_at": None, "batches": 1}, r.text
@@ -223,8 +227,8 @@ def test_a_dial_the_carrier_paced_is_not_sent_after_a_cancel_or_pause(stack, tmp
             "BC_SIM_CPS": "2", "BC_SIM_MS_PER_SECOND": "5", "BC_SIM_MIX": "completed=1"})
         url = f"http://127.0.0.1:{sim.port}"
         env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
-        extra.start("sched-429", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
-        extra.start("w-429", "batchcall-worker", env)
+        sched = extra.start("sched-429", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
+        worker = extra.start("w-429", "batchcall-worker", env)
         t = stack.tenant(concurrency=10)
         numbers = [f"+1446{i:07d}" for i in range(30)]
         bid = create(stack, t, numbers, limit=10, region="APAC")
@@ -233,7 +237,10 @@ def test_a_dial_the_carrier_paced_is_not_sent_after_a_cancel_or_pause(stack, tmp
         r, returned = act(stack, t, f"/agents/calls/batches/{bid}/{verb}")
         assert r.status_code == 200, r.text
         wait_until(lambda: settled(stack, bid), 30, "nothing of the batch live any more")
-        time.sleep(1.5)    # six more paced retries' worth
+        # Every paced dial held has been sent again or dropped, every job
+        # released claimed or dropped.
+        system_settled(stack, sched, worker, "apac")
+        assert settled(stack, bid)
         placed = dials(stack, bid, url)
         late = [d for d in placed if d["at_ms"] / 1000.0 > returned + GRACE]
         print(f"{len(placed)} placed; last {max(d['at_ms'] for d in placed) / 1000.0 - returned:+.3f} s "

@@ -16,7 +16,8 @@ import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
-from conftest import BUILD, Proc, bearer, cartesia_headers, free_port, wait_until
+from conftest import (BUILD, Proc, bearer, cartesia_headers, free_port, scheduler_ticked, scrape,
+                      wait_until)
 
 MAX_ATTEMPTS = 5
 BACKOFF_MS = 400
@@ -106,6 +107,18 @@ class Deliverers:
         wait_until(lambda: p.events("webhooks.started"), 10, "the webhook thread")
         return p
 
+    def caught_up(self, p, timeout=15):
+        """Barrier: p looked for due deliveries twice since this call (so
+        once wholly after it) and has no request in flight: every try due
+        by now was sent and answered. A test may then assert that no other
+        came."""
+        start = scrape(p.url)["webhook_claim_passes_total"]
+
+        def done():
+            m = scrape(p.url)
+            return m["webhook_claim_passes_total"] >= start + 2 and m["webhook_requests_in_flight"] == 0
+        wait_until(done, timeout, f"{p.name} to send every due try", interval=0.02)
+
     def metrics(self, p):
         out = {}
         for line in requests.get(p.url + "/metrics", timeout=5).text.splitlines():
@@ -182,7 +195,11 @@ def test_each_finished_call_is_delivered_once_with_a_valid_signature(stack, rece
 
     wait_until(lambda: len({r["event_id"] for r in rcv.got()}) >= 7, 60,
                "six call events and one batch event")
-    time.sleep(1.5)   # anything sent twice would arrive by now
+    # Anything sent twice would have been sent by now: every delivery is
+    # recorded delivered, and the deliverer has claimed again since.
+    wait_until(lambda: [r[2] for r in deliveries(stack, w["id"])] == ["delivered"] * 7, 15,
+               "the seven deliveries to be recorded")
+    deliverers.caught_up(d)
     got = rcv.got()
     assert Counter(r["event_id"] for r in got).most_common(1)[0][1] == 1, "an event came twice"
     assert len(got) == 7
@@ -224,14 +241,16 @@ def test_each_finished_call_is_delivered_once_with_a_valid_signature(stack, rece
 
 
 def test_failing_receiver_gets_retries_with_growing_gaps_then_success(stack, receiver, deliverers):
-    deliverers.start()
+    d = deliverers.start()
     t = stack.tenant()
     rcv = receiver(lambda event_id, n: 500 if n <= 3 else 200)
     w = register(stack, t, rcv.url, events=("call.completed", "call.failed"))
     bid = run_batch(stack, t, ["+14155552001"])
     wait_batch_done(stack, bid)
     wait_until(lambda: any(r["n"] == 4 for r in rcv.got()), 30, "the fourth try")
-    time.sleep(2 * BACKOFF_MS / 1000)
+    wait_until(lambda: [r[2] for r in deliveries(stack, w["id"])] == ["delivered"], 15,
+               "the success to be recorded")
+    deliverers.caught_up(d)
     got = rcv.got()
     assert [r["n"] for r in got] == [1, 2, 3, 4], "no try after the success"
     assert len({r["body"] for r in got}) == 1, "every try sends the same body"
@@ -278,7 +297,7 @@ def test_always_failing_receiver_is_dead_lettered_after_the_last_try(stack, rece
     wait_batch_done(stack, bid)
     wait_until(lambda: [r[2] for r in deliveries(stack, w["id"])] == ["dead"], 30,
                "the delivery to be dead-lettered")
-    time.sleep(3 * BACKOFF_MS / 1000)
+    deliverers.caught_up(d)
     got = rcv.got()
     assert len(got) == MAX_ATTEMPTS, "exactly the configured number of tries"
     event_id = got[0]["event_id"]
@@ -481,14 +500,19 @@ def test_private_addresses_are_refused_when_registered_and_when_delivered(
     # hosts are allowed, delivered by a scheduler where they are not.
     w = register(stack, t, f"http://localhost:{rcv.server.server_address[1]}/hooks/batchcall",
                  events=("call.completed", "call.failed"))
-    deliverers.start_with(BC_WEBHOOK_ALLOW_PRIVATE="0")
+    d = deliverers.start_with(BC_WEBHOOK_ALLOW_PRIVATE="0")
     bid = run_batch(stack, t, ["+14155551101"])
     wait_batch_done(stack, bid)
     errs = wait_until(lambda: stack.sql("SELECT last_error FROM webhook_deliveries"
                                         " WHERE webhook_id = %s AND attempts >= 1", w["id"]) or None,
                       30, "a try of the delivery")
     assert "loopback, private or link-local" in errs[0][0], errs
-    time.sleep(1.0)
+    # Refused again at the retry, and nothing reached the receiver.
+    errs = wait_until(lambda: stack.sql("SELECT last_error FROM webhook_deliveries"
+                                        " WHERE webhook_id = %s AND attempts >= 2", w["id"]) or None,
+                      30, "a second try of the delivery")
+    assert "loopback, private or link-local" in errs[0][0], errs
+    deliverers.caught_up(d)
     assert rcv.got() == []
 
 
@@ -502,6 +526,9 @@ def test_a_batch_its_latest_at_ended_sends_batch_completed_once(stack, receiver,
     t = stack.tenant(concurrency=4)
     rcv = receiver()
     w = register(stack, t, rcv.url, events=("batch.completed",))
+    # Told every call's end: once it has them all, the deliverer has read
+    # every event a batch.completed could come from.
+    probe = register(stack, t, receiver().url, events=("call.completed", "call.failed"))
     numbers = [f"+1452{i:07d}" for i in range(20)]
     bid = create(stack, t, numbers, limit=1, ttl=3600)
     wait_until(lambda: len(dials(stack, bid)) >= 2, 30, "the batch to be dialing")
@@ -509,14 +536,21 @@ def test_a_batch_its_latest_at_ended_sends_batch_completed_once(stack, receiver,
                       headers=cartesia_headers(t["api_key"]), timeout=10)
     assert r.status_code == 200, r.text
     wait_until(lambda: settled(stack, bid), 30, "the live call to finish")
-    time.sleep(1.0)
-    assert rcv.got() == []            # paused, not over
     dialed = len(dials(stack, bid))
+    assert stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", bid)[0][0] == dialed
+    wait_until(lambda: [r[2] for r in deliveries(stack, probe["id"])] == ["delivered"] * dialed,
+               30, "every call's end to be told")
+    scheduler_ticked(f"http://127.0.0.1:{stack.procs['scheduler'].port}")   # its expiry sweep
+    deliverers.caught_up(d)
+    assert rcv.got() == []            # paused, not over
     stack.sql("INSERT INTO clock_offset (one, offset_s) VALUES (true, 7200)"
               " ON CONFLICT (one) DO UPDATE SET offset_s = excluded.offset_s")
     try:
         got = wait_until(lambda: rcv.got() or None, 30, "batch.completed")
-        time.sleep(1.5)               # a second one would arrive by now
+        # A second one would be sent by now: the expiry sweep ran again
+        # and the deliverer claimed since.
+        scheduler_ticked(f"http://127.0.0.1:{stack.procs['scheduler'].port}")
+        deliverers.caught_up(d)
     finally:
         stack.sql("DELETE FROM clock_offset")
     got = rcv.got()
