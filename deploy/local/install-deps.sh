@@ -11,12 +11,13 @@ KAFKA_VERSION=3.9.1
 # sanitizer and libFuzzer runtimes (libclang_rt.fuzzer, .asan, ...) are not in
 # Debian's clang package but in libclang-rt-<N>-dev, which libclang-rt-dev
 # picks for the release's default clang. The carrier simulator reads TwiML
-# with libxml2 and connects Media Streams with libwebsockets.
+# with libxml2 and connects Media Streams with libwebsockets. universal-ctags
+# finds each C function's extent for tests/integration/test_structure.py.
 DEBS="build-essential cmake ninja-build pkg-config git curl ca-certificates
       librdkafka-dev libpq-dev libjansson-dev libcurl4-openssl-dev libxml2-dev
       libmicrohttpd-dev libssl-dev libcmocka-dev libwebsockets-dev
       postgresql postgresql-contrib kcat python3 python3-pip valgrind
-      clang libclang-rt-dev tmux chromium chromium-driver"
+      clang libclang-rt-dev tmux chromium chromium-driver universal-ctags"
 
 missing=""
 for p in $DEBS; do
