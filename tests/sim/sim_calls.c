@@ -168,23 +168,35 @@ static void answer_later(const bc_http_req *req, int status, json_t *body, long 
     pthread_detach(t);
 }
 
-/* Checks a create's form (f, read from body) as Twilio does, and reads
- * what the call runs once answered into ag. 0, or -1 answered (refused). */
-static int create_valid(sim *s, const char *body, size_t len, bc_form *f, agent_spec *ag,
-                        bc_http_resp *resp)
+/* Reads a create's or an update's form from body into f, refusing it
+ * when malformed or when a parameter is not in known. 0, or -1 answered. */
+static int form_known(sim *s, const char *body, size_t len, bc_form *f,
+                      const char *const *known, bc_http_resp *resp)
 {
-    const char *to, *from, *cb, *amd, *bad, *async;
+    const char *bad;
     char why[200];
 
     if (bc_form_parse(body, len, f) < 0) {
         sim_ledger_refuse(s, resp, body, len, 400, 21200, "Malformed form body");
         return -1;
     }
-    if ((bad = sim_req_unknown_param(f, sim_req_create_params))) {
+    if ((bad = sim_req_unknown_param(f, known))) {
         snprintf(why, sizeof why, "Unknown parameter '%.60s'", bad);
         sim_ledger_refuse(s, resp, body, len, 400, 20001, why);
         return -1;
     }
+    return 0;
+}
+
+/* Checks a create's form (f, read from body) as Twilio does, and reads
+ * what the call runs once answered into ag. 0, or -1 answered (refused). */
+static int create_valid(sim *s, const char *body, size_t len, bc_form *f, agent_spec *ag,
+                        bc_http_resp *resp)
+{
+    const char *to, *from, *cb, *amd, *async;
+
+    if (form_known(s, body, len, f, sim_req_create_params, resp) < 0)
+        return -1;
     to = bc_form_get(f, "To");
     from = bc_form_get(f, "From");
     cb = bc_form_get(f, "StatusCallback");
@@ -391,18 +403,10 @@ static int update_valid(sim *s, const bc_http_req *req, bc_form *f, agent_spec *
                         bc_http_resp *resp)
 {
     size_t len;
-    const char *body = bc_http_body(req, &len), *bad;
-    char why[200];
+    const char *body = bc_http_body(req, &len);
 
-    if (bc_form_parse(body, len, f) < 0) {
-        sim_ledger_refuse(s, resp, body, len, 400, 21200, "Malformed form body");
+    if (form_known(s, body, len, f, sim_req_update_params, resp) < 0)
         return -1;
-    }
-    if ((bad = sim_req_unknown_param(f, sim_req_update_params))) {
-        snprintf(why, sizeof why, "Unknown parameter '%.60s'", bad);
-        sim_ledger_refuse(s, resp, body, len, 400, 20001, why);
-        return -1;
-    }
     if (!bc_form_get(f, "Status") && sim_req_read_agent(f, 0, a) < 0) {
         sim_ledger_refuse(s, resp, body, len, 400, a->code, a->msg);
         return -1;
