@@ -1,0 +1,64 @@
+/* sim_map: a chained hash map keyed by strings (FNV-1a), growing at load
+ * factor 1. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_map.h"
+
+static size_t hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+void *sim_map_get(sim_map *m, const char *k)
+{
+    if (!m->nb)
+        return NULL;
+    for (sim_map_ent *e = m->b[hash(k) % m->nb]; e; e = e->next)
+        if (!strcmp(e->key, k))
+            return e->val;
+    return NULL;
+}
+
+void sim_map_put(sim_map *m, const char *k, void *v)
+{
+    sim_map_ent *e;
+
+    if (m->n >= m->nb) {   /* grow at load factor 1 */
+        size_t nb = m->nb ? m->nb * 2 : 1024;
+        sim_map_ent **b = calloc(nb, sizeof *b);
+        for (size_t i = 0; i < m->nb; i++)
+            for (sim_map_ent *x = m->b[i], *n; x; x = n) {
+                n = x->next;
+                x->next = b[hash(x->key) % nb];
+                b[hash(x->key) % nb] = x;
+            }
+        free(m->b);
+        m->b = b;
+        m->nb = nb;
+    }
+    e = calloc(1, sizeof *e);
+    e->key = strdup(k);
+    e->val = v;
+    e->next = m->b[hash(k) % m->nb];
+    m->b[hash(k) % m->nb] = e;
+    m->n++;
+}
+
+void sim_map_free(sim_map *m, void (*free_val)(void *))
+{
+    for (size_t i = 0; i < m->nb; i++)
+        for (sim_map_ent *e = m->b[i], *n; e; e = n) {
+            n = e->next;
+            if (free_val)
+                free_val(e->val);
+            free(e->key);
+            free(e);
+        }
+    free(m->b);
+    memset(m, 0, sizeof *m);
+}
