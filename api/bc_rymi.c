@@ -1315,6 +1315,7 @@ static void webhook_create(rq *r)
         else {
             PQclear(res);
             webhooks_list(r, id, 201, secret);
+            bc_gate_idem_secret(&r->g, "secret");
         }
     }
     free(ev);
@@ -1499,6 +1500,7 @@ static void key_issue(rq *r, int publishable, const char *revoke_id)
         goto fail;
     bc_log(r->api->ctx->log, BC_INFO, publishable ? "key.publishable_created" : "key.rotated",
            "{s:s,s:s}", "tenant_id", r->g.who.tenant_id, "key_id", id);
+    bc_gate_idem_secret(&r->g, publishable ? "key" : "api_key");
     bc_http_json(r->resp, 201, json_pack("{s:s,s:s,s:s,s:s}", "id", id, "type",
                                          publishable ? "publishable" : "secret",
                                          publishable ? "key" : "api_key", token,

@@ -1,0 +1,117 @@
+"""Holes an outside tester found (issue 16), each shut: secrets are never
+kept or replayed in clear by Idempotency-Key and its rows expire after a
+day; a request must arrive whole within a deadline and one client address
+cannot take every connection; a chunked body over the cap gets its 413;
+client JSON stored with a batch or an agent is capped in size and depth on
+every surface."""
+import json
+
+import requests
+
+from conftest import bearer, wait_until
+
+SECRET_SHAPES = ("bc_sk_", "bc_pk_", "whsec_")
+
+
+def idem(key, name):
+    return dict(bearer(key), **{"Idempotency-Key": name})
+
+
+def stored_responses(stack, tenant_id):
+    return [r[0] or "" for r in stack.sql(
+        "SELECT response FROM idempotency_keys WHERE tenant_id = %s", tenant_id)]
+
+
+# ---- 1. secrets at rest ------------------------------------------------------
+
+def test_a_regenerated_key_is_never_stored_nor_replayed_in_clear(stack):
+    t = stack.tenant()
+    r = requests.post(stack.api + "/v1/auth/regenerate-key", headers=idem(t["api_key"], "rot-1"),
+                      timeout=10)
+    assert r.status_code == 201, r.text
+    new = r.json()["api_key"]
+    assert new.startswith("bc_sk_")
+    assert requests.get(stack.api + "/v1/auth/me", headers=bearer(new), timeout=10).status_code == 200
+    rows = stored_responses(stack, t["tenant_id"])
+    assert len(rows) == 1 and new not in rows[0] and "bc_sk_" not in rows[0]
+    # The retry (the old key is revoked, so with the new one) is the same
+    # answer with the key redacted: no second key, no key shown twice.
+    again = requests.post(stack.api + "/v1/auth/regenerate-key", headers=idem(new, "rot-1"),
+                          timeout=10)
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["id"] == r.json()["id"]
+    assert again.json()["api_key"] == "redacted" and new not in again.text
+    assert requests.get(stack.api + "/v1/auth/me", headers=bearer(new), timeout=10).status_code == 200
+    keys = stack.sql("SELECT count(*) FROM api_keys WHERE tenant_id = %s AND revoked_at IS NULL",
+                     t["tenant_id"])[0][0]
+    assert keys == 1
+
+
+def test_publishable_keys_and_webhook_secrets_are_never_stored_nor_replayed_in_clear(stack):
+    t = stack.tenant()
+    calls = [("/v1/keys/publishable", None, "key"),
+             ("/v1/webhooks", {"url": "https://hooks.example/h", "events": ["call.completed"]},
+              "secret")]
+    for path, body, field in calls:
+        h = idem(t["api_key"], "once-" + path)
+        a = requests.post(stack.api + path, headers=h, json=body, timeout=10)
+        assert a.status_code == 201, a.text
+        secret = a.json()[field]
+        assert secret.startswith(SECRET_SHAPES)
+        assert not any(secret in row for row in stored_responses(stack, t["tenant_id"]))
+        b = requests.post(stack.api + path, headers=h, json=body, timeout=10)
+        assert b.status_code == 201 and b.headers.get("Idempotent-Replayed") == "true"
+        assert b.json()["id"] == a.json()["id"] and b.json()[field] == "redacted"
+        assert secret not in b.text
+    for row in stored_responses(stack, t["tenant_id"]):
+        assert not any(s in row for s in SECRET_SHAPES), row
+
+
+def test_the_migration_scrubs_secrets_already_stored(stack):
+    t = stack.tenant()
+    sk = "bc_sk_" + "A" * 16 + "_" + "b" * 32
+    wh = "whsec_" + "C" * 32
+    stack.sql("INSERT INTO idempotency_keys (tenant_id, key, route, request_hash, status, response)"
+              " VALUES (%s, 'old-1', '/v1/auth/regenerate-key', 'h', 201, %s),"
+              "        (%s, 'old-2', '/v1/webhooks', 'h', 201, %s)",
+              t["tenant_id"], json.dumps({"id": "key_1", "api_key": sk, "note": "n"}),
+              t["tenant_id"], json.dumps({"id": "wh_1", "url": "https://x", "secret": wh}))
+    # Applied again (it is written to be re-runnable), the migration finds
+    # these rows as it found those of a deployment before it.
+    stack.sql("DELETE FROM schema_migrations WHERE name LIKE '0024_%%'")
+    stack.cli("migrate")
+    rows = dict(stack.sql("SELECT key, response FROM idempotency_keys WHERE tenant_id = %s"
+                          " AND key LIKE 'old-%%'", t["tenant_id"]))
+    assert json.loads(rows["old-1"]) == {"id": "key_1", "api_key": "redacted", "note": "n"}
+    assert json.loads(rows["old-2"]) == {"id": "wh_1", "url": "https://x", "secret": "redacted"}
+
+
+def test_idempotency_keys_expire_after_a_day(stack):
+    t = stack.tenant()
+    h = idem(t["api_key"], "dnc-1")
+    assert requests.post(stack.api + "/v1/dnc", headers=h, json={"number": "+14155550123"},
+                         timeout=10).status_code in (200, 201)
+    other = requests.post(stack.api + "/v1/dnc", headers=h, json={"number": "+14155550124"},
+                          timeout=10)
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+    # A day later the key is free again: the new body runs.
+    stack.sql("UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 minute'"
+              " WHERE tenant_id = %s", t["tenant_id"])
+    later = requests.post(stack.api + "/v1/dnc", headers=h, json={"number": "+14155550124"},
+                          timeout=10)
+    assert later.status_code in (200, 201) and "Idempotent-Replayed" not in later.headers
+    assert stack.sql("SELECT count(*) FROM dnc WHERE tenant_id = %s AND number = '+14155550124'",
+                     t["tenant_id"])[0][0] == 1
+
+
+def test_the_scheduler_sweeps_idempotency_rows_older_than_a_day(stack):
+    t = stack.tenant()
+    for key, age in (("aged", "25 hours"), ("young", "23 hours")):
+        stack.sql("INSERT INTO idempotency_keys (tenant_id, key, route, request_hash, status,"
+                  " response, created_at) VALUES (%s, %s, '/v1/dnc', 'h', 201, '{}',"
+                  " now() - %s::interval)", t["tenant_id"], key, age)
+
+    def keys():
+        return sorted(r[0] for r in stack.sql(
+            "SELECT key FROM idempotency_keys WHERE tenant_id = %s", t["tenant_id"]))
+    wait_until(lambda: keys() == ["young"], 15, "the day-old idempotency row swept")
