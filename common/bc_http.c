@@ -24,7 +24,8 @@ struct bc_http_req {
     const char *path;
     char *body;
     size_t len;
-    int too_large;
+    int too_large;            /* over max_body: the body is dropped, 413 owed */
+    int refused;              /* that 413 is queued */
     struct timespec start;
     char route[64];
     /* Answering later (bc_http_defer): guarded by mu, since the answer
@@ -215,6 +216,17 @@ static enum MHD_Result answer_now(bc_http *h, bc_http_req *r)
     return ret;
 }
 
+/* Answers 413 to a request whose body is over the cap. */
+static enum MHD_Result refuse(bc_http *h, bc_http_req *r)
+{
+    bc_http_resp resp = { .status = 413 };
+
+    r->refused = 1;
+    error_json(&resp, 413, "request body too large", "payload_too_large");
+    record(h, r, 413);
+    return send_resp(r->conn, &resp);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -244,9 +256,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (!r->too_large)
             return MHD_YES;
         /* Refuse before reading a byte of an announced oversized body. */
-        error_json(&resp, 413, "request body too large", "payload_too_large");
-        record(h, r, 413);
-        return send_resp(c, &resp);
+        return refuse(h, r);
     }
     if (*upload_size) {
         size_t n = *upload_size;
@@ -255,12 +265,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (r->too_large)
             return MHD_YES;
         if (r->len + n > h->o.max_body) {
+            /* A body that grows past the cap as it comes (chunked): MHD
+             * takes an answer only before the body or after all of it, so
+             * the rest is read and dropped, and the 413 goes at its end
+             * (a body that never ends meets the request deadline). */
             r->too_large = 1;
             free(r->body);
             r->body = NULL;
-            error_json(&resp, 413, "request body too large", "payload_too_large");
-            record(h, r, 413);
-            return send_resp(c, &resp);
+            r->len = 0;
+            return MHD_YES;
         }
         char *nb = realloc(r->body, r->len + n + 1);
         if (!nb)
@@ -271,8 +284,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         r->body[r->len] = '\0';
         return MHD_YES;
     }
-    if (r->too_large)
+    if (r->refused)
         return MHD_YES;   /* 413 already queued */
+    if (r->too_large)
+        return refuse(h, r);
     if (r->deferred) {
         /* Called again after bc_http_answer resumed the connection. */
         pthread_mutex_lock(&r->mu);

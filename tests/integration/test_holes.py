@@ -5,6 +5,8 @@ cannot take every connection; a chunked body over the cap gets its 413;
 client JSON stored with a batch or an agent is capped in size and depth on
 every surface."""
 import json
+import select
+import socket
 
 import requests
 
@@ -115,3 +117,43 @@ def test_the_scheduler_sweeps_idempotency_rows_older_than_a_day(stack):
         return sorted(r[0] for r in stack.sql(
             "SELECT key FROM idempotency_keys WHERE tenant_id = %s", t["tenant_id"]))
     wait_until(lambda: keys() == ["young"], 15, "the day-old idempotency row swept")
+
+
+# ---- 3. a chunked body over the cap ----------------------------------------------
+
+def test_a_chunked_body_over_the_cap_gets_413(stack, demo):
+    s = socket.create_connection(("127.0.0.1", stack.api_port), timeout=10)
+    head = ("POST /agents/calls/batches HTTP/1.1\r\nHost: x\r\n"
+            f"X-API-Key: {demo['api_key']}\r\nCartesia-Version: 2026-03-01\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    s.sendall(head.encode())
+    chunk = b"x" * 65536
+    sent = 0
+    try:
+        # As a careful client does: stop sending once the server answered.
+        while sent < 10 * 1024 * 1024 and not select.select([s], [], [], 0)[0]:
+            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        s.sendall(b"0\r\n\r\n")
+    except OSError:
+        pass
+    data = b""
+    s.settimeout(10)
+    try:
+        while True:
+            more = s.recv(65536)
+            if not more:
+                break
+            data += more
+            if b"\r\n\r\n" in data:
+                hdr, _, body = data.partition(b"\r\n\r\n")
+                n = [int(x.split(b":")[1]) for x in hdr.split(b"\r\n")
+                     if x.lower().startswith(b"content-length:")]
+                if n and len(body) >= n[0]:
+                    break
+    except OSError:
+        pass
+    s.close()
+    assert data.startswith(b"HTTP/1.1 413"), f"after {sent} bytes: {data[:200]!r}"
+    body = json.loads(data.partition(b"\r\n\r\n")[2])
+    assert body["code"] == "payload_too_large" and body["error"]
