@@ -8,7 +8,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+
+/* A connection from accept to close (libmicrohttpd's socket context), for
+ * the request deadline: since_ms is when its current request began to be
+ * awaited (its opening, or the end of the previous answer), 0 while none
+ * is awaited (a whole request being handled or answered). */
+typedef struct bc_http_conn {
+    struct bc_http_conn *prev, *next;
+    int fd;
+    long long since_ms;
+    int cut;                  /* shut down by bc_http_tick */
+} bc_http_conn;
 
 struct bc_http {
     struct MHD_Daemon *d;
@@ -16,6 +28,8 @@ struct bc_http {
     int port;
     pthread_mutex_t mu;
     int deferred;             /* answers promised and not yet given */
+    bc_http_conn *conns;      /* every open connection (under mu) */
+    long long next_sweep;     /* bc_http_tick's thread only */
 };
 
 struct bc_http_req {
@@ -35,6 +49,14 @@ struct bc_http_req {
     int deferred, suspended, answered;
     bc_http_resp later;
 };
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static const double latency_buckets[] = { 0.001, 0.005, 0.01, 0.025, 0.05,
                                           0.1, 0.25, 0.5, 1, 2.5, 5 };
@@ -216,11 +238,26 @@ static enum MHD_Result answer_now(bc_http *h, bc_http_req *r)
     return ret;
 }
 
+/* Starts (since_ms = now) or stops (0) the deadline of c's request. */
+static void await_request(bc_http *h, struct MHD_Connection *c, long long since_ms)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    bc_http_conn *k = ci ? ci->socket_context : NULL;
+
+    if (!k)
+        return;
+    pthread_mutex_lock(&h->mu);
+    k->since_ms = since_ms;
+    pthread_mutex_unlock(&h->mu);
+}
+
 /* Answers 413 to a request whose body is over the cap. */
 static enum MHD_Result refuse(bc_http *h, bc_http_req *r)
 {
     bc_http_resp resp = { .status = 413 };
 
+    await_request(h, r->conn, 0);
     r->refused = 1;
     error_json(&resp, 413, "request body too large", "payload_too_large");
     record(h, r, 413);
@@ -295,6 +332,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         pthread_mutex_unlock(&r->mu);
         return ret;
     }
+    await_request(h, c, 0);   /* whole: the handler's time is not the client's */
     builtin(h, r, &resp);
     if (!r->route[0] && h->o.handler)
         h->o.handler(h->o.ud, r, &resp);
@@ -352,9 +390,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     bc_http_req *r = *con_cls;
 
-    (void)cls;
-    (void)c;
     (void)toe;
+    /* Kept alive, the connection awaits its next request from now. */
+    await_request(cls, c, now_ms());
     if (r) {
         free(r->body);
         free(r->later.body);
@@ -362,6 +400,68 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         free(r);
     }
     *con_cls = NULL;
+}
+
+/* Tracks every connection for bc_http_tick. libmicrohttpd says CLOSED
+ * before it closes the socket, so under mu a listed fd is still this
+ * connection's. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    bc_http *h = cls;
+    bc_http_conn *k = *socket_context;
+    const union MHD_ConnectionInfo *ci;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || !(k = calloc(1, sizeof *k)))
+            return;   /* untracked: only the idle timeout applies */
+        k->fd = ci->connect_fd;
+        k->since_ms = now_ms();
+        pthread_mutex_lock(&h->mu);
+        k->next = h->conns;
+        if (h->conns)
+            h->conns->prev = k;
+        h->conns = k;
+        pthread_mutex_unlock(&h->mu);
+        *socket_context = k;
+    } else if (k) {
+        pthread_mutex_lock(&h->mu);
+        if (k->prev)
+            k->prev->next = k->next;
+        else
+            h->conns = k->next;
+        if (k->next)
+            k->next->prev = k->prev;
+        pthread_mutex_unlock(&h->mu);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+void bc_http_tick(bc_http *h)
+{
+    long long now = now_ms(), limit;
+    int cut = 0;
+
+    if (!h || !h->o.request_timeout_s || now < h->next_sweep)
+        return;
+    h->next_sweep = now + 100;
+    limit = (long long)h->o.request_timeout_s * 1000;
+    pthread_mutex_lock(&h->mu);
+    for (bc_http_conn *k = h->conns; k; k = k->next)
+        if (k->since_ms && !k->cut && now - k->since_ms >= limit) {
+            /* The server thread sees the stream end and closes it; an idle
+             * timeout would not, as every byte trickled resets it. */
+            shutdown(k->fd, SHUT_RDWR);
+            k->cut = 1;
+            cut++;
+        }
+    pthread_mutex_unlock(&h->mu);
+    if (cut && h->o.metrics)
+        bc_metrics_inc(h->o.metrics, "http_request_deadline_closed_total",
+                       "Connections closed because a request did not arrive whole in time",
+                       NULL, cut);
 }
 
 bc_http *bc_http_start(const bc_http_opts *opts, bc_err *err)
@@ -392,8 +492,10 @@ bc_http *bc_http_start(const bc_http_opts *opts, bc_err *err)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 2),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opts->max_conns ? opts->max_conns : 1000),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->timeout_s ? opts->timeout_s : 30),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_conns_per_ip,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
         MHD_OPTION_END);
     if (!h->d) {
         bc_err_set(err, "http: cannot listen on %s:%d",

@@ -5,12 +5,14 @@ cannot take every connection; a chunked body over the cap gets its 413;
 client JSON stored with a batch or an agent is capped in size and depth on
 every surface."""
 import json
+import os
 import select
 import socket
+import time
 
 import requests
 
-from conftest import bearer, wait_until
+from conftest import BUILD, Proc, bearer, free_port, wait_until
 
 SECRET_SHAPES = ("bc_sk_", "bc_pk_", "whsec_")
 
@@ -117,6 +119,84 @@ def test_the_scheduler_sweeps_idempotency_rows_older_than_a_day(stack):
         return sorted(r[0] for r in stack.sql(
             "SELECT key FROM idempotency_keys WHERE tenant_id = %s", t["tenant_id"]))
     wait_until(lambda: keys() == ["young"], 15, "the day-old idempotency row swept")
+
+
+# ---- 2. trickling connections --------------------------------------------------
+
+def api_proc(stack, tmp_path, name, **env):
+    port = free_port()
+    p = Proc(name, [os.path.join(BUILD, "batchcall-api")],
+             dict(stack.env, BC_API_PORT=str(port), **env), str(tmp_path))
+    url = f"http://127.0.0.1:{port}"
+    stack.wait_ready(url)
+    return p, port, url
+
+
+def closed_by_server(s, wait):
+    """True when the server closes s within wait seconds."""
+    s.settimeout(wait)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def test_a_trickled_request_is_closed_at_its_deadline(stack, tmp_path):
+    p, port, url = api_proc(stack, tmp_path, "api-deadline", BC_API_REQUEST_TIMEOUT="2",
+                            BC_API_IDLE_TIMEOUT="30")
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.monotonic()
+        closed = False
+        while not closed and time.monotonic() - t0 < 8:
+            try:
+                s.sendall(b"X")   # a header byte every half second: never idle
+            except OSError:
+                closed = True
+                break
+            closed = closed_by_server(s, 0.5)
+        took = time.monotonic() - t0
+        s.close()
+        assert closed, "a trickling request outlived its 2 s deadline by far"
+        assert 1.5 <= took <= 4.5, f"closed after {took:.1f} s"
+        # A whole request is not hurt, nor one on a connection kept alive.
+        with requests.Session() as sess:
+            for _ in range(3):
+                assert sess.get(url + "/healthz", timeout=5).status_code == 200
+        metrics = requests.get(url + "/metrics", timeout=5).text
+        assert "http_request_deadline_closed_total 1" in metrics.splitlines()
+    finally:
+        assert p.stop() == 0
+
+
+def test_one_client_address_cannot_take_every_connection(stack, tmp_path):
+    p, port, url = api_proc(stack, tmp_path, "api-per-ip", BC_API_MAX_CONNECTIONS="30",
+                            BC_API_MAX_CONNECTIONS_PER_IP="10", BC_API_REQUEST_TIMEOUT="30")
+    trickle = []
+    try:
+        # Another address of the loopback network: another client.
+        for _ in range(40):
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                             source_address=("127.0.0.2", 0))
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                trickle.append(s)
+            except OSError:
+                pass
+        time.sleep(0.3)
+        kept = [s for s in trickle if not closed_by_server(s, 0.05)]
+        assert len(kept) == 10, f"{len(kept)} connections kept from one address"
+        t0 = time.monotonic()
+        for _ in range(5):
+            assert requests.get(url + "/healthz", timeout=5).status_code == 200
+        assert time.monotonic() - t0 < 2
+    finally:
+        for s in trickle:
+            s.close()
+        assert p.stop() == 0
 
 
 # ---- 3. a chunked body over the cap ----------------------------------------------
