@@ -10,9 +10,10 @@ import select
 import socket
 import time
 
+import pytest
 import requests
 
-from conftest import BUILD, Proc, bearer, free_port, wait_until
+from conftest import BUILD, Proc, batchcall_headers, bearer, cartesia_headers, free_port, wait_until
 
 SECRET_SHAPES = ("bc_sk_", "bc_pk_", "whsec_")
 
@@ -237,3 +238,102 @@ def test_a_chunked_body_over_the_cap_gets_413(stack, demo):
     assert data.startswith(b"HTTP/1.1 413"), f"after {sent} bytes: {data[:200]!r}"
     body = json.loads(data.partition(b"\r\n\r\n")[2])
     assert body["code"] == "payload_too_large" and body["error"]
+
+
+# ---- 5. size and depth of client JSON ---------------------------------------------
+
+def nested(depth):
+    """A JSON object depth levels deep, as text (json.dumps would recurse)."""
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def blob(size):
+    """A JSON object of exactly size bytes, compact."""
+    return json.dumps({"b": "x" * (size - len('{"b":""}'))}, separators=(",", ":"))
+
+
+def post_raw(url, headers, text):
+    return requests.post(url, data=text.encode(), headers=dict(headers, **{
+        "Content-Type": "application/json"}), timeout=30)
+
+
+def rymi_batch(t, meta_text):
+    return ('{"agent_id":"%s","to":["+15559990001"],"metadata":%s}' % (t["agent_id"], meta_text))
+
+
+def rymi_recipient(t, meta_text):
+    return ('{"agent_id":"%s","recipients":[{"to":"+15559990001","metadata":%s}]}'
+            % (t["agent_id"], meta_text))
+
+
+def cartesia_recipient(t, meta_text):
+    return ('{"name":"n","agent_id":"%s","from_number_id":"%s","recipients":'
+            '[{"to_number":"+14155550100","metadata":%s}]}'
+            % (t["agent_id"], t["from_number_id"], meta_text))
+
+
+def batchcall_task(t, vars_text):
+    return ('{"from_number":"+14157774444","agent_id":"%s","name":"n","tasks":'
+            '[{"to_number":"+12137774445","dynamic_variables":%s}]}' % (t["agent_id"], vars_text))
+
+
+def retell_task(t, meta_text):
+    return ('{"from_number":"%s","tasks":[{"to_number":"+12137774445","metadata":%s}]}'
+            % (t["from_number"], meta_text))
+
+
+SURFACES = {
+    "rymi-batch-metadata": ("/v1/calls/batch", lambda t: bearer(t["api_key"]), rymi_batch),
+    "rymi-recipient-metadata": ("/v1/calls/batch", lambda t: bearer(t["api_key"]), rymi_recipient),
+    "cartesia-metadata": ("/agents/calls/batches", lambda t: cartesia_headers(t["api_key"]),
+                          cartesia_recipient),
+    "batch-call-variables": ("/batch-call", batchcall_headers, batchcall_task),
+    "retell-metadata": ("/create-batch-call", lambda t: bearer(t["api_key"]), retell_task),
+}
+
+
+@pytest.fixture(scope="module")
+def jt(stack):
+    return stack.tenant(concurrency=10)
+
+
+def batches(stack, t):
+    return stack.sql("SELECT count(*) FROM batches WHERE tenant_id = %s", t["tenant_id"])[0][0]
+
+
+@pytest.mark.parametrize("surface", sorted(SURFACES))
+@pytest.mark.parametrize("what,text,ok", [
+    ("at the size cap", blob(4096), True),
+    ("over the size cap", blob(4097), False),
+    ("a megabyte", blob(1024 * 1024), False),
+    ("at the depth cap", nested(32), True),
+    ("over the depth cap", nested(33), False),
+    ("1,500 levels deep", nested(1500), False),
+])
+def test_client_json_is_capped_in_size_and_depth(stack, jt, surface, what, text, ok):
+    path, headers, body = SURFACES[surface]
+    before = batches(stack, jt)
+    r = post_raw(stack.api + path, headers(jt), body(jt, text))
+    if ok:
+        assert r.status_code in (200, 201, 202), r.text
+        assert batches(stack, jt) == before + 1
+    else:
+        assert r.status_code == 400, f"{what}: {r.status_code} {r.text[:200]}"
+        err = json.dumps(r.json())
+        assert "4096 bytes" in err or "32 levels" in err, err
+        assert batches(stack, jt) == before
+
+
+# The config is what the body holds besides the agent's own fields, here
+# {"extra": X}: 10 bytes and one level more than X.
+@pytest.mark.parametrize("extra,ok", [
+    (blob(65536 - 10), True), (blob(65536 - 9), False), (nested(31), True), (nested(32), False),
+])
+def test_an_agents_config_is_capped_in_size_and_depth(stack, jt, extra, ok):
+    r = post_raw(stack.api + "/v1/agents", bearer(jt["api_key"]),
+                 '{"name":"capped","region":"us","extra":%s}' % extra)
+    if ok:
+        assert r.status_code == 201, r.text[:300]
+    else:
+        assert r.status_code == 400, r.text[:300]
+        assert "65536 bytes" in r.json()["error"] or "32 levels" in r.json()["error"]
