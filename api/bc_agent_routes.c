@@ -174,6 +174,11 @@ static json_t *report_parse(const char *raw, size_t len, bc_http_resp *resp)
         bad(resp, "data", "data must be an object");
         goto out;
     }
+    /* Its size is the body's cap; its depth, the cap on every client JSON. */
+    if (v && bc_json_fits(v, "data", REPORT_MAX, why, sizeof why) < 0) {
+        bad(resp, "data", why);
+        goto out;
+    }
     out = json_incref(in);
 out:
     json_decref(in);

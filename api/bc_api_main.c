@@ -28,7 +28,9 @@ static const bc_config_key keys[] = {
     { "http-threads", "BC_API_THREADS", BC_INT, "4", "request-handling threads" },
     { "max-body-bytes", "BC_API_MAX_BODY", BC_INT, "8388608", "largest request body accepted (413 above)" },
     { "max-connections", "BC_API_MAX_CONNECTIONS", BC_INT, "2000", "open connections at most" },
-    { "idle-timeout", "BC_API_IDLE_TIMEOUT", BC_INT, "30", "seconds before an idle or trickling connection is closed" },
+    { "max-connections-per-ip", "BC_API_MAX_CONNECTIONS_PER_IP", BC_INT, "100", "open connections from one client address at most, so one client cannot take them all (0: no cap; behind a proxy every connection comes from the proxy's address)" },
+    { "idle-timeout", "BC_API_IDLE_TIMEOUT", BC_INT, "30", "seconds before a connection that sends nothing is closed" },
+    { "request-timeout", "BC_API_REQUEST_TIMEOUT", BC_INT, "30", "seconds a request has to arrive whole, headers and body, from its connection's opening or the previous answer on it; else the connection is closed, however it trickles (0: no deadline)" },
     { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
     { "kafka-brokers", "BC_KAFKA_BROKERS", BC_STR, "127.0.0.1:9092", "Kafka bootstrap servers" },
     { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
@@ -392,6 +394,12 @@ int main(int argc, char **argv)
                "BC_API_THREADS must be between 1 and 64");
         goto out;
     }
+    if (bc_config_int(ctx.cfg, "request-timeout") < 0 ||
+        bc_config_int(ctx.cfg, "max-connections-per-ip") < 0) {
+        bc_log(ctx.log, BC_ERROR, "config.invalid", "{s:s}", "error",
+               "BC_API_REQUEST_TIMEOUT and BC_API_MAX_CONNECTIONS_PER_IP must not be negative");
+        goto out;
+    }
     /* One connection per request thread plus one for the main loop. */
     if (!(api.pool = bc_pgpool_new(bc_config_str(ctx.cfg, "pg-dsn"), bc_api_stmts,
                                    (int)threads, &err)) ||
@@ -405,6 +413,8 @@ int main(int argc, char **argv)
     o.max_body = (size_t)bc_config_int(ctx.cfg, "max-body-bytes");
     o.max_conns = (unsigned)bc_config_int(ctx.cfg, "max-connections");
     o.timeout_s = (unsigned)bc_config_int(ctx.cfg, "idle-timeout");
+    o.request_timeout_s = (unsigned)bc_config_int(ctx.cfg, "request-timeout");
+    o.max_conns_per_ip = (unsigned)bc_config_int(ctx.cfg, "max-connections-per-ip");
     o.handler = handle;
     o.ready = ready;
     o.ud = &api;
@@ -415,6 +425,7 @@ int main(int argc, char **argv)
         /* Forget acknowledged outbox rows; the relay handles the rest. */
         if (bc_publisher_tick(api.pub, pg, &err) < 0)
             bc_log(ctx.log, BC_WARN, "outbox.delete_failed", "{s:s}", "error", err.msg);
+        bc_http_tick(ctx.http);
         usleep(20000);
     }
     bc_log(ctx.log, BC_INFO, "api.draining", NULL);

@@ -284,6 +284,7 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
         error(resp, 400, "agent_without_endpoint", err.msg);
         break;
     case BC_BATCH_BAD_VOICEMAIL:
+    case BC_BATCH_TOO_BIG:
         error(resp, 400, "invalid_request", err.msg);
         break;
     case BC_BATCH_BAD_TIME:

@@ -411,6 +411,32 @@ static bc_batch_rc apply_policy(bc_api *api, bc_pg *pg, const bc_principal *who,
     return BC_BATCH_OK;
 }
 
+/* The caps on the client's free-form JSON (bc_json_fits), for every
+ * surface in one place: the batch's metadata, variables and post_call, and
+ * each recipient's metadata and variables, named by the recipient's
+ * position in the request. */
+static int free_json_fits(const bc_batch_spec *s, char *why, size_t cap)
+{
+    json_t *r;
+    size_t i;
+    char field[64];
+
+    if (bc_json_fits(s->metadata, "metadata", BC_JSON_MAX_BYTES, why, cap) < 0 ||
+        bc_json_fits(s->variables, "variables", BC_JSON_MAX_BYTES, why, cap) < 0 ||
+        bc_json_fits(s->post_call, "post_call", BC_JSON_MAX_BYTES, why, cap) < 0)
+        return -1;
+    json_array_foreach(s->recipients, i, r) {
+        for (int k = 0; k < 2; k++) {
+            const char *name = k ? "variables" : "metadata";
+
+            snprintf(field, sizeof field, "recipients[%zu].%s", i, name);
+            if (bc_json_fits(json_object_get(r, name), field, BC_JSON_MAX_BYTES, why, cap) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 int bc_agent_leg_parse(json_t *in, bc_batch_spec *spec, char *why, size_t cap)
 {
     json_t *rec = json_object_get(in, "record");
@@ -450,6 +476,10 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         if (bc_agent_voicemail_check(s->voicemail, why, sizeof why) < 0) {
             bc_err_set(err, "%s", why);
             return BC_BATCH_BAD_VOICEMAIL;
+        }
+        if (free_json_fits(s, why, sizeof why) < 0) {
+            bc_err_set(err, "%s", why);
+            return BC_BATCH_TOO_BIG;
         }
     }
     if (s->timezone) {

@@ -13,6 +13,8 @@ typedef enum {
     BC_BATCH_NO_AGENT,        /* agent not found for this tenant */
     BC_BATCH_NO_ENDPOINT,     /* the agent has no endpoint: no call could reach it */
     BC_BATCH_BAD_VOICEMAIL,   /* a voicemail policy that is not one (err says why) */
+    BC_BATCH_TOO_BIG,         /* metadata, variables or post_call over the caps
+                                 of bc_json_fits (err says which) */
     BC_BATCH_NO_NUMBER,       /* from-number not found for this tenant */
     BC_BATCH_OVER_LIMIT,      /* target_concurrency_limit above the tenant's */
     BC_BATCH_BAD_TIME,        /* scheduled_at not in (now, now + 30 days], or a

@@ -15,7 +15,6 @@
 #define PREFIX "/agents/calls/batches"
 #define API_VERSION "2026-03-01"
 #define MAX_RECIPIENTS 5000
-#define MAX_METADATA 4096   /* bytes of one recipient's metadata, as JSON */
 
 static void error(bc_http_resp *resp, int status, const char *code,
                   const char *msg)
@@ -209,33 +208,10 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
             snprintf(why, cap, "recipients[%zu].dynamic_variables must be an object", i);
             goto fail;
         }
-        if (meta && !json_is_null(meta)) {
-            char *m;
-            size_t n;
-
-            if (!json_is_object(meta)) {
-                snprintf(why, cap, "recipients[%zu].metadata must be an object", i);
-                goto fail;
-            }
-            m = json_dumps(meta, JSON_COMPACT);
-            n = m ? strlen(m) : 0;
-            free(m);
-            if (n > MAX_METADATA) {
-                snprintf(why, cap, "recipients[%zu].metadata is larger than %d bytes",
-                         i, MAX_METADATA);
-                goto fail;
-            }
-        }
-        if (json_is_object(vars)) {
-            char *v = json_dumps(vars, JSON_COMPACT);
-            size_t n = v ? strlen(v) : 0;
-
-            free(v);
-            if (n > MAX_METADATA) {
-                snprintf(why, cap, "recipients[%zu].dynamic_variables is larger than %d bytes",
-                         i, MAX_METADATA);
-                goto fail;
-            }
+        /* Their size and depth: the core's caps (bc_batch_create). */
+        if (meta && !json_is_null(meta) && !json_is_object(meta)) {
+            snprintf(why, cap, "recipients[%zu].metadata must be an object", i);
+            goto fail;
         }
         x = json_pack("{s:O}", "to_number", to);
         json_object_set(x, "metadata", meta ? meta : json_null());
@@ -297,6 +273,7 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
         goto out;
     case BC_BATCH_NO_ENDPOINT:
     case BC_BATCH_BAD_VOICEMAIL:
+    case BC_BATCH_TOO_BIG:
         error(resp, 400, "invalid_request", err.msg);
         goto out;
     case BC_BATCH_OVER_LIMIT:

@@ -141,19 +141,50 @@ int bc_gate_idem_begin(bc_api *api, bc_gate *g, const bc_http_req *req,
     return 1;
 }
 
+void bc_gate_idem_secret(bc_gate *g, const char *field)
+{
+    snprintf(g->idem_secret, sizeof g->idem_secret, "%s", field);
+}
+
+/* The answer as stored for replays: body with its secret field, if any,
+ * redacted. Returns a new string (caller frees), NULL if it cannot be made. */
+static char *idem_kept(const bc_gate *g, const char *body)
+{
+    json_t *j;
+    char *out;
+
+    if (!g->idem_secret[0])
+        return strdup(body);
+    if (!(j = json_loads(body, 0, NULL)))
+        return NULL;
+    if (json_is_string(json_object_get(j, g->idem_secret)))
+        json_object_set_new(j, g->idem_secret, json_string("redacted"));
+    out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return out;
+}
+
 void bc_gate_idem_done(bc_api *api, bc_gate *g, const bc_http_resp *resp)
 {
-    char status[16];
-    const char *p[] = { g->who.tenant_id, g->idem_key, status, resp->body ? resp->body : "" };
+    char status[16], *kept = NULL;
+    const char *p[] = { g->who.tenant_id, g->idem_key, status, NULL };
+    int forget = resp->status >= 500;
     bc_err err = { "" };
 
     if (!g->idem_key[0])
         return;
     snprintf(status, sizeof status, "%d", resp->status);
-    /* A 5xx is ours, not the client's: let the retry run for real. */
-    /* Unstored, a repeat of the request runs again instead of replaying
-     * this answer: what Idempotency-Key is for is lost, so it is an error. */
-    if (bc_pg_run(g->pg, resp->status >= 500 ? "idem_forget" : "idem_store",
-                  resp->status >= 500 ? 2 : 4, p, &err) < 0)
+    /* A 5xx is ours, not the client's: the key is freed so the retry runs
+     * for real. Any other answer is kept for replays, never with a secret
+     * in clear; one that cannot be redacted frees the key too. Unstored, a
+     * repeat of the request runs again instead of replaying this answer:
+     * what Idempotency-Key is for is lost, so it is an error. */
+    if (!forget && !(p[3] = kept = idem_kept(g, resp->body ? resp->body : ""))) {
+        bc_log(api->ctx->log, BC_ERROR, "idempotency.store_failed", "{s:s}", "error",
+               "cannot redact the answer's secret");
+        forget = 1;
+    }
+    if (bc_pg_run(g->pg, forget ? "idem_forget" : "idem_store", forget ? 2 : 4, p, &err) < 0)
         bc_log(api->ctx->log, BC_ERROR, "idempotency.store_failed", "{s:s}", "error", err.msg);
+    free(kept);
 }

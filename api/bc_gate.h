@@ -17,6 +17,7 @@ typedef struct bc_gate {
     bc_pg *pg;
     bc_principal who;
     char idem_key[256];      /* set when this request owns an idempotency row */
+    char idem_secret[32];    /* the answer's field holding a secret, if any */
     long long credits_cents; /* the tenant's balance (bc_credits.h), read on entry */
 } bc_gate;
 
@@ -37,6 +38,10 @@ int bc_gate_credits(bc_gate *g, bc_http_resp *resp, bc_gate_error err,
 int bc_gate_idem_begin(bc_api *api, bc_gate *g, const bc_http_req *req,
                        bc_http_resp *resp, const char *route, int conflict_status,
                        bc_gate_error err);
+/* Says that the answer carries a secret (a new key, a webhook's signing
+ * secret) in its top-level string field: it is shown in this answer only.
+ * The stored answer, and so a replay, has "redacted" in its place. */
+void bc_gate_idem_secret(bc_gate *g, const char *field);
 /* Stores the response for replays (a 5xx frees the key instead). */
 void bc_gate_idem_done(bc_api *api, bc_gate *g, const bc_http_resp *resp);
 
@@ -57,12 +62,15 @@ void bc_gate_idem_done(bc_api *api, bc_gate *g, const bc_http_resp *resp);
     { "tenant_plan",                                                               \
       "SELECT rate_per_min, burst, " BC_SQL_CREDITS_BALANCE("$1") " AS credits_cents" \
       "  FROM tenants WHERE id = $1" },                                           \
+    /* A key is taken over when its row expired (a day, sql/0024), or   */         \
+    /* its first request died mid-flight (60 s without an answer).       */        \
     { "idem_claim",                                                                \
       "INSERT INTO idempotency_keys AS k (tenant_id, key, route, request_hash)"     \
       " VALUES ($1, $2, $3, $4)"                                                   \
       " ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = $4, route = $3,"  \
-      "        created_at = now()"                                                 \
-      "  WHERE k.status IS NULL AND k.created_at < now() - interval '60 seconds'"  \
+      "        created_at = now(), status = NULL, response = NULL"                 \
+      "  WHERE (k.status IS NULL AND k.created_at < now() - interval '60 seconds')" \
+      "     OR k.created_at < now() - idempotency_ttl()"                           \
       " RETURNING 1" },                                                            \
     { "idem_get",                                                                  \
       "SELECT route, request_hash, status, response FROM idempotency_keys"         \

@@ -11,7 +11,6 @@
 #include "bc_gate.h"
 #include "bc_json.h"
 
-#define MAX_VARS 4096                /* bytes of one task's variables or metadata, as JSON */
 #define MAX_TRIGGER_MS 253402300799999.0   /* 9999-12-31T23:59:59.999Z */
 #define DEFAULT_WINDOW_TZ "America/Los_Angeles"
 
@@ -22,15 +21,6 @@ static void error(bc_http_resp *resp, int status, const char *code, const char *
 {
     (void)code;   /* Retell's errors carry no code */
     bc_http_json(resp, status, json_pack("{s:s,s:s}", "status", "error", "message", msg));
-}
-
-static size_t json_size(json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    size_t n = s ? strlen(s) : 0;
-
-    free(s);
-    return n;
 }
 
 /* A whole number of minutes in [0, 1440], sent as any JSON number. */
@@ -189,14 +179,9 @@ static int parse_tasks(json_t *tasks, json_t **out, const char **agent, char *wh
                                "strings", i);
             return -1;
         }
+        /* Their size and depth: the core's caps (bc_batch_create). */
         if (meta && !json_is_null(meta) && !json_is_object(meta)) {
             snprintf(why, cap, "tasks[%zu].metadata must be an object", i);
-            return -1;
-        }
-        if ((json_is_object(vars) && json_size(vars) > MAX_VARS) ||
-            (json_is_object(meta) && json_size(meta) > MAX_VARS)) {
-            snprintf(why, cap, "tasks[%zu]: metadata and retell_llm_dynamic_variables may "
-                               "each be at most %d bytes", i, MAX_VARS);
             return -1;
         }
         if (ov && !json_is_null(ov)) {
@@ -529,6 +514,7 @@ static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_htt
         error(resp, 422, "unprocessable_entity", err.msg);
         break;
     case BC_BATCH_BAD_VOICEMAIL:
+    case BC_BATCH_TOO_BIG:
         error(resp, 400, "invalid_request", err.msg);
         break;
     case BC_BATCH_OVER_LIMIT:

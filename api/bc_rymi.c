@@ -537,6 +537,7 @@ static void create_session(rq *r, int participants)
         break;
     case BC_BATCH_NO_ENDPOINT:
     case BC_BATCH_BAD_VOICEMAIL:
+    case BC_BATCH_TOO_BIG:
         error(r->resp, 400, "invalid_request", err.msg);
         break;
     case BC_BATCH_OVER_LIMIT:
@@ -792,6 +793,12 @@ static int agent_fields(rq *r, json_t *in, int create, const char **name, const 
     json_object_del(cfg, "endpoint_kind");
     json_object_del(cfg, "record");
     json_object_del(cfg, "id");
+    if (bc_json_fits(cfg, "the agent's config (its fields but name, region, endpoint and "
+                     "record)", BC_JSON_MAX_CONFIG_BYTES, why, sizeof why) < 0) {
+        error(r->resp, 400, "invalid_request", why);
+        json_decref(cfg);
+        return -1;
+    }
     *config = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);
     return 0;
@@ -1315,6 +1322,7 @@ static void webhook_create(rq *r)
         else {
             PQclear(res);
             webhooks_list(r, id, 201, secret);
+            bc_gate_idem_secret(&r->g, "secret");
         }
     }
     free(ev);
@@ -1499,6 +1507,7 @@ static void key_issue(rq *r, int publishable, const char *revoke_id)
         goto fail;
     bc_log(r->api->ctx->log, BC_INFO, publishable ? "key.publishable_created" : "key.rotated",
            "{s:s,s:s}", "tenant_id", r->g.who.tenant_id, "key_id", id);
+    bc_gate_idem_secret(&r->g, publishable ? "key" : "api_key");
     bc_http_json(r->resp, 201, json_pack("{s:s,s:s,s:s,s:s}", "id", id, "type",
                                          publishable ? "publishable" : "secret",
                                          publishable ? "key" : "api_key", token,

@@ -8,7 +8,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+
+/* A connection from accept to close (libmicrohttpd's socket context), for
+ * the request deadline: since_ms is when its current request began to be
+ * awaited (its opening, or the end of the previous answer), 0 while none
+ * is awaited (a whole request being handled or answered). */
+typedef struct bc_http_conn {
+    struct bc_http_conn *prev, *next;
+    int fd;
+    long long since_ms;
+    int cut;                  /* shut down by bc_http_tick */
+} bc_http_conn;
 
 struct bc_http {
     struct MHD_Daemon *d;
@@ -18,6 +30,8 @@ struct bc_http {
     int deferred;             /* answers promised and not yet given */
     int handling;             /* requests inside a handler right now */
     int stopping;             /* bc_http_stop began: no new handler runs */
+    bc_http_conn *conns;      /* every open connection (under mu) */
+    long long next_sweep;     /* bc_http_tick's thread only */
 };
 
 struct bc_http_req {
@@ -26,7 +40,8 @@ struct bc_http_req {
     const char *path;
     char *body;
     size_t len;
-    int too_large;
+    int too_large;            /* over max_body: the body is dropped, 413 owed */
+    int refused;              /* that 413 is queued */
     struct timespec start;
     char route[64];
     /* Answering later (bc_http_defer): guarded by mu, since the answer
@@ -36,6 +51,14 @@ struct bc_http_req {
     int deferred, suspended, answered;
     bc_http_resp later;
 };
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static const double latency_buckets[] = { 0.001, 0.005, 0.01, 0.025, 0.05,
                                           0.1, 0.25, 0.5, 1, 2.5, 5 };
@@ -217,6 +240,32 @@ static enum MHD_Result answer_now(bc_http *h, bc_http_req *r)
     return ret;
 }
 
+/* Starts (since_ms = now) or stops (0) the deadline of c's request. */
+static void await_request(bc_http *h, struct MHD_Connection *c, long long since_ms)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    bc_http_conn *k = ci ? ci->socket_context : NULL;
+
+    if (!k)
+        return;
+    pthread_mutex_lock(&h->mu);
+    k->since_ms = since_ms;
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Answers 413 to a request whose body is over the cap. */
+static enum MHD_Result refuse(bc_http *h, bc_http_req *r)
+{
+    bc_http_resp resp = { .status = 413 };
+
+    await_request(h, r->conn, 0);
+    r->refused = 1;
+    error_json(&resp, 413, "request body too large", "payload_too_large");
+    record(h, r, 413);
+    return send_resp(r->conn, &resp);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -246,9 +295,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (!r->too_large)
             return MHD_YES;
         /* Refuse before reading a byte of an announced oversized body. */
-        error_json(&resp, 413, "request body too large", "payload_too_large");
-        record(h, r, 413);
-        return send_resp(c, &resp);
+        return refuse(h, r);
     }
     if (*upload_size) {
         size_t n = *upload_size;
@@ -257,12 +304,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (r->too_large)
             return MHD_YES;
         if (r->len + n > h->o.max_body) {
+            /* A body that grows past the cap as it comes (chunked): MHD
+             * takes an answer only before the body or after all of it, so
+             * the rest is read and dropped, and the 413 goes at its end
+             * (a body that never ends meets the request deadline). */
             r->too_large = 1;
             free(r->body);
             r->body = NULL;
-            error_json(&resp, 413, "request body too large", "payload_too_large");
-            record(h, r, 413);
-            return send_resp(c, &resp);
+            r->len = 0;
+            return MHD_YES;
         }
         char *nb = realloc(r->body, r->len + n + 1);
         if (!nb)
@@ -273,8 +323,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         r->body[r->len] = '\0';
         return MHD_YES;
     }
-    if (r->too_large)
+    if (r->refused)
         return MHD_YES;   /* 413 already queued */
+    if (r->too_large)
+        return refuse(h, r);
     if (r->deferred) {
         /* Called again after bc_http_answer resumed the connection. */
         pthread_mutex_lock(&r->mu);
@@ -282,6 +334,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         pthread_mutex_unlock(&r->mu);
         return ret;
     }
+    await_request(h, c, 0);   /* whole: the handler's time is not the client's */
     /* Once stopping, no handler starts: one could defer its answer after
      * bc_http_stop saw none promised, and MHD_stop_daemon aborts the
      * process on a suspended connection. */
@@ -356,9 +409,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     bc_http_req *r = *con_cls;
 
-    (void)cls;
-    (void)c;
     (void)toe;
+    /* Kept alive, the connection awaits its next request from now. */
+    await_request(cls, c, now_ms());
     if (r) {
         free(r->body);
         free(r->later.body);
@@ -366,6 +419,68 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         free(r);
     }
     *con_cls = NULL;
+}
+
+/* Tracks every connection for bc_http_tick. libmicrohttpd says CLOSED
+ * before it closes the socket, so under mu a listed fd is still this
+ * connection's. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    bc_http *h = cls;
+    bc_http_conn *k = *socket_context;
+    const union MHD_ConnectionInfo *ci;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || !(k = calloc(1, sizeof *k)))
+            return;   /* untracked: only the idle timeout applies */
+        k->fd = ci->connect_fd;
+        k->since_ms = now_ms();
+        pthread_mutex_lock(&h->mu);
+        k->next = h->conns;
+        if (h->conns)
+            h->conns->prev = k;
+        h->conns = k;
+        pthread_mutex_unlock(&h->mu);
+        *socket_context = k;
+    } else if (k) {
+        pthread_mutex_lock(&h->mu);
+        if (k->prev)
+            k->prev->next = k->next;
+        else
+            h->conns = k->next;
+        if (k->next)
+            k->next->prev = k->prev;
+        pthread_mutex_unlock(&h->mu);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+void bc_http_tick(bc_http *h)
+{
+    long long now = now_ms(), limit;
+    int cut = 0;
+
+    if (!h || !h->o.request_timeout_s || now < h->next_sweep)
+        return;
+    h->next_sweep = now + 100;
+    limit = (long long)h->o.request_timeout_s * 1000;
+    pthread_mutex_lock(&h->mu);
+    for (bc_http_conn *k = h->conns; k; k = k->next)
+        if (k->since_ms && !k->cut && now - k->since_ms >= limit) {
+            /* The server thread sees the stream end and closes it; an idle
+             * timeout would not, as every byte trickled resets it. */
+            shutdown(k->fd, SHUT_RDWR);
+            k->cut = 1;
+            cut++;
+        }
+    pthread_mutex_unlock(&h->mu);
+    if (cut && h->o.metrics)
+        bc_metrics_inc(h->o.metrics, "http_request_deadline_closed_total",
+                       "Connections closed because a request did not arrive whole in time",
+                       NULL, cut);
 }
 
 bc_http *bc_http_start(const bc_http_opts *opts, bc_err *err)
@@ -396,8 +511,10 @@ bc_http *bc_http_start(const bc_http_opts *opts, bc_err *err)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads ? opts->threads : 2),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opts->max_conns ? opts->max_conns : 1000),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(opts->timeout_s ? opts->timeout_s : 30),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_conns_per_ip,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
         MHD_OPTION_END);
     if (!h->d) {
         bc_err_set(err, "http: cannot listen on %s:%d",

@@ -38,6 +38,11 @@ typedef struct bc_http_opts {
     unsigned threads;        /* worker threads */
     unsigned max_conns;      /* connection limit */
     unsigned timeout_s;      /* idle connection timeout */
+    /* Seconds a request has to arrive whole (headers and body), from its
+     * connection's opening or the end of the previous answer on it, else
+     * bc_http_tick closes the connection; 0: no deadline. */
+    unsigned request_timeout_s;
+    unsigned max_conns_per_ip; /* connections from one address; 0: no cap */
     bc_metrics *metrics;     /* rendered on /metrics; may be NULL */
     bc_http_ready_fn ready;  /* NULL means always ready */
     bc_http_handler handler; /* NULL serves only the built-in routes */
@@ -48,6 +53,10 @@ bc_http *bc_http_start(const bc_http_opts *opts, bc_err *err);
 /* Stops accepting, finishes requests in flight, frees. NULL is a no-op. */
 void bc_http_stop(bc_http *h);
 int bc_http_port(const bc_http *h);
+/* Closes the connections whose request missed its deadline (see
+ * request_timeout_s). Call it from the main loop, at least every 100 ms for
+ * a deadline kept to the tenth of a second; it does nothing more often. */
+void bc_http_tick(bc_http *h);
 
 /* Request accessors; returned strings are borrowed for the handler call. */
 const char *bc_http_method(const bc_http_req *r);

@@ -83,6 +83,47 @@ int bc_json_str(json_t *obj, const char *field, int required, size_t maxlen,
     return 0;
 }
 
+/* 1 when v nests deeper than left levels. Stops looking there, so the
+ * recursion is as deep as the cap, whatever the input. */
+static int deeper_than(const json_t *v, int left)
+{
+    const char *key;
+    json_t *x;
+    size_t i;
+
+    if (!json_is_object(v) && !json_is_array(v))
+        return 0;
+    if (left == 0)
+        return 1;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, key, x)
+            if (deeper_than(x, left - 1))
+                return 1;
+    } else {
+        json_array_foreach(v, i, x)
+            if (deeper_than(x, left - 1))
+                return 1;
+    }
+    return 0;
+}
+
+int bc_json_fits(const json_t *v, const char *field, size_t max_bytes, char *why,
+                 size_t cap)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    /* Depth first: it bounds the work of measuring the size. */
+    if (deeper_than(v, BC_JSON_MAX_DEPTH)) {
+        snprintf(why, cap, "%s is nested deeper than %d levels", field, BC_JSON_MAX_DEPTH);
+        return -1;
+    }
+    if (json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) > max_bytes) {
+        snprintf(why, cap, "%s is larger than %zu bytes as JSON", field, max_bytes);
+        return -1;
+    }
+    return 0;
+}
+
 json_t *bc_json_pg_str(const PGresult *res, int row, const char *col)
 {
     const char *v = bc_pg_val(res, row, col);

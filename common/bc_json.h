@@ -23,6 +23,21 @@ int bc_json_int(json_t *obj, const char *field, long min, long max,
 int bc_json_str(json_t *obj, const char *field, int required, size_t maxlen,
                    const char **out, char *why, size_t cap);
 
+/* Caps on free-form JSON a client stores (a batch's and a recipient's
+ * metadata and variables, post_call, an agent's config, an agent report's
+ * data): it is read back in every list and webhook, so it stays small, and
+ * shallow enough for any client's JSON parser (docs/api.md, "Free-form
+ * JSON"). A flat object is 1 level deep. */
+#define BC_JSON_MAX_DEPTH 32
+#define BC_JSON_MAX_BYTES 4096           /* metadata, variables, post_call */
+#define BC_JSON_MAX_CONFIG_BYTES 65536   /* an agent's config */
+
+/* Checks that v is at most max_bytes as compact JSON and nested at most
+ * BC_JSON_MAX_DEPTH levels; NULL and null pass. 0, or -1 with why naming
+ * field. */
+int bc_json_fits(const json_t *v, const char *field, size_t max_bytes, char *why,
+                 size_t cap);
+
 /* A result cell as a JSON string, or JSON null when the cell is SQL NULL or
  * res has no column col. New reference. */
 json_t *bc_json_pg_str(const PGresult *res, int row, const char *col);

@@ -65,6 +65,10 @@ static const bc_pg_stmt stmts[] = {
      * holder of its own, so they would pile up. Kept an hour to look at. */
     { "workers_forget",
       "DELETE FROM workers WHERE region = $1 AND expires_at < now() - interval '1 hour'" },
+    /* Idempotency-Key rows past their day (sql/0024): their keys are free
+     * and their answers of no use any more. By the created_at index. */
+    { "idempotency_forget",
+      "DELETE FROM idempotency_keys WHERE created_at < now() - idempotency_ttl()" },
     { "region_live", "SELECT region_has_workers($1) AS live,"
                      " (SELECT count(*) FROM workers WHERE region = $1"
                      "     AND expires_at > now()) AS workers" },
@@ -695,6 +699,8 @@ void bc_scheduler_tick(bc_scheduler *s)
         const char *r[] = { s->region };
         if (bc_pg_run(s->pg, "workers_forget", 1, r, &err) < 0)
             bc_log(s->ctx->log, BC_WARN, "workers.forget_failed", "{s:s}", "error", err.msg);
+        if (bc_pg_run(s->pg, "idempotency_forget", 0, NULL, &err) < 0)
+            bc_log(s->ctx->log, BC_WARN, "idempotency.forget_failed", "{s:s}", "error", err.msg);
         bc_reconcile_run(s->rec);
         bc_reconcile_quiet(s->rec, s->quiet_s);
         s->next_reap = now + 1000;

@@ -71,12 +71,47 @@ static void test_str_field(void **state)
     json_decref(j);
 }
 
+/* {"a":{"a":...1}} n levels deep. */
+static json_t *nested(int n)
+{
+    json_t *j = json_integer(1);
+
+    while (n-- > 0)
+        j = json_pack("{s:o}", "a", j);
+    return j;
+}
+
+static void test_fits(void **state)
+{
+    (void)state;
+    char why[200];
+    json_t *j;
+
+    assert_int_equal(bc_json_fits(NULL, "m", 10, why, sizeof why), 0);
+    j = json_null();
+    assert_int_equal(bc_json_fits(j, "m", 1, why, sizeof why), 0);
+    json_decref(j);
+    /* {"b":"xx"}: 10 bytes as compact JSON. */
+    j = json_pack("{s:s}", "b", "xx");
+    assert_int_equal(bc_json_fits(j, "m", 10, why, sizeof why), 0);
+    assert_int_equal(bc_json_fits(j, "m", 9, why, sizeof why), -1);
+    assert_string_equal(why, "m is larger than 9 bytes as JSON");
+    json_decref(j);
+    j = nested(BC_JSON_MAX_DEPTH);
+    assert_int_equal(bc_json_fits(j, "m", 1 << 20, why, sizeof why), 0);
+    j = json_pack("[o]", j);   /* arrays count as levels too */
+    assert_int_equal(bc_json_fits(j, "m", 1 << 20, why, sizeof why), -1);
+    assert_string_equal(why, "m is nested deeper than 32 levels");
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_object_parsing),
         cmocka_unit_test(test_int_field),
         cmocka_unit_test(test_str_field),
+        cmocka_unit_test(test_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
