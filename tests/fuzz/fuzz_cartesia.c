@@ -1,4 +1,4 @@
-/* Fuzzes bc_cartesia_parse (api/bc_cartesia.c): a create-batch body becomes
+/* Fuzzes bc_cartesia_parse (api/surfaces/bc_cartesia.c): a create-batch body becomes
  * a batch spec only if it is one the core can store. */
 #include "bc_fuzz.h"
 

@@ -1,4 +1,4 @@
-/* Fuzzes bc_retell_parse (api/bc_retell.c): a POST /create-batch-call body
+/* Fuzzes bc_retell_parse (api/surfaces/bc_retell.c): a POST /create-batch-call body
  * becomes a batch spec only if it is one the core can store, and its
  * call_time_window turns into calling hours that read back as the same
  * window. */

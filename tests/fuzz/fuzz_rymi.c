@@ -1,4 +1,4 @@
-/* Fuzzes bc_rymi_parse (api/bc_rymi.c) on every body both as POST
+/* Fuzzes bc_rymi_parse (api/surfaces/rymi/bc_rymi.c) on every body both as POST
  * /v1/calls/batch ("to" or "recipients") and as POST /v1/calls
  * ("participants"): a spec only if the core can store it. */
 #include "bc_fuzz.h"
