@@ -9,29 +9,59 @@
 #include "bc_json.h"
 #include "bc_kafka.h"
 
-#define PREFIX "/v1/calls/"
 #define REPORT_MAX (256 * 1024)  /* bytes of a report's body */
 #define TURNS_MAX 5000           /* entries of a transcript */
 #define DISPOSITION_MAX 64
+
+const bc_pg_stmt bc_agent_routes_stmts[] = {
+    /* The call's context: its ids, numbers and attempt, who answered, and the
+     * recipient's variables and metadata over the batch's. $1 call id */
+    { "agent_context",
+      "SELECT json_build_object('call_id', c.id, 'batch_id', c.batch_id,"
+      "         'tenant_id', c.tenant_id, 'agent_id', b.agent_id,"
+      "         'recipient_id', c.recipient_id, 'to', c.to_number,"
+      "         'from', c.from_number, 'attempt', c.attempt, 'status', c.status,"
+      "         'answered_by', c.answered_by, 'batch_name', b.name,"
+      "         'variables', CASE WHEN jsonb_typeof(r.variables) = 'object'"
+      "                           THEN b.variables || r.variables ELSE b.variables END,"
+      "         'metadata', CASE WHEN jsonb_typeof(r.metadata) = 'object'"
+      "                          THEN b.metadata || r.metadata ELSE b.metadata END,"
+      "         'post_call', b.post_call)::text AS context"
+      "  FROM calls c JOIN batches b ON b.id = c.batch_id"
+      "  JOIN recipients r ON r.id = c.recipient_id"
+      " WHERE c.id = $1" },
+    /* The agent's report, stored unless it is the one already stored; the
+     * call's call-result v3 "call.report" goes to the outbox in the same
+     * statement. $1 call $2 report $3 disposition $4 results topic */
+    { "agent_report_store",
+      "WITH c AS (UPDATE calls SET report = $2::jsonb, disposition = $3,"
+      "                 reported_at = now()"
+      "            WHERE id = $1 AND report IS DISTINCT FROM $2::jsonb"
+      "           RETURNING to_jsonb(calls) AS cj, id, recipient_id, batch_id,"
+      "                     reported_at),"
+      " r AS (SELECT c.*, rr.status AS rstatus, rr.next_attempt_at FROM c"
+      "         LEFT JOIN recipients rr ON rr.id = c.recipient_id"
+      "          AND rr.last_call_id = c.id)"
+      " INSERT INTO outbox (topic, key, payload)"
+      " SELECT $4, batch_id, call_result_v3('call.report', cj, rstatus,"
+      "        CASE WHEN rstatus = 'queued' THEN false"
+      "             WHEN rstatus IN ('completed', 'failed', 'cancelled') THEN true END,"
+      "        CASE WHEN rstatus = 'queued' THEN next_attempt_at END, NULL,"
+      "        reported_at, $2::jsonb)"
+      "   FROM r RETURNING id, topic, key, payload" },
+    { "agent_report_get",
+      "SELECT json_build_object('call_id', id,"
+      "         'transcript', report->'transcript', 'summary', report->'summary',"
+      "         'disposition', disposition, 'data', report->'data',"
+      "         'reported_at', rfc3339_ms(reported_at))::text AS report"
+      "  FROM calls WHERE id = $1" },
+    { 0, 0 },
+};
 
 /* Rymi's error body, since these routes live under its /v1. */
 static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
 {
     bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
-}
-
-/* The call id of PREFIX "{id}/" tail, copied to id; 0, or -1 when the path
- * is not one of ours. */
-static int call_of(const char *path, const char *tail, char *id, size_t cap)
-{
-    const char *p = path + strlen(PREFIX), *slash;
-
-    if (strncmp(path, PREFIX, strlen(PREFIX)) || !(slash = strchr(p, '/')) ||
-        strcmp(slash + 1, tail) || slash == p || (size_t)(slash - p) >= cap)
-        return -1;
-    memcpy(id, p, (size_t)(slash - p));
-    id[slash - p] = '\0';
-    return 0;
 }
 
 static const char *bearer(const bc_http_req *req)
@@ -43,17 +73,14 @@ static const char *bearer(const bc_http_req *req)
 
 static int token_ok(bc_api *api, const bc_http_req *req, const char *call, bc_http_resp *resp);
 
-static void context(bc_api *api, const bc_http_req *req, const char *call,
-                    bc_http_resp *resp)
+static void context(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
+    bc_api *api = ud;
+    const char *call = bc_http_param(req, "id");
     bc_err err = { "" };
     bc_pg *pg;
     PGresult *res;
 
-    if (strcmp(bc_http_method(req), "GET")) {
-        error(resp, 405, "method_not_allowed", "use GET");
-        return;
-    }
     if (token_ok(api, req, call, resp) < 0)
         return;
     pg = bc_pgpool_get(api->pool);
@@ -184,8 +211,10 @@ out:
  * report replaces the first (an agent that retries after a timeout must
  * not be refused); one equal to the stored report changes nothing and
  * announces nothing. */
-static void report(bc_api *api, const bc_http_req *req, const char *call, bc_http_resp *resp)
+static void report(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
+    bc_api *api = ud;
+    const char *call = bc_http_param(req, "id");
     bc_err err = { "" };
     char topic[160], *doc = NULL;
     const char *raw, *disp;
@@ -194,10 +223,6 @@ static void report(bc_api *api, const bc_http_req *req, const char *call, bc_htt
     bc_pg *pg;
     PGresult *res = NULL, *got = NULL;
 
-    if (strcmp(bc_http_method(req), "POST")) {
-        error(resp, 405, "method_not_allowed", "use POST");
-        return;
-    }
     if (token_ok(api, req, call, resp) < 0)
         return;
     raw = bc_http_body(req, &len);
@@ -236,19 +261,15 @@ static void report(bc_api *api, const bc_http_req *req, const char *call, bc_htt
     json_decref(rep);
 }
 
-int bc_agent_routes_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
-{
-    char call[64];
+/* Under Rymi's /v1, in its error shape (bc_http_miss's), but keyed by the
+ * call's token: no tenant gate. */
+static const bc_http_route routes[] = {
+    { "GET", "/v1/calls/{id}/context", context, NULL, 0, NULL },
+    { "POST", "/v1/calls/{id}/report", report, NULL, 0, NULL },
+    { 0 },
+};
 
-    if (call_of(bc_http_path(req), "context", call, sizeof call) == 0) {
-        bc_http_set_route(req, "/v1/calls/{id}/context");
-        context(api, req, call, resp);
-        return 1;
-    }
-    if (call_of(bc_http_path(req), "report", call, sizeof call) == 0) {
-        bc_http_set_route(req, "/v1/calls/{id}/report");
-        report(api, req, call, resp);
-        return 1;
-    }
-    return 0;
+bc_http_surface bc_agent_routes_surface(bc_api *api)
+{
+    return (bc_http_surface){ .routes = routes, .ud = api };
 }

@@ -115,10 +115,6 @@ int bc_callback_verify(bc_api *api, const bc_http_req *req, bc_http_resp *resp,
     size_t len;
 
     memset(form, 0, sizeof *form);
-    if (strcmp(bc_http_method(req), "POST")) {
-        reply(resp, 405, "use POST");
-        return -1;
-    }
     if (!region || !region_ok(api, region) || strlen(region) >= sizeof ids->region ||
         !id_ok(tenant) || !id_ok(batch) || !id_ok(call)) {
         reply(resp, 400, "bad callback address");
@@ -166,76 +162,91 @@ static void publish_event(bc_api *api, const bc_http_req *req, const char *regio
     }
 }
 
-static void status_callback(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
-{
+/* A callback checked by serve (bc_callback_verify): the handlers' ud. */
+typedef struct checked {
+    bc_api *api;
     bc_callback_ids ids;
     bc_form form;
+} checked;
+
+static void status_callback(void *ud, const bc_http_req *req, bc_http_resp *resp)
+{
+    checked *c = ud;
     const char *why;
     char *payload = NULL;
-    int status;
+    int status = status_event(&c->form, c->ids.tenant_id, c->ids.batch_id, c->ids.call_id,
+                              &payload, &why);
 
-    if (bc_callback_verify(api, req, resp, BC_CALLBACK_PATH, &ids, &form) < 0)
-        return;
-    status = status_event(&form, ids.tenant_id, ids.batch_id, ids.call_id, &payload, &why);
-    bc_form_free(&form);
     if (status) {
         reply(resp, status, why);
         return;
     }
-    publish_event(api, req, ids.region, ids.call_id, payload);
+    publish_event(c->api, req, c->ids.region, c->ids.call_id, payload);
     free(payload);
 }
 
 /* AsyncAmd's verdict: an event the worker that owns the call acts on (the
  * batch's voicemail policy), as it does on statuses. */
-static void amd_callback(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+static void amd_callback(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    bc_callback_ids ids;
-    bc_form form;
-    const char *sid, *ab;
+    checked *c = ud;
+    const char *sid = bc_form_get(&c->form, "CallSid"), *ab = bc_form_get(&c->form, "AnsweredBy");
     char *payload;
     json_t *ev;
 
-    if (bc_callback_verify(api, req, resp, BC_CALLBACK_AMD_PATH, &ids, &form) < 0)
-        return;
-    sid = bc_form_get(&form, "CallSid");
-    ab = bc_form_get(&form, "AnsweredBy");
     if (!sid || !ab || !answered_by_ok(ab)) {
-        bc_form_free(&form);
         reply(resp, 400, "CallSid and AnsweredBy are required");
         return;
     }
     ev = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:s}", "v", 1, "kind", "amd", "call_id",
-                   ids.call_id, "batch_id", ids.batch_id, "tenant_id", ids.tenant_id,
+                   c->ids.call_id, "batch_id", c->ids.batch_id, "tenant_id", c->ids.tenant_id,
                    "carrier_call_id", sid, "answered_by", ab);
     payload = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
-    bc_form_free(&form);
-    publish_event(api, req, ids.region, ids.call_id, payload);
+    publish_event(c->api, req, c->ids.region, c->ids.call_id, payload);
     free(payload);
 }
 
-int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+static void recording_callback(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    const char *path = bc_http_path(req);
+    checked *c = ud;
 
-    if (!strcmp(path, BC_CALLBACK_PATH)) {
-        bc_http_set_route(req, BC_CALLBACK_PATH);
-        status_callback(api, req, resp);
-    } else if (!strcmp(path, BC_CALLBACK_AMD_PATH)) {
-        bc_http_set_route(req, BC_CALLBACK_AMD_PATH);
-        amd_callback(api, req, resp);
-    } else if (!strcmp(path, BC_CALLBACK_RECORDING_PATH)) {
-        bc_callback_ids ids;
-        bc_form form;
+    (void)req;
+    bc_callback_recording(c->api, &c->ids, &c->form, resp);
+}
 
-        bc_http_set_route(req, BC_CALLBACK_RECORDING_PATH);
-        if (bc_callback_verify(api, req, resp, BC_CALLBACK_RECORDING_PATH, &ids, &form) < 0)
-            return 1;
-        bc_callback_recording(api, &ids, &form, resp);
-        bc_form_free(&form);
-    } else {
-        return 0;
+static const bc_http_route routes[] = {
+    { "POST", BC_CALLBACK_PATH, status_callback, NULL, 0, NULL },
+    { "POST", BC_CALLBACK_AMD_PATH, amd_callback, NULL, 0, NULL },
+    { "POST", BC_CALLBACK_RECORDING_PATH, recording_callback, NULL, 0, NULL },
+    { 0 },
+};
+
+/* The carrier reads only the status: the body is {"error": why}. */
+static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
+{
+    (void)code;
+    reply(resp, status, msg);
+}
+
+/* Every route is a callback to the URL we issued for it, its pattern. */
+static void serve(void *ud, const void *arg, const bc_http_route *route,
+                  const bc_http_req *req, bc_http_resp *resp)
+{
+    checked c = { .api = ud };
+
+    (void)arg;
+    if (!route) {
+        bc_http_miss(req, resp, error, "not found");
+        return;
     }
-    return 1;
+    if (bc_callback_verify(c.api, req, resp, route->pattern, &c.ids, &c.form) < 0)
+        return;
+    route->fn(&c, req, resp);
+    bc_form_free(&c.form);
+}
+
+bc_http_surface bc_callback_surface(bc_api *api)
+{
+    return (bc_http_surface){ NULL, routes, serve, api, NULL };
 }

@@ -15,18 +15,18 @@
 #define BC_CALLBACK_AMD_PATH "/carrier/twilio/amd"
 #define BC_CALLBACK_RECORDING_PATH "/carrier/twilio/recording"
 
-/* Answers any of the three paths; 0 for other requests. */
-int bc_callback_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
+/* The three routes, each a POST. */
+bc_http_surface bc_callback_surface(bc_api *api);
 
 /* The ids a checked callback URL names. */
 typedef struct bc_callback_ids {
     char region[16], tenant_id[65], batch_id[65], call_id[65];
 } bc_callback_ids;
 
-/* Checks a callback to path: a POST whose query names ids we could have
- * issued and whose X-Twilio-Signature covers the URL we issued and its
- * form. 0 with ids and form filled (free the form with bc_form_free), or
- * -1 with resp answered (400, 403, 405). */
+/* Checks a callback to path (a POST: its route's method): its query names
+ * ids we could have issued and its X-Twilio-Signature covers the URL we
+ * issued and its form. 0 with ids and form filled (free the form with
+ * bc_form_free), or -1 with resp answered (400, 403). */
 int bc_callback_verify(bc_api *api, const bc_http_req *req, bc_http_resp *resp,
                        const char *path, bc_callback_ids *ids, bc_form *form);
 

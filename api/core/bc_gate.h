@@ -40,37 +40,7 @@ int bc_gate_idem_begin(bc_api *api, bc_gate *g, const bc_http_req *req,
 /* Stores the response for replays (a 5xx frees the key instead). */
 void bc_gate_idem_done(bc_api *api, bc_gate *g, const bc_http_resp *resp);
 
-/* Statements the gate needs, for the API's table. */
-#define BC_GATE_STMTS                                                              \
-    { "rate_take",                                                                 \
-      "INSERT INTO rate_buckets AS rb (key_id, tokens, allowed, updated_at)"       \
-      " VALUES ($1, $2::float8 - 1, true, clock_timestamp())"                      \
-      " ON CONFLICT (key_id) DO UPDATE SET"                                        \
-      "  allowed = least($2::float8, rb.tokens + extract(epoch FROM clock_timestamp()" \
-      "            - rb.updated_at) * $3::float8) >= 1,"                           \
-      "  tokens = least($2::float8, rb.tokens + extract(epoch FROM clock_timestamp()" \
-      "            - rb.updated_at) * $3::float8)"                                 \
-      "         - CASE WHEN least($2::float8, rb.tokens + extract(epoch FROM"      \
-      "            clock_timestamp() - rb.updated_at) * $3::float8) >= 1 THEN 1 ELSE 0 END," \
-      "  updated_at = clock_timestamp()"                                           \
-      " RETURNING tokens, allowed" },                                              \
-    { "tenant_plan",                                                               \
-      "SELECT rate_per_min, burst, " BC_SQL_CREDITS_BALANCE("$1") " AS credits_cents" \
-      "  FROM tenants WHERE id = $1" },                                           \
-    { "idem_claim",                                                                \
-      "INSERT INTO idempotency_keys AS k (tenant_id, key, route, request_hash)"     \
-      " VALUES ($1, $2, $3, $4)"                                                   \
-      " ON CONFLICT (tenant_id, key) DO UPDATE SET request_hash = $4, route = $3,"  \
-      "        created_at = now()"                                                 \
-      "  WHERE k.status IS NULL AND k.created_at < now() - interval '60 seconds'"  \
-      " RETURNING 1" },                                                            \
-    { "idem_get",                                                                  \
-      "SELECT route, request_hash, status, response FROM idempotency_keys"         \
-      " WHERE tenant_id = $1 AND key = $2" },                                      \
-    { "idem_store",                                                                \
-      "UPDATE idempotency_keys SET status = $3::int, response = $4"                \
-      " WHERE tenant_id = $1 AND key = $2" },                                      \
-    { "idem_forget",                                                               \
-      "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2" }
+/* Its statements, for the API's table (bc_api_main.c). */
+extern const bc_pg_stmt bc_gate_stmts[];
 
 #endif

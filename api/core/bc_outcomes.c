@@ -5,15 +5,59 @@
 #include <string.h>
 
 #include "bc_callback.h"
-#include "bc_gate.h"
 #include "bc_json.h"
 #include "bc_kafka.h"
 #include "bc_twilio.h"
 
-#define CARTESIA_PREFIX "/agents/calls/"
-#define CARTESIA_VERSION "2026-03-01"
-#define RYMI_PREFIX "/v1/calls/"
 #define URL_MAX 1024
+
+const bc_pg_stmt bc_outcomes_stmts[] = {
+    /* Stores a completed recording once; a repeat (the same RecordingSid)
+     * changes nothing. The call-result v3 event of the call goes to the outbox
+     * in the same statement. $1 call $2 tenant $3 batch $4 RecordingSid
+     * $5 RecordingUrl $6 duration (s, may be NULL) $7 results topic */
+    { "recording_store",
+      "WITH c AS (UPDATE calls SET recording_sid = $4, recording_url = $5,"
+      "                 recording_duration_s = $6::int"
+      "            WHERE id = $1 AND tenant_id = $2 AND batch_id = $3"
+      "              AND recording_sid IS DISTINCT FROM $4"
+      "           RETURNING to_jsonb(calls) AS cj, id, recipient_id, batch_id),"
+      " r AS (SELECT c.*, rr.status AS rstatus, rr.next_attempt_at FROM c"
+      "         LEFT JOIN recipients rr ON rr.id = c.recipient_id"
+      "          AND rr.last_call_id = c.id)"
+      " INSERT INTO outbox (topic, key, payload)"
+      " SELECT $7, batch_id, call_result_v3('call.recording', cj, rstatus,"
+      "        CASE WHEN rstatus = 'queued' THEN false"
+      "             WHEN rstatus IN ('completed', 'failed', 'cancelled') THEN true END,"
+      "        CASE WHEN rstatus = 'queued' THEN next_attempt_at END, NULL, now(), NULL)"
+      "   FROM r RETURNING id, topic, key, payload" },
+    { "recording_call",
+      "SELECT recording_sid FROM calls WHERE id = $1 AND tenant_id = $2 AND batch_id = $3" },
+    { "outcomes_session",
+      "SELECT 1 FROM batches WHERE id = $1 AND tenant_id = $2" },
+    /* A session's legs (attempts) that have a report or a recording, in
+     * the order of its participants. $1 batch $2 tenant */
+    { "outcomes_legs",
+      "SELECT c.recipient_id, c.id, c.attempt, c.report::text AS report,"
+      "       c.disposition, rfc3339_ms(c.reported_at) AS reported_at,"
+      "       c.recording_sid, c.recording_url, c.recording_duration_s"
+      "  FROM calls c JOIN recipients r ON r.id = c.recipient_id"
+      " WHERE c.batch_id = $1 AND c.tenant_id = $2"
+      "   AND (c.report IS NOT NULL OR c.recording_url IS NOT NULL)"
+      " ORDER BY c.reported_at NULLS FIRST, r.seq, c.attempt" },
+    /* Cartesia's Get Call. $1 call $2 tenant */
+    { "outcomes_call",
+      "SELECT c.id, coalesce(c.agent_id, b.agent_id) AS agent_id, c.batch_id,"
+      "       c.recipient_id, c.attempt, c.status, c.end_reason, c.answered_by,"
+      "       c.duration_s, c.to_number, c.from_number,"
+      "       rfc3339(c.created_at) AS start_time, rfc3339(c.answered_at) AS answered_at,"
+      "       rfc3339(c.ended_at) AS end_time, c.report::text AS report, c.disposition,"
+      "       rfc3339_ms(c.reported_at) AS reported_at, c.recording_url,"
+      "       c.recording_duration_s"
+      "  FROM calls c JOIN batches b ON b.id = c.batch_id"
+      " WHERE c.id = $1 AND c.tenant_id = $2" },
+    { 0, 0 },
+};
 
 /* Rymi's and Cartesia's error bodies have the same shape. */
 static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
@@ -149,7 +193,7 @@ static json_t *report_field(json_t *report, const char *key)
  * that reported (or were recorded), each under its participant; the
  * top-level fields are the most recent report's (or recording's), which for
  * a one-person session is that person's call. */
-static void rymi_read(bc_api *api, bc_pg *pg, const char *tenant, const char *id,
+void bc_outcomes_rymi(bc_api *api, bc_pg *pg, const char *tenant, const char *id,
                       const char *what, bc_http_resp *resp)
 {
     bc_err err = { "" };
@@ -237,8 +281,8 @@ static const char *cartesia_status(const char *st)
 }
 
 /* Get Call: one attempt, by the agent_call_id a batch's recipient shows. */
-static void cartesia_call(bc_api *api, bc_pg *pg, const char *tenant, const char *id,
-                          bc_http_resp *resp)
+void bc_outcomes_cartesia_call(bc_api *api, bc_pg *pg, const char *tenant, const char *id,
+                               bc_http_resp *resp)
 {
     bc_err err = { "" };
     const char *p[] = { id, tenant };
@@ -280,68 +324,4 @@ static void cartesia_call(bc_api *api, bc_pg *pg, const char *tenant, const char
     json_decref(report);
     PQclear(res);
     bc_http_json(resp, 200, o);
-}
-
-/* The id of prefix "{id}" tail ("" for none), or -1 when path is not that. */
-static int id_of(const char *path, const char *prefix, const char *tail, char *id, size_t cap)
-{
-    const char *p = path + strlen(prefix), *end;
-    size_t n;
-
-    if (strncmp(path, prefix, strlen(prefix)))
-        return -1;
-    end = *tail ? strchr(p, '/') : p + strlen(p);
-    if (!end || end == p || (*tail && strcmp(end + 1, tail)) || (!*tail && strchr(p, '/')))
-        return -1;
-    n = (size_t)(end - p);
-    if (n >= cap)
-        return -1;
-    memcpy(id, p, n);
-    id[n] = '\0';
-    return 0;
-}
-
-int bc_outcomes_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
-{
-    static const char *reads[] = { "summary", "transcript", "recording", NULL };
-    const char *path = bc_http_path(req), *what = NULL;
-    char id[128];
-    int cartesia = 0;
-    bc_gate g = { 0 };
-
-    if (id_of(path, CARTESIA_PREFIX, "", id, sizeof id) == 0 &&
-        strncmp(id, "batches", 7)) {
-        cartesia = 1;
-        bc_http_set_route(req, CARTESIA_PREFIX ":id");
-    } else {
-        for (int i = 0; reads[i] && !what; i++)
-            if (id_of(path, RYMI_PREFIX, reads[i], id, sizeof id) == 0)
-                what = reads[i];
-        /* Rymi's router answers the other methods (404). */
-        if (!what || strcmp(bc_http_method(req), "GET"))
-            return 0;
-        bc_http_set_route(req, !strcmp(what, "summary") ? RYMI_PREFIX ":id/summary"
-                               : !strcmp(what, "transcript") ? RYMI_PREFIX ":id/transcript"
-                                                              : RYMI_PREFIX ":id/recording");
-    }
-    g.pg = bc_pgpool_get(api->pool);
-    if (bc_gate_enter(api, &g, req, resp, 0, error) < 0)
-        goto out;
-    if (cartesia) {
-        const char *ver = bc_http_header(req, "Cartesia-Version");
-        if (!ver || strcmp(ver, CARTESIA_VERSION)) {
-            error(resp, 400, "invalid_request",
-                  ver ? "unsupported Cartesia-Version; use 2026-03-01"
-                      : "Cartesia-Version header is required (2026-03-01)");
-        } else if (strcmp(bc_http_method(req), "GET")) {
-            error(resp, 405, "method_not_allowed", "use GET");
-        } else {
-            cartesia_call(api, g.pg, g.who.tenant_id, id, resp);
-        }
-    } else {
-        rymi_read(api, g.pg, g.who.tenant_id, id, what, resp);
-    }
-out:
-    bc_pgpool_put(api->pool, g.pg);
-    return 1;
 }

@@ -7,9 +7,9 @@
 
 #include "bc_batches.h"
 #include "bc_e164.h"
-#include "bc_gate.h"
 #include "bc_json.h"
 #include "bc_retry.h"
+#include "bc_surface.h"
 
 #define PREFIX "/batch-call"
 #define MAX_TASKS 1000
@@ -239,20 +239,20 @@ fail:
     return -1;
 }
 
-static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_http_req *req,
-                   bc_http_resp *resp)
+static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    size_t len;
-    const char *raw = bc_http_body(req, &len);
+    bc_surface_req *s = ud;
+    bc_api *api = s->api;
+    bc_pg *pg = s->g.pg;
+    const bc_principal *who = &s->g.who;
     char why[300], id[48], sched[40];
-    json_t *in = bc_json_object(raw, len, why, sizeof why), *tasks = NULL;
+    json_t *in = bc_surface_body(s), *tasks = NULL;
     bc_batch_spec spec = { .surface = "batch-call" };
     bc_err err = { "" };
 
-    if (!in) {
-        error(resp, 400, "invalid_request", why);
+    (void)req;
+    if (!in)
         return;
-    }
     if (bc_batchcall_parse(in, &spec, &tasks, sched, why, sizeof why) < 0) {
         error(resp, 400, "invalid_request", why);
         goto out;
@@ -306,9 +306,13 @@ out:
     json_decref(in);
 }
 
-static void list(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_http_req *req,
-                 bc_http_resp *resp)
+/* GET /batch-call: the tenant's batch calls of this surface, by page. */
+static void list(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
+    bc_surface_req *s = ud;
+    bc_api *api = s->api;
+    bc_pg *pg = s->g.pg;
+    const bc_principal *who = &s->g.who;
     long limit, offset;
     long long total = 0;
     bc_err err = { "" };
@@ -336,9 +340,12 @@ static void list(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_http_
                       "limit", (int)limit, "offset", (int)offset));
 }
 
-static void tasks(bc_pg *pg, const bc_principal *who, const char *id, const bc_http_req *req,
-                  bc_http_resp *resp)
+static void tasks(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
+    bc_surface_req *s = ud;
+    bc_pg *pg = s->g.pg;
+    const bc_principal *who = &s->g.who;
+    const char *id = bc_http_param(req, "id");
     char lim[16], off[16];
     long limit, offset;
     bc_err err = { "" };
@@ -388,11 +395,15 @@ static void tasks(bc_pg *pg, const bc_principal *who, const char *id, const bc_h
             json_pack("{s:s,s:o}", "batch_call_id", id, "tasks", arr));
 }
 
-static void act(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
-                const char *verb, bc_http_resp *resp)
+static void act(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
     static const bc_batch_errors errors = { error, "Batch call not found",
                                             "The batch call could not be updated" };
+    bc_surface_req *s = ud;
+    bc_api *api = s->api;
+    bc_pg *pg = s->g.pg;
+    const bc_principal *who = &s->g.who;
+    const char *id = bc_http_param(req, "id"), *verb = bc_surface_verb(s);
 
     if (bc_batch_action(api, pg, who, id, verb, &errors, resp))
         send_batch(api, pg, who, id, 200, !strcmp(verb, "cancel")
@@ -403,71 +414,48 @@ static void act(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
 }
 
 /* Extension: POST /batch-call/pause and /resume, for every batch call. */
-static void act_all(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
-                    bc_http_resp *resp)
+static void act_all(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    bc_err err = { "" };
-    json_t *out = bc_tenant_pause(api, pg, who, pause, &err);
+    json_t *out = bc_surface_tenant_pause(ud);
 
-    if (!out) {
-        error(resp, 500, "internal_error", "The batch calls could not be updated");
-        return;
-    }
-    success(resp, 200, pause ? "Batch calls paused successfully"
-                             : "Batch calls resumed successfully", out);
+    (void)req;
+    if (out)
+        success(resp, 200, json_is_true(json_object_get(out, "paused"))
+                               ? "Batch calls paused successfully"
+                               : "Batch calls resumed successfully", out);
 }
 
-int bc_batchcall_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+static void get(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    const char *path = bc_http_path(req), *method = bc_http_method(req), *rest, *slash;
-    bc_gate g = { 0 };
-    char id[64];
+    bc_surface_req *s = ud;
 
-    if (strncmp(path, PREFIX, strlen(PREFIX)))
-        return 0;
-    rest = path + strlen(PREFIX);
-    if (*rest && *rest != '/')
-        return 0;
-    if (*rest == '/' && !rest[1])
-        rest++;
-    slash = *rest ? strchr(rest + 1, '/') : NULL;
-    bc_http_set_route(req, !*rest ? PREFIX : slash ? PREFIX "/:id/action" : PREFIX "/:id");
-    g.pg = bc_pgpool_get(api->pool);
-    if (bc_gate_enter(api, &g, req, resp, 0, error) < 0)
-        goto out;
-    if (*rest)
-        snprintf(id, sizeof id, "%.*s", slash ? (int)(slash - rest - 1) : (int)strlen(rest + 1),
-                 rest + 1);
-    if (!*rest && !strcmp(method, "POST")) {
-        if (bc_gate_credits(&g, resp, error, "Insufficient credits") < 0 ||
-            bc_gate_idem_begin(api, &g, req, resp, PREFIX, 409, error))
-            goto out;
-        create(api, g.pg, &g.who, req, resp);
-        bc_gate_idem_done(api, &g, resp);
-    } else if (!*rest && !strcmp(method, "GET")) {
-        list(api, g.pg, &g.who, req, resp);
-    } else if (*rest && !slash && !strcmp(method, "POST") &&
-               (!strcmp(rest, "/pause") || !strcmp(rest, "/resume"))) {
-        bc_http_set_route(req, !strcmp(rest, "/pause") ? PREFIX "/pause" : PREFIX "/resume");
-        if (bc_gate_idem_begin(api, &g, req, resp, path, 409, error))
-            goto out;
-        act_all(api, g.pg, &g.who, !strcmp(rest, "/pause"), resp);
-        bc_gate_idem_done(api, &g, resp);
-    } else if (*rest && !slash && !strcmp(method, "GET")) {
-        send_batch(api, g.pg, &g.who, id, 200, "Batch call retrieved successfully", resp);
-    } else if (slash && !strcmp(slash, "/tasks") && !strcmp(method, "GET")) {
-        tasks(g.pg, &g.who, id, req, resp);
-    } else if (slash && (!strcmp(slash, "/cancel") || !strcmp(slash, "/send") ||
-                         !strcmp(slash, "/pause") || !strcmp(slash, "/resume")) &&
-               !strcmp(method, "POST")) {
-        if (bc_gate_idem_begin(api, &g, req, resp, path, 409, error))
-            goto out;
-        act(api, g.pg, &g.who, id, slash + 1, resp);
-        bc_gate_idem_done(api, &g, resp);
-    } else {
-        error(resp, 404, "not_found", "No such route");
-    }
-out:
-    bc_pgpool_put(api->pool, g.pg);
-    return 1;
+    send_batch(s->api, s->g.pg, &s->g.who, bc_http_param(req, "id"), 200,
+               "Batch call retrieved successfully", resp);
+}
+
+#define IDEM BC_SURFACE_IDEM
+
+static const bc_http_route routes[] = {
+    { "POST", PREFIX, create, NULL, BC_SURFACE_CREDITS | IDEM, NULL },
+    { "GET", PREFIX, list, NULL, 0, NULL },
+    { "POST", PREFIX "/pause", act_all, NULL, IDEM, NULL },
+    { "POST", PREFIX "/resume", act_all, NULL, IDEM, NULL },
+    { "GET", PREFIX "/{id}", get, NULL, 0, NULL },
+    { "GET", PREFIX "/{id}/tasks", tasks, NULL, 0, NULL },
+    { "POST", PREFIX "/{id}/cancel", act, NULL, IDEM, NULL },
+    { "POST", PREFIX "/{id}/send", act, NULL, IDEM, NULL },
+    { "POST", PREFIX "/{id}/pause", act, NULL, IDEM, NULL },
+    { "POST", PREFIX "/{id}/resume", act, NULL, IDEM, NULL },
+    { 0 },
+};
+
+static const bc_surface_gate gate = {
+    .name = "batchcall", .error = error, .not_found = "No such route",
+    .failed = "The batch calls could not be updated",
+    .no_credit = "Insufficient credits", .idem_conflict = 409,
+};
+
+bc_http_surface bc_batchcall_surface(bc_api *api)
+{
+    return (bc_http_surface){ PREFIX, routes, bc_surface_serve, api, &gate };
 }

@@ -6,7 +6,8 @@
 #include "bc_api.h"
 #include "bc_batches.h"
 
-int bc_batchcall_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
+/* Its routes, under /batch-call. */
+bc_http_surface bc_batchcall_surface(bc_api *api);
 
 /* Validates a POST /batch-call body into spec, whose strings and JSON borrow
  * from in; a trigger time is written to sched, which spec->scheduled_at then

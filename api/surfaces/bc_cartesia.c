@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bc_auth.h"
-#include "bc_gate.h"
 #include "bc_batches.h"
 #include "bc_e164.h"
 #include "bc_json.h"
+#include "bc_outcomes.h"
 #include "bc_retry.h"
+#include "bc_surface.h"
 
 #define PREFIX "/agents/calls/batches"
 #define API_VERSION "2026-03-01"
@@ -131,10 +131,73 @@ static json_t *render(json_t *b)
     return o;
 }
 
+/* A JSON value's size as compact JSON, capped at max: more than max bytes is
+ * an error naming field. 0, or -1 with why. */
+static int size_ok(json_t *v, size_t i, const char *field, char *why, size_t cap)
+{
+    char *d = json_dumps(v, JSON_COMPACT);
+    size_t n = d ? strlen(d) : 0;
+
+    free(d);
+    if (n <= MAX_METADATA)
+        return 0;
+    snprintf(why, cap, "recipients[%zu].%s is larger than %d bytes", i, field, MAX_METADATA);
+    return -1;
+}
+
+/* Recipient i as the core stores it (a new reference), or NULL with why. */
+static json_t *recipient(json_t *r, size_t i, char *why, size_t cap)
+{
+    json_t *to = json_object_get(r, "to_number"), *meta = json_object_get(r, "metadata");
+    json_t *from = json_object_get(r, "from_number");
+    json_t *vars = json_object_get(r, "dynamic_variables"), *x;
+
+    if (!json_is_object(r)) {
+        snprintf(why, cap, "recipients[%zu] must be an object", i);
+        return NULL;
+    }
+    if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
+        snprintf(why, cap, "recipients[%zu].to_number must be an E.164 phone "
+                           "number such as +14155559876", i);
+        return NULL;
+    }
+    /* Extensions (docs/api.md): a per-recipient caller ID and variables
+     * for the agent, as batch-call's tasks and Rymi's recipients have. */
+    if (from && !json_is_null(from) &&
+        (!json_is_string(from) || !bc_e164_valid(json_string_value(from)))) {
+        snprintf(why, cap, "recipients[%zu].from_number must be an E.164 phone "
+                           "number such as +14155550100", i);
+        return NULL;
+    }
+    if (vars && !json_is_null(vars) && !json_is_object(vars)) {
+        snprintf(why, cap, "recipients[%zu].dynamic_variables must be an object", i);
+        return NULL;
+    }
+    if (meta && !json_is_null(meta) && !json_is_object(meta)) {
+        snprintf(why, cap, "recipients[%zu].metadata must be an object", i);
+        return NULL;
+    }
+    if ((json_is_object(meta) && size_ok(meta, i, "metadata", why, cap) < 0) ||
+        (json_is_object(vars) && size_ok(vars, i, "dynamic_variables", why, cap) < 0))
+        return NULL;
+    x = json_pack("{s:O}", "to_number", to);
+    json_object_set(x, "metadata", meta ? meta : json_null());
+    if (json_is_string(from))
+        json_object_set(x, "from_number", from);
+    if (json_is_object(vars))
+        json_object_set(x, "variables", vars);
+    if (bc_recipient_timezone(r, x, "recipients", i, why, cap) < 0 ||
+        bc_recipient_retry(r, x, "recipients", i, why, cap) < 0) {
+        json_decref(x);
+        return NULL;
+    }
+    return x;
+}
+
 int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *why,
                       size_t cap)
 {
-    json_t *rs = json_object_get(body, "recipients"), *r;
+    json_t *rs = json_object_get(body, "recipients"), *r, *x;
     const char *region = NULL;
     long lim, ring, dur;
     int retries;
@@ -184,69 +247,9 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
     }
     *recips = json_array();
     json_array_foreach(rs, i, r) {
-        json_t *to = json_object_get(r, "to_number"), *meta = json_object_get(r, "metadata");
-        json_t *from = json_object_get(r, "from_number");
-        json_t *vars = json_object_get(r, "dynamic_variables"), *x;
-
-        if (!json_is_object(r)) {
-            snprintf(why, cap, "recipients[%zu] must be an object", i);
+        if (!(x = recipient(r, i, why, cap)))
             goto fail;
-        }
-        if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
-            snprintf(why, cap, "recipients[%zu].to_number must be an E.164 phone "
-                               "number such as +14155559876", i);
-            goto fail;
-        }
-        /* Extensions (docs/api.md): a per-recipient caller ID and variables
-         * for the agent, as batch-call's tasks and Rymi's recipients have. */
-        if (from && !json_is_null(from) &&
-            (!json_is_string(from) || !bc_e164_valid(json_string_value(from)))) {
-            snprintf(why, cap, "recipients[%zu].from_number must be an E.164 phone "
-                               "number such as +14155550100", i);
-            goto fail;
-        }
-        if (vars && !json_is_null(vars) && !json_is_object(vars)) {
-            snprintf(why, cap, "recipients[%zu].dynamic_variables must be an object", i);
-            goto fail;
-        }
-        if (meta && !json_is_null(meta)) {
-            char *m;
-            size_t n;
-
-            if (!json_is_object(meta)) {
-                snprintf(why, cap, "recipients[%zu].metadata must be an object", i);
-                goto fail;
-            }
-            m = json_dumps(meta, JSON_COMPACT);
-            n = m ? strlen(m) : 0;
-            free(m);
-            if (n > MAX_METADATA) {
-                snprintf(why, cap, "recipients[%zu].metadata is larger than %d bytes",
-                         i, MAX_METADATA);
-                goto fail;
-            }
-        }
-        if (json_is_object(vars)) {
-            char *v = json_dumps(vars, JSON_COMPACT);
-            size_t n = v ? strlen(v) : 0;
-
-            free(v);
-            if (n > MAX_METADATA) {
-                snprintf(why, cap, "recipients[%zu].dynamic_variables is larger than %d bytes",
-                         i, MAX_METADATA);
-                goto fail;
-            }
-        }
-        x = json_pack("{s:O}", "to_number", to);
-        json_object_set(x, "metadata", meta ? meta : json_null());
-        if (json_is_string(from))
-            json_object_set(x, "from_number", from);
-        if (json_is_object(vars))
-            json_object_set(x, "variables", vars);
         json_array_append_new(*recips, x);
-        if (bc_recipient_timezone(r, x, "recipients", i, why, cap) < 0 ||
-            bc_recipient_retry(r, x, "recipients", i, why, cap) < 0)
-            goto fail;
     }
     /* Extension: a retry policy for the batch, overridden per recipient. */
     if (bc_retry_parse(body, "", &retries, &spec->retry_policy, why, cap) < 0)
@@ -265,8 +268,8 @@ fail:
     return -1;
 }
 
-static void create(bc_api *api, bc_pg *pg, const bc_principal *who,
-                   const bc_http_req *req, bc_http_resp *resp)
+static void create_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
+                         const bc_http_req *req, bc_http_resp *resp)
 {
     bc_batch_spec spec = { .surface = "cartesia" };
     json_t *body, *recips = NULL, *b;
@@ -331,11 +334,24 @@ out:
     json_decref(body);
 }
 
-static void get(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
-                bc_http_resp *resp)
+/* Idempotent as every creating POST, under the name the create has always
+ * had (BC_SURFACE_IDEM would name it by its path). */
+static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
+    bc_surface_req *s = ud;
+
+    if (bc_gate_idem_begin(s->api, &s->g, req, resp, "cartesia.create", 400, error))
+        return;
+    create_batch(s->api, s->g.pg, &s->g.who, req, resp);
+    bc_gate_idem_done(s->api, &s->g, resp);
+}
+
+static void get(void *ud, const bc_http_req *req, bc_http_resp *resp)
+{
+    bc_surface_req *s = ud;
     bc_err err = { "" };
-    json_t *b = bc_batch_load(pg, who->tenant_id, id, 1, &err);
+    json_t *b = bc_batch_load(s->g.pg, s->g.who.tenant_id, bc_http_param(req, "id"), 1, &err);
+    bc_api *api = s->api;
 
     if (!b) {
         if (err.msg[0]) {
@@ -367,33 +383,28 @@ static void respond_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
     json_decref(b);
 }
 
-static void action(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
-                   const char *verb, bc_http_resp *resp)
+/* POST /agents/calls/batches/{id}/<verb>: verb is the path's last segment. */
+static void action(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
     static const bc_batch_errors errors = { error, "batch not found",
                                             "The batch could not be updated." };
+    bc_surface_req *s = ud;
+    const char *id = bc_http_param(req, "id"), *verb = bc_surface_verb(s);
+    const char *h = bc_http_query(req, "hangup");
 
-    if (bc_batch_action(api, pg, who, id, verb, &errors, resp))
-        respond_batch(api, pg, who, id, 200, resp);
+    /* Extension: ?hangup=true ends the live calls too (docs/api.md). */
+    if (!strcmp(verb, "cancel") && h && !strcmp(h, "true"))
+        verb = "end";
+    if (bc_batch_action(s->api, s->g.pg, &s->g.who, id, verb, &errors, resp))
+        respond_batch(s->api, s->g.pg, &s->g.who, id, 200, resp);
 }
 
-/* Extension: pause or resume every batch of the tenant. */
-static void tenant_action(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
-                          bc_http_resp *resp)
+static void list(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    bc_err err = { "" };
-    json_t *out = bc_tenant_pause(api, pg, who, pause, &err);
-
-    if (!out) {
-        error(resp, 500, "internal_error", "The batches could not be updated.");
-        return;
-    }
-    bc_http_json(resp, 200, out);
-}
-
-static void list(bc_api *api, bc_pg *pg, const bc_principal *who,
-                 const bc_http_req *req, bc_http_resp *resp)
-{
+    bc_surface_req *s = ud;
+    bc_api *api = s->api;
+    bc_pg *pg = s->g.pg;
+    const bc_principal *who = &s->g.who;
     const char *agent = bc_http_query(req, "agent_id");
     const char *after = bc_http_query(req, "starting_after");
     long n;
@@ -418,76 +429,55 @@ static void list(bc_api *api, bc_pg *pg, const bc_principal *who,
     bc_http_json(resp, 200, json_pack("{s:o,s:b}", "data", out, "has_more", more));
 }
 
-int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+static void get_call(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    const char *path = bc_http_path(req), *method = bc_http_method(req);
-    const char *rest, *ver, *slash;
-    bc_principal who;
-    bc_gate g = { 0 };
-    bc_pg *pg;
+    bc_surface_req *s = ud;
 
-    if (strncmp(path, PREFIX, strlen(PREFIX)) != 0)
+    bc_outcomes_cartesia_call(s->api, s->g.pg, s->g.who.tenant_id, bc_http_param(req, "id"),
+                              resp);
+}
+
+#define IDEM BC_SURFACE_IDEM
+
+static const bc_http_route routes[] = {
+    { "POST", PREFIX, create, NULL, BC_SURFACE_CREDITS, NULL },
+    { "GET", PREFIX, list, NULL, 0, NULL },
+    { "POST", PREFIX "/pause", bc_surface_pause_all, NULL, IDEM, NULL },
+    { "POST", PREFIX "/resume", bc_surface_pause_all, NULL, IDEM, NULL },
+    { "GET", PREFIX "/{id}", get, NULL, 0, NULL },
+    { "POST", PREFIX "/{id}/cancel", action, NULL, IDEM, NULL },
+    { "POST", PREFIX "/{id}/retry", action, NULL, IDEM, NULL },
+    { "POST", PREFIX "/{id}/pause", action, NULL, IDEM, NULL },
+    { "POST", PREFIX "/{id}/resume", action, NULL, IDEM, NULL },
+    /* Get Call (bc_outcomes): one attempt, by a recipient's agent_call_id. */
+    { "GET", "/agents/calls/{id}", get_call, NULL, 0, NULL },
+    { 0 },
+};
+
+/* After the key, so an unauthenticated caller learns nothing else. */
+static int version_ok(bc_surface_req *s)
+{
+    const char *ver = bc_http_header(s->req, "Cartesia-Version");
+
+    if (ver && !strcmp(ver, API_VERSION))
         return 0;
-    rest = path + strlen(PREFIX);
-    if (*rest && *rest != '/')
-        return 0;
-    bc_http_set_route(req, *rest && rest[1] ? PREFIX "/:id" : PREFIX);
-    g.pg = pg = bc_pgpool_get(api->pool);
-    if (bc_gate_enter(api, &g, req, resp, 0, error) < 0)
-        goto out;
-    who = g.who;
-    ver = bc_http_header(req, "Cartesia-Version");
-    if (!ver || strcmp(ver, API_VERSION) != 0) {
-        error(resp, 400, "invalid_request",
-              ver ? "unsupported Cartesia-Version; use 2026-03-01"
-                  : "Cartesia-Version header is required (2026-03-01)");
-        goto out;
-    }
-    if (!*rest || !strcmp(rest, "/")) {
-        if (!strcmp(method, "POST")) {
-            if (bc_gate_credits(&g, resp, error, "The organization has reached its agents "
-                                "usage limit. Upgrade the subscription or enable overages.") < 0 ||
-                bc_gate_idem_begin(api, &g, req, resp, "cartesia.create", 400, error))
-                goto out;
-            create(api, pg, &who, req, resp);
-            bc_gate_idem_done(api, &g, resp);
-        } else if (!strcmp(method, "GET"))
-            list(api, pg, &who, req, resp);
-        else
-            error(resp, 405, "method_not_allowed", "use POST or GET");
-    } else if (!strcmp(method, "POST") && (!strcmp(rest, "/pause") || !strcmp(rest, "/resume"))) {
-        bc_http_set_route(req, !strcmp(rest, "/pause") ? PREFIX "/pause" : PREFIX "/resume");
-        if (bc_gate_idem_begin(api, &g, req, resp, bc_http_path(req), 400, error))
-            goto out;
-        tenant_action(api, pg, &who, !strcmp(rest, "/pause"), resp);
-        bc_gate_idem_done(api, &g, resp);
-    } else if (!(slash = strchr(rest + 1, '/'))) {
-        if (!strcmp(method, "GET"))
-            get(api, pg, &who, rest + 1, resp);
-        else
-            error(resp, 405, "method_not_allowed", "use GET");
-    } else if (!strcmp(slash, "/cancel") || !strcmp(slash, "/retry") ||
-               !strcmp(slash, "/pause") || !strcmp(slash, "/resume")) {
-        char id[64], route[64];
-        snprintf(id, sizeof id, "%.*s", (int)(slash - rest - 1), rest + 1);
-        snprintf(route, sizeof route, PREFIX "/:id%s", slash);
-        bc_http_set_route(req, route);
-        if (!strcmp(method, "POST")) {
-            if (bc_gate_idem_begin(api, &g, req, resp, bc_http_path(req), 400, error))
-                goto out;
-            /* Extension: ?hangup=true ends the live calls too (docs/api.md). */
-            const char *h = bc_http_query(req, "hangup");
-            action(api, pg, &who, id,
-                   !strcmp(slash, "/cancel") && h && !strcmp(h, "true") ? "end" : slash + 1,
-                   resp);
-            bc_gate_idem_done(api, &g, resp);
-        }
-        else
-            error(resp, 405, "method_not_allowed", "use POST");
-    } else {
-        error(resp, 404, "not_found", "no such route");
-    }
-out:
-    bc_pgpool_put(api->pool, pg);
-    return 1;
+    error(s->resp, 400, "invalid_request", ver ? "unsupported Cartesia-Version; use 2026-03-01"
+                                               : "Cartesia-Version header is required (2026-03-01)");
+    return -1;
+}
+
+static const bc_surface_gate gate = {
+    .name = "cartesia",
+    .error = error,
+    .not_found = "no such route",
+    .failed = "The batches could not be updated.",
+    .no_credit = "The organization has reached its agents usage limit. Upgrade the "
+                 "subscription or enable overages.",
+    .idem_conflict = 400,
+    .check = version_ok,
+};
+
+bc_http_surface bc_cartesia_surface(bc_api *api)
+{
+    return (bc_http_surface){ PREFIX, routes, bc_surface_serve, api, &gate };
 }

@@ -5,9 +5,8 @@
 #include "bc_api.h"
 #include "bc_batches.h"
 
-/* Handles the request if its path belongs to this surface; returns 1 if it
- * did, 0 otherwise. */
-int bc_cartesia_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
+/* Its routes: /agents/calls/batches and Get Call, /agents/calls/{id}. */
+bc_http_surface bc_cartesia_surface(bc_api *api);
 
 /* Validates a create-batch body into spec, whose strings and JSON borrow from
  * body; the recipients are rebuilt into a new array, *recips, which spec

@@ -15,25 +15,10 @@ extern const char bc_dashboard_js[];
 #define CSP "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; " \
             "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
-int bc_dashboard_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+static void asset(bc_http_resp *resp, int js)
 {
-    const char *path = bc_http_path(req), *body;
-    int js;
+    const char *body = js ? bc_dashboard_js : bc_dashboard_html;
 
-    (void)api;
-    if (!strcmp(path, "/dashboard") || !strcmp(path, "/dashboard/"))
-        js = 0;
-    else if (!strcmp(path, "/dashboard/app.js"))
-        js = 1;
-    else
-        return 0;
-    bc_http_set_route(req, js ? "/dashboard/app.js" : "/dashboard");
-    if (strcmp(bc_http_method(req), "GET") && strcmp(bc_http_method(req), "HEAD")) {
-        bc_http_json(resp, 405, json_pack("{s:s,s:s}", "error", "use GET",
-                                          "code", "method_not_allowed"));
-        return 1;
-    }
-    body = js ? bc_dashboard_js : bc_dashboard_html;
     resp->status = 200;
     resp->body = strdup(body);
     resp->len = resp->body ? strlen(resp->body) : 0;
@@ -43,5 +28,31 @@ int bc_dashboard_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
     bc_http_add_header(resp, "X-Content-Type-Options", "nosniff");
     bc_http_add_header(resp, "Cache-Control", "no-cache");
     _Static_assert(sizeof CSP <= sizeof resp->hval[0], "CSP longer than a header value");
-    return 1;
+}
+
+static void page(void *ud, const bc_http_req *req, bc_http_resp *resp)
+{
+    (void)ud;
+    (void)req;
+    asset(resp, 0);
+}
+
+static void script(void *ud, const bc_http_req *req, bc_http_resp *resp)
+{
+    (void)ud;
+    (void)req;
+    asset(resp, 1);
+}
+
+static const bc_http_route routes[] = {
+    { "GET", "/dashboard", page, NULL, 0, NULL },
+    { "HEAD", "/dashboard", page, NULL, 0, NULL },
+    { "GET", "/dashboard/app.js", script, NULL, 0, NULL },
+    { "HEAD", "/dashboard/app.js", script, NULL, 0, NULL },
+    { 0 },
+};
+
+bc_http_surface bc_dashboard_surface(bc_api *api)
+{
+    return (bc_http_surface){ .routes = routes, .ud = api };
 }

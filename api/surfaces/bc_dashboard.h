@@ -9,8 +9,7 @@
 
 #include "bc_api.h"
 
-/* Serves GET /dashboard and /dashboard/app.js; 1 if the path was one of
- * them, else 0. */
-int bc_dashboard_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
+/* Its routes: GET (and HEAD) /dashboard and /dashboard/app.js. */
+bc_http_surface bc_dashboard_surface(bc_api *api);
 
 #endif

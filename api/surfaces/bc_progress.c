@@ -5,11 +5,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bc_gate.h"
 #include "bc_json.h"
+#include "bc_surface.h"
 
 #define PREFIX "/progress/batches"
 #define MAX_ID 64
+
+const bc_pg_stmt bc_progress_stmts[] = {
+    /* Statements this module needs, for the API's table (bc_api_main.c). The rate counts
+     * recipients that reached completed or failed in the last 60 s, over the
+     * part of the window the batch has been admitted for (a batch admitted 10 s
+     * ago is not diluted over 60). */
+    { "progress_batches",
+      "SELECT b.id, b.name, b.agent_id, b.region, b.state,"
+      "       b.target_concurrency_limit, b.total, b.retry_count,"
+      "       rfc3339(b.created_at) AS created_at,"
+      "       rfc3339(b.scheduled_at) AS scheduled_at,"
+      "       rfc3339(b.admitted_at) AS admitted_at,"
+      "       rfc3339(greatest(b.updated_at, c.last)) AS updated_at,"
+      "       c.queued, c.live, c.completed, c.failed, c.cancelled, c.expired,"
+      "       CASE WHEN c.recent = 0 OR b.admitted_at IS NULL THEN 0"
+      "            ELSE c.recent * 60.0 / greatest(1.0, least(60.0,"
+      "                 extract(epoch FROM now() - b.admitted_at)))"
+      "       END AS rate_per_min, o.outcomes,"
+      "       b.state <> 'cancelled' AND (b.paused_at IS NOT NULL"
+      "         OR tp.paused_at IS NOT NULL) AS held"
+      "  FROM batches b JOIN tenants tp ON tp.id = b.tenant_id"
+      "  CROSS JOIN LATERAL (SELECT"
+      "       count(*) FILTER (WHERE status = 'queued') AS queued,"
+      "       count(*) FILTER (WHERE status IN ('dispatched', 'started')) AS live,"
+      "       count(*) FILTER (WHERE status = 'completed') AS completed,"
+      "       count(*) FILTER (WHERE status = 'failed') AS failed,"
+      "       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,"
+      "       count(*) FILTER (WHERE status = 'expired') AS expired,"
+      "       count(*) FILTER (WHERE status IN ('completed', 'failed')"
+      "                          AND updated_at > now() - interval '60 seconds')"
+      "         AS recent,"
+      "       max(updated_at) AS last"
+      "       FROM recipients r WHERE r.batch_id = b.id) c"
+      "  CROSS JOIN LATERAL (SELECT coalesce(jsonb_object_agg(reason, n), '{}')::text"
+      "       AS outcomes FROM (SELECT coalesce(end_reason, 'unknown') AS reason,"
+      "       count(*) AS n FROM recipients WHERE batch_id = b.id"
+      "       AND status IN ('completed', 'failed', 'expired') GROUP BY 1) x) o"
+      " WHERE b.tenant_id = $1 AND ($2::text IS NULL OR b.id = $2)"
+      "   AND ($3::text IS NULL OR (b.created_at, b.id) <"
+      "        (SELECT created_at, id FROM batches WHERE id = $3 AND tenant_id = $1))"
+      " ORDER BY b.created_at DESC, b.id DESC LIMIT $4::int" },
+    { "progress_tenant",
+      "SELECT t.concurrency, (SELECT count(*) FROM recipients r"
+      "        WHERE r.tenant_id = t.id AND r.status IN ('dispatched', 'started'))"
+      "       AS live FROM tenants t WHERE t.id = $1" },
+    { 0, 0 },
+};
 
 static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
 {
@@ -148,28 +195,35 @@ out:
     PQclear(res);
 }
 
-int bc_progress_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
+static void list(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    const char *path = bc_http_path(req), *rest, *id;
-    bc_gate g = { 0 };
+    bc_surface_req *s = ud;
 
-    if (strncmp(path, PREFIX, strlen(PREFIX)) != 0)
-        return 0;
-    rest = path + strlen(PREFIX);
-    if (*rest && *rest != '/')
-        return 0;
-    id = *rest && rest[1] ? rest + 1 : NULL;
-    bc_http_set_route(req, id ? PREFIX "/:id" : PREFIX);
-    g.pg = bc_pgpool_get(api->pool);
-    if (bc_gate_enter(api, &g, req, resp, 0, error) < 0)
-        goto out;
-    if (strcmp(bc_http_method(req), "GET"))
-        error(resp, 405, "method_not_allowed", "use GET");
-    else if (id && (strchr(id, '/') || strlen(id) > MAX_ID))
+    respond(s->api, s->g.pg, s->g.who.tenant_id, NULL, req, resp);
+}
+
+static void get(void *ud, const bc_http_req *req, bc_http_resp *resp)
+{
+    bc_surface_req *s = ud;
+    const char *id = bc_http_param(req, "id");
+
+    if (strlen(id) > MAX_ID)
         error(resp, 404, "not_found", "no such route");
     else
-        respond(api, g.pg, g.who.tenant_id, id, req, resp);
-out:
-    bc_pgpool_put(api->pool, g.pg);
-    return 1;
+        respond(s->api, s->g.pg, s->g.who.tenant_id, id, req, resp);
+}
+
+static const bc_http_route routes[] = {
+    { "GET", PREFIX, list, NULL, 0, NULL },
+    { "GET", PREFIX "/{id}", get, NULL, 0, NULL },
+    { 0 },
+};
+
+static const bc_surface_gate gate = { .name = "progress", .error = error,
+                                      .not_found = "no such route",
+                                      .failed = "The progress could not be read." };
+
+bc_http_surface bc_progress_surface(bc_api *api)
+{
+    return (bc_http_surface){ PREFIX, routes, bc_surface_serve, api, &gate };
 }

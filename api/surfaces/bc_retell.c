@@ -8,12 +8,21 @@
 
 #include "bc_batches.h"
 #include "bc_e164.h"
-#include "bc_gate.h"
 #include "bc_json.h"
+#include "bc_surface.h"
 
 #define MAX_VARS 4096                /* bytes of one task's variables or metadata, as JSON */
 #define MAX_TRIGGER_MS 253402300799999.0   /* 9999-12-31T23:59:59.999Z */
 #define DEFAULT_WINDOW_TZ "America/Los_Angeles"
+
+const bc_pg_stmt bc_retell_stmts[] = {
+    { "retell_number",
+      "SELECT id, agent_id FROM phone_numbers WHERE tenant_id = $1 AND number = $2" },
+    { "retell_sole_agent",
+      "SELECT min(id) AS id, count(*) AS n FROM agents"
+      " WHERE tenant_id = $1 AND deleted_at IS NULL" },
+    { 0, 0 },
+};
 
 static const char *const day_names[] = { "Monday", "Tuesday", "Wednesday", "Thursday",
                                          "Friday", "Saturday", "Sunday" };
@@ -482,21 +491,21 @@ static int number_and_agent(bc_pg *pg, const bc_principal *who, bc_batch_spec *s
     return -1;
 }
 
-static void create(bc_api *api, bc_pg *pg, const bc_principal *who, const bc_http_req *req,
-                   bc_http_resp *resp)
+static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    size_t len;
-    const char *raw = bc_http_body(req, &len);
+    bc_surface_req *s = ud;
+    bc_api *api = s->api;
+    bc_pg *pg = s->g.pg;
+    const bc_principal *who = &s->g.who;
     char why[300], id[48], num_id[48], agent[48];
-    json_t *in = bc_json_object(raw, len, why, sizeof why);
+    json_t *in = bc_surface_body(s);
     bc_batch_spec spec = { .surface = "retell" };
     bc_retell_req rr = { 0 };
     bc_err err = { "" };
 
-    if (!in) {
-        error(resp, 400, "invalid_request", why);
+    (void)req;
+    if (!in)
         return;
-    }
     if (bc_retell_parse(in, &spec, &rr, why, sizeof why) < 0) {
         error(resp, 400, "invalid_request", why);
         goto out;
@@ -550,97 +559,57 @@ out:
     json_decref(in);
 }
 
+/* The verb a route's path starts with: "/cancel-batch-call/{id}" is cancel. */
+static void verb_of(const bc_surface_req *s, char *verb, size_t cap)
+{
+    const char *p = s->route->pattern + 1;
+
+    snprintf(verb, cap, "%.*s", (int)strcspn(p, "-"), p);
+}
+
 /* cancel, pause or resume one batch (extensions). */
-static void act(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
-                const char *verb, bc_http_resp *resp)
+static void act(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
     static const bc_batch_errors errors = { error, "Batch call not found.",
                                             "An unexpected server error occurred." };
+    bc_surface_req *s = ud;
+    const char *id = bc_http_param(req, "id");
+    char verb[16];
 
-    if (bc_batch_action(api, pg, who, id, verb, &errors, resp))
-        respond(api, pg, who, id, 200, resp);
+    verb_of(s, verb, sizeof verb);
+    if (bc_batch_action(s->api, s->g.pg, &s->g.who, id, verb, &errors, resp))
+        respond(s->api, s->g.pg, &s->g.who, id, 200, resp);
 }
 
-/* Pause or resume every batch call of the account (extension). */
-static void act_all(bc_api *api, bc_pg *pg, const bc_principal *who, int pause,
-                    bc_http_resp *resp)
+static void get(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    bc_err err = { "" };
-    json_t *out = bc_tenant_pause(api, pg, who, pause, &err);
+    bc_surface_req *s = ud;
 
-    if (!out) {
-        error(resp, 500, "internal_error", "An unexpected server error occurred.");
-        return;
-    }
-    bc_http_json(resp, 200, out);
+    respond(s->api, s->g.pg, &s->g.who, bc_http_param(req, "id"), 200, resp);
 }
 
-/* "/<verb>/<id>": the id, if path is that; NULL otherwise. */
-static const char *id_after(const char *path, const char *verb)
+#define IDEM BC_SURFACE_IDEM
+
+/* Retell's route and the extensions in its verb-noun style; no prefix: a
+ * path that is none of them is the server's 404. */
+static const bc_http_route routes[] = {
+    { "POST", "/create-batch-call", create, NULL, BC_SURFACE_CREDITS | IDEM, NULL },
+    { "GET", "/get-batch-call/{id}", get, NULL, 0, NULL },
+    { "POST", "/cancel-batch-call/{id}", act, NULL, IDEM, NULL },
+    { "POST", "/pause-batch-call/{id}", act, NULL, IDEM, NULL },
+    { "POST", "/resume-batch-call/{id}", act, NULL, IDEM, NULL },
+    { "POST", "/pause-all-batch-calls", bc_surface_pause_all, NULL, IDEM, NULL },
+    { "POST", "/resume-all-batch-calls", bc_surface_pause_all, NULL, IDEM, NULL },
+    { 0 },
+};
+
+static const bc_surface_gate gate = {
+    .name = "retell", .error = error, .not_found = "Not found.",
+    .failed = "An unexpected server error occurred.",
+    .no_credit = "Insufficient credits to start calls.", .idem_conflict = 400,
+};
+
+bc_http_surface bc_retell_surface(bc_api *api)
 {
-    size_t n = strlen(verb);
-    const char *id = path + n + 1;
-
-    if (path[0] != '/' || strncmp(path + 1, verb, n) || path[n + 1] != '/' || !id[1])
-        return NULL;
-    id++;
-    return strchr(id, '/') || strlen(id) >= 64 ? NULL : id;
-}
-
-int bc_retell_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp)
-{
-    static const char *const verbs[] = { "cancel", "pause", "resume" };
-    const char *path = bc_http_path(req), *method = bc_http_method(req), *id = NULL;
-    const char *want = "POST", *verb = NULL;
-    enum { CREATE, GET, ACT, ALL } what;
-    bc_gate g = { 0 };
-    char label[64], name[40];
-
-    if (!strcmp(path, "/create-batch-call")) {
-        what = CREATE;
-        snprintf(label, sizeof label, "%s", path);
-    } else if ((id = id_after(path, "get-batch-call"))) {
-        what = GET;
-        want = "GET";
-        snprintf(label, sizeof label, "/get-batch-call/:id");
-    } else if (!strcmp(path, "/pause-all-batch-calls") || !strcmp(path, "/resume-all-batch-calls")) {
-        what = ALL;
-        snprintf(label, sizeof label, "%s", path);
-    } else {
-        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0] && !verb; i++) {
-            snprintf(name, sizeof name, "%s-batch-call", verbs[i]);
-            if ((id = id_after(path, name)))
-                verb = verbs[i];
-        }
-        if (!verb)
-            return 0;
-        what = ACT;
-        snprintf(label, sizeof label, "/%s/:id", name);
-    }
-    bc_http_set_route(req, label);
-    g.pg = bc_pgpool_get(api->pool);
-    if (bc_gate_enter(api, &g, req, resp, 0, error) < 0)
-        goto out;
-    if (strcmp(method, want)) {
-        error(resp, 405, "method_not_allowed", !strcmp(want, "GET") ? "Use GET." : "Use POST.");
-        goto out;
-    }
-    if (what == GET) {
-        respond(api, g.pg, &g.who, id, 200, resp);
-        goto out;
-    }
-    if (what == CREATE && bc_gate_credits(&g, resp, error, "Insufficient credits to start calls.") < 0)
-        goto out;
-    if (bc_gate_idem_begin(api, &g, req, resp, path, 400, error))
-        goto out;
-    if (what == CREATE)
-        create(api, g.pg, &g.who, req, resp);
-    else if (what == ACT)
-        act(api, g.pg, &g.who, id, verb, resp);
-    else
-        act_all(api, g.pg, &g.who, !strcmp(path, "/pause-all-batch-calls"), resp);
-    bc_gate_idem_done(api, &g, resp);
-out:
-    bc_pgpool_put(api->pool, g.pg);
-    return 1;
+    return (bc_http_surface){ NULL, routes, bc_surface_serve, api, &gate };
 }

@@ -10,9 +10,8 @@
 
 #define BC_RETELL_MAX_TASKS 5000
 
-/* Handles the request if its path belongs to this surface; returns 1 if it
- * did, 0 otherwise. */
-int bc_retell_handle(bc_api *api, const bc_http_req *req, bc_http_resp *resp);
+/* Its routes (no common prefix). */
+bc_http_surface bc_retell_surface(bc_api *api);
 
 /* What a create request carries beyond the spec. tasks and hours are owned
  * (bc_retell_req_clear releases them); the spec borrows both. */
@@ -36,11 +35,7 @@ void bc_retell_req_clear(bc_retell_req *out);
  * (NULL hours: NULL). New reference. */
 json_t *bc_retell_window(json_t *hours, const char *timezone);
 
-#define BC_RETELL_STMTS                                                            \
-    { "retell_number",                                                             \
-      "SELECT id, agent_id FROM phone_numbers WHERE tenant_id = $1 AND number = $2" }, \
-    { "retell_sole_agent",                                                         \
-      "SELECT min(id) AS id, count(*) AS n FROM agents"                            \
-      " WHERE tenant_id = $1 AND deleted_at IS NULL" }
+/* Its statements, for the API's table (bc_api_main.c). */
+extern const bc_pg_stmt bc_retell_stmts[];
 
 #endif
