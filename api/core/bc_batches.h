@@ -76,11 +76,6 @@ typedef struct bc_batch_spec {
     json_t *blocked;             /* borrowed; may be NULL */
 } bc_batch_spec;
 
-/* Reads the agent leg's extension fields of a batch body into spec:
- * "voicemail" (a policy, bc_agent_voicemail_check) and "record" (a
- * boolean), both optional. 0, or -1 with why. */
-int bc_agent_leg_parse(json_t *in, bc_batch_spec *spec, char *why, size_t cap);
-
 /* Stores the batch and its recipients in one transaction, applies the
  * tenant's policy to them (see refuse_blocked), admits it if the
  * tenant has room (else it waits as pending), releases its first window of
@@ -179,44 +174,15 @@ json_t *bc_batch_list(bc_pg *pg, const char *tenant_id, const char *agent_id,
 json_t *bc_batch_page(bc_pg *pg, const char *tenant_id, const char *surface,
                       int limit, int offset, long long *total, bc_err *err);
 
-/* Checks an optional caller_id_pool object: {"numbers": [1-50 distinct
- * phone-number ids or E.164 numbers of the tenant], "calls_per_second"?:
- * 1-1000, "max_concurrent_per_number"?: 1-100000}. -1 with why set. */
-int bc_caller_pool_check(json_t *pool, char *why, size_t cap);
-/* Copies an optional recipient "timezone" from src to dst: an IANA zone
- * name (letters, digits, '/', '_', '+', '-'; at most 64). -1 with why set
- * ("<where>[i].timezone ...") if present and malformed; whether the zone
- * exists is checked by bc_batch_create. */
-int bc_recipient_timezone(json_t *src, json_t *dst, const char *where, size_t i,
-                          char *why, size_t cap);
-/* Reads the optional retry fields of recipient src (max_retries, retry_on,
- * retry_intervals_s, retry_backoff; see bc_retry_parse) into dst as
- * "max_retries" and "retry_policy". -1 with why set ("<where>[i].field
- * ...") if one is malformed. */
-int bc_recipient_retry(json_t *src, json_t *dst, const char *where, size_t i, char *why,
-                       size_t cap);
 /* Copies the retry fields of a batch or recipient that bc_batch_load
  * returned into a surface's rendering out, in the request's words:
  * max_retries, retry_on, retry_intervals_s / retry_backoff. A batch
  * (batch = 1) always shows max_retries and retry_on, defaults included; a
  * recipient only the overrides it has. */
 void bc_batch_retry_fields(json_t *out, json_t *from, int batch);
-/* Reads a batch's expiry into spec: "latest_at" (RFC 3339 with a zone),
- * or "ttl" (whole seconds, 1 to 30 days), and where ms, also
- * "latest_timestamp" (Unix milliseconds, the time unit of batch-call and
- * Retell). At most one of them. 0, or -1 with why set. That the time is
- * ahead is checked by bc_batch_create. */
-int bc_expiry_parse(json_t *in, int ms, bc_batch_spec *spec, char *why, size_t cap);
 
-/* Checks an optional calling_hours object: {"days": [1-7...], "start":
- * "HH:MM", "end": "HH:MM"}. 0, or -1 with why set. */
-int bc_calling_hours_check(json_t *w, char *why, size_t cap);
-
-/* 1 if s is an RFC 3339 date-time with a zone ("Z" or "+hh:mm"). */
-int bc_rfc3339_valid(const char *s);
-
-/* Unix milliseconds of a time as the database shows it (rfc3339():
- * "YYYY-MM-DDTHH:MM:SSZ"); -1 for NULL or another shape. */
-long long bc_rfc3339_ms(const char *s);
-
+/* The audit row of a write to a batch by who, in the write's transaction.
+ * Takes ownership of detail. */
+int bc_batch_audit(bc_pg *pg, const bc_principal *who, const char *action, const char *id,
+                   json_t *detail, bc_err *err);
 #endif

@@ -6,6 +6,9 @@
 #include <time.h>
 
 #include "bc_batches.h"
+#include "bc_caller_pool.h"
+#include "bc_calling_hours.h"
+#include "bc_validate.h"
 #include "bc_e164.h"
 #include "bc_json.h"
 #include "bc_retry.h"

@@ -5,6 +5,7 @@
 #include "bc_cartesia.h"
 #include "bc_e164.h"
 #include "bc_json.h"
+#include "bc_validate.h"
 
 static void spec_ok(const bc_batch_spec *s, json_t *recips)
 {

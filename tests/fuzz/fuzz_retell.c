@@ -4,9 +4,11 @@
  * window. */
 #include "bc_fuzz.h"
 
+#include "bc_calling_hours.h"
 #include "bc_e164.h"
 #include "bc_json.h"
 #include "bc_retell.h"
+#include "bc_validate.h"
 
 static void spec_ok(const bc_batch_spec *s, const bc_retell_req *rr)
 {
