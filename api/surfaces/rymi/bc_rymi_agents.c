@@ -93,7 +93,14 @@ static int agent_fields(bc_surface_req *r, json_t *in, int create, const char **
         return -1;
     }
     *record = json_is_boolean(rec) ? (json_is_true(rec) ? "t" : "f") : NULL;
-
+    /* A region is us, eu or apac (an agent given none has its calls in its
+     * tenant's default region); null is not one, as the OpenAPI document
+     * says, and would not clear it either. */
+    if (json_is_null(json_object_get(in, "region"))) {
+        bc_rymi_error(r->resp, 400, "invalid_request", "region must be one of us, eu, apac");
+        json_decref(cfg);
+        return -1;
+    }
     if (bc_json_str(in, "name", create, 255, name, why, sizeof why) < 0 ||
         bc_json_str(in, "region", 0, 8, region, why, sizeof why) < 0 ||
         bc_json_str(in, "endpoint", 0, BC_AGENT_ENDPOINT_MAX, endpoint, why, sizeof why) < 0 ||
