@@ -34,7 +34,8 @@ typedef struct bc_principal {
     char ip[48];                /* the request's client address, for the audit log */
 } bc_principal;
 
-/* Every statement any API module runs; prepared on each pool connection. */
+/* The batch core's statements (bc_api_main.c); with every module's own,
+ * prepared on each pool connection. */
 extern const bc_pg_stmt bc_api_stmts[];
 
 #endif

@@ -52,9 +52,9 @@ RETRY = {
                  "description": "batchcall extension: outcomes retried (default busy, no_answer, failed)"},
     "retry_intervals_s": {"type": "array", "minItems": 1, "maxItems": 10,
                           "items": {"type": "integer", "minimum": 1, "maximum": 86400},
-                          "description": "batchcall extension: seconds before retry 1, 2, ...; the last repeats"},
+                          "description": "batchcall extension: seconds before retry 1, 2, ...; the last repeats; not with retry_backoff (400)"},
     "retry_backoff": {"type": "object", "additionalProperties": False, "required": ["base_s"],
-                      "description": "batchcall extension: wait before retry k = min(max_s, base_s * factor^(k-1)); not with retry_intervals_s",
+                      "description": "batchcall extension: wait before retry k = min(max_s, base_s * factor^(k-1)); give retry_intervals_s or retry_backoff, not both (400)",
                       "properties": {"base_s": {"type": "integer", "minimum": 1, "maximum": 86400},
                                      "factor": {"type": "number", "minimum": 1, "maximum": 10},
                                      "max_s": {"type": "integer", "minimum": 1, "maximum": 86400}}},
@@ -62,15 +62,42 @@ RETRY = {
 ATTEMPTS = {"attempts": {"type": "integer", "description": "batchcall extension: calls placed so far"}}
 
 EXPIRY = {"latest_at": {"type": "string", "format": "date-time",
-                        "description": "batchcall extension: recipients not dialed by then end as expired"},
+                        "description": "batchcall extension: recipients not dialed by then end as expired; "
+                                       "ahead of now and of scheduled_at; not with ttl (400)"},
           "ttl": {"type": "integer", "minimum": 1, "maximum": 2592000,
-                  "description": "batchcall extension: latest_at as seconds after the batch's start"}}
+                  "description": "batchcall extension: latest_at as seconds after the batch's start; "
+                                 "not with latest_at (400)"}}
 EXPIRY_MS = {**EXPIRY, "latest_timestamp": {"type": "number", "minimum": 1,
-                                             "description": "batchcall extension: latest_at in Unix ms"}}
+                                             "description": "batchcall extension: latest_at in Unix ms; "
+                                                            "at most one of latest_at, latest_timestamp and ttl (400)"}}
+# The rules across fields the server checks (each a 400), on every schema
+# that has both sides: one retry schedule, one expiry.
+EXCLUSIVE = (("retry_intervals_s", "retry_backoff"), ("latest_at", "ttl"),
+             ("latest_at", "latest_timestamp"), ("latest_timestamp", "ttl"))
+
+def exclusive(schema):
+    props = schema.get("properties", {})
+    pairs = [{"required": list(p)} for p in EXCLUSIVE if p[0] in props and p[1] in props]
+    if pairs:
+        schema["not"] = {"anyOf": pairs}
+    return schema
 EXPIRED = {"type": "integer", "description": "batchcall extension: recipients that expired undialed"}
 BLOCKED = {"type": "object", "additionalProperties": {"type": "integer"},
            "description": "batchcall extension: recipients the tenant's policy stopped undialed, by reason "
                           "(dnc_blocked: the number is on the tenant's do-not-call list; Rymi calls it dnc_listed)"}
+AGENT_IN = {"name": {"type": "string", "minLength": 1, "maxLength": 255},
+            "region": {"type": "string", "enum": ["us", "eu", "apac"]},
+            "endpoint": {"type": "string", "maxLength": 1024, "pattern": "^(wss://|https?://|sips?:)",
+                         "description": "batchcall extension: how the agent's calls reach it: a Media "
+                         "Streams WebSocket (wss://), a URL that answers with TwiML (https://) or a SIP "
+                         "URI (sip:); a batch for an agent without one is refused (docs/agents.md)",
+                         "example": "wss://agent.example.com/stream"},
+            "record": {"type": "boolean", "description": "batchcall extension: record this agent's calls"}}
+WEBHOOK_IN = {"url": {"type": "string", "format": "uri", "maxLength": 2048,
+                      "description": "https (http only where BC_WEBHOOK_REQUIRE_HTTPS is off); no user or password; not a loopback, private or link-local address (unless BC_WEBHOOK_ALLOW_PRIVATE)"},
+              "enabled": B, "events": {"type": "array", "minItems": 1, "maxItems": 16,
+                  "items": {"type": "string", "enum": ["call.completed", "call.failed", "batch.completed",
+                                                         "call.report", "call.recording", "batch.paused"]}}}
 # An agent's transcript as it posted it: a list of turns or a text; null without a report.
 TRANSCRIPT = {"nullable": True, "description": "a list of {role, text, at?} turns, or a text, as the agent posted it"}
 
@@ -278,14 +305,8 @@ schemas = {
                 "endpoint_kind": {"type": "string", "enum": ["stream", "twiml", "sip"], "nullable": True},
                 "config": ANYOBJN, "created_at": S, "updated_at": S},
                ["id", "name"]),
-  "AgentIn": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255},
-                  "region": {"type": "string", "enum": ["us", "eu", "apac"]},
-                  "endpoint": {"type": "string", "maxLength": 1024, "pattern": "^(wss://|https?://|sips?:)",
-                               "description": "batchcall extension: how the agent's calls reach it: a Media "
-                               "Streams WebSocket (wss://), a URL that answers with TwiML (https://) or a SIP "
-                               "URI (sip:); a batch for an agent without one is refused (docs/agents.md)",
-                               "example": "wss://agent.example.com/stream"},
-                  "record": {"type": "boolean", "description": "batchcall extension: record this agent's calls"}}),
+  "AgentIn": obj(AGENT_IN),
+  "AgentCreate": obj(AGENT_IN, ["name"]),
   "AgentContext": obj({"call_id": S, "batch_id": S, "tenant_id": S, "agent_id": S, "recipient_id": S,
                        "to": S, "from": S, "attempt": I, "status": S, "answered_by": SN, "batch_name": S,
                        "variables": ANYOBJ, "metadata": ANYOBJN, "post_call": ANYOBJN},
@@ -343,11 +364,8 @@ schemas = {
   "DncCheck": obj({"number": S, "blocked": B, "results": {"type": "array", "items": obj({"number": S, "blocked": B})}}),
   "Webhook": obj({"id": S, "url": S, "events": {"type": "array", "items": S}, "enabled": B,
                   "secret": S, "created_at": S, "updated_at": S}, ["id", "url", "events", "enabled"]),
-  "WebhookIn": obj({"url": {"type": "string", "format": "uri", "maxLength": 2048,
-                           "description": "https (http only where BC_WEBHOOK_REQUIRE_HTTPS is off); no user or password; not a loopback, private or link-local address (unless BC_WEBHOOK_ALLOW_PRIVATE)"},
-      "enabled": B, "events": {"type": "array", "minItems": 1, "maxItems": 16,
-          "items": {"type": "string", "enum": ["call.completed", "call.failed", "batch.completed",
-                                                 "call.report", "call.recording", "batch.paused"]}}}),
+  "WebhookIn": obj(WEBHOOK_IN),
+  "WebhookCreate": obj(WEBHOOK_IN, ["url", "events"]),
   "WebhookDelivery": obj({"id": S, "event_id": S, "event_type": S,
       "status": {"type": "string", "enum": ["pending", "delivered", "dead"]},
       "attempts": I, "next_attempt_at": SN, "last_status_code": IN, "last_error": SN,
@@ -506,7 +524,7 @@ for what, sch, desc in (("summary", "RymiSummary", "Each leg's summary, disposit
 add("/v1/agents", "get", op("Rymi", "List agents", RYMI,
     {"200": jresp("Agents", ref("AgentList")), **errs("rymi", COMMON)}, None, [LIMIT, OFFSET], "rymi_list_agents"))
 add("/v1/agents", "post", op("Rymi", "Create agent", RYMI,
-    {"201": jresp("Created", ref("Agent")), **errs("rymi", COMMON + [409, 413])}, ref("AgentIn"), [IDEM], "rymi_create_agent"))
+    {"201": jresp("Created", ref("Agent")), **errs("rymi", COMMON + [409, 413])}, ref("AgentCreate"), [IDEM], "rymi_create_agent"))
 add("/v1/agents/{id}", "get", op("Rymi", "Get agent", RYMI,
     {"200": jresp("Agent", ref("Agent")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_get_agent"))
 add("/v1/agents/{id}", "put", op("Rymi", "Update agent", RYMI,
@@ -535,7 +553,9 @@ add("/v1/dnc/batch", "post", op("Rymi", "Bulk add to DNC", RYMI,
     [IDEM], "rymi_batch_dnc"))
 add("/v1/dnc/check", "post", op("Rymi", "Check DNC", RYMI,
     {"200": jresp("Verdicts", ref("DncCheck")), **errs("rymi", COMMON + [409, 413])},
-    obj({"number": E164, "numbers": {"type": "array", "items": E164, "minItems": 1, "maxItems": 500000}}),
+    {**obj({"number": E164, "numbers": {"type": "array", "items": E164, "minItems": 1, "maxItems": 500000}}),
+     "description": "number (one verdict) or numbers (a list of them); number wins when both are given",
+     "anyOf": [{"required": ["number"]}, {"required": ["numbers"]}]},
     [IDEM], "rymi_check_dnc"))
 add("/v1/dnc/{number}", "delete", op("Rymi", "Remove from DNC", RYMI,
     {"200": jresp("Removed", ref("Deleted")), **errs("rymi", COMMON)}, None, [pp("number")], "rymi_delete_dnc"))
@@ -543,7 +563,7 @@ add("/v1/webhooks", "get", op("Rymi", "List webhooks", RYMI,
     {"200": jresp("Webhooks", obj({"webhooks": {"type": "array", "items": ref("Webhook")}}, ["webhooks"])),
      **errs("rymi", COMMON)}, None, None, "rymi_list_webhooks"))
 add("/v1/webhooks", "post", op("Rymi", "Create webhook", RYMI,
-    {"201": jresp("Created (secret shown once)", ref("Webhook")), **errs("rymi", COMMON + [409, 413])}, ref("WebhookIn"),
+    {"201": jresp("Created (secret shown once)", ref("Webhook")), **errs("rymi", COMMON + [409, 413])}, ref("WebhookCreate"),
     [IDEM], "rymi_create_webhook"))
 add("/v1/webhooks/{id}", "get", op("Rymi", "Get webhook", RYMI,
     {"200": jresp("Webhook", ref("Webhook")), **errs("rymi", COMMON)}, None, [pp("id")], "rymi_get_webhook"))
@@ -617,6 +637,9 @@ for verb in ("cancel", "pause", "resume"):
         add(f"/{verb}-all-batch-calls", "post", op("Retell", f"{verb.title()} every batch call (extension)", RET,
             {"200": jresp(PAUSE_DESC[verb] + "; while paused, new batch calls wait too", ref("TenantPause")),
              **errs("retell", COMMON)}, None, [IDEM], f"retell_{verb}_all_batch_calls"))
+
+for sch in schemas.values():
+    exclusive(sch)
 
 doc = {
   "openapi": "3.0.3",

@@ -44,6 +44,11 @@ struct bc_http_req {
     int refused;              /* that 413 is queued */
     struct timespec start;
     char route[64];
+    /* The matched route's "{name}" segments, and the methods of routes
+     * whose path matched under another method ("GET, POST"). */
+    struct { const char *name; size_t nlen; char val[BC_HTTP_PARAM_MAX]; } param[4];
+    int nparam;
+    char allow[64];
     /* Answering later (bc_http_defer): guarded by mu, since the answer
      * may come from another thread before the connection is suspended. */
     bc_http *h;
@@ -122,6 +127,19 @@ void bc_http_set_route(const bc_http_req *r, const char *route)
     snprintf(((bc_http_req *)r)->route, sizeof r->route, "%s", route);
 }
 
+const char *bc_http_param(const bc_http_req *r, const char *name)
+{
+    for (int i = 0; i < r->nparam; i++)
+        if (strlen(name) == r->param[i].nlen && !strncmp(r->param[i].name, name, r->param[i].nlen))
+            return r->param[i].val;
+    return NULL;
+}
+
+const char *bc_http_allow(const bc_http_req *r)
+{
+    return r->allow[0] ? r->allow : NULL;
+}
+
 void bc_http_json(bc_http_resp *resp, int status, json_t *body)
 {
     free(resp->body);
@@ -172,6 +190,11 @@ static void error_json(bc_http_resp *resp, int status, const char *msg,
     bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
 }
 
+static void error_json_fn(bc_http_resp *resp, int status, const char *code, const char *msg)
+{
+    error_json(resp, status, msg, code);
+}
+
 static void builtin(bc_http *h, const bc_http_req *r, bc_http_resp *resp)
 {
     const char *p = r->path;
@@ -192,6 +215,151 @@ static void builtin(bc_http *h, const bc_http_req *r, bc_http_resp *resp)
         resp->len = resp->body ? strlen(resp->body) : 0;
         resp->content_type = "text/plain; version=0.0.4";
     }
+}
+
+/* ---- the route table ------------------------------------------------------ */
+
+void bc_http_miss(const bc_http_req *r, bc_http_resp *resp, bc_http_error_fn err,
+                  const char *not_found)
+{
+    char msg[80] = "use ";
+    size_t n = strlen(msg);
+
+    if (!r->allow[0]) {
+        err(resp, 404, "not_found", not_found);
+        return;
+    }
+    /* "GET, POST" reads "use GET or POST". */
+    for (const char *a = r->allow; *a && n + 4 < sizeof msg; a++) {
+        if (a[0] == ',' && a[1] == ' ') {
+            n += (size_t)snprintf(msg + n, sizeof msg - n, " or ");
+            a++;
+        } else {
+            msg[n++] = *a;
+            msg[n] = '\0';
+        }
+    }
+    err(resp, 405, "method_not_allowed", msg);
+}
+
+/* 1 if path (n bytes) fits pattern, with r's params set to its "{name}"
+ * segments. */
+static int match(const char *pattern, const char *path, size_t n, bc_http_req *r)
+{
+    const char *p = pattern, *u = path, *end = path + n;
+
+    r->nparam = 0;
+    while (*p && u < end) {
+        if (*p != '{') {
+            if (*p++ != *u++)
+                return 0;
+            continue;
+        }
+        const char *close = strchr(p, '}'), *seg = u;
+        size_t len;
+
+        while (u < end && *u != '/')
+            u++;
+        len = (size_t)(u - seg);
+        if (!close || !len || len >= BC_HTTP_PARAM_MAX ||
+            r->nparam >= (int)(sizeof r->param / sizeof r->param[0]))
+            return 0;
+        r->param[r->nparam].name = p + 1;
+        r->param[r->nparam].nlen = (size_t)(close - p - 1);
+        memcpy(r->param[r->nparam].val, seg, len);
+        r->param[r->nparam++].val[len] = '\0';
+        p = close + 1;
+    }
+    return !*p && u == end;
+}
+
+/* The label of a route: its own, else its pattern with ":name" for
+ * "{name}" (the form the metrics have always had). */
+static void route_label(const bc_http_route *rt, bc_http_req *r)
+{
+    size_t n = 0;
+
+    if (rt->label) {
+        bc_http_set_route(r, rt->label);
+        return;
+    }
+    for (const char *p = rt->pattern; *p && n + 1 < sizeof r->route; p++) {
+        if (*p == '{')
+            r->route[n++] = ':';
+        else if (*p != '}')
+            r->route[n++] = *p;
+    }
+    r->route[n] = '\0';
+}
+
+static int under(const char *prefix, const char *path)
+{
+    size_t n = prefix ? strlen(prefix) : 0;
+
+    return n && !strncmp(path, prefix, n) &&
+           (prefix[n - 1] == '/' || !path[n] || path[n] == '/');
+}
+
+static void allow_add(bc_http_req *r, const char *method)
+{
+    size_t n = strlen(r->allow), m = strlen(method);
+
+    for (const char *a = r->allow; (a = strstr(a, method)); a += m)
+        if ((a == r->allow || a[-1] == ' ') && (!a[m] || a[m] == ','))
+            return;   /* listed already */
+    if (n + m + 3 <= sizeof r->allow)
+        snprintf(r->allow + n, sizeof r->allow - n, "%s%s", n ? ", " : "", method);
+}
+
+static void serve(const bc_http_surface *s, const bc_http_route *rt, bc_http_req *r,
+                  bc_http_resp *resp)
+{
+    if (s->serve)
+        s->serve(s->ud, s->arg, rt, r, resp);
+    else if (rt)
+        rt->fn(s->ud, r, resp);
+    else
+        bc_http_miss(r, resp, error_json_fn, "not found");
+}
+
+/* Finds the request's route in the table and runs it; else answers the
+ * surface whose route's path or prefix it is (405 or 404), else leaves the
+ * request to the catch-all handler. */
+static void dispatch(bc_http *h, bc_http_req *r, bc_http_resp *resp)
+{
+    const bc_http_surface *owner = NULL;
+    size_t n = strlen(r->path);
+
+    if (n > 1 && r->path[n - 1] == '/')
+        n--;
+    for (const bc_http_surface *s = h->o.surfaces; s && s->routes; s++)
+        for (const bc_http_route *rt = s->routes; rt->method; rt++) {
+            if (!match(rt->pattern, r->path, n, r))
+                continue;
+            if (!strcmp(rt->method, r->method)) {
+                r->allow[0] = '\0';
+                route_label(rt, r);
+                serve(s, rt, r, resp);
+                return;
+            }
+            allow_add(r, rt->method);
+            if (!owner) {
+                owner = s;
+                route_label(rt, r);
+            }
+        }
+    r->nparam = 0;
+    for (const bc_http_surface *s = h->o.surfaces; s && s->routes && !owner; s++)
+        if (under(s->prefix, r->path))
+            owner = s;
+    if (!owner) {
+        if (h->o.handler)
+            h->o.handler(h->o.ud, r, resp);
+        return;
+    }
+    serve(owner, NULL, r, resp);
+    if (resp->status == 405 && r->allow[0])
+        bc_http_add_header(resp, "Allow", r->allow);
 }
 
 /* The method as a metric label: the ones HTTP defines, else "other", so a
@@ -350,8 +518,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         return send_resp(c, &resp);
     }
     builtin(h, r, &resp);
-    if (!r->route[0] && h->o.handler)
-        h->o.handler(h->o.ud, r, &resp);
+    if (!r->route[0])
+        dispatch(h, r, &resp);
     pthread_mutex_lock(&h->mu);
     h->handling--;
     pthread_mutex_unlock(&h->mu);

@@ -31,6 +31,51 @@ typedef void (*bc_http_handler)(void *ud, const bc_http_req *req,
 /* Returns 1 when the process is ready to take traffic. */
 typedef int (*bc_http_ready_fn)(void *ud);
 
+/* Routes. Every surface of a process registers its routes here, in one
+ * table: a method, a path pattern whose "{name}" segments each match one
+ * non-empty segment of at most BC_HTTP_PARAM_MAX - 1 bytes (read with
+ * bc_http_param), the handler, and the metrics label (NULL: the pattern
+ * with ":name" for "{name}"). A trailing slash is ignored. Routes are tried
+ * in the order given, so a literal route goes before a pattern it shadows
+ * ("/v1/calls/active" before "/v1/calls/{id}"). A path that matches routes
+ * only under other methods is answered 405 with an Allow header. */
+#define BC_HTTP_PARAM_MAX 128
+
+typedef struct bc_http_route {
+    const char *method;      /* "GET", "POST", ... */
+    const char *pattern;     /* "/v1/calls/{id}/events" */
+    bc_http_handler fn;
+    const char *label;       /* metrics route label; NULL: from the pattern */
+    int flags;               /* the surface's own; bc_http reads neither */
+    const void *arg;         /* the flags nor this */
+} bc_http_route;
+
+/* A surface's errors, in its own body shape: status, a machine word
+ * ("not_found") and a message for people. */
+typedef void (*bc_http_error_fn)(bc_http_resp *resp, int status, const char *code,
+                                 const char *msg);
+
+/* Runs a route of the surface's that matched (route), with whatever every
+ * route of the surface does first (authentication, say), and calls
+ * route->fn with a context of its own as ud; arg is the surface's. route
+ * NULL: a request under the surface's prefix that no route takes, or a
+ * route's path under another method; bc_http_miss answers it. */
+typedef void (*bc_http_serve_fn)(void *ud, const void *arg, const bc_http_route *route,
+                                 const bc_http_req *req, bc_http_resp *resp);
+
+typedef struct bc_http_surface {
+    /* The paths it answers for, routes or not: those equal to prefix or
+     * under it ("/v1/" ends in '/': only those under it). NULL: its
+     * routes' paths only; other paths are the server's 404. */
+    const char *prefix;
+    const bc_http_route *routes;   /* ends with a zeroed entry */
+    /* NULL: route->fn(ud, ...) is called directly, and a miss is answered
+     * by bc_http_miss in the {"error", "code"} shape. */
+    bc_http_serve_fn serve;
+    void *ud;
+    const void *arg;               /* serve's, as the surface wants it */
+} bc_http_surface;
+
 typedef struct bc_http_opts {
     const char *bind;        /* "127.0.0.1" or "0.0.0.0" */
     int port;                /* 0 picks a free port; see bc_http_port */
@@ -45,7 +90,11 @@ typedef struct bc_http_opts {
     unsigned max_conns_per_ip; /* connections from one address; 0: no cap */
     bc_metrics *metrics;     /* rendered on /metrics; may be NULL */
     bc_http_ready_fn ready;  /* NULL means always ready */
-    bc_http_handler handler; /* NULL serves only the built-in routes */
+    /* The route table: surfaces in order, ending with a zeroed entry;
+     * must outlive the server. NULL: none. */
+    const bc_http_surface *surfaces;
+    /* Requests no surface takes (a process without routes); NULL: 404. */
+    bc_http_handler handler;
     void *ud;
 } bc_http_opts;
 
@@ -71,6 +120,16 @@ const char *bc_http_body(const bc_http_req *r, size_t *len);
 const char *bc_http_client_ip(const bc_http_req *r, char *buf, size_t cap);
 /* The route label the handler chose, for metrics ("/agents/calls/batches/:id"). */
 void bc_http_set_route(const bc_http_req *r, const char *route);
+/* The path segment the matched route's "{name}" took; NULL if it has none. */
+const char *bc_http_param(const bc_http_req *r, const char *name);
+/* The methods the path has routes under ("GET, POST") when the request's
+ * method is none of them; NULL when the path is no route's. */
+const char *bc_http_allow(const bc_http_req *r);
+/* Answers a request no route took, through err: 405 "use GET or POST"
+ * (method_not_allowed; the server adds the Allow header) if the path is a
+ * route's under other methods, else 404 not_found with not_found's text. */
+void bc_http_miss(const bc_http_req *r, bc_http_resp *resp, bc_http_error_fn err,
+                  const char *not_found);
 
 /* Answering later. A handler that would otherwise block its thread (on a
  * Kafka acknowledgement, say) calls bc_http_defer() and returns; whatever

@@ -1,4 +1,4 @@
-/* Fuzzes bc_batchcall_parse (api/bc_batchcall.c): a POST /batch-call body
+/* Fuzzes bc_batchcall_parse (api/surfaces/bc_batchcall.c): a POST /batch-call body
  * becomes a batch spec only if it is one the core can store. */
 #include "bc_fuzz.h"
 

@@ -1,4 +1,4 @@
-/* Fuzzes bc_callback_event (api/bc_callback.c): a carrier status callback's
+/* Fuzzes bc_callback_event (api/core/bc_callback.c): a carrier status callback's
  * form body becomes an event only with the right signature, and then says
  * what the body said. */
 #include "bc_fuzz.h"

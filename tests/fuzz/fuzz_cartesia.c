@@ -1,10 +1,11 @@
-/* Fuzzes bc_cartesia_parse (api/bc_cartesia.c): a create-batch body becomes
+/* Fuzzes bc_cartesia_parse (api/surfaces/bc_cartesia.c): a create-batch body becomes
  * a batch spec only if it is one the core can store. */
 #include "bc_fuzz.h"
 
 #include "bc_cartesia.h"
 #include "bc_e164.h"
 #include "bc_json.h"
+#include "bc_validate.h"
 
 static void spec_ok(const bc_batch_spec *s, json_t *recips)
 {

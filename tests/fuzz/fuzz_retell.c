@@ -1,12 +1,14 @@
-/* Fuzzes bc_retell_parse (api/bc_retell.c): a POST /create-batch-call body
+/* Fuzzes bc_retell_parse (api/surfaces/bc_retell.c): a POST /create-batch-call body
  * becomes a batch spec only if it is one the core can store, and its
  * call_time_window turns into calling hours that read back as the same
  * window. */
 #include "bc_fuzz.h"
 
+#include "bc_calling_hours.h"
 #include "bc_e164.h"
 #include "bc_json.h"
 #include "bc_retell.h"
+#include "bc_validate.h"
 
 static void spec_ok(const bc_batch_spec *s, const bc_retell_req *rr)
 {

@@ -1,11 +1,11 @@
-/* Fuzzes bc_rymi_parse (api/bc_rymi.c) on every body both as POST
+/* Fuzzes bc_rymi_parse (api/surfaces/rymi/bc_rymi_sessions.c) on every body both as POST
  * /v1/calls/batch ("to" or "recipients") and as POST /v1/calls
  * ("participants"): a spec only if the core can store it. */
 #include "bc_fuzz.h"
 
 #include "bc_e164.h"
 #include "bc_json.h"
-#include "bc_rymi.h"
+#include "bc_rymi_sessions.h"
 
 static void spec_ok(const bc_batch_spec *s, json_t *recips)
 {

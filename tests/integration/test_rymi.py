@@ -314,3 +314,18 @@ def test_spend(stack, t):
 
 def test_unknown_route_is_404_json(stack, t):
     assert_error(get(stack, t["api_key"], "/nope"), 404)
+
+
+def test_an_agent_region_is_never_null(stack, t):
+    """The OpenAPI document types region as us, eu or apac, not nullable:
+    PUT /v1/agents/{id} with "region": null is a 400 in Rymi's shape and
+    changes nothing (issue 16, hole 6); so is a create with it."""
+    a = post(stack, t["api_key"], "/agents", {"name": "Regional", "region": "eu"})
+    assert a.status_code == 201, a.text
+    aid = a.json()["id"]
+    u = requests.put(stack.api + V1 + "/agents/" + aid, headers=bearer(t["api_key"]),
+                     json={"region": None}, timeout=10)
+    assert u.status_code == 400, u.text
+    assert u.json()["code"] == "invalid_request" and "region" in u.json()["error"]
+    assert get(stack, t["api_key"], "/agents/" + aid).json()["region"] == "eu"
+    assert_error(post(stack, t["api_key"], "/agents", {"name": "x", "region": None}), 400)

@@ -1,0 +1,97 @@
+#include "bc_batch_admit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_kafka.h"
+#include "bc_lease.h"
+#include "bc_sql.h"
+
+/* Gives an admitted batch its lease slots (its reservation) and releases
+ * its first window of jobs to the outbox. Returns the outbox rows, NULL on
+ * error. */
+static PGresult *open_window(bc_api *api, bc_pg *pg, const char *id,
+                             const char *slots, const char *region, bc_err *err)
+{
+    char topic[160];
+    const char *p[] = { id, slots };
+    PGresult *res = bc_pg_exec(pg, "leases_insert", 2, p, err);
+
+    if (!res)
+        return NULL;
+    PQclear(res);
+    bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", region);
+    const char *q[] = { id, BC_WINDOW_MULTIPLE, topic };
+    return bc_pg_exec(pg, "release", 3, q, err);
+}
+
+int bc_batch_admit(bc_api *api, bc_pg *pg, const char *tenant, long concurrency, const char *id,
+                   const char *limit, const char *region, int scheduled_ahead, PGresult **rel,
+                   bc_err *err)
+{
+    const char *t[] = { tenant };
+    PGresult *res;
+    long reserved;
+    const char *state, *why = NULL;
+    char slots[16];
+
+    const char *o[] = { tenant, id };
+    int older_waits, held, need, live, admit;
+
+    *rel = NULL;
+    /* Paused, itself or by its tenant: it waits as pending (or scheduled)
+     * and is admitted once both pauses are over. */
+    if (!(res = bc_pg_exec(pg, "batch_held", 1, o + 1, err)))
+        return -1;
+    held = PQntuples(res) == 1 && !strcmp(bc_pg_val(res, 0, "held"), "t");
+    PQclear(res);
+    if (!(res = bc_pg_exec(pg, "tenant_reserved", 1, t, err)))
+        return -1;
+    reserved = bc_pg_int(res, 0, "reserved", 0);
+    PQclear(res);
+    if (!(res = bc_pg_exec(pg, "batch_need", 1, o + 1, err)))
+        return -1;
+    need = bc_lease_reservation(atoi(limit), bc_pg_int(res, 0, "need", 0));
+    live = !strcmp(bc_pg_val(res, 0, "live"), "t");
+    PQclear(res);
+    /* Oldest first: a batch never jumps ahead of an older one still waiting,
+     * even when it alone would fit. */
+    if (!(res = bc_pg_exec(pg, "older_pending", 2, o, err)))
+        return -1;
+    older_waits = !strcmp(bc_pg_val(res, 0, "waiting"), "t");
+    PQclear(res);
+    admit = !scheduled_ahead && !held && !older_waits && live &&
+            bc_lease_admits((int)concurrency, reserved, need);
+    state = scheduled_ahead ? "scheduled" : admit ? "admitted" : "pending";
+    if (!scheduled_ahead && !admit && !held)
+        why = !live ? "region" : "concurrency";
+    const char *a[] = { id, state, why };
+    if (!(res = bc_pg_exec(pg, "batch_set_state", 3, a, err)))
+        return -1;
+    PQclear(res);
+    snprintf(slots, sizeof slots, "%d", need);
+    if (admit && !(*rel = open_window(api, pg, id, slots, region, err)))
+        return -1;
+    return 0;
+}
+
+int bc_batch_admit_release(bc_api *api, bc_pg *pg, PGresult *res, PGresult **rels, int cap,
+                           int *nrel, bc_err *err)
+{
+    char topic[160];
+
+    for (int i = 0; i < PQntuples(res); i++) {
+        PGresult *rel;
+
+        bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", bc_pg_val(res, i, "region"));
+        const char *q[] = { bc_pg_val(res, i, "id"), BC_WINDOW_MULTIPLE, topic };
+        if (!(rel = bc_pg_exec(pg, "release", 3, q, err)))
+            return -1;
+        if (*nrel < cap)
+            rels[(*nrel)++] = rel;
+        else
+            PQclear(rel);   /* the scheduler's relay publishes those */
+    }
+    return 0;
+}

@@ -1,0 +1,520 @@
+#include "bc_batches.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc_agent.h"
+#include "bc_batch_admit.h"
+#include "bc_caller_pool.h"
+#include "bc_crypto.h"
+#include "bc_failpoint.h"
+#include "bc_json.h"
+#include "bc_lease.h"
+#include "bc_policy.h"
+
+/* Resolves the from-number: by id, by E.164, or the tenant's default. */
+static bc_batch_rc resolve_number(bc_pg *pg, const char *tenant,
+                                  const bc_batch_spec *s, char *id, char *num,
+                                  bc_err *err)
+{
+    PGresult *res;
+    bc_batch_rc rc = BC_BATCH_NO_NUMBER;
+
+    if (s->from_number_id) {
+        const char *p[] = { s->from_number_id, tenant };
+        res = bc_pg_exec(pg, "number_by_id", 2, p, err);
+    } else if (s->from_number) {
+        const char *p[] = { tenant, s->from_number };
+        res = bc_pg_exec(pg, "number_by_e164", 2, p, err);
+    } else {
+        const char *p[] = { tenant };
+        res = bc_pg_exec(pg, "number_default", 1, p, err);
+    }
+    if (!res)
+        return BC_BATCH_ERROR;
+    if (PQntuples(res) == 1) {
+        snprintf(id, 48, "%s", bc_pg_val(res, 0, "id"));
+        snprintf(num, 24, "%s", bc_pg_val(res, 0, "number"));
+        rc = BC_BATCH_OK;
+    } else if (s->from_number && !s->from_number_id) {
+        /* A caller ID the tenant has not registered is still dialable
+         * (Rymi and batch-call take a bare E.164); it just has no id. */
+        id[0] = '\0';
+        snprintf(num, 24, "%s", s->from_number);
+        rc = BC_BATCH_OK;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* The recipients as COPY text rows: ids drawn at once, order kept in seq.
+ * Values were validated by the surface; COPY escaping makes any text safe. */
+static char *recipients_copy(json_t *recipients, const char *batch, const char *tenant,
+                             size_t *len, bc_err *err)
+{
+    size_t n = json_array_size(recipients), i;
+    char (*ids)[32] = malloc((n ? n : 1) * sizeof *ids), *buf = NULL;
+    FILE *f;
+    json_t *r;
+
+    if (!ids || bc_ids_new(ids[0], sizeof ids[0], n, "abcr") < 0) {
+        free(ids);
+        bc_err_set(err, "no randomness for recipient ids");
+        return NULL;
+    }
+    f = open_memstream(&buf, len);
+    json_array_foreach(recipients, i, r) {
+        json_t *from = json_object_get(r, "from_number"), *meta = json_object_get(r, "metadata");
+        json_t *vars = json_object_get(r, "variables"), *mr = json_object_get(r, "max_retries");
+        json_t *tz = json_object_get(r, "timezone"), *rp = json_object_get(r, "retry_policy");
+
+        fprintf(f, "%s\t%s\t%s\t%zu\t", ids[i], batch, tenant, i);
+        bc_pg_copy_escape(f, json_string_value(json_object_get(r, "to_number")));
+        fputc('\t', f);
+        if (json_is_string(from))
+            bc_pg_copy_escape(f, json_string_value(from));
+        else
+            fputs("\\N", f);
+        for (int k = 0; k < 2; k++) {
+            json_t *j = k ? vars : meta;
+            fputc('\t', f);
+            if (j && !json_is_null(j)) {
+                char *s = json_dumps(j, JSON_COMPACT);
+                bc_pg_copy_escape(f, s ? s : "null");
+                free(s);
+            } else {
+                fputs("\\N", f);
+            }
+        }
+        if (json_is_integer(mr))
+            fprintf(f, "\t%" JSON_INTEGER_FORMAT, json_integer_value(mr));
+        else
+            fputs("\t\\N", f);
+        fputc('\t', f);
+        if (json_is_string(tz))
+            bc_pg_copy_escape(f, json_string_value(tz));
+        else
+            fputs("\\N", f);
+        fputc('\t', f);
+        if (json_is_object(rp)) {
+            char *j = json_dumps(rp, JSON_COMPACT);
+            bc_pg_copy_escape(f, j ? j : "null");
+            free(j);
+        } else {
+            fputs("\\N", f);
+        }
+        fputc('\n', f);
+    }
+    fclose(f);
+    free(ids);
+    return buf;
+}
+
+/* The tenant's policy over the recipients just stored, inside the create's
+ * transaction: with s->refuse_blocked, any it forbids make the create
+ * BC_BATCH_BLOCKED (the numbers go to s->blocked); otherwise they end now,
+ * undialed, with the rule as their end_reason. */
+static bc_batch_rc apply_policy(bc_api *api, bc_pg *pg, const bc_principal *who,
+                                const bc_batch_spec *s, const char *id, bc_err *err)
+{
+    const char *p[] = { id };
+    PGresult *res = bc_pg_exec(pg, s->refuse_blocked ? "policy_hits" : "policy_stop_batch", 1, p, err);
+    int n;
+
+    if (!res)
+        return BC_BATCH_ERROR;
+    n = PQntuples(res);
+    if (s->refuse_blocked) {
+        for (int i = 0; i < n && s->blocked; i++)
+            json_array_append_new(s->blocked, json_string(bc_pg_val(res, i, "to_number")));
+        PQclear(res);
+        if (n) {
+            bc_err_set(err, "%d recipient%s on the tenant's do-not-call list", n,
+                       n == 1 ? " is" : "s are");
+            return BC_BATCH_BLOCKED;
+        }
+        return BC_BATCH_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        char labels[96];
+
+        snprintf(labels, sizeof labels, "reason=\"%s\"", bc_pg_val(res, i, "reason"));
+        bc_metrics_inc(api->ctx->metrics, "api_recipients_blocked_total",
+                       "Recipients the tenant's policy stopped when their batch was created",
+                       labels, (double)bc_pg_int(res, i, "n", 0));
+        bc_log(api->ctx->log, BC_INFO, "batch.recipients_blocked", "{s:s,s:s,s:s,s:I}",
+               "tenant_id", who->tenant_id, "batch_id", id, "reason",
+               bc_pg_val(res, i, "reason"), "recipients", (json_int_t)bc_pg_int(res, i, "n", 0));
+    }
+    PQclear(res);
+    return BC_BATCH_OK;
+}
+
+/* What a create works out before it stores the batch. */
+typedef struct creating {
+    char id[48];
+    char sched[40];              /* scheduled_at, normalised; "" if none */
+    char latest[40];             /* latest_at, normalised; "" if none */
+    char region[16];
+    char num_id[48], number[24]; /* the caller ID (num_id "" if not registered) */
+    int limit;                   /* the batch's concurrency */
+    char pool[1024], pool_cps[16];   /* its caller-ID pool, if any */
+    const char *state;           /* draft, scheduled or pending */
+} creating;
+
+/* Every time zone the batch names, its own and its recipients', must be
+ * one PostgreSQL knows: calling hours are read in it. */
+static bc_batch_rc check_zones(bc_pg *pg, const bc_batch_spec *s, bc_err *err)
+{
+    json_t *zones = json_array(), *r;
+    PGresult *res;
+    size_t i;
+    char *doc;
+
+    if (s->timezone) {
+        const char *p[] = { s->timezone };
+        if (!(res = bc_pg_exec(pg, "tz_check", 1, p, err))) {
+            json_decref(zones);
+            if (strncmp(bc_pg_sqlstate(pg), "22", 2))
+                return BC_BATCH_ERROR;
+            bc_err_set(err, "timezone '%s' is not an IANA time zone", s->timezone);
+            return BC_BATCH_BAD_TIME;
+        }
+        PQclear(res);
+    }
+    json_array_foreach(s->recipients, i, r) {
+        json_t *tz = json_object_get(r, "timezone");
+        if (json_is_string(tz) && json_array_size(zones) < 512) {
+            int seen = 0;
+            for (size_t k = 0; k < json_array_size(zones) && !seen; k++)
+                seen = json_equal(json_array_get(zones, k), tz);
+            if (!seen)
+                json_array_append(zones, tz);
+        }
+    }
+    if (json_array_size(zones) == 0) {
+        json_decref(zones);
+        return BC_BATCH_OK;
+    }
+    doc = json_dumps(zones, JSON_COMPACT);
+    json_decref(zones);
+    const char *p[] = { doc };
+    res = doc ? bc_pg_exec(pg, "tz_unknown", 1, p, err) : NULL;
+    free(doc);
+    if (!res)
+        return BC_BATCH_ERROR;
+    if (PQntuples(res) > 0) {
+        bc_err_set(err, "timezone '%s' of a recipient is not an IANA time zone",
+                   PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return BC_BATCH_BAD_TIME;
+    }
+    PQclear(res);
+    return BC_BATCH_OK;
+}
+
+/* scheduled_at within (now, now + 30 days] unless a draft's, and an expiry
+ * ahead of now and of it; both normalised into c. */
+static bc_batch_rc check_times(bc_pg *pg, const bc_batch_spec *s, creating *c, bc_err *err)
+{
+    PGresult *res;
+    char ttl[24], ms[24];
+    int ok;
+
+    if (s->scheduled_at) {
+        const char *p[] = { s->scheduled_at };
+        if (!(res = bc_pg_exec(pg, "time_check", 1, p, err))) {
+            /* The shape was checked; a bad date (Feb 30) lands here. */
+            return !strncmp(bc_pg_sqlstate(pg), "22", 2) ? BC_BATCH_BAD_TIME
+                                                         : BC_BATCH_ERROR;
+        }
+        /* A draft may carry any time; it is checked when it is sent. */
+        ok = s->draft || (!strcmp(bc_pg_val(res, 0, "future"), "t") &&
+                          !strcmp(bc_pg_val(res, 0, "within"), "t"));
+        snprintf(c->sched, sizeof c->sched, "%s", bc_pg_val(res, 0, "norm"));
+        PQclear(res);
+        if (!ok) {
+            bc_err_set(err, "scheduled_at must be in the future and within 30 days");
+            return BC_BATCH_BAD_TIME;
+        }
+    }
+    if (!s->latest_at && s->latest_ms <= 0 && s->ttl_s <= 0)
+        return BC_BATCH_OK;
+    snprintf(ttl, sizeof ttl, "%ld", s->ttl_s);
+    snprintf(ms, sizeof ms, "%lld", s->latest_ms);
+    const char *p[] = { s->latest_at, c->sched[0] ? c->sched : NULL, ttl,
+                        s->latest_ms > 0 ? ms : NULL };
+    if (!(res = bc_pg_exec(pg, "latest_check", 4, p, err)))
+        return !strncmp(bc_pg_sqlstate(pg), "22", 2) ? BC_BATCH_BAD_TIME : BC_BATCH_ERROR;
+    ok = !strcmp(bc_pg_val(res, 0, "ok"), "t");
+    snprintf(c->latest, sizeof c->latest, "%s", bc_pg_val(res, 0, "norm"));
+    PQclear(res);
+    if (!ok) {
+        bc_err_set(err, "latest_at must be in the future and after the batch's start");
+        return BC_BATCH_BAD_TIME;
+    }
+    return BC_BATCH_OK;
+}
+
+/* The batch's agent, the tenant's and reachable, and its region: the
+ * spec's, else the agent's, else the tenant's default. */
+static bc_batch_rc resolve_agent(bc_pg *pg, const bc_principal *who, const bc_batch_spec *s,
+                                 creating *c, bc_err *err)
+{
+    const char *p[] = { s->agent_id, who->tenant_id };
+    PGresult *res = bc_pg_exec(pg, "agent_get", 2, p, err);
+    bc_batch_rc rc = BC_BATCH_OK;
+
+    if (!res)
+        return BC_BATCH_ERROR;
+    if (PQntuples(res) != 1) {
+        bc_err_set(err, "agent '%s' not found", s->agent_id);
+        rc = BC_BATCH_NO_AGENT;
+    } else if (!bc_pg_val(res, 0, "endpoint")) {
+        bc_err_set(err, "agent '%s' has no endpoint: give it one (wss://, https:// or "
+                        "sip:) before calling for it", s->agent_id);
+        rc = BC_BATCH_NO_ENDPOINT;
+    } else {
+        snprintf(c->region, sizeof c->region, "%s",
+                 s->region ? s->region
+                           : bc_pg_val(res, 0, "region") ? bc_pg_val(res, 0, "region")
+                                                         : who->default_region);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static bc_batch_rc over_limit(int limit, long concurrency, bc_err *err)
+{
+    bc_err_set(err, "target_concurrency_limit %d exceeds the organization's "
+                    "concurrency limit of %ld", limit, concurrency);
+    return BC_BATCH_OVER_LIMIT;
+}
+
+/* The batch's concurrency (capped by its caller-ID pool), within the
+ * tenant's; and a tenant that cannot pay one call of it is refused (402 on
+ * every surface), whatever created it: credits are the core's rule,
+ * checked here and again before each dial. */
+static bc_batch_rc check_limits(bc_pg *pg, const bc_principal *who, const bc_batch_spec *s,
+                                creating *c, bc_err *err)
+{
+    char mins[16];
+    PGresult *res;
+    int ok;
+
+    c->limit = s->limit ? s->limit : bc_lease_default_limit(who->concurrency);
+    if (s->caller_pool && !json_is_null(s->caller_pool)) {
+        int rc = bc_caller_pool_resolve(pg, who->tenant_id, s->caller_pool, &c->limit,
+                                        c->pool, sizeof c->pool, c->pool_cps,
+                                        sizeof c->pool_cps, err);
+        if (rc < 0)
+            return BC_BATCH_ERROR;
+        if (rc > 0)
+            return BC_BATCH_NO_NUMBER;
+    }
+    if (c->limit > who->concurrency)
+        return over_limit(c->limit, who->concurrency, err);
+    snprintf(mins, sizeof mins, "%d", s->max_call_duration_min);
+    const char *p[] = { who->tenant_id, mins };
+    if (!(res = bc_pg_exec(pg, "credits_afford", 2, p, err)))
+        return BC_BATCH_ERROR;
+    ok = !strcmp(bc_pg_val(res, 0, "ok"), "t");
+    PQclear(res);
+    if (ok)
+        return BC_BATCH_OK;
+    bc_err_set(err, "insufficient credits: the balance cannot pay one call of "
+                    "%d minutes", s->max_call_duration_min);
+    return BC_BATCH_NO_CREDIT;
+}
+
+/* The batch row and its settings beside it (expiry, agent leg, caller-ID
+ * pool), inside the create's transaction. */
+static int store_batch(bc_pg *pg, const bc_principal *who, const bc_batch_spec *s,
+                       const creating *c, bc_err *err)
+{
+    char limit[16], ring[16], dur[16], retries[16], total[16];
+    char *vars, *meta, *post, *hours, *retry, *vm = NULL;
+    int rc = -1;
+
+    snprintf(limit, sizeof limit, "%d", c->limit);
+    snprintf(ring, sizeof ring, "%d", s->ringing_timeout_s);
+    snprintf(dur, sizeof dur, "%d", s->max_call_duration_min);
+    snprintf(retries, sizeof retries, "%d", s->max_retries);
+    snprintf(total, sizeof total, "%zu", json_array_size(s->recipients));
+    vars = s->variables ? json_dumps(s->variables, JSON_COMPACT) : strdup("{}");
+    meta = s->metadata ? json_dumps(s->metadata, JSON_COMPACT) : strdup("{}");
+    post = s->post_call ? json_dumps(s->post_call, JSON_COMPACT) : NULL;
+    hours = s->calling_hours && !json_is_null(s->calling_hours)
+                ? json_dumps(s->calling_hours, JSON_COMPACT) : NULL;
+    retry = s->retry_policy ? json_dumps(s->retry_policy, JSON_COMPACT) : NULL;
+    const char *p[] = { c->id, who->tenant_id, s->surface, s->name, s->agent_id,
+                        c->num_id[0] ? c->num_id : NULL, c->number, c->region, limit, ring,
+                        dur, retries, c->sched[0] ? c->sched : NULL,
+                        s->timezone ? s->timezone : "UTC", vars, meta, c->state, total,
+                        s->external_id, post, hours, retry };
+    if (bc_pg_run(pg, "batch_insert", 22, p, err) < 0)
+        goto out;
+    if (c->latest[0] && bc_pg_run(pg, "expiry_set", 2, (const char *[]){ c->id, c->latest }, err) < 0)
+        goto out;
+    if ((s->voicemail && !json_is_null(s->voicemail)) || s->record > 0) {
+        if (s->voicemail && !json_is_null(s->voicemail))
+            vm = json_dumps(s->voicemail, JSON_COMPACT);
+        const char *l[] = { c->id, vm, s->record > 0 ? (s->record == 2 ? "t" : "f") : NULL };
+        if (bc_pg_run(pg, "agent_leg_set", 3, l, err) < 0)
+            goto out;
+    }
+    if (c->pool[0] && bc_pg_run(pg, "pool_set", 3, (const char *[]){ c->id, c->pool,
+                                c->pool_cps[0] ? c->pool_cps : NULL }, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    free(vars);
+    free(meta);
+    free(post);
+    free(hours);
+    free(retry);
+    free(vm);
+    return rc;
+}
+
+/* COPY: the fastest way PostgreSQL takes rows, one round trip. */
+static int store_recipients(bc_pg *pg, const bc_principal *who, const bc_batch_spec *s,
+                            const creating *c, bc_err *err)
+{
+    size_t len = 0;
+    char *doc = recipients_copy(s->recipients, c->id, who->tenant_id, &len, err);
+    int rc = doc ? bc_pg_copy_in(pg, "COPY recipients (id, batch_id, tenant_id, seq, to_number,"
+                                     " from_number, metadata, variables, max_retries, timezone,"
+                                     " retry_policy)"
+                                     " FROM STDIN",
+                                 doc, len, err)
+                 : -1;
+
+    free(doc);
+    return rc;
+}
+
+/* An immediate batch is admitted under the tenant lock, taken only now:
+ * holding it through the COPY would serialise every batch of a tenant
+ * behind the slowest insert. The lock serialises admission: two batches
+ * cannot both take the last free capacity. *rel gets the outbox rows of
+ * its first window. */
+static bc_batch_rc admit(bc_api *api, bc_pg *pg, const bc_principal *who, const creating *c,
+                         PGresult **rel, bc_err *err)
+{
+    const char *p[] = { who->tenant_id };
+    PGresult *res;
+    long concurrency;
+    char limit[16];
+
+    if (!(res = bc_pg_exec(pg, "tenant_lock", 1, p, err)))
+        return BC_BATCH_ERROR;
+    concurrency = bc_pg_int(res, 0, "concurrency", 1);
+    PQclear(res);
+    if (c->limit > concurrency)
+        return over_limit(c->limit, concurrency, err);
+    snprintf(limit, sizeof limit, "%d", c->limit);
+    if (bc_batch_admit(api, pg, who->tenant_id, concurrency, c->id, limit, c->region, 0, rel,
+                       err) < 0)
+        return BC_BATCH_ERROR;
+    return BC_BATCH_OK;
+}
+
+/* The steps that need the create's transaction, in it. */
+static bc_batch_rc create_in_txn(bc_api *api, bc_pg *pg, const bc_principal *who,
+                                 const bc_batch_spec *s, creating *c, PGresult **rel,
+                                 bc_err *err)
+{
+    bc_batch_rc rc;
+
+    if ((rc = resolve_agent(pg, who, s, c, err)) != BC_BATCH_OK)
+        return rc;
+    if ((rc = resolve_number(pg, who->tenant_id, s, c->num_id, c->number, err)) != BC_BATCH_OK) {
+        if (rc == BC_BATCH_NO_NUMBER)
+            bc_err_set(err, "phone number '%s' not found",
+                       s->from_number_id ? s->from_number_id : "(default)");
+        return rc;
+    }
+    if ((rc = check_limits(pg, who, s, c, err)) != BC_BATCH_OK)
+        return rc;
+    c->state = s->draft ? "draft" : c->sched[0] ? "scheduled" : "pending";
+    if (store_batch(pg, who, s, c, err) < 0 || store_recipients(pg, who, s, c, err) < 0)
+        return BC_BATCH_ERROR;
+    if ((rc = apply_policy(api, pg, who, s, c->id, err)) != BC_BATCH_OK)
+        return rc;
+    if (!strcmp(c->state, "pending") && (rc = admit(api, pg, who, c, rel, err)) != BC_BATCH_OK)
+        return rc;
+    if (bc_batch_audit(pg, who, "batch.create", c->id,
+                       json_pack("{s:s,s:I,s:s}", "surface", s->surface, "recipients",
+                                 (json_int_t)json_array_size(s->recipients), "region",
+                                 c->region), err) < 0)
+        return BC_BATCH_ERROR;
+    return BC_BATCH_OK;
+}
+
+/* The caps on the client's free-form JSON (bc_json_fits), for every
+ * surface in one place: the batch's metadata, variables and post_call, and
+ * each recipient's metadata and variables, named by the recipient's
+ * position in the request. */
+static int free_json_fits(const bc_batch_spec *s, char *why, size_t cap)
+{
+    json_t *r;
+    size_t i;
+    char field[64];
+
+    if (bc_json_fits(s->metadata, "metadata", BC_JSON_MAX_BYTES, why, cap) < 0 ||
+        bc_json_fits(s->variables, "variables", BC_JSON_MAX_BYTES, why, cap) < 0 ||
+        bc_json_fits(s->post_call, "post_call", BC_JSON_MAX_BYTES, why, cap) < 0)
+        return -1;
+    json_array_foreach(s->recipients, i, r) {
+        for (int k = 0; k < 2; k++) {
+            const char *name = k ? "variables" : "metadata";
+
+            snprintf(field, sizeof field, "recipients[%zu].%s", i, name);
+            if (bc_json_fits(json_object_get(r, name), field, BC_JSON_MAX_BYTES, why, cap) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
+                            const bc_batch_spec *s, char id_out[48], bc_err *err)
+{
+    creating c = { .state = "pending" };
+    PGresult *rel = NULL;
+    bc_batch_rc rc;
+    char why[200];
+
+    if (bc_id_new(c.id, sizeof c.id, "acb") < 0) {
+        bc_err_set(err, "no randomness for batch id");
+        return BC_BATCH_ERROR;
+    }
+    snprintf(id_out, 48, "%s", c.id);
+    if (bc_agent_voicemail_check(s->voicemail, why, sizeof why) < 0) {
+        bc_err_set(err, "%s", why);
+        return BC_BATCH_BAD_VOICEMAIL;
+    }
+    if (free_json_fits(s, why, sizeof why) < 0) {
+        bc_err_set(err, "%s", why);
+        return BC_BATCH_TOO_BIG;
+    }
+    if ((rc = check_zones(pg, s, err)) != BC_BATCH_OK ||
+        (rc = check_times(pg, s, &c, err)) != BC_BATCH_OK)
+        return rc;
+    if (bc_pg_begin(pg, err) < 0)
+        return BC_BATCH_ERROR;
+    if ((rc = create_in_txn(api, pg, who, s, &c, &rel, err)) != BC_BATCH_OK ||
+        bc_pg_commit(pg, err) < 0) {
+        bc_pg_rollback(pg);
+        PQclear(rel);
+        return rc != BC_BATCH_OK ? rc : BC_BATCH_ERROR;
+    }
+    bc_failpoint("api.after_commit");
+    /* Durable now. A failed publish leaves the rows for the relay. */
+    if (rel)
+        bc_publisher_outbox_rows(api->pub, rel, NULL);
+    PQclear(rel);
+    return BC_BATCH_OK;
+}
