@@ -336,19 +336,20 @@ static const bc_pg_stmt *const stmt_sets[] = {
 };
 
 /* One table of the statements of stmt_sets (ends with a zeroed entry);
- * caller frees. NULL when out of memory. */
+ * caller frees. NULL when out of memory. An entry with no name and SQL is
+ * an include (BC_PG_INCLUDE): copied as it is, bc_pg_connect follows it. */
 static bc_pg_stmt *stmts_join(void)
 {
     size_t n = 0, k = 0;
     bc_pg_stmt *all;
 
     for (int i = 0; stmt_sets[i]; i++)
-        for (const bc_pg_stmt *st = stmt_sets[i]; st->name; st++)
+        for (const bc_pg_stmt *st = stmt_sets[i]; st->name || st->sql; st++)
             n++;
     if (!(all = calloc(n + 1, sizeof *all)))
         return NULL;
     for (int i = 0; stmt_sets[i]; i++)
-        for (const bc_pg_stmt *st = stmt_sets[i]; st->name; st++)
+        for (const bc_pg_stmt *st = stmt_sets[i]; st->name || st->sql; st++)
             all[k++] = *st;
     return all;
 }
