@@ -113,6 +113,15 @@ const bc_pg_stmt bc_api_stmts[] = {
     /* Cancel: queued recipients, and those claimed but not yet being dialed
      * (their claim gives its slot back), are cancelled. The batch row lock
      * waits for any dial_start in flight; after it, none can start. */
+    /* Dials of the batch on their way to the carrier: a worker moved them
+     * to 'dialing' (before a cancel committed, or it would have refused)
+     * and holds their lease; they leave 'dialing' once the carrier
+     * answered, refused or timed out. $1 batch id */
+    { "batch_dials_in_flight",
+      "SELECT EXISTS (SELECT 1 FROM calls c JOIN leases l ON l.batch_id = c.batch_id"
+      "                AND l.slot = c.lease_slot AND l.token = c.lease_token"
+      "                WHERE c.batch_id = $1 AND c.ended_at IS NULL AND c.status = 'dialing'"
+      "                  AND l.holder IS NOT NULL AND l.expires_at > now()) AS busy" },
     { "batch_cancel",
       "WITH b AS (UPDATE batches SET state = 'cancelled', cancelled_at = now(),"
       "                  updated_at = now()"

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bc_audit.h"
 #include "bc_batch_admit.h"
@@ -157,6 +158,27 @@ static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
 }
 
 /* Cancels, recorded in the audit log as action (batch.cancel, batch.end). */
+/* Guarantee 5: after a cancel returns, no new call of the batch is placed.
+ * A dial a worker began before the cancel committed may still be on its
+ * way to the carrier, so the cancel returns once none is (each ends within
+ * the worker's carrier timeout, 10 s by default), or after this long. */
+#define CANCEL_DIALS_WAIT_MS 15000
+
+static void wait_dials_in_flight(bc_pg *pg, const char *id)
+{
+    const char *p[] = { id };
+
+    for (int waited = 0; waited < CANCEL_DIALS_WAIT_MS; waited += 20) {
+        PGresult *res = bc_pg_exec(pg, "batch_dials_in_flight", 1, p, NULL);
+        int busy = res && PQntuples(res) == 1 && !strcmp(bc_pg_val(res, 0, "busy"), "t");
+
+        PQclear(res);
+        if (!busy)
+            return;
+        nanosleep(&(struct timespec){ 0, 20 * 1000000L }, NULL);
+    }
+}
+
 static bc_batch_rc cancel(bc_pg *pg, const bc_principal *who, const char *id,
                           const char *action, bc_err *err)
 {
@@ -184,6 +206,7 @@ static bc_batch_rc cancel(bc_pg *pg, const bc_principal *who, const char *id,
               err) < 0 ||
         bc_pg_commit(pg, err) < 0)
         goto fail;
+    wait_dials_in_flight(pg, id);
     return BC_BATCH_OK;
 fail:
     bc_pg_rollback(pg);
