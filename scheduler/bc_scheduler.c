@@ -85,22 +85,26 @@ static const bc_pg_stmt stmts[] = {
      * batches with a free slot keeps min(limit, recipients still to
      * finish) slots if admitted or paused and its region has a live
      * worker, else none, and its free slots beyond that are deleted
-     * (highest first). A slot in use is never touched: only free rows are
-     * taken, locked and skipped if a claim holds them, so a claim in
+     * (highest first), but for those of a pool's numbers its queued
+     * recipients wait for (batch_wanted_slots, sql/0028): deleted, they
+     * would wait for ever. A slot in use is never touched: only free rows
+     * are taken, locked and skipped if a claim holds them, so a claim in
      * flight keeps its slot and a late write of an old holder still finds
      * no row with its token. Returns a row per slot given back. */
     { "give_back",
       "WITH f AS (SELECT DISTINCT batch_id FROM leases WHERE call_id IS NULL),"
       " live AS (SELECT region_has_workers($1) AS ok),"
-      " b AS MATERIALIZED (SELECT b.id,"
+      " b AS MATERIALIZED (SELECT b.id, b.target_concurrency_limit AS lim,"
       "              CASE WHEN b.state IN ('admitted', 'paused') AND (SELECT ok FROM live)"
       "                   THEN batch_slots_needed(b.id, b.target_concurrency_limit)"
       "                   ELSE 0 END AS need,"
       "              (SELECT count(*) FROM leases l WHERE l.batch_id = b.id) AS held"
       "         FROM batches b WHERE b.id IN (SELECT batch_id FROM f) AND b.region = $1),"
       " d AS (SELECT x.batch_id, x.slot FROM b,"
+      "         LATERAL (SELECT ARRAY(SELECT batch_wanted_slots(b.id, b.lim)) AS slots) w,"
       "         LATERAL (SELECT l.batch_id, l.slot FROM leases l"
       "                   WHERE l.batch_id = b.id AND l.call_id IS NULL"
+      "                     AND l.slot <> ALL (w.slots)"
       "                   ORDER BY l.slot DESC LIMIT greatest(0, b.held - b.need)"
       "                   FOR UPDATE SKIP LOCKED) x"
       "        WHERE b.held > b.need)"
@@ -122,14 +126,16 @@ static const bc_pg_stmt stmts[] = {
       "   AND x.held < x.need"
       " ORDER BY b.admitted_at, b.id LIMIT 100" },
     /* Adds up to $2 free slots to batch $1, the lowest numbers it lacks
-     * below its limit $3 (so it never has more than its limit). */
+     * below its limit $3 (so it never has more than its limit), those of
+     * a pool's numbers its queued recipients wait for first (sql/0028). */
     { "leases_grow",
       "INSERT INTO leases (batch_id, slot, number)"
       " SELECT $1, g, (SELECT from_pool[1 + g % cardinality(from_pool)]"
       "                  FROM batches WHERE id = $1)"
       "   FROM generate_series(0, $3::int - 1) AS g"
       "  WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = $1 AND l.slot = g)"
-      "  ORDER BY g LIMIT $2::int ON CONFLICT DO NOTHING" },
+      "  ORDER BY g = ANY (ARRAY(SELECT batch_wanted_slots($1, $3::int))) DESC, g"
+      "  LIMIT $2::int ON CONFLICT DO NOTHING" },
     /* Admitted batches with work that could be released. OFFSET 0 keeps
      * each batch's test a lookup by batch_id: pulled up into a join, with
      * the statistics of a table just filled, it ran as a scan of every

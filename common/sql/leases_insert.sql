@@ -1,11 +1,20 @@
 -- Sets an admitted batch's lease slots to $2, its reservation
--- (bc_lease_reservation): slots 0..$2-1 exist, and free slots at or above
--- $2 (left by an earlier admission) go; a slot in use is never taken. With
--- a caller-ID pool, slot s belongs to number from_pool[s mod n].
+-- (bc_lease_reservation): $2 slots exist, and free slots beyond them (left
+-- by an earlier admission) go; a slot in use is never taken. The slots are
+-- 0..$2-1, except that with a caller-ID pool, where slot s belongs to
+-- number from_pool[s mod n], the slots of the numbers its queued
+-- recipients wait for (batch_wanted_slots, sql/0028) come first.
 -- $1 batch id, $2 slots.
-WITH dropped AS (
-    DELETE FROM leases WHERE batch_id = $1 AND slot >= $2::int AND call_id IS NULL)
+WITH b AS MATERIALIZED (
+    SELECT from_pool, target_concurrency_limit AS lim,
+           ARRAY(SELECT batch_wanted_slots(id, target_concurrency_limit)) AS wanted
+      FROM batches WHERE id = $1),
+kept AS MATERIALIZED (
+    SELECT g, b.from_pool[1 + g % cardinality(b.from_pool)] AS number
+      FROM b, generate_series(0, greatest(b.lim, $2::int) - 1) AS g
+     ORDER BY g = ANY (b.wanted) DESC, g LIMIT $2::int),
+dropped AS (
+    DELETE FROM leases WHERE batch_id = $1 AND call_id IS NULL
+       AND slot NOT IN (SELECT g FROM kept))
 INSERT INTO leases (batch_id, slot, number)
-SELECT $1, g, (SELECT from_pool[1 + g % cardinality(from_pool)]
-                 FROM batches WHERE id = $1)
-  FROM generate_series(0, $2::int - 1) AS g ON CONFLICT DO NOTHING;
+SELECT $1, g, number FROM kept ON CONFLICT DO NOTHING;

@@ -97,3 +97,39 @@ def test_a_pool_must_name_the_tenants_own_numbers(stack):
                           headers=cartesia_headers(t["api_key"]), timeout=10)
         assert r.status_code == status and word in r.text, (pool, r.text)
     assert stack.sql("SELECT count(*) FROM batches WHERE tenant_id = %s", t["tenant_id"])[0][0] == 0
+
+
+def test_a_retry_is_dialed_from_its_number_however_far_its_batch_drained(stack):
+    """A recipient that keeps a pool number (its first attempt's, here its
+    own from_number) waits for a slot of that number, so its batch must
+    hold one for it however far the batch has drained: while its automatic
+    retry waits out its interval as the other calls end, and when a manual
+    retry admits the finished batch again for it alone."""
+    t = stack.tenant(concurrency=20)
+    nums = [f"+1557{secrets.randbelow(10**7):07d}" for _ in range(3)]
+    for n in nums:
+        stack.cli("number-create", "--tenant", t["tenant_id"], "--number", n)
+    # One slot per number: slot s is nums[s mod 3]. The recipient keeps the
+    # last number, whose slot is the first a draining batch gives back.
+    pool = {"numbers": nums, "max_concurrent_per_number": 1}
+    busy = f"+1559{secrets.randbelow(1000):03d}0486"
+    recipients = [{"to_number": busy, "from_number": nums[2]}] + \
+        [{"to_number": f"+1559{secrets.randbelow(1000):03d}{i:04d}"} for i in (1, 2)]
+    # The retry waits 2 s: the other two calls end well before.
+    bid = create(stack, t, [], limit=3, caller_id_pool=pool, recipients=recipients,
+                 max_retries=1, retry_on=["busy"], retry_intervals_s=[2])
+    assert stack.sql("SELECT target_concurrency_limit FROM batches WHERE id = %s", bid)[0][0] == 3
+
+    def busy_calls():
+        return stack.sql("SELECT c.attempt, c.from_number, c.ended_at IS NOT NULL FROM calls c"
+                         " JOIN recipients r ON r.id = c.recipient_id"
+                         " WHERE c.batch_id = %s AND r.to_number = %s ORDER BY 1", bid, busy)
+
+    all_terminal(stack, bid, 30)
+    assert busy_calls() == [(1, nums[2], True), (2, nums[2], True)]
+    r = requests.post(f"{stack.api}{URL}/{bid}/retry", headers=cartesia_headers(t["api_key"]),
+                      timeout=10)
+    assert r.status_code == 200, r.text
+    wait_until(lambda: len(busy_calls()) == 3 and busy_calls()[2][2], 30,
+               "the manual retry's call to end")
+    assert busy_calls() == [(1, nums[2], True), (2, nums[2], True), (3, nums[2], True)]
