@@ -168,10 +168,18 @@ static void apply(bc_worker *w, const rd_kafka_message_t *m)
     } else if (call && kind && !strcmp(kind, "hangup")) {
         /* Ending a live call (a cancel with hang-up): the carrier ends it
          * and its final status callback frees the slot, never before. A
-         * call not yet answered is cancelled, one talking hung up. */
-        if (sid)
-            update_call(w, sid, call, "Status",
-                        status && !strcmp(status, "in-progress") ? "completed" : "canceled");
+         * call talking is hung up (completed), one not yet answered
+         * cancelled; each is a no-op on a call in the other state. Our
+         * status may lag the carrier's (answered, its callback not yet
+         * applied), so a call not known to talk is sent both, in either
+         * order: one of them ends it. */
+        if (sid) {
+            int talking = status && !strcmp(status, "in-progress");
+
+            update_call(w, sid, call, "Status", "completed");
+            if (!talking)
+                update_call(w, sid, call, "Status", "canceled");
+        }
     } else if (!call || !status) {
         bc_log(w->ctx->log, BC_WARN, "event.malformed", NULL);
     } else if (!strcmp(status, "ringing") || !strcmp(status, "in-progress") ||
