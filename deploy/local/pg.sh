@@ -54,6 +54,15 @@ CONF
         # Trust only loopback: this cluster is for tests and demos.
         printf 'local all all trust\nhost all all 127.0.0.1/32 trust\n' > "$DATA/pg_hba.conf"
     fi
+    # Per-statement costs for bench/run.py --statements (issue 17); a cluster
+    # made before this line gets it at its next start.
+    if ! grep -q "^shared_preload_libraries = 'pg_stat_statements'" "$DATA/postgresql.conf"; then
+        cat >> "$DATA/postgresql.conf" <<CONF
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = top
+pg_stat_statements.track_planning = on
+CONF
+    fi
     if ! as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
         as_pg "$BIN/pg_ctl" -D "$DATA" -l "$(dirname "$DATA")/postgres.log" -w -t 60 start >/dev/null
     fi
