@@ -26,6 +26,7 @@ static counts *counts_of(sim_map *m, const char *k)
 void sim_ledger_live_add(sim *s, call *c, int d)
 {
     s->live += d;
+    c->gone_ms = d < 0 ? now_ms() : 0;
     if (s->live > s->peak)
         s->peak = s->live;
     if (c->batch[0]) {
@@ -223,12 +224,17 @@ void sim_ledger_route(sim *s, const bc_http_req *req, const char *path, bc_http_
 
         for (size_t i = 0; l && i < l->n; i++) {
             dial *d = &l->v[i];
-            json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o}",
+            call *c = sim_map_get(&s->calls, d->sid);
+            /* ended_ms: when the call stopped holding a line here (B3
+             * splits each slot's idle time at it), null while live. */
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:o}",
                                                  "call_sid", d->sid, "call_id", d->call_id,
                                                  "to", d->to, "from", d->from, "batch_id", d->batch,
                                                  "tenant_id", d->tenant, "at_ms",
-                                                 (json_int_t)d->at_ms, "params", form_json(d->form),
-                                                 "agent", agent_json(sim_map_get(&s->calls, d->sid))));
+                                                 (json_int_t)d->at_ms, "ended_ms",
+                                                 c && c->gone_ms ? json_integer(c->gone_ms) : json_null(),
+                                                 "params", form_json(d->form),
+                                                 "agent", agent_json(c)));
         }
         bc_http_json(resp, 200, json_pack("{s:o}", "dials", arr));
     } else if (!strcmp(path, "/ledger/reset") && !strcmp(bc_http_method(req), "POST")) {

@@ -48,6 +48,7 @@ typedef struct call {
     int stale_seq;           /* 1 + SequenceNumber of a stale resend, or 0 */
     int events;              /* StatusCallbackEvent asked for: BC_EV_* bits */
     long long due;           /* next event due (real ms) */
+    long long gone_ms;       /* when it stopped being live (real ms), or 0 */
     int heap_idx;            /* -1: not in the heap */
     /* What runs once the call is answered, and what it did (the ledger's
      * "agent"). gen changes whenever what runs is replaced or over, so a
