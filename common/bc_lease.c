@@ -12,9 +12,13 @@ int bc_lease_reservation(int limit, long remaining)
     return n > 0 ? (int)n : 0;
 }
 
-int bc_lease_admits(int tenant_limit, long reserved, int want)
+int bc_lease_grant(int tenant_limit, long reserved, int want)
 {
-    return want >= 0 && reserved >= 0 && reserved + want <= tenant_limit;
+    long room = tenant_limit - reserved;
+
+    if (want < 0 || reserved < 0 || room < 0 || (room == 0 && want > 0))
+        return -1;
+    return want < room ? want : (int)room;
 }
 
 long bc_lease_renew_ms(long ttl_s)

@@ -13,10 +13,12 @@ int bc_lease_default_limit(int tenant_limit);
  * reserves 2, and as a batch drains its reservation shrinks with it. */
 int bc_lease_reservation(int limit, long remaining);
 
-/* 1 if a batch wanting want slots (0 or more: a batch with nothing left
- * to call reserves nothing) fits beside reserved ones under the tenant's
- * limit, else 0. */
-int bc_lease_admits(int tenant_limit, long reserved, int want);
+/* The slots a batch that can use want (0 or more: a batch with nothing
+ * left to call reserves nothing) is given now beside reserved ones under
+ * the tenant's limit: all of them if they are free, else the ones that
+ * are (it is admitted and grows as slots free up, so no slot stays idle
+ * while a batch waits). -1: not one is free, the batch waits. */
+int bc_lease_grant(int tenant_limit, long reserved, int want);
 
 /* How often a holder renews a lease of ttl_s seconds: a third of it, so two
  * renewals can fail before the lease expires. At least 100 ms. */

@@ -361,15 +361,16 @@ static int tenant_room(bc_scheduler *s, const char *tenant, long *conc, long *re
     return 0;
 }
 
-/* Admits one batch if its tenant has room for what it can use, min(its
- * limit, recipients still to finish), and gives it that many slots; 1
- * admitted, 0 no room (it waits as pending, saying so), -1 error. */
+/* Admits one batch if its tenant has a free slot, and gives it what it
+ * can use, min(its limit, recipients still to finish), or as many as are
+ * free (grow adds the rest as they free up); 1 admitted, 0 no room (it
+ * waits as pending, saying so), -1 error. */
 static int admit(bc_scheduler *s, const char *batch, const char *tenant, bc_err *err)
 {
     PGresult *res = NULL, *rel = NULL;
     long conc, reserved;
     char slots[24];
-    int rc = -1, need;
+    int rc = -1, need;   /* then the slots granted */
 
     if (bc_pg_begin(s->pg, err) < 0)
         return -1;
@@ -378,10 +379,11 @@ static int admit(bc_scheduler *s, const char *batch, const char *tenant, bc_err 
     const char *b[] = { batch };
     if (!(res = bc_pg_exec(s->pg, "batch_need", 1, b, err)) || PQntuples(res) != 1)
         goto out;
-    need = (int)bc_pg_int(res, 0, "need", 0);   /* batch_slots_needed: capped at its limit */
+    /* batch_slots_needed: capped at its limit */
+    need = bc_lease_grant((int)conc, reserved, (int)bc_pg_int(res, 0, "need", 0));
     PQclear(res);
     res = NULL;
-    if (!bc_lease_admits((int)conc, reserved, need)) {
+    if (need < 0) {
         const char *w[] = { batch, "concurrency" };
         if (!(res = bc_pg_exec(s->pg, "to_pending", 2, w, err)))
             goto out;
@@ -480,20 +482,22 @@ static void admission(bc_scheduler *s)
 }
 
 /* Deletes the free slots batches can no longer use (see "give_back"), so
- * the batches waiting behind them are admitted at once. */
-static void give_back(bc_scheduler *s)
+ * the batches waiting behind them are admitted at once. Returns how many. */
+static int give_back(bc_scheduler *s)
 {
     const char *p[] = { s->region };
     PGresult *res = bc_pg_exec(s->pg, "give_back", 1, p, NULL);
+    int n;
 
     if (!res)
-        return;
-    if (PQntuples(res) > 0) {
+        return 0;
+    if ((n = PQntuples(res)) > 0) {
         bc_metric_add(s->m_given_back, PQntuples(res));
         bc_log(s->ctx->log, BC_DEBUG, "lease.given_back", "{s:i,s:s}", "slots",
                PQntuples(res), "batch_id", bc_pg_val(res, 0, "batch_id"));
     }
     PQclear(res);
+    return n;
 }
 
 /* Gives admitted batches holding fewer slots than they can use as many
@@ -689,7 +693,12 @@ void bc_scheduler_tick(bc_scheduler *s)
         if (!s->leader)
             return;
     }
-    give_back(s);
+    /* Slots given back go at once to the batches waiting for them:
+     * admitted ones holding fewer than they can use first (grow, oldest
+     * first), then those still pending. Else grow runs once a second. */
+    int grew = give_back(s) > 0;
+    if (grew)
+        grow(s);
     admission(s);
     expire(s);
     credits_resume(s);
@@ -701,7 +710,8 @@ void bc_scheduler_tick(bc_scheduler *s)
     if (now >= s->next_reap) {
         reap(s);
         unclaim_paused(s);
-        grow(s);
+        if (!grew)
+            grow(s);
         const char *r[] = { s->region };
         if (bc_pg_run(s->pg, "workers_forget", 1, r, &err) < 0)
             bc_log(s->ctx->log, BC_WARN, "workers.forget_failed", "{s:s}", "error", err.msg);

@@ -37,7 +37,7 @@ int bc_batch_admit(bc_api *api, bc_pg *pg, const char *tenant, long concurrency,
     char slots[16];
 
     const char *o[] = { tenant, id };
-    int older_waits, held, need, live, admit;
+    int older_waits, held, need, grant, live, admit;
 
     *rel = NULL;
     /* Paused, itself or by its tenant: it waits as pending (or scheduled)
@@ -61,8 +61,8 @@ int bc_batch_admit(bc_api *api, bc_pg *pg, const char *tenant, long concurrency,
         return -1;
     older_waits = !strcmp(bc_pg_val(res, 0, "waiting"), "t");
     PQclear(res);
-    admit = !scheduled_ahead && !held && !older_waits && live &&
-            bc_lease_admits((int)concurrency, reserved, need);
+    grant = bc_lease_grant((int)concurrency, reserved, need);
+    admit = !scheduled_ahead && !held && !older_waits && live && grant >= 0;
     state = scheduled_ahead ? "scheduled" : admit ? "admitted" : "pending";
     if (!scheduled_ahead && !admit && !held)
         why = !live ? "region" : "concurrency";
@@ -70,7 +70,7 @@ int bc_batch_admit(bc_api *api, bc_pg *pg, const char *tenant, long concurrency,
     if (!(res = bc_pg_exec(pg, "batch_set_state", 3, a, err)))
         return -1;
     PQclear(res);
-    snprintf(slots, sizeof slots, "%d", need);
+    snprintf(slots, sizeof slots, "%d", grant);
     if (admit && !(*rel = open_window(api, pg, id, slots, region, err)))
         return -1;
     return 0;

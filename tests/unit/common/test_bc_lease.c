@@ -20,16 +20,23 @@ static void test_default_limit_is_half_at_least_one(void **state)
 static void test_admission_never_exceeds_tenant_limit(void **state)
 {
     (void)state;
-    assert_true(bc_lease_admits(20, 10, 10));
-    assert_false(bc_lease_admits(20, 11, 10));
-    assert_false(bc_lease_admits(20, 0, 21));
-    assert_true(bc_lease_admits(20, 20, 0));     /* nothing left to call */
-    assert_false(bc_lease_admits(20, 21, 0));
-    assert_false(bc_lease_admits(20, 0, -1));
+    assert_int_equal(bc_lease_grant(20, 10, 10), 10);   /* all it can use */
+    assert_int_equal(bc_lease_grant(20, 11, 10), 9);    /* what is free: it grows later */
+    assert_int_equal(bc_lease_grant(20, 0, 21), 20);
+    assert_int_equal(bc_lease_grant(20, 20, 5), -1);    /* nothing free: it waits */
+    assert_int_equal(bc_lease_grant(20, 20, 0), 0);     /* nothing left to call */
+    assert_int_equal(bc_lease_grant(20, 21, 0), -1);
+    assert_int_equal(bc_lease_grant(20, 0, -1), -1);
+    assert_int_equal(bc_lease_grant(20, -1, 1), -1);
     for (long reserved = 0; reserved <= 30; reserved++)
-        for (int lim = 0; lim <= 30; lim++)
-            if (bc_lease_admits(20, reserved, lim))
-                assert_true(reserved + lim <= 20);
+        for (int want = 0; want <= 30; want++) {
+            int g = bc_lease_grant(20, reserved, want);
+            if (g >= 0)
+                assert_true(reserved + g <= 20 && g <= want);
+            /* A free slot is never left idle while a batch wants one. */
+            if (reserved < 20 && want > 0)
+                assert_true(g >= 1);
+        }
 }
 
 static void test_reservation_is_what_the_batch_can_use(void **state)
@@ -45,10 +52,10 @@ static void test_reservation_is_what_the_batch_can_use(void **state)
     long reserved = 0;
     for (int i = 0; i < 10; i++) {
         int want = bc_lease_reservation(bc_lease_default_limit(20), 2);
-        assert_true(bc_lease_admits(20, reserved, want));
+        assert_int_equal(bc_lease_grant(20, reserved, want), want);
         reserved += want;
     }
-    assert_false(bc_lease_admits(20, reserved, bc_lease_reservation(10, 1)));
+    assert_int_equal(bc_lease_grant(20, reserved, bc_lease_reservation(10, 1)), -1);
 }
 
 static void test_renew_is_a_third_of_the_ttl(void **state)
