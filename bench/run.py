@@ -242,6 +242,38 @@ def cpu_table(label, pids, before, after, wall):
     return total
 
 
+def statements_start(sc):
+    """Turns on per-statement accounting for the scenario's database, if the
+    cluster loads pg_stat_statements (deploy/local/pg.sh asks it to; a
+    cluster started before that needs a restart). False if it does not."""
+    try:
+        sc.s.sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        sc.s.sql("SELECT pg_stat_statements_reset()")
+        return True
+    except Exception as e:  # noqa: BLE001 (not loaded: say so, go on)
+        print(f"  (no per-statement table: {str(e).strip().splitlines()[0]})", flush=True)
+        return False
+
+
+def statements_table(sc, label, attempts, top=15):
+    """The statements of the scenario's database that took the most time,
+    per attempt: where the PostgreSQL backends' CPU goes."""
+    rows = sc.s.sql(
+        "SELECT s.calls, s.total_exec_time + s.total_plan_time, s.rows,"
+        "       regexp_replace(left(s.query, 400), '\\s+', ' ', 'g')"
+        "  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+        " WHERE d.datname = current_database()"
+        " ORDER BY 2 DESC LIMIT %s", top)
+    total = sc.s.sql("SELECT sum(s.total_exec_time + s.total_plan_time) FROM pg_stat_statements s"
+                     " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()")[0][0]
+    print(f"  {label} statements by time (all: {float(total or 0) / attempts * 1000:.0f} us per attempt):",
+          flush=True)
+    print(f"    {'us/attempt':>10} {'calls':>8} {'us/call':>8} {'rows/call':>9}  statement", flush=True)
+    for calls, ms, nrows, q in rows:
+        print(f"    {ms / attempts * 1000:10.1f} {calls:8d} {ms / calls * 1000:8.1f} "
+              f"{nrows / calls:9.1f}  {q[:150]}", flush=True)
+
+
 def b2(args):
     """Dispatch throughput with zero-length calls."""
     n = args.b2_n
@@ -253,6 +285,7 @@ def b2(args):
         per = 5000
         bids = []
         pids = stack_pids(sc)
+        stmts = statements_start(sc)
         before = {k: cpu_seconds(p) for k, p in pids.items()}
         t0 = time.monotonic()
         for i in range(0, n, per):
@@ -264,6 +297,8 @@ def b2(args):
         pids.update(stack_pids(sc))
         after = {k: cpu_seconds(p) for k, p in pids.items()}
         cores = cpu_table("B2", pids, before, after, time.monotonic() - t0)
+        if stmts:
+            statements_table(sc, "B2", n)
         # Ours alone: the carrier (simulator) and the customer's agent are
         # not batchcall's cost.
         ours = sum(after[k] - before.get(k, 0.0) for k in after if k not in ("sim", "agent"))
@@ -309,6 +344,7 @@ def b3(args):
         peak = sc.ledger()["batches"][bid]["peak_live"]
         rows = sc.s.sql("SELECT extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000"
                         " FROM calls WHERE batch_id = %s", bid)
+        split = b3_split(sc, bid)
     finally:
         sc.close()
     # Only while work waits, after the first fill.
@@ -321,6 +357,36 @@ def b3(args):
     row("B3", "slots busy while work waits", util, "%", 100.0, ">= 95 %")
     row("B3", "peak live calls (limit 200)", float(peak), "calls", float(limit), "never above")
     row("B3", "refill gap p99 (our end -> next claim)", pct(gaps, 99), "ms", None, "<= 100 ms")
+    for what, v in split:
+        row("B3", what, v, "ms")
+
+
+def b3_split(sc, bid):
+    """Where a slot's idle time goes, as the carrier sees it: from a call's
+    end at the carrier to the next dial it receives, split into the legs
+    of the path (means over the run). The carrier's clock is
+    CLOCK_MONOTONIC, PostgreSQL's is the wall clock: converted here."""
+    off = time.time() * 1000.0 - time.monotonic() * 1000.0
+    dials = sc.dials(bid)
+    ours = {r[0]: (float(r[1]) - off, float(r[2]) - off if r[2] is not None else None)
+            for r in sc.s.sql("SELECT id, extract(epoch FROM created_at) * 1000,"
+                              " extract(epoch FROM ended_at) * 1000 FROM calls WHERE batch_id = %s",
+                              bid)}
+    cb, dl = [], []
+    for d in dials:
+        o = ours.get(d["call_id"])
+        if not o:
+            continue
+        dl.append(d["at_ms"] - o[0])              # our claim -> the carrier has the create
+        if d.get("ended_ms") and o[1] is not None:
+            cb.append(o[1] - d["ended_ms"])       # carrier's end -> our end written
+    starts = sorted(d["at_ms"] for d in dials)
+    ends = sorted(d["ended_ms"] for d in dials if d.get("ended_ms"))
+    n0 = sc.s.sql("SELECT target_concurrency_limit FROM batches WHERE id = %s", bid)[0][0]
+    total = [max(0.0, a - e) for a, e in zip(starts[n0:], ends)]
+    return [("  slot idle, carrier's end -> its next dial, mean", statistics.mean(total) if total else 0.0),
+            ("    carrier's end -> our end written, mean", statistics.mean(cb) if cb else 0.0),
+            ("    our claim -> carrier has the create, mean", statistics.mean(dl) if dl else 0.0)]
 
 
 def b4(args):
