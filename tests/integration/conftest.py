@@ -389,6 +389,14 @@ def cartesia_headers(key):
             "Content-Type": "application/json"}
 
 
+def cartesia_batch(stack, t, bid):
+    """Tenant t's batch bid as Cartesia's Get Batch answers it (asserting 200)."""
+    r = requests.get(f"{stack.api}/agents/calls/batches/{bid}",
+                     headers=cartesia_headers(t["api_key"]), timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def bearer(key):
     return {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
 
