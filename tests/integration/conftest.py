@@ -384,6 +384,19 @@ def demo(stack):
     return stack.tenant(concurrency=20)
 
 
+def consume_from_start(stack, name, group, conf=None):
+    """A consumer of the session's topic <prefix>.<name>, assigned every
+    partition from offset 0 (its group commits nothing: each read is of the
+    whole topic). conf: more settings. Caller closes it."""
+    from confluent_kafka import Consumer, TopicPartition
+    topic = f"{stack.prefix}.{name}"
+    c = Consumer(dict({"bootstrap.servers": stack.brokers, "group.id": group,
+                       "auto.offset.reset": "earliest", "enable.auto.commit": False}, **(conf or {})))
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    return c
+
+
 def cartesia_headers(key):
     return {"X-API-Key": key, "Cartesia-Version": "2026-03-01",
             "Content-Type": "application/json"}

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 import requests
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from conftest import (BUILD, Proc, batchcall_headers, cartesia_headers, free_port, system_settled,
-                      wait_until)
+from conftest import (BUILD, Proc, batchcall_headers, cartesia_headers, consume_from_start, free_port,
+                      system_settled, wait_until)
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -116,10 +116,7 @@ def test_duplicated_jobs_are_not_dialed_twice(stack):
     numbers = [f"+1417{i:07d}" for i in range(60)]
     bid = create(stack, t, numbers, limit=5)
     topic = f"{stack.prefix}.jobs.us"
-    c = Consumer({"bootstrap.servers": stack.brokers, "group.id": "dup-" + bid,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    md = c.list_topics(topic, timeout=10)
-    c.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])
+    c = consume_from_start(stack, "jobs.us", "dup-" + bid)
     jobs, deadline = [], time.monotonic() + 5
     while time.monotonic() < deadline:
         m = c.poll(0.2)

@@ -30,6 +30,15 @@ def settled(stack, bid):
                      "    AND status IN ('dispatched', 'started'))", bid, bid)[0][0] == 0
 
 
+def pause_until_settled(stack, t, bid):
+    """Pauses tenant t's batch bid (Cartesia's route) and waits for the call
+    it had live to finish."""
+    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/pause",
+                      headers=cartesia_headers(t["api_key"]), timeout=10)
+    assert r.status_code == 200, r.text
+    wait_until(lambda: settled(stack, bid), 30, "the live call to finish")
+
+
 def status_counts(stack, bid):
     return dict(stack.sql("SELECT status, count(*) FROM recipients WHERE batch_id = %s GROUP BY 1", bid))
 

@@ -14,10 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from confluent_kafka import Consumer, TopicPartition
 
-from conftest import (BUILD, Proc, bearer, cartesia_headers, free_port, scheduler_ticked, scrape,
-                      wait_until)
+from conftest import (BUILD, Proc, bearer, cartesia_headers, consume_from_start, free_port,
+                      scheduler_ticked, scrape, wait_until)
 
 MAX_ATTEMPTS = 5
 BACKOFF_MS = 400
@@ -269,11 +268,7 @@ def test_failing_receiver_gets_retries_with_growing_gaps_then_success(stack, rec
 
 
 def read_dlq(stack, event_id, timeout=20):
-    c = Consumer({"bootstrap.servers": stack.brokers, "group.id": "test-dlq-" + event_id,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    topic = f"{stack.prefix}.webhooks-dlq"
-    md = c.list_topics(topic, timeout=10)
-    c.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])
+    c = consume_from_start(stack, "webhooks-dlq", "test-dlq-" + event_id)
     found = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not found:
@@ -521,7 +516,7 @@ def test_a_batch_its_latest_at_ended_sends_batch_completed_once(stack, receiver,
     call-result says the batch is over: the expiry sweep queues its
     batch.completed, with the expired count, once."""
     from test_dispatch import create, dials
-    from test_pause import settled
+    from test_pause import pause_until_settled
     d = deliverers.start()
     t = stack.tenant(concurrency=4)
     rcv = receiver()
@@ -532,10 +527,7 @@ def test_a_batch_its_latest_at_ended_sends_batch_completed_once(stack, receiver,
     numbers = [f"+1452{i:07d}" for i in range(20)]
     bid = create(stack, t, numbers, limit=1, ttl=3600)
     wait_until(lambda: len(dials(stack, bid)) >= 2, 30, "the batch to be dialing")
-    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/pause",
-                      headers=cartesia_headers(t["api_key"]), timeout=10)
-    assert r.status_code == 200, r.text
-    wait_until(lambda: settled(stack, bid), 30, "the live call to finish")
+    pause_until_settled(stack, t, bid)
     dialed = len(dials(stack, bid))
     assert stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", bid)[0][0] == dialed
     wait_until(lambda: [r[2] for r in deliveries(stack, probe["id"])] == ["delivered"] * dialed,
