@@ -384,6 +384,21 @@ def demo(stack):
     return stack.tenant(concurrency=20)
 
 
+def api_proc(stack, tmp_path, name, **env):
+    """A batchcall-api of a test's own on a free port, the stack's settings
+    with env over them, once ready: (its Proc, port, URL). Caller stops it."""
+    port = free_port()
+    p = Proc(name, [os.path.join(BUILD, "batchcall-api")],
+             dict(stack.env, BC_API_PORT=str(port), **env), str(tmp_path))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        stack.wait_ready(url)
+    except BaseException:
+        p.stop()
+        raise
+    return p, port, url
+
+
 def consume_from_start(stack, name, group, conf=None):
     """A consumer of the session's topic <prefix>.<name>, assigned every
     partition from offset 0 (its group commits nothing: each read is of the

@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import (BUILD, Proc, bearer, cartesia_headers, consume_from_start, free_port,
-                      scheduler_ticked, scrape, wait_until)
+from conftest import (BUILD, Proc, api_proc, bearer, cartesia_headers, consume_from_start,
+                      free_port, scheduler_ticked, scrape, wait_until)
 
 MAX_ATTEMPTS = 5
 BACKOFF_MS = 400
@@ -440,12 +440,8 @@ def test_bad_registrations_get_documented_errors_and_change_nothing(stack, tmp_p
     assert count() == n and state() == s, "a refused request changed something"
 
     # With https required (the default outside local stacks), http is refused.
-    port = free_port()
-    api = Proc("api-https", [os.path.join(BUILD, "batchcall-api")],
-               dict(stack.env, BC_API_PORT=str(port), BC_WEBHOOK_REQUIRE_HTTPS="1"), str(tmp_path))
+    api, _, url = api_proc(stack, tmp_path, "api-https", BC_WEBHOOK_REQUIRE_HTTPS="1")
     try:
-        url = f"http://127.0.0.1:{port}"
-        stack.wait_ready(url)
         r = requests.post(url + "/v1/webhooks", headers=h,
                           json={"url": "http://hooks.example.test/in", "events": ev}, timeout=10)
         assert r.status_code == 400 and r.json()["detail"] == "url"
@@ -469,12 +465,8 @@ def test_private_addresses_are_refused_when_registered_and_when_delivered(
     h = bearer(t["api_key"])
     rcv = receiver()
     count = lambda: stack.sql("SELECT count(*) FROM webhooks WHERE tenant_id = %s", t["tenant_id"])[0][0]
-    port = free_port()
-    api = Proc("api-public", [os.path.join(BUILD, "batchcall-api")],
-               dict(stack.env, BC_API_PORT=str(port), BC_WEBHOOK_ALLOW_PRIVATE="0"), str(tmp_path))
+    api, _, url = api_proc(stack, tmp_path, "api-public", BC_WEBHOOK_ALLOW_PRIVATE="0")
     try:
-        url = f"http://127.0.0.1:{port}"
-        stack.wait_ready(url)
         for bad in (rcv.url, "http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/in",
                     "http://[::1]:8080/in", "http://[::ffff:192.168.0.1]/in",
                     f"http://localhost:{rcv.server.server_address[1]}/hooks/batchcall"):
