@@ -1,7 +1,6 @@
 #include "bc_batches_cli.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include "bc_crypto.h"
 #include "bc_csv.h"
 #include "bc_e164.h"
+#include "bc_file.h"
 #include "bc_term.h"
 
 #define MAX_RECIPIENTS 5000          /* the Cartesia-style create's limit */
@@ -153,47 +153,6 @@ static int id_ok(const char *id)
 
 /* ---- create ------------------------------------------------------------- */
 
-static int read_file(const char *path, char **buf, size_t *len, bc_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    size_t cap = 1 << 16, n = 0;
-    char *p;
-
-    if (!f) {
-        bc_err_set(err, "cannot read %s: %s", path, strerror(errno));
-        return -1;
-    }
-    p = malloc(cap);
-    while (p) {
-        size_t got = fread(p + n, 1, cap - n, f);
-        n += got;
-        if (n > (size_t)MAX_CSV_BYTES) {
-            bc_err_set(err, "%s is larger than %ld MiB", path, MAX_CSV_BYTES >> 20);
-            goto fail;
-        }
-        if (got == 0)
-            break;
-        if (n == cap) {
-            char *q = realloc(p, cap *= 2);
-            if (!q)
-                break;
-            p = q;
-        }
-    }
-    if (!p || ferror(f)) {
-        bc_err_set(err, "cannot read %s: %s", path, p ? strerror(errno) : "out of memory");
-        goto fail;
-    }
-    fclose(f);
-    *buf = p;
-    *len = n;
-    return 0;
-fail:
-    free(p);
-    fclose(f);
-    return -1;
-}
-
 typedef struct upload {
     const char *label;
     long long last_ms;
@@ -313,7 +272,7 @@ static int cmd_create(cli *c)
         bc_err_set(&c->err, "create needs the recipients: --file people.csv");
         return EXIT_USAGE;
     }
-    if (read_file(file, &csv, &len, &c->err) < 0)
+    if (bc_file_read(file, (size_t)MAX_CSV_BYTES, &csv, &len, &c->err) < 0)
         return EXIT_USAGE;
     if (!(recips = bc_csv_recipients(csv, len, MAX_RECIPIENTS, (size_t)MAX_CSV_BYTES, &c->err))) {
         bc_err_wrap(&c->err, "%s", file);

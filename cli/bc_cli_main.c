@@ -3,7 +3,6 @@
  * limits are managed here, never through a public route. `batchcall
  * batches ...` is the tenant's side (cli/bc_batches_cli.c): it talks only to
  * the public API, with the tenant's key. */
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "bc_crypto.h"
 #include "bc_dnc.h"
 #include "bc_e164.h"
+#include "bc_file.h"
 #include "bc_kafka.h"
 #include "bc_log.h"
 #include "bc_migrate.h"
@@ -279,46 +279,6 @@ static int audit_show(bc_pg *pg, bc_config *c, const char *tenant, bc_err *err)
 
 #define MAX_DNC_FILE (256L << 20)   /* bytes: ~15 million numbers */
 
-/* Reads a whole file into *buf (caller frees); at most MAX_DNC_FILE. */
-static int slurp(const char *path, char **buf, size_t *len, bc_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    size_t cap = 1 << 20, n = 0, got;
-    char *p = NULL, *q;
-
-    if (!f) {
-        bc_err_set(err, "cannot read %s: %s", path, strerror(errno));
-        return -1;
-    }
-    do {
-        if (n == cap || !p) {
-            if (!(q = realloc(p, cap = p ? cap * 2 : cap))) {
-                bc_err_set(err, "cannot read %s: out of memory", path);
-                goto fail;
-            }
-            p = q;
-        }
-        got = fread(p + n, 1, cap - n, f);
-        n += got;
-        if (n > (size_t)MAX_DNC_FILE) {
-            bc_err_set(err, "%s is larger than %ld MiB", path, MAX_DNC_FILE >> 20);
-            goto fail;
-        }
-    } while (got > 0);
-    if (ferror(f)) {
-        bc_err_set(err, "cannot read %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    fclose(f);
-    *buf = p;
-    *len = n;
-    return 0;
-fail:
-    fclose(f);
-    free(p);
-    return -1;
-}
-
 /* dnc-import: the tenant's DNC list gains every number of the file, in one
  * transaction, BC_DNC_CHUNK numbers per statement. */
 static int dnc_import(bc_pg *pg, const bc_audit_actor *op, const char *tenant, bc_config *c,
@@ -335,7 +295,7 @@ static int dnc_import(bc_pg *pg, const bc_audit_actor *op, const char *tenant, b
         bc_err_set(err, "dnc-import needs --file numbers.csv");
         return -1;
     }
-    if (slurp(file, &buf, &len, err) < 0)
+    if (bc_file_read(file, (size_t)MAX_DNC_FILE, &buf, &len, err) < 0)
         return -1;
     who.tenant_id = tenant;
     rc = bc_dnc_import_csv(pg, &who, buf, len, *reason ? reason : NULL, &rows, &added, err);
@@ -442,9 +402,9 @@ static int tz_load(bc_pg *pg, bc_config *c, bc_err *err)
         bc_err_set(err, "tz-load needs --file tz-prefixes.txt (deploy/tz-prefixes.py)");
         goto out;
     }
-    if (slurp(file, &buf, &len, err) < 0)
+    if (bc_file_read(file, (size_t)MAX_DNC_FILE, &buf, &len, err) < 0)
         goto out;
-    /* slurp() gives bytes, not a string. */
+    /* bc_file_read() gives bytes, not a string. */
     {
         char *t = realloc(buf, len + 1);
         if (!t) {

@@ -184,15 +184,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, bc_http_resp *resp)
     return ret;
 }
 
-static void error_json(bc_http_resp *resp, int status, const char *msg,
-                       const char *code)
+void bc_http_error(bc_http_resp *resp, int status, const char *code, const char *msg)
 {
     bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
-}
-
-static void error_json_fn(bc_http_resp *resp, int status, const char *code, const char *msg)
-{
-    error_json(resp, status, msg, code);
 }
 
 static void builtin(bc_http *h, const bc_http_req *r, bc_http_resp *resp)
@@ -319,7 +313,7 @@ static void serve(const bc_http_surface *s, const bc_http_route *rt, bc_http_req
     else if (rt)
         rt->fn(s->ud, r, resp);
     else
-        bc_http_miss(r, resp, error_json_fn, "not found");
+        bc_http_miss(r, resp, bc_http_error, "not found");
 }
 
 /* Finds the request's route in the table and runs it; else answers the
@@ -429,7 +423,7 @@ static enum MHD_Result refuse(bc_http *h, bc_http_req *r)
 
     await_request(h, r->conn, 0);
     r->refused = 1;
-    error_json(&resp, 413, "request body too large", "payload_too_large");
+    bc_http_error(&resp, 413, "payload_too_large", "request body too large");
     record(h, r, 413);
     return send_resp(r->conn, &resp);
 }
@@ -513,7 +507,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         resp.status = 503;
     pthread_mutex_unlock(&h->mu);
     if (resp.status == 503) {
-        error_json(&resp, 503, "shutting down", "unavailable");
+        bc_http_error(&resp, 503, "unavailable", "shutting down");
         record(h, r, 503);
         return send_resp(c, &resp);
     }
@@ -538,7 +532,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         return ret;
     }
     if (resp.status == 404 && !resp.body)
-        error_json(&resp, 404, "not found", "not_found");
+        bc_http_error(&resp, 404, "not_found", "not found");
     record(h, r, resp.status);
     ret = send_resp(c, &resp);
     return ret;

@@ -143,6 +143,10 @@ void bc_http_answer(bc_http_later *later, int status, json_t *body);
 
 /* Fills resp with a JSON body. Takes ownership of body (decref'd). */
 void bc_http_json(bc_http_resp *resp, int status, json_t *body);
+/* The server's own error body, {"error": msg, "code": code}: a miss, 413,
+ * 503; Rymi's and Cartesia's surfaces and the core routes under their
+ * paths answer in it too. A bc_http_error_fn. */
+void bc_http_error(bc_http_resp *resp, int status, const char *code, const char *msg);
 /* Adds a response header (silently dropped past 8). */
 void bc_http_add_header(bc_http_resp *resp, const char *name, const char *val);
 

@@ -54,73 +54,6 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
               m->err ? rd_kafka_err2str(m->err) : NULL);
 }
 
-static int set(rd_kafka_conf_t *conf, const char *name, const char *val,
-               bc_err *err)
-{
-    char why[256];
-
-    if (rd_kafka_conf_set(conf, name, val, why, sizeof why) != RD_KAFKA_CONF_OK) {
-        bc_err_set(err, "kafka config %s=%s: %s", name, val, why);
-        return -1;
-    }
-    return 0;
-}
-
-static rd_kafka_conf_t *base_conf(bc_kafka *k, const char *brokers, bc_err *err)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-    if (set(conf, "bootstrap.servers", brokers, err) < 0 ||
-        set(conf, "client.id", "batchcall", err) < 0 ||
-        /* Reconnect fast after a broker restart. */
-        set(conf, "reconnect.backoff.max.ms", "1000", err) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_conf_set_opaque(conf, k);
-    rd_kafka_conf_set_log_cb(conf, on_log);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    return conf;
-}
-
-bc_kafka *bc_kafka_producer_new(const char *brokers, bc_log *log,
-                                bc_kafka_dr_fn dr, void *ud, bc_err *err)
-{
-    bc_kafka *k = calloc(1, sizeof *k);
-    rd_kafka_conf_t *conf;
-    char why[256];
-
-    if (!k)
-        return NULL;
-    k->log = log;
-    k->dr = dr;
-    k->ud = ud;
-    if (!(conf = base_conf(k, brokers, err)))
-        goto fail;
-    /* Idempotence gives acks=all and no duplicates from internal retries;
-     * a message that still fails is retried from the outbox, not dropped. */
-    if (set(conf, "enable.idempotence", "true", err) < 0 ||
-        set(conf, "acks", "all", err) < 0 ||
-        /* librdkafka's default. At 2 ms each event went in a request of
-         * its own, and the broker spent more CPU than any of our processes
-         * (B2: 0.50 cores; 0.22 at 5 ms, with fetch.min.bytes below). */
-        set(conf, "linger.ms", "5", err) < 0 ||
-        set(conf, "message.timeout.ms", "30000", err) < 0) {
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
-    if (!(k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why))) {
-        rd_kafka_conf_destroy(conf);
-        bc_err_set(err, "kafka producer: %s", why);
-        goto fail;
-    }
-    return k;
-fail:
-    free(k);
-    return NULL;
-}
-
 /* Applies assignments ourselves (incrementally, as the cooperative protocol
  * wants) to learn when the first one arrived: see bc_kafka_free. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -148,31 +81,97 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-bc_kafka *bc_kafka_consumer_new(const char *brokers, const char *group,
-                                const char *const *topics, int n, bc_log *log,
-                                bc_err *err)
+static int set(rd_kafka_conf_t *conf, const char *name, const char *val,
+               bc_err *err)
 {
-    bc_kafka *k = calloc(1, sizeof *k);
-    rd_kafka_conf_t *conf;
-    rd_kafka_topic_partition_list_t *subs = NULL;
-    rd_kafka_resp_err_t e;
     char why[256];
+
+    if (rd_kafka_conf_set(conf, name, val, why, sizeof why) != RD_KAFKA_CONF_OK) {
+        bc_err_set(err, "kafka config %s=%s: %s", name, val, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* A producer or consumer for k: the settings every client of ours has, then
+ * the role's (name, value pairs, ending with NULL), our callbacks. NULL with
+ * err set. */
+static rd_kafka_t *client_new(bc_kafka *k, rd_kafka_type_t type, const char *brokers,
+                              const char *const *settings, bc_err *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    char why[256];
+
+    if (set(conf, "bootstrap.servers", brokers, err) < 0 ||
+        set(conf, "client.id", "batchcall", err) < 0 ||
+        /* Reconnect fast after a broker restart. */
+        set(conf, "reconnect.backoff.max.ms", "1000", err) < 0)
+        goto fail;
+    for (; *settings; settings += 2)
+        if (set(conf, settings[0], settings[1], err) < 0)
+            goto fail;
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    if (type == RD_KAFKA_PRODUCER)
+        rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    else
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    if (!(rk = rd_kafka_new(type, conf, why, sizeof why))) {
+        bc_err_set(err, "kafka %s: %s", type == RD_KAFKA_PRODUCER ? "producer" : "consumer",
+                   why);
+        goto fail;
+    }
+    return rk;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+bc_kafka *bc_kafka_producer_new(const char *brokers, bc_log *log,
+                                bc_kafka_dr_fn dr, void *ud, bc_err *err)
+{
+    static const char *const settings[] = {
+        /* Idempotence gives acks=all and no duplicates from internal retries;
+         * a message that still fails is retried from the outbox, not dropped. */
+        "enable.idempotence", "true",
+        "acks", "all",
+        /* librdkafka's default. At 2 ms each event went in a request of
+         * its own, and the broker spent more CPU than any of our processes
+         * (B2: 0.50 cores; 0.22 at 5 ms, with fetch.min.bytes below). */
+        "linger.ms", "5",
+        "message.timeout.ms", "30000",
+        NULL,
+    };
+    bc_kafka *k = calloc(1, sizeof *k);
 
     if (!k)
         return NULL;
     k->log = log;
-    k->consumer = 1;
-    if (!(conf = base_conf(k, brokers, err)))
-        goto fail;
-    if (set(conf, "group.id", group, err) < 0 ||
+    k->dr = dr;
+    k->ud = ud;
+    if (!(k->rk = client_new(k, RD_KAFKA_PRODUCER, brokers, settings, err))) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+bc_kafka *bc_kafka_consumer_new(const char *brokers, const char *group,
+                                const char *const *topics, int n, bc_log *log,
+                                bc_err *err)
+{
+    const char *const settings[] = {
+        "group.id", group,
         /* Offsets are stored by hand once the effect is in PostgreSQL. */
-        set(conf, "enable.auto.offset.store", "false", err) < 0 ||
-        set(conf, "enable.auto.commit", "true", err) < 0 ||
-        set(conf, "auto.commit.interval.ms", "500", err) < 0 ||
-        set(conf, "auto.offset.reset", "earliest", err) < 0 ||
-        set(conf, "partition.assignment.strategy", "cooperative-sticky", err) < 0 ||
-        set(conf, "session.timeout.ms", "10000", err) < 0 ||
-        set(conf, "heartbeat.interval.ms", "1000", err) < 0 ||
+        "enable.auto.offset.store", "false",
+        "enable.auto.commit", "true",
+        "auto.commit.interval.ms", "500",
+        "auto.offset.reset", "earliest",
+        "partition.assignment.strategy", "cooperative-sticky",
+        "session.timeout.ms", "10000",
+        "heartbeat.interval.ms", "1000",
         /* A fetch is answered as soon as there is anything to read, and
          * otherwise held by the broker for 100 ms. Holding it for 4 KiB
          * with a 10 ms limit made every idle consumer ask 100 times a
@@ -181,17 +180,20 @@ bc_kafka *bc_kafka_consumer_new(const char *brokers, const char *group,
          * broker's CPU was the same either way (0.24 and 0.25 cores):
          * under load a fetch finds data waiting, and the producers'
          * linger already batches it. */
-        set(conf, "fetch.wait.max.ms", "100", err) < 0 ||
-        set(conf, "fetch.min.bytes", "1", err) < 0) {
-        rd_kafka_conf_destroy(conf);
+        "fetch.wait.max.ms", "100",
+        "fetch.min.bytes", "1",
+        NULL,
+    };
+    bc_kafka *k = calloc(1, sizeof *k);
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    rd_kafka_resp_err_t e;
+
+    if (!k)
+        return NULL;
+    k->log = log;
+    k->consumer = 1;
+    if (!(k->rk = client_new(k, RD_KAFKA_CONSUMER, brokers, settings, err)))
         goto fail;
-    }
-    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    if (!(k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why))) {
-        rd_kafka_conf_destroy(conf);
-        bc_err_set(err, "kafka consumer: %s", why);
-        goto fail;
-    }
     rd_kafka_poll_set_consumer(k->rk);
     subs = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++)

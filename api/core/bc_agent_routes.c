@@ -58,12 +58,6 @@ const bc_pg_stmt bc_agent_routes_stmts[] = {
     { 0, 0 },
 };
 
-/* Rymi's error body, since these routes live under its /v1. */
-static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
-{
-    bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
-}
-
 static const char *bearer(const bc_http_req *req)
 {
     const char *h = bc_http_header(req, "Authorization");
@@ -89,11 +83,11 @@ static void context(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (!res) {
         bc_log(api->ctx->log, BC_ERROR, "agent.context_failed", "{s:s,s:s}", "call_id", call,
                "error", err.msg);
-        error(resp, 500, "internal_error", "Internal server error");
+        bc_http_error(resp, 500, "internal_error", "Internal server error");
         return;
     }
     if (PQntuples(res) != 1)
-        error(resp, 404, "not_found", "Call not found");
+        bc_http_error(resp, 404, "not_found", "Call not found");
     else
         bc_http_json(resp, 200, json_loads(PQgetvalue(res, 0, 0), 0, NULL));
     PQclear(res);
@@ -106,8 +100,8 @@ static int token_ok(bc_api *api, const bc_http_req *req, const char *call, bc_ht
      * the call is told before it is checked. */
     if (bc_agent_token_check(api->agent_secret, call, bearer(req), (long long)time(NULL)))
         return 0;
-    error(resp, 401, "invalid_token",
-          "Authorization: Bearer must carry this call's bc_token, before it expires");
+    bc_http_error(resp, 401, "invalid_token",
+                  "Authorization: Bearer must carry this call's bc_token, before it expires");
     return -1;
 }
 
@@ -232,7 +226,7 @@ static void report(void *ud, const bc_http_req *req, bc_http_resp *resp)
         return;
     raw = bc_http_body(req, &len);
     if (len > REPORT_MAX) {
-        error(resp, 413, "payload_too_large", "a report is at most 262144 bytes");
+        bc_http_error(resp, 413, "payload_too_large", "a report is at most 262144 bytes");
         return;
     }
     if (!(rep = report_parse(raw, len, resp)))
@@ -248,9 +242,9 @@ static void report(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (!got) {
         bc_log(api->ctx->log, BC_ERROR, "agent.report_failed", "{s:s,s:s}", "call_id", call,
                "error", doc ? err.msg : "out of memory");
-        error(resp, 500, "internal_error", "Internal server error");
+        bc_http_error(resp, 500, "internal_error", "Internal server error");
     } else if (PQntuples(got) != 1) {
-        error(resp, 404, "not_found", "Call not found");
+        bc_http_error(resp, 404, "not_found", "Call not found");
     } else {
         if (PQntuples(res) > 0) {
             /* Committed: a failed publish leaves the row to the relay. */

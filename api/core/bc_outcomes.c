@@ -59,12 +59,6 @@ const bc_pg_stmt bc_outcomes_stmts[] = {
     { 0, 0 },
 };
 
-/* Rymi's and Cartesia's error bodies have the same shape. */
-static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
-{
-    bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
-}
-
 static void reply(bc_http_resp *resp, int status, const char *msg)
 {
     bc_http_json(resp, status, json_pack("{s:s}", status < 300 ? "status" : "error", msg));
@@ -204,14 +198,14 @@ void bc_outcomes_rymi(bc_api *api, bc_pg *pg, const char *tenant, const char *id
 
     if (res && PQntuples(res) == 0) {
         PQclear(res);
-        error(resp, 404, "not_found", "Call not found");
+        bc_http_error(resp, 404, "not_found", "Call not found");
         return;
     }
     PQclear(res);
     if (!res || !(res = bc_pg_exec(pg, "outcomes_legs", 2, p, &err))) {
         bc_log(api->ctx->log, BC_ERROR, "rymi.failed", "{s:s,s:s,s:s}", "what", what,
                "tenant_id", tenant, "error", err.msg);
-        error(resp, 500, "internal_error", "Internal server error");
+        bc_http_error(resp, 500, "internal_error", "Internal server error");
         return;
     }
     legs = json_array();
@@ -292,12 +286,12 @@ void bc_outcomes_cartesia_call(bc_api *api, bc_pg *pg, const char *tenant, const
     if (!res) {
         bc_log(api->ctx->log, BC_ERROR, "cartesia.failed", "{s:s,s:s,s:s}", "what", "call",
                "tenant_id", tenant, "error", err.msg);
-        error(resp, 500, "internal_error", "Internal server error");
+        bc_http_error(resp, 500, "internal_error", "Internal server error");
         return;
     }
     if (PQntuples(res) != 1) {
         PQclear(res);
-        error(resp, 404, "not_found", "call not found");
+        bc_http_error(resp, 404, "not_found", "call not found");
         return;
     }
     report = loads(bc_pg_val(res, 0, "report"));

@@ -19,12 +19,6 @@
 #define API_VERSION "2026-03-01"
 #define MAX_RECIPIENTS 5000
 
-static void error(bc_http_resp *resp, int status, const char *code,
-                  const char *msg)
-{
-    bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
-}
-
 /* Our region names are lowercase; Cartesia's are upper. */
 static json_t *upper(const char *s)
 {
@@ -267,11 +261,11 @@ static void create_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
     long long t0 = bc_now_us(), t_parse, t_store;
 
     if (!(body = bc_json_object(raw, len, why, sizeof why))) {
-        error(resp, 400, "invalid_request", why);
+        bc_http_error(resp, 400, "invalid_request", why);
         return;
     }
     if (bc_cartesia_parse(body, &spec, &recips, why, sizeof why) < 0) {
-        error(resp, 400, "invalid_request", why);
+        bc_http_error(resp, 400, "invalid_request", why);
         goto out;
     }
     t_parse = bc_now_us();
@@ -282,29 +276,29 @@ static void create_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
         break;
     case BC_BATCH_NO_AGENT:
     case BC_BATCH_NO_NUMBER:
-        error(resp, 404, "not_found", err.msg);
+        bc_http_error(resp, 404, "not_found", err.msg);
         goto out;
     case BC_BATCH_NO_ENDPOINT:
     case BC_BATCH_BAD_VOICEMAIL:
     case BC_BATCH_TOO_BIG:
-        error(resp, 400, "invalid_request", err.msg);
+        bc_http_error(resp, 400, "invalid_request", err.msg);
         goto out;
     case BC_BATCH_OVER_LIMIT:
     case BC_BATCH_BAD_TIME:
-        error(resp, 400, "invalid_request", err.msg[0] ? err.msg : "invalid scheduled_at");
+        bc_http_error(resp, 400, "invalid_request", err.msg[0] ? err.msg : "invalid scheduled_at");
         goto out;
     case BC_BATCH_NO_CREDIT:
-        error(resp, 402, "insufficient_credits", "The organization has reached its agents "
-              "usage limit. Upgrade the subscription or enable overages.");
+        bc_http_error(resp, 402, "insufficient_credits", "The organization has reached its "
+                      "agents usage limit. Upgrade the subscription or enable overages.");
         goto out;
     default:
         bc_log(api->ctx->log, BC_ERROR, "batch.create_failed", "{s:s,s:s}",
                "tenant_id", who->tenant_id, "error", err.msg);
-        error(resp, 500, "internal_error", "The batch could not be created.");
+        bc_http_error(resp, 500, "internal_error", "The batch could not be created.");
         goto out;
     }
     if (!(b = bc_batch_load(pg, who->tenant_id, id, 0, &err))) {
-        error(resp, 500, "internal_error", "The batch was created but could not be read.");
+        bc_http_error(resp, 500, "internal_error", "The batch was created but could not be read.");
         goto out;
     }
     bc_http_json(resp, 201, render(b));
@@ -327,7 +321,7 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
     bc_surface_req *s = ud;
 
-    if (bc_gate_idem_begin(s->api, &s->g, req, resp, "cartesia.create", 400, error))
+    if (bc_gate_idem_begin(s->api, &s->g, req, resp, "cartesia.create", 400, bc_http_error))
         return;
     create_batch(s->api, s->g.pg, &s->g.who, req, resp);
     bc_gate_idem_done(s->api, &s->g, resp);
@@ -343,9 +337,9 @@ static void get(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (!b) {
         if (err.msg[0]) {
             bc_log(api->ctx->log, BC_ERROR, "batch.read_failed", "{s:s}", "error", err.msg);
-            error(resp, 500, "internal_error", "The batch could not be read.");
+            bc_http_error(resp, 500, "internal_error", "The batch could not be read.");
         } else {
-            error(resp, 404, "not_found", "batch not found");
+            bc_http_error(resp, 404, "not_found", "batch not found");
         }
         return;
     }
@@ -360,8 +354,9 @@ static void respond_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
     json_t *b = bc_batch_load(pg, who->tenant_id, id, 0, &err);
 
     if (!b) {
-        error(resp, err.msg[0] ? 500 : 404, err.msg[0] ? "internal_error" : "not_found",
-              err.msg[0] ? "The batch could not be read." : "batch not found");
+        bc_http_error(resp, err.msg[0] ? 500 : 404,
+                      err.msg[0] ? "internal_error" : "not_found",
+                      err.msg[0] ? "The batch could not be read." : "batch not found");
         if (err.msg[0])
             bc_log(api->ctx->log, BC_ERROR, "batch.read_failed", "{s:s}", "error", err.msg);
         return;
@@ -373,7 +368,7 @@ static void respond_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
 /* POST /agents/calls/batches/{id}/<verb>: verb is the path's last segment. */
 static void action(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
-    static const bc_batch_errors errors = { error, "batch not found",
+    static const bc_batch_errors errors = { bc_http_error, "batch not found",
                                             "The batch could not be updated." };
     bc_surface_req *s = ud;
     const char *id = bc_http_param(req, "id"), *verb = bc_surface_verb(s);
@@ -401,12 +396,12 @@ static void list(void *ud, const bc_http_req *req, bc_http_resp *resp)
     size_t i;
 
     if (bc_http_query_long(req, "limit", 1, 100, 10, &n) < 0) {
-        error(resp, 400, "invalid_request", "limit must be an integer between 1 and 100");
+        bc_http_error(resp, 400, "invalid_request", "limit must be an integer between 1 and 100");
         return;
     }
     if (!(arr = bc_batch_list(pg, who->tenant_id, agent, after, (int)n, &more, &err))) {
         bc_log(api->ctx->log, BC_ERROR, "batch.list_failed", "{s:s}", "error", err.msg);
-        error(resp, 500, "internal_error", "The batches could not be listed.");
+        bc_http_error(resp, 500, "internal_error", "The batches could not be listed.");
         return;
     }
     out = json_array();
@@ -448,14 +443,15 @@ static int version_ok(bc_surface_req *s)
 
     if (ver && !strcmp(ver, API_VERSION))
         return 0;
-    error(s->resp, 400, "invalid_request", ver ? "unsupported Cartesia-Version; use 2026-03-01"
-                                               : "Cartesia-Version header is required (2026-03-01)");
+    bc_http_error(s->resp, 400, "invalid_request",
+                  ver ? "unsupported Cartesia-Version; use 2026-03-01"
+                      : "Cartesia-Version header is required (2026-03-01)");
     return -1;
 }
 
 static const bc_surface_gate gate = {
     .name = "cartesia",
-    .error = error,
+    .error = bc_http_error,
     .not_found = "no such route",
     .failed = "The batches could not be updated.",
     .no_credit = "The organization has reached its agents usage limit. Upgrade the "

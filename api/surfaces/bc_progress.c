@@ -58,11 +58,6 @@ const bc_pg_stmt bc_progress_stmts[] = {
     { 0, 0 },
 };
 
-static void error(bc_http_resp *resp, int status, const char *code, const char *msg)
-{
-    bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
-}
-
 /* The batch status words of DESIGN.md: what was decided (draft, scheduled,
  * pending, cancelled) or, once admitted, whether work is left and how the
  * rest went; "paused" while a pause holds recipients that wait. */
@@ -159,7 +154,7 @@ static void respond(bc_api *api, bc_pg *pg, const char *tenant, const char *id,
     json_t *t = NULL, *arr;
 
     if (!id && bc_http_query_long(req, "limit", 1, 100, 10, &n) < 0) {
-        error(resp, 400, "invalid_request", "limit must be an integer between 1 and 100");
+        bc_http_error(resp, 400, "invalid_request", "limit must be an integer between 1 and 100");
         return;
     }
     snprintf(lim, sizeof lim, "%ld", n + 1);   /* one more tells has_more */
@@ -168,14 +163,14 @@ static void respond(bc_api *api, bc_pg *pg, const char *tenant, const char *id,
         !(t = tenant_json(pg, tenant, &err))) {
         bc_log(api->ctx->log, BC_ERROR, "progress.read_failed", "{s:s,s:s}", "tenant_id",
                tenant, "error", err.msg);
-        error(resp, 500, "internal_error", "The progress could not be read.");
+        bc_http_error(resp, 500, "internal_error", "The progress could not be read.");
         goto out;
     }
     if (id) {
         json_t *b;
 
         if (PQntuples(res) != 1) {
-            error(resp, 404, "not_found", "batch not found");
+            bc_http_error(resp, 404, "not_found", "batch not found");
             goto out;
         }
         b = batch_json(res, 0);
@@ -208,7 +203,7 @@ static void get(void *ud, const bc_http_req *req, bc_http_resp *resp)
     const char *id = bc_http_param(req, "id");
 
     if (strlen(id) > MAX_ID)
-        error(resp, 404, "not_found", "no such route");
+        bc_http_error(resp, 404, "not_found", "no such route");
     else
         respond(s->api, s->g.pg, s->g.who.tenant_id, id, req, resp);
 }
@@ -219,7 +214,7 @@ static const bc_http_route routes[] = {
     { 0 },
 };
 
-static const bc_surface_gate gate = { .name = "progress", .error = error,
+static const bc_surface_gate gate = { .name = "progress", .error = bc_http_error,
                                       .not_found = "no such route",
                                       .failed = "The progress could not be read." };
 

@@ -42,6 +42,25 @@ def main():
 STACKS = []
 
 
+def replace_killed(s, procs, victim, name, binary, env):
+    """SIGKILLs victim, one of procs (processes of stack s), and starts a new
+    one, name, in its place."""
+    os.kill(victim.p.pid, signal.SIGKILL)
+    victim.p.wait()
+    procs.remove(victim)
+    del s.procs[victim.name]
+    procs.append(s.start(name, binary, env))
+
+
+def restart(script, down_s):
+    """Stops the local service deploy/local/<script> runs and starts it again
+    down_s seconds later."""
+    sh = os.path.join(ROOT, "deploy", "local", script)
+    subprocess.run([sh, "stop"], check=True)
+    time.sleep(down_s)
+    subprocess.run([sh, "start"], check=True)
+
+
 def run():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--long", action="store_true")
@@ -99,37 +118,24 @@ def run():
                                                   pg_restarted and api_crashed):
         now = time.monotonic()
         if now >= next_kill:
-            victim = rnd.choice(workers)
-            os.kill(victim.p.pid, signal.SIGKILL)
-            victim.p.wait()
-            workers.remove(victim)
-            del s.procs[victim.name]
-            workers.append(s.start(f"worker{n}", "batchcall-worker", wenv))
+            replace_killed(s, workers, rnd.choice(workers), f"worker{n}", "batchcall-worker", wenv)
             n += 1
             faults["worker_sigkill"] += 1
             next_kill = now + rnd.uniform(3, 6)
         if not leader_killed and now - t0 > fault_s * 0.3:
             for sc in scheds:
                 if sc.events("scheduler.leading"):
-                    os.kill(sc.p.pid, signal.SIGKILL)
-                    sc.p.wait()
-                    scheds.remove(sc)
-                    del s.procs[sc.name]
-                    scheds.append(s.start(f"sched{n}", "batchcall-scheduler", senv))
+                    replace_killed(s, scheds, sc, f"sched{n}", "batchcall-scheduler", senv)
                     n += 1
                     faults["scheduler_leader_sigkill"] += 1
                     break
             leader_killed = True
         if not kafka_restarted and now - t0 > fault_s * 0.6:
-            subprocess.run([os.path.join(ROOT, "deploy", "local", "kafka.sh"), "stop"], check=True)
-            time.sleep(2)
-            subprocess.run([os.path.join(ROOT, "deploy", "local", "kafka.sh"), "start"], check=True)
+            restart("kafka.sh", 2)
             faults["kafka_restart"] += 1
             kafka_restarted = True
         if not pg_restarted and now - t0 > fault_s * 0.45:
-            subprocess.run([os.path.join(ROOT, "deploy", "local", "pg.sh"), "stop"], check=True)
-            time.sleep(1)
-            subprocess.run([os.path.join(ROOT, "deploy", "local", "pg.sh"), "start"], check=True)
+            restart("pg.sh", 1)
             faults["postgres_restart"] += 1
             pg_restarted = True
         if not api_crashed and now - t0 > fault_s * 0.75:

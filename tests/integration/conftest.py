@@ -384,9 +384,45 @@ def demo(stack):
     return stack.tenant(concurrency=20)
 
 
+def api_proc(stack, tmp_path, name, **env):
+    """A batchcall-api of a test's own on a free port, the stack's settings
+    with env over them, once ready: (its Proc, port, URL). Caller stops it."""
+    port = free_port()
+    p = Proc(name, [os.path.join(BUILD, "batchcall-api")],
+             dict(stack.env, BC_API_PORT=str(port), **env), str(tmp_path))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        stack.wait_ready(url)
+    except BaseException:
+        p.stop()
+        raise
+    return p, port, url
+
+
+def consume_from_start(stack, name, group, conf=None):
+    """A consumer of the session's topic <prefix>.<name>, assigned every
+    partition from offset 0 (its group commits nothing: each read is of the
+    whole topic). conf: more settings. Caller closes it."""
+    from confluent_kafka import Consumer, TopicPartition
+    topic = f"{stack.prefix}.{name}"
+    c = Consumer(dict({"bootstrap.servers": stack.brokers, "group.id": group,
+                       "auto.offset.reset": "earliest", "enable.auto.commit": False}, **(conf or {})))
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    return c
+
+
 def cartesia_headers(key):
     return {"X-API-Key": key, "Cartesia-Version": "2026-03-01",
             "Content-Type": "application/json"}
+
+
+def cartesia_batch(stack, t, bid):
+    """Tenant t's batch bid as Cartesia's Get Batch answers it (asserting 200)."""
+    r = requests.get(f"{stack.api}/agents/calls/batches/{bid}",
+                     headers=cartesia_headers(t["api_key"]), timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
 
 
 def bearer(key):

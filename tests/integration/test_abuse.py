@@ -3,27 +3,22 @@ bytes and a burst of connections do not take it down or starve others;
 idle connections are closed after the idle timeout. (Trickling ones meet
 the request deadline and one address's connections are capped: both in
 test_holes.py.)"""
-import os
 import socket
 import time
 
 import requests
 
-from conftest import BUILD, Proc, free_port
+from conftest import api_proc
 
 
 def test_idle_and_trickling_clients_do_not_starve_others(stack, tmp_path):
-    port = free_port()
-    p = Proc("api-abuse", [os.path.join(BUILD, "batchcall-api")],
-             dict(stack.env, BC_API_PORT=str(port), BC_API_IDLE_TIMEOUT="3",
-                  BC_API_MAX_CONNECTIONS="2000",
-                  # Hundreds of connections from this one address: the
-                  # server's load is the point here, not the per-address cap.
-                  BC_API_MAX_CONNECTIONS_PER_IP="0"), str(tmp_path))
+    p, port, url = api_proc(stack, tmp_path, "api-abuse", BC_API_IDLE_TIMEOUT="3",
+                            BC_API_MAX_CONNECTIONS="2000",
+                            # Hundreds of connections from this one address: the
+                            # server's load is the point here, not the per-address cap.
+                            BC_API_MAX_CONNECTIONS_PER_IP="0")
     idle, trickle = [], []
     try:
-        url = f"http://127.0.0.1:{port}"
-        stack.wait_ready(url)
         for _ in range(500):
             idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         for _ in range(20):

@@ -13,9 +13,9 @@ import time
 import jsonschema
 import pytest
 import requests
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError
 
-from conftest import BUILD, ROOT, cartesia_headers, wait_until
+from conftest import BUILD, ROOT, cartesia_headers, consume_from_start, wait_until
 
 SCHEMAS = {f"batchcall.call-result/v{n}": os.path.join(ROOT, "docs", "schemas",
                                                      f"call-result.v{n}.json") for n in (1, 2, 3)}
@@ -32,11 +32,8 @@ def run_batch(stack, t, numbers, limit):
 
 def read_topic(stack):
     """Every message now on <prefix>.call-results, from the beginning."""
-    topic = f"{stack.prefix}.call-results"
-    c = Consumer({"bootstrap.servers": stack.brokers, "group.id": "test-analytics",
-                  "enable.auto.commit": False, "enable.partition.eof": True})
-    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    c = consume_from_start(stack, "call-results", "test-analytics", {"enable.partition.eof": True})
+    parts = c.assignment()
     out, ended = [], set()
     deadline = time.monotonic() + 60
     while len(ended) < len(parts) and time.monotonic() < deadline:

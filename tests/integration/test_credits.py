@@ -7,7 +7,7 @@ import threading
 
 import requests
 
-from conftest import batchcall_headers, bearer, cartesia_headers, wait_until
+from conftest import batchcall_headers, bearer, cartesia_batch, cartesia_headers, wait_until
 from test_dispatch import all_terminal, dials, metric
 from test_sim_strict import signature
 
@@ -30,13 +30,6 @@ def create(stack, t, numbers, limit, minutes=1):
             "recipients": [{"to_number": n} for n in numbers]}
     return requests.post(stack.api + "/agents/calls/batches", json=body,
                          headers=cartesia_headers(t["api_key"]), timeout=60)
-
-
-def get(stack, t, bid):
-    r = requests.get(f"{stack.api}/agents/calls/batches/{bid}",
-                     headers=cartesia_headers(t["api_key"]), timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def assert_ledger_explains_every_call(stack, tenant):
@@ -108,7 +101,7 @@ def test_a_batch_that_runs_out_pauses_itself_and_resumes_when_credits_are_added(
                 "  FROM batches b JOIN tenants t ON t.id = b.tenant_id"
                 "  JOIN credit_usage u ON u.tenant_id = t.id WHERE b.id = %s", PRICE, bid)[0][0]
         wait_until(paused, 60, "the batch to pause itself for credits", interval=0.2)
-        b = get(stack, t, bid)
+        b = cartesia_batch(stack, t, bid)
     finally:
         stop.set()
         th.join()
@@ -150,7 +143,7 @@ def test_a_batch_that_runs_out_pauses_itself_and_resumes_when_credits_are_added(
     assert out["credits_cents"] == balance(stack, tenant)
     assert ledger(stack, tenant)[-1][0] == "topup"
     all_terminal(stack, bid, 90)
-    b = get(stack, t, bid)
+    b = cartesia_batch(stack, t, bid)
     assert b["status"] == "completed" and "pause_reason" not in b
     per_number = {}
     for d in dials(stack, bid):

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 import requests
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from conftest import (BUILD, Proc, batchcall_headers, cartesia_headers, free_port, system_settled,
-                      wait_until)
+from conftest import (BUILD, Proc, api_proc, batchcall_headers, cartesia_headers, consume_from_start,
+                      free_port, system_settled, wait_until)
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -116,10 +116,7 @@ def test_duplicated_jobs_are_not_dialed_twice(stack):
     numbers = [f"+1417{i:07d}" for i in range(60)]
     bid = create(stack, t, numbers, limit=5)
     topic = f"{stack.prefix}.jobs.us"
-    c = Consumer({"bootstrap.servers": stack.brokers, "group.id": "dup-" + bid,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    md = c.list_topics(topic, timeout=10)
-    c.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])
+    c = consume_from_start(stack, "jobs.us", "dup-" + bid)
     jobs, deadline = [], time.monotonic() + 5
     while time.monotonic() < deadline:
         m = c.poll(0.2)
@@ -455,17 +452,14 @@ def test_an_api_crash_between_commit_and_publish_loses_nothing(stack, tmp_path):
     transaction commits and before its jobs are published: the client sees
     the connection drop, the batch is durable, and the scheduler's relay
     publishes the jobs, so every recipient is still dialed once."""
-    port = free_port()
-    p = Proc("api-crash", [os.path.join(BUILD, "batchcall-api")],
-             dict(stack.env, BC_API_PORT=str(port), BC_FAILPOINT="api.after_commit"), str(tmp_path))
+    p, _, url = api_proc(stack, tmp_path, "api-crash", BC_FAILPOINT="api.after_commit")
     try:
-        stack.wait_ready(f"http://127.0.0.1:{port}")
         t = stack.tenant(concurrency=10)
         numbers = [f"+1429{i:07d}" for i in range(20)]
         body = {"name": "crash", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
                 "target_concurrency_limit": 5, "recipients": [{"to_number": n} for n in numbers]}
         with pytest.raises(requests.ConnectionError):
-            requests.post(f"http://127.0.0.1:{port}/agents/calls/batches", json=body,
+            requests.post(url + "/agents/calls/batches", json=body,
                           headers=cartesia_headers(t["api_key"]), timeout=30)
         assert p.p.wait(10) == 86
         assert p.events("failpoint.hit")

@@ -13,7 +13,7 @@ from conftest import batchcall_headers, bearer, cartesia_headers, wait_until
 from test_agent_leg import script_answered
 from test_analytics import read_topic
 from test_dispatch import all_terminal, create, dials
-from test_pause import settled
+from test_pause import pause_until_settled
 from test_webhooks import deliverers, receiver, register  # noqa: F401 (fixtures)
 
 DNC_MSG = "not dialed: the number is on the tenant's do-not-call list"
@@ -132,10 +132,7 @@ def test_a_number_listed_after_its_batch_was_accepted_is_never_dialed_the_rest_a
     late = [numbers[6], numbers[8]]
     bid = create(stack, t, numbers, limit=1)
     # Hold it before those two come up, list them, and let it go on.
-    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/pause",
-                      headers=cartesia_headers(t["api_key"]), timeout=10)
-    assert r.status_code == 200, r.text
-    wait_until(lambda: settled(stack, bid), 30, "the live call to finish")
+    pause_until_settled(stack, t, bid)
     assert not {d["to"] for d in dials(stack, bid)} & set(late), "the batch went too fast"
     listed(stack, t, *late)
     r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/resume",
@@ -174,10 +171,7 @@ def test_a_number_removed_from_the_list_is_dialed_if_not_yet_dialed(stack):
     t = stack.tenant(concurrency=4)
     numbers = [f"+1415780{i:04d}" for i in range(6)]
     bid = create(stack, t, numbers, limit=1)
-    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/pause",
-                      headers=cartesia_headers(t["api_key"]), timeout=10)
-    assert r.status_code == 200, r.text
-    wait_until(lambda: settled(stack, bid), 30, "the live call to finish")
+    pause_until_settled(stack, t, bid)
     assert numbers[5] not in {d["to"] for d in dials(stack, bid)}, "the batch went too fast"
     listed(stack, t, numbers[4], numbers[5])
     unlisted(stack, t, numbers[5])

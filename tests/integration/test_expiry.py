@@ -10,7 +10,7 @@ import requests
 
 from conftest import batchcall_headers, bearer, cartesia_headers, system_settled, wait_until
 from test_dispatch import create, dials
-from test_pause import settled
+from test_pause import pause_until_settled
 
 
 @pytest.fixture
@@ -39,10 +39,7 @@ def test_recipients_not_dialed_by_latest_at_expire_counted_and_listed_everywhere
     bid = create(stack, t, numbers, limit=1, ttl=3600)
     wait_until(lambda: len(dials(stack, bid)) >= 3, 30, "the batch to be dialing")
     # Hold the rest back, then let the hour pass.
-    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/pause",
-                      headers=cartesia_headers(t["api_key"]), timeout=10)
-    assert r.status_code == 200, r.text
-    wait_until(lambda: settled(stack, bid), 30, "the live call to finish")
+    pause_until_settled(stack, t, bid)
     dialed = {d["to"] for d in dials(stack, bid)}
     latest = stack.sql("SELECT rfc3339(latest_at), extract(epoch FROM latest_at - created_at)"
                        " FROM batches WHERE id = %s", bid)[0]

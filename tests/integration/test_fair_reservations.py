@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import batchcall_headers, bearer, cartesia_headers, wait_until
+from conftest import batchcall_headers, bearer, cartesia_batch, cartesia_headers, wait_until
 from test_dispatch import Extra, all_terminal, dials, ledger, metric
 
 
@@ -61,13 +61,6 @@ def cartesia(stack, t, numbers, limit, **fields):
     r = requests.post(stack.api + "/agents/calls/batches", json=body,
                       headers=cartesia_headers(t["api_key"]), timeout=30)
     assert r.status_code == 201, r.text
-    return r.json()
-
-
-def cartesia_get(stack, t, bid):
-    r = requests.get(f"{stack.api}/agents/calls/batches/{bid}",
-                     headers=cartesia_headers(t["api_key"]), timeout=10)
-    assert r.status_code == 200, r.text
     return r.json()
 
 
@@ -121,7 +114,7 @@ def test_a_draining_batch_gives_back_slots_so_a_waiting_one_starts(stack, apac):
     assert slots(stack, big["id"]) == 10
     small = cartesia(stack, t, numbers("521", 5), 5)
     assert small["status"] == "pending"
-    got = cartesia_get(stack, t, small["id"])
+    got = cartesia_batch(stack, t, small["id"])
     assert got.get("waiting_for") == "concurrency", got
     assert slots(stack, small["id"]) == 0
     all_terminal(stack, big["id"], 60)
@@ -134,7 +127,7 @@ def test_a_draining_batch_gives_back_slots_so_a_waiting_one_starts(stack, apac):
     assert led["tenants"][t["tenant_id"]]["peak_live"] <= 10
     assert led["batches"][big["id"]]["peak_live"] <= 10
     assert led["batches"][small["id"]]["peak_live"] <= 5
-    assert "waiting_for" not in cartesia_get(stack, t, small["id"])
+    assert "waiting_for" not in cartesia_batch(stack, t, small["id"])
     wait_until(lambda: slots(stack, big["id"]) == 0 and slots(stack, small["id"]) == 0, 10,
                "both batches' slots to be given back")
     assert metric(apac.sched.port, "scheduler_slots_given_back_total") >= 10
@@ -243,7 +236,7 @@ def test_a_region_without_workers_waits_for_one_and_holds_nothing(stack, tmp_pat
         t = stack.tenant(concurrency=5)
         eu = cartesia(stack, t, numbers("550", 3), 5, region="EU")
         assert eu["status"] == "pending"
-        assert cartesia_get(stack, t, eu["id"])["waiting_for"] == "region"
+        assert cartesia_batch(stack, t, eu["id"])["waiting_for"] == "region"
         assert slots(stack, eu["id"]) == 0
         wait_until(lambda: metric(sched.port, "batches_waiting_for_region") == 1, 10,
                    "batches_waiting_for_region on the eu scheduler")
@@ -253,11 +246,11 @@ def test_a_region_without_workers_waits_for_one_and_holds_nothing(stack, tmp_pat
         assert stack.sql("SELECT state FROM batches WHERE id = %s", us["id"])[0][0] == "admitted"
         assert slots(stack, us["id"]) == 5
         all_terminal(stack, us["id"], 60)
-        assert cartesia_get(stack, t, eu["id"])["waiting_for"] == "region"
+        assert cartesia_batch(stack, t, eu["id"])["waiting_for"] == "region"
 
         extra.start("w-eu-fair", "batchcall-worker", {"BC_REGION": "eu"})
         all_terminal(stack, eu["id"], 60)
-        got = cartesia_get(stack, t, eu["id"])
+        got = cartesia_batch(stack, t, eu["id"])
         assert "waiting_for" not in got and got["admitted_at"], got
         assert len(dials(stack, eu["id"])) == 3
         wait_until(lambda: metric(sched.port, "batches_waiting_for_region") == 0, 10,

@@ -5,7 +5,6 @@ cannot take every connection; a chunked body over the cap gets its 413;
 client JSON stored with a batch or an agent is capped in size and depth on
 every surface."""
 import json
-import os
 import select
 import socket
 import time
@@ -13,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import BUILD, Proc, batchcall_headers, bearer, cartesia_headers, free_port, wait_until
+from conftest import api_proc, batchcall_headers, bearer, cartesia_headers, wait_until
 
 SECRET_SHAPES = ("bc_sk_", "bc_pk_", "whsec_")
 
@@ -123,15 +122,6 @@ def test_the_scheduler_sweeps_idempotency_rows_older_than_a_day(stack):
 
 
 # ---- 2. trickling connections --------------------------------------------------
-
-def api_proc(stack, tmp_path, name, **env):
-    port = free_port()
-    p = Proc(name, [os.path.join(BUILD, "batchcall-api")],
-             dict(stack.env, BC_API_PORT=str(port), **env), str(tmp_path))
-    url = f"http://127.0.0.1:{port}"
-    stack.wait_ready(url)
-    return p, port, url
-
 
 def closed_by_server(s, wait):
     """True when the server closes s within wait seconds."""

@@ -12,9 +12,9 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, wait_until
+from conftest import ROOT, cartesia_batch, wait_until
 from test_dispatch import all_terminal, create, dials
-from test_local_hours import clock, counters  # noqa: F401 (clock is a fixture)
+from test_local_hours import clock  # noqa: F401 (a fixture)
 
 UTC = datetime.timezone.utc
 LEGAL = {"start": "08:00", "end": "21:00"}
@@ -102,7 +102,7 @@ def test_a_call_may_start_at_2059_local_but_not_at_2100(stack, clock):
     late = create(stack, t, ["+12125550102"], limit=1, max_call_duration_minutes=5)
     at, waiting = deferred_until(stack, late)
     assert waiting and at == datetime.datetime(2026, 11, 26, 13, 0, tzinfo=UTC)   # 08:00 New York
-    assert counters(stack, t, late)["total_calls_waiting_for_window"] == 1
+    assert cartesia_batch(stack, t, late)["total_calls_waiting_for_window"] == 1
     assert stack.sql("SELECT status, end_reason FROM recipients WHERE batch_id = %s", late) == \
         [("queued", None)]
     assert dials(stack, late) == []
@@ -126,7 +126,7 @@ def test_a_number_where_it_is_3am_is_deferred_to_the_next_legal_opening(stack, c
                "the New York recipient to be dialed")
     at, _ = deferred_until(stack, bid)
     assert at == datetime.datetime(2026, 11, 25, 23, 0, tzinfo=UTC)
-    assert counters(stack, t, bid)["total_calls_waiting_for_window"] == 1
+    assert cartesia_batch(stack, t, bid)["total_calls_waiting_for_window"] == 1
     assert "+81312340001" not in {d["to"] for d in dials(stack, bid)}
     clock("2026-11-25 23:00:01+00")
     all_terminal(stack, bid, 30)

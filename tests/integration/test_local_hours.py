@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from conftest import wait_until
+from conftest import cartesia_batch, wait_until
 from test_dispatch import all_terminal, assert_one_dial_per_recipient, cartesia_headers, create, dials
 
 ZONES = {"Asia/Tokyo": "+1431", "Europe/Berlin": "+1432", "America/New_York": "+1433"}
@@ -32,13 +32,6 @@ def dialed_numbers(stack, bid):
     return {d["to"] for d in dials(stack, bid)}
 
 
-def counters(stack, t, bid):
-    r = requests.get(f"{stack.api}/agents/calls/batches/{bid}",
-                     headers=cartesia_headers(t["api_key"]), timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
 def test_each_recipient_is_called_only_inside_its_own_hours(stack, clock):
     t = stack.tenant(concurrency=10)
     recipients = [{"to_number": f"{prefix}{i:07d}", "timezone": zone}
@@ -51,7 +44,7 @@ def test_each_recipient_is_called_only_inside_its_own_hours(stack, clock):
                  recipients=recipients)
     wait_until(lambda: dialed_numbers(stack, bid) == by_zone["Asia/Tokyo"], 30,
                "Tokyo's recipients to be dialed")
-    wait_until(lambda: counters(stack, t, bid)["total_calls_waiting_for_window"] == 6, 15,
+    wait_until(lambda: cartesia_batch(stack, t, bid)["total_calls_waiting_for_window"] == 6, 15,
                "Berlin's and New York's recipients to be counted as waiting for their window")
     # The others wait, holding no slot and no released job.
     assert stack.sql("SELECT count(*) FROM recipients WHERE batch_id = %s AND released"
@@ -65,12 +58,12 @@ def test_each_recipient_is_called_only_inside_its_own_hours(stack, clock):
     clock("2026-11-25 09:30:00+00")
     wait_until(lambda: dialed_numbers(stack, bid) == by_zone["Asia/Tokyo"] | by_zone["Europe/Berlin"],
                30, "Berlin's recipients to be dialed once its hours open")
-    assert counters(stack, t, bid)["total_calls_waiting_for_window"] == 3
+    assert cartesia_batch(stack, t, bid)["total_calls_waiting_for_window"] == 3
 
     # 15:00 UTC: 10:00 in New York.
     clock("2026-11-25 15:00:00+00")
     all_terminal(stack, bid, 60)
-    assert counters(stack, t, bid)["total_calls_waiting_for_window"] == 0
+    assert cartesia_batch(stack, t, bid)["total_calls_waiting_for_window"] == 0
     assert_one_dial_per_recipient(stack, bid, [r["to_number"] for r in recipients], 5)
 
 

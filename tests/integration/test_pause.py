@@ -7,7 +7,8 @@ import time
 import pytest
 import requests
 
-from conftest import batchcall_headers, bearer, cartesia_headers, system_settled, wait_until
+from conftest import (batchcall_headers, bearer, cartesia_batch, cartesia_headers, system_settled,
+                      wait_until)
 from test_dispatch import all_terminal, assert_one_dial_per_recipient, create, dials
 
 GRACE = 0.5   # the promise: no new dial later than this after a pause returned
@@ -16,13 +17,6 @@ GRACE = 0.5   # the promise: no new dial later than this after a pause returned
 def act(stack, t, path):
     r = requests.post(stack.api + path, headers=cartesia_headers(t["api_key"]), timeout=30)
     return r, time.monotonic()
-
-
-def get(stack, t, bid):
-    r = requests.get(f"{stack.api}/agents/calls/batches/{bid}",
-                     headers=cartesia_headers(t["api_key"]), timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def late_dials(stack, bid, returned):
@@ -34,6 +28,15 @@ def settled(stack, bid):
     return stack.sql("SELECT (SELECT count(*) FROM leases WHERE batch_id = %s AND call_id IS NOT NULL)"
                      " + (SELECT count(*) FROM recipients WHERE batch_id = %s"
                      "    AND status IN ('dispatched', 'started'))", bid, bid)[0][0] == 0
+
+
+def pause_until_settled(stack, t, bid):
+    """Pauses tenant t's batch bid (Cartesia's route) and waits for the call
+    it had live to finish."""
+    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/pause",
+                      headers=cartesia_headers(t["api_key"]), timeout=10)
+    assert r.status_code == 200, r.text
+    wait_until(lambda: settled(stack, bid), 30, "the live call to finish")
 
 
 def status_counts(stack, bid):
@@ -60,7 +63,7 @@ def test_a_paused_batch_places_no_dial_and_resumes_in_order_to_one_dial_each(sta
     assert late_dials(stack, bid, returned) == []
     assert len(before) < len(numbers)
     # The counters say what the carrier saw.
-    b = get(stack, t, bid)
+    b = cartesia_batch(stack, t, bid)
     counts = status_counts(stack, bid)
     assert b["status"] == "paused"
     assert b["total_calls_dispatched"] == len(before) == b["total_calls_finished"]
@@ -84,7 +87,7 @@ def test_a_paused_batch_places_no_dial_and_resumes_in_order_to_one_dial_each(sta
     rest = [n for n in numbers if n not in {d["to"] for d in before}]
     first = [d["to"] for d in sorted(after, key=lambda d: d["at_ms"])[:limit]]
     assert set(first) <= set(rest[:2 * limit]), (first, rest[:2 * limit])
-    b = get(stack, t, bid)
+    b = cartesia_batch(stack, t, bid)
     assert b["status"] == "completed" and b["total_calls_finished"] == len(numbers)
 
 
@@ -108,7 +111,7 @@ def test_pausing_a_tenant_holds_every_batch_and_new_ones_until_it_resumes(stack)
     for bid in (a, b, c):
         assert settled(stack, bid), bid
         assert late_dials(stack, bid, returned) == [], bid
-        assert get(stack, t, bid)["status"] == "paused"
+        assert cartesia_batch(stack, t, bid)["status"] == "paused"
     assert dials(stack, c) == []
     assert stack.sql("SELECT state FROM batches WHERE id = %s", c)[0][0] == "pending"
     # Resuming a batch while its tenant is paused keeps it held.
@@ -125,7 +128,7 @@ def test_pausing_a_tenant_holds_every_batch_and_new_ones_until_it_resumes(stack)
     assert_one_dial_per_recipient(stack, a, a_nums, 2)
     assert_one_dial_per_recipient(stack, c, c_nums, 2)
     n_b = len(dials(stack, b))
-    assert n_b < len(b_nums) and get(stack, t, b)["status"] == "paused"
+    assert n_b < len(b_nums) and cartesia_batch(stack, t, b)["status"] == "paused"
     act(stack, t, f"/agents/calls/batches/{b}/resume")
     all_terminal(stack, b, 90)
     assert_one_dial_per_recipient(stack, b, b_nums, 2)

@@ -14,10 +14,9 @@ from datetime import datetime
 import jsonschema
 import pytest
 import requests
-from confluent_kafka import Consumer, TopicPartition
 
-from conftest import (BUILD, ROOT, Proc, batchcall_headers, bearer, cartesia_headers, free_port,
-                      wait_until)
+from conftest import (BUILD, ROOT, Proc, batchcall_headers, bearer, cartesia_headers,
+                      consume_from_start, free_port, wait_until)
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -74,11 +73,7 @@ def dials(stack, bid):
 def events(stack, call_ids, timeout=30, every=False):
     """The call-result events of these calls, read from the real topic:
     {call_id: event}, or with every {call_id: [events]} after a quiet second."""
-    topic = f"{stack.prefix}.call-results"
-    c = Consumer({"bootstrap.servers": stack.brokers, "group.id": f"test-retry-{time.time()}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    c = consume_from_start(stack, "call-results", f"test-retry-{time.time()}")
     got, deadline, quiet = {}, time.monotonic() + timeout, None
     try:
         while time.monotonic() < deadline:

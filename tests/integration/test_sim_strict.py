@@ -448,16 +448,18 @@ def test_async_amd_without_machine_detection_detects_nothing(sim, rx):
 
 # ---- updates -----------------------------------------------------------------
 
-def wait_started(agent, n0):
-    return wait_until(lambda: len(agent.conns) > n0 and
-                      any(m["event"] == "start" for m in agent.conns[n0]["msgs"]) and
-                      agent.conns[n0], 10, "the stream to start")
+def streamed_call(sim, rx, agent):
+    """A call whose TwiML streams to the agent, once its stream has started:
+    (its sid, the agent's connection)."""
+    n0 = len(agent.conns)
+    sid = sim.create(base_form(rx) + [("Twiml", stream_twiml(agent.url(), {}))]).json()["sid"]
+    return sid, wait_until(lambda: len(agent.conns) > n0 and
+                           any(m["event"] == "start" for m in agent.conns[n0]["msgs"]) and
+                           agent.conns[n0], 10, "the stream to start")
 
 
 def test_status_completed_hangs_up_a_call_and_stops_its_stream(sim, rx, agent):
-    n0 = len(agent.conns)
-    sid = sim.create(base_form(rx) + [("Twiml", stream_twiml(agent.url(), {}))]).json()["sid"]
-    conn = wait_started(agent, n0)
+    sid, conn = streamed_call(sim, rx, agent)
     r = sim.update(sid, [("Status", "completed")])
     assert r.status_code == 200, r.text
     sim.ended(sid, timeout=5)
@@ -469,9 +471,7 @@ def test_status_completed_hangs_up_a_call_and_stops_its_stream(sim, rx, agent):
 
 
 def test_new_twiml_replaces_the_stream_of_a_live_call(sim, rx, agent):
-    n0 = len(agent.conns)
-    sid = sim.create(base_form(rx) + [("Twiml", stream_twiml(agent.url(), {}))]).json()["sid"]
-    conn = wait_started(agent, n0)
+    sid, conn = streamed_call(sim, rx, agent)
     r = sim.update(sid, [("Twiml", "<Response><Say>sorry</Say><Hangup/></Response>")])
     assert r.status_code == 200, r.text
     wait_until(lambda: conn["closed"], 5, "the stream to close")

@@ -4,9 +4,8 @@ import time
 from collections import Counter
 
 import requests
-from confluent_kafka import Consumer, TopicPartition
 
-from conftest import cartesia_headers, wait_until
+from conftest import cartesia_headers, consume_from_start, wait_until
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -27,11 +26,7 @@ def create_batch(stack, demo, numbers, limit):
 
 def read_results(stack, batch_id, want, timeout):
     """Reads batchcall.call-results from the start with a real consumer."""
-    c = Consumer({"bootstrap.servers": stack.brokers, "group.id": "test-" + batch_id,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    topic = f"{stack.prefix}.call-results"
-    md = c.list_topics(topic, timeout=10)
-    c.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])
+    c = consume_from_start(stack, "call-results", "test-" + batch_id)
     events = []
     deadline = time.monotonic() + timeout
     quiet_until = None

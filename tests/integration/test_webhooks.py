@@ -14,10 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from confluent_kafka import Consumer, TopicPartition
 
-from conftest import (BUILD, Proc, bearer, cartesia_headers, free_port, scheduler_ticked, scrape,
-                      wait_until)
+from conftest import (BUILD, Proc, api_proc, bearer, cartesia_headers, consume_from_start,
+                      free_port, scheduler_ticked, scrape, wait_until)
 
 MAX_ATTEMPTS = 5
 BACKOFF_MS = 400
@@ -269,11 +268,7 @@ def test_failing_receiver_gets_retries_with_growing_gaps_then_success(stack, rec
 
 
 def read_dlq(stack, event_id, timeout=20):
-    c = Consumer({"bootstrap.servers": stack.brokers, "group.id": "test-dlq-" + event_id,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    topic = f"{stack.prefix}.webhooks-dlq"
-    md = c.list_topics(topic, timeout=10)
-    c.assign([TopicPartition(topic, p, 0) for p in md.topics[topic].partitions])
+    c = consume_from_start(stack, "webhooks-dlq", "test-dlq-" + event_id)
     found = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not found:
@@ -445,12 +440,8 @@ def test_bad_registrations_get_documented_errors_and_change_nothing(stack, tmp_p
     assert count() == n and state() == s, "a refused request changed something"
 
     # With https required (the default outside local stacks), http is refused.
-    port = free_port()
-    api = Proc("api-https", [os.path.join(BUILD, "batchcall-api")],
-               dict(stack.env, BC_API_PORT=str(port), BC_WEBHOOK_REQUIRE_HTTPS="1"), str(tmp_path))
+    api, _, url = api_proc(stack, tmp_path, "api-https", BC_WEBHOOK_REQUIRE_HTTPS="1")
     try:
-        url = f"http://127.0.0.1:{port}"
-        stack.wait_ready(url)
         r = requests.post(url + "/v1/webhooks", headers=h,
                           json={"url": "http://hooks.example.test/in", "events": ev}, timeout=10)
         assert r.status_code == 400 and r.json()["detail"] == "url"
@@ -474,12 +465,8 @@ def test_private_addresses_are_refused_when_registered_and_when_delivered(
     h = bearer(t["api_key"])
     rcv = receiver()
     count = lambda: stack.sql("SELECT count(*) FROM webhooks WHERE tenant_id = %s", t["tenant_id"])[0][0]
-    port = free_port()
-    api = Proc("api-public", [os.path.join(BUILD, "batchcall-api")],
-               dict(stack.env, BC_API_PORT=str(port), BC_WEBHOOK_ALLOW_PRIVATE="0"), str(tmp_path))
+    api, _, url = api_proc(stack, tmp_path, "api-public", BC_WEBHOOK_ALLOW_PRIVATE="0")
     try:
-        url = f"http://127.0.0.1:{port}"
-        stack.wait_ready(url)
         for bad in (rcv.url, "http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/in",
                     "http://[::1]:8080/in", "http://[::ffff:192.168.0.1]/in",
                     f"http://localhost:{rcv.server.server_address[1]}/hooks/batchcall"):
@@ -521,7 +508,7 @@ def test_a_batch_its_latest_at_ended_sends_batch_completed_once(stack, receiver,
     call-result says the batch is over: the expiry sweep queues its
     batch.completed, with the expired count, once."""
     from test_dispatch import create, dials
-    from test_pause import settled
+    from test_pause import pause_until_settled
     d = deliverers.start()
     t = stack.tenant(concurrency=4)
     rcv = receiver()
@@ -532,10 +519,7 @@ def test_a_batch_its_latest_at_ended_sends_batch_completed_once(stack, receiver,
     numbers = [f"+1452{i:07d}" for i in range(20)]
     bid = create(stack, t, numbers, limit=1, ttl=3600)
     wait_until(lambda: len(dials(stack, bid)) >= 2, 30, "the batch to be dialing")
-    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/pause",
-                      headers=cartesia_headers(t["api_key"]), timeout=10)
-    assert r.status_code == 200, r.text
-    wait_until(lambda: settled(stack, bid), 30, "the live call to finish")
+    pause_until_settled(stack, t, bid)
     dialed = len(dials(stack, bid))
     assert stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", bid)[0][0] == dialed
     wait_until(lambda: [r[2] for r in deliveries(stack, probe["id"])] == ["delivered"] * dialed,

@@ -6,11 +6,6 @@
 
 #include "bc_json.h"
 
-void bc_rymi_error(bc_http_resp *resp, int status, const char *code, const char *msg)
-{
-    bc_http_json(resp, status, json_pack("{s:s,s:s}", "error", msg, "code", code));
-}
-
 void bc_rymi_credit_error(bc_http_resp *resp, int status, const char *code, const char *msg)
 {
     bc_http_json(resp, status, json_pack("{s:s,s:s,s:s}", "error", msg, "code", code,

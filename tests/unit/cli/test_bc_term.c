@@ -1,15 +1,11 @@
 /* Tests cli/bc_term.c: bars, sizes, durations, tables, and the in-place
  * frame's escape sequences. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include "bc_term.h"
+#include "bc_test.h"
 
 static void test_bar(void **state)
 {
@@ -117,14 +113,8 @@ static void test_frame_redraws_over_itself(void **state)
     free(buf);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bar),
-        cmocka_unit_test(test_bytes_and_durations),
-        cmocka_unit_test(test_table_aligns_columns),
-        cmocka_unit_test(test_table_grows),
-        cmocka_unit_test(test_frame_redraws_over_itself),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_bar),
+             cmocka_unit_test(test_bytes_and_durations),
+             cmocka_unit_test(test_table_aligns_columns),
+             cmocka_unit_test(test_table_grows),
+             cmocka_unit_test(test_frame_redraws_over_itself))

@@ -1,19 +1,14 @@
 /* Tests common/bc_agent.c: endpoints, the TwiML and URL that connect a
  * call to its agent (read back with libxml2's parser, as a carrier would),
  * and per-call tokens. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <cmocka.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
 #include "bc_agent.h"
+#include "bc_test.h"
 
 static void test_endpoint_kinds_and_checks(void **state)
 {
@@ -217,14 +212,8 @@ static void test_tokens(void **state)
     assert_false(bc_agent_token_check("s3cret", "ac_1", NULL, 1000));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_endpoint_kinds_and_checks),
-        cmocka_unit_test(test_stream_carries_every_variable_as_text),
-        cmocka_unit_test(test_too_large_goes_by_the_context_route),
-        cmocka_unit_test(test_sip_and_twiml_url),
-        cmocka_unit_test(test_tokens),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_endpoint_kinds_and_checks),
+             cmocka_unit_test(test_stream_carries_every_variable_as_text),
+             cmocka_unit_test(test_too_large_goes_by_the_context_route),
+             cmocka_unit_test(test_sip_and_twiml_url),
+             cmocka_unit_test(test_tokens))

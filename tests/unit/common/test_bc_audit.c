@@ -1,10 +1,5 @@
 /* Tests common/bc_audit.c: how the admin CLI names its operator and host
  * (the rows themselves need PostgreSQL: tests/integration/test_audit_log.py). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include <pwd.h>
 #include <stdio.h>
@@ -13,6 +8,7 @@
 #include <unistd.h>
 
 #include "bc_audit.h"
+#include "bc_test.h"
 
 static const char *me(void)
 {
@@ -64,12 +60,6 @@ static void test_small_buffers_are_cut_not_overrun(void **state)
     unsetenv("SUDO_USER");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_operator_is_the_os_user_and_host_the_hostname),
-        cmocka_unit_test(test_sudo_names_who_asked),
-        cmocka_unit_test(test_small_buffers_are_cut_not_overrun),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_operator_is_the_os_user_and_host_the_hostname),
+             cmocka_unit_test(test_sudo_names_who_asked),
+             cmocka_unit_test(test_small_buffers_are_cut_not_overrun))

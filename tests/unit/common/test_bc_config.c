@@ -1,14 +1,10 @@
 /* Tests common/bc_config.c: flags win over env, env over defaults, bad
  * values are refused naming the variable. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bc_config.h"
+#include "bc_test.h"
 
 static const bc_config_key keys[] = {
     { "pg-dsn", "BCT_PG_DSN", BC_STR, "postgres:///x", "dsn" },
@@ -106,14 +102,8 @@ static void test_markdown_table(void **state)
     free(buf);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_env_and_flags),
-        cmocka_unit_test(test_bad_int_names_variable),
-        cmocka_unit_test(test_missing_required_and_unknown_flag),
-        cmocka_unit_test(test_help_and_bool_flag),
-        cmocka_unit_test(test_markdown_table),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_defaults_env_and_flags),
+             cmocka_unit_test(test_bad_int_names_variable),
+             cmocka_unit_test(test_missing_required_and_unknown_flag),
+             cmocka_unit_test(test_help_and_bool_flag),
+             cmocka_unit_test(test_markdown_table))

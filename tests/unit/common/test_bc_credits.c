@@ -1,11 +1,7 @@
 /* Tests common/bc_credits.c: holds, started minutes, costs. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "bc_credits.h"
+#include "bc_test.h"
 
 static void test_hold_is_the_max_duration(void **state)
 {
@@ -44,13 +40,7 @@ static void test_cost_never_exceeds_the_hold(void **state)
     assert_int_equal(bc_credits_cost("completed", 61, 10, 10), 10);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hold_is_the_max_duration),
-        cmocka_unit_test(test_every_started_minute_is_billed),
-        cmocka_unit_test(test_only_answered_calls_cost),
-        cmocka_unit_test(test_cost_never_exceeds_the_hold),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_hold_is_the_max_duration),
+             cmocka_unit_test(test_every_started_minute_is_billed),
+             cmocka_unit_test(test_only_answered_calls_cost),
+             cmocka_unit_test(test_cost_never_exceeds_the_hold))

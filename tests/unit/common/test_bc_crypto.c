@@ -1,16 +1,12 @@
 /* Tests common/bc_crypto.c, bc_twilio.c and bc_apikey.c: HMAC against RFC
  * 2202, the Twilio signature against Twilio's documented example, key
  * shapes and constant-time comparison. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bc_apikey.h"
 #include "bc_crypto.h"
+#include "bc_test.h"
 #include "bc_twilio.h"
 
 static void test_hmac_sha1_rfc2202(void **state)
@@ -132,16 +128,10 @@ static void test_ids_are_distinct_and_shaped(void **state)
     assert_false(bc_ct_streq("abc", "abcd"));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hmac_sha1_rfc2202),
-        cmocka_unit_test(test_hmac_sha256_rfc4231),
-        cmocka_unit_test(test_sha256),
-        cmocka_unit_test(test_twilio_signature_documented_example),
-        cmocka_unit_test(test_form_roundtrip),
-        cmocka_unit_test(test_apikey_shape_and_match),
-        cmocka_unit_test(test_ids_are_distinct_and_shaped),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_hmac_sha1_rfc2202),
+             cmocka_unit_test(test_hmac_sha256_rfc4231),
+             cmocka_unit_test(test_sha256),
+             cmocka_unit_test(test_twilio_signature_documented_example),
+             cmocka_unit_test(test_form_roundtrip),
+             cmocka_unit_test(test_apikey_shape_and_match),
+             cmocka_unit_test(test_ids_are_distinct_and_shaped))

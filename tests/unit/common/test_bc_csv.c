@@ -1,13 +1,9 @@
 /* Tests common/bc_csv.c: recipient CSVs, RFC 4180 quoting, and errors that
  * name the line to fix. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 #include <string.h>
 
 #include "bc_csv.h"
+#include "bc_test.h"
 
 #define MAX_ROWS 100
 #define MAX_BYTES 65536
@@ -184,19 +180,13 @@ static void test_too_many_columns(void **state)
     rejects(s, "line 1: more than 100 columns");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plain_rows_become_recipients),
-        cmocka_unit_test(test_rfc4180_quoting),
-        cmocka_unit_test(test_number_column_names_and_from_number),
-        cmocka_unit_test(test_blank_lines_and_short_rows),
-        cmocka_unit_test(test_bad_quoting_names_the_line),
-        cmocka_unit_test(test_header_problems),
-        cmocka_unit_test(test_row_problems),
-        cmocka_unit_test(test_nul_byte_is_rejected),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_too_many_columns),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_plain_rows_become_recipients),
+             cmocka_unit_test(test_rfc4180_quoting),
+             cmocka_unit_test(test_number_column_names_and_from_number),
+             cmocka_unit_test(test_blank_lines_and_short_rows),
+             cmocka_unit_test(test_bad_quoting_names_the_line),
+             cmocka_unit_test(test_header_problems),
+             cmocka_unit_test(test_row_problems),
+             cmocka_unit_test(test_nul_byte_is_rejected),
+             cmocka_unit_test(test_limits),
+             cmocka_unit_test(test_too_many_columns))

@@ -1,11 +1,7 @@
 /* Tests common/bc_e164.c: strict validation, normalisation. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "bc_e164.h"
+#include "bc_test.h"
 
 static void test_valid(void **state)
 {
@@ -37,11 +33,5 @@ static void test_normalize(void **state)
     assert_int_equal(bc_e164_normalize("+1 234 567 890 123 456 789", out), -1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid),
-        cmocka_unit_test(test_normalize),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_valid),
+             cmocka_unit_test(test_normalize))

@@ -2,11 +2,6 @@
  * bc_http_stop has begun, no handler runs (a request gets 503), answers
  * already promised are still given, and the daemon stops without a
  * suspended connection (which libmicrohttpd answers by aborting). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -16,6 +11,7 @@
 #include <time.h>
 
 #include "bc_http.h"
+#include "bc_test.h"
 
 typedef struct {
     atomic_int handled;

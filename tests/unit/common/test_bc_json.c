@@ -1,13 +1,9 @@
 /* Tests common/bc_json.c: request bodies and fields, with errors a client
  * can act on. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 #include <string.h>
 
 #include "bc_json.h"
+#include "bc_test.h"
 
 static void test_object_parsing(void **state)
 {
@@ -105,13 +101,7 @@ static void test_fits(void **state)
     json_decref(j);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_object_parsing),
-        cmocka_unit_test(test_int_field),
-        cmocka_unit_test(test_str_field),
-        cmocka_unit_test(test_fits),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_object_parsing),
+             cmocka_unit_test(test_int_field),
+             cmocka_unit_test(test_str_field),
+             cmocka_unit_test(test_fits))

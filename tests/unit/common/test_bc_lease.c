@@ -1,13 +1,9 @@
 /* Tests common/bc_lease.c: default limits, reservations, admission and
  * renewal. (Fencing, back-off and the window are SQL: the integration
  * tests hold them.) */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "bc_lease.h"
+#include "bc_test.h"
 
 static void test_default_limit_is_half_at_least_one(void **state)
 {
@@ -65,13 +61,7 @@ static void test_renew_is_a_third_of_the_ttl(void **state)
     assert_int_equal(bc_lease_renew_ms(0), 100);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default_limit_is_half_at_least_one),
-        cmocka_unit_test(test_admission_never_exceeds_tenant_limit),
-        cmocka_unit_test(test_reservation_is_what_the_batch_can_use),
-        cmocka_unit_test(test_renew_is_a_third_of_the_ttl),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_default_limit_is_half_at_least_one),
+             cmocka_unit_test(test_admission_never_exceeds_tenant_limit),
+             cmocka_unit_test(test_reservation_is_what_the_batch_can_use),
+             cmocka_unit_test(test_renew_is_a_third_of_the_ttl))

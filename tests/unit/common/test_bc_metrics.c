@@ -1,13 +1,9 @@
 /* Tests common/bc_metrics.c: Prometheus text, one group per metric. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bc_metrics.h"
+#include "bc_test.h"
 
 static void test_render_groups_series(void **state)
 {
@@ -38,10 +34,4 @@ static void test_render_groups_series(void **state)
     bc_metrics_free(m);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render_groups_series),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_render_groups_series))

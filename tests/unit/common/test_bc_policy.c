@@ -1,15 +1,11 @@
 /* Tests common/bc_policy.c (reasons and each surface's words) and
  * bc_dnc_array of common/bc_dnc.c (the array parameter of a bulk add). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include "bc_dnc.h"
 #include "bc_policy.h"
+#include "bc_test.h"
 
 static void test_stops(void **state)
 {
@@ -67,13 +63,7 @@ static void test_array(void **state)
     json_decref(none);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stops),
-        cmocka_unit_test(test_words),
-        cmocka_unit_test(test_gate_sql),
-        cmocka_unit_test(test_array),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_stops),
+             cmocka_unit_test(test_words),
+             cmocka_unit_test(test_gate_sql),
+             cmocka_unit_test(test_array))

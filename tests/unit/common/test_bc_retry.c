@@ -1,15 +1,10 @@
 /* Tests common/bc_retry.c: which retry policies are accepted, what is
  * stored for them, why others are refused, outcome classes and waits. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-
 #include "bc_retry.h"
+#include "bc_test.h"
 
 /* Parses doc; returns the stored policy as compact JSON ("null" if none),
  * and the max_retries read. Caller frees. */
@@ -170,15 +165,9 @@ static void test_waits_follow_the_schedule(void **state)
     assert_true(bc_retry_delay_s(NULL, 1) == -1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_absent_fields_store_nothing),
-        cmocka_unit_test(test_retry_on_is_normalised),
-        cmocka_unit_test(test_schedules_are_stored_with_defaults),
-        cmocka_unit_test(test_malformed_fields_are_refused_by_name),
-        cmocka_unit_test(test_outcome_classes),
-        cmocka_unit_test(test_waits_follow_the_schedule),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_absent_fields_store_nothing),
+             cmocka_unit_test(test_retry_on_is_normalised),
+             cmocka_unit_test(test_schedules_are_stored_with_defaults),
+             cmocka_unit_test(test_malformed_fields_are_refused_by_name),
+             cmocka_unit_test(test_outcome_classes),
+             cmocka_unit_test(test_waits_follow_the_schedule))

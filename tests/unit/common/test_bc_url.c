@@ -1,16 +1,11 @@
 /* Tests common/bc_url.c: which webhook URLs are accepted, and why not. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <string.h>
-
-#include <cmocka.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "bc_test.h"
 #include "bc_url.h"
 
 static void test_accepts_plain_urls(void **state)
@@ -140,13 +135,7 @@ static void test_addresses_a_webhook_may_reach(void **state)
     assert_false(bc_addr_public(NULL));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accepts_plain_urls),
-        cmocka_unit_test(test_rejects_with_a_reason),
-        cmocka_unit_test(test_private_hosts_are_refused_unless_allowed),
-        cmocka_unit_test(test_addresses_a_webhook_may_reach),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+BC_TEST_MAIN(cmocka_unit_test(test_accepts_plain_urls),
+             cmocka_unit_test(test_rejects_with_a_reason),
+             cmocka_unit_test(test_private_hosts_are_refused_unless_allowed),
+             cmocka_unit_test(test_addresses_a_webhook_may_reach))
