@@ -74,10 +74,7 @@ static int parse_intervals(json_t *v, const char *where, json_t *policy, char *w
 
 static int parse_backoff(json_t *v, const char *where, json_t *policy, char *why, size_t cap)
 {
-    json_t *base = json_object_get(v, "base_s"), *factor = json_object_get(v, "factor");
-    json_t *max = json_object_get(v, "max_s");
-    const char *key;
-    json_t *x;
+    json_t *base = NULL, *factor = NULL, *max = NULL;
     double f = 2.0;
     long long m = BC_RETRY_MAX_DELAY_S;
 
@@ -85,11 +82,13 @@ static int parse_backoff(json_t *v, const char *where, json_t *policy, char *why
         snprintf(why, cap, "%sretry_backoff must be an object {base_s, factor, max_s}", where);
         return -1;
     }
-    json_object_foreach(v, key, x)
-        if (strcmp(key, "base_s") && strcmp(key, "factor") && strcmp(key, "max_s")) {
-            snprintf(why, cap, "%sretry_backoff takes only base_s, factor and max_s", where);
-            return -1;
-        }
+    /* o, not I or F: each field's type is checked below with its range, in
+     * its own words; ! refuses any other field. */
+    if (json_unpack(v, "{s?o, s?o, s?o !}", "base_s", &base, "factor", &factor,
+                    "max_s", &max) < 0) {
+        snprintf(why, cap, "%sretry_backoff takes only base_s, factor and max_s", where);
+        return -1;
+    }
     if (!whole(base, 1, BC_RETRY_MAX_DELAY_S)) {
         snprintf(why, cap, "%sretry_backoff.base_s must be an integer between 1 and %d", where,
                  BC_RETRY_MAX_DELAY_S);

@@ -128,16 +128,11 @@ static int transcript_ok(json_t *t, bc_http_resp *resp)
         return -1;
     }
     json_array_foreach(t, i, turn) {
-        const char *role = json_string_value(json_object_get(turn, "role"));
-        json_t *at = json_object_get(turn, "at");
-        const char *k;
-        json_t *v;
-        int extra = 0;
+        const char *role, *text;
+        json_t *at = NULL;
 
-        json_object_foreach(turn, k, v)
-            extra |= strcmp(k, "role") && strcmp(k, "text") && strcmp(k, "at");
-        if (!json_is_object(turn) || !role || (strcmp(role, "agent") && strcmp(role, "user")) ||
-            !json_is_string(json_object_get(turn, "text")) || extra ||
+        if (json_unpack(turn, "{s:s, s:s, s?o !}", "role", &role, "text", &text, "at", &at) < 0 ||
+            (strcmp(role, "agent") && strcmp(role, "user")) ||
             (at && !json_is_null(at) &&
              !(json_is_string(at) && strlen(json_string_value(at)) <= 64) &&
              !(json_is_number(at) && json_number_value(at) >= 0))) {

@@ -12,24 +12,22 @@ static int hhmm(const char *s)
 
 int bc_calling_hours_check(json_t *w, char *why, size_t cap)
 {
-    json_t *days, *d;
+    const char *start, *end;
+    json_t *days = NULL, *d;
     size_t i;
 
     if (!w || json_is_null(w))
         return 0;
-    if (!json_is_object(w) ||
-        !hhmm(json_string_value(json_object_get(w, "start"))) ||
-        !hhmm(json_string_value(json_object_get(w, "end")))) {
+    if (json_unpack(w, "{s:s, s:s, s?o}", "start", &start, "end", &end, "days", &days) < 0 ||
+        !hhmm(start) || !hhmm(end)) {
         snprintf(why, cap, "calling_hours must be {\"start\": \"HH:MM\", \"end\": \"HH:MM\", "
                            "\"days\": [1-7]} (days optional, ISO Monday = 1)");
         return -1;
     }
-    if (!strcmp(json_string_value(json_object_get(w, "start")),
-                json_string_value(json_object_get(w, "end")))) {
+    if (!strcmp(start, end)) {
         snprintf(why, cap, "calling_hours start and end must differ");
         return -1;
     }
-    days = json_object_get(w, "days");
     if (days && (!json_is_array(days) || json_array_size(days) == 0 || json_array_size(days) > 7)) {
         snprintf(why, cap, "calling_hours.days must be a non-empty array of 1-7");
         return -1;

@@ -35,17 +35,9 @@ static void error(bc_http_resp *resp, int status, const char *code, const char *
     bc_http_json(resp, status, json_pack("{s:s,s:s}", "status", "error", "message", msg));
 }
 
-/* A whole number of minutes in [0, 1440], sent as any JSON number. */
-static int minutes_of(json_t *v, long *out)
+/* A whole number of minutes in [0, 1440], sent as any JSON number (read as "F"). */
+static int minutes_of(double d, long *out)
 {
-    double d;
-
-    if (json_is_integer(v))
-        d = (double)json_integer_value(v);
-    else if (json_is_real(v))
-        d = json_real_value(v);
-    else
-        return -1;
     if (!(d >= 0 && d <= 1440) || d != floor(d))
         return -1;
     *out = (long)d;
@@ -57,7 +49,8 @@ static int minutes_of(json_t *v, long *out)
 static int parse_window(json_t *w, json_t **hours, const char **tz, char *why, size_t cap)
 {
     json_t *wins = json_object_get(w, "windows"), *days = json_object_get(w, "day"), *x;
-    json_t *one, *dl;
+    json_t *dl;
+    double ds, de;
     long start, end;
     int mask = 0;
     size_t i;
@@ -77,9 +70,8 @@ static int parse_window(json_t *w, json_t **hours, const char **tz, char *why, s
                            "(got %zu)", json_array_size(wins));
         return -1;
     }
-    one = json_array_get(wins, 0);
-    if (!json_is_object(one) || minutes_of(json_object_get(one, "start"), &start) < 0 ||
-        minutes_of(json_object_get(one, "end"), &end) < 0 || start >= end) {
+    if (json_unpack(json_array_get(wins, 0), "{s:F, s:F}", "start", &ds, "end", &de) < 0 ||
+        minutes_of(ds, &start) < 0 || minutes_of(de, &end) < 0 || start >= end) {
         snprintf(why, cap, "call_time_window.windows[0] must be {\"start\", \"end\"} in whole "
                            "minutes since local midnight, 0 <= start < end <= 1440");
         return -1;
@@ -312,15 +304,13 @@ static long hm(const char *s)
 
 json_t *bc_retell_window(json_t *hours, const char *timezone)
 {
+    const char *hs, *he;
     long s, e;
-    json_t *wins, *o, *days, *d;
+    json_t *wins, *o, *days = NULL, *d;
     size_t i;
 
-    if (!json_is_object(hours))
-        return NULL;
-    s = hm(json_string_value(json_object_get(hours, "start")));
-    e = hm(json_string_value(json_object_get(hours, "end")));
-    if (s < 0 || e < 0)
+    if (json_unpack(hours, "{s:s, s:s, s?o}", "start", &hs, "end", &he, "days", &days) < 0 ||
+        (s = hm(hs)) < 0 || (e = hm(he)) < 0)
         return NULL;
     wins = json_array();
     if (e == 0)
@@ -334,7 +324,7 @@ json_t *bc_retell_window(json_t *hours, const char *timezone)
         json_array_append_new(wins, json_pack("{s:i,s:i}", "start", (int)s, "end", 1440));
     }
     o = json_pack("{s:o,s:s}", "windows", wins, "timezone", timezone ? timezone : "UTC");
-    if ((days = json_object_get(hours, "days"))) {
+    if (days) {
         json_t *names = json_array();
         json_array_foreach(days, i, d)
             if (json_integer_value(d) >= 1 && json_integer_value(d) <= 7)

@@ -151,9 +151,10 @@ static void webhooks_list(bc_surface_req *r, const char *only, int status, const
 static void webhook_create(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
     bc_surface_req *r = ud;
-    json_t *in = bc_surface_body(r), *en;
+    json_t *in = bc_surface_body(r);
     const char *url = NULL;
     char id[48], secret[48], *ev = NULL;
+    int enabled = 1;
     bc_err err = { "" };
     PGresult *res;
 
@@ -162,8 +163,7 @@ static void webhook_create(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (!in)
         return;
     /* Present, it is a boolean, and a webhook created disabled stays so. */
-    en = json_object_get(in, "enabled");
-    if (en && !json_is_boolean(en)) {
+    if (json_unpack(in, "{s?b}", "enabled", &enabled) < 0) {
         bc_rymi_bad_field(r, "enabled must be a boolean", "enabled");
         json_decref(in);
         return;
@@ -172,7 +172,7 @@ static void webhook_create(void *ud, const bc_http_req *req, bc_http_resp *resp)
         bc_id_new(id, sizeof id, "wh");
         bc_random_token(secret, sizeof secret, "whsec_", 32);
         const char *p[] = { id, r->g.who.tenant_id, url, ev, secret,
-                            json_is_false(en) ? "f" : "t" };
+                            enabled ? "t" : "f" };
         if (!(res = bc_pg_exec(r->g.pg, "rymi_webhook_insert", 6, p, &err)))
             bc_surface_fail(r, "webhook.create", &err);
         else {
@@ -189,25 +189,25 @@ static void webhook_update(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
     bc_surface_req *r = ud;
     const char *id = bc_http_param(req, "id");
-    json_t *in = bc_surface_body(r), *en;
+    json_t *in = bc_surface_body(r), *events;
     const char *url = NULL;
     char *ev = NULL;
+    int enabled = -1;   /* absent: left as it is */
     bc_err err = { "" };
     PGresult *res;
 
     if (!in)
         return;
-    en = json_object_get(in, "enabled");
     if (webhook_url(r, in, 0, &url) < 0)
         goto out;
-    if (en && !json_is_boolean(en)) {
+    if (json_unpack(in, "{s?b}", "enabled", &enabled) < 0) {
         bc_rymi_bad_field(r, "enabled must be a boolean", "enabled");
         goto out;
     }
-    if (json_object_get(in, "events") && !(ev = events_array(r, json_object_get(in, "events"))))
+    if ((events = json_object_get(in, "events")) && !(ev = events_array(r, events)))
         goto out;
     const char *p[] = { id, r->g.who.tenant_id, url, ev,
-                        en ? (json_is_true(en) ? "t" : "f") : NULL };
+                        enabled < 0 ? NULL : enabled ? "t" : "f" };
     if (!(res = bc_pg_exec(r->g.pg, "rymi_webhook_update", 5, p, &err))) {
         bc_surface_fail(r, "webhook.update", &err);
         goto out;

@@ -82,6 +82,8 @@ static void test_schedules_are_stored_with_defaults(void **state)
             "\"retry_on\":[\"busy\"]}");
     accepts("{\"retry_backoff\": {\"base_s\": 5, \"factor\": 3, \"max_s\": 5}}", -1,
             "{\"retry_backoff\":{\"base_s\":5,\"factor\":3.0,\"max_s\":5}}");
+    accepts("{\"retry_backoff\": {\"base_s\": 30, \"factor\": null, \"max_s\": null}}", -1,
+            "{\"retry_backoff\":{\"base_s\":30,\"factor\":2.0,\"max_s\":86400}}");
 }
 
 static void test_malformed_fields_are_refused_by_name(void **state)
@@ -116,6 +118,8 @@ static void test_malformed_fields_are_refused_by_name(void **state)
             "retry_backoff.max_s must be an integer between base_s and 86400");
     refuses("{\"retry_backoff\": {\"base_s\": 10, \"jitter\": true}}", "",
             "retry_backoff takes only base_s, factor and max_s");
+    refuses("{\"retry_backoff\": {\"jitter\": true}}", "tasks[0].",
+            "tasks[0].retry_backoff takes only base_s, factor and max_s");
 }
 
 static void test_outcome_classes(void **state)
