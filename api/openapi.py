@@ -16,15 +16,21 @@ B = {"type": "boolean"}
 ANYOBJ = {"type": "object", "additionalProperties": True}
 ANYOBJN = {"type": "object", "additionalProperties": True, "nullable": True}
 E164 = {"type": "string", "pattern": r"^\+[1-9][0-9]{7,14}$", "example": "+14155559876"}
-HOURS = {"type": "object", "description": "batchcall extension: calling hours in the batch's timezone",
+HOURS = {"type": "object", "description": "batchcall extension: calling hours in the batch's timezone; "
+                                          "start and end differ (400)",
          "properties": {"start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
                         "end": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
                         "days": {"type": "array", "minItems": 1, "maxItems": 7,
                                  "items": {"type": "integer", "minimum": 1, "maximum": 7}}},
          "required": ["start", "end"]}
-TZ = {"type": "string", "description": "IANA time zone (default UTC)", "example": "America/New_York"}
-RTZ = {"type": "string", "maxLength": 64, "example": "Asia/Tokyo",
-       "description": "batchcall extension: this recipient's IANA time zone; calling hours apply in it"}
+# An IANA zone's name as the server reads it (bc_recipient_timezone); that the
+# zone exists is checked against the database (400).
+def TZNAME(desc, example="America/New_York"):
+    return {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9/_+-]+$",
+            "description": desc + "; one PostgreSQL knows (400)", "example": example}
+TZ = TZNAME("IANA time zone (default UTC)")
+RTZ = TZNAME("batchcall extension: this recipient's IANA time zone; calling hours apply in it",
+             "Asia/Tokyo")
 POOL = {"type": "object", "description": "batchcall extension: dial in turn from several of the "
         "tenant's numbers, each within its own caps",
         "properties": {"numbers": {"type": "array", "minItems": 1, "maxItems": 50, "uniqueItems": True,
@@ -39,7 +45,7 @@ WAITING_FOR = {"type": "string", "enum": ["concurrency", "region"],
                "description": "batchcall extension: why the batch is not dialing: its tenant's slots are "
                               "reserved by other batches, or its region has no live worker"}
 # batchcall extension on Rymi and batch-call: the batch's concurrency, as Cartesia names it.
-TCL = {"target_concurrency_limit": {"type": "integer", "minimum": 1,
+TCL = {"target_concurrency_limit": {"type": "integer", "minimum": 1, "maximum": 100000,
        "description": "batchcall extension: calls of this batch live at once, at most the tenant's "
                       "limit (default half of it); the batch reserves min(this, recipients left)"}}
 # batchcall extension: retry policies (docs/api.md, "Retry policies"), on a
@@ -48,13 +54,15 @@ OUTCOME = {"type": "string", "enum": ["busy", "no_answer", "failed", "voicemail"
 RETRY = {
     "max_retries": {"type": "integer", "minimum": 0, "maximum": 10,
                     "description": "batchcall extension: automatic retries after the first attempt (default 0)"},
-    "retry_on": {"type": "array", "items": OUTCOME, "maxItems": 4,
-                 "description": "batchcall extension: outcomes retried (default busy, no_answer, failed)"},
+    "retry_on": {"type": "array", "items": OUTCOME,
+                 "description": "batchcall extension: outcomes retried (default busy, no_answer, failed); "
+                                "repeats count once"},
     "retry_intervals_s": {"type": "array", "minItems": 1, "maxItems": 10,
                           "items": {"type": "integer", "minimum": 1, "maximum": 86400},
                           "description": "batchcall extension: seconds before retry 1, 2, ...; the last repeats; not with retry_backoff (400)"},
     "retry_backoff": {"type": "object", "additionalProperties": False, "required": ["base_s"],
-                      "description": "batchcall extension: wait before retry k = min(max_s, base_s * factor^(k-1)); give retry_intervals_s or retry_backoff, not both (400)",
+                      "description": "batchcall extension: wait before retry k = min(max_s, base_s * factor^(k-1)); "
+                                     "max_s at least base_s; give retry_intervals_s or retry_backoff, not both (400)",
                       "properties": {"base_s": {"type": "integer", "minimum": 1, "maximum": 86400},
                                      "factor": {"type": "number", "minimum": 1, "maximum": 10},
                                      "max_s": {"type": "integer", "minimum": 1, "maximum": 86400}}},
@@ -73,7 +81,7 @@ EXPIRY_MS = {**EXPIRY, "latest_timestamp": {"type": "number", "minimum": 1,
 # The rules across fields the server checks (each a 400), on every schema
 # that has both sides: one retry schedule, one expiry.
 EXCLUSIVE = (("retry_intervals_s", "retry_backoff"), ("latest_at", "ttl"),
-             ("latest_at", "latest_timestamp"), ("latest_timestamp", "ttl"))
+             ("latest_at", "latest_timestamp"), ("latest_timestamp", "ttl"), ("to", "recipients"))
 
 def exclusive(schema):
     props = schema.get("properties", {})
@@ -85,15 +93,22 @@ EXPIRED = {"type": "integer", "description": "batchcall extension: recipients th
 BLOCKED = {"type": "object", "additionalProperties": {"type": "integer"},
            "description": "batchcall extension: recipients the tenant's policy stopped undialed, by reason "
                           "(dnc_blocked: the number is on the tenant's do-not-call list; Rymi calls it dnc_listed)"}
+# A URL the server fetches or posts to: http(s), a host written out (no user or
+# password), the characters RFC 3986 allows, one fragment (bc_url_check).
+URICHAR = r"([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})"
+HOSTPART = r"://[A-Za-z0-9._-]+(:[1-9][0-9]{0,3})?([/?]" + URICHAR + "*)?(#" + URICHAR + "*)?"
+def url(schemes):
+    return {"type": "string", "format": "uri", "maxLength": 2048, "pattern": "^" + schemes + HOSTPART + "$"}
 AGENT_IN = {"name": {"type": "string", "minLength": 1, "maxLength": 255},
             "region": {"type": "string", "enum": ["us", "eu", "apac"]},
-            "endpoint": {"type": "string", "maxLength": 1024, "pattern": "^(wss://|https?://|sips?:)",
+            "endpoint": {"type": "string", "maxLength": 1024, "pattern": "^((wss|https?)" + HOSTPART +
+                         r"|sips?:[^\x00-\x20\x7f?<>@]+@[^\x00-\x20\x7f?<>]+)$",
                          "description": "batchcall extension: how the agent's calls reach it: a Media "
                          "Streams WebSocket (wss://), a URL that answers with TwiML (https://) or a SIP "
                          "URI (sip:); a batch for an agent without one is refused (docs/agents.md)",
                          "example": "wss://agent.example.com/stream"},
             "record": {"type": "boolean", "description": "batchcall extension: record this agent's calls"}}
-WEBHOOK_IN = {"url": {"type": "string", "format": "uri", "maxLength": 2048,
+WEBHOOK_IN = {"url": {**url("https?"),
                       "description": "https (http only where BC_WEBHOOK_REQUIRE_HTTPS is off); no user or password; not a loopback, private or link-local address (unless BC_WEBHOOK_ALLOW_PRIVATE)"},
               "enabled": B, "events": {"type": "array", "minItems": 1, "maxItems": 16,
                   "items": {"type": "string", "enum": ["call.completed", "call.failed", "batch.completed",
@@ -122,13 +137,14 @@ def errs(surface, codes):
 COMMON = [400, 401, 403, 404, 405, 429, 500, 503]
 CREATE = COMMON + [402, 409, 413]
 
-VOICEMAIL = {"type": "object", "additionalProperties": False, "nullable": True,
+VM_MESSAGE = {"type": "string", "enum": ["message"]}
+VOICEMAIL = {"type": "object", "nullable": True,
              "description": "batchcall extension: what to do when a machine answers (docs/agents.md): "
              "hang up, leave a message (text or audio_url, once, after the beep), or let the agent handle it",
-             "properties": {"action": {"type": "string", "enum": ["hangup", "message", "agent"]},
-                            "text": {"type": "string", "minLength": 1, "maxLength": 1000},
-                            "audio_url": {"type": "string", "format": "uri", "pattern": "^https://"}},
-             "required": ["action"]}
+             "oneOf": [obj({"action": {"type": "string", "enum": ["hangup", "agent"]}}, ["action"], extra=False),
+                       obj({"action": VM_MESSAGE, "text": {"type": "string", "minLength": 1, "maxLength": 1000}},
+                           ["action", "text"], extra=False),
+                       obj({"action": VM_MESSAGE, "audio_url": url("https")}, ["action", "audio_url"], extra=False)]}
 AGENTLEG = {"voicemail": VOICEMAIL,
             "record": {"type": "boolean", "description": "batchcall extension: record the calls "
                        "(default: the agent's setting)"}}
@@ -150,9 +166,23 @@ schemas = {
       "timezone": {"type": "string", "description": "IANA time zone (default America/Los_Angeles)"},
       "day": {"type": "array", "items": {"type": "string", "enum": ["Monday", "Tuesday", "Wednesday",
               "Thursday", "Friday", "Saturday", "Sunday"]}}}, ["windows"]),
+  # What a create takes: one window of whole minutes, start before end (a
+  # rule JSON Schema cannot state; 400), and a zone name.
+  "RetellCallTimeWindowIn": obj({
+      "windows": {"type": "array", "minItems": 1, "maxItems": 1, "items": obj(
+                      {"start": {"type": "number", "minimum": 0, "maximum": 1439, "multipleOf": 1},
+                       "end": {"type": "number", "minimum": 1, "maximum": 1440, "multipleOf": 1}},
+                      ["start", "end"]),
+                  "description": "[start, end) in whole minutes since local midnight, start before end; "
+                                 "batchcall takes one window per batch"},
+      "timezone": TZNAME("IANA time zone (default America/Los_Angeles)"),
+      "day": {"type": "array", "items": {"type": "string", "enum": ["Monday", "Tuesday", "Wednesday",
+              "Thursday", "Friday", "Saturday", "Sunday"]}}}, ["windows"]),
   "RetellBatchCallTask": obj({
       "to_number": E164, "ignore_e164_validation": B,
-      "override_agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
+      "override_agent_id": {"type": "string", "minLength": 1, "maxLength": 64,
+                            "description": "one agent per batch: on every task or none, the same on each "
+                                           "and as agent_id (400)"},
       "override_agent_version": {"oneOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]},
       "agent_override": {**ANYOBJ, "description": "accepted; not applied (docs/retell.md)"},
       "retell_llm_dynamic_variables": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -162,9 +192,11 @@ schemas = {
   "RetellBatchCallRequest": obj({
       "from_number": E164, "name": {"type": "string", "maxLength": 255},
       "tasks": {"type": "array", "minItems": 1, "maxItems": 5000, "items": ref("RetellBatchCallTask")},
-      "trigger_timestamp": {"type": "number", "minimum": 0, "description": "Unix milliseconds"},
-      "reserved_concurrency": {"type": "integer", "minimum": 0},
-      "call_time_window": ref("RetellCallTimeWindow"),
+      "trigger_timestamp": {"type": "number", "minimum": 0,
+                            "description": "Unix milliseconds; ahead of now, within 30 days (400)"},
+      "reserved_concurrency": {"type": "integer", "minimum": 0, "maximum": 100000,
+                               "description": "less than the account's concurrency limit (400)"},
+      "call_time_window": ref("RetellCallTimeWindowIn"),
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64,
                    "description": "batchcall extension: the agent, when the number is bound to none"},
       **EXPIRY_MS, **AGENTLEG},
@@ -191,10 +223,12 @@ schemas = {
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
       "from_number_id": {"type": "string", "minLength": 1, "maxLength": 64},
       "recipients": {"type": "array", "minItems": 1, "maxItems": 5000, "items": ref("AgentOutboundCallItem")},
-      "target_concurrency_limit": {"type": "integer", "minimum": 1},
+      "target_concurrency_limit": {"type": "integer", "minimum": 1, "maximum": 100000,
+                                   "description": "at most the organization's limit (400)"},
       "ringing_timeout_seconds": {"type": "integer", "minimum": 5, "maximum": 80},
       "max_call_duration_minutes": {"type": "integer", "minimum": 1, "maximum": 480},
-      "scheduled_at": {"type": "string", "format": "date-time"},
+      "scheduled_at": {"type": "string", "format": "date-time",
+                       "description": "ahead of now, within 30 days (400)"},
       "region": {"type": "string", "enum": ["US", "EU", "APAC"], "description": "batchcall extension"},
       "timezone": TZ, "calling_hours": HOURS, "caller_id_pool": POOL, **RETRY, **EXPIRY, **AGENTLEG},
       ["name", "agent_id", "from_number_id", "recipients"]),
@@ -262,15 +296,19 @@ schemas = {
        "rate_per_min", "eta_seconds"]),
   "BatchProgressList": obj({"data": {"type": "array", "items": ref("BatchProgress")}, "has_more": B,
                             "tenant": ref("ProgressTenant")}, ["data", "has_more", "tenant"]),
-  "RymiRecipient": obj({"to": E164, "identity": E164, "from_number": E164, "metadata": ANYOBJ,
-                        "timezone": RTZ, **RETRY}),
-  "RymiBatchRequest": obj({
+  "RymiRecipient": {**obj({"to": E164, "identity": E164, "from_number": E164, "metadata": ANYOBJ,
+                           "timezone": RTZ, **RETRY}),
+                    "description": "to, or identity as Rymi's participants name it (to wins)",
+                    "anyOf": [{"required": ["to"]}, {"required": ["identity"]}]},
+  "RymiBatchRequest": {**obj({
       "agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
       "to": {"type": "array", "items": E164, "minItems": 1, "maxItems": 500},
       "recipients": {"type": "array", "items": ref("RymiRecipient"), "minItems": 1, "maxItems": 500},
       "from_number": E164, "batch_id": {"type": "string", "maxLength": 128},
       "metadata": ANYOBJ, "variables": ANYOBJ, "post_call": ANYOBJ, "timezone": TZ,
       "calling_hours": HOURS, "caller_id_pool": POOL, **TCL, **RETRY, **EXPIRY, **AGENTLEG}, ["agent_id"]),
+      "description": "to (numbers) or recipients (objects), one of them",
+      "anyOf": [{"required": ["to"]}, {"required": ["recipients"]}]},
   "RymiParticipantIn": obj({"transport": {"type": "string", "enum": ["pstn"]}, "identity": E164,
                             "from_number": E164, "metadata": ANYOBJ, **RETRY}, ["identity"]),
   "RymiCallRequest": obj({"agent_id": {"type": "string", "minLength": 1, "maxLength": 64},
@@ -396,8 +434,10 @@ schemas = {
                         "timezone": RTZ}, ["to_number"]),
   "BatchCallRequest": obj({"from_number": E164,
       "tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": ref("BatchCallTask")},
-      "name": {"type": "string", "maxLength": 255}, "trigger_timestamp": {"type": "integer", "minimum": 0},
-      "agent_id": {"type": "string", "minLength": 1, "maxLength": 64}, "timezone": S,
+      "name": {"type": "string", "maxLength": 255},
+      "trigger_timestamp": {"type": "integer", "minimum": 0,
+                            "description": "Unix milliseconds; ahead of now, within 30 days (400)"},
+      "agent_id": {"type": "string", "minLength": 1, "maxLength": 64}, "timezone": TZ,
       "status": {"type": "string", "enum": ["draft", "scheduled", "sent"]}, "send_now": B,
       "calling_hours": HOURS, "caller_id_pool": POOL, **TCL, **RETRY, **EXPIRY_MS, **AGENTLEG},
       ["from_number", "tasks", "agent_id"]),

@@ -316,19 +316,34 @@ static void serve(const bc_http_surface *s, const bc_http_route *rt, bc_http_req
         bc_http_miss(r, resp, bc_http_error, "not found");
 }
 
+/* 1 if the path (n bytes) is a literal route's, one without "{name}". */
+static int literal_route(const bc_http *h, const char *path, size_t n)
+{
+    for (const bc_http_surface *s = h->o.surfaces; s && s->routes; s++)
+        for (const bc_http_route *rt = s->routes; rt->method; rt++)
+            if (!strchr(rt->pattern, '{') && strlen(rt->pattern) == n &&
+                !strncmp(rt->pattern, path, n))
+                return 1;
+    return 0;
+}
+
 /* Finds the request's route in the table and runs it; else answers the
  * surface whose route's path or prefix it is (405 or 404), else leaves the
- * request to the catch-all handler. */
+ * request to the catch-all handler. A literal route's path is that route's
+ * resource alone: no pattern takes it, so GET /v1/calls/batch is a 405
+ * naming POST, not a call whose id is "batch". */
 static void dispatch(bc_http *h, bc_http_req *r, bc_http_resp *resp)
 {
     const bc_http_surface *owner = NULL;
     size_t n = strlen(r->path);
+    int literal;
 
     if (n > 1 && r->path[n - 1] == '/')
         n--;
+    literal = literal_route(h, r->path, n);
     for (const bc_http_surface *s = h->o.surfaces; s && s->routes; s++)
         for (const bc_http_route *rt = s->routes; rt->method; rt++) {
-            if (!match(rt->pattern, r->path, n, r))
+            if ((literal && strchr(rt->pattern, '{')) || !match(rt->pattern, r->path, n, r))
                 continue;
             if (!strcmp(rt->method, r->method)) {
                 r->allow[0] = '\0';

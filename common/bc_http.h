@@ -36,9 +36,10 @@ typedef int (*bc_http_ready_fn)(void *ud);
  * non-empty segment of at most BC_HTTP_PARAM_MAX - 1 bytes (read with
  * bc_http_param), the handler, and the metrics label (NULL: the pattern
  * with ":name" for "{name}"). A trailing slash is ignored. Routes are tried
- * in the order given, so a literal route goes before a pattern it shadows
- * ("/v1/calls/active" before "/v1/calls/{id}"). A path that matches routes
- * only under other methods is answered 405 with an Allow header. */
+ * in the order given. A path that is a literal route's ("/v1/calls/batch")
+ * is that route's alone, under any method: no pattern takes it
+ * ("/v1/calls/{id}"). A path that matches routes only under other methods
+ * is answered 405 with an Allow header. */
 #define BC_HTTP_PARAM_MAX 128
 
 typedef struct bc_http_route {

@@ -83,6 +83,27 @@ int bc_json_str(json_t *obj, const char *field, int required, size_t maxlen,
     return 0;
 }
 
+int bc_json_no_null(const json_t *obj, const char *where, const char *fields, char *why,
+                    size_t cap)
+{
+    char name[64];
+
+    for (const char *f = fields; f && *f;) {
+        size_t n = strcspn(f, ",");
+
+        if (n < sizeof name) {
+            memcpy(name, f, n);
+            name[n] = '\0';
+            if (json_is_null(json_object_get(obj, name))) {
+                snprintf(why, cap, "%s%s must not be null; leave it out", where, name);
+                return -1;
+            }
+        }
+        f += n + (f[n] == ',');
+    }
+    return 0;
+}
+
 /* 1 when v nests deeper than left levels. Stops looking there, so the
  * recursion is as deep as the cap, whatever the input. */
 static int deeper_than(const json_t *v, int left)

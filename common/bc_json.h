@@ -23,6 +23,13 @@ int bc_json_int(json_t *obj, const char *field, long min, long max,
 int bc_json_str(json_t *obj, const char *field, int required, size_t maxlen,
                    const char **out, char *why, size_t cap);
 
+/* Refuses a null in any of obj's fields named in fields (comma-separated):
+ * the OpenAPI document types them without null, so a null is not the field
+ * left out. A field absent, or obj not an object, passes. 0, or -1 with why
+ * ("<where><field> must not be null; leave it out"). */
+int bc_json_no_null(const json_t *obj, const char *where, const char *fields, char *why,
+                    size_t cap);
+
 /* Caps on free-form JSON a client stores (a batch's and a recipient's
  * metadata and variables, post_call, an agent's config, an agent report's
  * data): it is read back in every list and webhook, so it stays small, and

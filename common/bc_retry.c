@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bc_json.h"
+
 static const char *const outcomes[] = { "busy", "no_answer", "failed", "voicemail", NULL };
 
 static int present(json_t *v)
@@ -89,6 +91,11 @@ static int parse_backoff(json_t *v, const char *where, json_t *policy, char *why
         snprintf(why, cap, "%sretry_backoff takes only base_s, factor and max_s", where);
         return -1;
     }
+    if (present(factor) + present(max) != (factor != NULL) + (max != NULL)) {
+        snprintf(why, cap, "%sretry_backoff.%s must not be null; leave it out", where,
+                 factor && !present(factor) ? "factor" : "max_s");
+        return -1;
+    }
     if (!whole(base, 1, BC_RETRY_MAX_DELAY_S)) {
         snprintf(why, cap, "%sretry_backoff.base_s must be an integer between 1 and %d", where,
                  BC_RETRY_MAX_DELAY_S);
@@ -128,6 +135,9 @@ int bc_retry_parse(json_t *obj, const char *where, int *max_retries, json_t **po
     *policy = NULL;
     if (!where)
         where = "";
+    if (bc_json_no_null(obj, where, "max_retries,retry_on,retry_intervals_s,retry_backoff", why,
+                        cap) < 0)
+        return -1;
     if (present(mr)) {
         if (!whole(mr, 0, BC_RETRY_MAX_RETRIES)) {
             snprintf(why, cap, "%smax_retries must be an integer between 0 and %d", where,

@@ -1,6 +1,7 @@
 #include "bc_url.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -132,9 +133,18 @@ int bc_url_check(const char *url, int https_only, int allow_private, char *why, 
         snprintf(why, cap, "url must be at most %d characters", BC_URL_MAX);
         return -1;
     }
+    /* A URI (RFC 3986), as the OpenAPI document's format uri says: ASCII,
+     * none of the characters it leaves out, one fragment, and a '%' only
+     * as an escape. libcurl would take raw UTF-8 and most of the rest. */
     for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
-        if (*p <= ' ' || *p == 0x7f) {
-            snprintf(why, cap, "url must not contain spaces or control characters");
+        if (*p <= ' ' || *p >= 0x7f) {
+            snprintf(why, cap, "url must be printable ASCII: no spaces or control characters; "
+                               "percent-encode the rest");
+            return -1;
+        }
+        if (strchr("\"<>\\^`{|}", *p) || (*p == '#' && strchr((const char *)p + 1, '#')) ||
+            (*p == '%' && !(isxdigit(p[1]) && isxdigit(p[2])))) {
+            snprintf(why, cap, "url must be a URI (RFC 3986): percent-encode '%c'", *p);
             return -1;
         }
     }

@@ -10,8 +10,9 @@ struct sockaddr;
 
 /* Checks that url is an absolute http(s) URL we may POST to: scheme https
  * (or http when https_only is 0), a host, no user or password (they would
- * be shown back in lists), at most BC_URL_MAX bytes, no whitespace or
- * control characters, and what libcurl's URL parser accepts. Unless
+ * be shown back in lists), at most BC_URL_MAX bytes, printable ASCII only
+ * (no whitespace, control or non-ASCII bytes: those are percent-encoded),
+ * and what libcurl's URL parser accepts. Unless
  * allow_private, a host that is an address must be a public one
  * (bc_addr_public) and "localhost" is refused; names are checked again
  * where they are resolved, at delivery. 0, or -1 with why set to words fit

@@ -35,8 +35,8 @@ int bc_caller_pool_check(json_t *pool, char *why, size_t cap)
     }
     for (int k = 0; k < 2; k++) {
         v = json_object_get(pool, keys[k]);
-        if (v && !json_is_null(v) &&
-            (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max[k])) {
+        if (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                  json_integer_value(v) > max[k])) {
             snprintf(why, cap, "caller_id_pool.%s must be an integer between 1 and %ld", keys[k],
                      max[k]);
             return -1;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "bc_agent.h"
+#include "bc_json.h"
 #include "bc_retry.h"
 
 int bc_rfc3339_valid(const char *s)
@@ -58,6 +59,9 @@ int bc_expiry_parse(json_t *in, int ms, bc_batch_spec *spec, char *why, size_t c
     spec->latest_at = NULL;
     spec->latest_ms = 0;
     spec->ttl_s = 0;
+    if (bc_json_no_null(in, "", ms ? "latest_at,ttl,latest_timestamp" : "latest_at,ttl", why,
+                        cap) < 0)
+        return -1;
     if (n > 1) {
         snprintf(why, cap, ms ? "give at most one of latest_at, latest_timestamp and ttl"
                               : "give latest_at or ttl, not both");
@@ -101,7 +105,11 @@ int bc_recipient_timezone(json_t *src, json_t *dst, const char *where, size_t i,
     const char *s;
     size_t n;
 
-    if (!tz || json_is_null(tz))
+    if (json_is_null(tz)) {
+        snprintf(why, cap, "%s[%zu].timezone must not be null; leave it out", where, i);
+        return -1;
+    }
+    if (!tz)
         return 0;
     s = json_string_value(tz);
     n = s ? strlen(s) : 0;
@@ -136,7 +144,7 @@ int bc_agent_leg_parse(json_t *in, bc_batch_spec *spec, char *why, size_t cap)
 {
     json_t *rec = json_object_get(in, "record");
 
-    if (rec && !json_is_null(rec) && !json_is_boolean(rec)) {
+    if (rec && !json_is_boolean(rec)) {
         snprintf(why, cap, "record must be a boolean");
         return -1;
     }

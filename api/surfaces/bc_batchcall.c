@@ -142,16 +142,20 @@ static int parse_tasks(json_t *tasks, json_t **out, char *why, size_t cap)
     json_array_foreach(tasks, i, t) {
         json_t *to = json_object_get(t, "to_number"), *dv = json_object_get(t, "dynamic_variables");
         json_t *x;
+        char at[32];
 
         if (!json_is_object(t)) {
             snprintf(why, cap, "tasks[%zu] must be an object", i);
             return -1;
         }
+        snprintf(at, sizeof at, "tasks[%zu].", i);
+        if (bc_json_no_null(t, at, "to_number,dynamic_variables", why, cap) < 0)
+            return -1;
         if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
             snprintf(why, cap, "tasks[%zu].to_number must be in E.164 format", i);
             return -1;
         }
-        if (dv && !json_is_null(dv) && !json_is_object(dv)) {
+        if (dv && !json_is_object(dv)) {
             snprintf(why, cap, "tasks[%zu].dynamic_variables must be an object", i);
             return -1;
         }
@@ -180,7 +184,10 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
     spec->retry_policy = NULL;
     /* Extension: the batch's concurrency, named as Cartesia names it; 0
      * (omitted) is the core's default (docs/api.md). */
-    if (bc_json_int(in, "target_concurrency_limit", 1, 100000, 0, &lim, why, cap) < 0)
+    if (bc_json_no_null(in, "", "from_number,tasks,name,trigger_timestamp,agent_id,timezone,"
+                        "status,send_now,calling_hours,caller_id_pool,target_concurrency_limit",
+                        why, cap) < 0 ||
+        bc_json_int(in, "target_concurrency_limit", 1, 100000, 0, &lim, why, cap) < 0)
         goto fail;
     spec->limit = (int)lim;
     if (bc_json_str(in, "from_number", 1, 16, &from, why, cap) < 0 ||
@@ -208,11 +215,11 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
         snprintf(why, cap, "status must be one of draft, scheduled, sent");
         goto fail;
     }
-    if (ts && !json_is_null(ts) && (!json_is_integer(ts) || json_integer_value(ts) < 0)) {
+    if (ts && (!json_is_integer(ts) || json_integer_value(ts) < 0)) {
         snprintf(why, cap, "trigger_timestamp must be a Unix timestamp in milliseconds");
         goto fail;
     }
-    if (sn && !json_is_null(sn) && !json_is_boolean(sn)) {
+    if (sn && !json_is_boolean(sn)) {
         snprintf(why, cap, "send_now must be a boolean");
         goto fail;
     }

@@ -133,11 +133,17 @@ static json_t *recipient(json_t *r, size_t i, char *why, size_t cap)
     json_t *to = json_object_get(r, "to_number"), *meta = json_object_get(r, "metadata");
     json_t *from = json_object_get(r, "from_number");
     json_t *vars = json_object_get(r, "dynamic_variables"), *x;
+    char at[40];
 
     if (!json_is_object(r)) {
         snprintf(why, cap, "recipients[%zu] must be an object", i);
         return NULL;
     }
+    snprintf(at, sizeof at, "recipients[%zu].", i);
+    /* metadata and dynamic_variables may be null (the OpenAPI document's
+     * nullable); the other fields may not. */
+    if (bc_json_no_null(r, at, "to_number,from_number", why, cap) < 0)
+        return NULL;
     if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
         snprintf(why, cap, "recipients[%zu].to_number must be an E.164 phone "
                            "number such as +14155559876", i);
@@ -145,8 +151,7 @@ static json_t *recipient(json_t *r, size_t i, char *why, size_t cap)
     }
     /* Extensions (docs/api.md): a per-recipient caller ID and variables
      * for the agent, as batch-call's tasks and Rymi's recipients have. */
-    if (from && !json_is_null(from) &&
-        (!json_is_string(from) || !bc_e164_valid(json_string_value(from)))) {
+    if (from && (!json_is_string(from) || !bc_e164_valid(json_string_value(from)))) {
         snprintf(why, cap, "recipients[%zu].from_number must be an E.164 phone "
                            "number such as +14155550100", i);
         return NULL;
@@ -185,7 +190,11 @@ int bc_cartesia_parse(json_t *body, bc_batch_spec *spec, json_t **recips, char *
 
     *recips = NULL;
     spec->retry_policy = NULL;
-    if (bc_json_str(body, "name", 1, 255, &spec->name, why, cap) < 0 ||
+    if (bc_json_no_null(body, "", "name,agent_id,from_number_id,recipients,"
+                        "target_concurrency_limit,ringing_timeout_seconds,"
+                        "max_call_duration_minutes,scheduled_at,region,timezone,calling_hours,"
+                        "caller_id_pool", why, cap) < 0 ||
+        bc_json_str(body, "name", 1, 255, &spec->name, why, cap) < 0 ||
         bc_json_str(body, "agent_id", 1, 64, &spec->agent_id, why, cap) < 0 ||
         bc_json_str(body, "from_number_id", 1, 64, &spec->from_number_id, why, cap) < 0 ||
         bc_json_int(body, "target_concurrency_limit", 1, 100000, 0, &lim, why, cap) < 0 ||
@@ -374,7 +383,12 @@ static void action(void *ud, const bc_http_req *req, bc_http_resp *resp)
     const char *id = bc_http_param(req, "id"), *verb = bc_surface_verb(s);
     const char *h = bc_http_query(req, "hangup");
 
-    /* Extension: ?hangup=true ends the live calls too (docs/api.md). */
+    /* Extension: ?hangup=true ends the live calls too (docs/api.md); false
+     * is the plain cancel, anything else a 400. */
+    if (!strcmp(verb, "cancel") && h && strcmp(h, "true") && strcmp(h, "false")) {
+        bc_http_error(resp, 400, "invalid_request", "hangup must be true or false");
+        return;
+    }
     if (!strcmp(verb, "cancel") && h && !strcmp(h, "true"))
         verb = "end";
     if (bc_batch_action(s->api, s->g.pg, &s->g.who, id, verb, &errors, resp))

@@ -61,6 +61,8 @@ static int parse_window(json_t *w, json_t **hours, const char **tz, char *why, s
         snprintf(why, cap, "call_time_window must be an object");
         return -1;
     }
+    if (bc_json_no_null(w, "call_time_window.", "windows,timezone,day", why, cap) < 0)
+        return -1;
     if (!json_is_array(wins) || json_array_size(wins) == 0) {
         snprintf(why, cap, "call_time_window.windows must be a non-empty array");
         return -1;
@@ -77,7 +79,7 @@ static int parse_window(json_t *w, json_t **hours, const char **tz, char *why, s
         return -1;
     }
     x = json_object_get(w, "timezone");
-    if (x && !json_is_null(x)) {
+    if (x) {
         size_t n = json_is_string(x) ? json_string_length(x) : 0;
         if (n == 0 || n > 64 ||
             strspn(json_string_value(x), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -90,7 +92,7 @@ static int parse_window(json_t *w, json_t **hours, const char **tz, char *why, s
     } else {
         *tz = DEFAULT_WINDOW_TZ;
     }
-    if (days && !json_is_null(days)) {
+    if (days) {
         if (!json_is_array(days)) {
             snprintf(why, cap, "call_time_window.day must be an array of day names");
             return -1;
@@ -162,12 +164,18 @@ static int parse_tasks(json_t *tasks, json_t **out, const char **agent, char *wh
         json_t *ign = json_object_get(t, "ignore_e164_validation");
         json_t *ver = json_object_get(t, "override_agent_version");
         json_t *ao = json_object_get(t, "agent_override"), *sip = json_object_get(t, "custom_sip_headers");
+        char at[32];
 
         if (!json_is_object(t)) {
             snprintf(why, cap, "tasks[%zu] must be an object", i);
             return -1;
         }
-        if (ign && !json_is_null(ign) && !json_is_boolean(ign)) {
+        snprintf(at, sizeof at, "tasks[%zu].", i);
+        if (bc_json_no_null(t, at, "to_number,ignore_e164_validation,override_agent_id,"
+                            "override_agent_version,agent_override,retell_llm_dynamic_variables,"
+                            "metadata,custom_sip_headers", why, cap) < 0)
+            return -1;
+        if (ign && !json_is_boolean(ign)) {
             snprintf(why, cap, "tasks[%zu].ignore_e164_validation must be a boolean", i);
             return -1;
         }
@@ -178,17 +186,17 @@ static int parse_tasks(json_t *tasks, json_t **out, const char **agent, char *wh
                                "+12137774445", i);
             return -1;
         }
-        if (vars && !json_is_null(vars) && (!json_is_object(vars) || !all_strings(vars))) {
+        if (vars && (!json_is_object(vars) || !all_strings(vars))) {
             snprintf(why, cap, "tasks[%zu].retell_llm_dynamic_variables must be an object of "
                                "strings", i);
             return -1;
         }
         /* Their size and depth: the core's caps (bc_batch_create). */
-        if (meta && !json_is_null(meta) && !json_is_object(meta)) {
+        if (meta && !json_is_object(meta)) {
             snprintf(why, cap, "tasks[%zu].metadata must be an object", i);
             return -1;
         }
-        if (ov && !json_is_null(ov)) {
+        if (ov) {
             if (!json_is_string(ov) || json_string_length(ov) == 0 ||
                 json_string_length(ov) > 64) {
                 snprintf(why, cap, "tasks[%zu].override_agent_id must be a string of 1 to 64 "
@@ -203,13 +211,12 @@ static int parse_tasks(json_t *tasks, json_t **out, const char **agent, char *wh
             *agent = json_string_value(ov);
             with_agent++;
         }
-        if (ver && !json_is_null(ver) && !json_is_string(ver) && !json_is_integer(ver)) {
+        if (ver && !json_is_string(ver) && !json_is_integer(ver)) {
             snprintf(why, cap, "tasks[%zu].override_agent_version must be a string or an "
                                "integer", i);
             return -1;
         }
-        if ((ao && !json_is_null(ao) && !json_is_object(ao)) ||
-            (sip && !json_is_null(sip) && (!json_is_object(sip) || !all_strings(sip)))) {
+        if ((ao && !json_is_object(ao)) || (sip && (!json_is_object(sip) || !all_strings(sip)))) {
             snprintf(why, cap, "tasks[%zu]: agent_override must be an object and "
                                "custom_sip_headers an object of strings", i);
             return -1;
@@ -244,7 +251,9 @@ int bc_retell_parse(json_t *in, bc_batch_spec *spec, bc_retell_req *out, char *w
 
     memset(out, 0, sizeof *out);
     out->reserved = -1;
-    if (bc_json_str(in, "from_number", 1, 16, &from, why, cap) < 0 ||
+    if (bc_json_no_null(in, "", "from_number,name,tasks,trigger_timestamp,reserved_concurrency,"
+                        "call_time_window,agent_id", why, cap) < 0 ||
+        bc_json_str(in, "from_number", 1, 16, &from, why, cap) < 0 ||
         bc_json_str(in, "name", 0, 255, &name, why, cap) < 0 ||
         bc_json_str(in, "agent_id", 0, 64, &agent, why, cap) < 0)
         goto fail;
@@ -252,7 +261,7 @@ int bc_retell_parse(json_t *in, bc_batch_spec *spec, bc_retell_req *out, char *w
         snprintf(why, cap, "from_number must be in E.164 format, such as +14157774444");
         goto fail;
     }
-    if (ts && !json_is_null(ts)) {
+    if (ts) {
         double ms = json_is_integer(ts) ? (double)json_integer_value(ts)
                   : json_is_real(ts) ? json_real_value(ts) : -1;
         if (!(ms >= 0 && ms <= MAX_TRIGGER_MS)) {
@@ -265,7 +274,7 @@ int bc_retell_parse(json_t *in, bc_batch_spec *spec, bc_retell_req *out, char *w
         strftime(out->sched, sizeof out->sched, "%Y-%m-%dT%H:%M:%SZ", &tm);
         spec->scheduled_at = out->sched;
     }
-    if (rc && !json_is_null(rc)) {
+    if (rc) {
         if (!json_is_integer(rc) || json_integer_value(rc) < 0 ||
             json_integer_value(rc) > 100000) {
             snprintf(why, cap, "reserved_concurrency must be an integer >= 0");
@@ -275,7 +284,7 @@ int bc_retell_parse(json_t *in, bc_batch_spec *spec, bc_retell_req *out, char *w
     }
     if (bc_expiry_parse(in, 1, spec, why, cap) < 0 || bc_agent_leg_parse(in, spec, why, cap) < 0)
         goto fail;
-    if (w && !json_is_null(w) && parse_window(w, &out->hours, &tz, why, cap) < 0)
+    if (w && parse_window(w, &out->hours, &tz, why, cap) < 0)
         goto fail;
     if (parse_tasks(json_object_get(in, "tasks"), &out->tasks, &task_agent, why, cap) < 0)
         goto fail;

@@ -143,7 +143,7 @@ def test_a_batch_starts_on_the_slots_that_are_free_and_grows(stack, apac):
     assert slots(stack, first["id"]) == 6
     second = cartesia(stack, t, numbers("541", 30), 10)
     assert stack.sql("SELECT state FROM batches WHERE id = %s", second["id"])[0][0] == "admitted"
-    assert "waiting_for" not in cartesia_get(stack, t, second["id"])
+    assert "waiting_for" not in cartesia_batch(stack, t, second["id"])
     assert slots(stack, second["id"]) == 4
     all_terminal(stack, first["id"], 60)
     wait_until(lambda: slots(stack, second["id"]) == 10, 10,

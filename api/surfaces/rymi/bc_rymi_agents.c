@@ -87,25 +87,30 @@ static int agent_fields(bc_surface_req *r, json_t *in, int create, const char **
     char why[200];
     json_t *cfg = json_deep_copy(in), *rec = json_object_get(in, "record");
 
-    if (rec && !json_is_null(rec) && !json_is_boolean(rec)) {
+    /* None of them may be null (region: a null is no region and would not
+     * clear one either), as the OpenAPI document says. */
+    if (bc_json_no_null(in, "", "name,region,endpoint,record", why, sizeof why) < 0) {
+        bc_rymi_error(r->resp, 400, "invalid_request", why);
+        json_decref(cfg);
+        return -1;
+    }
+    if (rec && !json_is_boolean(rec)) {
         bc_rymi_error(r->resp, 400, "invalid_request", "record must be a boolean");
         json_decref(cfg);
         return -1;
     }
     *record = json_is_boolean(rec) ? (json_is_true(rec) ? "t" : "f") : NULL;
-    /* A region is us, eu or apac (an agent given none has its calls in its
-     * tenant's default region); null is not one, as the OpenAPI document
-     * says, and would not clear it either. */
-    if (json_is_null(json_object_get(in, "region"))) {
-        bc_rymi_error(r->resp, 400, "invalid_request", "region must be one of us, eu, apac");
-        json_decref(cfg);
-        return -1;
-    }
     if (bc_json_str(in, "name", create, 255, name, why, sizeof why) < 0 ||
         bc_json_str(in, "region", 0, 8, region, why, sizeof why) < 0 ||
         bc_json_str(in, "endpoint", 0, BC_AGENT_ENDPOINT_MAX, endpoint, why, sizeof why) < 0 ||
         (*endpoint && bc_agent_endpoint_check(*endpoint, why, sizeof why) < 0)) {
         bc_rymi_error(r->resp, 400, "invalid_request", why);
+        json_decref(cfg);
+        return -1;
+    }
+    /* An update names no new name, or one of 1 to 255 characters, as on create. */
+    if (*name && !**name) {
+        bc_rymi_error(r->resp, 400, "invalid_request", "name must not be empty");
         json_decref(cfg);
         return -1;
     }

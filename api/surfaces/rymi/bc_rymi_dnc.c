@@ -56,7 +56,8 @@ static void dnc_add(void *ud, const bc_http_req *req, bc_http_resp *resp)
     (void)req;
     if (!in)
         return;
-    if (bc_json_str(in, "reason", 0, 255, &reason, why, sizeof why) < 0) {
+    if (bc_json_no_null(in, "", "reason", why, sizeof why) < 0 ||
+        bc_json_str(in, "reason", 0, 255, &reason, why, sizeof why) < 0) {
         bc_rymi_error(resp, 400, "invalid_request", why);
         goto out;
     }
@@ -109,6 +110,12 @@ static void dnc_check(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (!in)
         return;
     single = json_object_get(in, "number") != NULL;
+    /* number wins, but numbers given beside it must be valid all the same. */
+    if (single && json_object_get(in, "numbers") &&
+        numbers_ok(r, json_object_get(in, "numbers"), "numbers", MAX_DNC_BATCH) < 0) {
+        json_decref(in);
+        return;
+    }
     if (single) {
         nums = json_array();
         json_array_append(nums, json_object_get(in, "number"));

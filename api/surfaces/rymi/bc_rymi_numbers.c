@@ -83,7 +83,8 @@ static void number_create(void *ud, const bc_http_req *req, bc_http_resp *resp)
     (void)req;
     if (!in)
         return;
-    if (bc_json_str(in, "number", 1, 16, &number, why, sizeof why) < 0 ||
+    if (bc_json_no_null(in, "", "number,provider,agent_id", why, sizeof why) < 0 ||
+        bc_json_str(in, "number", 1, 16, &number, why, sizeof why) < 0 ||
         bc_json_str(in, "provider", 0, 16, &provider, why, sizeof why) < 0 ||
         bc_json_str(in, "agent_id", 0, 64, &agent, why, sizeof why) < 0) {
         bc_rymi_error(resp, 400, "invalid_request", why);

@@ -252,6 +252,12 @@ static json_t *recipients_of(json_t *in, const char *field, int participants, ch
 
         if (json_is_object(x)) {
             const char *tr = json_string_value(json_object_get(x, "transport"));
+            char at[48];
+
+            snprintf(at, sizeof at, "%s[%zu].", field, i);
+            if (bc_json_no_null(x, at, "to,identity,transport,from_number,metadata", why,
+                                sizeof why) < 0)
+                goto bad;
             if (participants && tr && strcmp(tr, "pstn")) {
                 snprintf(why, sizeof why, "%s[%zu].transport '%s' is not supported here; "
                          "only pstn participants are dialed", field, i, tr);
@@ -268,20 +274,18 @@ static json_t *recipients_of(json_t *in, const char *field, int participants, ch
                      ? "to" : field, i);
             goto bad;
         }
-        if (from && !json_is_null(from) &&
-            (!json_is_string(from) || !bc_e164_valid(json_string_value(from)))) {
+        if (from && (!json_is_string(from) || !bc_e164_valid(json_string_value(from)))) {
             snprintf(why, sizeof why, "%s[%zu].from_number: invalid E.164 number", field, i);
             goto bad;
         }
-        if (meta && !json_is_null(meta) && !json_is_object(meta)) {
+        if (meta && !json_is_object(meta)) {
             snprintf(why, sizeof why, "%s[%zu].metadata must be an object", field, i);
             goto bad;
         }
         json_t *y = json_pack("{s:O}", "to_number", num);
-        if (from && !json_is_null(from))
+        if (from)
             json_object_set(y, "from_number", from);
-        json_object_set_new(y, "metadata",
-                            meta && !json_is_null(meta) ? json_incref(meta) : json_object());
+        json_object_set_new(y, "metadata", meta ? json_incref(meta) : json_object());
         json_array_append_new(out, y);
         if (json_is_object(x) && (bc_recipient_timezone(x, y, field, i, why, sizeof why) < 0 ||
                                   bc_recipient_retry(x, y, field, i, why, sizeof why) < 0))
@@ -308,7 +312,10 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
     spec->retry_policy = NULL;
     /* Extension: the batch's concurrency, named as Cartesia names it; 0
      * (omitted) is the core's default (docs/api.md). */
-    if (bc_json_str(in, "agent_id", 1, 64, &agent, why, cap) < 0 ||
+    if (bc_json_no_null(in, "", "agent_id,to,recipients,participants,from_number,batch_id,"
+                        "metadata,variables,post_call,timezone,calling_hours,caller_id_pool,"
+                        "target_concurrency_limit", why, cap) < 0 ||
+        bc_json_str(in, "agent_id", 1, 64, &agent, why, cap) < 0 ||
         bc_json_str(in, "from_number", 0, 16, &from, why, cap) < 0 ||
         bc_json_str(in, "batch_id", 0, 128, &ext, why, cap) < 0 ||
         bc_json_int(in, "target_concurrency_limit", 1, 100000, 0, &lim, why, cap) < 0)
@@ -328,7 +335,7 @@ int bc_rymi_parse(json_t *in, int participants, bc_batch_spec *spec, json_t **re
     spec->caller_pool = json_object_get(in, "caller_id_pool");
     for (int i = 0; i < 3; i++) {
         v = json_object_get(in, objs[i]);
-        if (v && !json_is_null(v) && !json_is_object(v)) {
+        if (v && !json_is_object(v)) {
             snprintf(why, cap, "%s must be an object", objs[i]);
             return -1;
         }

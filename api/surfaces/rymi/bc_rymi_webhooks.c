@@ -91,7 +91,8 @@ static int webhook_url(bc_surface_req *r, json_t *in, int required, const char *
 {
     char why[200];
 
-    if (bc_json_str(in, "url", required, BC_URL_MAX, url, why, sizeof why) < 0 ||
+    if (bc_json_no_null(in, "", "url", why, sizeof why) < 0 ||
+        bc_json_str(in, "url", required, BC_URL_MAX, url, why, sizeof why) < 0 ||
         (*url && bc_url_check(*url, r->api->webhook_https_only, r->api->webhook_allow_private,
                                   why, sizeof why) < 0)) {
         bc_rymi_bad_field(r, why, "url");

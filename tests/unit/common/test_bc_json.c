@@ -77,6 +77,22 @@ static json_t *nested(int n)
     return j;
 }
 
+static void test_no_null(void **state)
+{
+    char why[128];
+    json_t *j = json_pack("{s:n,s:i,s:n}", "metadata", "ttl", 5, "latest_at");
+
+    (void)state;
+    assert_int_equal(bc_json_no_null(j, "", "ttl,name", why, sizeof why), 0);
+    assert_int_equal(bc_json_no_null(j, "", "metadata", why, sizeof why), -1);
+    assert_string_equal(why, "metadata must not be null; leave it out");
+    assert_int_equal(bc_json_no_null(j, "tasks[2].", "name,ttl,latest_at", why, sizeof why), -1);
+    assert_string_equal(why, "tasks[2].latest_at must not be null; leave it out");
+    assert_int_equal(bc_json_no_null(j, "", "", why, sizeof why), 0);
+    assert_int_equal(bc_json_no_null(NULL, "", "ttl", why, sizeof why), 0);
+    json_decref(j);
+}
+
 static void test_fits(void **state)
 {
     (void)state;
@@ -104,4 +120,5 @@ static void test_fits(void **state)
 BC_TEST_MAIN(cmocka_unit_test(test_object_parsing),
              cmocka_unit_test(test_int_field),
              cmocka_unit_test(test_str_field),
-             cmocka_unit_test(test_fits))
+             cmocka_unit_test(test_fits),
+             cmocka_unit_test(test_no_null))

@@ -53,7 +53,6 @@ static void test_absent_fields_store_nothing(void **state)
     (void)state;
     accepts("{}", -1, "null");
     accepts("{\"to_number\": \"+14155550100\"}", -1, "null");
-    accepts("{\"max_retries\": null, \"retry_on\": null, \"retry_backoff\": null}", -1, "null");
     accepts("{\"max_retries\": 0}", 0, "null");
     accepts("{\"max_retries\": 10}", 10, "null");
 }
@@ -82,8 +81,23 @@ static void test_schedules_are_stored_with_defaults(void **state)
             "\"retry_on\":[\"busy\"]}");
     accepts("{\"retry_backoff\": {\"base_s\": 5, \"factor\": 3, \"max_s\": 5}}", -1,
             "{\"retry_backoff\":{\"base_s\":5,\"factor\":3.0,\"max_s\":5}}");
-    accepts("{\"retry_backoff\": {\"base_s\": 30, \"factor\": null, \"max_s\": null}}", -1,
-            "{\"retry_backoff\":{\"base_s\":30,\"factor\":2.0,\"max_s\":86400}}");
+}
+
+/* The OpenAPI document types them without null: a null is not a field left
+ * out. */
+static void test_a_null_is_refused_by_name(void **state)
+{
+    static const char *const cases[][3] = {
+        { "{\"max_retries\": null}", "", "max_retries must not be null" },
+        { "{\"retry_on\": null}", "tasks[1].", "tasks[1].retry_on must not be null" },
+        { "{\"retry_backoff\": {\"base_s\": 10, \"max_s\": null}}", "", "max_s must not be null" },
+        { "{\"retry_backoff\": {\"base_s\": 10, \"factor\": null}}", "",
+          "factor must not be null" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        refuses(cases[i][0], cases[i][1], cases[i][2]);
 }
 
 static void test_malformed_fields_are_refused_by_name(void **state)
@@ -173,5 +187,6 @@ BC_TEST_MAIN(cmocka_unit_test(test_absent_fields_store_nothing),
              cmocka_unit_test(test_retry_on_is_normalised),
              cmocka_unit_test(test_schedules_are_stored_with_defaults),
              cmocka_unit_test(test_malformed_fields_are_refused_by_name),
+             cmocka_unit_test(test_a_null_is_refused_by_name),
              cmocka_unit_test(test_outcome_classes),
              cmocka_unit_test(test_waits_follow_the_schedule))

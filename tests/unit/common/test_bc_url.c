@@ -15,6 +15,7 @@ static void test_accepts_plain_urls(void **state)
     (void)state;
     assert_int_equal(bc_url_check("https://example.com/hooks?x=1", 1, 1, why, sizeof why), 0);
     assert_int_equal(bc_url_check("https://[::1]:8443/h", 1, 1, why, sizeof why), 0);
+    assert_int_equal(bc_url_check("https://h.com/a%2Fb?x=1&y=2#top", 1, 1, why, sizeof why), 0);
     assert_int_equal(bc_url_check("http://127.0.0.1:5000/hook", 0, 1, why, sizeof why), 0);
     assert_int_equal(bc_url_check("HTTPS://Example.com", 1, 1, why, sizeof why), 0);
 }
@@ -41,6 +42,12 @@ static void test_rejects_with_a_reason(void **state)
     reject("not a url", 0, "spaces");
     reject("https://exa mple.com", 0, "spaces");
     reject("https://h.com/\n", 0, "control");
+    reject("https://h.com/\x7f", 0, "control");
+    reject("https://X:8318/\xc3\x8b", 0, "percent-encode");   /* raw UTF-8: an IRI, not a URI */
+    reject("https://b\xc3\xbc" "cher.example/h", 0, "ASCII");
+    reject("https://m:418#Z#J", 0, "RFC 3986");
+    reject("https://h.com/a{b}", 0, "RFC 3986");
+    reject("https://h.com/100%", 0, "RFC 3986");
     reject("https://", 0, "no host");
     reject("https:///path", 0, "no host");
     reject("https://h:99999/", 0, "malformed");
