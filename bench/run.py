@@ -342,9 +342,9 @@ def b3(args):
         stop.set()
         th.join()
         peak = sc.ledger()["batches"][bid]["peak_live"]
-        rows = sc.s.sql("SELECT extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000"
-                        " FROM calls WHERE batch_id = %s", bid)
-        split = b3_split(sc, bid)
+        rows = sc.s.sql("SELECT extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000,"
+                        " id FROM calls WHERE batch_id = %s", bid)
+        split = b3_split(sc.dials(bid), rows, limit)
     finally:
         sc.close()
     # Only while work waits, after the first fill.
@@ -361,17 +361,15 @@ def b3(args):
         row("B3", what, v, "ms")
 
 
-def b3_split(sc, bid):
+def b3_split(dials, rows, limit):
     """Where a slot's idle time goes, as the carrier sees it: from a call's
     end at the carrier to the next dial it receives, split into the legs
-    of the path (means over the run). The carrier's clock is
+    of the path (means over the run). dials: the carrier's ledger; rows:
+    (created_at ms, ended_at ms, id) of our calls. The carrier's clock is
     CLOCK_MONOTONIC, PostgreSQL's is the wall clock: converted here."""
     off = time.time() * 1000.0 - time.monotonic() * 1000.0
-    dials = sc.dials(bid)
-    ours = {r[0]: (float(r[1]) - off, float(r[2]) - off if r[2] is not None else None)
-            for r in sc.s.sql("SELECT id, extract(epoch FROM created_at) * 1000,"
-                              " extract(epoch FROM ended_at) * 1000 FROM calls WHERE batch_id = %s",
-                              bid)}
+    ours = {r[2]: (float(r[0]) - off, float(r[1]) - off if r[1] is not None else None)
+            for r in rows}
     cb, dl = [], []
     for d in dials:
         o = ours.get(d["call_id"])
@@ -382,8 +380,7 @@ def b3_split(sc, bid):
             cb.append(o[1] - d["ended_ms"])       # carrier's end -> our end written
     starts = sorted(d["at_ms"] for d in dials)
     ends = sorted(d["ended_ms"] for d in dials if d.get("ended_ms"))
-    n0 = sc.s.sql("SELECT target_concurrency_limit FROM batches WHERE id = %s", bid)[0][0]
-    total = [max(0.0, a - e) for a, e in zip(starts[n0:], ends)]
+    total = [max(0.0, a - e) for a, e in zip(starts[limit:], ends)]
     return [("  slot idle, carrier's end -> its next dial, mean", statistics.mean(total) if total else 0.0),
             ("    carrier's end -> our end written, mean", statistics.mean(cb) if cb else 0.0),
             ("    our claim -> carrier has the create, mean", statistics.mean(dl) if dl else 0.0)]

@@ -370,7 +370,7 @@ static int admit(bc_scheduler *s, const char *batch, const char *tenant, bc_err 
     PGresult *res = NULL, *rel = NULL;
     long conc, reserved;
     char slots[24];
-    int rc = -1, need;   /* then the slots granted */
+    int rc = -1, grant;
 
     if (bc_pg_begin(s->pg, err) < 0)
         return -1;
@@ -379,11 +379,11 @@ static int admit(bc_scheduler *s, const char *batch, const char *tenant, bc_err 
     const char *b[] = { batch };
     if (!(res = bc_pg_exec(s->pg, "batch_need", 1, b, err)) || PQntuples(res) != 1)
         goto out;
-    /* batch_slots_needed: capped at its limit */
-    need = bc_lease_grant((int)conc, reserved, (int)bc_pg_int(res, 0, "need", 0));
+    /* need: batch_slots_needed, capped at its limit */
+    grant = bc_lease_grant((int)conc, reserved, (int)bc_pg_int(res, 0, "need", 0));
     PQclear(res);
     res = NULL;
-    if (need < 0) {
+    if (grant < 0) {
         const char *w[] = { batch, "concurrency" };
         if (!(res = bc_pg_exec(s->pg, "to_pending", 2, w, err)))
             goto out;
@@ -397,7 +397,7 @@ static int admit(bc_scheduler *s, const char *batch, const char *tenant, bc_err 
         goto commit;
     }
     PQclear(res);
-    snprintf(slots, sizeof slots, "%d", need);
+    snprintf(slots, sizeof slots, "%d", grant);
     const char *l[] = { batch, slots };
     if (!(res = bc_pg_exec(s->pg, "leases_insert", 2, l, err)))
         goto out;
@@ -413,7 +413,7 @@ commit:
         publish(s, rel, s->m_released);
         bc_metric_add(s->m_admitted, 1);
         bc_log(s->ctx->log, BC_INFO, "batch.admitted", "{s:s,s:s,s:i}", "batch_id", batch,
-               "tenant_id", tenant, "slots", need);
+               "tenant_id", tenant, "slots", grant);
     }
 out:
     if (rc < 0)
@@ -492,9 +492,9 @@ static int give_back(bc_scheduler *s)
     if (!res)
         return 0;
     if ((n = PQntuples(res)) > 0) {
-        bc_metric_add(s->m_given_back, PQntuples(res));
-        bc_log(s->ctx->log, BC_DEBUG, "lease.given_back", "{s:i,s:s}", "slots",
-               PQntuples(res), "batch_id", bc_pg_val(res, 0, "batch_id"));
+        bc_metric_add(s->m_given_back, n);
+        bc_log(s->ctx->log, BC_DEBUG, "lease.given_back", "{s:i,s:s}", "slots", n,
+               "batch_id", bc_pg_val(res, 0, "batch_id"));
     }
     PQclear(res);
     return n;

@@ -23,12 +23,12 @@ int bc_rymi_paging(bc_surface_req *r, int *limit, int *offset)
     long l, o;
 
     if (bc_http_query_long(r->req, "limit", 1, 200, 50, &l) < 0) {
-        bc_rymi_error(r->resp, 400, "invalid_request",
+        bc_http_error(r->resp, 400, "invalid_request",
                       "limit must be an integer between 1 and 200");
         return -1;
     }
     if (bc_http_query_long(r->req, "offset", 0, 1000000000, 0, &o) < 0) {
-        bc_rymi_error(r->resp, 400, "invalid_request",
+        bc_http_error(r->resp, 400, "invalid_request",
                       "offset must be an integer between 0 and 1000000000");
         return -1;
     }
@@ -70,7 +70,7 @@ void bc_rymi_delete(bc_surface_req *r, const char *stmt, int n, const char *cons
     if (atoi(PQcmdTuples(res)))
         bc_http_json(r->resp, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
     else
-        bc_rymi_error(r->resp, 404, "not_found", msg);
+        bc_http_error(r->resp, 404, "not_found", msg);
     PQclear(res);
 }
 
@@ -80,13 +80,13 @@ static int batch_key_ok(bc_surface_req *r)
 {
     if (!r->route || !(r->route->flags & BC_RYMI_NO_PK) || !r->g.who.publishable)
         return 0;
-    bc_rymi_error(r->resp, 403, "forbidden", "Publishable keys cannot use batch API");
+    bc_http_error(r->resp, 403, "forbidden", "Publishable keys cannot use batch API");
     return -1;
 }
 
 static const bc_surface_gate gate = {
     .name = "rymi",
-    .error = bc_rymi_error,
+    .error = bc_http_error,
     .not_found = "No such route",
     .failed = "Internal server error",
     .no_credit = "Insufficient credits to start this call",

@@ -22,8 +22,8 @@ bc_http_surface bc_rymi_surface(bc_api *api, const bc_http_route *routes);
  * Rymi's own 403. */
 #define BC_RYMI_NO_PK BC_SURFACE_OWN
 
-/* Rymi's error body, {"error": msg, "code": code}, is the server's own. */
-#define bc_rymi_error bc_http_error
+/* Rymi's error body, {"error": msg, "code": code}, is the server's own:
+ * bc_http_error. */
 /* Rymi's documented 402 body: {error, code, detail}. */
 void bc_rymi_credit_error(bc_http_resp *resp, int status, const char *code, const char *msg);
 /* A 400 whose detail names the field at fault. */

@@ -66,13 +66,13 @@ static void spend(void *ud, const bc_http_req *req, bc_http_resp *resp)
     long long calls = 0, minutes = 0, cents = 0;
 
     if ((from && !date_ok(from)) || (to && !date_ok(to))) {
-        bc_rymi_error(resp, 400, "invalid_request", "from and to must be dates (YYYY-MM-DD)");
+        bc_http_error(resp, 400, "invalid_request", "from and to must be dates (YYYY-MM-DD)");
         return;
     }
     const char *p[] = { r->g.who.tenant_id, from ? from : "1970-01-01", to ? to : "9999-12-30" };
     if (!(res = bc_pg_exec(r->g.pg, "rymi_spend", 3, p, &err))) {
         if (!strncmp(bc_pg_sqlstate(r->g.pg), "22", 2))
-            bc_rymi_error(resp, 400, "invalid_request", "from and to must be valid dates");
+            bc_http_error(resp, 400, "invalid_request", "from and to must be valid dates");
         else
             bc_surface_fail(r, "spend", &err);
         return;
@@ -109,7 +109,7 @@ static void audit_list(void *ud, const bc_http_req *req, bc_http_resp *resp)
         return;
     if (action && (!*action || strlen(action) > 64 ||
                    strspn(action, "abcdefghijklmnopqrstuvwxyz0123456789._-") != strlen(action))) {
-        bc_rymi_error(resp, 400, "invalid_request",
+        bc_http_error(resp, 400, "invalid_request",
               "action must be 1 to 64 lowercase letters, digits, '.', '_' or '-'");
         return;
     }

@@ -67,7 +67,7 @@ static void agents_list(bc_surface_req *r, const char *only)
         if (PQntuples(res) == 1)
             bc_http_json(r->resp, 200, agent_json(res, 0));
         else
-            bc_rymi_error(r->resp, 404, "not_found", "Agent not found");
+            bc_http_error(r->resp, 404, "not_found", "Agent not found");
         PQclear(res);
         return;
     }
@@ -90,12 +90,12 @@ static int agent_fields(bc_surface_req *r, json_t *in, int create, const char **
     /* None of them may be null (region: a null is no region and would not
      * clear one either), as the OpenAPI document says. */
     if (bc_json_no_null(in, "", "name,region,endpoint,record", why, sizeof why) < 0) {
-        bc_rymi_error(r->resp, 400, "invalid_request", why);
+        bc_http_error(r->resp, 400, "invalid_request", why);
         json_decref(cfg);
         return -1;
     }
     if (rec && !json_is_boolean(rec)) {
-        bc_rymi_error(r->resp, 400, "invalid_request", "record must be a boolean");
+        bc_http_error(r->resp, 400, "invalid_request", "record must be a boolean");
         json_decref(cfg);
         return -1;
     }
@@ -104,18 +104,18 @@ static int agent_fields(bc_surface_req *r, json_t *in, int create, const char **
         bc_json_str(in, "region", 0, 8, region, why, sizeof why) < 0 ||
         bc_json_str(in, "endpoint", 0, BC_AGENT_ENDPOINT_MAX, endpoint, why, sizeof why) < 0 ||
         (*endpoint && bc_agent_endpoint_check(*endpoint, why, sizeof why) < 0)) {
-        bc_rymi_error(r->resp, 400, "invalid_request", why);
+        bc_http_error(r->resp, 400, "invalid_request", why);
         json_decref(cfg);
         return -1;
     }
     /* An update names no new name, or one of 1 to 255 characters, as on create. */
     if (*name && !**name) {
-        bc_rymi_error(r->resp, 400, "invalid_request", "name must not be empty");
+        bc_http_error(r->resp, 400, "invalid_request", "name must not be empty");
         json_decref(cfg);
         return -1;
     }
     if (*region && strcmp(*region, "us") && strcmp(*region, "eu") && strcmp(*region, "apac")) {
-        bc_rymi_error(r->resp, 400, "invalid_request", "region must be one of us, eu, apac");
+        bc_http_error(r->resp, 400, "invalid_request", "region must be one of us, eu, apac");
         json_decref(cfg);
         return -1;
     }
@@ -127,7 +127,7 @@ static int agent_fields(bc_surface_req *r, json_t *in, int create, const char **
     json_object_del(cfg, "id");
     if (bc_json_fits(cfg, "the agent's config (its fields but name, region, endpoint and "
                      "record)", BC_JSON_MAX_CONFIG_BYTES, why, sizeof why) < 0) {
-        bc_rymi_error(r->resp, 400, "invalid_request", why);
+        bc_http_error(r->resp, 400, "invalid_request", why);
         json_decref(cfg);
         return -1;
     }
@@ -185,7 +185,7 @@ static void agent_update(void *ud, const bc_http_req *req, bc_http_resp *resp)
             if (n)
                 agents_list(r, id);
             else
-                bc_rymi_error(resp, 404, "not_found", "Agent not found");
+                bc_http_error(resp, 404, "not_found", "Agent not found");
         }
     }
     free(config);
@@ -207,7 +207,7 @@ static void agent_delete(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (atoi(PQcmdTuples(res)))
         bc_http_json(resp, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
     else
-        bc_rymi_error(resp, 404, "not_found", "Agent not found");
+        bc_http_error(resp, 404, "not_found", "Agent not found");
     PQclear(res);
 }
 

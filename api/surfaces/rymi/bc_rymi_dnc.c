@@ -31,13 +31,13 @@ static int numbers_ok(bc_surface_req *r, json_t *arr, const char *field, size_t 
 
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > max) {
         snprintf(why, sizeof why, "%s must be an array of 1 to %zu E.164 numbers", field, max);
-        bc_rymi_error(r->resp, 400, "invalid_request", why);
+        bc_http_error(r->resp, 400, "invalid_request", why);
         return -1;
     }
     json_array_foreach(arr, i, x)
         if (!json_is_string(x) || !bc_e164_valid(json_string_value(x))) {
             snprintf(why, sizeof why, "%s[%zu]: invalid E.164 number", field, i);
-            bc_rymi_error(r->resp, 400, "invalid_request", why);
+            bc_http_error(r->resp, 400, "invalid_request", why);
             return -1;
         }
     return 0;
@@ -58,7 +58,7 @@ static void dnc_add(void *ud, const bc_http_req *req, bc_http_resp *resp)
         return;
     if (bc_json_no_null(in, "", "reason", why, sizeof why) < 0 ||
         bc_json_str(in, "reason", 0, 255, &reason, why, sizeof why) < 0) {
-        bc_rymi_error(resp, 400, "invalid_request", why);
+        bc_http_error(resp, 400, "invalid_request", why);
         goto out;
     }
     if (batch) {
@@ -197,7 +197,7 @@ static void dnc_delete(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (PQntuples(res))
         bc_http_json(resp, 200, json_pack("{s:s,s:b}", "number", number, "deleted", 1));
     else
-        bc_rymi_error(resp, 404, "not_found", "Number is not on the DNC list");
+        bc_http_error(resp, 404, "not_found", "Number is not on the DNC list");
     PQclear(res);
 }
 

@@ -60,7 +60,7 @@ static void numbers_list(bc_surface_req *r, const char *only, int status)
         if (PQntuples(res) == 1)
             bc_http_json(r->resp, status, number_json(res, 0));
         else
-            bc_rymi_error(r->resp, 404, "not_found", "Number not found");
+            bc_http_error(r->resp, 404, "not_found", "Number not found");
         PQclear(res);
         return;
     }
@@ -87,14 +87,14 @@ static void number_create(void *ud, const bc_http_req *req, bc_http_resp *resp)
         bc_json_str(in, "number", 1, 16, &number, why, sizeof why) < 0 ||
         bc_json_str(in, "provider", 0, 16, &provider, why, sizeof why) < 0 ||
         bc_json_str(in, "agent_id", 0, 64, &agent, why, sizeof why) < 0) {
-        bc_rymi_error(resp, 400, "invalid_request", why);
+        bc_http_error(resp, 400, "invalid_request", why);
     } else if (!bc_e164_valid(number)) {
-        bc_rymi_error(resp, 400, "invalid_request", "number must be an E.164 phone number");
+        bc_http_error(resp, 400, "invalid_request", "number must be an E.164 phone number");
     } else if (provider && strcmp(provider, "twilio") && strcmp(provider, "plivo") &&
                strcmp(provider, "vonage")) {
-        bc_rymi_error(resp, 400, "invalid_request", "provider must be one of twilio, plivo, vonage");
+        bc_http_error(resp, 400, "invalid_request", "provider must be one of twilio, plivo, vonage");
     } else if (agent && !bc_rymi_agent_exists(r, agent)) {
-        bc_rymi_error(resp, 404, "agent_not_found", "Agent not found for this tenant");
+        bc_http_error(resp, 404, "agent_not_found", "Agent not found for this tenant");
     } else {
         bc_id_new(id, sizeof id, "ap");
         const char *p[] = { id, r->g.who.tenant_id, number, provider ? provider : "twilio", agent };
@@ -106,7 +106,7 @@ static void number_create(void *ud, const bc_http_req *req, bc_http_resp *resp)
             if (n)
                 numbers_list(r, number, 201);
             else
-                bc_rymi_error(resp, 409, "conflict", "This number is already registered");
+                bc_http_error(resp, 409, "conflict", "This number is already registered");
         }
     }
     json_decref(in);
@@ -125,9 +125,9 @@ static void number_attach(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (!in)
         return;
     if (bc_json_str(in, "agent_id", 1, 64, &agent, why, sizeof why) < 0) {
-        bc_rymi_error(resp, 400, "invalid_request", why);
+        bc_http_error(resp, 400, "invalid_request", why);
     } else if (!bc_rymi_agent_exists(r, agent)) {
-        bc_rymi_error(resp, 404, "agent_not_found", "Agent not found for this tenant");
+        bc_http_error(resp, 404, "agent_not_found", "Agent not found for this tenant");
     } else {
         const char *p[] = { r->g.who.tenant_id, number, agent };
         if (!(res = bc_pg_exec(r->g.pg, "rymi_number_attach", 3, p, &err))) {
@@ -138,7 +138,7 @@ static void number_attach(void *ud, const bc_http_req *req, bc_http_resp *resp)
             if (n)
                 numbers_list(r, number, 200);
             else
-                bc_rymi_error(resp, 404, "not_found", "Number not found");
+                bc_http_error(resp, 404, "not_found", "Number not found");
         }
     }
     json_decref(in);
@@ -162,9 +162,9 @@ static void number_delete(void *ud, const bc_http_req *req, bc_http_resp *resp)
         const char *x[] = { r->g.who.tenant_id, number, "1", "0" };
         ex = bc_pg_exec(r->g.pg, "rymi_numbers", 4, x, NULL);
         if (ex && PQntuples(ex) == 1)
-            bc_rymi_error(resp, 409, "conflict", "This number is used by existing calls");
+            bc_http_error(resp, 409, "conflict", "This number is used by existing calls");
         else
-            bc_rymi_error(resp, 404, "not_found", "Number not found");
+            bc_http_error(resp, 404, "not_found", "Number not found");
         PQclear(ex);
     }
     PQclear(res);

@@ -189,7 +189,7 @@ static void send_session(bc_surface_req *r, const char *id, int status)
         if (err.msg[0])
             bc_surface_fail(r, "session.read", &err);
         else
-            bc_rymi_error(r->resp, 404, "not_found", "Call not found");
+            bc_http_error(r->resp, 404, "not_found", "Call not found");
         return;
     }
     bc_http_json(r->resp, status, render_session(b));
@@ -376,7 +376,7 @@ static void create_session(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (!in)
         return;
     if (bc_rymi_parse(in, participants, &spec, &recips, why, sizeof why) < 0) {
-        bc_rymi_error(resp, 400, "invalid_request", why);
+        bc_http_error(resp, 400, "invalid_request", why);
         goto out;
     }
     /* Rymi refuses a batch with a listed number (409, "rejected before
@@ -396,20 +396,20 @@ static void create_session(void *ud, const bc_http_req *req, bc_http_resp *resp)
                      "detail", "rejected_before_queueing", "numbers", spec.blocked));
         break;
     case BC_BATCH_NO_AGENT:
-        bc_rymi_error(resp, 404, "agent_not_found", "Agent not found for this tenant");
+        bc_http_error(resp, 404, "agent_not_found", "Agent not found for this tenant");
         break;
     case BC_BATCH_NO_NUMBER:
-        bc_rymi_error(resp, 400, "invalid_request",
+        bc_http_error(resp, 400, "invalid_request",
               "no from_number given and the tenant has no default number");
         break;
     case BC_BATCH_NO_ENDPOINT:
     case BC_BATCH_BAD_VOICEMAIL:
     case BC_BATCH_TOO_BIG:
-        bc_rymi_error(resp, 400, "invalid_request", err.msg);
+        bc_http_error(resp, 400, "invalid_request", err.msg);
         break;
     case BC_BATCH_OVER_LIMIT:
     case BC_BATCH_BAD_TIME:
-        bc_rymi_error(resp, 400, "invalid_request", err.msg);
+        bc_http_error(resp, 400, "invalid_request", err.msg);
         break;
     case BC_BATCH_NO_CREDIT:
         bc_rymi_credit_error(resp, 402, "insufficient_credits", "Insufficient credits to start this call");
@@ -439,7 +439,7 @@ static void list_sessions(bc_surface_req *r, const char *agent, int active)
     if (status && strcmp(status, "queued") && strcmp(status, "ringing") &&
         strcmp(status, "in_progress") && strcmp(status, "completed") && strcmp(status, "failed") &&
         strcmp(status, "paused")) {
-        bc_rymi_error(r->resp, 400, "invalid_request",
+        bc_http_error(r->resp, 400, "invalid_request",
               "status must be one of queued, ringing, in_progress, completed, failed, paused");
         goto out;
     }
@@ -489,7 +489,7 @@ static void events(void *ud, const bc_http_req *req, bc_http_resp *resp)
         if (err.msg[0])
             bc_surface_fail(r, "events", &err);
         else
-            bc_rymi_error(resp, 404, "not_found", "Call not found");
+            bc_http_error(resp, 404, "not_found", "Call not found");
         return;
     }
     json_decref(b);
@@ -515,7 +515,7 @@ static void events(void *ud, const bc_http_req *req, bc_http_resp *resp)
     bc_http_json(resp, 200, json_pack("{s:s,s:o}", "call_id", id, "events", ev));
 }
 
-static const bc_batch_errors session_errors = { bc_rymi_error, "Call not found",
+static const bc_batch_errors session_errors = { bc_http_error, "Call not found",
                                                 "Internal server error" };
 
 static void end_session(void *ud, const bc_http_req *req, bc_http_resp *resp)
@@ -578,7 +578,7 @@ static void sessions_list(void *ud, const bc_http_req *req, bc_http_resp *resp)
     const char *agent = bc_http_param(req, "id");
 
     if (agent && !bc_rymi_agent_exists(r, agent))
-        bc_rymi_error(resp, 404, "not_found", "Agent not found");
+        bc_http_error(resp, 404, "not_found", "Agent not found");
     else
         list_sessions(r, agent, !strcmp(bc_surface_verb(r), "active"));
 }

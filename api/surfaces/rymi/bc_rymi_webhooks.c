@@ -137,7 +137,7 @@ static void webhooks_list(bc_surface_req *r, const char *only, int status, const
                 json_object_set_new(w, "secret", json_string(secret));
             bc_http_json(r->resp, status, w);
         } else {
-            bc_rymi_error(r->resp, 404, "not_found", "Webhook not found");
+            bc_http_error(r->resp, 404, "not_found", "Webhook not found");
         }
         PQclear(res);
         return;
@@ -216,7 +216,7 @@ static void webhook_update(void *ud, const bc_http_req *req, bc_http_resp *resp)
     if (atoi(PQcmdTuples(res)))
         webhooks_list(r, id, 200, NULL);
     else
-        bc_rymi_error(resp, 404, "not_found", "Webhook not found");
+        bc_http_error(resp, 404, "not_found", "Webhook not found");
     PQclear(res);
 out:
     free(ev);
@@ -257,7 +257,7 @@ static void deliveries_list(void *ud, const bc_http_req *req, bc_http_resp *resp
         return;
     if (status && strcmp(status, "pending") && strcmp(status, "delivered") &&
         strcmp(status, "dead")) {
-        bc_rymi_error(resp, 400, "invalid_request", "status must be pending, delivered or dead");
+        bc_http_error(resp, 400, "invalid_request", "status must be pending, delivered or dead");
         return;
     }
     snprintf(lim, sizeof lim, "%d", limit);
@@ -268,7 +268,7 @@ static void deliveries_list(void *ud, const bc_http_req *req, bc_http_resp *resp
         return;
     }
     if (PQntuples(res) == 0) {
-        bc_rymi_error(resp, 404, "not_found", "Webhook not found");
+        bc_http_error(resp, 404, "not_found", "Webhook not found");
         PQclear(res);
         return;
     }
@@ -297,7 +297,7 @@ static void delivery_retry(void *ud, const bc_http_req *req, bc_http_resp *resp)
     PGresult *res;
 
     if (!num || !*num || strspn(num, "0123456789") != strlen(num) || strlen(num) > 18) {
-        bc_rymi_error(resp, 404, "not_found", "Delivery not found");
+        bc_http_error(resp, 404, "not_found", "Delivery not found");
         return;
     }
     const char *p[] = { id, r->g.who.tenant_id, num };
@@ -306,7 +306,7 @@ static void delivery_retry(void *ud, const bc_http_req *req, bc_http_resp *resp)
         return;
     }
     if (PQntuples(res) == 0)
-        bc_rymi_error(resp, 404, "not_found", "Delivery not found");
+        bc_http_error(resp, 404, "not_found", "Delivery not found");
     else if (!bc_pg_val(res, 0, "id"))   /* it was pending: nothing changed */
         bc_http_json(resp, 409, json_pack("{s:s,s:s,s:s}", "error",
                                              "Delivery is already waiting to be sent",
