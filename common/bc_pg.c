@@ -297,53 +297,173 @@ void bc_pgpool_put(bc_pgpool *p, bc_pg *pg)
     pthread_mutex_unlock(&p->mu);
 }
 
-int bc_pg_copy_in(bc_pg *pg, const char *copy_sql, const char *data, size_t len,
-                  bc_err *err)
+/* What is buffered before it is sent: big enough that a send costs
+ * little per row, small enough that the server starts early. */
+#define COPY_PIECE (64 * 1024)
+
+struct bc_pg_copy {
+    bc_pg *pg;
+    char *buf;
+    size_t len, cap;
+    int field;         /* fields written in the current row */
+    int failed;        /* a send or an allocation failed */
+    char why[200];
+};
+
+bc_pg_copy *bc_pg_copy_begin(bc_pg *pg, const char *copy_sql, bc_err *err)
 {
+    bc_pg_copy *c;
     PGresult *res;
-    int ok;
 
     if (ensure(pg, err) < 0)
-        return -1;
+        return NULL;
+    if (!(c = calloc(1, sizeof *c)) || !(c->buf = malloc(COPY_PIECE + 4096))) {
+        free(c);
+        bc_err_set(err, "copy: out of memory");
+        return NULL;
+    }
+    c->pg = pg;
+    c->cap = COPY_PIECE + 4096;
     res = PQexec(pg->conn, copy_sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         check(pg, res, "copy", err);
-        return -1;
+        free(c->buf);
+        free(c);
+        return NULL;
     }
     PQclear(res);
-    /* Send in 1 MiB pieces: libpq buffers each call whole. */
-    for (size_t off = 0; off < len;) {
-        size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
-        if (PQputCopyData(pg->conn, data + off, (int)n) != 1) {
-            bc_err_set(err, "copy: %s", PQerrorMessage(pg->conn));
-            PQputCopyEnd(pg->conn, "send failed");
-            PQclear(PQgetResult(pg->conn));
-            return -1;
+    return c;
+}
+
+static void copy_put(bc_pg_copy *c, const char *s, size_t n)
+{
+    if (c->failed)
+        return;
+    if (c->len + n > c->cap) {
+        size_t cap = c->cap * 2 > c->len + n ? c->cap * 2 : c->len + n;
+        char *b = realloc(c->buf, cap);
+
+        if (!b) {
+            c->failed = 1;
+            snprintf(c->why, sizeof c->why, "copy: out of memory");
+            return;
         }
-        off += n;
+        c->buf = b;
+        c->cap = cap;
     }
-    if (PQputCopyEnd(pg->conn, NULL) != 1) {
-        bc_err_set(err, "copy end: %s", PQerrorMessage(pg->conn));
+    memcpy(c->buf + c->len, s, n);
+    c->len += n;
+}
+
+static void copy_send(bc_pg_copy *c)
+{
+    if (c->failed || c->len == 0)
+        return;
+    if (PQputCopyData(c->pg->conn, c->buf, (int)c->len) != 1) {
+        c->failed = 1;
+        snprintf(c->why, sizeof c->why, "copy: %s", PQerrorMessage(c->pg->conn));
+    }
+    c->len = 0;
+}
+
+/* s[0..n) escaped for a text-format field: runs without a special byte
+ * are copied whole. */
+static void copy_escaped(bc_pg_copy *c, const char *s, size_t n)
+{
+    static const char special[256] = { ['\\'] = '\\', ['\t'] = 't', ['\n'] = 'n', ['\r'] = 'r' };
+    size_t run = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char e = special[(unsigned char)s[i]];
+
+        if (!e)
+            continue;
+        copy_put(c, s + run, i - run);
+        copy_put(c, (const char[]){ '\\', e }, 2);
+        run = i + 1;
+    }
+    copy_put(c, s + run, n - run);
+}
+
+static void copy_sep(bc_pg_copy *c)
+{
+    if (c->field++)
+        copy_put(c, "\t", 1);
+}
+
+void bc_pg_copy_str(bc_pg_copy *c, const char *s)
+{
+    copy_sep(c);
+    if (s)
+        copy_escaped(c, s, strlen(s));
+    else
+        copy_put(c, "\\N", 2);
+}
+
+void bc_pg_copy_int(bc_pg_copy *c, long long v)
+{
+    char n[24];
+
+    copy_sep(c);
+    copy_put(c, n, (size_t)snprintf(n, sizeof n, "%lld", v));
+}
+
+static int copy_json_piece(const char *s, size_t n, void *ud)
+{
+    copy_escaped(ud, s, n);
+    return 0;
+}
+
+void bc_pg_copy_json(bc_pg_copy *c, const json_t *j)
+{
+    copy_sep(c);
+    if (!j || json_is_null(j))
+        copy_put(c, "\\N", 2);
+    else if (json_dump_callback(j, copy_json_piece, c, JSON_COMPACT | JSON_ENCODE_ANY) < 0 &&
+             !c->failed) {
+        c->failed = 1;
+        snprintf(c->why, sizeof c->why, "copy: a JSON value could not be written");
+    }
+}
+
+void bc_pg_copy_row(bc_pg_copy *c)
+{
+    copy_put(c, "\n", 1);
+    c->field = 0;
+    if (c->len >= COPY_PIECE)
+        copy_send(c);
+}
+
+int bc_pg_copy_end(bc_pg_copy *c, const char *abort, bc_err *err)
+{
+    PGconn *conn = c->pg->conn;
+    PGresult *res;
+    int ok;
+
+    copy_send(c);
+    if (c->failed || abort) {
+        /* Ending with an error makes the server refuse the whole COPY. */
+        if (c->failed)
+            bc_err_set(err, "%s", c->why);
+        else
+            bc_err_set(err, "copy: %s", abort);
+        PQputCopyEnd(conn, c->failed ? c->why : abort);
+        while ((res = PQgetResult(conn)))
+            PQclear(res);
+        free(c->buf);
+        free(c);
         return -1;
     }
-    res = check(pg, PQgetResult(pg->conn), "copy", err);
+    free(c->buf);
+    ok = PQputCopyEnd(conn, NULL) == 1;
+    if (!ok)
+        bc_err_set(err, "copy end: %s", PQerrorMessage(conn));
+    res = ok ? check(c->pg, PQgetResult(conn), "copy", err) : NULL;
     ok = res != NULL;
     PQclear(res);
     /* Drain: a COPY yields exactly one more NULL result. */
-    while ((res = PQgetResult(pg->conn)))
+    while ((res = PQgetResult(conn)))
         PQclear(res);
+    free(c);
     return ok ? 0 : -1;
-}
-
-void bc_pg_copy_escape(FILE *out, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '\\': fputs("\\\\", out); break;
-        case '\t': fputs("\\t", out); break;
-        case '\n': fputs("\\n", out); break;
-        case '\r': fputs("\\r", out); break;
-        default: fputc(*s, out);
-        }
-    }
 }

@@ -3,6 +3,7 @@
 #ifndef BC_PG_H
 #define BC_PG_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 
@@ -44,14 +45,30 @@ int bc_pg_run(bc_pg *pg, const char *stmt, int nparams, const char *const *param
 PGresult *bc_pg_exec_sql(bc_pg *pg, const char *sql, int nparams,
                          const char *const *params, bc_err *err);
 
-/* Runs a COPY ... FROM STDIN statement (constant SQL) and streams len bytes
- * of text-format rows into it. 0, or -1 with err set. */
-int bc_pg_copy_in(bc_pg *pg, const char *copy_sql, const char *data, size_t len,
-                  bc_err *err);
+/* A COPY ... FROM STDIN in text format, written field by field and sent
+ * in pieces as rows are made, so the server parses and indexes the first
+ * rows while the caller formats the next (the two run on two cores). The
+ * first failure sticks: later calls do nothing, bc_pg_copy_end reports it.
+ *
+ *   bc_pg_copy *c = bc_pg_copy_begin(pg, "COPY t (a, b) FROM STDIN", err);
+ *   for (...) { bc_pg_copy_str(c, a); bc_pg_copy_int(c, b); bc_pg_copy_row(c); }
+ *   rc = bc_pg_copy_end(c, err);       (0, or -1 with err set)
+ */
+typedef struct bc_pg_copy bc_pg_copy;
 
-/* Appends s to a COPY text-format field, escaping what the format needs
- * (backslash, tab, newline, carriage return). */
-void bc_pg_copy_escape(FILE *out, const char *s);
+/* NULL with err set if the statement did not start. */
+bc_pg_copy *bc_pg_copy_begin(bc_pg *pg, const char *copy_sql, bc_err *err);
+/* The row's next field: text (NULL writes SQL NULL), escaped as the format
+ * needs (backslash, tab, newline, carriage return); an integer; a JSON
+ * value written compact (NULL or JSON null write SQL NULL). */
+void bc_pg_copy_str(bc_pg_copy *c, const char *s);
+void bc_pg_copy_int(bc_pg_copy *c, long long v);
+void bc_pg_copy_json(bc_pg_copy *c, const json_t *j);
+/* Ends the row; sends what is buffered once it is large enough. */
+void bc_pg_copy_row(bc_pg_copy *c);
+/* Sends the rest and ends the COPY; frees c. abort (a reason, or NULL)
+ * ends it with that error instead, so nothing is stored. */
+int bc_pg_copy_end(bc_pg_copy *c, const char *abort, bc_err *err);
 
 /* Transactions; each returns 0 or -1. rollback never fails loudly. */
 int bc_pg_begin(bc_pg *pg, bc_err *err);

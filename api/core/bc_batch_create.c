@@ -48,75 +48,13 @@ static bc_batch_rc resolve_number(bc_pg *pg, const char *tenant,
     return rc;
 }
 
-/* The recipients as COPY text rows: ids drawn at once, order kept in seq.
- * Values were validated by the surface; COPY escaping makes any text safe. */
-static char *recipients_copy(json_t *recipients, const char *batch, const char *tenant,
-                             size_t *len, bc_err *err)
-{
-    size_t n = json_array_size(recipients), i;
-    char (*ids)[32] = malloc((n ? n : 1) * sizeof *ids), *buf = NULL;
-    FILE *f;
-    json_t *r;
-
-    if (!ids || bc_ids_new(ids[0], sizeof ids[0], n, "abcr") < 0) {
-        free(ids);
-        bc_err_set(err, "no randomness for recipient ids");
-        return NULL;
-    }
-    f = open_memstream(&buf, len);
-    json_array_foreach(recipients, i, r) {
-        json_t *from = json_object_get(r, "from_number"), *meta = json_object_get(r, "metadata");
-        json_t *vars = json_object_get(r, "variables"), *mr = json_object_get(r, "max_retries");
-        json_t *tz = json_object_get(r, "timezone"), *rp = json_object_get(r, "retry_policy");
-
-        fprintf(f, "%s\t%s\t%s\t%zu\t", ids[i], batch, tenant, i);
-        bc_pg_copy_escape(f, json_string_value(json_object_get(r, "to_number")));
-        fputc('\t', f);
-        if (json_is_string(from))
-            bc_pg_copy_escape(f, json_string_value(from));
-        else
-            fputs("\\N", f);
-        for (int k = 0; k < 2; k++) {
-            json_t *j = k ? vars : meta;
-            fputc('\t', f);
-            if (j && !json_is_null(j)) {
-                char *s = json_dumps(j, JSON_COMPACT);
-                bc_pg_copy_escape(f, s ? s : "null");
-                free(s);
-            } else {
-                fputs("\\N", f);
-            }
-        }
-        if (json_is_integer(mr))
-            fprintf(f, "\t%" JSON_INTEGER_FORMAT, json_integer_value(mr));
-        else
-            fputs("\t\\N", f);
-        fputc('\t', f);
-        if (json_is_string(tz))
-            bc_pg_copy_escape(f, json_string_value(tz));
-        else
-            fputs("\\N", f);
-        fputc('\t', f);
-        if (json_is_object(rp)) {
-            char *j = json_dumps(rp, JSON_COMPACT);
-            bc_pg_copy_escape(f, j ? j : "null");
-            free(j);
-        } else {
-            fputs("\\N", f);
-        }
-        fputc('\n', f);
-    }
-    fclose(f);
-    free(ids);
-    return buf;
-}
-
 /* The tenant's policy over the recipients just stored, inside the create's
  * transaction: with s->refuse_blocked, any it forbids make the create
  * BC_BATCH_BLOCKED (the numbers go to s->blocked); otherwise they end now,
  * undialed, with the rule as their end_reason. */
 static bc_batch_rc apply_policy(bc_api *api, bc_pg *pg, const bc_principal *who,
-                                const bc_batch_spec *s, const char *id, bc_err *err)
+                                const bc_batch_spec *s, const char *id, long *stopped,
+                                bc_err *err)
 {
     const char *p[] = { id };
     PGresult *res = bc_pg_exec(pg, s->refuse_blocked ? "policy_hits" : "policy_stop_batch", 1, p, err);
@@ -139,6 +77,7 @@ static bc_batch_rc apply_policy(bc_api *api, bc_pg *pg, const bc_principal *who,
     for (int i = 0; i < n; i++) {
         char labels[96];
 
+        *stopped += bc_pg_int(res, i, "n", 0);
         snprintf(labels, sizeof labels, "reason=\"%s\"", bc_pg_val(res, i, "reason"));
         bc_metrics_inc(api->ctx->metrics, "api_recipients_blocked_total",
                        "Recipients the tenant's policy stopped when their batch was created",
@@ -378,21 +317,50 @@ out:
     return rc;
 }
 
-/* COPY: the fastest way PostgreSQL takes rows, one round trip. */
+/* COPY: the fastest way PostgreSQL takes rows. Rows are sent as they are
+ * made, so the server stores the first while the next are formatted. Ids
+ * are drawn at once; the request's order is kept in seq. Values were
+ * validated by the surface; COPY escaping makes any text safe. */
 static int store_recipients(bc_pg *pg, const bc_principal *who, const bc_batch_spec *s,
                             const creating *c, bc_err *err)
 {
-    size_t len = 0;
-    char *doc = recipients_copy(s->recipients, c->id, who->tenant_id, &len, err);
-    int rc = doc ? bc_pg_copy_in(pg, "COPY recipients (id, batch_id, tenant_id, seq, to_number,"
-                                     " from_number, metadata, variables, max_retries, timezone,"
-                                     " retry_policy)"
-                                     " FROM STDIN",
-                                 doc, len, err)
-                 : -1;
+    size_t n = json_array_size(s->recipients), i;
+    char (*ids)[32] = malloc((n ? n : 1) * sizeof *ids);
+    bc_pg_copy *cp;
+    json_t *r;
 
-    free(doc);
-    return rc;
+    if (!ids || bc_ids_new(ids[0], sizeof ids[0], n, "abcr") < 0) {
+        free(ids);
+        bc_err_set(err, "no randomness for recipient ids");
+        return -1;
+    }
+    if (!(cp = bc_pg_copy_begin(pg, "COPY recipients (id, batch_id, tenant_id, seq, to_number,"
+                                    " from_number, metadata, variables, max_retries, timezone,"
+                                    " retry_policy) FROM STDIN", err))) {
+        free(ids);
+        return -1;
+    }
+    json_array_foreach(s->recipients, i, r) {
+        json_t *mr = json_object_get(r, "max_retries"), *rp = json_object_get(r, "retry_policy");
+
+        bc_pg_copy_str(cp, ids[i]);
+        bc_pg_copy_str(cp, c->id);
+        bc_pg_copy_str(cp, who->tenant_id);
+        bc_pg_copy_int(cp, (long long)i);
+        bc_pg_copy_str(cp, json_string_value(json_object_get(r, "to_number")));
+        bc_pg_copy_str(cp, json_string_value(json_object_get(r, "from_number")));
+        bc_pg_copy_json(cp, json_object_get(r, "metadata"));
+        bc_pg_copy_json(cp, json_object_get(r, "variables"));
+        if (json_is_integer(mr))
+            bc_pg_copy_int(cp, json_integer_value(mr));
+        else
+            bc_pg_copy_str(cp, NULL);
+        bc_pg_copy_str(cp, json_string_value(json_object_get(r, "timezone")));
+        bc_pg_copy_json(cp, json_is_object(rp) ? rp : NULL);
+        bc_pg_copy_row(cp);
+    }
+    free(ids);
+    return bc_pg_copy_end(cp, NULL, err);
 }
 
 /* An immediate batch is admitted under the tenant lock, taken only now:
@@ -423,7 +391,7 @@ static bc_batch_rc admit(bc_api *api, bc_pg *pg, const bc_principal *who, const 
 
 /* The steps that need the create's transaction, in it. */
 static bc_batch_rc create_in_txn(bc_api *api, bc_pg *pg, const bc_principal *who,
-                                 const bc_batch_spec *s, creating *c, PGresult **rel,
+                                 bc_batch_spec *s, creating *c, PGresult **rel,
                                  bc_err *err)
 {
     bc_batch_rc rc;
@@ -441,7 +409,7 @@ static bc_batch_rc create_in_txn(bc_api *api, bc_pg *pg, const bc_principal *who
     c->state = s->draft ? "draft" : c->sched[0] ? "scheduled" : "pending";
     if (store_batch(pg, who, s, c, err) < 0 || store_recipients(pg, who, s, c, err) < 0)
         return BC_BATCH_ERROR;
-    if ((rc = apply_policy(api, pg, who, s, c->id, err)) != BC_BATCH_OK)
+    if ((rc = apply_policy(api, pg, who, s, c->id, &s->stopped, err)) != BC_BATCH_OK)
         return rc;
     if (!strcmp(c->state, "pending") && (rc = admit(api, pg, who, c, rel, err)) != BC_BATCH_OK)
         return rc;
@@ -480,7 +448,7 @@ static int free_json_fits(const bc_batch_spec *s, char *why, size_t cap)
 }
 
 bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
-                            const bc_batch_spec *s, char id_out[48], bc_err *err)
+                            bc_batch_spec *s, char id_out[48], bc_err *err)
 {
     creating c = { .state = "pending" };
     PGresult *rel = NULL;
@@ -492,6 +460,7 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         return BC_BATCH_ERROR;
     }
     snprintf(id_out, 48, "%s", c.id);
+    s->stopped = 0;
     if (bc_agent_voicemail_check(s->voicemail, why, sizeof why) < 0) {
         bc_err_set(err, "%s", why);
         return BC_BATCH_BAD_VOICEMAIL;

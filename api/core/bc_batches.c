@@ -44,22 +44,22 @@ static json_t *json_col(const PGresult *res, int row, const char *col)
     return j ? j : json_null();
 }
 
-static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
-                    int with_recipients, bc_err *err);
+static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id, int flags,
+                    bc_err *err);
 
 /* With its recipients, the batch's counters and its list are read in one
  * snapshot: read apart, a call ending between the two reads showed every
  * recipient ended beside a count of one still live. */
-json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
-                      int with_recipients, bc_err *err)
+json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id, int flags,
+                      bc_err *err)
 {
     json_t *b;
 
-    if (!with_recipients || bc_pg_in_txn(pg))
-        return load(pg, tenant_id, batch_id, with_recipients, err);
+    if (!(flags & BC_LOAD_RECIPIENTS) || bc_pg_in_txn(pg))
+        return load(pg, tenant_id, batch_id, flags, err);
     if (bc_pg_begin_snapshot(pg, err) < 0)
         return NULL;
-    if (!(b = load(pg, tenant_id, batch_id, with_recipients, err))) {
+    if (!(b = load(pg, tenant_id, batch_id, flags, err))) {
         bc_pg_rollback(pg);   /* err says why, or is "" for no such batch */
         return NULL;
     }
@@ -70,11 +70,12 @@ json_t *bc_batch_load(bc_pg *pg, const char *tenant_id, const char *batch_id,
     return b;
 }
 
-static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
-                    int with_recipients, bc_err *err)
+static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id, int flags,
+                    bc_err *err)
 {
     const char *p[] = { batch_id, tenant_id };
-    PGresult *res = bc_pg_exec(pg, "batch_get", 2, p, err);
+    PGresult *res = bc_pg_exec(pg, flags & BC_LOAD_AS_CREATED ? "batch_get_new" : "batch_get", 2,
+                               p, err);
     json_t *b = NULL, *arr;
     static const char *strs[] = { "id", "surface", "name", "agent_id", "from_number_id",
                                   "external_id",
@@ -124,7 +125,7 @@ static json_t *load(bc_pg *pg, const char *tenant_id, const char *batch_id,
                                                 (bc_pg_val(res, 0, "paused_at") ||
                                                  bc_pg_val(res, 0, "tenant_paused_at"))));
     PQclear(res);
-    if (!with_recipients)
+    if (!(flags & BC_LOAD_RECIPIENTS))
         return b;
     const char *q[] = { batch_id };
     if (!(res = bc_pg_exec(pg, "recipients_get", 1, q, err))) {

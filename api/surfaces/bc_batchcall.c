@@ -107,11 +107,12 @@ static json_t *render(bc_api *api, bc_pg *pg, const bc_principal *who, json_t *b
     return d;
 }
 
+/* flags: bc_batch_load's. */
 static void send_batch(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id,
-                       int status, const char *msg, bc_http_resp *resp)
+                       int flags, int status, const char *msg, bc_http_resp *resp)
 {
     bc_err err = { "" };
-    json_t *b = bc_batch_load(pg, who->tenant_id, id, 0, &err);
+    json_t *b = bc_batch_load(pg, who->tenant_id, id, flags, &err);
 
     if (!b) {
         error(resp, err.msg[0] ? 500 : 404, err.msg[0] ? "internal_error" : "not_found",
@@ -282,7 +283,8 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
         bc_log(api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",
                "batch-call", "tenant_id", who->tenant_id, "batch_id", id, "recipients",
                (json_int_t)json_array_size(tasks));
-        send_batch(api, pg, who, id, 201, "Batch call created successfully", resp);
+        send_batch(api, pg, who, id, spec.stopped ? 0 : BC_LOAD_AS_CREATED, 201,
+                   "Batch call created successfully", resp);
         break;
     case BC_BATCH_NO_AGENT:
         error(resp, 404, "agent_not_found", "Agent not found");
@@ -417,7 +419,7 @@ static void act(void *ud, const bc_http_req *req, bc_http_resp *resp)
     const char *id = bc_http_param(req, "id"), *verb = bc_surface_verb(s);
 
     if (bc_batch_action(api, pg, who, id, verb, &errors, resp))
-        send_batch(api, pg, who, id, 200, !strcmp(verb, "cancel")
+        send_batch(api, pg, who, id, 0, 200, !strcmp(verb, "cancel")
                    ? "Batch call cancelled successfully"
                    : !strcmp(verb, "pause") ? "Batch call paused successfully"
                    : !strcmp(verb, "resume") ? "Batch call resumed successfully"
@@ -440,7 +442,7 @@ static void get(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
     bc_surface_req *s = ud;
 
-    send_batch(s->api, s->g.pg, &s->g.who, bc_http_param(req, "id"), 200,
+    send_batch(s->api, s->g.pg, &s->g.who, bc_http_param(req, "id"), 0, 200,
                "Batch call retrieved successfully", resp);
 }
 

@@ -306,7 +306,8 @@ static void create_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
         bc_http_error(resp, 500, "internal_error", "The batch could not be created.");
         goto out;
     }
-    if (!(b = bc_batch_load(pg, who->tenant_id, id, 0, &err))) {
+    if (!(b = bc_batch_load(pg, who->tenant_id, id, spec.stopped ? 0 : BC_LOAD_AS_CREATED,
+                            &err))) {
         bc_http_error(resp, 500, "internal_error", "The batch was created but could not be read.");
         goto out;
     }
@@ -340,7 +341,8 @@ static void get(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
     bc_surface_req *s = ud;
     bc_err err = { "" };
-    json_t *b = bc_batch_load(s->g.pg, s->g.who.tenant_id, bc_http_param(req, "id"), 1, &err);
+    json_t *b = bc_batch_load(s->g.pg, s->g.who.tenant_id, bc_http_param(req, "id"),
+                              BC_LOAD_RECIPIENTS, &err);
     bc_api *api = s->api;
 
     if (!b) {

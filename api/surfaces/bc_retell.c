@@ -414,11 +414,12 @@ static json_t *render(json_t *b)
     return o;
 }
 
-static void respond(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id, int status,
-                    bc_http_resp *resp)
+/* flags: bc_batch_load's. */
+static void respond(bc_api *api, bc_pg *pg, const bc_principal *who, const char *id, int flags,
+                    int status, bc_http_resp *resp)
 {
     bc_err err = { "" };
-    json_t *b = bc_batch_load(pg, who->tenant_id, id, 0, &err);
+    json_t *b = bc_batch_load(pg, who->tenant_id, id, flags, &err);
 
     if (!b) {
         if (err.msg[0]) {
@@ -515,7 +516,7 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
         bc_log(api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface", "retell",
                "tenant_id", who->tenant_id, "batch_id", id, "recipients",
                (json_int_t)json_array_size(rr.tasks));
-        respond(api, pg, who, id, 201, resp);
+        respond(api, pg, who, id, spec.stopped ? 0 : BC_LOAD_AS_CREATED, 201, resp);
         break;
     case BC_BATCH_NO_AGENT:
     case BC_BATCH_NO_NUMBER:
@@ -566,14 +567,14 @@ static void act(void *ud, const bc_http_req *req, bc_http_resp *resp)
 
     verb_of(s, verb, sizeof verb);
     if (bc_batch_action(s->api, s->g.pg, &s->g.who, id, verb, &errors, resp))
-        respond(s->api, s->g.pg, &s->g.who, id, 200, resp);
+        respond(s->api, s->g.pg, &s->g.who, id, 0, 200, resp);
 }
 
 static void get(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
     bc_surface_req *s = ud;
 
-    respond(s->api, s->g.pg, &s->g.who, bc_http_param(req, "id"), 200, resp);
+    respond(s->api, s->g.pg, &s->g.who, bc_http_param(req, "id"), 0, 200, resp);
 }
 
 #define IDEM BC_SURFACE_IDEM

@@ -106,3 +106,34 @@ def test_pending_until_capacity_frees_oldest_first(stack):
     adm = dict(stack.sql("SELECT id, admitted_at FROM batches WHERE id IN (%s, %s)",
                          second["id"], third["id"]))
     assert adm[second["id"]] <= adm[third["id"]]
+
+
+def test_every_recipient_is_stored_exactly_as_sent(stack):
+    """The create streams its rows to PostgreSQL in pieces (bc_pg_copy): a
+    batch several pieces long is stored row for row, in order, exactly as
+    sent, with text in each recipient's JSON that COPY's format must escape
+    (JSON writes tab, newline and carriage return as backslash escapes, so
+    every one reaches the stream as a backslash; a literal backslash and
+    the two characters COPY reads as NULL, too) and non-ASCII text.
+    Unescaped backslashes fail it."""
+    import datetime
+    import json
+    t = stack.tenant(concurrency=10)
+    when = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    odd = "tab\there\nnew\rcr \\back\\\\slash \\N \u00e9\u6f22 \"q\""
+    recips = [{"to_number": f"+1415888{i:04d}",
+               "metadata": {"row": i, "note": f"{odd} {i}", "pad": "x" * (i % 300)},
+               "dynamic_variables": {"name": f"N\t{i}"} if i % 2 else None}
+              for i in range(3000)]
+    recips[7]["from_number"] = "+14155550123"
+    b = create(stack, t, 0, limit=1, numbers=[], scheduled_at=when, recipients=recips)
+    rows = stack.sql("SELECT seq, to_number, from_number, metadata::text, variables::text"
+                     "  FROM recipients WHERE batch_id = %s ORDER BY seq", b["id"])
+    assert len(rows) == 3000
+    for (seq, to, frm, meta, var), sent in zip(rows, recips):
+        assert to == sent["to_number"]
+        assert frm == sent.get("from_number")
+        assert json.loads(meta) == sent["metadata"], seq
+        assert (json.loads(var) if var else None) == sent["dynamic_variables"], seq
+    assert [r[0] for r in rows] == list(range(3000))

@@ -180,10 +180,11 @@ static json_t *render_session(json_t *b)
     return o;
 }
 
-static void send_session(bc_surface_req *r, const char *id, int status)
+/* flags: bc_batch_load's besides its recipients. */
+static void send_session(bc_surface_req *r, const char *id, int flags, int status)
 {
     bc_err err = { "" };
-    json_t *b = bc_batch_load(r->g.pg, r->g.who.tenant_id, id, 1, &err);
+    json_t *b = bc_batch_load(r->g.pg, r->g.who.tenant_id, id, BC_LOAD_RECIPIENTS | flags, &err);
 
     if (!b) {
         if (err.msg[0])
@@ -388,7 +389,7 @@ static void create_session(void *ud, const bc_http_req *req, bc_http_resp *resp)
         bc_log(r->api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",
                "rymi", "tenant_id", r->g.who.tenant_id, "batch_id", id, "recipients",
                (json_int_t)json_array_size(recips));
-        send_session(r, id, participants ? 201 : 202);
+        send_session(r, id, spec.stopped ? 0 : BC_LOAD_AS_CREATED, participants ? 201 : 202);
         break;
     case BC_BATCH_BLOCKED:
         bc_http_json(resp, 409, json_pack("{s:s,s:s,s:s,s:O}", "error",
@@ -524,7 +525,7 @@ static void end_session(void *ud, const bc_http_req *req, bc_http_resp *resp)
     const char *id = bc_http_param(req, "id");
     /* Ending a call ends it: live participants are hung up too. */
     if (bc_batch_action(r->api, r->g.pg, &r->g.who, id, "end", &session_errors, resp))
-        send_session(r, id, 200);
+        send_session(r, id, 0, 200);
 }
 
 /* Extension: POST /v1/calls/:id/pause and /resume. */
@@ -535,7 +536,7 @@ static void pause_session(void *ud, const bc_http_req *req, bc_http_resp *resp)
     int pause = !strcmp(bc_surface_verb(r), "pause");
     if (bc_batch_action(r->api, r->g.pg, &r->g.who, id, pause ? "pause" : "resume",
                         &session_errors, resp))
-        send_session(r, id, 200);
+        send_session(r, id, 0, 200);
 }
 
 /* Extension: POST /v1/calls/queue/pause and /resume, for every session. */
@@ -586,7 +587,7 @@ static void sessions_list(void *ud, const bc_http_req *req, bc_http_resp *resp)
 static void session_get(void *ud, const bc_http_req *req, bc_http_resp *resp)
 {
     (void)resp;
-    send_session(ud, bc_http_param(req, "id"), 200);
+    send_session(ud, bc_http_param(req, "id"), 0, 200);
 }
 
 /* GET /v1/calls/{id}/summary, /transcript and /recording (bc_outcomes). */
