@@ -259,7 +259,7 @@ def statements_table(sc, label, attempts, top=15):
     """The statements of the scenario's database that took the most time,
     per attempt: where the PostgreSQL backends' CPU goes."""
     rows = sc.s.sql(
-        "SELECT s.calls, s.total_exec_time + s.total_plan_time, s.rows,"
+        "SELECT s.calls, s.total_exec_time + s.total_plan_time, s.rows, s.total_plan_time,"
         "       regexp_replace(left(s.query, 400), '\\s+', ' ', 'g')"
         "  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
         " WHERE d.datname = current_database()"
@@ -268,10 +268,11 @@ def statements_table(sc, label, attempts, top=15):
                      " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()")[0][0]
     print(f"  {label} statements by time (all: {float(total or 0) / attempts * 1000:.0f} us per attempt):",
           flush=True)
-    print(f"    {'us/attempt':>10} {'calls':>8} {'us/call':>8} {'rows/call':>9}  statement", flush=True)
-    for calls, ms, nrows, q in rows:
+    print(f"    {'us/attempt':>10} {'calls':>8} {'us/call':>8} {'planning':>8} {'rows/call':>9}  statement",
+          flush=True)
+    for calls, ms, nrows, plan, q in rows:
         print(f"    {ms / attempts * 1000:10.1f} {calls:8d} {ms / calls * 1000:8.1f} "
-              f"{nrows / calls:9.1f}  {q[:150]}", flush=True)
+              f"{plan / calls * 1000:8.1f} {nrows / calls:9.1f}  {q[:150]}", flush=True)
 
 
 def b2(args):
