@@ -160,3 +160,25 @@ def test_a_clock_offset_row_is_ignored_unless_the_test_clock_is_on(stack, tmp_pa
     finally:
         extra.stop()
         stack.sql("DELETE FROM clock_offset")
+
+
+def test_a_create_answers_with_the_recipients_its_first_release_deferred(stack, clock):
+    """A create whose policy stopped nobody answers without reading its
+    recipients back (batch_get_new); the recipients its first release
+    deferred to their hours, in the create's own transaction, are still
+    counted. Outside every recipient's hours, the create's answer and a
+    read right after it agree: all of them wait for their window."""
+    t = stack.tenant(concurrency=10)
+    clock("2026-11-25 01:00:00+00")   # 01:00 UTC: outside 09:00-17:00 UTC
+    body = {"name": "night", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
+            "target_concurrency_limit": 2, "calling_hours": HOURS, "timezone": "UTC",
+            "recipients": [{"to_number": f"+1434{i:07d}"} for i in range(5)]}
+    r = requests.post(stack.api + "/agents/calls/batches", json=body,
+                      headers=cartesia_headers(t["api_key"]), timeout=60)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    waiting = stack.sql("SELECT count(*) FROM recipients WHERE batch_id = %s AND window_wait",
+                        created["id"])[0][0]
+    assert waiting > 0, "the create's release deferred its first window"
+    assert created["total_calls_waiting_for_window"] == waiting
+    assert cartesia_batch(stack, t, created["id"])["total_calls_waiting_for_window"] == waiting
