@@ -434,36 +434,26 @@ void bc_pg_copy_row(bc_pg_copy *c)
         copy_send(c);
 }
 
-int bc_pg_copy_end(bc_pg_copy *c, const char *abort, bc_err *err)
+int bc_pg_copy_end(bc_pg_copy *c, bc_err *err)
 {
     PGconn *conn = c->pg->conn;
-    PGresult *res;
+    PGresult *res = NULL;
     int ok;
 
     copy_send(c);
-    if (c->failed || abort) {
-        /* Ending with an error makes the server refuse the whole COPY. */
-        if (c->failed)
-            bc_err_set(err, "%s", c->why);
-        else
-            bc_err_set(err, "copy: %s", abort);
-        PQputCopyEnd(conn, c->failed ? c->why : abort);
-        while ((res = PQgetResult(conn)))
-            PQclear(res);
-        free(c->buf);
-        free(c);
-        return -1;
-    }
-    free(c->buf);
-    ok = PQputCopyEnd(conn, NULL) == 1;
-    if (!ok)
+    /* Ending with an error makes the server refuse the whole COPY. */
+    ok = PQputCopyEnd(conn, c->failed ? c->why : NULL) == 1 && !c->failed;
+    if (c->failed)
+        bc_err_set(err, "%s", c->why);
+    else if (!ok)
         bc_err_set(err, "copy end: %s", PQerrorMessage(conn));
-    res = ok ? check(c->pg, PQgetResult(conn), "copy", err) : NULL;
-    ok = res != NULL;
+    else
+        ok = (res = check(c->pg, PQgetResult(conn), "copy", err)) != NULL;
     PQclear(res);
     /* Drain: a COPY yields exactly one more NULL result. */
     while ((res = PQgetResult(conn)))
         PQclear(res);
+    free(c->buf);
     free(c);
     return ok ? 0 : -1;
 }

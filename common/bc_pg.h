@@ -66,9 +66,9 @@ void bc_pg_copy_int(bc_pg_copy *c, long long v);
 void bc_pg_copy_json(bc_pg_copy *c, const json_t *j);
 /* Ends the row; sends what is buffered once it is large enough. */
 void bc_pg_copy_row(bc_pg_copy *c);
-/* Sends the rest and ends the COPY; frees c. abort (a reason, or NULL)
- * ends it with that error instead, so nothing is stored. */
-int bc_pg_copy_end(bc_pg_copy *c, const char *abort, bc_err *err);
+/* Sends the rest and ends the COPY; frees c. After a failure the COPY is
+ * ended with an error, so nothing of it is stored. */
+int bc_pg_copy_end(bc_pg_copy *c, bc_err *err);
 
 /* Transactions; each returns 0 or -1. rollback never fails loudly. */
 int bc_pg_begin(bc_pg *pg, bc_err *err);

@@ -360,7 +360,7 @@ static int store_recipients(bc_pg *pg, const bc_principal *who, const bc_batch_s
         bc_pg_copy_row(cp);
     }
     free(ids);
-    return bc_pg_copy_end(cp, NULL, err);
+    return bc_pg_copy_end(cp, err);
 }
 
 /* An immediate batch is admitted under the tenant lock, taken only now:

@@ -95,6 +95,13 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
  * without reading them (5,000 rows: ~5 ms of a create's answer, B1). */
 #define BC_LOAD_AS_CREATED 2
 
+/* The flags a surface reads its answer to a create with: BC_LOAD_AS_CREATED
+ * unless the policy stopped some of spec's recipients. */
+static inline int bc_batch_created_flags(const bc_batch_spec *spec)
+{
+    return spec->stopped ? 0 : BC_LOAD_AS_CREATED;
+}
+
 /* The batch with derived counters (scheduled, dispatched, finished,
  * failed_predial, cancelled, expired, waiting, blocked: the recipients the
  * tenant's policy stopped, and blocked_reasons: {end_reason: count} of

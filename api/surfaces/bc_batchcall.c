@@ -283,7 +283,7 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
         bc_log(api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",
                "batch-call", "tenant_id", who->tenant_id, "batch_id", id, "recipients",
                (json_int_t)json_array_size(tasks));
-        send_batch(api, pg, who, id, spec.stopped ? 0 : BC_LOAD_AS_CREATED, 201,
+        send_batch(api, pg, who, id, bc_batch_created_flags(&spec), 201,
                    "Batch call created successfully", resp);
         break;
     case BC_BATCH_NO_AGENT:

@@ -306,7 +306,7 @@ static void create_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
         bc_http_error(resp, 500, "internal_error", "The batch could not be created.");
         goto out;
     }
-    if (!(b = bc_batch_load(pg, who->tenant_id, id, spec.stopped ? 0 : BC_LOAD_AS_CREATED,
+    if (!(b = bc_batch_load(pg, who->tenant_id, id, bc_batch_created_flags(&spec),
                             &err))) {
         bc_http_error(resp, 500, "internal_error", "The batch was created but could not be read.");
         goto out;

@@ -516,7 +516,7 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
         bc_log(api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface", "retell",
                "tenant_id", who->tenant_id, "batch_id", id, "recipients",
                (json_int_t)json_array_size(rr.tasks));
-        respond(api, pg, who, id, spec.stopped ? 0 : BC_LOAD_AS_CREATED, 201, resp);
+        respond(api, pg, who, id, bc_batch_created_flags(&spec), 201, resp);
         break;
     case BC_BATCH_NO_AGENT:
     case BC_BATCH_NO_NUMBER:

@@ -389,7 +389,7 @@ static void create_session(void *ud, const bc_http_req *req, bc_http_resp *resp)
         bc_log(r->api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",
                "rymi", "tenant_id", r->g.who.tenant_id, "batch_id", id, "recipients",
                (json_int_t)json_array_size(recips));
-        send_session(r, id, spec.stopped ? 0 : BC_LOAD_AS_CREATED, participants ? 201 : 202);
+        send_session(r, id, bc_batch_created_flags(&spec), participants ? 201 : 202);
         break;
     case BC_BATCH_BLOCKED:
         bc_http_json(resp, 409, json_pack("{s:s,s:s,s:s,s:O}", "error",
