@@ -282,15 +282,24 @@ def b2(args):
                          "BC_SIM_TALK_SECONDS": "0", "BC_SIM_MIX": "completed=1"},
                   workers=args.workers)
     try:
-        t = sc.tenant(concurrency=1000)
+        t = sc.tenant(concurrency=int(os.environ.get("B2_TENANT_LIMIT", "1000")))
         per = 5000
         bids = []
         pids = stack_pids(sc)
+        idle_s = float(os.environ.get("B2_IDLE_S", "0"))
+        if idle_s:    # what the stack costs per second with no work at all
+            time.sleep(3)
+            i0 = {k: cpu_seconds(p) for k, p in pids.items()}
+            time.sleep(idle_s)
+            i1 = {k: cpu_seconds(p) for k, p in pids.items()}
+            idle = {k: (i1[k] - i0[k]) / idle_s for k in i1 if k not in ("sim", "agent")}
+            print(f"  B2 idle over {idle_s:.0f} s, ours: {sum(idle.values()):.3f} cores "
+                  + " ".join(f"{k}={v:.3f}" for k, v in sorted(idle.items()) if v >= 0.005), flush=True)
         stmts = statements_start(sc)
         before = {k: cpu_seconds(p) for k, p in pids.items()}
         t0 = time.monotonic()
         for i in range(0, n, per):
-            bids.append(sc.create(t, numbers(f"2{i // per:02d}", min(per, n - i)), limit=250))
+            bids.append(sc.create(t, numbers(f"2{i // per:02d}", min(per, n - i)), limit=int(os.environ.get("B2_BATCH_LIMIT", "250"))))
         # Polled once a second: the count is itself a query on PostgreSQL,
         # which shares the 2 cores. The span comes from PostgreSQL's own
         # timestamps: the first claim to the last recipient ended.
@@ -552,9 +561,14 @@ def b7(args):
 
 # The dial-time gate's expression (common/bc_policy.h BC_SQL_POLICY_BLOCK),
 # over an array of numbers: what dial_start_many evaluates per call.
-GATE = ("SELECT count(*) FILTER (WHERE (CASE WHEN EXISTS (SELECT 1 FROM dnc"
-        " WHERE dnc.tenant_id = %s AND dnc.number = n) THEN 'dnc_blocked' END) IS NOT NULL)"
-        " FROM unnest(%s::text[]) AS n")
+def gate_sql():
+    """The gate's own expression, common/sql/policy_block.sql, the text the
+    worker's dial-start statement and the API's create embed (bc_policy.h),
+    over one tenant and an array of numbers: how many of them are stopped."""
+    with open(os.path.join(ROOT, "common", "sql", "policy_block.sql")) as f:
+        expr = " ".join(l for l in f.read().splitlines() if not l.lstrip().startswith("--"))
+    expr = expr.replace(":tenant", "%s").replace(":number", "n")
+    return f"SELECT count(*) FILTER (WHERE {expr} IS NOT NULL) FROM unnest(%s::text[]) AS n"
 
 
 def gate_us(sc, tenant, nums, runs=7):
@@ -563,10 +577,29 @@ def gate_us(sc, tenant, nums, runs=7):
     with psycopg2.connect(sc.s.dsn) as conn, conn.cursor() as cur:
         for _ in range(runs):
             t0 = time.perf_counter()
-            cur.execute(GATE, (tenant, nums))
+            cur.execute(gate_sql(), (tenant, nums))
             hits = cur.fetchone()[0]
             took.append((time.perf_counter() - t0) * 1e6 / len(nums))
     return statistics.median(took), hits
+
+
+def whole_path(sc, out, runs, n, first):
+    """A batch of n numbers, none of them listed, through the API and the
+    worker for each (name, tenant) in turn; the best rate and create of each
+    name count (interleaved, so a machine busy with something else for a
+    while hurts both alike)."""
+    for k, (name, t) in enumerate(runs, first):
+        t0 = time.monotonic()
+        bid = sc.create(t, numbers(f"89{k}", n), limit=250)
+        create_ms = (time.monotonic() - t0) * 1000
+        sc.wait_terminal([bid], n, 300, poll=0.5)
+        span = sc.s.sql("SELECT extract(epoch FROM (SELECT max(updated_at) FROM recipients"
+                        " WHERE batch_id = %s) - (SELECT min(created_at) FROM calls"
+                        " WHERE batch_id = %s))", bid, bid)[0][0]
+        rate = n / float(span)
+        out[f"rate_{name}"] = max(out.get(f"rate_{name}", 0), rate)
+        out[f"create_{name}_ms"] = min(out.get(f"create_{name}_ms", 1e9), create_ms)
+        print(f"  B8 {name}: create {create_ms:.0f} ms, {rate:,.0f} attempts/s", flush=True)
 
 
 def b8(args):
@@ -577,6 +610,13 @@ def b8(args):
     out = {}
     try:
         none_t, listed_t = sc.tenant(concurrency=500), sc.tenant(concurrency=500)
+        probe = [f"+1889{i:07d}" for i in range(20000)]
+        hit = [f"+1888{i * (big // 20000):07d}" for i in range(20000)]
+        # The baseline: the same lookups while nothing at all is listed.
+        out["miss_empty"], _ = gate_us(sc, listed_t["tenant_id"], probe)
+        out["hit_empty"], hits = gate_us(sc, listed_t["tenant_id"], hit)
+        assert hits == 0, hits
+        whole_path(sc, out, (("empty", listed_t),), n, 0)
         # The list goes in as an operator would: one CSV through dnc-import.
         with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
             f.write("number\n")
@@ -592,8 +632,6 @@ def b8(args):
         print(f"  B8 imported {big:,} numbers in {out['import_s']:.1f} s", flush=True)
         # Lookups: numbers that are not listed (the common case, a dial that
         # goes out) and numbers that are, for each tenant.
-        probe = [f"+1889{i:07d}" for i in range(20000)]
-        hit = [f"+1888{i * (big // 20000):07d}" for i in range(20000)]
         out["miss_big_fresh"], _ = gate_us(sc, listed_t["tenant_id"], probe)
         conn = psycopg2.connect(sc.s.dsn)   # autovacuum's work, done now (sql/0018)
         conn.autocommit = True
@@ -614,42 +652,33 @@ def b8(args):
         print("  B8 plan of one lookup, 1,000,000 listed:", flush=True)
         for line in plan:
             print("    " + line[0], flush=True)
-        # The whole path: a batch through the API and the worker, none of
-        # its numbers listed, for each tenant in turn, twice each
-        # (interleaved, so a machine busy with something else for a while
-        # hurts both alike); the better run of each counts.
-        runs = 0
-        for k, (name, t) in enumerate((("none", none_t), ("big", listed_t)) * 2):
-            t0 = time.monotonic()
-            bid = sc.create(t, numbers(f"89{k}", n), limit=250)
-            create_ms = (time.monotonic() - t0) * 1000
-            sc.wait_terminal([bid], n, 300, poll=0.5)
-            span = sc.s.sql("SELECT extract(epoch FROM (SELECT max(updated_at) FROM recipients"
-                            " WHERE batch_id = %s) - (SELECT min(created_at) FROM calls"
-                            " WHERE batch_id = %s))", bid, bid)[0][0]
-            rate = n / float(span)
-            out[f"rate_{name}"] = max(out.get(f"rate_{name}", 0), rate)
-            out[f"create_{name}_ms"] = min(out.get(f"create_{name}_ms", 1e9), create_ms)
-            runs += 1
-            print(f"  B8 {name}: create {create_ms:.0f} ms, {rate:,.0f} attempts/s", flush=True)
+        # The whole path again, now that 1,000,000 are listed.
+        whole_path(sc, out, (("none", none_t), ("big", listed_t)) * 2, n, 1)
         out["dials"] = sc.ledger()["dials"]
     finally:
         sc.close()
     row("B8", f"gate lookup, {big:,} listed, number not listed", out["miss_big"], "us",
-        out["miss_none"])
-    row("B8", f"gate lookup, {big:,} listed, number listed", out["hit_big"], "us", out["miss_none"])
+        out["miss_empty"])
+    row("B8", f"gate lookup, {big:,} listed, number listed", out["hit_big"], "us",
+        out["hit_empty"])
     row("B8", "  same, right after the import (before vacuum)", out["miss_big_fresh"], "us",
-        out["miss_none"])
-    row("B8", "  baseline: gate lookup, none listed", out["miss_none"], "us")
+        out["miss_empty"])
+    row("B8", "  another tenant, none of its own listed", out["miss_none"], "us",
+        out["miss_empty"])
+    row("B8", "  baseline: gate lookup, nothing listed (before the import)", out["miss_empty"], "us")
+    row("B8", "  baseline: the listed numbers, nothing listed", out["hit_empty"], "us")
     row("B8", f"attempts/s, {n:,} zero-length calls, {big:,} listed", out["rate_big"], "att/s",
-        out["rate_none"])
-    row("B8", "  baseline: attempts/s, none listed", out["rate_none"], "att/s")
+        out["rate_empty"])
+    row("B8", "  another tenant, none of its own listed", out["rate_none"], "att/s",
+        out["rate_empty"])
+    row("B8", "  baseline: attempts/s, nothing listed (before the import)", out["rate_empty"],
+        "att/s")
     row("B8", f"create of {n:,} recipients, {big:,} listed", out["create_big_ms"], "ms",
         out["create_none_ms"])
     row("B8", "  baseline: create, none listed", out["create_none_ms"], "ms")
     row("B8", f"dnc-import of {big:,} numbers (CSV, one transaction)", big / out["import_s"],
         "numbers/s")
-    row("B8", "  dials placed (must equal recipients)", out["dials"], "dials", float(4 * n))
+    row("B8", "  dials placed (must equal recipients)", out["dials"], "dials", float(5 * n))
 
 
 SCENARIOS = {"B2": b2, "B3": b3, "B4": b4, "B5": b5, "B6": b6, "B7": b7, "B8": b8}
