@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, cartesia_batch, wait_until
+from conftest import ROOT, Stack, cartesia_batch, free_port, scrape, wait_until
 from test_dispatch import all_terminal, create, dials
 from test_local_hours import clock  # noqa: F401 (a fixture)
 
@@ -175,3 +175,34 @@ def test_tz_load_is_idempotent(stack, tmp_path):
     assert r.returncode == 1 and "line 1" in r.stderr
     assert stack.sql("SELECT count(*) FROM tz_prefixes")[0][0] == out["prefixes"]
 
+
+
+def test_an_empty_time_zone_map_is_reported_and_warned_about(tmp_path):
+    """An install that never ran tz-load calls every number on its batch's
+    time zone: the scheduler says so, scheduler_tz_prefixes 0 and a
+    warning while a tenant has legal hours on, until the map is loaded.
+    A database of its own: the session's has the map, and other tests
+    read it."""
+    s = Stack(tmp_path)
+    try:
+        s.create_bare_db()
+        t = s.cli("tenant-create", "--name", "no map")   # legal hours on, the default
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        sched = s.start("scheduler", "batchcall-scheduler", {
+            "BC_SCHEDULER_PORT": str(port), "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
+        s.wait_ready(url)
+        (warn,) = wait_until(lambda: sched.events("tz.map_empty"), 15, "the empty map warning")
+        assert warn["level"] == "warn" and warn["prefixes"] == 0
+        assert warn["legal_hours_tenants"] == 1, (warn, t)
+        assert scrape(url)["scheduler_tz_prefixes"] == 0
+        loaded = s.tz_load()["prefixes"]
+        assert loaded > 3000 and s.sql("SELECT count(*) FROM tz_prefixes")[0][0] == loaded
+        # Rechecked every 5 s while empty.
+        wait_until(lambda: scrape(url)["scheduler_tz_prefixes"] == loaded, 15,
+                   "scheduler_tz_prefixes to count the loaded map")
+        assert len(sched.events("tz.map_empty")) == 1
+        assert s.stop_all() == {"scheduler": 0}
+    finally:
+        s.stop_all()
+        s.drop_db()
