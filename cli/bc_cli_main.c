@@ -77,6 +77,10 @@ static const bc_pg_stmt stmts[] = {
      * same file again changes nothing. A zone PostgreSQL does not know is
      * left out (and counted) rather than failing every lookup it is in.
      * $1 [{"p" prefix,"z" [zones]}] */
+    /* Loads of the map take turns (every API pod's init container runs
+     * one, deploy/k8s/base/api.yaml): the later one, its snapshot taken
+     * after the lock, finds the map loaded and changes nothing. */
+    { "tz_load_lock", "SELECT pg_advisory_xact_lock(hashtext('batchcall.tz_load'))" },
     { "tz_load",
       "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(p text, z text[])),"
       " k AS MATERIALIZED (SELECT name FROM pg_timezone_names),"
@@ -433,8 +437,13 @@ static int tz_load(bc_pg *pg, bc_config *c, bc_err *err)
         goto out;
     }
     const char *p[] = { doc };
-    if (!(res = bc_pg_exec(pg, "tz_load", 1, p, err)))
+    if (bc_pg_begin(pg, err) < 0)
         goto out;
+    if (bc_pg_run(pg, "tz_load_lock", 0, NULL, err) < 0 ||
+        !(res = bc_pg_exec(pg, "tz_load", 1, p, err)) || bc_pg_commit(pg, err) < 0) {
+        bc_pg_rollback(pg);
+        goto out;
+    }
     print_json(json_pack("{s:I,s:I,s:I,s:s}",
                          "prefixes", (json_int_t)bc_pg_int(res, 0, "prefixes", 0),
                          "changed", (json_int_t)bc_pg_int(res, 0, "changed", 0),

@@ -19,11 +19,11 @@ struct bc_scheduler {
     bc_reconcile *rec;
     char region[16], jobs_topic[160], results_topic[160];
     int leader;
-    long long next_try, next_relay, next_reap;
+    long long next_try, next_relay, next_reap, next_tz, next_tz_warn;
     long relay_after_ms, quiet_s;
     bc_metric *m_leader, *m_admitted, *m_relayed, *m_reaped, *m_released, *m_outbox,
               *m_live, *m_live_limit, *m_expired, *m_given_back, *m_grown,
-              *m_waiting_region, *m_workers, *m_ticks;
+              *m_waiting_region, *m_workers, *m_ticks, *m_tz_prefixes;
 };
 
 static const bc_pg_stmt stmts[] = {
@@ -155,6 +155,12 @@ static const bc_pg_stmt stmts[] = {
       "        (SELECT 1 FROM batches b WHERE b.id = o.key AND b.region = $3)))"
       " ORDER BY o.id LIMIT 1000" },
     { "outbox_depth", "SELECT count(*) AS n FROM outbox" },
+    /* The prefix-to-time-zone map's size (`batchcall tz-load`), and the
+     * tenants whose calling hours read it: a few thousand rows and the
+     * tenants, counted at most every few seconds. */
+    { "tz_prefixes",
+      "SELECT (SELECT count(*) FROM tz_prefixes) AS prefixes,"
+      "       (SELECT count(*) FROM tenants WHERE legal_hours) AS legal_tenants" },
     /* Expiry: every recipient still queued (waiting its turn, a window or
      * a retry) in a batch past its latest_at ends as 'expired', with the
      * reason. Conditional on 'queued', so a claim that won the row first
@@ -302,6 +308,8 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
       "Batches due but not admitted because this region has no live worker (leader only)");
     M(m_workers, BC_GAUGE, "region_workers_live",
       "Workers of this region whose heartbeat has not expired (leader only)");
+    M(m_tz_prefixes, BC_GAUGE, "scheduler_tz_prefixes",
+      "Prefixes in the time zone map legal calling hours read (tz_prefixes; 0: not loaded)");
 #undef M
     return s;
 }
@@ -664,6 +672,38 @@ static void credits_resume(bc_scheduler *s)
     PQclear(res);
 }
 
+/* Counts the prefix-to-time-zone map for scheduler_tz_prefixes, on every
+ * replica (the map is the database's, not the leader's): once a minute,
+ * every 5 s while it is empty, so a tz-load shows at once. Without it
+ * calling hours read every number on its batch's time zone, UTC unless
+ * set: a US number could be called at night. So while it is empty and a
+ * tenant has legal hours on, a warning once a minute, and the alert
+ * BatchcallTimeZoneMapEmpty (deploy/prometheus/batchcall-rules.yaml). */
+static void tz_map_check(bc_scheduler *s, long long now)
+{
+    PGresult *res;
+    long long n, tenants;
+
+    if (now < s->next_tz)
+        return;
+    s->next_tz = now + 5000;
+    if (!(res = bc_pg_exec(s->pg, "tz_prefixes", 0, NULL, NULL)))
+        return;
+    n = bc_pg_int(res, 0, "prefixes", 0);
+    tenants = bc_pg_int(res, 0, "legal_tenants", 0);
+    PQclear(res);
+    bc_metric_set(s->m_tz_prefixes, (double)n);
+    if (n > 0) {
+        s->next_tz = now + 60000;
+        return;
+    }
+    if (tenants > 0 && now >= s->next_tz_warn) {
+        s->next_tz_warn = now + 60000;
+        bc_log(s->ctx->log, BC_WARN, "tz.map_empty", "{s:i,s:I}", "prefixes", 0,
+               "legal_hours_tenants", (json_int_t)tenants);
+    }
+}
+
 void bc_scheduler_tick(bc_scheduler *s)
 {
     long long now = bc_now_ms();
@@ -678,6 +718,7 @@ void bc_scheduler_tick(bc_scheduler *s)
         bc_metric_set(s->m_workers, 0);
         bc_log(s->ctx->log, BC_WARN, "scheduler.lost_leadership", NULL);
     }
+    tz_map_check(s, now);
     if (!s->leader) {
         if (now < s->next_try)
             return;

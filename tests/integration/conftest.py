@@ -231,7 +231,9 @@ class Stack:
                              capture_output=True, text=True, timeout=60)
         return json.loads(out.stdout)
 
-    def create_db(self):
+    def create_bare_db(self):
+        """This Stack's database, migrated and nothing more: no time zone
+        map, production's defaults. create_db() goes on from here."""
         conn = psycopg2.connect(self.pg_admin)
         conn.autocommit = True
         conn.cursor().execute(f'CREATE DATABASE "{self.db}"')
@@ -241,11 +243,18 @@ class Stack:
         conn.cursor().execute(f'ALTER DATABASE "{self.db}" SET batchcall.test_clock = \'on\'')
         conn.close()
         self.cli("migrate")
-        # libphonenumber's prefix-to-zone map, loaded as production loads it.
+
+    def tz_load(self):
+        """Loads libphonenumber's prefix-to-zone map, as production loads
+        it: deploy/tz-prefixes.py's output, then `batchcall tz-load`."""
         tz = os.path.join(self.tmp, "tz-prefixes.txt")
         with open(tz, "w") as f:
             subprocess.run([sys.executable, TZ_PREFIXES], stdout=f, check=True, timeout=60)
-        self.cli("tz-load", "--file", tz)
+        return self.cli("tz-load", "--file", tz)
+
+    def create_db(self):
+        self.create_bare_db()
+        self.tz_load()
         # A test setting: tenants of the test database start with the legal
         # calling hours policy off (production's default is on), so tests
         # that dial US numbers pass at any real time of day. Tests of the

@@ -4,8 +4,9 @@ Strimzi CRDs), then read for what the schemas cannot know: probes on the
 right paths and ports, grace periods that cover the drain, disruption
 budgets and Services that select their pods, configuration that names only
 variables the binaries read, one overlay per region wired to that region's
-topic, the topics the code uses; the alert rules through promtool; the
-container image's runtime packages against what the binaries link.
+topic, the topics the code uses, the time zone map loaded at install from
+where the image ships it; the alert rules through promtool; the container
+image's runtime packages against what the binaries link.
 Tools and schemas come from deploy/local/install-deps.sh (into .local)."""
 import json
 import os
@@ -23,6 +24,8 @@ SCHEMAS = os.path.join(LOCAL, "k8s-schemas")
 K8S_VERSION = "1.33.0"
 REGIONS = ["us", "eu", "apac"]
 K8S = os.path.join(ROOT, "deploy", "k8s")
+# Where deploy/Containerfile puts libphonenumber's prefix-to-zone map.
+TZ_MAP = "/usr/share/batchcall/tz-prefixes.txt"
 PROCS = {"api": ("batchcall-api", "BC_API_PORT"), "worker": ("batchcall-worker", "BC_WORKER_PORT"),
          "scheduler": ("batchcall-scheduler", "BC_SCHEDULER_PORT")}
 
@@ -171,7 +174,15 @@ def test_deployments_probes_resources_grace_and_budgets(rendered, region):
             assert stop[0] == "sleep"
             # preStop, requests in flight (the idle timeout), producer flush.
             assert grace >= int(stop[1]) + int(env["BC_API_IDLE_TIMEOUT"]) + 5
-            assert pod["initContainers"][0]["command"] == ["batchcall", "migrate"]
+            # Installed before the API serves: the schema, then the time
+            # zone map calling hours read (tz_prefixes), from the image.
+            inits = pod["initContainers"]
+            assert [i["command"] for i in inits] == [
+                ["batchcall", "migrate"], ["batchcall", "tz-load", "--file", TZ_MAP]]
+            for i in inits:
+                assert i["image"] == c["image"]
+                assert {"secretRef": {"name": "batchcall-secrets"}} in i["envFrom"]
+                assert i["securityContext"]["readOnlyRootFilesystem"] is True
         # A budget and a Service select exactly these pods.
         pdb = pdbs[f"batchcall-{proc}"]
         assert pdb["spec"]["selector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
@@ -246,6 +257,22 @@ def test_alert_rules_pass_promtool_check_and_unit_tests():
     for args in (["check", "rules", "batchcall-rules.yaml"], ["test", "rules", "batchcall-rules.test.yaml"]):
         r = subprocess.run([tool("promtool"), *args], cwd=d, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_image_ships_the_time_zone_map_the_init_container_loads():
+    """A build stage makes the map with Debian's phonenumbers and
+    deploy/tz-prefixes.py; the runtime stage (no Python) copies it to
+    TZ_MAP, which the API's tz-load init container reads."""
+    with open(os.path.join(ROOT, "deploy", "Containerfile")) as f:
+        stages = re.split(r"^FROM ", f.read(), flags=re.M)[1:]
+    (tzmap,) = [st for st in stages if st.split("\n", 1)[0].endswith(" AS tzmap")]
+    assert re.search(r"apt-get install .*\bpython3-phonenumbers\b", tzmap, re.S)
+    assert "COPY deploy/tz-prefixes.py /tz-prefixes.py" in tzmap
+    assert "python3 /tz-prefixes.py > /tz-prefixes.txt" in tzmap
+    runtime = stages[-1]
+    assert runtime.startswith("debian:bookworm-slim\n"), "the runtime stage is the last"
+    assert f"COPY --from=tzmap /tz-prefixes.txt {TZ_MAP}\n" in runtime
+    assert "python3" not in runtime
 
 
 @plain_build   # sanitized builds link the sanitizer runtimes too

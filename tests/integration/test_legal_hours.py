@@ -9,10 +9,11 @@ import datetime
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
-from conftest import ROOT, cartesia_batch, wait_until
+from conftest import ROOT, TZ_PREFIXES, Stack, cartesia_batch, free_port, scrape, wait_until
 from test_dispatch import all_terminal, create, dials
 from test_local_hours import clock  # noqa: F401 (a fixture)
 
@@ -175,3 +176,47 @@ def test_tz_load_is_idempotent(stack, tmp_path):
     assert r.returncode == 1 and "line 1" in r.stderr
     assert stack.sql("SELECT count(*) FROM tz_prefixes")[0][0] == out["prefixes"]
 
+
+
+def test_an_empty_time_zone_map_is_reported_and_warned_about(tmp_path):
+    """An install that never ran tz-load calls every number on its batch's
+    time zone: the scheduler says so, scheduler_tz_prefixes 0 and a
+    warning while a tenant has legal hours on, until the map is loaded
+    (by loads running together, as the API pods' init containers do).
+    A database of its own: the session's has the map, and other tests
+    read it."""
+    s = Stack(tmp_path)
+    try:
+        s.create_bare_db()
+        t = s.cli("tenant-create", "--name", "no map")   # legal hours on, the default
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        sched = s.start("scheduler", "batchcall-scheduler", {
+            "BC_SCHEDULER_PORT": str(port), "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
+        s.wait_ready(url)
+        (warn,) = wait_until(lambda: sched.events("tz.map_empty"), 15, "the empty map warning")
+        assert warn["level"] == "warn" and warn["prefixes"] == 0
+        assert warn["legal_hours_tenants"] == 1, (warn, t)
+        assert scrape(url)["scheduler_tz_prefixes"] == 0
+        # Loaded as the API pods' init containers load it: three at once,
+        # each all or nothing, taking turns; one writes the map.
+        tz = tmp_path / "tz-prefixes.txt"
+        with open(tz, "w") as f:
+            subprocess.run([sys.executable, TZ_PREFIXES], stdout=f, check=True, timeout=60)
+        loads = [subprocess.Popen([s.bin("batchcall"), "tz-load", "--file", str(tz)], env=s.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        outs = [p.communicate(timeout=60) for p in loads]
+        assert [p.returncode for p in loads] == [0, 0, 0], outs
+        answers = [json.loads(o) for o, _ in outs]
+        loaded = answers[0]["prefixes"]
+        assert loaded > 3000 and s.sql("SELECT count(*) FROM tz_prefixes")[0][0] == loaded
+        assert sorted(a["changed"] for a in answers) == [0, 0, loaded], answers
+        # Rechecked every 5 s while empty.
+        wait_until(lambda: scrape(url)["scheduler_tz_prefixes"] == loaded, 15,
+                   "scheduler_tz_prefixes to count the loaded map")
+        assert len(sched.events("tz.map_empty")) == 1
+        assert s.stop_all() == {"scheduler": 0}
+    finally:
+        s.stop_all()
+        s.drop_db()
