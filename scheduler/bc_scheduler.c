@@ -73,14 +73,24 @@ static const bc_pg_stmt stmts[] = {
                      " (SELECT count(*) FROM workers WHERE region = $1"
                      "     AND expires_at > now()) AS workers" },
     /* Every due batch of a region without a live worker waits for one, and
-     * says so (the API admits none there either). */
+     * says so (the API admits none there either). Counts the batches
+     * stalled there: pending ones (those marked now, which the outer
+     * query's snapshot does not see as marked, and those marked before)
+     * and admitted ones with recipients still to finish, which their
+     * reads show as waiting for the region too (api/bc_api_main.c,
+     * BATCH_GET) and which, their slots given back, no other gauge shows.
+     * By the recipients_active index. */
     { "wait_region",
       "WITH w AS (UPDATE batches SET state = 'pending', wait_reason = 'region', updated_at = now()"
       "            WHERE region = $1 AND (state = 'pending'"
       "               OR (state = 'scheduled' AND scheduled_at <= now()))"
       "              AND wait_reason IS DISTINCT FROM 'region' RETURNING 1)"
-      " SELECT count(*) AS n FROM batches WHERE region = $1 AND state = 'pending'"
-      "    AND wait_reason = 'region'" },
+      " SELECT (SELECT count(*) FROM w)"
+      "        + (SELECT count(*) FROM batches WHERE region = $1 AND state = 'pending'"
+      "            AND wait_reason = 'region') AS pending,"
+      "        (SELECT count(*) FROM batches b WHERE b.region = $1 AND b.state = 'admitted'"
+      "          AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
+      "                      AND r.status IN ('queued', 'dispatched', 'started'))) AS admitted" },
     /* Gives back what batches can no longer use: each of the region's
      * batches with a free slot keeps min(limit, recipients still to
      * finish) slots if admitted or paused and its region has a live
@@ -305,7 +315,8 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
     M(m_grown, BC_COUNTER, "scheduler_slots_added_total",
       "Slots given to admitted batches that could use more (retries, workers back)");
     M(m_waiting_region, BC_GAUGE, "batches_waiting_for_region",
-      "Batches due but not admitted because this region has no live worker (leader only)");
+      "Batches with recipients to call, pending or admitted, in this region while it"
+      " has no live worker (leader only)");
     M(m_workers, BC_GAUGE, "region_workers_live",
       "Workers of this region whose heartbeat has not expired (leader only)");
     M(m_tz_prefixes, BC_GAUGE, "scheduler_tz_prefixes",
@@ -433,14 +444,15 @@ out:
 
 /* 1 if the region has a live worker; sets the workers gauge. A region
  * without one admits nothing: its due batches wait for a worker, each
- * saying so, counted in batches_waiting_for_region (its alert:
+ * saying so, counted in batches_waiting_for_region with the admitted
+ * batches that still have recipients to call (its alert:
  * deploy/prometheus/batchcall-rules.yaml). */
 static int region_live(bc_scheduler *s)
 {
     const char *p[] = { s->region };
     PGresult *res = bc_pg_exec(s->pg, "region_live", 1, p, NULL);
     int live;
-    long long n;
+    long long pending, admitted;
 
     if (!res)
         return 0;
@@ -453,12 +465,14 @@ static int region_live(bc_scheduler *s)
     }
     if (!(res = bc_pg_exec(s->pg, "wait_region", 1, p, NULL)))
         return 0;
-    n = bc_pg_int(res, 0, "n", 0);
+    pending = bc_pg_int(res, 0, "pending", 0);
+    admitted = bc_pg_int(res, 0, "admitted", 0);
     PQclear(res);
-    bc_metric_set(s->m_waiting_region, (double)n);
-    if (n > 0)
-        bc_log(s->ctx->log, BC_WARN, "region.no_workers", "{s:s,s:I}", "region", s->region,
-               "batches_waiting", (json_int_t)n);
+    bc_metric_set(s->m_waiting_region, (double)(pending + admitted));
+    if (pending + admitted > 0)
+        bc_log(s->ctx->log, BC_WARN, "region.no_workers", "{s:s,s:I,s:I,s:I}", "region",
+               s->region, "batches_waiting", (json_int_t)(pending + admitted),
+               "pending", (json_int_t)pending, "admitted", (json_int_t)admitted);
     return 0;
 }
 

@@ -3,13 +3,16 @@ dial, released when the call ends and the answered call's cost settled;
 a batch that runs out pauses itself and resumes when credits are added;
 spend is the sum of settled costs; every move is a ledger row. The carrier
 simulator's ledger is the witness of what was dialed."""
+import json
 import threading
+from collections import Counter
 
 import requests
 
 from conftest import batchcall_headers, bearer, cartesia_batch, cartesia_headers, wait_until
 from test_dispatch import all_terminal, dials, metric
 from test_sim_strict import signature
+from test_webhooks import deliverers, receiver, register, verify  # noqa: F401 (fixtures)
 
 PRICE = 10   # cents a minute: the demo tenant's plan ("go")
 
@@ -59,13 +62,44 @@ def assert_ledger_explains_every_call(stack, tenant):
     return by_call   # holds of calls still live
 
 
-def test_a_batch_that_runs_out_pauses_itself_and_resumes_when_credits_are_added(stack):
+def paused_reads(stack, t, bid):
+    """(status, pause_reason) of batch bid as each surface reads it."""
+    key = bearer(t["api_key"])
+    c = cartesia_batch(stack, t, bid)
+    y = requests.get(f"{stack.api}/v1/calls/{bid}", headers=key, timeout=10).json()
+    b = requests.get(f"{stack.api}/batch-call/{bid}", headers=batchcall_headers(t),
+                     timeout=10).json()["data"]
+    r = requests.get(f"{stack.api}/get-batch-call/{bid}", headers=key, timeout=10).json()
+    return {name: (x["status"], x.get("pause_reason"))
+            for name, x in (("cartesia", c), ("rymi", y), ("batch-call", b), ("retell", r))}
+
+
+def assert_each_pause_delivered_once(stack, hook, rcv, bid):
+    """Every batch.paused the batch's pauses queued (one per pause: a batch
+    resumed by holds given back may pause again) reached the receiver
+    exactly once, signed, saying why. Returns how many."""
+    rows = [e for e, in stack.sql("SELECT event_id FROM webhook_deliveries"
+                                  " WHERE webhook_id = %s AND event_type = 'batch.paused'",
+                                  hook["id"])]
+    got = [x for x in rcv.got() if x["headers"]["X-Batchcall-Event-Type"] == "batch.paused"]
+    assert Counter(x["event_id"] for x in got) == Counter(rows), (rows, got)
+    for x in got:
+        verify(hook["secret"], x["headers"], x["body"])
+        ev = json.loads(x["body"])
+        assert ev["type"] == "batch.paused" and ev["id"] == x["event_id"]
+        assert ev["data"]["batch_id"] == bid and ev["data"]["reason"] == "insufficient_credits"
+    return len(rows)
+
+
+def test_a_batch_that_runs_out_pauses_itself_and_resumes_when_credits_are_added(
+        stack, receiver, deliverers):  # noqa: F811
     t = stack.tenant(concurrency=5, credits=10 * PRICE)   # ~10 one-minute calls
     tenant = t["tenant_id"]
-    hook = requests.post(stack.api + "/v1/webhooks", headers=bearer(t["api_key"]),
-                         json={"url": "https://hooks.example.com/bc", "events": ["batch.paused"]},
-                         timeout=10)
-    assert hook.status_code == 201, hook.text
+    rcv = receiver()
+    hook = register(stack, t, rcv.url, events=("batch.paused",))
+    sender = deliverers.start()
+    worker = stack.procs["worker"].port
+    pauses = metric(worker, "worker_batches_paused_for_credits_total")
     numbers = [f"+1447{i:07d}" for i in range(50)]
 
     # The balance, sampled in one snapshot with the live calls' holds.
@@ -106,6 +140,9 @@ def test_a_batch_that_runs_out_pauses_itself_and_resumes_when_credits_are_added(
         stop.set()
         th.join()
     assert b["pause_reason"] == "insufficient_credits" and b["paused_at"]
+    # Every surface reads it paused, saying why.
+    assert paused_reads(stack, t, bid) == dict.fromkeys(
+        ("cartesia", "rymi", "batch-call", "retell"), ("paused", "insufficient_credits"))
     assert samples and all(bal >= -live for bal, live in samples), min(samples)
     assert all(bal >= 0 for bal, _ in samples)
     # Undialed recipients wait queued: none failed for want of credit.
@@ -132,11 +169,13 @@ def test_a_batch_that_runs_out_pauses_itself_and_resumes_when_credits_are_added(
     assert rows[0][3] == 10 * PRICE + rows[0][2]
     for (_, _, _, before, *_), (_, _, cents, after, *_) in zip(rows, rows[1:]):
         assert after == before + cents
-    # Told once, to the tenant's webhook.
+    # Told once per pause, to the tenant's webhook, and delivered.
     hooks = stack.sql("SELECT payload::jsonb FROM webhook_deliveries WHERE tenant_id = %s"
                       " AND event_type = 'batch.paused'", tenant)
     assert hooks and hooks[0][0]["data"]["batch_id"] == bid
     assert hooks[0][0]["data"]["reason"] == "insufficient_credits"
+    wait_until(lambda: len({x["event_id"] for x in rcv.got()}) >= len(hooks), 30,
+               "the batch.paused webhooks to be delivered")
 
     # Credits added: the scheduler resumes it, and all 50 finish.
     out = stack.cli("credits-add", "--tenant", tenant, "--cents", str(60 * PRICE))
@@ -152,6 +191,14 @@ def test_a_batch_that_runs_out_pauses_itself_and_resumes_when_credits_are_added(
     assert assert_ledger_explains_every_call(stack, tenant) == {}
     assert balance(stack, tenant) == 70 * PRICE - stack.sql(
         "SELECT sum(cost_cents) FROM calls WHERE tenant_id = %s", tenant)[0][0]
+    # Each pause counted once by the worker, and its webhook delivered once:
+    # nothing more is due (the deliverer has sent every try due by now).
+    deliverers.caught_up(sender)
+    n = assert_each_pause_delivered_once(stack, hook, rcv, bid)
+    assert n >= 1
+    assert metric(worker, "worker_batches_paused_for_credits_total") - pauses == n
+    assert len([e for e in stack.procs["worker"].events("batch.paused")
+                if e["batch_id"] == bid]) == n
 
 
 def test_a_create_that_cannot_afford_one_call_gets_402_on_every_surface(stack):

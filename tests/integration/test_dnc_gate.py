@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from conftest import batchcall_headers, bearer, cartesia_headers, wait_until
+from conftest import batchcall_headers, bearer, cartesia_headers, scrape, wait_until
 from test_agent_leg import script_answered
 from test_analytics import read_topic
 from test_dispatch import all_terminal, create, dials
@@ -37,6 +37,25 @@ def ever_dialed(stack, number):
     return [d for d in r if d["to"] == number]
 
 
+def blocked_counts(stack):
+    """The counters of recipients the policy stopped: (api at create, worker
+    at dial time), each {reason: count} over its series."""
+    out = []
+    for url, name in ((stack.api, "api_recipients_blocked_total"),
+                      (f"http://127.0.0.1:{stack.procs['worker'].port}",
+                       "worker_recipients_blocked_total")):
+        out.append({k[len(name) + len('{reason="'):-2]: v for k, v in scrape(url).items()
+                    if k.startswith(name + "{")})
+    return tuple(out)
+
+
+def moved(before, after):
+    """What each of blocked_counts' counters moved by, reasons that did not
+    move left out."""
+    return tuple({k: v - b.get(k, 0) for k, v in a.items() if v != b.get(k, 0)}
+                 for b, a in zip(before, after))
+
+
 def recipient_rows(stack, bid):
     return {n: (st, reason, msg, calls) for n, st, reason, msg, calls in stack.sql(
         "SELECT r.to_number, r.status, r.end_reason, r.error_message,"
@@ -53,6 +72,7 @@ def test_a_listed_number_is_never_dialed_on_any_surface_nor_from_the_cli(stack, 
     # could fail too, and the counts below are of the listed one alone.
     script_answered(stack, good)
     made = {}
+    counted = blocked_counts(stack)
 
     # Cartesia: accepted, the listed recipient ended undialed with the reason.
     made["cartesia"] = create(stack, t, [good[0], bad, good[1]], limit=2)
@@ -93,6 +113,9 @@ def test_a_listed_number_is_never_dialed_on_any_surface_nor_from_the_cli(stack, 
     for bid in made.values():
         all_terminal(stack, bid, 60)
     assert ever_dialed(stack, bad) == []
+    # Counted once per batch that kept it (not Rymi's, refused whole), at
+    # the create: the worker never saw them.
+    assert moved(counted, blocked_counts(stack)) == ({"dnc_blocked": 4}, {})
     for surface, bid in made.items():
         rows = recipient_rows(stack, bid)
         assert rows[bad] == ("failed", "dnc_blocked", DNC_MSG, 0), (surface, rows[bad])
@@ -130,6 +153,7 @@ def test_a_number_listed_after_its_batch_was_accepted_is_never_dialed_the_rest_a
     deliverers.start()
     numbers = [f"+1415779{i:04d}" for i in range(10)]
     late = [numbers[6], numbers[8]]
+    counted = blocked_counts(stack)
     bid = create(stack, t, numbers, limit=1)
     # Hold it before those two come up, list them, and let it go on.
     pause_until_settled(stack, t, bid)
@@ -165,11 +189,14 @@ def test_a_number_listed_after_its_batch_was_accepted_is_never_dialed_the_rest_a
             assert body["type"] == "call.failed" and body["data"]["end_reason"] == "dnc_blocked"
     worker = stack.procs["worker"]
     assert len([e for e in worker.events("dial.blocked") if e["batch_id"] == bid]) == 2
+    # Counted by the worker that stopped them, not at the create.
+    assert moved(counted, blocked_counts(stack)) == ({}, {"dnc_blocked": 2})
 
 
 def test_a_number_removed_from_the_list_is_dialed_if_not_yet_dialed(stack):
     t = stack.tenant(concurrency=4)
     numbers = [f"+1415780{i:04d}" for i in range(6)]
+    counted = blocked_counts(stack)
     bid = create(stack, t, numbers, limit=1)
     pause_until_settled(stack, t, bid)
     assert numbers[5] not in {d["to"] for d in dials(stack, bid)}, "the batch went too fast"
@@ -181,6 +208,8 @@ def test_a_number_removed_from_the_list_is_dialed_if_not_yet_dialed(stack):
     got = {d["to"] for d in dials(stack, bid)}
     assert numbers[5] in got and numbers[4] not in got
     assert got == set(numbers) - {numbers[4]}
+    # The one still listed is counted once; the removed one is not.
+    assert moved(counted, blocked_counts(stack)) == ({}, {"dnc_blocked": 1})
 
 
 def test_bulk_import_takes_a_hundred_thousand_numbers_in_one_request_and_from_the_cli(

@@ -8,6 +8,8 @@ witness: dial times and peak live calls per batch and per tenant.
 The calls here last about a second (a simulator of their own in the apac
 region, on a slower clock than the session's), so a batch that held slots
 it could not use would visibly keep others waiting."""
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -260,4 +262,75 @@ def test_a_region_without_workers_waits_for_one_and_holds_nothing(stack, tmp_pat
     finally:
         extra.stop()
     # Drained, the worker is no longer one of the region's.
+    assert not stack.sql("SELECT region_has_workers('eu')")[0][0]
+
+
+def waiting_for_on_every_surface(stack, t, bid):
+    """What each surface's read of batch bid says it waits for (None: the
+    field is absent)."""
+    key = bearer(t["api_key"])
+    return {
+        "cartesia": cartesia_batch(stack, t, bid).get("waiting_for"),
+        "rymi": requests.get(f"{stack.api}/v1/calls/{bid}", headers=key,
+                             timeout=10).json().get("waiting_for"),
+        "batch-call": requests.get(f"{stack.api}/batch-call/{bid}", headers=batchcall_headers(t),
+                                   timeout=10).json()["data"].get("waiting_for"),
+        "retell": requests.get(f"{stack.api}/get-batch-call/{bid}", headers=key,
+                               timeout=10).json().get("waiting_for"),
+    }
+
+
+def test_an_admitted_batch_whose_region_lost_its_workers_is_counted_and_says_so(
+        stack, tmp_path):
+    """eu's only worker stalls (SIGSTOP) before it dials anything, and its
+    registration expires: the batch admitted while it was alive keeps its
+    recipients, gives its slots back (so live_calls_limit drops to 0 and
+    BatchcallCallsStalled stays quiet), reads waiting_for "region" on every
+    surface, and is counted in batches_waiting_for_region, which
+    BatchcallBatchesWaitingForRegion watches. The worker comes back: the
+    batch is dialed and the gauge goes back to 0."""
+    extra = Extra(stack, tmp_path)
+    try:
+        wait_until(lambda: not stack.sql("SELECT region_has_workers('eu')")[0][0], 70,
+                   "no live eu worker left by an earlier test")
+        sched = extra.start("sched-eu-lost", "batchcall-scheduler",
+                            {"BC_REGION": "eu", "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
+        # Renewed every second; dead three seconds after its last renewal.
+        w = extra.start("w-eu-lost", "batchcall-worker", {"BC_REGION": "eu", "BC_LEASE_TTL": "3"})
+        wait_until(lambda: stack.sql("SELECT region_has_workers('eu')")[0][0], 10,
+                   "the eu worker to register")
+        os.kill(w.p.pid, signal.SIGSTOP)
+        t = stack.tenant(concurrency=5)
+        b = cartesia(stack, t, numbers("560", 3), 3, region="EU")
+        assert stack.sql("SELECT state FROM batches WHERE id = %s", b["id"])[0][0] == "admitted", \
+            "the stalled worker's registration expired before the create"
+        wait_until(lambda: not stack.sql("SELECT region_has_workers('eu')")[0][0], 10,
+                   "the stalled worker's registration to expire")
+        wait_until(lambda: metric(sched.port, "batches_waiting_for_region") == 1, 10,
+                   "the admitted batch counted in batches_waiting_for_region")
+        wait_until(lambda: slots(stack, b["id"]) == 0, 10, "its slots to be given back")
+        # live_calls_limit is measured once a second: wait for a measure
+        # taken since, which sees no slot reserved.
+        want = {"batches_waiting_for_region": 1, "region_workers_live": 0, "live_calls_limit": 0}
+        m = {}
+        try:
+            wait_until(lambda: m.update({k: metric(sched.port, k) for k in want}) or m == want,
+                       10, "the eu scheduler's gauges")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {m}") from None
+        assert waiting_for_on_every_surface(stack, t, b["id"]) == dict.fromkeys(
+            ("cartesia", "rymi", "batch-call", "retell"), "region")
+        assert stack.sql("SELECT state FROM batches WHERE id = %s", b["id"])[0][0] == "admitted"
+        assert dials(stack, b["id"]) == []
+        assert [e for e in sched.events("region.no_workers") if e["admitted"] == 1]
+
+        os.kill(w.p.pid, signal.SIGCONT)
+        all_terminal(stack, b["id"], 60)
+        assert len(dials(stack, b["id"])) == 3
+        wait_until(lambda: metric(sched.port, "batches_waiting_for_region") == 0, 10,
+                   "batches_waiting_for_region back to 0")
+        assert waiting_for_on_every_surface(stack, t, b["id"]) == dict.fromkeys(
+            ("cartesia", "rymi", "batch-call", "retell"))
+    finally:
+        extra.stop()
     assert not stack.sql("SELECT region_has_workers('eu')")[0][0]
