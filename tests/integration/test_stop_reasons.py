@@ -54,7 +54,11 @@ def assert_stopped(stack, t, bid, numbers, reason, msg, rcv, rymi_word):
     for n in numbers:
         assert ever_dialed(stack, n) == [], n
 
-    # Told on the call-results topic (v2 and v3) and by webhook.
+    # Told on the call-results topic (v2 and v3) and by webhook. The
+    # scheduler sends its outbox rows as it writes them and deletes them
+    # once Kafka has them.
+    wait_until(lambda: stack.sql("SELECT count(*) FROM outbox WHERE key = %s", bid)[0][0] == 0,
+               30, "the call-results to reach Kafka")
     ev = [json.loads(v) for k, v in read_topic(stack) if k == bid]
     mine = [e for e in ev if e.get("call_id") in ids]
     assert {(e["schema"], e["end_reason"], e["carrier_status"], e["final"],
