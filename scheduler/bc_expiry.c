@@ -86,9 +86,10 @@ const bc_pg_stmt bc_expiry_stmts[] = {
       " RETURNING id, topic, key, payload" },
     /* Expiry: every recipient still queued (waiting its turn, a window or
      * a retry) in a batch past its latest_at, and not held by the tenant's
-     * policy (above), ends as 'expired', with the reason. Conditional on 'queued', so a claim that won the row first
-     * keeps it (its call goes out; the release stopped handing out new
-     * ones at latest_at). On the clock calling hours use (bc_now()). */
+     * policy (above), ends as 'expired', with the reason. Conditional on
+     * 'queued', so a claim that won the row first keeps it (its call goes
+     * out; the release stopped handing out new ones at latest_at). On the
+     * clock calling hours use (bc_now()). */
     /* The recipients are found from the expired batches, by batch_id:
      * joined the other way the planner had walked every active recipient
      * of the region on each sweep (B2: 3.6 ms a tick with none expired;
