@@ -144,6 +144,36 @@ def test_a_recipient_held_by_legal_hours_past_its_batchs_expiry_ends_outside_leg
     assert {d["to"] for d in dials(stack, bid)} == {ny}
 
 
+def test_only_the_legal_window_makes_outside_legal_hours_the_batchs_own_hours_expire(stack, clock):
+    """Both recipients wait past latest_at, in a batch whose own hours
+    (09:00-10:00 New York) are closed at 18:00 UTC: the New York one only
+    for those hours (legal ones are open, 13:00 there), so it expires as
+    ever; the Tokyo one for the legal window too (03:00 there, opening at
+    23:00 UTC, after latest_at), so it ends outside_legal_hours."""
+    t = stack.tenant(concurrency=4)
+    policy_on(stack, t)
+    now = datetime.datetime.now(UTC)
+    t0 = now.replace(hour=18, minute=0, second=0, microsecond=0)
+    if t0 < now + datetime.timedelta(minutes=10):
+        t0 += datetime.timedelta(days=1)
+    tokyo, ny = "+81312340072", "+12125550172"
+    clock(rfc3339(t0))
+    bid = create(stack, t, [tokyo, ny], limit=2, timezone="America/New_York",
+                 calling_hours={"start": "09:00", "end": "10:00"},
+                 latest_at=rfc3339(t0 + datetime.timedelta(hours=2)))
+    wait_until(lambda: stack.sql("SELECT count(*) FROM recipients WHERE batch_id = %s"
+                                 " AND window_wait", bid)[0][0] == 2, 15, "both to be deferred")
+    assert dict(stack.sql("SELECT to_number, legal_opens FROM recipients WHERE batch_id = %s",
+                          bid)) == {tokyo: t0 + datetime.timedelta(hours=5), ny: None}
+    clock(rfc3339(t0 + datetime.timedelta(hours=2, seconds=5)))
+    wait_until(lambda: not stack.sql("SELECT 1 FROM recipients WHERE batch_id = %s"
+                                     " AND status = 'queued'", bid), 15, "both to end")
+    assert dict((n, (st, why)) for n, st, why in stack.sql(
+        "SELECT to_number, status, end_reason FROM recipients WHERE batch_id = %s", bid)) == {
+        tokyo: ("failed", "outside_legal_hours"), ny: ("expired", "expired")}
+    assert dials(stack, bid) == []
+
+
 def test_a_recipient_of_a_batch_paused_for_credits_that_expires_ends_insufficient_credits(
         stack, clock, receiver, deliverers):  # noqa: F811
     t = stack.tenant(concurrency=4, credits=2 * PRICE)   # two one-minute calls
