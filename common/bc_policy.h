@@ -6,8 +6,8 @@
  * the DNC list ("dnc_blocked"). Legal hours and credits never stop a
  * recipient at dial time: they defer it, or pause its batch; a recipient
  * still held by one of them when its batch's latest_at passes is stopped
- * then by the scheduler's expiry, with "outside_legal_hours" or
- * "insufficient_credits". Everything after a stop (the call-result event,
+ * then by the scheduler's expiry (scheduler/bc_expiry.c), with
+ * "outside_legal_hours" or "insufficient_credits". Everything after a stop (the call-result event,
  * the webhook, the metric, each surface's words) goes by reason, so a new
  * gate rule is an arm in common/sql/policy_block.sql, a line in
  * policy_message() and a row in bc_policy.c's table. */
@@ -32,8 +32,8 @@ int bc_policy_stop(const char *reason);
 /* A policy stop's reason in a surface's own words ("rymi", "cartesia",
  * "batch-call", "retell"): Rymi names a listed number "dnc_listed" (its
  * 409's code) and credits "insufficient_credits" (its 402's code), and
- * has no word for legal hours; the others show the reason as it is. Any other reason is
- * returned unchanged (NULL stays NULL). */
+ * has no word for legal hours; the others show the reason as it is. Any
+ * other reason is returned unchanged (NULL stays NULL). */
 const char *bc_policy_word(const char *surface, const char *reason);
 
 #endif
