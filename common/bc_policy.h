@@ -7,10 +7,11 @@
  * recipient at dial time: they defer it, or pause its batch; a recipient
  * still held by one of them when its batch's latest_at passes is stopped
  * then by the scheduler's expiry (scheduler/bc_expiry.c), with
- * "outside_legal_hours" or "insufficient_credits". Everything after a stop (the call-result event,
- * the webhook, the metric, each surface's words) goes by reason, so a new
- * gate rule is an arm in common/sql/policy_block.sql, a line in
- * policy_message() and a row in bc_policy.c's table. */
+ * "outside_legal_hours" or "insufficient_credits". Everything after a
+ * stop (the call-result event, the webhook, the metric, each surface's
+ * words) goes by reason, so a new gate rule is an arm in
+ * common/sql/policy_block.sql, a line in policy_message() and a row in
+ * bc_policy.c's table. */
 #ifndef BC_POLICY_H
 #define BC_POLICY_H
 
