@@ -92,7 +92,9 @@ def exclusive(schema):
 EXPIRED = {"type": "integer", "description": "batchcall extension: recipients that expired undialed"}
 BLOCKED = {"type": "object", "additionalProperties": {"type": "integer"},
            "description": "batchcall extension: recipients the tenant's policy stopped undialed, by reason "
-                          "(dnc_blocked: the number is on the tenant's do-not-call list; Rymi calls it dnc_listed)"}
+                          "(dnc_blocked: the number is on the tenant's do-not-call list, Rymi calls it dnc_listed; "
+                          "outside_legal_hours: the tenant's legal calling hours held it until the batch expired; "
+                          "insufficient_credits: its batch was paused for credits until it expired)"}
 # A URL the server fetches or posts to: http(s), a host written out (no user or
 # password), the characters RFC 3986 allows, one fragment (bc_url_check).
 URICHAR = r"([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})"
@@ -240,11 +242,15 @@ schemas = {
       "agent_call_id": S,
       "end_reason": {"type": "string", "enum": ["agent_hangup", "client_hangup", "api_cancelled",
           "max_duration", "inactivity", "client_disconnected", "dial_busy", "dial_failed",
-          "dial_no_answer", "error", "voicemail", "expired", "dnc_blocked"],
+          "dial_no_answer", "error", "voicemail", "expired", "dnc_blocked", "outside_legal_hours",
+          "insufficient_credits"],
           "description": "voicemail (batchcall extension): an answering machine took the call; "
                          "expired (batchcall extension): not dialed by the batch's latest_at; "
                          "dnc_blocked (batchcall extension): not dialed, the number is on the tenant's "
-                         "do-not-call list (status failed; error_message says so)"},
+                         "do-not-call list (status failed; error_message says so); "
+                         "outside_legal_hours, insufficient_credits (batchcall extensions): not dialed, "
+                         "the tenant's legal calling hours, or its batch's pause for credits, held it until "
+                         "the batch expired (status failed; error_message says so)"},
       "error_message": S, "metadata": ANYOBJN, "created_at": {"type": "string", "format": "date-time"},
       "from_number": {"type": "string", "description": "batchcall extension: the recipient's own caller ID"},
       **ATTEMPTS, **RETRY},
@@ -264,7 +270,8 @@ schemas = {
       "latest_at": {"type": "string", "format": "date-time", "description": "batchcall extension"},
       "total_calls_expired": EXPIRED,
       "total_calls_blocked": {"type": "integer", "description": "batchcall extension: recipients the tenant's "
-                              "policy stopped undialed (their end_reason says why, e.g. dnc_blocked)"},
+                              "policy stopped undialed (their end_reason says why: dnc_blocked, outside_legal_hours "
+                              "or insufficient_credits)"},
       "retry_count": I, "created_at": {"type": "string", "format": "date-time"},
       "last_updated_at": {"type": "string", "format": "date-time"},
       "scheduled_at": {"type": "string", "format": "date-time"},

@@ -8,6 +8,8 @@ static const struct {
     const char *rymi;
 } stops[] = {
     { BC_POLICY_DNC, "dnc_listed" },
+    { BC_POLICY_LEGAL_HOURS, BC_POLICY_LEGAL_HOURS },
+    { BC_POLICY_CREDITS, "insufficient_credits" },
 };
 
 static int find(const char *reason)

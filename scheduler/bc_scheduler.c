@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bc_credits.h"
+#include "bc_expiry.h"
 #include "bc_kafka.h"
 #include "bc_lease.h"
 #include "bc_pg.h"
@@ -17,18 +18,20 @@ struct bc_scheduler {
     bc_pg *pg;
     bc_publisher *pub;
     bc_reconcile *rec;
+    bc_expiry *exp;
     char region[16], jobs_topic[160], results_topic[160];
     int leader;
     long long next_try, next_relay, next_reap, next_tz, next_tz_warn;
     long relay_after_ms, quiet_s;
     bc_metric *m_leader, *m_admitted, *m_relayed, *m_reaped, *m_released, *m_outbox,
-              *m_live, *m_live_limit, *m_expired, *m_given_back, *m_grown,
+              *m_live, *m_live_limit, *m_given_back, *m_grown,
               *m_waiting_region, *m_workers, *m_ticks, *m_tz_prefixes;
 };
 
 static const bc_pg_stmt stmts[] = {
     BC_PG_INCLUDE(bc_publisher_stmts),
     BC_PG_INCLUDE(bc_reconcile_stmts),
+    BC_PG_INCLUDE(bc_expiry_stmts),
     { "lead", "SELECT pg_try_advisory_lock(hashtext('batchcall.scheduler.' || $1)) AS ok" },
     /* Oldest first, across scheduled-and-due and pending batches; a batch
      * held by a pause (its own or its tenant's) waits where it is. */
@@ -171,57 +174,6 @@ static const bc_pg_stmt stmts[] = {
     { "tz_prefixes",
       "SELECT (SELECT count(*) FROM tz_prefixes) AS prefixes,"
       "       (SELECT count(*) FROM tenants WHERE legal_hours) AS legal_tenants" },
-    /* Expiry: every recipient still queued (waiting its turn, a window or
-     * a retry) in a batch past its latest_at ends as 'expired', with the
-     * reason. Conditional on 'queued', so a claim that won the row first
-     * keeps it (its call goes out; the release stopped handing out new
-     * ones at latest_at). On the clock calling hours use (bc_now()). */
-    /* The recipients are found from the expired batches, by batch_id:
-     * joined the other way the planner had walked every active recipient
-     * of the region on each sweep (B2: 3.6 ms a tick with none expired;
-     * B5, 1,000,000 waiting: 38 ms). The update goes by key (= ANY of the
-     * ids found, with coalesce() keeping it off the partial index
-     * recipients_active), so with nothing expired it reads nothing. */
-    { "expire",
-      "WITH b AS MATERIALIZED (SELECT id, latest_at FROM batches WHERE region = $1"
-      "            AND latest_at IS NOT NULL AND NOT expiry_done AND latest_at <= bc_now()),"
-      " q AS MATERIALIZED (SELECT q.id, b.latest_at FROM b,"
-      "            LATERAL (SELECT id FROM recipients WHERE batch_id = b.id"
-      "                     AND status = 'queued' OFFSET 0) q),"
-      " x AS (UPDATE recipients r SET status = 'expired', end_reason = 'expired',"
-      "              released = false, updated_at = now(),"
-      "              error_message = CASE WHEN r.attempts > 0 THEN 'retry not dialed before latest_at '"
-      "                                   ELSE 'not dialed before latest_at ' END"
-      "                              || rfc3339(q.latest_at)"
-      "         FROM q WHERE r.id = ANY(ARRAY(SELECT id FROM q)) AND r.id = q.id"
-      "          AND coalesce(r.status, '') = 'queued'"
-      "        RETURNING r.batch_id)"
-      " SELECT batch_id, count(*) AS n FROM x GROUP BY 1" },
-    /* A batch past its latest_at with nothing queued or live cannot gain a
-     * queued recipient any more (only a live call's retry could): stop
-     * sweeping it. A separate statement, so it sees every claim the one
-     * above lost to. A manual retry clears the mark. The batch is over
-     * then, and when expiry ended it no call-result says so: its
-     * batch.completed webhook is queued here, with the id the webhook
-     * intake gives it (scheduler/bc_webhooks.c) and the same body
-     * (batch_completed_data), so a batch whose last call ended at the same
-     * time gets it once. */
-    { "expiry_done",
-      "WITH d AS (UPDATE batches b SET expiry_done = true WHERE b.region = $1"
-      "   AND b.latest_at IS NOT NULL AND NOT b.expiry_done AND b.latest_at <= bc_now()"
-      "   AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
-      "                   AND r.status IN ('queued', 'dispatched', 'started') OFFSET 0)"
-      "  RETURNING b.id, b.tenant_id, b.retry_count),"
-      " ev AS (SELECT d.*, 'evt_' || d.id || '_' || d.retry_count AS event_id, now() AS ended_at,"
-      "               batch_completed_data(d.id, to_jsonb(rfc3339(now()))) AS data"
-      "          FROM d WHERE EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = d.tenant_id))"
-      " INSERT INTO webhook_deliveries (webhook_id, tenant_id, event_id, event_type, payload)"
-      " SELECT w.id, w.tenant_id, ev.event_id, 'batch.completed',"
-      "        jsonb_build_object('id', ev.event_id, 'type', 'batch.completed',"
-      "                           'created_at', rfc3339(ev.ended_at), 'data', ev.data)::text"
-      "   FROM ev JOIN webhooks w ON w.tenant_id = ev.tenant_id AND w.enabled"
-      "    AND 'batch.completed' = ANY (w.events) AND date_trunc('second', w.created_at) <= ev.ended_at"
-      " ON CONFLICT (webhook_id, event_id) DO NOTHING" },
     /* Claims a pause could not see (they committed while it waited for the
      * batch row) are never sent, but hold a slot and keep their recipient
      * dispatched: undo them, as the pause did the others. */
@@ -290,7 +242,8 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
     if (!(s->pg = bc_pg_connect(bc_config_str(ctx->cfg, "pg-dsn"), stmts, err)) ||
         !(s->pub = bc_publisher_new(bc_config_str(ctx->cfg, "kafka-brokers"), ctx->log,
                                     ctx->metrics, err)) ||
-        !(s->rec = bc_reconcile_new(ctx, s->pg, s->pub, err))) {
+        !(s->rec = bc_reconcile_new(ctx, s->pg, s->pub, err)) ||
+        !(s->exp = bc_expiry_new(ctx, s->pg, s->pub, err))) {
         bc_scheduler_free(s);
         return NULL;
     }
@@ -304,8 +257,6 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
     M(m_relayed, BC_COUNTER, "scheduler_outbox_relayed_total", "Outbox rows republished");
     M(m_reaped, BC_COUNTER, "scheduler_leases_reaped_total", "Expired leases freed");
     M(m_outbox, BC_GAUGE, "outbox_depth", "Outbox rows not yet acknowledged by Kafka");
-    M(m_expired, BC_COUNTER, "scheduler_recipients_expired_total",
-      "Recipients not dialed by their batch's latest_at, ended as expired");
     M(m_live, BC_GAUGE, "live_calls",
       "Calls holding a concurrency slot in this region (leader only)");
     M(m_live_limit, BC_GAUGE, "live_calls_limit",
@@ -330,6 +281,7 @@ void bc_scheduler_free(bc_scheduler *s)
     if (!s)
         return;
     bc_reconcile_free(s->rec);
+    bc_expiry_free(s->exp);
     if (s->pub) {
         bc_publisher_flush(s->pub, 5000);
         if (s->pg)
@@ -631,27 +583,6 @@ static void reap(bc_scheduler *s)
     }
 }
 
-/* Ends what was not dialed by its batch's latest_at (see "expire"). */
-static void expire(bc_scheduler *s)
-{
-    const char *p[] = { s->region };
-    bc_err err = { "" };
-    PGresult *res = bc_pg_exec(s->pg, "expire", 1, p, NULL);
-
-    if (!res)
-        return;
-    for (int i = 0; i < PQntuples(res); i++) {
-        bc_metric_add(s->m_expired, (double)bc_pg_int(res, i, "n", 0));
-        bc_log(s->ctx->log, BC_INFO, "batch.expired", "{s:s,s:I}", "batch_id",
-               bc_pg_val(res, i, "batch_id"), "recipients", (json_int_t)bc_pg_int(res, i, "n", 0));
-    }
-    PQclear(res);
-    /* Not marked done, the next sweep finds the same batches and ends
-     * nothing more: only a repeat, so a warning. */
-    if (bc_pg_run(s->pg, "expiry_done", 1, p, &err) < 0)
-        bc_log(s->ctx->log, BC_WARN, "expiry.mark_failed", "{s:s}", "error", err.msg);
-}
-
 /* Undoes claims left in paused batches (see "unclaim_paused"). */
 static void unclaim_paused(bc_scheduler *s)
 {
@@ -765,7 +696,7 @@ void bc_scheduler_tick(bc_scheduler *s)
      * credits resume 3 ms, twenty times a second). A second is well
      * inside what a latest_at or a top-up promises. */
     if (now >= s->next_reap) {
-        expire(s);
+        bc_expiry_run(s->exp);
         credits_resume(s);
         reap(s);
         unclaim_paused(s);

@@ -3,10 +3,12 @@
 -- rule as its end_reason and the rule's message as its error_message. The
 -- gate runs when a batch is created (api/bc_batches.c) and again in the
 -- worker's dial_start, the last step before the carrier; both use the one
--- expression BC_SQL_POLICY_BLOCK (common/bc_policy.h). Today the rule is
--- the DNC list ('dnc_blocked'); a later rule ('outside_legal_hours',
--- 'insufficient_credits') adds an arm there and a line here, and everything
--- downstream (event, webhook, metric, each surface's words) follows by reason.
+-- expression BC_SQL_POLICY_BLOCK (common/bc_policy.h). The rule is the
+-- DNC list ('dnc_blocked'); a new gate rule adds an arm there and a line
+-- here, and everything downstream (event, webhook, metric, each surface's
+-- words) follows by reason. 'outside_legal_hours' and
+-- 'insufficient_credits' are no gate rules: sql/0031_stop_reasons.sql adds
+-- them for recipients the policy held until their batch expired.
 
 -- The message of a policy stop, NULL for any other end reason. Inlined by
 -- the planner (one CASE), so it costs nothing per row.

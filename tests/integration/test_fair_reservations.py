@@ -224,6 +224,16 @@ def test_rymi_and_batch_call_concurrency_is_honoured(stack, apac):
     assert over.status_code == 400 and over.json()["status"] == "error", over.text
 
 
+def region_baseline(sched):
+    """batches_waiting_for_region once the eu scheduler has counted at least
+    twice with no eu worker: batches earlier tests of this session left in
+    eu with recipients to call are counted
+    too (the OpenAPI fuzz may make some), and stay while eu has no worker."""
+    wait_until(lambda: metric(sched.port, "scheduler_ticks_total") >= 3, 10,
+               "the eu scheduler's first ticks")
+    return metric(sched.port, "batches_waiting_for_region")
+
+
 def test_a_region_without_workers_waits_for_one_and_holds_nothing(stack, tmp_path):
     """eu has a scheduler and no worker: an eu batch is accepted and waits,
     showing waiting_for "region" and counted in batches_waiting_for_region;
@@ -235,12 +245,13 @@ def test_a_region_without_workers_waits_for_one_and_holds_nothing(stack, tmp_pat
                    "no live eu worker left by an earlier test")
         sched = extra.start("sched-eu", "batchcall-scheduler",
                             {"BC_REGION": "eu", "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
+        before = region_baseline(sched)
         t = stack.tenant(concurrency=5)
         eu = cartesia(stack, t, numbers("550", 3), 5, region="EU")
         assert eu["status"] == "pending"
         assert cartesia_batch(stack, t, eu["id"])["waiting_for"] == "region"
         assert slots(stack, eu["id"]) == 0
-        wait_until(lambda: metric(sched.port, "batches_waiting_for_region") == 1, 10,
+        wait_until(lambda: metric(sched.port, "batches_waiting_for_region") == before + 1, 10,
                    "batches_waiting_for_region on the eu scheduler")
         assert metric(sched.port, "region_workers_live") == 0
         # The same tenant's us batch takes the whole limit at once.
@@ -255,8 +266,8 @@ def test_a_region_without_workers_waits_for_one_and_holds_nothing(stack, tmp_pat
         got = cartesia_batch(stack, t, eu["id"])
         assert "waiting_for" not in got and got["admitted_at"], got
         assert len(dials(stack, eu["id"])) == 3
-        wait_until(lambda: metric(sched.port, "batches_waiting_for_region") == 0, 10,
-                   "batches_waiting_for_region back to 0")
+        wait_until(lambda: metric(sched.port, "batches_waiting_for_region") <= before, 10,
+                   "the batch no longer counted in batches_waiting_for_region")
         wait_until(lambda: metric(sched.port, "region_workers_live") == 1, 10,
                    "the eu worker counted live")
     finally:
@@ -288,13 +299,14 @@ def test_an_admitted_batch_whose_region_lost_its_workers_is_counted_and_says_so(
     BatchcallCallsStalled stays quiet), reads waiting_for "region" on every
     surface, and is counted in batches_waiting_for_region, which
     BatchcallBatchesWaitingForRegion watches. The worker comes back: the
-    batch is dialed and the gauge goes back to 0."""
+    batch is dialed and the gauge no longer counts it."""
     extra = Extra(stack, tmp_path)
     try:
         wait_until(lambda: not stack.sql("SELECT region_has_workers('eu')")[0][0], 70,
                    "no live eu worker left by an earlier test")
         sched = extra.start("sched-eu-lost", "batchcall-scheduler",
                             {"BC_REGION": "eu", "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
+        before = region_baseline(sched)
         # Renewed every second; dead three seconds after its last renewal.
         w = extra.start("w-eu-lost", "batchcall-worker", {"BC_REGION": "eu", "BC_LEASE_TTL": "3"})
         wait_until(lambda: stack.sql("SELECT region_has_workers('eu')")[0][0], 10,
@@ -306,12 +318,13 @@ def test_an_admitted_batch_whose_region_lost_its_workers_is_counted_and_says_so(
             "the stalled worker's registration expired before the create"
         wait_until(lambda: not stack.sql("SELECT region_has_workers('eu')")[0][0], 10,
                    "the stalled worker's registration to expire")
-        wait_until(lambda: metric(sched.port, "batches_waiting_for_region") == 1, 10,
+        wait_until(lambda: metric(sched.port, "batches_waiting_for_region") == before + 1, 10,
                    "the admitted batch counted in batches_waiting_for_region")
         wait_until(lambda: slots(stack, b["id"]) == 0, 10, "its slots to be given back")
         # live_calls_limit is measured once a second: wait for a measure
         # taken since, which sees no slot reserved.
-        want = {"batches_waiting_for_region": 1, "region_workers_live": 0, "live_calls_limit": 0}
+        want = {"batches_waiting_for_region": before + 1, "region_workers_live": 0,
+                "live_calls_limit": 0}
         m = {}
         try:
             wait_until(lambda: m.update({k: metric(sched.port, k) for k in want}) or m == want,
@@ -322,13 +335,13 @@ def test_an_admitted_batch_whose_region_lost_its_workers_is_counted_and_says_so(
             ("cartesia", "rymi", "batch-call", "retell"), "region")
         assert stack.sql("SELECT state FROM batches WHERE id = %s", b["id"])[0][0] == "admitted"
         assert dials(stack, b["id"]) == []
-        assert [e for e in sched.events("region.no_workers") if e["admitted"] == 1]
+        assert [e for e in sched.events("region.no_workers") if e["admitted"] >= 1]
 
         os.kill(w.p.pid, signal.SIGCONT)
         all_terminal(stack, b["id"], 60)
         assert len(dials(stack, b["id"])) == 3
-        wait_until(lambda: metric(sched.port, "batches_waiting_for_region") == 0, 10,
-                   "batches_waiting_for_region back to 0")
+        wait_until(lambda: metric(sched.port, "batches_waiting_for_region") <= before, 10,
+                   "the batch no longer counted in batches_waiting_for_region")
         assert waiting_for_on_every_surface(stack, t, b["id"]) == dict.fromkeys(
             ("cartesia", "rymi", "batch-call", "retell"))
     finally:

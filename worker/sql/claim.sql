@@ -145,11 +145,17 @@ new_calls AS (
            bb.agent_id
       FROM taken_leases l JOIN dialable_batches bb ON bb.id = l.b
     RETURNING id, tenant_id, to_number, from_number, lease_token),
--- Outside calling hours: back to the backlog until they open.
+-- Outside calling hours: back to the backlog until they open, noting
+-- whether the tenant's legal window is what holds it (legal_opens,
+-- sql/0031_stop_reasons.sql), as the release does.
 out_of_hours AS (
     UPDATE recipients SET released = false, next_attempt_at = jr.opens,
-           window_wait = true, updated_at = now()
-      FROM queued_jobs jr WHERE jr.admitted AND NOT jr.open AND recipients.id = jr.r
+           window_wait = true,
+           legal_opens = legal_wait(jb.lw, recipients.timezone, jb.timezone,
+                                    recipients.to_number, jb.t),
+           updated_at = now()
+      FROM queued_jobs jr JOIN job_batches jb ON jb.id = jr.b
+     WHERE jr.admitted AND NOT jr.open AND recipients.id = jr.r
        AND coalesce(recipients.status, '') = 'queued' AND recipients.attempts = jr.a - 1
     RETURNING recipients.id)
 SELECT j.n, CASE WHEN ins.id IS NOT NULL THEN 'claimed'

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bc_credits.h"
 #include "bc_dnc.h"
 #include "bc_policy.h"
 #include "bc_test.h"
@@ -11,6 +12,11 @@ static void test_stops(void **state)
 {
     (void)state;
     assert_true(bc_policy_stop("dnc_blocked"));
+    /* The stops the scheduler's expiry makes (sql/0031_stop_reasons.sql). */
+    assert_true(bc_policy_stop("outside_legal_hours"));
+    assert_true(bc_policy_stop("insufficient_credits"));
+    /* The batch's pause reason and the recipient's stop are one word. */
+    assert_string_equal(BC_POLICY_CREDITS, BC_CREDITS_SHORT);
     assert_false(bc_policy_stop("dial_failed"));
     assert_false(bc_policy_stop("expired"));
     assert_false(bc_policy_stop(NULL));
@@ -23,6 +29,10 @@ static void test_words(void **state)
     assert_string_equal(bc_policy_word("cartesia", "dnc_blocked"), "dnc_blocked");
     assert_string_equal(bc_policy_word("batch-call", "dnc_blocked"), "dnc_blocked");
     assert_string_equal(bc_policy_word("retell", "dnc_blocked"), "dnc_blocked");
+    /* Rymi's 402 code is its word for credits; it has none for legal hours. */
+    assert_string_equal(bc_policy_word("rymi", "insufficient_credits"), "insufficient_credits");
+    assert_string_equal(bc_policy_word("rymi", "outside_legal_hours"), "outside_legal_hours");
+    assert_string_equal(bc_policy_word("cartesia", "outside_legal_hours"), "outside_legal_hours");
     /* Not a policy stop: unchanged on every surface. */
     assert_string_equal(bc_policy_word("rymi", "dial_busy"), "dial_busy");
     assert_null(bc_policy_word("rymi", NULL));
