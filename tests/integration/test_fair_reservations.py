@@ -226,9 +226,9 @@ def test_rymi_and_batch_call_concurrency_is_honoured(stack, apac):
 
 def region_baseline(sched):
     """batches_waiting_for_region once the eu scheduler has counted at least
-    twice with no eu worker: batches earlier tests of this session left in
-    eu with recipients to call are counted
-    too (the OpenAPI fuzz may make some), and stay while eu has no worker."""
+    twice with no eu worker. Batches earlier tests of this session left in
+    eu with recipients to call (the OpenAPI fuzz may make some) are counted
+    too, and stay while eu has no worker."""
     wait_until(lambda: metric(sched.port, "scheduler_ticks_total") >= 3, 10,
                "the eu scheduler's first ticks")
     return metric(sched.port, "batches_waiting_for_region")
