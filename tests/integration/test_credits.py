@@ -381,3 +381,90 @@ def test_dials_the_reconciler_gives_back_or_ends_release_their_holds(stack, extr
     assert_one_dial_per_recipient(stack, bid, numbers, 3, sim=region.sim)
     assert assert_ledger_explains_every_call(stack, tenant) == {}
     assert assert_no_money_lost_or_made(stack, tenant, start) == sum(c for *_, c in ended)
+
+
+def set_plan(stack, t, plan, price=None):
+    """The tenant's plan (and its own price, for custom), its other limits
+    as stack.tenant(concurrency=5) left them."""
+    args = ["--price-per-min", str(price)] if price is not None else []
+    stack.cli("tenant-limits", "--tenant", t["tenant_id"], "--plan", plan,
+              "--concurrency", "5", "--rate-per-min", "0", "--burst", "0", *args)
+
+
+def test_a_plan_other_than_go_holds_and_bills_at_its_own_price(stack):
+    """plus (plan_prices) and custom (its own --price-per-min): a create is
+    afforded, a call held and an answered call settled at the tenant's
+    price, not the default plan's."""
+    plus = stack.sql("SELECT price_per_min_cents FROM plan_prices WHERE plan = 'plus'")[0][0]
+    assert plus != PRICE
+    tenants = []
+    for plan, price, n in (("plus", plus, 1), ("custom", 7, 3)):
+        # plus: just enough for one 2-minute call at its price, not at go's.
+        start = 2 * plus if plan == "plus" else 100 * price
+        t = stack.tenant(concurrency=5, credits=start)
+        set_plan(stack, t, plan, price if plan == "custom" else None)
+        assert stack.sql("SELECT price_per_min_cents FROM tenants WHERE id = %s",
+                         t["tenant_id"])[0][0] == price
+        numbers = [f"+1449{len(tenants)}55{i:04d}" for i in range(n)]
+        for num, outcome in zip(numbers, ("completed", "busy", "completed")):
+            requests.post(stack.sim + "/outcomes", params={"to": num, "outcomes": outcome},
+                          timeout=10).raise_for_status()
+        r = create(stack, t, numbers, limit=n, minutes=2)
+        assert r.status_code == 201, r.text
+        tenants.append((t, price, start, r.json()["id"]))
+    assert 2 * plus < 2 * PRICE   # go's price would have refused plus's create
+    for t, price, start, bid in tenants:
+        all_terminal(stack, bid, 60)
+        wait_until(lambda: not stack.sql("SELECT 1 FROM calls WHERE batch_id = %s"
+                                         " AND ended_at IS NULL", bid), 20, "every call to end")
+        rows = stack.sql("SELECT status, hold_cents, price_per_min_cents, billed_min, cost_cents"
+                         "  FROM calls WHERE batch_id = %s", bid)
+        for status, hold, p, billed, cost in rows:
+            assert hold == 2 * price and p == price
+            assert cost == (billed * price if status == "completed" else 0)
+        assert assert_ledger_explains_every_call(stack, t["tenant_id"], price) == {}
+        settled = assert_no_money_lost_or_made(stack, t["tenant_id"], start)
+        assert settled == sum(c for *_, c in rows) > 0
+        spend = requests.get(stack.api + "/v1/analytics/spend", headers=bearer(t["api_key"]),
+                             timeout=10).json()
+        assert spend["total_cents"] == settled
+
+
+def test_a_call_live_when_its_plan_changes_is_billed_at_the_price_it_was_held_at(
+        stack, extra):
+    """The hold fixes the call's price: a plan changed while the call is
+    live prices the calls held after it, not that one. The barrier: the
+    carrier has ended the call but its final callback is lost, so it stays
+    live here until the reconciler asks (BC_QUIET_CALL_S after its
+    create); the plan changes in between, as the timestamps show."""
+    region = Region(stack, extra, sched_env={"BC_QUIET_CALL_S": "3"})
+    region.faults(callback_drop=1)
+    plus = stack.sql("SELECT price_per_min_cents FROM plan_prices WHERE plan = 'plus'")[0][0]
+    start = 100 * PRICE
+    t = stack.tenant(concurrency=5, credits=start)
+    tenant = t["tenant_id"]
+    set_plan(stack, t, "plus")
+    body = {"name": "price-change", "agent_id": t["agent_id"],
+            "from_number_id": t["from_number_id"], "target_concurrency_limit": 1,
+            "max_call_duration_minutes": 2, "region": "APAC",
+            "recipients": [{"to_number": "+14400000001"}]}
+    r = requests.post(stack.api + "/agents/calls/batches", json=body,
+                      headers=cartesia_headers(t["api_key"]), timeout=60)
+    assert r.status_code == 201, r.text
+    bid = r.json()["id"]
+    wait_until(lambda: [d for d in dials(stack, bid, region.sim) if d["ended_ms"]], 20,
+               "the carrier to end the call")
+    assert region.played()["callback_drop"] == 1
+    set_plan(stack, t, "custom", 7)
+    changed = stack.sql("SELECT now()")[0][0]
+    wait_until(lambda: not stack.sql("SELECT 1 FROM calls WHERE batch_id = %s"
+                                     " AND ended_at IS NULL", bid), 20,
+               "the reconciler to end the call")
+    ((status, hold, price, billed, cost, ended),) = stack.sql(
+        "SELECT status, hold_cents, price_per_min_cents, billed_min, cost_cents, ended_at"
+        "  FROM calls WHERE batch_id = %s", bid)
+    assert ended > changed, "the call ended before the plan changed: no barrier"
+    assert status == "completed" and hold == 2 * plus and price == plus
+    assert billed == 1 and cost == plus
+    assert assert_ledger_explains_every_call(stack, tenant, plus) == {}
+    assert assert_no_money_lost_or_made(stack, tenant, start) == plus
