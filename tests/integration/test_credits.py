@@ -3,6 +3,7 @@ dial, released when the call ends and the answered call's cost settled;
 a batch that runs out pauses itself and resumes when credits are added;
 spend is the sum of settled costs; every move is a ledger row. The carrier
 simulator's ledger is the witness of what was dialed."""
+import json
 import threading
 
 import requests
@@ -336,6 +337,52 @@ def test_a_dial_the_carrier_refuses_gives_its_hold_back_and_costs_nothing(stack,
     assert assert_ledger_explains_every_call(stack, t["tenant_id"]) == {}
     settled = assert_no_money_lost_or_made(stack, t["tenant_id"], start)
     assert settled == 2 * PRICE
+
+
+def test_a_refused_dial_whose_end_was_not_recorded_still_gives_its_hold_back(stack, extra):
+    """The statement that ends a refused dial fails once (a trigger here; in
+    life a dropped connection, a lock timeout). The carrier has no call for
+    the quiet-call sweep to find, so the worker lets the lease of an end it
+    could not record lapse, and the reconciler, which asks the carrier,
+    gives the attempt back: the hold released once, the same attempt
+    dialed again (left to the sweep, the call stayed 'dialing', its hold
+    held, for as long as its worker lived)."""
+    region = Region(stack, extra)
+    region.faults(create_4xx=1)
+    start = 100 * PRICE
+    t = stack.tenant(concurrency=10, credits=start)
+    tenant = t["tenant_id"]
+    stack.sql("""CREATE SEQUENCE end_fails_once;
+                 CREATE FUNCTION end_fails_once() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF nextval('end_fails_once') = 1 THEN
+                         RAISE EXCEPTION 'end refused by the test';
+                     END IF;
+                     RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER end_fails_once BEFORE UPDATE ON calls FOR EACH ROW
+                 WHEN (NEW.tenant_id = %s AND NEW.end_reason = 'dial_failed'
+                       AND OLD.ended_at IS NULL)
+                 EXECUTE FUNCTION end_fails_once()""", tenant)
+    try:
+        bid = region_batch(stack, t, ["+14380000100"], limit=1, minutes=3)
+    finally:
+        stack.sql("DROP TRIGGER end_fails_once ON calls; DROP FUNCTION end_fails_once();"
+                  " DROP SEQUENCE end_fails_once")
+    assert region.played()["create_4xx"] == 1
+    events = [json.loads(x).get("event") for x in region.worker.log_lines()]
+    assert "call.end_failed" in events
+    assert metric(region.sched.port, "reconcile_attempts_requeued_total") == 1
+    # The refused call is gone, its hold given back; its attempt was dialed
+    # again and answered.
+    calls = stack.sql("SELECT id, status, attempt FROM calls WHERE batch_id = %s", bid)
+    assert [(st, a) for _, st, a in calls] == [("completed", 1)], calls
+    holds = holds_per_call(stack, tenant)
+    assert len(holds) == 2 and set(holds.values()) == {1}, holds
+    assert stack.sql("SELECT status FROM recipients WHERE batch_id = %s", bid) == [("completed",)]
+    assert len(dials(stack, bid, region.sim)) == 1
+    assert assert_ledger_explains_every_call(stack, tenant) == {}
+    assert assert_no_money_lost_or_made(stack, tenant, start) == PRICE
 
 
 def carrier_call(sim, sid):
