@@ -114,6 +114,17 @@ const bc_pg_stmt bc_ends_stmts[] = {
       "        next_attempt_at, released, now(), NULL)"
       "   FROM ev"
       " RETURNING id, topic, key, payload" },
+    /* Ends call_end_many could not record: each call's lease stops being
+     * renewed and lapses shortly, as after dial_unknown, so the reconciler
+     * asks the carrier: a call it placed ends with the carrier's status, one
+     * it never placed (refused, failed here) is given back with its credit
+     * hold. Left renewed, a call the carrier never had stayed open while
+     * this worker lived: no sweep finds it at the carrier. $1 holder
+     * $2 the ends [{"id",...}] */
+    { "ends_lapse",
+      "UPDATE leases SET holder = NULL, expires_at = now() + interval '2 seconds'"
+      " WHERE holder = $1"
+      "   AND call_id IN (SELECT e->>'id' FROM jsonb_array_elements($2::jsonb) e)" },
     { 0, 0 },
 };
 
@@ -192,6 +203,19 @@ static void count_outcome(bc_worker *w, const char *payload)
     json_decref(doc);
 }
 
+/* The calls of ends (a JSON array) that could not be recorded go to the
+ * reconciler (ends_lapse). If this fails too (the database is away), their
+ * leases lapse only if renewals fail as well; the quiet-call sweep still
+ * ends those the carrier placed. */
+static void lapse(bc_worker *w, const char *ends)
+{
+    bc_err err = { "" };
+    const char *p[] = { w->holder, ends };
+
+    if (bc_pg_run(w->pg, "ends_lapse", 2, p, &err) < 0)
+        bc_log(w->ctx->log, BC_WARN, "call.lapse_failed", "{s:s}", "error", err.msg);
+}
+
 int bc_ends_flush(bc_worker *w)
 {
     char base[32];
@@ -206,10 +230,10 @@ int bc_ends_flush(bc_worker *w)
     snprintf(base, sizeof base, "%.3f", (double)w->retry_base_ms / 1000.0);
     const char *p[] = { doc, w->results_topic, base, w->result_v1 ? "t" : "f" };
     if (!doc || !(res = bc_pg_exec(w->pg, "call_end_many", 4, p, &err))) {
-        /* The calls stay open; the reconciler's quiet-call sweep asks the
-         * carrier about them, so no slot is held for ever. */
         bc_log(w->ctx->log, BC_ERROR, "call.end_failed", "{s:I,s:s}", "calls", (json_int_t)n,
                "error", doc ? err.msg : "out of memory");
+        if (doc)
+            lapse(w, doc);
         free(doc);
         json_array_clear(w->ends);
         return -1;

@@ -10,7 +10,8 @@ from collections import Counter
 import requests
 
 from conftest import batchcall_headers, bearer, cartesia_batch, cartesia_headers, wait_until
-from test_dispatch import all_terminal, dials, metric
+from test_carrier_faults import Region, extra  # noqa: F401 (extra: a fixture)
+from test_dispatch import all_terminal, assert_one_dial_per_recipient, dials, metric
 from test_sim_strict import signature
 from test_webhooks import deliverers, receiver, register, verify  # noqa: F401 (fixtures)
 
@@ -35,31 +36,58 @@ def create(stack, t, numbers, limit, minutes=1):
                          headers=cartesia_headers(t["api_key"]), timeout=60)
 
 
-def assert_ledger_explains_every_call(stack, tenant):
-    """Per call: one hold of its maximum duration, one release of it, and a
-    settlement of its billed minutes only if it was answered."""
-    calls = stack.sql("SELECT id, status, duration_s, hold_cents, cost_cents, billed_min"
-                      " FROM calls WHERE tenant_id = %s AND hold_cents IS NOT NULL"
-                      "   AND ended_at IS NOT NULL", tenant)
-    rows = ledger(stack, tenant)
+def assert_ledger_explains_every_call(stack, tenant, price=PRICE):
+    """Per call: each hold of its maximum duration at the tenant's price
+    followed by one release of it, and a settlement of its billed minutes
+    only if it was answered. A dial the carrier paced gives its hold back
+    and is held again before it is sent again (one pair per send); a dial
+    the reconciler gave back, or a claim undone, is gone from calls and
+    leaves its pairs alone. Returns the holds of calls still live."""
+    calls = {c[0]: c[1:] for c in stack.sql(
+        "SELECT id, status, duration_s, hold_cents, cost_cents, billed_min, ended_at IS NULL"
+        "  FROM calls WHERE tenant_id = %s", tenant)}
     by_call = {}
-    for kind, call, cents, _after, minutes, price in rows:
+    for kind, call, cents, _after, minutes, p in ledger(stack, tenant):
         if call:
-            by_call.setdefault(call, []).append((kind, cents, minutes, price))
-    for cid, status, dur, hold, cost, billed in calls:
-        got = by_call.pop(cid)
-        kinds = [k for k, *_ in got]
-        assert kinds == (["hold", "release", "settle"] if status == "completed"
-                         else ["hold", "release"]), (cid, status, got)
-        assert got[0][1] == -hold and got[1][1] == hold
-        assert got[0][2] * PRICE == hold and got[0][3] == PRICE
-        if status == "completed":
+            by_call.setdefault(call, []).append((kind, cents, minutes, p))
+    ended_held = {c for c, (*_, hold, _c, _b, live) in calls.items()
+                  if hold is not None and not live}
+    assert ended_held <= set(by_call), ended_held - set(by_call)
+    live = {}
+    for cid, got in by_call.items():
+        status, dur, hold, cost, billed, is_live = calls.get(cid, (None,) * 5 + (False,))
+        if is_live and hold is not None:
+            assert got[-1][:2] == ("hold", -hold), (cid, got)
+            live[cid], got = hold, got[:-1]
+        elif status == "completed" and hold is not None:
             minutes = -(-dur // 60)
-            assert billed == minutes and cost == min(hold, minutes * PRICE)
-            assert got[2][1] == -cost and got[2][2] == minutes
-        else:
-            assert cost == 0 and billed is None
-    return by_call   # holds of calls still live
+            assert billed == minutes and cost == min(hold, minutes * price), (cid, billed, cost)
+            assert got[-1] == ("settle", -cost, minutes, price), (cid, got)
+            got = got[:-1]
+        elif hold is not None:
+            assert cost == 0 and billed is None, (cid, status, cost, billed)
+        kinds = [k for k, *_ in got]
+        assert kinds or cid in live, (cid, status, got)
+        assert kinds == ["hold", "release"] * (len(kinds) // 2), (cid, status, got)
+        for (_, held, mins, hp), (_, back, _, rp) in zip(got[::2], got[1::2]):
+            assert back == -held == mins * price and hp == rp == price, (cid, got)
+            assert hold is None or back == hold, (cid, hold, got)
+    return live   # holds of calls still live
+
+
+def assert_no_money_lost_or_made(stack, tenant, start):
+    """Every call has ended: nothing is held, and the balance is the start
+    less the settled costs, which is also the start plus every ledger move
+    but top-ups."""
+    assert not stack.sql("SELECT id FROM calls WHERE tenant_id = %s AND ended_at IS NULL",
+                         tenant)
+    settled = stack.sql("SELECT coalesce(sum(cost_cents), 0) FROM calls WHERE tenant_id = %s",
+                        tenant)[0][0]
+    moved = stack.sql("SELECT coalesce(sum(cents), 0) FROM credit_ledger WHERE tenant_id = %s"
+                      " AND kind <> 'topup'", tenant)[0][0]
+    assert balance(stack, tenant) == start - settled == start + moved
+    assert settled == -sum(c for k, _, c, *_ in ledger(stack, tenant) if k == "settle")
+    return settled
 
 
 def paused_reads(stack, t, bid):
@@ -275,3 +303,261 @@ def test_an_unanswered_call_costs_nothing_and_a_redelivered_end_moves_no_money(s
     assert ledger(stack, tenant) == rows and balance(stack, tenant) == bal
     assert stack.sql("SELECT cost_cents, duration_s FROM calls WHERE id = %s",
                      by_to[answered][0])[0][0] == by_to[answered][3]
+
+
+# The paths a hold leaves by other than a call's final callback: a dial the
+# carrier paced, one it refused, one whose outcome only the reconciler could
+# learn. Each runs in a region of its own (test_carrier_faults.Region: its
+# own simulator, scheduler and worker, faults queued on that simulator).
+
+def region_batch(stack, t, numbers, limit, minutes):
+    body = {"name": "credit-edges", "agent_id": t["agent_id"],
+            "from_number_id": t["from_number_id"], "target_concurrency_limit": limit,
+            "max_call_duration_minutes": minutes, "region": "APAC",
+            "recipients": [{"to_number": n} for n in numbers]}
+    r = requests.post(stack.api + "/agents/calls/batches", json=body,
+                      headers=cartesia_headers(t["api_key"]), timeout=60)
+    assert r.status_code == 201, r.text
+    bid = r.json()["id"]
+    all_terminal(stack, bid, 60)
+    wait_until(lambda: not stack.sql("SELECT 1 FROM calls WHERE batch_id = %s"
+                                     " AND ended_at IS NULL", bid), 20, "every call to end")
+    return bid
+
+
+def holds_per_call(stack, tenant):
+    rows = stack.sql("SELECT call_id, count(*) FROM credit_ledger WHERE tenant_id = %s"
+                     " AND kind = 'hold' GROUP BY 1", tenant)
+    return dict(rows)
+
+
+def test_a_paced_dial_gives_its_hold_back_before_it_is_held_again(stack, extra):
+    """429: the worker keeps the lease and sends the dial again; the hold
+    goes back with the call to 'claimed' and is taken again at the gate, so
+    each send holds once and releases once, and only answered calls cost."""
+    region = Region(stack, extra)
+    region.faults(create_429=5)
+    start = 100 * PRICE
+    t = stack.tenant(concurrency=10, credits=start)
+    numbers = [f"+1437{i:07d}" for i in range(6)]
+    bid = region_batch(stack, t, numbers, limit=3, minutes=2)
+    assert region.played()["create_429"] == 5
+    paced = metric(region.worker.port, "worker_dials_paced_total")
+    assert paced >= 5
+    # The carrier's witness: one call per person, no attempt spent on pacing.
+    assert_one_dial_per_recipient(stack, bid, numbers, 3, sim=region.sim)
+    assert stack.sql("SELECT count(*), max(attempt) FROM calls WHERE batch_id = %s",
+                     bid) == [(6, 1)]
+    # A hold per send: the sends that reached the carrier and those paced.
+    holds = holds_per_call(stack, t["tenant_id"])
+    assert sum(holds.values()) == len(dials(stack, bid, region.sim)) + paced
+    assert max(holds.values()) >= 2
+    assert assert_ledger_explains_every_call(stack, t["tenant_id"]) == {}
+    settled = assert_no_money_lost_or_made(stack, t["tenant_id"], start)
+    assert settled == 6 * PRICE   # six answered calls of under a minute
+
+
+def test_a_dial_the_carrier_refuses_gives_its_hold_back_and_costs_nothing(stack, extra):
+    """A 4xx on create (Twilio's 21211): the call ends failed, never placed,
+    its hold released in the statement that ends it."""
+    region = Region(stack, extra)
+    region.faults(create_4xx=2)
+    start = 100 * PRICE
+    t = stack.tenant(concurrency=10, credits=start)
+    numbers = [f"+1438{i:07d}" for i in range(4)]
+    bid = region_batch(stack, t, numbers, limit=2, minutes=3)
+    assert region.played()["create_4xx"] == 2
+    refused = stack.sql("SELECT id, status, carrier_call_id, hold_cents, cost_cents"
+                        "  FROM calls WHERE batch_id = %s AND end_reason = 'dial_failed'", bid)
+    assert len(refused) == 2, refused
+    assert all(st == "failed" and sid is None and hold == 3 * PRICE and cost == 0
+               for _, st, sid, hold, cost in refused), refused
+    # The carrier placed only the others, once each.
+    others = stack.sql("SELECT id FROM calls WHERE batch_id = %s"
+                       "   AND end_reason IS DISTINCT FROM 'dial_failed'", bid)
+    assert sorted(d["call_id"] for d in dials(stack, bid, region.sim)) == sorted(
+        c for (c,) in others)
+    rec = dict(stack.sql("SELECT status, count(*) FROM recipients WHERE batch_id = %s"
+                         " GROUP BY 1", bid))
+    assert rec == {"failed": 2, "completed": 2}, rec
+    assert assert_ledger_explains_every_call(stack, t["tenant_id"]) == {}
+    settled = assert_no_money_lost_or_made(stack, t["tenant_id"], start)
+    assert settled == 2 * PRICE
+
+
+def test_a_refused_dial_whose_end_was_not_recorded_still_gives_its_hold_back(stack, extra):
+    """The statement that ends a refused dial fails once (a trigger here; in
+    life a dropped connection, a lock timeout). The carrier has no call for
+    the quiet-call sweep to find, so the worker lets the lease of an end it
+    could not record lapse, and the reconciler, which asks the carrier,
+    gives the attempt back: the hold released once, the same attempt
+    dialed again (left to the sweep, the call stayed 'dialing', its hold
+    held, for as long as its worker lived)."""
+    region = Region(stack, extra)
+    region.faults(create_4xx=1)
+    start = 100 * PRICE
+    t = stack.tenant(concurrency=10, credits=start)
+    tenant = t["tenant_id"]
+    stack.sql("""CREATE SEQUENCE end_fails_once;
+                 CREATE FUNCTION end_fails_once() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF nextval('end_fails_once') = 1 THEN
+                         RAISE EXCEPTION 'end refused by the test';
+                     END IF;
+                     RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER end_fails_once BEFORE UPDATE ON calls FOR EACH ROW
+                 WHEN (NEW.tenant_id = %s AND NEW.end_reason = 'dial_failed'
+                       AND OLD.ended_at IS NULL)
+                 EXECUTE FUNCTION end_fails_once()""", tenant)
+    try:
+        bid = region_batch(stack, t, ["+14380000100"], limit=1, minutes=3)
+    finally:
+        stack.sql("DROP TRIGGER end_fails_once ON calls; DROP FUNCTION end_fails_once();"
+                  " DROP SEQUENCE end_fails_once")
+    assert region.played()["create_4xx"] == 1
+    events = [json.loads(x).get("event") for x in region.worker.log_lines()]
+    assert "call.end_failed" in events
+    assert metric(region.sched.port, "reconcile_attempts_requeued_total") == 1
+    # The refused call is gone, its hold given back; its attempt was dialed
+    # again and answered.
+    calls = stack.sql("SELECT id, status, attempt FROM calls WHERE batch_id = %s", bid)
+    assert [(st, a) for _, st, a in calls] == [("completed", 1)], calls
+    holds = holds_per_call(stack, tenant)
+    assert len(holds) == 2 and set(holds.values()) == {1}, holds
+    assert stack.sql("SELECT status FROM recipients WHERE batch_id = %s", bid) == [("completed",)]
+    assert len(dials(stack, bid, region.sim)) == 1
+    assert assert_ledger_explains_every_call(stack, tenant) == {}
+    assert assert_no_money_lost_or_made(stack, tenant, start) == PRICE
+
+
+def carrier_call(sim, sid):
+    r = requests.get(f"{sim}/2010-04-01/Accounts/ACsimulator/Calls/{sid}.json",
+                     auth=("ACsimulator", "sim-auth-token"), timeout=10)
+    r.raise_for_status()
+    return r.json()
+
+
+def test_dials_the_reconciler_gives_back_or_ends_release_their_holds(stack, extra):
+    """The carrier's answer to a create never comes (5xx, or too late) and
+    no callback reaches us: the reconciler asks the carrier. A call it never
+    had is given back (its row goes, its hold is released, the attempt is
+    queued again); one it had is adopted and ended with the carrier's own
+    status and duration, and billed on them."""
+    region = Region(stack, extra, sim_env={"BC_SIM_HANG_MS": "2500"},
+                    sched_env={"BC_QUIET_CALL_S": "2"},
+                    worker_env={"BC_CARRIER_TIMEOUT_MS": "1000",
+                                "BC_PUBLIC_URL": "http://127.0.0.1:9"})
+    region.faults(create_5xx=2, create_hang=1)
+    start = 100 * PRICE
+    t = stack.tenant(concurrency=10, credits=start)
+    tenant = t["tenant_id"]
+    numbers = [f"+1439{i:07d}" for i in range(3)]
+    bid = region_batch(stack, t, numbers, limit=3, minutes=2)
+    played = region.played()
+    assert played["create_5xx"] == 2 and played["create_hang"] == 1
+    assert metric(region.sched.port, "reconcile_attempts_requeued_total") == 2
+    assert metric(region.sched.port, "reconcile_calls_adopted_total") == 1
+    # The two given back: gone from calls, each a hold and its release.
+    calls = {c for (c,) in stack.sql("SELECT id FROM calls WHERE batch_id = %s", bid)}
+    gone = {c: n for c, n in holds_per_call(stack, tenant).items() if c not in calls}
+    assert len(gone) == 2 and set(gone.values()) == {1}, gone
+    # The rest ended by the carrier's word alone (no callback came), billed
+    # on the duration the carrier reports, once each.
+    ended = stack.sql("SELECT carrier_call_id, status, duration_s, billed_min, cost_cents"
+                      "  FROM calls WHERE batch_id = %s", bid)
+    assert len(ended) == 3
+    for sid, status, dur, billed, cost in ended:
+        c = carrier_call(region.sim, sid)
+        assert (status, dur) == (c["status"], int(c["duration"])) == ("completed", dur)
+        assert billed == -(-dur // 60) and cost == billed * PRICE
+    assert_one_dial_per_recipient(stack, bid, numbers, 3, sim=region.sim)
+    assert assert_ledger_explains_every_call(stack, tenant) == {}
+    assert assert_no_money_lost_or_made(stack, tenant, start) == sum(c for *_, c in ended)
+
+
+def set_plan(stack, t, plan, price=None):
+    """The tenant's plan (and its own price, for custom), its other limits
+    as stack.tenant(concurrency=5) left them."""
+    args = ["--price-per-min", str(price)] if price is not None else []
+    stack.cli("tenant-limits", "--tenant", t["tenant_id"], "--plan", plan,
+              "--concurrency", "5", "--rate-per-min", "0", "--burst", "0", *args)
+
+
+def test_a_plan_other_than_go_holds_and_bills_at_its_own_price(stack):
+    """plus (plan_prices) and custom (its own --price-per-min): a create is
+    afforded, a call held and an answered call settled at the tenant's
+    price, not the default plan's."""
+    plus = stack.sql("SELECT price_per_min_cents FROM plan_prices WHERE plan = 'plus'")[0][0]
+    assert plus != PRICE
+    tenants = []
+    for plan, price, n in (("plus", plus, 1), ("custom", 7, 3)):
+        # plus: just enough for one 2-minute call at its price, not at go's.
+        start = 2 * plus if plan == "plus" else 100 * price
+        t = stack.tenant(concurrency=5, credits=start)
+        set_plan(stack, t, plan, price if plan == "custom" else None)
+        assert stack.sql("SELECT price_per_min_cents FROM tenants WHERE id = %s",
+                         t["tenant_id"])[0][0] == price
+        numbers = [f"+1449{len(tenants)}55{i:04d}" for i in range(n)]
+        for num, outcome in zip(numbers, ("completed", "busy", "completed")):
+            requests.post(stack.sim + "/outcomes", params={"to": num, "outcomes": outcome},
+                          timeout=10).raise_for_status()
+        r = create(stack, t, numbers, limit=n, minutes=2)
+        assert r.status_code == 201, r.text
+        tenants.append((t, price, start, r.json()["id"]))
+    assert 2 * plus < 2 * PRICE   # go's price would have refused plus's create
+    for t, price, start, bid in tenants:
+        all_terminal(stack, bid, 60)
+        wait_until(lambda: not stack.sql("SELECT 1 FROM calls WHERE batch_id = %s"
+                                         " AND ended_at IS NULL", bid), 20, "every call to end")
+        rows = stack.sql("SELECT status, hold_cents, price_per_min_cents, billed_min, cost_cents"
+                         "  FROM calls WHERE batch_id = %s", bid)
+        for status, hold, p, billed, cost in rows:
+            assert hold == 2 * price and p == price
+            assert cost == (billed * price if status == "completed" else 0)
+        assert assert_ledger_explains_every_call(stack, t["tenant_id"], price) == {}
+        settled = assert_no_money_lost_or_made(stack, t["tenant_id"], start)
+        assert settled == sum(c for *_, c in rows) > 0
+        spend = requests.get(stack.api + "/v1/analytics/spend", headers=bearer(t["api_key"]),
+                             timeout=10).json()
+        assert spend["total_cents"] == settled
+
+
+def test_a_call_live_when_its_plan_changes_is_billed_at_the_price_it_was_held_at(
+        stack, extra):
+    """The hold fixes the call's price: a plan changed while the call is
+    live prices the calls held after it, not that one. The barrier: the
+    carrier has ended the call but its final callback is lost, so it stays
+    live here until the reconciler asks (BC_QUIET_CALL_S after its
+    create); the plan changes in between, as the timestamps show."""
+    region = Region(stack, extra, sched_env={"BC_QUIET_CALL_S": "3"})
+    region.faults(callback_drop=1)
+    plus = stack.sql("SELECT price_per_min_cents FROM plan_prices WHERE plan = 'plus'")[0][0]
+    start = 100 * PRICE
+    t = stack.tenant(concurrency=5, credits=start)
+    tenant = t["tenant_id"]
+    set_plan(stack, t, "plus")
+    body = {"name": "price-change", "agent_id": t["agent_id"],
+            "from_number_id": t["from_number_id"], "target_concurrency_limit": 1,
+            "max_call_duration_minutes": 2, "region": "APAC",
+            "recipients": [{"to_number": "+14400000001"}]}
+    r = requests.post(stack.api + "/agents/calls/batches", json=body,
+                      headers=cartesia_headers(t["api_key"]), timeout=60)
+    assert r.status_code == 201, r.text
+    bid = r.json()["id"]
+    wait_until(lambda: [d for d in dials(stack, bid, region.sim) if d["ended_ms"]], 20,
+               "the carrier to end the call")
+    assert region.played()["callback_drop"] == 1
+    set_plan(stack, t, "custom", 7)
+    changed = stack.sql("SELECT now()")[0][0]
+    wait_until(lambda: not stack.sql("SELECT 1 FROM calls WHERE batch_id = %s"
+                                     " AND ended_at IS NULL", bid), 20,
+               "the reconciler to end the call")
+    ((status, hold, price, billed, cost, ended),) = stack.sql(
+        "SELECT status, hold_cents, price_per_min_cents, billed_min, cost_cents, ended_at"
+        "  FROM calls WHERE batch_id = %s", bid)
+    assert ended > changed, "the call ended before the plan changed: no barrier"
+    assert status == "completed" and hold == 2 * plus and price == plus
+    assert billed == 1 and cost == plus
+    assert assert_ledger_explains_every_call(stack, tenant, plus) == {}
+    assert assert_no_money_lost_or_made(stack, tenant, start) == plus

@@ -4,7 +4,7 @@
  * of every dial (with our attempt id) and of the peak live calls per batch
  * and per tenant, so tests can check what really reached the carrier.
  * POST /faults queues faults for the next creates or callbacks: 5xx, 429,
- * a create that is placed but answered too late, and callbacks duplicated,
+ * a 4xx refusal (21211), a create that is placed but answered too late, and callbacks duplicated,
  * reordered or lost (see docs/carrier-sim.md). POST /outcomes scripts what
  * the next calls to one number do. A call created with MachineDetection
  * tells who answered (AnsweredBy): a person, or a voicemail's machine.

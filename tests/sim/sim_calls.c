@@ -232,7 +232,8 @@ static int create_valid(sim *s, const char *body, size_t len, bc_form *f, agent_
 
 /* Whether the carrier turns a create away before placing anything (s->mu
  * held): 500 for a create_5xx fault (an outage), 429 for a create_429
- * fault or over BC_SIM_CPS, 0 to place the call. */
+ * fault or over BC_SIM_CPS, 400 for a create_4xx fault (Twilio's 21211,
+ * a 'To' it will not call), 0 to place the call. */
 static int create_turned_away(sim *s)
 {
     if (s->pending.create_5xx > 0) {
@@ -245,6 +246,11 @@ static int create_turned_away(sim *s)
         s->done.create_429++;
         return 429;
     }
+    if (s->pending.create_4xx > 0) {
+        s->pending.create_4xx--;
+        s->done.create_4xx++;
+        return 400;
+    }
     if (!pace_ok(s)) {
         s->rejected_cps++;
         return 429;
@@ -252,12 +258,20 @@ static int create_turned_away(sim *s)
     return 0;
 }
 
-/* Answers a create turned away with status (500 or 429); s->mu not held. */
+/* Answers a create turned away with status (500, 400 or 429); s->mu not
+ * held. */
 static void answer_turned_away(sim *s, bc_http_resp *resp, int status)
 {
     if (status == 500) {
         bc_metrics_inc(s->ctx->metrics, "sim_faults_total", "Faults played", "kind=\"create_5xx\"", 1);
         sim_req_error(resp, 500, 20500, "Internal Server Error");
+        return;
+    }
+    if (status == 400) {
+        /* A fault, not a refusal of what the create said: kept out of
+         * /ledger/refused, which lists the simulator's own checks. */
+        bc_metrics_inc(s->ctx->metrics, "sim_faults_total", "Faults played", "kind=\"create_4xx\"", 1);
+        sim_req_error(resp, 400, 21211, "Invalid 'To' Phone Number");
         return;
     }
     bc_metrics_inc(s->ctx->metrics, "sim_rejected_total", "Creates refused", "reason=\"cps\"", 1);

@@ -99,7 +99,10 @@ typedef struct sim {
     sim_map scripts;             /* number -> script: its next calls' outcomes */
     long dials, live, peak, cb_ok, cb_failed, rejected_cps, dups;
     /* Faults asked for through POST /faults (pending) and played (done). */
-    struct { long create_5xx, create_429, create_hang, callback_dup, callback_reorder, callback_drop; }
+    struct {
+        long create_5xx, create_429, create_4xx, create_hang, callback_dup, callback_reorder,
+            callback_drop;
+    }
         pending, done;
     long hang_ms;
     json_t *duplicates;
