@@ -224,14 +224,19 @@ def test_rymi_and_batch_call_concurrency_is_honoured(stack, apac):
     assert over.status_code == 400 and over.json()["status"] == "error", over.text
 
 
-def region_baseline(sched):
-    """batches_waiting_for_region once the eu scheduler has counted at least
-    twice with no eu worker. Batches earlier tests of this session left in
-    eu with recipients to call (the OpenAPI fuzz may make some) are counted
-    too, and stay while eu has no worker."""
+def eu_scheduler_alone(stack, extra, name):
+    """An eu scheduler once eu has no live worker, and its
+    batches_waiting_for_region after it has counted at least twice: batches
+    earlier tests of this session left in eu with recipients to call (the
+    OpenAPI fuzz may make some) are counted too, and stay while eu has no
+    worker."""
+    wait_until(lambda: not stack.sql("SELECT region_has_workers('eu')")[0][0], 70,
+               "no live eu worker left by an earlier test")
+    sched = extra.start(name, "batchcall-scheduler",
+                        {"BC_REGION": "eu", "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
     wait_until(lambda: metric(sched.port, "scheduler_ticks_total") >= 3, 10,
                "the eu scheduler's first ticks")
-    return metric(sched.port, "batches_waiting_for_region")
+    return sched, metric(sched.port, "batches_waiting_for_region")
 
 
 def test_a_region_without_workers_waits_for_one_and_holds_nothing(stack, tmp_path):
@@ -241,11 +246,7 @@ def test_a_region_without_workers_waits_for_one_and_holds_nothing(stack, tmp_pat
     comes up and the batch is admitted and dialed."""
     extra = Extra(stack, tmp_path)
     try:
-        wait_until(lambda: not stack.sql("SELECT region_has_workers('eu')")[0][0], 70,
-                   "no live eu worker left by an earlier test")
-        sched = extra.start("sched-eu", "batchcall-scheduler",
-                            {"BC_REGION": "eu", "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
-        before = region_baseline(sched)
+        sched, before = eu_scheduler_alone(stack, extra, "sched-eu")
         t = stack.tenant(concurrency=5)
         eu = cartesia(stack, t, numbers("550", 3), 5, region="EU")
         assert eu["status"] == "pending"
@@ -302,11 +303,7 @@ def test_an_admitted_batch_whose_region_lost_its_workers_is_counted_and_says_so(
     batch is dialed and the gauge no longer counts it."""
     extra = Extra(stack, tmp_path)
     try:
-        wait_until(lambda: not stack.sql("SELECT region_has_workers('eu')")[0][0], 70,
-                   "no live eu worker left by an earlier test")
-        sched = extra.start("sched-eu-lost", "batchcall-scheduler",
-                            {"BC_REGION": "eu", "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
-        before = region_baseline(sched)
+        sched, before = eu_scheduler_alone(stack, extra, "sched-eu-lost")
         # Renewed every second; dead three seconds after its last renewal.
         w = extra.start("w-eu-lost", "batchcall-worker", {"BC_REGION": "eu", "BC_LEASE_TTL": "3"})
         wait_until(lambda: stack.sql("SELECT region_has_workers('eu')")[0][0], 10,
