@@ -24,18 +24,18 @@ static const double DISPATCH_BUCKETS[12] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 
 static const bc_pg_stmt stmts[] = {
     /* The turn's statements join a JSON list to calls and recipients by
-     * key. They ran with plan_cache_mode = force_custom_plan since a
-     * generic plan made while the tables were small kept its sequential
-     * scans (5 ms a statement on a fresh database, when the claim still
-     * walked a batch's backlog). Planned at every execution, the claim
-     * spent 4.5 ms and the ends 5.6 ms a call planning, 0.3 ms of every
-     * attempt (B2, pg_stat_statements). PostgreSQL's default (auto) keeps
-     * a generic plan only while it costs no more than the custom ones, and
-     * ANALYZE's new statistics replan it: in B2 from an empty database the
-     * claim now plans in 0.27 ms and runs in 9 ms, not 14.5 ms, with no
-     * statement slower (bench/RESULTS.md, eighth session). Said here, not
-     * left to a server default, so the choice is visible. */
-    { "", "SET plan_cache_mode = auto" },
+     * key, and are planned the same whatever the list holds, so they keep
+     * one generic plan. History, all in B2 from an empty database
+     * (bench/RESULTS.md): force_custom_plan planned every execution (the
+     * ends 5.6 ms a call); PostgreSQL's default (auto) planned five custom
+     * plans again after each statistics change, which autovacuum makes
+     * every few seconds while the tables grow (the ends were planned at 97
+     * of 138 executions in one run): the ends still planned 3.1 ms a call,
+     * the status updates 0.8 ms. A generic plan is made again at each such
+     * change, so one made while the tables were small does not outlive
+     * them; no statement ran slower with it, and planning fell to 1.3 ms
+     * and 0.02 ms. Said here, not left to a server default. */
+    { "", "SET plan_cache_mode = force_generic_plan" },
     BC_PG_INCLUDE(bc_publisher_stmts),
     BC_PG_INCLUDE(bc_claim_stmts),
     BC_PG_INCLUDE(bc_dialing_stmts),
