@@ -7,6 +7,7 @@
 
 #include "bc_crypto.h"
 #include "bc_kafka.h"
+#include "bc_sql.h"
 
 /* Why a queued recipient r of batch b (SQL aliases) past its latest_at is
  * stopped rather than expired, or NULL (sql/0031_stop_reasons.sql). */
@@ -15,7 +16,7 @@
     b ".pause_reason)"
 
 const bc_pg_stmt bc_expiry_stmts[] = {
-    /* Expiry of a recipient the tenant's policy held back (sql/0030): one
+    /* Expiry of a recipient the tenant's policy held back (sql/0031): one
      * waiting for a legal opening at or after its batch's latest_at, or in
      * a batch paused for credits, is stopped for that reason instead of
      * expiring (expire_stop, below). $1 region. Up to 5,000 a pass; the
@@ -60,29 +61,13 @@ const bc_pg_stmt bc_expiry_stmts[] = {
       "              r.from_number, r.reason, 0, jsonb_build_array(jsonb_build_object("
       "                'status', 'failed', 'at', rfc3339_ms(now()))), r.agent_id, now()"
       "         FROM r"
-      "       RETURNING calls.*, to_jsonb(calls) AS cj)"
-      " INSERT INTO outbox (topic, key, payload)"
-      " SELECT $2, batch_id, json_build_object('schema', 'batchcall.call-result/v2',"
-      "        'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,"
-      "        'recipient_id', recipient_id, 'attempt', attempt,"
-      "        'carrier_status', status, 'end_reason', end_reason, 'answered_by', NULL,"
-      "        'duration_s', 0, 'to_number', to_number, 'from_number', from_number,"
-      "        'recipient_status', 'failed', 'final', true, 'retry_at', NULL,"
-      "        'lease_released', false, 'ended_at', rfc3339(now()))::text"
-      "   FROM c"
-      " UNION ALL"
-      " SELECT $2, batch_id, json_build_object('schema', 'batchcall.call-result/v1',"
-      "        'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,"
-      "        'recipient_id', recipient_id, 'attempt', attempt,"
-      "        'carrier_status', status, 'end_reason', 'dial_failed',"
-      "        'duration_s', 0, 'to_number', to_number, 'from_number', from_number,"
-      "        'recipient_status', 'failed', 'final', true,"
-      "        'lease_released', false, 'ended_at', rfc3339(now()))::text"
-      "   FROM c WHERE $3::boolean"
-      " UNION ALL"
-      " SELECT $2, batch_id, call_result_v3('call.ended', cj, 'failed', true, NULL, false,"
-      "                                     now(), NULL)"
-      "   FROM c"
+      "       RETURNING calls.*, to_jsonb(calls) AS cj),"
+      " ev AS (SELECT id, batch_id, tenant_id, recipient_id, attempt, status AS final_status,"
+      "               end_reason AS reason, answered_by, duration_s, to_number, from_number,"
+      "               'failed' AS rstatus, NULL::timestamptz AS next_attempt_at,"
+      "               false AS released, cj FROM c)"
+      " INSERT INTO outbox (topic, key, payload) "
+      BC_SQL_CALL_RESULT_ROWS("ev", "$2", "$3::boolean")
       " RETURNING id, topic, key, payload" },
     /* Expiry: every recipient still queued (waiting its turn, a window or
      * a retry) in a batch past its latest_at, and not held by the tenant's

@@ -4,7 +4,7 @@
 -- batch's latest_at passes with the recipient still held for one of those
 -- reasons, the scheduler's expiry ends it with that reason, as a policy
 -- stop ('failed', an attempt that never reached the carrier, its
--- call-result event and webhook: scheduler/bc_scheduler.c, "expire_stop"),
+-- call-result event and webhook: scheduler/bc_expiry.c, "expire_stop"),
 -- instead of the plain 'expired' of a recipient the batch's own hours, its
 -- window or a tenant pause held back.
 

@@ -84,35 +84,8 @@ const bc_pg_stmt bc_ends_stmts[] = {
       " ev AS (SELECT c.*, r.status AS rstatus, r.next_attempt_at,"
       "               EXISTS (SELECT 1 FROM l WHERE l.id = c.id) AS released"
       "          FROM c LEFT JOIN r ON r.id = c.recipient_id)"
-      " INSERT INTO outbox (topic, key, payload)"
-      " SELECT $2, batch_id, json_build_object('schema', 'batchcall.call-result/v2',"
-      "        'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,"
-      "        'recipient_id', recipient_id, 'attempt', attempt,"
-      "        'carrier_status', final_status, 'end_reason', reason, 'answered_by', answered_by,"
-      "        'duration_s', duration_s, 'to_number', to_number, 'from_number', from_number,"
-      "        'recipient_status', rstatus, 'final', rstatus <> 'queued',"
-      "        'retry_at', rfc3339_ms(next_attempt_at), 'lease_released', released,"
-      "        'ended_at', rfc3339(now()))::text"
-      "   FROM ev"
-      /* v1 as it always was, for consumers not yet reading v2: a voicemail
-       * is the agent_hangup it was before answering machines were told. */
-      " UNION ALL"
-      " SELECT $2, batch_id, json_build_object('schema', 'batchcall.call-result/v1',"
-      "        'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,"
-      "        'recipient_id', recipient_id, 'attempt', attempt,"
-      "        'carrier_status', final_status,"
-      "        'end_reason', CASE WHEN reason = 'voicemail' THEN 'agent_hangup'"
-      "                           WHEN policy_stop(reason) THEN 'dial_failed' ELSE reason END,"
-      "        'duration_s', duration_s, 'to_number', to_number, 'from_number', from_number,"
-      "        'recipient_status', rstatus, 'final', rstatus <> 'queued',"
-      "        'lease_released', released, 'ended_at', rfc3339(now()))::text"
-      "   FROM ev WHERE $4::boolean"
-      /* v3 beside v2 (sql/0017), built from this statement's own rows (cj):
-       * a function reading calls here would not see this update. */
-      " UNION ALL"
-      " SELECT $2, batch_id, call_result_v3('call.ended', cj, rstatus, rstatus <> 'queued',"
-      "        next_attempt_at, released, now(), NULL)"
-      "   FROM ev"
+      " INSERT INTO outbox (topic, key, payload) "
+      BC_SQL_CALL_RESULT_ROWS("ev", "$2", "$4::boolean")
       " RETURNING id, topic, key, payload" },
     /* Ends call_end_many could not record: each call's lease stops being
      * renewed and lapses shortly, as after dial_unknown, so the reconciler

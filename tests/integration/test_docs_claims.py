@@ -24,15 +24,16 @@ def read(paths):
 def code_versions():
     """The call-result versions a statement of ours writes."""
     srcs = read(glob.glob(os.path.join(ROOT, "sql", "*.sql"))
-                + glob.glob(os.path.join(ROOT, "worker", "**", "*.[ch]"), recursive=True)
-                + glob.glob(os.path.join(ROOT, "worker", "**", "*.sql"), recursive=True))
+                + [p for d in ("worker", "scheduler", "common")
+                   for ext in ("*.[ch]", "*.sql")
+                   for p in glob.glob(os.path.join(ROOT, d, "**", ext), recursive=True)])
     return {v for text in srcs.values()
             for v in re.findall(r"'batchcall\.call-result/v(\d+)'", text)}
 
 
 def test_the_call_result_versions_the_docs_name_are_the_ones_written():
     written = code_versions()
-    assert written, "no call-result schema found in sql/ or worker/"
+    assert written, "no call-result schema found in sql/, worker/, scheduler/ or common/"
     docs = read(glob.glob(os.path.join(ROOT, "docs", "*.md")) + [os.path.join(ROOT, "README.md")])
     for path, text in docs.items():
         named = set(SCHEMA.findall(text))

@@ -1,0 +1,38 @@
+-- params: src topic legacy
+-- The call-result events of the calls a statement ends, for its outbox
+-- (docs/analytics.md): v2 for each, v1 as it always was when legacy (SQL
+-- boolean) is true, and v3 (sql/0017) built from the statement's own call
+-- rows, since a function reading calls would not see the statement's own
+-- update. src names a CTE with one row per ended call: (id, batch_id,
+-- tenant_id, recipient_id, attempt, final_status, reason, answered_by,
+-- duration_s, to_number, from_number, rstatus (the recipient's status
+-- after it), next_attempt_at, released (its lease freed here), cj (the
+-- call row as jsonb)). Rows (topic, key, payload), keyed by batch id. The
+-- worker's ends (worker/bc_ends.c) and the scheduler's policy stops
+-- (scheduler/bc_expiry.c) both write them.
+SELECT :topic, batch_id, json_build_object('schema', 'batchcall.call-result/v2',
+       'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,
+       'recipient_id', recipient_id, 'attempt', attempt,
+       'carrier_status', final_status, 'end_reason', reason, 'answered_by', answered_by,
+       'duration_s', duration_s, 'to_number', to_number, 'from_number', from_number,
+       'recipient_status', rstatus, 'final', rstatus <> 'queued',
+       'retry_at', rfc3339_ms(next_attempt_at), 'lease_released', released,
+       'ended_at', rfc3339(now()))::text
+  FROM :src
+-- v1 for consumers not yet reading v2: a voicemail is the agent_hangup it
+-- was before answering machines were told, a policy stop a dial_failed.
+UNION ALL
+SELECT :topic, batch_id, json_build_object('schema', 'batchcall.call-result/v1',
+       'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,
+       'recipient_id', recipient_id, 'attempt', attempt,
+       'carrier_status', final_status,
+       'end_reason', CASE WHEN reason = 'voicemail' THEN 'agent_hangup'
+                          WHEN policy_stop(reason) THEN 'dial_failed' ELSE reason END,
+       'duration_s', duration_s, 'to_number', to_number, 'from_number', from_number,
+       'recipient_status', rstatus, 'final', rstatus <> 'queued',
+       'lease_released', released, 'ended_at', rfc3339(now()))::text
+  FROM :src WHERE :legacy
+UNION ALL
+SELECT :topic, batch_id, call_result_v3('call.ended', cj, rstatus, rstatus <> 'queued',
+       next_attempt_at, released, now(), NULL)
+  FROM :src
