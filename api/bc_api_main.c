@@ -89,13 +89,23 @@ const bc_pg_stmt bc_api_stmts[] = {
       BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number") " AS reason"
       "   FROM recipients r WHERE r.batch_id = $1) x"
       " WHERE reason IS NOT NULL GROUP BY to_number ORDER BY min(seq)" },
+    /* One table, no join: the rule is evaluated where each row is read
+     * (again in SET for the rare row it stops). Written as a join of the
+     * batch's rows to the recipients still queued, the statement was
+     * quadratic whenever the statistics said few rows were queued (a table
+     * analyzed when its work was done): a nested loop rescanned the
+     * batch's 5,000 rows for every queued recipient of every batch, and
+     * each 5,000-recipient create took a second more than the one before
+     * (bench/RESULTS.md, tenth session). */
     { "policy_stop_batch",
-      "WITH x AS MATERIALIZED (SELECT r.id, " BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number")
-      "                          AS reason FROM recipients r WHERE r.batch_id = $1),"
-      " u AS (UPDATE recipients r SET status = 'failed', end_reason = x.reason,"
-      "              error_message = policy_message(x.reason), updated_at = now()"
-      "         FROM x WHERE r.id = x.id AND x.reason IS NOT NULL AND r.status = 'queued'"
-      "       RETURNING x.reason)"
+      "WITH u AS (UPDATE recipients r SET status = 'failed',"
+      "                  end_reason = " BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number") ","
+      "                  error_message = policy_message("
+      BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number") "),"
+      "                  updated_at = now()"
+      "            WHERE r.batch_id = $1 AND r.status = 'queued'"
+      "              AND " BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number") " IS NOT NULL"
+      "           RETURNING r.end_reason AS reason)"
       " SELECT reason, count(*) AS n FROM u GROUP BY reason" },
     { "auth_key",
       "SELECT k.id, k.tenant_id, k.kind, k.hash, t.concurrency, t.default_region"
