@@ -88,6 +88,12 @@ class Scenario:
     def tenant(self, concurrency):
         t = self.s.tenant(concurrency=concurrency)
         self.s.sql("UPDATE tenants SET credits_cents = 1000000000 WHERE id = %s", t["tenant_id"])
+        # A diagnostic: BENCH_AGENT=sip hands each answered call to a SIP
+        # endpoint, so the harness runs no Media Streams client and no
+        # reference agent; the difference is what their CPU costs the run.
+        if os.environ.get("BENCH_AGENT") == "sip":
+            self.s.sql("UPDATE agents SET endpoint = 'sip:bot@127.0.0.1' WHERE id = %s",
+                       t["agent_id"])
         return t
 
     def create(self, t, numbers, limit, **extra):
@@ -336,11 +342,6 @@ def b3(args):
                          "BC_SIM_TALK_SECONDS": "1-3", "BC_SIM_MIX": "completed=1"})
     try:
         t = sc.tenant(concurrency=limit)
-        # A diagnostic: B3_AGENT=sip hands each answered call to a SIP
-        # endpoint, so the harness runs no Media Streams client and no
-        # reference agent; what B3 loses with them is their CPU's cost.
-        if os.environ.get("B3_AGENT") == "sip":
-            sc.s.sql("UPDATE agents SET endpoint = 'sip:bot@127.0.0.1' WHERE id = %s", t["agent_id"])
         bid = sc.create(t, numbers("300", n), limit=limit)
         samples, stop = [], threading.Event()
 
