@@ -16,11 +16,16 @@ with their indexes (pg_stat_user_tables); the Kafka consumer lag of the
 worker's jobs and carrier-event groups; live calls; and the p99 refill gap
 of the calls that ended in the interval (a call's end to the next claim, as
 B3 measures it). At the end it prints, per series, the mean of minutes 5-10
-against the mean of the last five minutes, and draws bench/soak.png.
+against the mean of the last five minutes, draws bench/soak.png, and splits
+the calls of every sixth batch as B3 does (the carrier's end to ours, our
+claim to the carrier's create) beside the simulator's own length of a call,
+so that what grows in the harness is told from what grows in batchcall.
+`--reset-agent` clears the reference agent's records at each sample.
 """
 import argparse
 import csv
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -103,6 +108,32 @@ def refill_p99(rows, since, until):
     return bench.pct(gaps, 99) if gaps else float("nan")
 
 
+def legs(sc):
+    """Each sixth batch's calls, split as B3 splits a slot's idle time, with
+    the simulator's own length of a call beside them (its create to its
+    end, on its clock; planned: 2,000 ms on average). What grows in the
+    first two is ours, in the third the simulator's."""
+    print(f"\n{'minute':>6} {'carrier end -> our end':>23} {'claim -> carrier create':>24}"
+          f" {'carrier create -> its end':>26}")
+    bids = sc.s.sql("SELECT id, created_at FROM batches ORDER BY created_at")
+    off = time.time() * 1000.0 - time.monotonic() * 1000.0
+    for bid, at in bids[1::6]:
+        ours = {r[0]: r[1:] for r in sc.s.sql(
+            "SELECT id, extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000"
+            "  FROM calls WHERE batch_id = %s AND ended_at IS NOT NULL", bid)}
+        cb, dl, length = [], [], []
+        for d in sc.dials(bid):
+            o = ours.get(d["call_id"])
+            if o and d.get("ended_ms"):
+                cb.append(float(o[1]) - off - d["ended_ms"])
+                dl.append(d["at_ms"] - (float(o[0]) - off))
+                length.append(d["ended_ms"] - d["at_ms"])
+        if cb:
+            minute = (at - bids[0][1]).total_seconds() / 60
+            print(f"{minute:>6.1f} {statistics.mean(cb):>20.1f} ms {statistics.mean(dl):>21.1f} ms"
+                  f" {statistics.mean(length):>23.1f} ms", flush=True)
+
+
 def plot(path_csv, path_png):
     try:
         import matplotlib
@@ -141,6 +172,9 @@ def main():
     ap.add_argument("--every", type=float, default=10, help="seconds between samples")
     ap.add_argument("--csv", default=os.path.join(HERE, "soak.csv"))
     ap.add_argument("--png", default=os.path.join(HERE, "soak.png"))
+    ap.add_argument("--reset-agent", action="store_true",
+                    help="clear the reference agent's records at each sample (it keeps every"
+                         " stream's start for tests), to tell its growth from ours")
     args = ap.parse_args()
 
     bench.load_env()
@@ -180,6 +214,8 @@ def main():
                 rec.update(table_stats(sc))
                 for k, (group, topic) in groups.items():
                     rec[k] = lag(admin, Consumer, brokers, group, topic)
+                if args.reset_agent:
+                    sc.s.agent_reset()
                 # The harness's own cost per sample, which must stay flat too.
                 rec["sample_ms"] = (time.monotonic() - s0) * 1000.0
                 if out is None:
@@ -190,6 +226,7 @@ def main():
                 print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in rec.items() if not k.endswith("_dead_pct")), flush=True)
                 last = now
+        legs(sc)
     finally:
         sc.close()
 
