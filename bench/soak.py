@@ -110,28 +110,29 @@ def refill_p99(rows, since, until):
 
 def legs(sc):
     """Each sixth batch's calls, split as B3 splits a slot's idle time, with
-    the simulator's own length of a call beside them (its create to its
-    end, on its clock; planned: 2,000 ms on average). What grows in the
+    the simulator's own lateness beside them: a call's length on its clock
+    (its create to its end) less the whole seconds it planned and reported
+    (CallDuration, calls.duration_s; no ring in the soak). What grows in the
     first two is ours, in the third the simulator's."""
     print(f"\n{'minute':>6} {'carrier end -> our end':>23} {'claim -> carrier create':>24}"
-          f" {'carrier create -> its end':>26}")
+          f" {'simulator late':>15}")
     bids = sc.s.sql("SELECT id, created_at FROM batches ORDER BY created_at")
     off = time.time() * 1000.0 - time.monotonic() * 1000.0
     for bid, at in bids[1::6]:
         ours = {r[0]: r[1:] for r in sc.s.sql(
-            "SELECT id, extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000"
-            "  FROM calls WHERE batch_id = %s AND ended_at IS NOT NULL", bid)}
-        cb, dl, length = [], [], []
+            "SELECT id, extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000,"
+            "       duration_s FROM calls WHERE batch_id = %s AND ended_at IS NOT NULL", bid)}
+        cb, dl, late = [], [], []
         for d in sc.dials(bid):
             o = ours.get(d["call_id"])
             if o and d.get("ended_ms"):
                 cb.append(float(o[1]) - off - d["ended_ms"])
                 dl.append(d["at_ms"] - (float(o[0]) - off))
-                length.append(d["ended_ms"] - d["at_ms"])
+                late.append(d["ended_ms"] - d["at_ms"] - 1000.0 * float(o[2] or 0))
         if cb:
             minute = (at - bids[0][1]).total_seconds() / 60
             print(f"{minute:>6.1f} {statistics.mean(cb):>20.1f} ms {statistics.mean(dl):>21.1f} ms"
-                  f" {statistics.mean(length):>23.1f} ms", flush=True)
+                  f" {statistics.mean(late):>12.1f} ms", flush=True)
 
 
 def plot(path_csv, path_png):
