@@ -80,10 +80,9 @@ def table_stats(sc):
     return out
 
 
-def recent_calls(sc, tenant, since, until):
+def recent_calls(sc, tenant, since):
     """(created ms, ended ms or None) of the tenant's calls that could have
-    ended in [since, until): created within a call's longest life before
-    it. Read through calls_tenant_created, so a sample costs the same at
+    ended since `since`: created within a call's longest life before it. Read through calls_tenant_created, so a sample costs the same at
     minute 60 as at minute 5 (a scan of all of calls grew with the table,
     and the harness's own CPU with it)."""
     return sc.s.sql(
@@ -108,31 +107,30 @@ def refill_p99(rows, since, until):
     return bench.pct(gaps, 99) if gaps else float("nan")
 
 
-def legs(sc):
-    """Each sixth batch's calls, split as B3 splits a slot's idle time, with
-    the simulator's own lateness beside them: a call's length on its clock
-    (its create to its end) less the whole seconds it planned and reported
-    (CallDuration, calls.duration_s; no ring in the soak). What grows in the
-    first two is ours, in the third the simulator's."""
+def legs(sc, limit):
+    """Each sixth batch's calls, split as B3 splits a slot's idle time
+    (bench.b3_split), with the simulator's own lateness beside them: a
+    call's length on its clock (its create to its end) less the whole
+    seconds it planned and reported (CallDuration, calls.duration_s; no
+    ring in the soak). What grows in the first two is ours, in the third
+    the simulator's."""
     print(f"\n{'minute':>6} {'carrier end -> our end':>23} {'claim -> carrier create':>24}"
           f" {'simulator late':>15}")
     bids = sc.s.sql("SELECT id, created_at FROM batches ORDER BY created_at")
-    off = time.time() * 1000.0 - time.monotonic() * 1000.0
     for bid, at in bids[1::6]:
-        ours = {r[0]: r[1:] for r in sc.s.sql(
-            "SELECT id, extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000,"
-            "       duration_s FROM calls WHERE batch_id = %s AND ended_at IS NOT NULL", bid)}
-        cb, dl, late = [], [], []
-        for d in sc.dials(bid):
-            o = ours.get(d["call_id"])
-            if o and d.get("ended_ms"):
-                cb.append(float(o[1]) - off - d["ended_ms"])
-                dl.append(d["at_ms"] - (float(o[0]) - off))
-                late.append(d["ended_ms"] - d["at_ms"] - 1000.0 * float(o[2] or 0))
-        if cb:
-            minute = (at - bids[0][1]).total_seconds() / 60
-            print(f"{minute:>6.1f} {statistics.mean(cb):>20.1f} ms {statistics.mean(dl):>21.1f} ms"
-                  f" {statistics.mean(late):>12.1f} ms", flush=True)
+        rows = sc.s.sql("SELECT extract(epoch FROM created_at) * 1000,"
+                        "       extract(epoch FROM ended_at) * 1000, id, duration_s"
+                        "  FROM calls WHERE batch_id = %s AND ended_at IS NOT NULL", bid)
+        dials = sc.dials(bid)
+        if not rows or not dials:
+            continue
+        reported = {r[2]: float(r[3] or 0) for r in rows}
+        late = [d["ended_ms"] - d["at_ms"] - 1000.0 * reported[d["call_id"]]
+                for d in dials if d.get("ended_ms") and d["call_id"] in reported]
+        _, (_, cb), (_, dl) = bench.b3_split(dials, [r[:3] for r in rows], limit)
+        minute = (at - bids[0][1]).total_seconds() / 60
+        print(f"{minute:>6.1f} {cb:>20.1f} ms {dl:>21.1f} ms"
+              f" {statistics.mean(late) if late else float('nan'):>12.1f} ms", flush=True)
 
 
 def plot(path_csv, path_png):
@@ -204,7 +202,7 @@ def main():
                 time.sleep(args.every)
                 now = time.time()
                 s0 = time.monotonic()
-                rows = recent_calls(sc, t["tenant_id"], last, now)
+                rows = recent_calls(sc, t["tenant_id"], last)
                 ended = sum(1 for _, e in rows if e is not None and last * 1000 <= e < now * 1000)
                 rec = {"minute": round((now - t0) / 60, 2),
                        "calls_per_s": ended / (now - last),
@@ -227,7 +225,7 @@ def main():
                 print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in rec.items() if not k.endswith("_dead_pct")), flush=True)
                 last = now
-        legs(sc)
+        legs(sc, limit)
     finally:
         sc.close()
 
