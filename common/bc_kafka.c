@@ -269,6 +269,17 @@ int bc_kafka_outq_len(bc_kafka *k)
     return rd_kafka_outq_len(k->rk);
 }
 
+void bc_kafka_wake(bc_kafka *k, int fd)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(k->rk);
+
+    /* The consumer's queue is the last of the forwarded ones (partitions
+     * and, after rd_kafka_poll_set_consumer, the main queue), where
+     * librdkafka wants the event enabled. */
+    rd_kafka_queue_io_event_enable(q, fd, "k", 1);
+    rd_kafka_queue_destroy(q);
+}
+
 rd_kafka_message_t *bc_kafka_consume(bc_kafka *k, int timeout_ms)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, timeout_ms);

@@ -60,6 +60,11 @@ int bc_kafka_rewind(bc_kafka *k, rd_kafka_message_t *const *msgs, int n);
 long long bc_kafka_lag(bc_kafka *k);
 /* Pauses or resumes every assigned partition (back-pressure). */
 void bc_kafka_pause(bc_kafka *k, int pause);
+/* Has librdkafka write a byte to fd (non-blocking) whenever the consumer's
+ * queue goes from empty to holding something to consume, so a loop that
+ * waits on other descriptors wakes for it. A queue left non-empty by the
+ * last consume writes nothing more: do not wait then. */
+void bc_kafka_wake(bc_kafka *k, int fd);
 
 /* Creates topics (partitions each, replication 1 locally), ignoring those
  * that already exist. 0 or -1 with err set. */

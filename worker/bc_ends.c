@@ -127,6 +127,19 @@ static int pending_has(json_t *arr, const char *field, const char *id)
     return 0;
 }
 
+int bc_ends_touch(bc_worker *w, json_t *arr, const char *field)
+{
+    size_t i;
+    json_t *e;
+
+    if (json_array_size(w->ends) == 0)
+        return 0;
+    json_array_foreach(arr, i, e)
+        if (pending_has(w->ends, "id", json_string_value(json_object_get(e, field))))
+            return 1;
+    return 0;
+}
+
 void bc_ends_add(bc_worker *w, const char *call, const char *status, int duration,
                  const char *end_reason, const char *sid, const char *answered_by,
                  const char *error)

@@ -35,6 +35,10 @@ void bc_ends_failed(bc_worker *w, const char *call, const char *end_reason, cons
  * retried. */
 void bc_ends_blocked(bc_worker *w, const char *call, const char *batch, const char *reason);
 
+/* 1 if any entry of arr (pending writes of the turn) names, in its field,
+ * a call whose end is gathered and not yet written. */
+int bc_ends_touch(bc_worker *w, json_t *arr, const char *field);
+
 /* Writes the ends gathered so far; a batch whose slot came free tops up.
  * 0, or -1 if the statement failed (the calls stay open: the reconciler's
  * quiet-call sweep asks the carrier about them). */

@@ -8,8 +8,6 @@
 #include "bc_ends.h"
 #include "bc_retry.h"
 
-#define MAX_EVENTS 500
-
 const bc_pg_stmt bc_events_stmts[] = {
     /* The progress events of one loop turn in one statement: each call
      * moves to its furthest status, its history gains every status it had
@@ -204,24 +202,40 @@ static void apply(bc_worker *w, const rd_kafka_message_t *m)
     json_decref(ev);
 }
 
-void bc_events_turn(bc_worker *w)
+int bc_events_turn(bc_worker *w)
 {
-    rd_kafka_message_t *m, *done[MAX_EVENTS];
-    int n, idle = bc_carrier_inflight(w->carrier) == 0;
+    rd_kafka_message_t *m;
 
-    for (n = 0; n < MAX_EVENTS && (m = bc_kafka_consume(w->events, idle && n == 0 ? 5 : 0));
-         n++) {
+    while (w->ntaken < BC_EVENTS_MAX && (m = bc_kafka_consume(w->events, 0))) {
         apply(w, m);
-        done[n] = m;
+        w->taken[w->ntaken++] = m;
     }
-    /* Offsets are stored only once their effect is written: progress
-     * first, so each call's history is in order, then the ends. */
+    /* The ends free slots, so they are written now, before the turn's
+     * claims; the other writes wait for bc_events_settle, after the claims
+     * and dials. Except where a call's end would overtake its own earlier
+     * news (accepted, answered, a machine's verdict, all in one turn):
+     * those are written first, as they arrived, so its history stays whole
+     * and its end sees its answered_by. */
+    if (bc_ends_touch(w, w->accepted, "c") || bc_ends_touch(w, w->progress, "id") ||
+        bc_ends_touch(w, w->amds, "id")) {
+        bc_dialing_flush_accepted(w);
+        flush_progress(w);
+        flush_amds(w);
+    }
+    bc_ends_flush(w);
+    return w->ntaken == BC_EVENTS_MAX;
+}
+
+void bc_events_settle(bc_worker *w)
+{
     bc_dialing_flush_accepted(w);
     flush_progress(w);
     flush_amds(w);
     bc_ends_flush(w);
-    for (int i = 0; i < n; i++) {
-        bc_kafka_store(w->events, done[i]);
-        rd_kafka_message_destroy(done[i]);
+    /* Offsets are stored only once their effect is written. */
+    for (int i = 0; i < w->ntaken; i++) {
+        bc_kafka_store(w->events, w->taken[i]);
+        rd_kafka_message_destroy(w->taken[i]);
     }
+    w->ntaken = 0;
 }

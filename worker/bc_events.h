@@ -11,10 +11,15 @@
 /* The statements this module runs (BC_PG_INCLUDE). */
 extern const bc_pg_stmt bc_events_stmts[];
 
-/* One turn of events. With no dial in flight nothing else makes the loop
- * wait, so it waits here for an event, briefly (5 ms), instead of
- * spinning. */
-void bc_events_turn(bc_worker *w);
+/* One turn of events: takes whatever the consumer holds, up to
+ * BC_EVENTS_MAX, never waiting (the loop waits in bc_carrier_perform,
+ * woken by Kafka), and writes their ends. Returns 1 if it stopped at
+ * BC_EVENTS_MAX (more may be waiting), else 0. */
+int bc_events_turn(bc_worker *w);
+/* Writes the rest of what the turn gathered (accepted dials, progress,
+ * answering machines, ends added since), then stores the offsets of the
+ * events taken. Every turn calls it after its claims. */
+void bc_events_settle(bc_worker *w);
 
 /* The carrier's answer to a change of a live call (bc_carrier's
  * bc_update_done; ud is the worker). */

@@ -165,12 +165,13 @@ static void take(bc_intake *in, rd_kafka_message_t *m)
     in->untried++;
 }
 
-void bc_intake_fetch(bc_intake *in, long max_in_hand)
+int bc_intake_fetch(bc_intake *in, long max_in_hand)
 {
     rd_kafka_message_t *m;
+    int n;
 
-    for (int n = 0; n < 500 && in->in_hand < max_in_hand &&
-                    (m = bc_kafka_consume(in->jobs, 0)); n++)
+    for (n = 0; n < 500 && in->in_hand < max_in_hand && (m = bc_kafka_consume(in->jobs, 0));
+         n++)
         take(in, m);
     /* Back-pressure: stop fetching instead of buffering without bound,
      * and fetch again below half of it: 2 * in_hand < max, not in_hand
@@ -182,6 +183,7 @@ void bc_intake_fetch(bc_intake *in, long max_in_hand)
         bc_kafka_pause(in->jobs, 0);
         in->paused = 0;
     }
+    return n == 500;
 }
 
 void bc_intake_unlink_gone(bc_wbatch *b)

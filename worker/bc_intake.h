@@ -48,8 +48,8 @@ void bc_intake_free(bc_intake *in);
 
 /* Consumes up to 500 jobs while fewer than max_in_hand are held, and
  * pauses the consumer at max_in_hand (back-pressure), resuming it below
- * half of that. */
-void bc_intake_fetch(bc_intake *in, long max_in_hand);
+ * half of that. Returns 1 if it stopped at 500 (more may be waiting). */
+int bc_intake_fetch(bc_intake *in, long max_in_hand);
 /* Jobs consumed and not yet done. */
 long bc_intake_in_hand(const bc_intake *in);
 /* Jobs waiting that no claim was offered yet (a test's barrier: the worker

@@ -6,8 +6,11 @@
  * names every module. */
 #include "bc_worker.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "bc_claim.h"
@@ -70,12 +73,23 @@ static void periodic(bc_worker *w)
     bc_metric_set(w->m_events_lag, (double)bc_kafka_lag(w->events));
 }
 
+/* Empties the wake pipe: what woke the loop is consumed next turn. */
+static void woken(bc_worker *w)
+{
+    char buf[64];
+
+    while (read(w->wake[0], buf, sizeof buf) > 0)
+        ;
+}
+
 void bc_worker_tick(bc_worker *w)
 {
+    int more;
+
     /* Events first: they free slots. */
-    bc_events_turn(w);
+    more = bc_events_turn(w);
     if (!w->draining) {
-        bc_intake_fetch(w->intake, w->max_in_hand);
+        more |= bc_intake_fetch(w->intake, w->max_in_hand);
         if (atomic_load(&w->renewing)) {
             long long now = bc_now_ms();
 
@@ -83,7 +97,16 @@ void bc_worker_tick(bc_worker *w)
             bc_dialing_resend(w, now);
         }
     }
-    bc_carrier_perform(w->carrier, 5);
+    /* The dials just started go out before the turn's other writes. */
+    bc_carrier_perform(w->carrier, 0, -1);
+    bc_events_settle(w);
+    /* The loop's one wait: for the carrier's answers, or for Kafka to bring
+     * an event or a job (the pipe), at most 5 ms for the timers, and none
+     * while a consumer was left holding messages. Before this the wait
+     * was for the carrier alone, so an end that arrived meanwhile waited
+     * out the rest of it before its slot was freed (bench/RESULTS.md). */
+    bc_carrier_perform(w->carrier, more ? 0 : 5, w->wake[0]);
+    woken(w);
     periodic(w);
     /* Last: a scrape that sees this turn counted sees its gauges too. */
     bc_metric_add(w->m_turns, 1);
@@ -110,7 +133,7 @@ void bc_worker_drain(bc_worker *w, int grace_ms)
     /* Jobs not claimed stay unstored: Kafka hands them to another worker.
      * Dials already sent finish here so their outcome is recorded. */
     while (bc_carrier_inflight(w->carrier) > 0 && bc_now_ms() < until) {
-        bc_carrier_perform(w->carrier, 10);
+        bc_carrier_perform(w->carrier, 10, -1);
         periodic(w);
     }
     /* Wait for the broker to acknowledge what we published, then forget
@@ -217,6 +240,14 @@ static int consumers(bc_worker *w, const char *brokers, const char *prefix, bc_e
         bc_err_set(err, "worker: out of memory");
         return -1;
     }
+    if (pipe(w->wake) < 0) {
+        bc_err_set(err, "worker: pipe: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < 2; i++)
+        fcntl(w->wake[i], F_SETFL, fcntl(w->wake[i], F_GETFL) | O_NONBLOCK);
+    bc_kafka_wake(w->jobs, w->wake[1]);
+    bc_kafka_wake(w->events, w->wake[1]);
     return 0;
 }
 
@@ -230,6 +261,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
 
     if (!w)
         return NULL;
+    w->wake[0] = w->wake[1] = -1;
     w->ctx = ctx;
     w->progress = json_array();
     w->accepted = json_array();
@@ -278,11 +310,16 @@ void bc_worker_free(bc_worker *w)
     json_decref(w->amds);
     json_decref(w->ends);
     /* Messages go back to librdkafka before its handles are destroyed. */
+    for (int i = 0; i < w->ntaken; i++)
+        rd_kafka_message_destroy(w->taken[i]);
     bc_intake_free(w->intake);
     /* Closing commits what was stored and leaves the group, so the
      * partitions move to another worker at once. */
     bc_kafka_free(w->jobs, 0);
     bc_kafka_free(w->events, 0);
+    for (int i = 0; i < 2; i++)
+        if (w->wake[i] >= 0)
+            close(w->wake[i]);
     bc_dialing_free(w);
     bc_carrier_free(w->carrier);
     bc_publisher_free(w->pub, 0);

@@ -35,6 +35,9 @@
 /* Batches whose windows a worker tops up in one interval (bc_topup). */
 #define BC_TOPUP_MAX 256
 
+/* Carrier events taken in one turn, at most (bc_events). */
+#define BC_EVENTS_MAX 500
+
 /* Outcome labels of worker_calls_finished_total (bc_ends). */
 #define BC_OUTCOMES 6
 
@@ -44,6 +47,7 @@ struct bc_worker {
     bc_ctx *ctx;
     bc_pg *pg;
     bc_kafka *jobs, *events;
+    int wake[2];                 /* a pipe both consumers write to (bc_kafka_wake) */
     bc_publisher *pub;
     bc_carrier *carrier;
     bc_intake *intake;
@@ -63,6 +67,8 @@ struct bc_worker {
     json_t *accepted;            /* accepted dials: [{c,sid,t}] */
     json_t *amds;                /* AMD verdicts: [{id,ab,sid}] */
     json_t *ends;                /* ended attempts (call_end_many) */
+    rd_kafka_message_t *taken[BC_EVENTS_MAX]; /* events whose offsets wait for the turn's writes */
+    int ntaken;
     char topups[BC_TOPUP_MAX][48]; /* batches whose window wants topping up */
     int ntopups;
     long long next_topup;

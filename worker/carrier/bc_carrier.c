@@ -313,13 +313,14 @@ static void finish(bc_carrier *c, CURL *easy, CURLcode code)
     free(x);
 }
 
-void bc_carrier_perform(bc_carrier *c, int timeout_ms)
+void bc_carrier_perform(bc_carrier *c, int timeout_ms, int wake_fd)
 {
+    struct curl_waitfd wake = { .fd = wake_fd, .events = CURL_WAIT_POLLIN };
     int running = 0, left;
     CURLMsg *m;
 
-    if (c->inflight)
-        curl_multi_poll(c->multi, NULL, 0, timeout_ms, NULL);
+    if (c->inflight || wake_fd >= 0)
+        curl_multi_poll(c->multi, wake_fd >= 0 ? &wake : NULL, wake_fd >= 0, timeout_ms, NULL);
     curl_multi_perform(c->multi, &running);
     while ((m = curl_multi_info_read(c->multi, &left)))
         if (m->msg == CURLMSG_DONE)

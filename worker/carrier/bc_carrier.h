@@ -75,8 +75,10 @@ int bc_carrier_update(bc_carrier *c, const char *sid, const char *call_id, const
 
 /* Starts a dial (d is copied). 0 or -1. */
 int bc_carrier_dial(bc_carrier *c, const bc_dial *d, bc_err *err);
-/* Drives transfers for up to timeout_ms and reports finished dials. */
-void bc_carrier_perform(bc_carrier *c, int timeout_ms);
+/* Drives transfers and reports finished dials, first waiting up to
+ * timeout_ms for one of them to make progress or for wake_fd to become
+ * readable (-1: none; without it and with no transfer, no wait). */
+void bc_carrier_perform(bc_carrier *c, int timeout_ms, int wake_fd);
 /* Observes each dial's dispatch latency (request sent to the carrier's
  * answer, as libcurl timed it) into hist, a histogram; NULL stops. */
 void bc_carrier_observe(bc_carrier *c, bc_metric *hist);
