@@ -40,7 +40,8 @@ const bc_pg_stmt bc_expiry_stmts[] = {
      * $1 [{"r" recipient, "c" call id}] $2 results topic $3 also v1.
      * Returns the outbox rows. */
     { "expire_stop",
-      "WITH j AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS j(r text, c text)),"
+      "WITH j AS (SELECT j.* FROM list_rows($1::jsonb) x,"
+      "             jsonb_to_record(x) AS j(r text, c text)),"
       " s AS MATERIALIZED (SELECT j.r, j.c, " STOP_REASON("b") " AS reason,"
       "                           b.from_number AS bfrom, b.agent_id"
       "          FROM j JOIN recipients rr ON rr.id = j.r JOIN batches b ON b.id = rr.batch_id"

@@ -148,7 +148,7 @@ static const bc_pg_stmt stmts[] = {
      * $1 [{"id","t","ok","code","err"}] $2 max tries $3 base ms $4 cap ms
      * $5 dead-letter topic */
     { "webhook_record",
-      "WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
+      "WITH r AS (SELECT r.* FROM list_rows($1::jsonb) x, jsonb_to_record(x)"
       "             AS r(id bigint, t bigint, ok bool, code int, err text)),"
       " u AS (UPDATE webhook_deliveries d SET attempts = d.attempts + 1,"
       "        status = CASE WHEN r.ok THEN 'delivered'"

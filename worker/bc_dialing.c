@@ -34,7 +34,8 @@ const bc_pg_stmt bc_dialing_stmts[] = {
      * be dialed (blocked NULL) and those the policy or credits stopped.
      * $1 [{"c" call,"b" batch,"t" token}] */
     { "dial_start_many",
-      "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, b text, t bigint)),"
+      "WITH d AS (SELECT d.* FROM list_rows($1::jsonb) x,"
+      "             jsonb_to_record(x) AS d(c text, b text, t bigint)),"
       " b AS (SELECT id FROM batches WHERE id IN (SELECT b FROM d) AND state = 'admitted' FOR SHARE),"
       " g AS MATERIALIZED (SELECT d.c, d.t, d.b, calls.tenant_id, calls.hold_cents, "
       BC_SQL_POLICY_BLOCK("calls.tenant_id", "calls.to_number") " AS blocked"
@@ -117,7 +118,8 @@ const bc_pg_stmt bc_dialing_stmts[] = {
      * one again, or pauses the batch if the balance no longer covers it.
      * $1 [{"c" call,"t" token}] */
     { "redial_back",
-      "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, t bigint)),"
+      "WITH d AS (SELECT d.* FROM list_rows($1::jsonb) x,"
+      "             jsonb_to_record(x) AS d(c text, t bigint)),"
       " r AS (UPDATE calls SET status = 'claimed', hold_cents = NULL FROM d, calls o"
       "        WHERE calls.id = d.c AND o.id = d.c AND calls.status = 'dialing'"
       "          AND calls.lease_token = d.t AND calls.carrier_call_id IS NULL"
@@ -146,7 +148,8 @@ const bc_pg_stmt bc_dialing_stmts[] = {
      * over records nothing; the reconciler owns that call now. The accepted
      * dials of one turn in one statement. $1 [{"c" call,"sid","t" token}] */
     { "dial_accepted_many",
-      "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(c text, sid text, t bigint))"
+      "WITH d AS (SELECT d.* FROM list_rows($1::jsonb) x,"
+      "             jsonb_to_record(x) AS d(c text, sid text, t bigint))"
       " UPDATE calls SET carrier_call_id = coalesce(calls.carrier_call_id, d.sid),"
       "        status = CASE WHEN calls.status = 'dialing' THEN 'queued' ELSE calls.status END,"
       "        history = CASE WHEN calls.status = 'dialing' THEN calls.history"

@@ -29,7 +29,7 @@ const bc_pg_stmt bc_ends_stmts[] = {
      * $1 [{"id","status","dur","reason","sid","out" outcome,"ab" answered by,"err"}]
      * $2 results topic $3 retry base seconds $4 also publish v1 events */
     { "call_end_many",
-      "WITH e AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
+      "WITH e AS (SELECT e.* FROM list_rows($1::jsonb) x, jsonb_to_record(x)"
       "             AS e(id text, status text, dur int, reason text, sid text, out text,"
       "                  ab text, err text)),"
       " c AS (UPDATE calls SET status = e.status, ended_at = now(), duration_s = e.dur,"

@@ -13,7 +13,8 @@ const bc_pg_stmt bc_events_stmts[] = {
      * moves to its furthest status, its history gains every status it had
      * not reached, in order. $1 [{"id","status","sid"}] */
     { "call_progress_many",
-      "WITH e AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS e(id text, status text, sid text)),"
+      "WITH e AS (SELECT e.* FROM list_rows($1::jsonb) x,"
+      "             jsonb_to_record(x) AS e(id text, status text, sid text)),"
       " b AS (SELECT id, max(sid) AS sid,"
       "              array_agg(DISTINCT status) AS sts,"
       "              (array_agg(status ORDER BY call_status_rank(status) DESC))[1] AS top"
@@ -37,7 +38,8 @@ const bc_pg_stmt bc_events_stmts[] = {
      * machine. Returns the calls still live whose policy asks the carrier
      * for something. $1 [{"id","ab","sid"}] */
     { "amd_many",
-      "WITH e AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS e(id text, ab text, sid text)),"
+      "WITH e AS (SELECT e.* FROM list_rows($1::jsonb) x,"
+      "             jsonb_to_record(x) AS e(id text, ab text, sid text)),"
       " c AS (UPDATE calls SET answered_by = e.ab, amd_at = now(),"
       "        carrier_call_id = coalesce(calls.carrier_call_id, e.sid),"
       "        voicemail_action = CASE WHEN e.ab LIKE 'machine%'"

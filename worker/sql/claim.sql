@@ -14,7 +14,8 @@
 -- $2 holder (this worker) $3 lease ttl, seconds
 -- In psql: PREPARE claim_many(jsonb, text, int) AS <this>; EXPLAIN EXECUTE ...
 WITH jobs AS (
-    SELECT * FROM jsonb_to_recordset($1::jsonb) AS j(n int, r text, b text, a int, c text)),
+    SELECT j.* FROM list_rows($1::jsonb) x,
+                    jsonb_to_record(x) AS j(n int, r text, b text, a int, c text)),
 -- The jobs' batches, as they are now.
 job_batches AS MATERIALIZED (
     SELECT id, state = 'admitted' AS admitted, calling_hours, timezone,
