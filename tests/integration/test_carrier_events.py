@@ -3,6 +3,7 @@ StatusCallbackEvent): only those it uses, each one a signed request through
 the API and Kafka. The simulator sends what was asked, as Twilio does, and
 only the final status when nothing was."""
 import os
+import signal
 import subprocess
 
 import requests
@@ -67,6 +68,49 @@ def test_by_default_ringing_answered_and_completed_are_asked_not_initiated(stack
         assert answered and dur == 2
     rec = stack.sql("SELECT status, count(*) FROM recipients WHERE batch_id = %s GROUP BY 1", bid)
     assert rec == [("completed", 6)]
+
+
+def test_a_call_answered_and_ended_in_one_turn_keeps_its_answer_and_whole_history(
+        stack, tmp_path):
+    """A turn writes its ends before its claims and its other writes after
+    them, except a call's own earlier news, which goes first (bc_events.c).
+    Here each call's answer and end reach the worker in one turn: the worker
+    is stopped while the calls ring and let go once the carrier's callbacks
+    are all in Kafka. Each call is answered, its history whole and in order."""
+    n = 6
+    extra = Extra(stack, tmp_path)
+    try:
+        sim = extra.start("sim-turn", "batchcall-carrier-sim", {
+            "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "3",
+            "BC_SIM_TALK_SECONDS": "0", "BC_SIM_MIX": "completed=1"})
+        env = {"BC_REGION": "apac", "BC_CARRIER_URL": f"http://127.0.0.1:{sim.port}"}
+        extra.start("sched-turn", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
+        worker = extra.start("w-turn", "batchcall-worker", env)
+        t = stack.tenant(concurrency=n)
+        body = {"name": "one turn", "agent_id": t["agent_id"],
+                "from_number_id": t["from_number_id"], "target_concurrency_limit": n,
+                "region": "APAC", "recipients": [{"to_number": f"+1427{i:07d}"} for i in range(n)]}
+        r = requests.post(stack.api + "/agents/calls/batches", json=body,
+                          headers=cartesia_headers(t["api_key"]), timeout=60)
+        assert r.status_code == 201, r.text
+        bid = r.json()["id"]
+        wait_until(lambda: stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s"
+                                     " AND status = 'ringing'", bid)[0][0] == n, 20,
+                   "every call ringing")
+        os.kill(worker.p.pid, signal.SIGSTOP)
+        wait_until(lambda: sim_metric(sim.port, "sim_callbacks_total", 'result="ok"') == 3 * n,
+                   20, "the carrier's answers and ends acknowledged")
+        os.kill(worker.p.pid, signal.SIGCONT)
+        all_terminal(stack, bid, 30)
+        calls = stack.sql("SELECT history, status, answered_at IS NOT NULL FROM calls"
+                          " WHERE batch_id = %s", bid)
+    finally:
+        extra.stop()
+    assert len(calls) == n
+    for history, status, answered in calls:
+        assert status == "completed" and answered, (status, answered)
+        assert statuses(history) == ["claimed", "dialing", "queued", "ringing", "in-progress",
+                                     "completed"]
 
 
 def test_completed_only_sends_one_callback_per_call_and_loses_nothing(stack, tmp_path):
