@@ -1,9 +1,10 @@
 /* bc_worker: the loop of one worker process, and its life. A turn reads
  * top to bottom as a recipient's path: carrier events free slots first
- * (bc_events), then new jobs come in (bc_intake) and are claimed and
- * dialed (bc_claim, bc_dialing), then the carrier is driven and the
- * periodic work done (bc_ends, bc_topup, bc_renewal). bc_worker_int.h
- * names every module. */
+ * (bc_events, their ends written at once), then new jobs come in
+ * (bc_intake) and are claimed and dialed (bc_claim, bc_dialing), then the
+ * turn's other writes (bc_events_settle), then the loop's one wait, for
+ * the carrier or Kafka, and the periodic work (bc_ends, bc_topup,
+ * bc_renewal). bc_worker_int.h names every module. */
 #include "bc_worker.h"
 
 #include <errno.h>
