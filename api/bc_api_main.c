@@ -104,6 +104,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number") "),"
       "                  updated_at = now()"
       "            WHERE r.batch_id = $1 AND r.status = 'queued'"
+      "              AND " BC_SQL_POLICY_ANY("(SELECT tenant_id FROM batches WHERE id = $1)")
       "              AND " BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number") " IS NOT NULL"
       "           RETURNING r.end_reason AS reason)"
       " SELECT reason, count(*) AS n FROM u GROUP BY reason" },

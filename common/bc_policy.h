@@ -10,12 +10,12 @@
  * "outside_legal_hours" or "insufficient_credits". Everything after a
  * stop (the call-result event, the webhook, the metric, each surface's
  * words) goes by reason, so a new gate rule is an arm in
- * common/sql/policy_block.sql, a line in policy_message() and a row in
- * bc_policy.c's table. */
+ * common/sql/policy_block.sql and in policy_any.sql, a line in
+ * policy_message() and a row in bc_policy.c's table. */
 #ifndef BC_POLICY_H
 #define BC_POLICY_H
 
-#include "bc_sql_common.h"   /* BC_SQL_POLICY_BLOCK */
+#include "bc_sql_common.h"   /* BC_SQL_POLICY_BLOCK, BC_SQL_POLICY_ANY */
 
 #define BC_POLICY_DNC "dnc_blocked"   /* the number is on the tenant's DNC list */
 /* Held by the tenant's legal hours until its batch expired. */
@@ -25,7 +25,10 @@
 
 /* The gate itself is one SQL expression over a tenant id and an E.164
  * number (SQL text), common/sql/policy_block.sql: BC_SQL_POLICY_BLOCK(tenant,
- * number), the reason that number may not be called now, or NULL. */
+ * number), the reason that number may not be called now, or NULL; and
+ * BC_SQL_POLICY_ANY(tenant) (common/sql/policy_any.sql) says whether it
+ * could stop any of the tenant's numbers, for a statement over a whole
+ * batch to skip its rows when it cannot. */
 
 /* 1 if reason (a recipient's or call's end_reason) is a policy stop. */
 int bc_policy_stop(const char *reason);
