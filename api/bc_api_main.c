@@ -83,11 +83,14 @@ const bc_pg_stmt bc_api_stmts[] = {
      * (bc_policy.h): the numbers it forbids (a surface that refuses the
      * batch names them), or those recipients ended at once, undialed, with
      * the rule as their end reason; counted by reason. One probe of dnc's
-     * primary key per recipient, found by batch_id. $1 batch id */
+     * primary key per recipient, found by batch_id; none at all for a
+     * tenant the gate cannot stop (BC_SQL_POLICY_ANY, checked once).
+     * $1 batch id */
     { "policy_hits",
       "SELECT to_number, min(reason) AS reason FROM (SELECT r.to_number, r.seq, "
       BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number") " AS reason"
-      "   FROM recipients r WHERE r.batch_id = $1) x"
+      "   FROM recipients r WHERE r.batch_id = $1"
+      "    AND " BC_SQL_POLICY_ANY("(SELECT tenant_id FROM batches WHERE id = $1)") ") x"
       " WHERE reason IS NOT NULL GROUP BY to_number ORDER BY min(seq)" },
     /* One table, no join: the rule is evaluated where each row is read
      * (again in SET for the rare row it stops). Written as a join of the
