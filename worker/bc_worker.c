@@ -241,12 +241,10 @@ static int consumers(bc_worker *w, const char *brokers, const char *prefix, bc_e
         bc_err_set(err, "worker: out of memory");
         return -1;
     }
-    if (pipe(w->wake) < 0) {
+    if (pipe2(w->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
         bc_err_set(err, "worker: pipe: %s", strerror(errno));
         return -1;
     }
-    for (int i = 0; i < 2; i++)
-        fcntl(w->wake[i], F_SETFL, fcntl(w->wake[i], F_GETFL) | O_NONBLOCK);
     bc_kafka_wake(w->jobs, w->wake[1]);
     bc_kafka_wake(w->events, w->wake[1]);
     return 0;
