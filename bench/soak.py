@@ -82,7 +82,8 @@ def table_stats(sc):
 
 def recent_calls(sc, tenant, since):
     """(created ms, ended ms or None) of the tenant's calls that could have
-    ended since `since`: created within a call's longest life before it. Read through calls_tenant_created, so a sample costs the same at
+    ended since `since`: created within a call's longest life before it.
+    Read through calls_tenant_created, so a sample costs the same at
     minute 60 as at minute 5 (a scan of all of calls grew with the table,
     and the harness's own CPU with it)."""
     return sc.s.sql(
