@@ -317,10 +317,19 @@ out:
     return rc;
 }
 
+static int id_order(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 /* COPY: the fastest way PostgreSQL takes rows. Rows are sent as they are
  * made, so the server stores the first while the next are formatted. Ids
- * are drawn at once; the request's order is kept in seq. Values were
- * validated by the surface; COPY escaping makes any text safe. */
+ * are drawn at once and handed out in ascending order, so the primary
+ * key's inserts each land after the last, on the rightmost page, which a
+ * B-tree fills before it splits; in random order they land all over the
+ * batch's range and split pages in half. The request's order is kept in
+ * seq. Values were validated by the surface; COPY escaping makes any text
+ * safe. */
 static int store_recipients(bc_pg *pg, const bc_principal *who, const bc_batch_spec *s,
                             const creating *c, bc_err *err)
 {
@@ -334,6 +343,7 @@ static int store_recipients(bc_pg *pg, const bc_principal *who, const bc_batch_s
         bc_err_set(err, "no randomness for recipient ids");
         return -1;
     }
+    qsort(ids, n, sizeof *ids, id_order);
     if (!(cp = bc_pg_copy_begin(pg, "COPY recipients (id, batch_id, tenant_id, seq, to_number,"
                                     " from_number, metadata, variables, max_retries, timezone,"
                                     " retry_policy) FROM STDIN", err))) {
