@@ -2,6 +2,7 @@
 
 #include "bc_pg.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -128,10 +129,62 @@ static int deeper_than(const json_t *v, int left)
     return 0;
 }
 
+/* An upper bound on v's compact JSON size, or more than limit once it is
+ * past it; SIZE_MAX when v nests deeper than left levels. */
+static size_t size_bound(const json_t *v, int left, size_t limit)
+{
+    size_t n = 2, i, klen;
+    const char *key;
+    json_t *x;
+
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return 2 + 6 * json_string_length(v);
+    case JSON_INTEGER:
+        return 20;
+    case JSON_REAL:
+        return 32;
+    case JSON_OBJECT:
+    case JSON_ARRAY:
+        break;
+    default:
+        return 5;
+    }
+    if (left == 0)
+        return SIZE_MAX;
+    if (json_is_object(v)) {
+        json_object_keylen_foreach((json_t *)v, key, klen, x) {
+            size_t e = size_bound(x, left - 1, limit);
+
+            if (e == SIZE_MAX)
+                return SIZE_MAX;
+            n += 2 + 6 * klen + 2 + e;   /* "key":value, */
+            if (n > limit)
+                return n;
+        }
+    } else {
+        json_array_foreach(v, i, x) {
+            size_t e = size_bound(x, left - 1, limit);
+
+            if (e == SIZE_MAX)
+                return SIZE_MAX;
+            n += e + 1;
+            if (n > limit)
+                return n;
+        }
+    }
+    return n;
+}
+
+int bc_json_surely_fits(const json_t *v, size_t max_bytes)
+{
+    return !v || json_is_null(v) || size_bound(v, BC_JSON_MAX_DEPTH, max_bytes) <= max_bytes;
+}
+
 int bc_json_fits(const json_t *v, const char *field, size_t max_bytes, char *why,
                  size_t cap)
 {
-    if (!v || json_is_null(v))
+    if (bc_json_surely_fits(v, max_bytes))
         return 0;
     /* Depth first: it bounds the work of measuring the size. */
     if (deeper_than(v, BC_JSON_MAX_DEPTH)) {

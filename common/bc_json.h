@@ -45,6 +45,13 @@ int bc_json_no_null(const json_t *obj, const char *where, const char *fields, ch
 int bc_json_fits(const json_t *v, const char *field, size_t max_bytes, char *why,
                  size_t cap);
 
+/* 1 when v surely passes bc_json_fits(v, ..., max_bytes, ...): it nests
+ * no deeper than the cap and an upper bound on its compact size (every
+ * string byte counted as a six-byte escape) is within max_bytes. One walk,
+ * no allocation, no message: for checking many small values, calling
+ * bc_json_fits only for those it cannot vouch for. 0 means "measure". */
+int bc_json_surely_fits(const json_t *v, size_t max_bytes);
+
 /* A result cell as a JSON string, or JSON null when the cell is SQL NULL or
  * res has no column col. New reference. */
 json_t *bc_json_pg_str(const PGresult *res, int row, const char *col);

@@ -139,11 +139,15 @@ static json_t *recipient(json_t *r, size_t i, char *why, size_t cap)
         snprintf(why, cap, "recipients[%zu] must be an object", i);
         return NULL;
     }
-    snprintf(at, sizeof at, "recipients[%zu].", i);
     /* metadata and dynamic_variables may be null (the OpenAPI document's
-     * nullable); the other fields may not. */
-    if (bc_json_no_null(r, at, "to_number,from_number", why, cap) < 0)
+     * nullable); the other fields may not. The field's path is written
+     * only for the message: 5,000 of them cost a create about a
+     * millisecond. */
+    if (json_is_null(to) || json_is_null(from)) {
+        snprintf(at, sizeof at, "recipients[%zu].", i);
+        bc_json_no_null(r, at, "to_number,from_number", why, cap);
         return NULL;
+    }
     if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
         snprintf(why, cap, "recipients[%zu].to_number must be an E.164 phone "
                            "number such as +14155559876", i);

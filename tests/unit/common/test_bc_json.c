@@ -1,5 +1,6 @@
 /* Tests common/bc_json.c: request bodies and fields, with errors a client
  * can act on. */
+#include <stdint.h>
 #include <string.h>
 
 #include "bc_json.h"
@@ -117,7 +118,43 @@ static void test_fits(void **state)
     json_decref(j);
 }
 
+/* bc_json_surely_fits only ever vouches for what fits: for every value and
+ * every cap around its size, a yes means its compact JSON is within the
+ * cap. Values with escapes, a NUL inside a key and a string, numbers at
+ * their longest and nesting at the cap. */
+static void test_surely_fits_never_vouches_for_too_big(void **state)
+{
+    (void)state;
+    json_t *vals[] = {
+        json_pack("{s:i}", "row", 7),
+        json_pack("{s:I,s:f,s:b,s:n}", "a", (json_int_t)INT64_MIN, "b", -1.2345678901234567e-308,
+                  "c", 1, "d"),
+        json_pack("{s:s}", "k", "tab\there \"quoted\" \x01 and \xc3\xa9"),
+        json_pack("[s,s,[],{}]", "", "\x1f\x1f"),
+        json_stringn("a\0b", 3),
+        nested(BC_JSON_MAX_DEPTH),
+        nested(BC_JSON_MAX_DEPTH + 1),
+    };
+    json_t *o = json_object();
+
+    json_object_setn_new(o, "x\0y", 3, json_stringn("\0", 1));
+    for (size_t i = 0; i <= sizeof vals / sizeof vals[0]; i++) {
+        json_t *v = i < sizeof vals / sizeof vals[0] ? vals[i] : o;
+        size_t size = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        int deep = i == 6;
+
+        for (size_t cap = 0; cap < size * 8 + 16; cap++)
+            if (bc_json_surely_fits(v, cap))
+                assert_true(size <= cap && !deep);
+        if (!deep)   /* and it does vouch for small values under a roomy cap */
+            assert_true(bc_json_surely_fits(v, size * 6 + 64));
+        json_decref(v);
+    }
+    assert_true(bc_json_surely_fits(NULL, 0));
+}
+
 BC_TEST_MAIN(cmocka_unit_test(test_object_parsing),
+             cmocka_unit_test(test_surely_fits_never_vouches_for_too_big),
              cmocka_unit_test(test_int_field),
              cmocka_unit_test(test_str_field),
              cmocka_unit_test(test_fits),
