@@ -55,6 +55,8 @@ struct bc_http_req {
     pthread_mutex_t mu;
     int deferred, suspended, answered;
     bc_http_resp later;
+    json_t *drop[4];          /* bc_http_drop_later's, dropped when completed */
+    int ndrop;
 };
 
 static long long now_ms(void)
@@ -104,6 +106,18 @@ const char *bc_http_body(const bc_http_req *r, size_t *len)
     if (len)
         *len = r->len;
     return r->body ? r->body : "";
+}
+
+void bc_http_drop_later(const bc_http_req *r, json_t *j)
+{
+    bc_http_req *w = (bc_http_req *)r;   /* the handler's view is const; the request is ours */
+
+    if (!j)
+        return;
+    if (w->ndrop == (int)(sizeof w->drop / sizeof w->drop[0]))
+        json_decref(j);
+    else
+        w->drop[w->ndrop++] = j;
 }
 
 const char *bc_http_client_ip(const bc_http_req *r, char *buf, size_t cap)
@@ -590,6 +604,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     /* Kept alive, the connection awaits its next request from now. */
     await_request(cls, c, now_ms());
     if (r) {
+        for (int i = 0; i < r->ndrop; i++)
+            json_decref(r->drop[i]);
         free(r->body);
         free(r->later.body);
         pthread_mutex_destroy(&r->mu);

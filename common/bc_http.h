@@ -118,6 +118,10 @@ const char *bc_http_query(const bc_http_req *r, const char *name);
 int bc_http_query_long(const bc_http_req *r, const char *name, long min, long max,
                        long def, long *out);
 const char *bc_http_body(const bc_http_req *r, size_t *len);
+/* Takes the caller's reference to j (NULL is ignored) and drops it once the
+ * response has been sent: a 5,000-recipient request's JSON takes
+ * milliseconds to free, which the client need not wait for. */
+void bc_http_drop_later(const bc_http_req *r, json_t *j);
 const char *bc_http_client_ip(const bc_http_req *r, char *buf, size_t cap);
 /* The route label the handler chose, for metrics ("/agents/calls/batches/:id"). */
 void bc_http_set_route(const bc_http_req *r, const char *route);

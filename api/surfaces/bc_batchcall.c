@@ -315,8 +315,8 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
     }
 out:
     json_decref(spec.retry_policy);
-    json_decref(tasks);
-    json_decref(in);
+    bc_http_drop_later(req, tasks);
+    bc_http_drop_later(req, in);
 }
 
 /* GET /batch-call: the tenant's batch calls of this surface, by page. */

@@ -325,8 +325,8 @@ static void create_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
            "respond_us", (json_int_t)(bc_now_us() - t_store));
 out:
     json_decref(spec.retry_policy);
-    json_decref(recips);
-    json_decref(body);
+    bc_http_drop_later(req, recips);
+    bc_http_drop_later(req, body);
 }
 
 /* Idempotent as every creating POST, under the name the create has always

@@ -545,7 +545,7 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
     }
 out:
     bc_retell_req_clear(&rr);
-    json_decref(in);
+    bc_http_drop_later(req, in);
 }
 
 /* The verb a route's path starts with: "/cancel-batch-call/{id}" is cancel. */

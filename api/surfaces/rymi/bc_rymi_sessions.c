@@ -421,8 +421,8 @@ static void create_session(void *ud, const bc_http_req *req, bc_http_resp *resp)
 out:
     json_decref(spec.blocked);
     json_decref(spec.retry_policy);
-    json_decref(recips);
-    json_decref(in);
+    bc_http_drop_later(req, recips);
+    bc_http_drop_later(req, in);
 }
 
 static void list_sessions(bc_surface_req *r, const char *agent, int active)

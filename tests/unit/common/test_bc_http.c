@@ -110,10 +110,44 @@ static void test_stop_runs_no_new_handler_and_keeps_promises(void **state)
     pthread_join(ts, NULL);   /* and the daemon stopped, the process alive */
 }
 
+/* bc_http_drop_later: the handler's reference is held while the response
+ * goes out and dropped once the request has completed. */
+static json_t *dropped;
+static atomic_int refs_in_handler;
+
+static void dropping_handler(void *ud, const bc_http_req *req, bc_http_resp *resp)
+{
+    (void)ud;
+    bc_http_set_route(req, "/x");
+    bc_http_drop_later(req, json_incref(dropped));
+    atomic_store(&refs_in_handler, (int)dropped->refcount);
+    bc_http_json(resp, 200, json_pack("{s:s}", "ok", "now"));
+}
+
+static void test_drop_later_drops_after_the_response(void **state)
+{
+    bc_http_opts o = { .bind = "127.0.0.1", .max_body = 1024, .threads = 2,
+                       .handler = dropping_handler };
+    bc_err err = { "" };
+    bc_http *h;
+
+    (void)state;
+    dropped = json_pack("{s:[i,i,i]}", "recipients", 1, 2, 3);
+    assert_non_null(h = bc_http_start(&o, &err));
+    assert_int_equal(get(bc_http_port(h), 5000), 200);
+    assert_int_equal(atomic_load(&refs_in_handler), 2);   /* ours and the request's */
+    for (int i = 0; i < 400 && dropped->refcount != 1; i++)
+        sleep_ms(5);
+    assert_int_equal(dropped->refcount, 1);
+    bc_http_stop(h);
+    json_decref(dropped);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stop_runs_no_new_handler_and_keeps_promises),
+        cmocka_unit_test(test_drop_later_drops_after_the_response),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
