@@ -261,7 +261,6 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
     bc_batch_spec spec = { .surface = "batch-call" };
     bc_err err = { "" };
 
-    (void)req;
     if (!in)
         return;
     if (bc_batchcall_parse(in, &spec, &tasks, sched, why, sizeof why) < 0) {

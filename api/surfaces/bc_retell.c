@@ -491,7 +491,6 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
     bc_retell_req rr = { 0 };
     bc_err err = { "" };
 
-    (void)req;
     if (!in)
         return;
     if (bc_retell_parse(in, &spec, &rr, why, sizeof why) < 0) {

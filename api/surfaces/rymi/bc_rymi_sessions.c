@@ -373,7 +373,6 @@ static void create_session(void *ud, const bc_http_req *req, bc_http_resp *resp)
     char why[300], id[48];
     bc_err err = { "" };
 
-    (void)req;
     if (!in)
         return;
     if (bc_rymi_parse(in, participants, &spec, &recips, why, sizeof why) < 0) {
