@@ -5,7 +5,8 @@ Measures, against the running local stack (deploy/local/stack.sh up):
     one client;
   - recipients/s with 4 concurrent clients;
   - the baseline, in the same run: a raw COPY of the same 5,000 rows into
-    a table shaped like recipients (with its indexes), and its rows/s.
+    recipients itself (its indexes), with ids of the create's shape, and
+    its rows/s.
 Batches are scheduled a day ahead so no call is dialed while measuring.
 Prints a table; never fails on timing."""
 import io
