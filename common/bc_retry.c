@@ -123,6 +123,12 @@ static int parse_backoff(json_t *v, const char *where, json_t *policy, char *why
     return 0;
 }
 
+int bc_retry_given(const json_t *obj)
+{
+    return json_object_get(obj, "max_retries") || json_object_get(obj, "retry_on") ||
+           json_object_get(obj, "retry_intervals_s") || json_object_get(obj, "retry_backoff");
+}
+
 int bc_retry_parse(json_t *obj, const char *where, int *max_retries, json_t **policy,
                    char *why, size_t cap)
 {

@@ -131,8 +131,7 @@ int bc_recipient_retry(json_t *src, json_t *dst, const char *where, size_t i, ch
     int mr;
 
     /* Most recipients carry none: skip writing the path for the messages. */
-    if (!json_object_get(src, "max_retries") && !json_object_get(src, "retry_on") &&
-        !json_object_get(src, "retry_intervals_s") && !json_object_get(src, "retry_backoff"))
+    if (!bc_retry_given(src))
         return 0;
     snprintf(at, sizeof at, "%s[%zu].", where, i);
     if (bc_retry_parse(src, at, &mr, &policy, why, cap) < 0)

@@ -57,6 +57,26 @@ static void test_absent_fields_store_nothing(void **state)
     accepts("{\"max_retries\": 10}", 10, "null");
 }
 
+/* bc_retry_given says whether bc_retry_parse has anything to read: each of
+ * its fields counts, null included (the parse refuses a null by name). */
+static void test_given_names_every_field_the_parse_reads(void **state)
+{
+    const char *given[] = { "{\"max_retries\": 1}", "{\"retry_on\": []}",
+                            "{\"retry_intervals_s\": [5]}", "{\"retry_backoff\": {\"base_s\": 5}}",
+                            "{\"retry_on\": null}" };
+    json_t *j;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof given / sizeof given[0]; i++) {
+        assert_non_null(j = json_loads(given[i], 0, NULL));
+        assert_true(bc_retry_given(j));
+        json_decref(j);
+    }
+    assert_non_null(j = json_loads("{\"to_number\": \"+14155550100\", \"retries\": 3}", 0, NULL));
+    assert_false(bc_retry_given(j));
+    json_decref(j);
+}
+
 static void test_retry_on_is_normalised(void **state)
 {
     (void)state;
@@ -184,6 +204,7 @@ static void test_waits_follow_the_schedule(void **state)
 }
 
 BC_TEST_MAIN(cmocka_unit_test(test_absent_fields_store_nothing),
+             cmocka_unit_test(test_given_names_every_field_the_parse_reads),
              cmocka_unit_test(test_retry_on_is_normalised),
              cmocka_unit_test(test_schedules_are_stored_with_defaults),
              cmocka_unit_test(test_malformed_fields_are_refused_by_name),
