@@ -84,25 +84,44 @@ int bc_json_str(json_t *obj, const char *field, int required, size_t maxlen,
     return 0;
 }
 
+/* The first of fields (comma-separated) that obj holds as null, copied
+ * into name; NULL when none is. */
+static const char *null_field(const json_t *obj, const char *fields, char name[64])
+{
+    for (const char *f = fields; f && *f;) {
+        size_t n = strcspn(f, ",");
+
+        if (n < 64) {
+            memcpy(name, f, n);
+            name[n] = '\0';
+            if (json_is_null(json_object_get(obj, name)))
+                return name;
+        }
+        f += n + (f[n] == ',');
+    }
+    return NULL;
+}
+
 int bc_json_no_null(const json_t *obj, const char *where, const char *fields, char *why,
                     size_t cap)
 {
     char name[64];
 
-    for (const char *f = fields; f && *f;) {
-        size_t n = strcspn(f, ",");
+    if (!null_field(obj, fields, name))
+        return 0;
+    snprintf(why, cap, "%s%s must not be null; leave it out", where, name);
+    return -1;
+}
 
-        if (n < sizeof name) {
-            memcpy(name, f, n);
-            name[n] = '\0';
-            if (json_is_null(json_object_get(obj, name))) {
-                snprintf(why, cap, "%s%s must not be null; leave it out", where, name);
-                return -1;
-            }
-        }
-        f += n + (f[n] == ',');
-    }
-    return 0;
+int bc_json_no_null_at(const json_t *obj, const char *array, size_t i, const char *fields,
+                       char *why, size_t cap)
+{
+    char name[64];
+
+    if (!null_field(obj, fields, name))
+        return 0;
+    snprintf(why, cap, "%s[%zu].%s must not be null; leave it out", array, i, name);
+    return -1;
 }
 
 /* 1 when v nests deeper than left levels. Stops looking there, so the

@@ -29,6 +29,11 @@ int bc_json_str(json_t *obj, const char *field, int required, size_t maxlen,
  * ("<where><field> must not be null; leave it out"). */
 int bc_json_no_null(const json_t *obj, const char *where, const char *fields, char *why,
                     size_t cap);
+/* The same for item i of an array named array: the message says
+ * "<array>[<i>].<field>", written only when there is one to give (a
+ * 5,000-recipient create checks 5,000 items). */
+int bc_json_no_null_at(const json_t *obj, const char *array, size_t i, const char *fields,
+                       char *why, size_t cap);
 
 /* Caps on free-form JSON a client stores (a batch's and a recipient's
  * metadata and variables, post_call, an agent's config, an agent report's

@@ -450,8 +450,8 @@ static int free_json_fits(const bc_batch_spec *s, char *why, size_t cap)
             const char *name = k ? "variables" : "metadata";
             json_t *v = json_object_get(r, name);
 
-            /* Named only when measured: 10,000 names cost more than the
-             * bounds of 10,000 small values. */
+            /* The field's name is written only for a value that has to
+             * be measured, which may fail; a small one is vouched for. */
             if (bc_json_surely_fits(v, BC_JSON_MAX_BYTES))
                 continue;
             snprintf(field, sizeof field, "recipients[%zu].%s", i, name);

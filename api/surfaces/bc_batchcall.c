@@ -143,14 +143,12 @@ static int parse_tasks(json_t *tasks, json_t **out, char *why, size_t cap)
     json_array_foreach(tasks, i, t) {
         json_t *to = json_object_get(t, "to_number"), *dv = json_object_get(t, "dynamic_variables");
         json_t *x;
-        char at[32];
 
         if (!json_is_object(t)) {
             snprintf(why, cap, "tasks[%zu] must be an object", i);
             return -1;
         }
-        snprintf(at, sizeof at, "tasks[%zu].", i);
-        if (bc_json_no_null(t, at, "to_number,dynamic_variables", why, cap) < 0)
+        if (bc_json_no_null_at(t, "tasks", i, "to_number,dynamic_variables", why, cap) < 0)
             return -1;
         if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
             snprintf(why, cap, "tasks[%zu].to_number must be in E.164 format", i);

@@ -164,16 +164,15 @@ static int parse_tasks(json_t *tasks, json_t **out, const char **agent, char *wh
         json_t *ign = json_object_get(t, "ignore_e164_validation");
         json_t *ver = json_object_get(t, "override_agent_version");
         json_t *ao = json_object_get(t, "agent_override"), *sip = json_object_get(t, "custom_sip_headers");
-        char at[32];
 
         if (!json_is_object(t)) {
             snprintf(why, cap, "tasks[%zu] must be an object", i);
             return -1;
         }
-        snprintf(at, sizeof at, "tasks[%zu].", i);
-        if (bc_json_no_null(t, at, "to_number,ignore_e164_validation,override_agent_id,"
-                            "override_agent_version,agent_override,retell_llm_dynamic_variables,"
-                            "metadata,custom_sip_headers", why, cap) < 0)
+        if (bc_json_no_null_at(t, "tasks", i, "to_number,ignore_e164_validation,"
+                               "override_agent_id,override_agent_version,agent_override,"
+                               "retell_llm_dynamic_variables,metadata,custom_sip_headers",
+                               why, cap) < 0)
             return -1;
         if (ign && !json_is_boolean(ign)) {
             snprintf(why, cap, "tasks[%zu].ignore_e164_validation must be a boolean", i);

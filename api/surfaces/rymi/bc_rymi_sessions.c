@@ -253,11 +253,9 @@ static json_t *recipients_of(json_t *in, const char *field, int participants, ch
 
         if (json_is_object(x)) {
             const char *tr = json_string_value(json_object_get(x, "transport"));
-            char at[48];
 
-            snprintf(at, sizeof at, "%s[%zu].", field, i);
-            if (bc_json_no_null(x, at, "to,identity,transport,from_number,metadata", why,
-                                sizeof why) < 0)
+            if (bc_json_no_null_at(x, field, i, "to,identity,transport,from_number,metadata",
+                                   why, sizeof why) < 0)
                 goto bad;
             if (participants && tr && strcmp(tr, "pstn")) {
                 snprintf(why, sizeof why, "%s[%zu].transport '%s' is not supported here; "

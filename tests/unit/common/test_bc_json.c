@@ -91,6 +91,12 @@ static void test_no_null(void **state)
     assert_string_equal(why, "tasks[2].latest_at must not be null; leave it out");
     assert_int_equal(bc_json_no_null(j, "", "", why, sizeof why), 0);
     assert_int_equal(bc_json_no_null(NULL, "", "ttl", why, sizeof why), 0);
+    /* An array's item: its path is in the message, as the caller's own
+     * "tasks[2]." prefix put it. */
+    assert_int_equal(bc_json_no_null_at(j, "tasks", 2, "name,ttl", why, sizeof why), 0);
+    assert_int_equal(bc_json_no_null_at(j, "tasks", 2, "name,latest_at", why, sizeof why), -1);
+    assert_string_equal(why, "tasks[2].latest_at must not be null; leave it out");
+    assert_int_equal(bc_json_no_null_at(NULL, "tasks", 0, "ttl", why, sizeof why), 0);
     json_decref(j);
 }
 
