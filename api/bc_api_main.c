@@ -287,22 +287,27 @@ const bc_pg_stmt bc_api_stmts[] = {
     { "expiry_set", "UPDATE batches SET latest_at = $2::timestamptz WHERE id = $1" },
     { "pool_set",
       "UPDATE batches SET from_pool = $2::text[], pool_cps = $3::int WHERE id = $1" },
-    /* Ending a batch's live calls at the carrier: one hang-up command per
-     * call the carrier has and that has not ended, on its region's carrier
-     * events (the worker asks the carrier; the final status callback frees
-     * the slot). Each call is asked once. $1 batch $2 tenant $3 topic
-     * prefix ("<prefix>.carrier-events.") */
+    /* Ending a batch's live calls at the carrier: every open call that was
+     * sent is marked, once (a second request finds them marked), and those
+     * the carrier has (a carrier sid) get a hang-up command on their
+     * region's carrier events (the worker asks the carrier; the final
+     * status callback frees the slot). The cancel before it waited for the
+     * dials in flight, so a call without a sid here is one whose dialer
+     * stalled: the scheduler's sweep sends its command once the reconciler
+     * finds its sid, and sends any command again that did not end its call
+     * (sql/0033). $1 batch $2 tenant $3 topic prefix
+     * ("<prefix>.carrier-events.") */
     { "batch_hangup",
-      "WITH c AS (UPDATE calls SET hangup_requested_at = now()"
+      "WITH c AS (UPDATE calls SET hangup_requested_at = now(),"
+      "                  hangup_sent_at = CASE WHEN carrier_call_id IS NOT NULL THEN now() END"
       "            WHERE batch_id = $1 AND tenant_id = $2 AND hangup_requested_at IS NULL"
-      "              AND carrier_call_id IS NOT NULL"
-      "              AND status IN ('queued', 'ringing', 'in-progress')"
-      "           RETURNING id, batch_id, tenant_id, carrier_call_id, status)"
-      " INSERT INTO outbox (topic, key, payload)"
-      " SELECT $3 || b.region, c.id, json_build_object('v', 1, 'kind', 'hangup',"
-      "        'call_id', c.id, 'batch_id', c.batch_id, 'tenant_id', c.tenant_id,"
-      "        'carrier_call_id', c.carrier_call_id, 'status', c.status)::text"
-      "   FROM c JOIN batches b ON b.id = c.batch_id"
+      "              AND ended_at IS NULL"
+      "              AND status IN ('dialing', 'queued', 'ringing', 'in-progress')"
+      "           RETURNING id, batch_id, tenant_id, carrier_call_id, status),"
+      " h AS (SELECT c.*, b.region FROM c JOIN batches b ON b.id = c.batch_id"
+      "        WHERE c.carrier_call_id IS NOT NULL)"
+      " INSERT INTO outbox (topic, key, payload) "
+      BC_SQL_HANGUP_ROWS("h", "$3 || h.region")
       " RETURNING id, topic, key, payload" },
     /* The agent leg's batch settings: voicemail policy, recording. */
     { "agent_leg_set",

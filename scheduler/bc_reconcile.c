@@ -9,6 +9,7 @@
 
 #include "bc_credits.h"
 #include "bc_kafka.h"
+#include "bc_sql.h"
 
 const bc_pg_stmt bc_reconcile_stmts[] = {
     /* Leases of the region whose holder stopped renewing, with their call.
@@ -71,6 +72,25 @@ const bc_pg_stmt bc_reconcile_stmts[] = {
       "UPDATE calls SET carrier_call_id = $2,"
       "       status = CASE WHEN status IN ('claimed', 'dialing') THEN 'queued' ELSE status END"
       " WHERE id = $1 AND carrier_call_id IS NULL" },
+    /* Hang-ups to send (again): open calls of the region a cancel asked to
+     * hang up, that the carrier has, whose last command is older than $2
+     * seconds or was never sent (no sid then). Each is marked sent and its
+     * command written to the outbox (sql/0033). $1 region $2 seconds
+     * $3 the region's carrier events */
+    { "rc_hangups",
+      "WITH c AS (UPDATE calls SET hangup_sent_at = now()"
+      "            WHERE id IN (SELECT c.id FROM calls c JOIN batches b ON b.id = c.batch_id"
+      "                          WHERE c.ended_at IS NULL AND b.region = $1"
+      "                            AND c.hangup_requested_at IS NOT NULL"
+      "                            AND c.carrier_call_id IS NOT NULL"
+      "                            AND call_status_rank(c.status) < 9"
+      "                            AND coalesce(c.hangup_sent_at, '-infinity')"
+      "                                < now() - make_interval(secs => $2::int)"
+      "                          LIMIT 100)"
+      "           RETURNING id, batch_id, tenant_id, carrier_call_id, status)"
+      " INSERT INTO outbox (topic, key, payload) "
+      BC_SQL_HANGUP_ROWS("c", "$3")
+      " RETURNING id, topic, key, payload" },
     { 0, 0 },
 };
 
@@ -81,6 +101,7 @@ struct bc_reconcile {
     CURL *curl;
     char base[512], userpwd[256], holder[64], region[16], ttl[16], topic[160];
     bc_metric *m_abandoned, *m_adopted, *m_ended, *m_taken, *m_lookup_failed, *m_quiet;
+    bc_metric *m_hangups;
 };
 
 typedef struct buf {
@@ -159,6 +180,8 @@ bc_reconcile *bc_reconcile_new(bc_ctx *ctx, bc_pg *pg, bc_publisher *pub, bc_err
     M(m_lookup_failed, "reconcile_lookups_failed_total",
       "Carrier lookups that failed; the call is asked about again later");
     M(m_ended, "reconcile_calls_ended_total", "Final statuses fetched from the carrier");
+    M(m_hangups, "reconcile_hangups_sent_total",
+      "Hang-up commands sent by the sweep: a call's first after its sid was found, or again");
 #undef M
     return r;
 }
@@ -395,6 +418,30 @@ int bc_reconcile_run(bc_reconcile *r)
         settle(r, row);
         PQclear(row);
         n++;
+    }
+    PQclear(res);
+    return n;
+}
+
+int bc_reconcile_hangups(bc_reconcile *r, long again_s)
+{
+    char a[24];
+    const char *p[] = { r->region, a, r->topic };
+    bc_err err = { "" };
+    PGresult *res;
+    int n;
+
+    snprintf(a, sizeof a, "%ld", again_s);
+    if (!(res = bc_pg_exec(r->pg, "rc_hangups", 3, p, &err))) {
+        bc_log(r->ctx->log, BC_WARN, "reconcile.hangups_failed", "{s:s}", "error", err.msg);
+        return 0;
+    }
+    if ((n = PQntuples(res)) > 0) {
+        bc_metric_add(r->m_hangups, n);
+        bc_log(r->ctx->log, BC_INFO, "reconcile.hangups_sent", "{s:i}", "calls", n);
+        /* Durable in the outbox already: a publish that fails is relayed. */
+        if (bc_publisher_outbox_rows(r->pub, res, &err) < 0)
+            bc_log(r->ctx->log, BC_WARN, "publish.deferred", "{s:s}", "error", err.msg);
     }
     PQclear(res);
     return n;

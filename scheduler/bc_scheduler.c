@@ -22,7 +22,7 @@ struct bc_scheduler {
     char region[16], jobs_topic[160], results_topic[160];
     int leader;
     long long next_try, next_relay, next_reap, next_tz, next_tz_warn;
-    long relay_after_ms, quiet_s;
+    long relay_after_ms, quiet_s, hangup_again_s;
     bc_metric *m_leader, *m_admitted, *m_relayed, *m_reaped, *m_released, *m_outbox,
               *m_live, *m_live_limit, *m_given_back, *m_grown,
               *m_waiting_region, *m_workers, *m_ticks, *m_tz_prefixes;
@@ -237,6 +237,7 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
     snprintf(s->region, sizeof s->region, "%s", bc_config_str(ctx->cfg, "region"));
     s->relay_after_ms = bc_config_int(ctx->cfg, "relay-after-ms");
     s->quiet_s = bc_config_int(ctx->cfg, "quiet-call-s");
+    s->hangup_again_s = bc_config_int(ctx->cfg, "hangup-again-s");
     bc_kafka_topic(s->jobs_topic, sizeof s->jobs_topic, prefix, "jobs", s->region);
     bc_kafka_topic(s->results_topic, sizeof s->results_topic, prefix, "call-results", NULL);
     if (!(s->pg = bc_pg_connect(bc_config_str(ctx->cfg, "pg-dsn"), stmts, err)) ||
@@ -709,6 +710,7 @@ void bc_scheduler_tick(bc_scheduler *s)
             bc_log(s->ctx->log, BC_WARN, "idempotency.forget_failed", "{s:s}", "error", err.msg);
         bc_reconcile_run(s->rec);
         bc_reconcile_quiet(s->rec, s->quiet_s);
+        bc_reconcile_hangups(s->rec, s->hangup_again_s);
         s->next_reap = now + 1000;
     }
     if (bc_publisher_tick(s->pub, s->pg, &err) < 0)

@@ -166,20 +166,16 @@ static void apply(bc_worker *w, const rd_kafka_message_t *m)
             json_array_append_new(w->amds, json_pack("{s:s,s:s,s:s?}", "id", call, "ab", by,
                                                      "sid", sid));
     } else if (call && kind && !strcmp(kind, "hangup")) {
-        /* Ending a live call (a cancel with hang-up): the carrier ends it
-         * and its final status callback frees the slot, never before. A
-         * call talking is hung up (completed), one not yet answered
-         * cancelled; each is a no-op on a call in the other state. Our
-         * status may lag the carrier's (answered, its callback not yet
-         * applied), so a call not known to talk is sent both, in either
-         * order: one of them ends it. */
-        if (sid) {
-            int talking = status && !strcmp(status, "in-progress");
-
+        /* Ending a live call (a cancel with hang-up): Status=completed ends
+         * it whether it rings or talks, as Twilio's update documents (an
+         * unanswered call ends canceled); the final status callback frees
+         * the slot, never this. Sending canceled as well, for a call not
+         * known to talk, raced the call's own answer: completed reached a
+         * ringing call and canceled the same call answered a moment
+         * later, and neither ended it. A command that fails is sent again
+         * by the scheduler's sweep (sql/0033). */
+        if (sid)
             update_call(w, sid, call, "Status", "completed");
-            if (!talking)
-                update_call(w, sid, call, "Status", "canceled");
-        }
     } else if (!call || !status) {
         bc_log(w->ctx->log, BC_WARN, "event.malformed", NULL);
     } else if (!strcmp(status, "ringing") || !strcmp(status, "in-progress") ||

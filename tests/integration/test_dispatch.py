@@ -321,6 +321,107 @@ def test_a_worker_that_cannot_renew_its_leases_stops_dialing_until_it_can(stack,
                "both calls to end at the carrier")
 
 
+def hang_up(stack, t, bid):
+    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/cancel?hangup=true",
+                      headers=cartesia_headers(t["api_key"]), timeout=30)
+    assert r.status_code == 200, r.text
+
+
+def ended_at_carrier(stack, bid, sim, timeout, what):
+    """Waits for the batch's one call to stop at the carrier (the
+    simulator's ledger, not our database); returns its dial."""
+    return wait_until(lambda: [d for d in dials(stack, bid, sim) if d["ended_ms"] is not None],
+                      timeout, what)[0]
+
+
+def test_a_cancel_with_hangup_ends_a_ringing_call_with_one_command(stack, extra):
+    """Status=completed ends a call whether it rings or talks. The worker
+    used to send canceled too for a call not known to talk: both in flight
+    at once, completed could reach the call still ringing and canceled the
+    same call answered a moment later, and then neither ended it (a CI
+    run's hang-up test saw a call talk on). One command now, and the
+    carrier ends the ringing call canceled."""
+    sim = extra.start("sim-ring", "batchcall-carrier-sim", {
+        "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "30",
+        "BC_SIM_TALK_SECONDS": "60", "BC_SIM_MIX": "completed=1"})
+    url = f"http://127.0.0.1:{sim.port}"
+    env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
+    extra.start("sched-ring", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
+    extra.start("w-ring", "batchcall-worker", env)
+    t = stack.tenant(concurrency=2)
+    bid = create(stack, t, ["+14260000021"], limit=1, region="APAC")
+    wait_until(lambda: stack.sql("SELECT status FROM calls WHERE batch_id = %s", bid) == [("ringing",)],
+               30, "the call to ring")
+    hang_up(stack, t, bid)
+    d = ended_at_carrier(stack, bid, url, 15, "the ringing call to end at the carrier")
+    assert d["ended_ms"] - d["at_ms"] < 15000
+    wait_until(lambda: stack.sql("SELECT status, end_reason FROM calls WHERE batch_id = %s", bid)
+               == [("canceled", "api_cancelled")], 15, "the carrier's final status")
+    assert ledger(stack, url)["agent"]["updates"] == 1
+
+
+def test_a_hang_up_the_carrier_refused_is_sent_again(stack, extra):
+    """The carrier answers the hang-up 500 (an outage): the call stays
+    marked, and the scheduler's sweep sends the command again once it is
+    older than BC_HANGUP_AGAIN_S, until the call ends. Before, the refusal
+    was logged and the call talked to its end."""
+    sim = extra.start("sim-again", "batchcall-carrier-sim", {
+        "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+        "BC_SIM_TALK_SECONDS": "60", "BC_SIM_MIX": "completed=1"})
+    url = f"http://127.0.0.1:{sim.port}"
+    env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
+    sched = extra.start("sched-again", "batchcall-scheduler",
+                        dict(env, BC_SCHEDULER_TICK_MS="50", BC_HANGUP_AGAIN_S="1"))
+    w = extra.start("w-again", "batchcall-worker", env)
+    t = stack.tenant(concurrency=2)
+    bid = create(stack, t, ["+14260000031"], limit=1, region="APAC")
+    wait_until(lambda: stack.sql("SELECT status FROM calls WHERE batch_id = %s", bid)
+               == [("in-progress",)], 30, "the call to be answered")
+    requests.post(url + "/faults", params={"update_5xx": 1}, timeout=10).raise_for_status()
+    hang_up(stack, t, bid)
+    d = ended_at_carrier(stack, bid, url, 20, "the call to end at the carrier")
+    assert d["ended_ms"] - d["at_ms"] < 20000
+    assert ledger(stack, url)["faults"]["played"]["update_5xx"] == 1
+    assert metric(w.port, "worker_call_update_failures_total") >= 1
+    assert metric(sched.port, "reconcile_hangups_sent_total") >= 1
+    wait_until(lambda: stack.sql("SELECT status FROM calls WHERE batch_id = %s", bid)
+               == [("completed",)], 15, "the carrier's final status")
+
+
+def test_a_call_whose_dialer_stalled_is_hung_up_once_its_sid_is_found(stack, extra):
+    """The worker stalls with the create on its way, so the cancel finds the
+    call dialing with no carrier sid and cannot address a hang-up to it.
+    The call stays marked; once the reconciler has taken the lapsed lease
+    over and found the call at the carrier, the scheduler's sweep sends the
+    command, and the worker (let go) ends the call. Before, such a call ran
+    its course after a cancel with hang-up."""
+    sim = extra.start("sim-stall", "batchcall-carrier-sim", {
+        "BC_SIM_CREATE_DELAY_MS": "2500", "BC_SIM_MS_PER_SECOND": "1000",
+        "BC_SIM_RING_SECONDS": "1", "BC_SIM_TALK_SECONDS": "30", "BC_SIM_MIX": "completed=1"})
+    url = f"http://127.0.0.1:{sim.port}"
+    env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
+    extra.start("sched-stall", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
+    w = extra.start("w-stall", "batchcall-worker", dict(env, BC_LEASE_TTL="1"))
+    t = stack.tenant(concurrency=2)
+    bid = create(stack, t, ["+14260000041"], limit=1, region="APAC")
+    wait_until(lambda: dials(stack, bid, url), 30, "the dial to reach the carrier", interval=0.02)
+    os.kill(w.p.pid, signal.SIGSTOP)
+    try:
+        hang_up(stack, t, bid)
+        assert stack.sql("SELECT carrier_call_id, hangup_requested_at IS NOT NULL FROM calls"
+                         " WHERE batch_id = %s", bid) == [(None, True)]
+        # Barrier: the reconciler adopted the call and the sweep wrote its
+        # command, which only a worker of the region can carry out.
+        wait_until(lambda: stack.sql("SELECT carrier_call_id IS NOT NULL, hangup_sent_at IS NOT NULL"
+                                     "  FROM calls WHERE batch_id = %s", bid) == [(True, True)],
+                   15, "the sweep to send the hang-up")
+    finally:
+        os.kill(w.p.pid, signal.SIGCONT)
+    d = ended_at_carrier(stack, bid, url, 15, "the call to end at the carrier")
+    assert d["ended_ms"] - d["at_ms"] < 20000
+    assert len(dials(stack, bid, url)) == 1
+
+
 def test_a_burst_is_paced_to_the_carriers_rate_without_refusals(stack, extra):
     """500 recipients against a carrier that takes 5 calls a second would take
     100 s here; the same shape at 20/s with 200 recipients: the worker paces

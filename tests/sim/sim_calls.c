@@ -428,10 +428,14 @@ static int update_valid(sim *s, const bc_http_req *req, bc_form *f, agent_spec *
     return 0;
 }
 
-/* GET reads a call. POST updates it: Status=completed hangs up a call in
- * progress, Status=canceled one not yet answered (either is a no-op
+/* GET reads a call. POST updates it: Status=completed ends a live call,
+ * answered or not ("will attempt to hang up a call even if it's already
+ * in progress", Twilio's live-call update; one not yet answered ends
+ * canceled, the status Twilio gives a call ended by the API before it was
+ * answered), Status=canceled only one not yet answered (either is a no-op
  * otherwise, as the reconciler expects); Twiml or Url replaces what an
- * in-progress call runs, and is 21220 on any other call. */
+ * in-progress call runs, and is 21220 on any other call. An update_5xx
+ * fault answers 500 and changes nothing. */
 void sim_calls_route(sim *s, const bc_http_req *req, const char *sid, bc_http_resp *resp)
 {
     int post = !strcmp(bc_http_method(req), "POST");
@@ -449,10 +453,20 @@ void sim_calls_route(sim *s, const bc_http_req *req, const char *sid, bc_http_re
         sim_req_error(resp, 404, 20404, "The requested resource was not found");
         goto out;
     }
+    if (post && s->pending.update_5xx > 0) {
+        s->pending.update_5xx--;
+        s->done.update_5xx++;
+        pthread_mutex_unlock(&s->mu);
+        bc_metrics_inc(s->ctx->metrics, "sim_faults_total", "Faults played", "kind=\"update_5xx\"", 1);
+        sim_req_error(resp, 500, 20500, "Internal Server Error");
+        goto out;
+    }
     if (post && st) {
         if (!strcmp(st, "completed") && c->state == ST_INPROGRESS && c->live) {
             sim_run_hangup(s, c);
             sim_calls_end_now(s, c, "completed");
+        } else if (!strcmp(st, "completed") && c->live) {
+            sim_calls_end_now(s, c, "canceled");
         } else if (!strcmp(st, "canceled") && c->state < ST_INPROGRESS && c->live) {
             sim_calls_end_now(s, c, "canceled");
         } else if (strcmp(st, "completed") && strcmp(st, "canceled")) {

@@ -8,7 +8,8 @@
 #include "sim_req.h"
 
 #define FAULT_KINDS(X) \
-    X(create_5xx) X(create_429) X(create_4xx) X(create_hang) X(callback_dup) X(callback_reorder) X(callback_drop)
+    X(create_5xx) X(create_429) X(create_4xx) X(create_hang) X(callback_dup) X(callback_reorder) X(callback_drop) \
+    X(update_5xx)
 
 json_t *sim_control_faults_json(sim *s)
 {
@@ -25,7 +26,7 @@ json_t *sim_control_faults_json(sim *s)
  * or callbacks; GET /faults shows what is pending and what was played. */
 void sim_control_faults(sim *s, const bc_http_req *req, bc_http_resp *resp)
 {
-    long v[7];
+    long v[8];
     int i = 0, bad = 0;
 
     if (!strcmp(bc_http_method(req), "POST")) {

@@ -101,7 +101,7 @@ typedef struct sim {
     /* Faults asked for through POST /faults (pending) and played (done). */
     struct {
         long create_5xx, create_429, create_4xx, create_hang, callback_dup, callback_reorder,
-            callback_drop;
+            callback_drop, update_5xx;
     }
         pending, done;
     long hang_ms;

@@ -1,0 +1,11 @@
+-- When the carrier was last asked to hang a call up (a cancel with
+-- hang-up). hangup_requested_at stays the moment the customer asked;
+-- this one is the last hang-up command sent. A call the request found
+-- without a carrier sid (its create still on its way, or its dialer
+-- stalled until the reconciler adopted it) has none yet; a command the
+-- carrier never carried out (a 5xx, a timeout, a lost event) leaves the
+-- call live. The scheduler's sweep (rc_hangups, scheduler/bc_reconcile.c)
+-- sends the command again for every open call asked to hang up whose last
+-- command is older than BC_HANGUP_AGAIN_S, so the request holds until the
+-- call ends. It reads open calls through calls_open, as rc_quiet does.
+ALTER TABLE calls ADD COLUMN hangup_sent_at timestamptz;
