@@ -34,6 +34,18 @@ class Extra:
         self.stack.wait_ready(f"http://127.0.0.1:{port}")
         return p
 
+    def region(self, name, sim_env, sched_env=None, worker_env=None):
+        """Region apac of its own: a simulator (sim_env), a scheduler at a
+        50 ms tick and a worker. Returns (the simulator's URL, scheduler,
+        worker)."""
+        sim = self.start(f"sim-{name}", "batchcall-carrier-sim", sim_env)
+        url = f"http://127.0.0.1:{sim.port}"
+        env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
+        sched = self.start(f"sched-{name}", "batchcall-scheduler",
+                           dict(env, BC_SCHEDULER_TICK_MS="50", **(sched_env or {})))
+        return url, sched, self.start(f"w-{name}", "batchcall-worker",
+                                      dict(env, **(worker_env or {})))
+
     def stop(self):
         for p in self.procs:
             if p.p.poll() is None:
@@ -248,13 +260,10 @@ def test_a_late_write_after_the_lease_was_taken_over_is_refused(stack, extra):
     the scheduler takes it over with a new token and finds the call at the
     carrier by number. When the worker wakes, its record of the dial is
     refused, and nobody dials the person again."""
-    slow = extra.start("sim-slow", "batchcall-carrier-sim", {
+    sim, _, w = extra.region("slow", {
         "BC_SIM_CREATE_DELAY_MS": "2500", "BC_SIM_MS_PER_SECOND": "1000",
-        "BC_SIM_RING_SECONDS": "1", "BC_SIM_TALK_SECONDS": "30", "BC_SIM_MIX": "completed=1"})
-    sim = f"http://127.0.0.1:{slow.port}"
-    env = {"BC_REGION": "apac", "BC_CARRIER_URL": sim}
-    extra.start("sched-apac", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
-    w = extra.start("w-apac", "batchcall-worker", dict(env, BC_LEASE_TTL="1"))
+        "BC_SIM_RING_SECONDS": "1", "BC_SIM_TALK_SECONDS": "30", "BC_SIM_MIX": "completed=1"},
+        worker_env={"BC_LEASE_TTL": "1"})
     t = stack.tenant()
     bid = create(stack, t, ["+14250000001"], limit=1, region="APAC")
     wait_until(lambda: dials(stack, bid, sim), 30, "the dial to reach the carrier", interval=0.02)
@@ -273,13 +282,10 @@ def test_a_worker_that_cannot_renew_its_leases_stops_dialing_until_it_can(stack,
     lock timeout, a full disk, a revoked grant). The failure is logged and
     counted, readiness goes down, and the worker dials no new call while its
     leases could expire under it; once a renewal succeeds it dials again."""
-    sim = extra.start("sim-renew", "batchcall-carrier-sim", {
+    url, _, w = extra.region("renew", {
         "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
-        "BC_SIM_TALK_SECONDS": "60", "BC_SIM_MIX": "completed=1"})
-    url = f"http://127.0.0.1:{sim.port}"
-    env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
-    extra.start("sched-renew", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
-    w = extra.start("w-renew", "batchcall-worker", dict(env, BC_LEASE_TTL="3"))
+        "BC_SIM_TALK_SECONDS": "60", "BC_SIM_MIX": "completed=1"},
+        worker_env={"BC_LEASE_TTL": "3"})
     ready = f"http://127.0.0.1:{w.port}/readyz"
     t = stack.tenant(concurrency=10)
     first = create(stack, t, ["+14260000001"], limit=2, region="APAC")
@@ -341,13 +347,9 @@ def test_a_cancel_with_hangup_ends_a_ringing_call_with_one_command(stack, extra)
     same call answered a moment later, and then neither ended it (a CI
     run's hang-up test saw a call talk on). One command now, and the
     carrier ends the ringing call canceled."""
-    sim = extra.start("sim-ring", "batchcall-carrier-sim", {
+    url, _, _ = extra.region("ring", {
         "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "30",
         "BC_SIM_TALK_SECONDS": "60", "BC_SIM_MIX": "completed=1"})
-    url = f"http://127.0.0.1:{sim.port}"
-    env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
-    extra.start("sched-ring", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
-    extra.start("w-ring", "batchcall-worker", env)
     t = stack.tenant(concurrency=2)
     bid = create(stack, t, ["+14260000021"], limit=1, region="APAC")
     wait_until(lambda: stack.sql("SELECT status FROM calls WHERE batch_id = %s", bid) == [("ringing",)],
@@ -365,14 +367,10 @@ def test_a_hang_up_the_carrier_refused_is_sent_again(stack, extra):
     marked, and the scheduler's sweep sends the command again once it is
     older than BC_HANGUP_AGAIN_S, until the call ends. Before, the refusal
     was logged and the call talked to its end."""
-    sim = extra.start("sim-again", "batchcall-carrier-sim", {
+    url, sched, w = extra.region("again", {
         "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
-        "BC_SIM_TALK_SECONDS": "60", "BC_SIM_MIX": "completed=1"})
-    url = f"http://127.0.0.1:{sim.port}"
-    env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
-    sched = extra.start("sched-again", "batchcall-scheduler",
-                        dict(env, BC_SCHEDULER_TICK_MS="50", BC_HANGUP_AGAIN_S="1"))
-    w = extra.start("w-again", "batchcall-worker", env)
+        "BC_SIM_TALK_SECONDS": "60", "BC_SIM_MIX": "completed=1"},
+        sched_env={"BC_HANGUP_AGAIN_S": "1"})
     t = stack.tenant(concurrency=2)
     bid = create(stack, t, ["+14260000031"], limit=1, region="APAC")
     wait_until(lambda: stack.sql("SELECT status FROM calls WHERE batch_id = %s", bid)
@@ -395,13 +393,10 @@ def test_a_call_whose_dialer_stalled_is_hung_up_once_its_sid_is_found(stack, ext
     over and found the call at the carrier, the scheduler's sweep sends the
     command, and the worker (let go) ends the call. Before, such a call ran
     its course after a cancel with hang-up."""
-    sim = extra.start("sim-stall", "batchcall-carrier-sim", {
+    url, _, w = extra.region("stall", {
         "BC_SIM_CREATE_DELAY_MS": "2500", "BC_SIM_MS_PER_SECOND": "1000",
-        "BC_SIM_RING_SECONDS": "1", "BC_SIM_TALK_SECONDS": "30", "BC_SIM_MIX": "completed=1"})
-    url = f"http://127.0.0.1:{sim.port}"
-    env = {"BC_REGION": "apac", "BC_CARRIER_URL": url}
-    extra.start("sched-stall", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
-    w = extra.start("w-stall", "batchcall-worker", dict(env, BC_LEASE_TTL="1"))
+        "BC_SIM_RING_SECONDS": "1", "BC_SIM_TALK_SECONDS": "30", "BC_SIM_MIX": "completed=1"},
+        worker_env={"BC_LEASE_TTL": "1"})
     t = stack.tenant(concurrency=2)
     bid = create(stack, t, ["+14260000041"], limit=1, region="APAC")
     wait_until(lambda: dials(stack, bid, url), 30, "the dial to reach the carrier", interval=0.02)
