@@ -174,12 +174,12 @@ class Sim:
                           timeout, f"call {sid} to end")
 
 
-def start_sim(tmp_path, ca, name="sim"):
+def start_sim(tmp_path, ca, name="sim", ring="1"):
     """A simulator: a simulated second is 20 ms, every call answered after
-    1 s and talking 100 s (2 s real) unless its TimeLimit says less."""
+    ring (1) s and talking 100 s (2 s real) unless its TimeLimit says less."""
     port = free_port()
     env = dict(os.environ, BC_SIM_PORT=str(port), BC_SIM_MS_PER_SECOND="20",
-               BC_SIM_RING_SECONDS="1", BC_SIM_TALK_SECONDS="100", BC_SIM_MIX="completed=1",
+               BC_SIM_RING_SECONDS=ring, BC_SIM_TALK_SECONDS="100", BC_SIM_MIX="completed=1",
                BC_SIM_AGENT_CA=ca, BC_LOG_LEVEL="info")
     p = Proc(name, [os.path.join(BUILD, "batchcall-carrier-sim")], env, str(tmp_path))
     s = Sim(port, p)
@@ -468,6 +468,30 @@ def test_status_completed_hangs_up_a_call_and_stops_its_stream(sim, rx, agent):
     finals = [r for r in rx.of("/cb") if r["form"].get("CallStatus") == "completed"]
     assert len(finals) == 1
     assert sim.ledger()["agent"]["updates"] == 1
+
+
+def test_status_completed_ends_a_ringing_call_canceled(certs, rx, tmp_path):
+    """Twilio: Status=completed "will attempt to hang up a call even if it's
+    already in progress", and a call ended through the API before it was
+    answered ends canceled. The simulator took completed as a no-op on a
+    ringing call, so a hang-up sent as completed alone missed it."""
+    s = start_sim(tmp_path, certs[0], name="sim-ring", ring="500")
+    try:
+        # Rings 500 s (10 s real) within a Timeout of 600 s.
+        form = [kv for kv in base_form(rx) if kv[0] != "Timeout"] + [("Timeout", "600")]
+        sid = s.create(form + [("Twiml", "<Response><Say>hi</Say></Response>")]).json()["sid"]
+        wait_until(lambda: any(r["form"].get("CallStatus") == "ringing" for r in rx.of("/cb")), 10,
+                   "the ringing callback")
+        r = s.update(sid, [("Status", "completed")])
+        assert r.status_code == 200, r.text
+        assert s.ended(sid, timeout=5)
+        assert s.call(sid)["status"] == "canceled"
+        finals = wait_until(lambda: [x["form"]["CallStatus"] for x in rx.of("/cb")
+                                     if x["form"].get("CallStatus") not in ("ringing",)], 5,
+                            "the final callback")
+        assert finals == ["canceled"], finals
+    finally:
+        assert s.proc.stop() == 0, "\n".join(s.proc.log_lines()[-30:])
 
 
 def test_new_twiml_replaces_the_stream_of_a_live_call(sim, rx, agent):
