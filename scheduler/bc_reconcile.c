@@ -72,8 +72,8 @@ const bc_pg_stmt bc_reconcile_stmts[] = {
       "UPDATE calls SET carrier_call_id = $2,"
       "       status = CASE WHEN status IN ('claimed', 'dialing') THEN 'queued' ELSE status END"
       " WHERE id = $1 AND carrier_call_id IS NULL" },
-    /* Hang-ups to send (again): open calls of the region a cancel asked to
-     * hang up, that the carrier has, whose last command is older than $2
+    /* Hang-ups to send (again): open calls of the region asked to hang up
+     * (a cancel with hang-up, the voicemail policy on a machine), that the carrier has, whose last command is older than $2
      * seconds or was never sent (no sid then). Each is marked sent and its
      * command written to the outbox (sql/0033). $1 region $2 seconds
      * $3 the region's carrier events */

@@ -27,7 +27,8 @@ int bc_reconcile_run(bc_reconcile *r);
  * (a lost callback, an event not applied): asks the carrier and publishes
  * the final status of those that ended. Returns calls asked about. */
 int bc_reconcile_quiet(bc_reconcile *r, long quiet_s);
-/* One pass over the open calls a cancel asked to hang up (sql/0033): sends
+/* One pass over the open calls asked to hang up (a cancel with hang-up, the
+ * voicemail policy on a machine; sql/0033): sends
  * the command of each the carrier has whose last one is older than again_s
  * seconds, or that never had one (no carrier sid when it was asked).
  * Returns commands sent. */

@@ -1,5 +1,6 @@
 -- When the carrier was last asked to hang a call up (a cancel with
--- hang-up). hangup_requested_at stays the moment the customer asked;
+-- hang-up, or the voicemail policy's hang-up on a machine; the worker's
+-- amd_many marks those). hangup_requested_at stays the moment it was asked;
 -- this one is the last hang-up command sent. A call the request found
 -- without a carrier sid (its create still on its way, or its dialer
 -- stalled until the reconciler adopted it) has none yet; a command the

@@ -35,15 +35,24 @@ const bc_pg_stmt bc_events_stmts[] = {
     /* Answering-machine verdicts (AsyncAmd) of one turn: each call's
      * answered_by, once (a redelivered verdict finds amd_at set and acts
      * on nothing), and what the batch's voicemail policy makes of a
-     * machine. Returns the calls still live whose policy asks the carrier
-     * for something. $1 [{"id","ab","sid"}] */
+     * machine. A hang-up it asks for is marked as a cancel's is, so the
+     * scheduler's sweep sends it again while the call lives (sql/0033).
+     * Returns the calls still live whose policy asks the carrier for
+     * something. $1 [{"id","ab","sid"}] */
     { "amd_many",
       "WITH e AS (SELECT e.* FROM list_rows($1::jsonb) x,"
       "             jsonb_to_record(x) AS e(id text, ab text, sid text)),"
       " c AS (UPDATE calls SET answered_by = e.ab, amd_at = now(),"
       "        carrier_call_id = coalesce(calls.carrier_call_id, e.sid),"
       "        voicemail_action = CASE WHEN e.ab LIKE 'machine%'"
-      "                                THEN coalesce(b.voicemail->>'action', 'agent') END"
+      "                                THEN coalesce(b.voicemail->>'action', 'agent') END,"
+      "        hangup_requested_at = CASE WHEN e.ab LIKE 'machine%'"
+      "                                    AND b.voicemail->>'action' = 'hangup'"
+      "                                   THEN coalesce(calls.hangup_requested_at, now())"
+      "                                   ELSE calls.hangup_requested_at END,"
+      "        hangup_sent_at = CASE WHEN e.ab LIKE 'machine%'"
+      "                               AND b.voicemail->>'action' = 'hangup'"
+      "                              THEN now() ELSE calls.hangup_sent_at END"
       "        FROM e, batches b WHERE calls.id = e.id AND b.id = calls.batch_id"
       "         AND calls.amd_at IS NULL"
       "      RETURNING calls.id, calls.carrier_call_id AS sid, calls.status,"

@@ -386,6 +386,29 @@ def test_a_hang_up_the_carrier_refused_is_sent_again(stack, extra):
                == [("completed",)], 15, "the carrier's final status")
 
 
+def test_a_voicemail_hang_up_the_carrier_refused_is_sent_again(stack, extra):
+    """The batch's voicemail policy says hang up on a machine; the carrier
+    answers that hang-up 500. It is marked as a cancel's is, and the sweep
+    sends it again: the machine does not keep the line (and the agent)
+    for its whole 60 s."""
+    number = "+14260000051"
+    url, sched, _ = extra.region("vmagain", {
+        "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+        "BC_SIM_TALK_SECONDS": "60", "BC_SIM_MIX": "completed=1", "BC_SIM_AMD_SECONDS": "1"},
+        sched_env={"BC_HANGUP_AGAIN_S": "1"})
+    requests.post(url + "/outcomes", params={"to": number, "outcomes": "voicemail"},
+                  timeout=10).raise_for_status()
+    requests.post(url + "/faults", params={"update_5xx": 1}, timeout=10).raise_for_status()
+    t = stack.tenant(concurrency=2)
+    bid = create(stack, t, [number], limit=1, region="APAC", voicemail={"action": "hangup"})
+    d = ended_at_carrier(stack, bid, url, 20, "the machine's call to end at the carrier")
+    assert d["ended_ms"] - d["at_ms"] < 20000
+    assert ledger(stack, url)["faults"]["played"]["update_5xx"] == 1
+    assert metric(sched.port, "reconcile_hangups_sent_total") >= 1
+    wait_until(lambda: stack.sql("SELECT voicemail_action, end_reason FROM calls WHERE batch_id = %s",
+                                 bid) == [("hangup", "voicemail")], 15, "the call's end")
+
+
 def test_a_call_whose_dialer_stalled_is_hung_up_once_its_sid_is_found(stack, extra):
     """The worker stalls with the create on its way, so the cancel finds the
     call dialing with no carrier sid and cannot address a hang-up to it.
