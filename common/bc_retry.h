@@ -31,13 +31,13 @@
  * holding the policy fields present, normalised (repeats dropped, back-off
  * defaults filled in), or NULL when none is; caller decrefs. Returns -1 with
  * why set and *policy NULL when a field is malformed. Touches nothing else. */
+int bc_retry_parse(json_t *obj, const char *where, int *max_retries, json_t **policy,
+                   char *why, size_t cap);
+
 /* 1 when obj has any of the fields bc_retry_parse reads (null included):
  * a caller that writes a field path for its messages can skip both when
  * it has none. */
 int bc_retry_given(const json_t *obj);
-
-int bc_retry_parse(json_t *obj, const char *where, int *max_retries, json_t **policy,
-                   char *why, size_t cap);
 
 /* The outcome class an ended attempt counts as for retry_on: "busy",
  * "no_answer", "failed", "voicemail" (completed, answered by a machine:

@@ -73,10 +73,11 @@ const bc_pg_stmt bc_reconcile_stmts[] = {
       "       status = CASE WHEN status IN ('claimed', 'dialing') THEN 'queued' ELSE status END"
       " WHERE id = $1 AND carrier_call_id IS NULL" },
     /* Hang-ups to send (again): open calls of the region asked to hang up
-     * (a cancel with hang-up, the voicemail policy on a machine), that the carrier has, whose last command is older than $2
-     * seconds or was never sent (no sid then). Each is marked sent and its
-     * command written to the outbox (sql/0033). $1 region $2 seconds
-     * $3 the region's carrier events */
+     * (a cancel with hang-up, the voicemail policy on a machine) that the
+     * carrier has, whose last command is older than $2 seconds or was
+     * never sent (no sid then). Each is marked sent and its command
+     * written to the outbox (sql/0033). $1 region $2 seconds $3 the
+     * region's carrier events */
     { "rc_hangups",
       "WITH c AS (UPDATE calls SET hangup_sent_at = now()"
       "            WHERE id IN (SELECT c.id FROM calls c JOIN batches b ON b.id = c.batch_id"

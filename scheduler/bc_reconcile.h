@@ -28,10 +28,9 @@ int bc_reconcile_run(bc_reconcile *r);
  * the final status of those that ended. Returns calls asked about. */
 int bc_reconcile_quiet(bc_reconcile *r, long quiet_s);
 /* One pass over the open calls asked to hang up (a cancel with hang-up, the
- * voicemail policy on a machine; sql/0033): sends
- * the command of each the carrier has whose last one is older than again_s
- * seconds, or that never had one (no carrier sid when it was asked).
- * Returns commands sent. */
+ * voicemail policy on a machine; sql/0033): sends the command of each the
+ * carrier has whose last one is older than again_s seconds, or that never
+ * had one (no carrier sid when it was asked). Returns commands sent. */
 int bc_reconcile_hangups(bc_reconcile *r, long again_s);
 
 /* The statements bc_reconcile runs on the connection it is given:
