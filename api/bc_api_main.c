@@ -303,7 +303,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       "            WHERE batch_id = $1 AND tenant_id = $2 AND hangup_requested_at IS NULL"
       "              AND ended_at IS NULL"
       "              AND status IN ('dialing', 'queued', 'ringing', 'in-progress')"
-      "           RETURNING id, batch_id, tenant_id, carrier_call_id, status),"
+      "           RETURNING id, batch_id, tenant_id, carrier_call_id),"
       " h AS (SELECT c.*, b.region FROM c JOIN batches b ON b.id = c.batch_id"
       "        WHERE c.carrier_call_id IS NOT NULL)"
       " INSERT INTO outbox (topic, key, payload) "

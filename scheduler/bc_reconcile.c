@@ -88,7 +88,7 @@ const bc_pg_stmt bc_reconcile_stmts[] = {
       "                            AND coalesce(c.hangup_sent_at, '-infinity')"
       "                                < now() - make_interval(secs => $2::int)"
       "                          LIMIT 100)"
-      "           RETURNING id, batch_id, tenant_id, carrier_call_id, status)"
+      "           RETURNING id, batch_id, tenant_id, carrier_call_id)"
       " INSERT INTO outbox (topic, key, payload) "
       BC_SQL_HANGUP_ROWS("c", "$3")
       " RETURNING id, topic, key, payload" },
