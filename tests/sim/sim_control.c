@@ -8,8 +8,11 @@
 #include "sim_req.h"
 
 #define FAULT_KINDS(X) \
-    X(create_5xx) X(create_429) X(create_4xx) X(create_hang) X(callback_dup) X(callback_reorder) X(callback_drop) \
-    X(update_5xx)
+    X(create_5xx) X(create_429) X(create_4xx) X(create_hang) X(callback_dup) \
+    X(callback_reorder) X(callback_drop) X(update_5xx)
+#define ONE(k) +1
+enum { N_FAULT_KINDS = 0 FAULT_KINDS(ONE) };
+#undef ONE
 
 json_t *sim_control_faults_json(sim *s)
 {
@@ -22,11 +25,11 @@ json_t *sim_control_faults_json(sim *s)
     return json_pack("{s:o,s:o}", "pending", p, "played", d);
 }
 
-/* POST /faults?create_5xx=N&...: queue N of each kind for the next creates
- * or callbacks; GET /faults shows what is pending and what was played. */
+/* POST /faults?create_5xx=N&...: queue N of each kind for the next creates,
+ * callbacks or updates; GET /faults shows what is pending and what was played. */
 void sim_control_faults(sim *s, const bc_http_req *req, bc_http_resp *resp)
 {
-    long v[8];
+    long v[N_FAULT_KINDS];
     int i = 0, bad = 0;
 
     if (!strcmp(bc_http_method(req), "POST")) {
