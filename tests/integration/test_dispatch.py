@@ -319,9 +319,7 @@ def test_a_worker_that_cannot_renew_its_leases_stops_dialing_until_it_can(stack,
     assert events.index("worker.dialing_stopped") < events.index("worker.dialing_resumed")
     # Leave no live call behind for the tests after this one: hang both up.
     for bid in (first, second):
-        r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/cancel?hangup=true",
-                          headers=cartesia_headers(t["api_key"]), timeout=10)
-        assert r.status_code == 200, r.text
+        hang_up(stack, t, bid)
     wait_until(lambda: stack.sql("SELECT count(*) FROM calls WHERE batch_id IN (%s, %s)"
                                  " AND ended_at IS NULL", first, second) == [(0,)], 20,
                "both calls to end at the carrier")
