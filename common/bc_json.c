@@ -3,6 +3,7 @@
 #include "bc_pg.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,144 @@ json_t *bc_json_object(const char *body, size_t len, char *why, size_t cap)
         json_decref(j);
         return NULL;
     }
+    return j;
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Just past the closing quote of the string whose opening quote is at p;
+ * NULL if it never closes. */
+static const char *string_end(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* One pass over the text: brackets and strings only, so it finds the key's
+ * array and counts its elements; jansson judges everything else. */
+int bc_json_object_lazy(const char *buf, size_t len, const char *key, json_t **rest,
+                        bc_json_items *it)
+{
+    const char *p = skip_ws(buf, buf + len), *end = buf + len, *arr = NULL, *arr_end = NULL;
+    size_t klen = strlen(key), commas = 0;
+    int depth = 0, want_key = 0, in_arr = 0;
+    json_error_t jerr;
+    char *text;
+
+    *rest = NULL;
+    if (p == end || *p != '{')
+        return -1;
+    for (; p < end; p++) {
+        switch (*p) {
+        case '"': {
+            const char *q = string_end(p, end);
+
+            if (!q)
+                return -1;
+            if (depth == 1 && want_key) {
+                want_key = 0;
+                if ((size_t)(q - p) == klen + 2 && !memcmp(p + 1, key, klen)) {
+                    const char *v = skip_ws(q, end);
+
+                    if (arr || v == end || *v != ':')
+                        return -1;
+                    v = skip_ws(v + 1, end);
+                    if (v == end || *v != '[')
+                        return -1;
+                    arr = v;
+                    in_arr = 1;
+                    q = v;   /* the loop goes on at the bracket */
+                }
+            }
+            p = q - 1;
+            break;
+        }
+        case '{':
+        case '[':
+            if (++depth > BC_JSON_MAX_DEPTH + 8)
+                return -1;
+            want_key = depth == 1;
+            break;
+        case '}':
+        case ']':
+            if (--depth == 1 && in_arr) {
+                arr_end = p;
+                in_arr = 0;
+            }
+            break;
+        case ',':
+            if (depth == 1)
+                want_key = 1;
+            else if (depth == 2 && in_arr)
+                commas++;
+            break;
+        }
+    }
+    if (!arr || !arr_end)
+        return -1;
+    /* The object with the array's text left out. */
+    if (!(text = malloc(len + 1)))
+        return -1;
+    size_t head = (size_t)(arr - buf) + 1, tail = (size_t)(end - arr_end);
+    memcpy(text, buf, head);
+    memcpy(text + head, arr_end, tail);
+    *rest = json_loadb(text, head + tail, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
+    if (!*rest || !json_is_object(*rest)) {
+        json_decref(*rest);
+        *rest = NULL;
+        return -1;
+    }
+    it->p = arr + 1;
+    it->end = arr_end;
+    it->n = skip_ws(it->p, it->end) == it->end ? 0 : commas + 1;
+    it->i = 0;
+    it->bad = 0;
+    return 0;
+}
+
+json_t *bc_json_items_next(bc_json_items *it)
+{
+    const char *p = skip_ws(it->p, it->end);
+    json_error_t jerr;
+    json_t *j;
+
+    if (it->bad)
+        return NULL;
+    if (it->i > 0) {
+        if (p == it->end)
+            return NULL;
+        if (*p != ',') {
+            it->bad = 1;
+            return NULL;
+        }
+        p = skip_ws(p + 1, it->end);
+    }
+    if (p == it->end) {
+        it->bad = it->i > 0;   /* a trailing comma */
+        return NULL;
+    }
+    /* An object or array ends at its bracket, so jansson reads no further
+     * (a scalar would need JSON_DECODE_ANY, which reads one character
+     * past it). */
+    j = json_loadb(p, (size_t)(it->end - p), JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK,
+                   &jerr);
+    if (!j) {
+        it->bad = 1;
+        return NULL;
+    }
+    it->p = p + jerr.position;
+    it->i++;
     return j;
 }
 

@@ -13,6 +13,33 @@
  * decrefs. */
 json_t *bc_json_object(const char *buf, size_t len, char *why, size_t cap);
 
+/* A request whose one large array is read an element at a time, so that
+ * work on the first elements (a COPY) runs while the rest are parsed. */
+typedef struct bc_json_items {
+    const char *p, *end;  /* what is left of the array's text, inside its brackets */
+    size_t n;             /* its elements, counted by the scan */
+    size_t i;             /* elements read so far */
+    int bad;              /* bc_json_items_next met text that is not an element */
+} bc_json_items;
+
+/* Splits the JSON object in len bytes at its member key, which must hold
+ * an array: *rest gets the object with that array empty (a new reference;
+ * duplicate keys rejected, as bc_json_object does), and it the array's
+ * elements, unread. -1 (nothing to free) when the text is not plainly that
+ * shape: the key absent, twice, escaped or not an array, nesting deeper
+ * than BC_JSON_MAX_DEPTH + 8, or any text jansson refuses outside the
+ * array. The caller then parses the text whole, which also gives the
+ * error's words. A 0 promises nothing about the elements:
+ * bc_json_items_next finds out. */
+int bc_json_object_lazy(const char *buf, size_t len, const char *key, json_t **rest,
+                        bc_json_items *it);
+
+/* The next element, parsed as bc_json_object parses (duplicate keys
+ * rejected), a new reference; NULL at the end, or with it->bad set when
+ * the text is not a well-formed list of objects and arrays (a scalar
+ * element included: the caller refuses it as the whole parse would). */
+json_t *bc_json_items_next(bc_json_items *it);
+
 /* Reads an optional integer field in [min, max]. Returns 0 and sets *out
  * (def when absent or null), or -1 with why set. */
 int bc_json_int(json_t *obj, const char *field, long min, long max,

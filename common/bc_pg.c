@@ -434,6 +434,14 @@ void bc_pg_copy_row(bc_pg_copy *c)
         copy_send(c);
 }
 
+void bc_pg_copy_abort(bc_pg_copy *c, const char *why)
+{
+    if (c->failed)
+        return;
+    c->failed = 1;
+    snprintf(c->why, sizeof c->why, "%s", why);
+}
+
 int bc_pg_copy_end(bc_pg_copy *c, bc_err *err)
 {
     PGconn *conn = c->pg->conn;

@@ -64,6 +64,9 @@ bc_pg_copy *bc_pg_copy_begin(bc_pg *pg, const char *copy_sql, bc_err *err);
 void bc_pg_copy_str(bc_pg_copy *c, const char *s);
 void bc_pg_copy_int(bc_pg_copy *c, long long v);
 void bc_pg_copy_json(bc_pg_copy *c, const json_t *j);
+/* Fails the COPY on purpose (why is the server's error text): nothing of
+ * it will be stored, and bc_pg_copy_end reports why. */
+void bc_pg_copy_abort(bc_pg_copy *c, const char *why);
 /* Ends the row; sends what is buffered once it is large enough. */
 void bc_pg_copy_row(bc_pg_copy *c);
 /* Sends the rest and ends the COPY; frees c. After a failure the COPY is

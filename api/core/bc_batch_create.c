@@ -100,44 +100,32 @@ typedef struct creating {
     int limit;                   /* the batch's concurrency */
     char pool[1024], pool_cps[16];   /* its caller-ID pool, if any */
     const char *state;           /* draft, scheduled or pending */
+    size_t n;                    /* its recipients */
+    int read;                    /* all of them read and checked */
 } creating;
 
-/* Every time zone the batch names, its own and its recipients', must be
- * one PostgreSQL knows: calling hours are read in it. */
-static bc_batch_rc check_zones(bc_pg *pg, const bc_batch_spec *s, bc_err *err)
+/* A recipient's time zone, noted once in zones (at most 512 kept). */
+static void zone_note(json_t *zones, const json_t *r)
 {
-    json_t *zones = json_array(), *r;
+    json_t *tz = json_object_get(r, "timezone");
+
+    if (!json_is_string(tz) || json_array_size(zones) >= 512)
+        return;
+    for (size_t k = 0; k < json_array_size(zones); k++)
+        if (json_equal(json_array_get(zones, k), tz))
+            return;
+    json_array_append(zones, tz);
+}
+
+/* The recipients' time zones, each one PostgreSQL knows. */
+static bc_batch_rc zones_known(bc_pg *pg, const json_t *zones, bc_err *err)
+{
     PGresult *res;
-    size_t i;
     char *doc;
 
-    if (s->timezone) {
-        const char *p[] = { s->timezone };
-        if (!(res = bc_pg_exec(pg, "tz_check", 1, p, err))) {
-            json_decref(zones);
-            if (strncmp(bc_pg_sqlstate(pg), "22", 2))
-                return BC_BATCH_ERROR;
-            bc_err_set(err, "timezone '%s' is not an IANA time zone", s->timezone);
-            return BC_BATCH_BAD_TIME;
-        }
-        PQclear(res);
-    }
-    json_array_foreach(s->recipients, i, r) {
-        json_t *tz = json_object_get(r, "timezone");
-        if (json_is_string(tz) && json_array_size(zones) < 512) {
-            int seen = 0;
-            for (size_t k = 0; k < json_array_size(zones) && !seen; k++)
-                seen = json_equal(json_array_get(zones, k), tz);
-            if (!seen)
-                json_array_append(zones, tz);
-        }
-    }
-    if (json_array_size(zones) == 0) {
-        json_decref(zones);
+    if (json_array_size(zones) == 0)
         return BC_BATCH_OK;
-    }
     doc = json_dumps(zones, JSON_COMPACT);
-    json_decref(zones);
     const char *p[] = { doc };
     res = doc ? bc_pg_exec(pg, "tz_unknown", 1, p, err) : NULL;
     free(doc);
@@ -151,6 +139,36 @@ static bc_batch_rc check_zones(bc_pg *pg, const bc_batch_spec *s, bc_err *err)
     }
     PQclear(res);
     return BC_BATCH_OK;
+}
+
+/* Every time zone the batch names, its own and its recipients', must be
+ * one PostgreSQL knows: calling hours are read in it. Recipients read
+ * lazily (s->items) are checked as they are stored (store_recipients). */
+static bc_batch_rc check_zones(bc_pg *pg, const bc_batch_spec *s, bc_err *err)
+{
+    json_t *zones, *r;
+    PGresult *res;
+    bc_batch_rc rc;
+    size_t i;
+
+    if (s->timezone) {
+        const char *p[] = { s->timezone };
+        if (!(res = bc_pg_exec(pg, "tz_check", 1, p, err))) {
+            if (strncmp(bc_pg_sqlstate(pg), "22", 2))
+                return BC_BATCH_ERROR;
+            bc_err_set(err, "timezone '%s' is not an IANA time zone", s->timezone);
+            return BC_BATCH_BAD_TIME;
+        }
+        PQclear(res);
+    }
+    if (s->items)
+        return BC_BATCH_OK;
+    zones = json_array();
+    json_array_foreach(s->recipients, i, r)
+        zone_note(zones, r);
+    rc = zones_known(pg, zones, err);
+    json_decref(zones);
+    return rc;
 }
 
 /* scheduled_at within (now, now + 30 days] unless a draft's, and an expiry
@@ -280,7 +298,7 @@ static int store_batch(bc_pg *pg, const bc_principal *who, const bc_batch_spec *
     snprintf(ring, sizeof ring, "%d", s->ringing_timeout_s);
     snprintf(dur, sizeof dur, "%d", s->max_call_duration_min);
     snprintf(retries, sizeof retries, "%d", s->max_retries);
-    snprintf(total, sizeof total, "%zu", json_array_size(s->recipients));
+    snprintf(total, sizeof total, "%zu", c->n);
     vars = s->variables ? json_dumps(s->variables, JSON_COMPACT) : strdup("{}");
     meta = s->metadata ? json_dumps(s->metadata, JSON_COMPACT) : strdup("{}");
     post = s->post_call ? json_dumps(s->post_call, JSON_COMPACT) : NULL;
@@ -322,35 +340,81 @@ static int id_order(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-/* COPY: the fastest way PostgreSQL takes rows. Rows are sent as they are
- * made, so the server stores the first while the next are formatted. Ids
- * are drawn at once and handed out in ascending order, so the primary
- * key's inserts each land after the last, on the rightmost page, which a
- * B-tree fills before it splits; in random order they land all over the
- * batch's range and split pages in half. The request's order is kept in
- * seq. Values were validated by the surface; COPY escaping makes any text
- * safe. */
-static int store_recipients(bc_pg *pg, const bc_principal *who, const bc_batch_spec *s,
-                            const creating *c, bc_err *err)
+/* The caps on recipient i's free-form JSON (bc_json_fits), named by its
+ * position in the request. */
+static int recipient_fits(const json_t *r, size_t i, char *why, size_t cap)
 {
-    size_t n = json_array_size(s->recipients), i;
-    char (*ids)[32] = malloc((n ? n : 1) * sizeof *ids);
-    bc_pg_copy *cp;
-    json_t *r;
+    char field[64];
 
-    if (!ids || bc_ids_new(ids[0], sizeof ids[0], n, "abcr") < 0) {
-        free(ids);
-        bc_err_set(err, "no randomness for recipient ids");
-        return -1;
+    for (int k = 0; k < 2; k++) {
+        const char *name = k ? "variables" : "metadata";
+        json_t *v = json_object_get(r, name);
+
+        /* The field's name is written only for a value that has to be
+         * measured, which may fail; a small one is vouched for. */
+        if (bc_json_surely_fits(v, BC_JSON_MAX_BYTES))
+            continue;
+        snprintf(field, sizeof field, "recipients[%zu].%s", i, name);
+        if (bc_json_fits(v, field, BC_JSON_MAX_BYTES, why, cap) < 0)
+            return -1;
     }
-    qsort(ids, n, sizeof *ids, id_order);
+    return 0;
+}
+
+/* Recipient i, a new reference: the spec's, or its next item read,
+ * converted and checked as the whole parse and free_json_fits check it,
+ * its time zone noted in zones. NULL past the last, or with *bad set. */
+static json_t *recipient_at(const bc_batch_spec *s, size_t i, json_t *zones, int *bad)
+{
+    char why[200];
+    json_t *r, *x;
+
+    if (!s->items)
+        return json_incref(json_array_get(s->recipients, i));
+    if (!(r = bc_json_items_next(s->items))) {
+        *bad = s->items->bad;
+        return NULL;
+    }
+    x = s->convert(r, i, why, sizeof why);
+    json_decref(r);
+    if (!x || recipient_fits(x, i, why, sizeof why) < 0) {
+        json_decref(x);
+        *bad = 1;
+        return NULL;
+    }
+    zone_note(zones, x);
+    return x;
+}
+
+/* COPY: the fastest way PostgreSQL takes rows. Rows are sent as they are
+ * made, so the server stores the first while the next are formatted (and,
+ * read lazily, parsed). Ids are drawn at once and handed out in ascending
+ * order, so the primary key's inserts each land after the last, on the
+ * rightmost page, which a B-tree fills before it splits; in random order
+ * they land all over the batch's range and split pages in half. The
+ * request's order is kept in seq. Values were validated by the surface;
+ * COPY escaping makes any text safe. Read lazily, every item is checked
+ * here, and then their time zones: c->read says all passed. */
+static bc_batch_rc store_recipients(bc_pg *pg, const bc_principal *who, const bc_batch_spec *s,
+                                    creating *c, bc_err *err)
+{
+    char (*ids)[32] = malloc((c->n ? c->n : 1) * sizeof *ids);
+    json_t *zones = json_array(), *r;
+    bc_batch_rc rc = BC_BATCH_ERROR;
+    bc_pg_copy *cp;
+    size_t i = 0;
+    int bad = 0;
+
+    if (!ids || bc_ids_new(ids[0], sizeof ids[0], c->n, "abcr") < 0) {
+        bc_err_set(err, "no randomness for recipient ids");
+        goto out;
+    }
+    qsort(ids, c->n, sizeof *ids, id_order);
     if (!(cp = bc_pg_copy_begin(pg, "COPY recipients (id, batch_id, tenant_id, seq, to_number,"
                                     " from_number, metadata, variables, max_retries, timezone,"
-                                    " retry_policy) FROM STDIN", err))) {
-        free(ids);
-        return -1;
-    }
-    json_array_foreach(s->recipients, i, r) {
+                                    " retry_policy) FROM STDIN", err)))
+        goto out;
+    for (; i < c->n && (r = recipient_at(s, i, zones, &bad)); i++) {
         json_t *mr = json_object_get(r, "max_retries"), *rp = json_object_get(r, "retry_policy");
 
         bc_pg_copy_str(cp, ids[i]);
@@ -368,9 +432,27 @@ static int store_recipients(bc_pg *pg, const bc_principal *who, const bc_batch_s
         bc_pg_copy_str(cp, json_string_value(json_object_get(r, "timezone")));
         bc_pg_copy_json(cp, json_is_object(rp) ? rp : NULL);
         bc_pg_copy_row(cp);
+        json_decref(r);
     }
+    /* Read lazily: exactly the elements the scan counted, no text after. */
+    if (s->items && !bad && (i < c->n || (r = recipient_at(s, i, zones, &bad)))) {
+        json_decref(r);
+        bad = 1;
+    }
+    if (bad) {
+        bc_pg_copy_abort(cp, "a recipient the whole parse must judge");
+        bc_pg_copy_end(cp, err);
+        rc = BC_BATCH_EAGER;
+        goto out;
+    }
+    if (bc_pg_copy_end(cp, err) < 0)
+        goto out;
+    if ((rc = s->items ? zones_known(pg, zones, err) : BC_BATCH_OK) == BC_BATCH_OK)
+        c->read = 1;
+out:
+    json_decref(zones);
     free(ids);
-    return bc_pg_copy_end(cp, err);
+    return rc;
 }
 
 /* An immediate batch is admitted under the tenant lock, taken only now:
@@ -417,15 +499,17 @@ static bc_batch_rc create_in_txn(bc_api *api, bc_pg *pg, const bc_principal *who
     if ((rc = check_limits(pg, who, s, c, err)) != BC_BATCH_OK)
         return rc;
     c->state = s->draft ? "draft" : c->sched[0] ? "scheduled" : "pending";
-    if (store_batch(pg, who, s, c, err) < 0 || store_recipients(pg, who, s, c, err) < 0)
+    if (store_batch(pg, who, s, c, err) < 0)
         return BC_BATCH_ERROR;
+    if ((rc = store_recipients(pg, who, s, c, err)) != BC_BATCH_OK)
+        return rc;
     if ((rc = apply_policy(api, pg, who, s, c->id, &s->stopped, err)) != BC_BATCH_OK)
         return rc;
     if (!strcmp(c->state, "pending") && (rc = admit(api, pg, who, c, rel, err)) != BC_BATCH_OK)
         return rc;
     if (bc_batch_audit(pg, who, "batch.create", c->id,
                        json_pack("{s:s,s:I,s:s}", "surface", s->surface, "recipients",
-                                 (json_int_t)json_array_size(s->recipients), "region",
+                                 (json_int_t)c->n, "region",
                                  c->region), err) < 0)
         return BC_BATCH_ERROR;
     return BC_BATCH_OK;
@@ -433,49 +517,35 @@ static bc_batch_rc create_in_txn(bc_api *api, bc_pg *pg, const bc_principal *who
 
 /* The caps on the client's free-form JSON (bc_json_fits), for every
  * surface in one place: the batch's metadata, variables and post_call, and
- * each recipient's metadata and variables, named by the recipient's
- * position in the request. */
+ * each recipient's metadata and variables (read lazily, as each is read). */
 static int free_json_fits(const bc_batch_spec *s, char *why, size_t cap)
 {
     json_t *r;
     size_t i;
-    char field[64];
 
     if (bc_json_fits(s->metadata, "metadata", BC_JSON_MAX_BYTES, why, cap) < 0 ||
         bc_json_fits(s->variables, "variables", BC_JSON_MAX_BYTES, why, cap) < 0 ||
         bc_json_fits(s->post_call, "post_call", BC_JSON_MAX_BYTES, why, cap) < 0)
         return -1;
-    json_array_foreach(s->recipients, i, r) {
-        for (int k = 0; k < 2; k++) {
-            const char *name = k ? "variables" : "metadata";
-            json_t *v = json_object_get(r, name);
-
-            /* The field's name is written only for a value that has to
-             * be measured, which may fail; a small one is vouched for. */
-            if (bc_json_surely_fits(v, BC_JSON_MAX_BYTES))
-                continue;
-            snprintf(field, sizeof field, "recipients[%zu].%s", i, name);
-            if (bc_json_fits(v, field, BC_JSON_MAX_BYTES, why, cap) < 0)
-                return -1;
-        }
-    }
+    if (s->items)
+        return 0;
+    json_array_foreach(s->recipients, i, r)
+        if (recipient_fits(r, i, why, cap) < 0)
+            return -1;
     return 0;
 }
 
-bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
-                            bc_batch_spec *s, char id_out[48], bc_err *err)
+/* The create; with s->items, a refusal before c->read is the whole
+ * parse's to give (bc_batch_create). */
+static bc_batch_rc create(bc_api *api, bc_pg *pg, const bc_principal *who, bc_batch_spec *s,
+                          creating *c, bc_err *err)
 {
-    creating c = { .state = "pending" };
     PGresult *rel = NULL;
     bc_batch_rc rc;
     char why[200];
 
-    if (bc_id_new(c.id, sizeof c.id, "acb") < 0) {
-        bc_err_set(err, "no randomness for batch id");
-        return BC_BATCH_ERROR;
-    }
-    snprintf(id_out, 48, "%s", c.id);
-    s->stopped = 0;
+    if (s->items && (c->n < 1 || c->n > s->max_recipients))
+        return BC_BATCH_EAGER;
     if (bc_agent_voicemail_check(s->voicemail, why, sizeof why) < 0) {
         bc_err_set(err, "%s", why);
         return BC_BATCH_BAD_VOICEMAIL;
@@ -485,11 +555,11 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         return BC_BATCH_TOO_BIG;
     }
     if ((rc = check_zones(pg, s, err)) != BC_BATCH_OK ||
-        (rc = check_times(pg, s, &c, err)) != BC_BATCH_OK)
+        (rc = check_times(pg, s, c, err)) != BC_BATCH_OK)
         return rc;
     if (bc_pg_begin(pg, err) < 0)
         return BC_BATCH_ERROR;
-    if ((rc = create_in_txn(api, pg, who, s, &c, &rel, err)) != BC_BATCH_OK ||
+    if ((rc = create_in_txn(api, pg, who, s, c, &rel, err)) != BC_BATCH_OK ||
         bc_pg_commit(pg, err) < 0) {
         bc_pg_rollback(pg);
         PQclear(rel);
@@ -501,4 +571,28 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
         bc_publisher_outbox_rows(api->pub, rel, NULL);
     PQclear(rel);
     return BC_BATCH_OK;
+}
+
+bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
+                            bc_batch_spec *s, char id_out[48], bc_err *err)
+{
+    creating c = { .state = "pending" };
+    bc_batch_rc rc;
+
+    if (bc_id_new(c.id, sizeof c.id, "acb") < 0) {
+        bc_err_set(err, "no randomness for batch id");
+        return BC_BATCH_ERROR;
+    }
+    snprintf(id_out, 48, "%s", c.id);
+    s->stopped = 0;
+    c.n = s->items ? s->items->n : json_array_size(s->recipients);
+    c.read = !s->items;
+    rc = create(api, pg, who, s, &c, err);
+    /* Read lazily, the request was judged in another order than the whole
+     * parse's (the agent, say, before the recipients): until every
+     * recipient passed, only that parse may answer. Nothing was stored. */
+    if (rc != BC_BATCH_OK && !c.read)
+        rc = BC_BATCH_EAGER;
+    s->count = rc == BC_BATCH_OK ? c.n : 0;
+    return rc;
 }

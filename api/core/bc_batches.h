@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "bc_api.h"
+#include "bc_json.h"
 
 typedef enum {
     BC_BATCH_OK = 0,
@@ -26,6 +27,10 @@ typedef enum {
     BC_BATCH_NO_CREDIT,       /* the tenant's balance cannot pay one call of
                                  the batch (bc_credits.h): nothing is stored */
     BC_BATCH_ERROR,           /* ours: database, Kafka */
+    BC_BATCH_EAGER,           /* a create with spec.items that met anything
+                                 but a plainly valid request before its
+                                 recipients were all read: nothing is stored;
+                                 parse the request whole and create again */
 } bc_batch_rc;
 
 typedef struct bc_batch_spec {
@@ -68,6 +73,19 @@ typedef struct bc_batch_spec {
      * "variables"?, "max_retries"?, "retry_policy"?, "timezone"?}, already
      * validated. Ids are added. */
     json_t *recipients;
+    /* Or, instead, the request's recipients still unread
+     * (bc_json_object_lazy): the core reads each while the COPY stores the
+     * ones before it, so the parse runs beside the server's inserts (B1).
+     * convert turns element i into the shape above, checked as the
+     * surface's whole parse checks it (NULL with why); there must be 1 to
+     * max_recipients of them. Any refusal until all are read and checked is
+     * BC_BATCH_EAGER, with nothing stored, so the answer a client sees is
+     * always the whole parse's. */
+    bc_json_items *items;
+    json_t *(*convert)(json_t *r, size_t i, char *why, size_t cap);
+    size_t max_recipients;
+    /* Out: how many recipients the create stored. */
+    size_t count;
     /* The tenant's policy (common/bc_policy.h) is applied to every batch:
      * a recipient it forbids ends undialed ('failed', end_reason the rule).
      * Where a surface's document says to refuse such a batch instead (Rymi:

@@ -159,9 +159,115 @@ static void test_surely_fits_never_vouches_for_too_big(void **state)
     assert_true(bc_json_surely_fits(NULL, 0));
 }
 
+/* What bc_json_object_lazy and bc_json_items_next read back, the array
+ * put back into the rest: NULL unless every step succeeded. */
+static json_t *read_lazily(const char *text)
+{
+    bc_json_items it;
+    json_t *rest, *arr, *e;
+
+    if (bc_json_object_lazy(text, strlen(text), "recipients", &rest, &it) < 0) {
+        assert_null(rest);
+        return NULL;
+    }
+    assert_true(json_is_array(json_object_get(rest, "recipients")));
+    assert_int_equal(json_array_size(json_object_get(rest, "recipients")), 0);
+    arr = json_array();
+    while ((e = bc_json_items_next(&it)))
+        json_array_append_new(arr, e);
+    if (it.bad || json_array_size(arr) != it.n) {
+        json_decref(arr);
+        json_decref(rest);
+        return NULL;
+    }
+    json_object_set_new(rest, "recipients", arr);
+    return rest;
+}
+
+/* Whatever the lazy read accepts, the whole parse accepts as the same
+ * document; what it declines is left to the whole parse. */
+static void test_lazy_read_is_the_whole_parse_or_declines(void **state)
+{
+    (void)state;
+    static const struct { const char *text; int lazy; } cases[] = {
+        { "{\"name\":\"b\",\"recipients\":[{\"to\":\"+1\"},{\"to\":\"+2\"}]}", 1 },
+        /* the array first, fields after it, and whitespace everywhere */
+        { " {\r\n \"recipients\" :\t[ {\"to\":\"+1\", \"m\":{\"a\":[1,2,{\"b\":\"]\"}]}} ,\n"
+          "  {\"to\":\"+2\"} ] , \"name\" : \"x,y]\" } \n", 1 },
+        /* brackets, commas and the key itself inside strings */
+        { "{\"name\":\"\\\"recipients\\\": [\",\"recipients\":[{\"s\":\"a\\\\\"},{\"s\":\",[{\"}]}", 1 },
+        /* the key nested deeper is not the member */
+        { "{\"meta\":{\"recipients\":[1,2]},\"recipients\":[{\"a\":1}]}", 1 },
+        { "{\"recipients\":[[1,2],{\"a\":1}]}", 1 },
+        /* declined: absent, not an array, twice, escaped, not an object */
+        { "{\"name\":\"b\"}", 0 },
+        { "{\"recipients\":{\"a\":1}}", 0 },
+        { "{\"recipients\":[{}],\"recipients\":[{}]}", 0 },
+        { "{\"recipient\\u0073\":[{\"a\":1}]}", 0 },
+        { "[{\"recipients\":[{}]}]", 0 },
+        /* declined: a duplicate outside the array, elsewhere malformed */
+        { "{\"name\":1,\"name\":2,\"recipients\":[{}]}", 0 },
+        { "{\"name\":,\"recipients\":[{}]}", 0 },
+        { "{\"recipients\":[{}]} x", 0 },
+        { "{\"recipients\":[{}]", 0 },
+        /* declined by the items: trailing and leading commas, a scalar,
+         * an element cut short, a duplicate key inside one */
+        { "{\"recipients\":[{\"a\":1},]}", 0 },
+        { "{\"recipients\":[,{\"a\":1}]}", 0 },
+        { "{\"recipients\":[{\"a\":1},\"x\"]}", 0 },
+        { "{\"recipients\":[{\"a\":1} {\"b\":2}]}", 0 },
+        { "{\"recipients\":[{\"a\":1,\"a\":2}]}", 0 },
+        { "{\"recipients\":[{\"a\":}]}", 0 },
+        /* an empty array reads as no elements; the caller judges the count */
+        { "{\"recipients\":[ ]}", 1 },
+    };
+
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        json_t *lazy = read_lazily(cases[k].text);
+        json_t *whole = json_loads(cases[k].text, JSON_REJECT_DUPLICATES, NULL);
+
+        if (!cases[k].lazy) {
+            if (lazy)
+                fail_msg("case %zu read lazily: %s", k, cases[k].text);
+            json_decref(whole);
+            continue;
+        }
+        if (!lazy || !whole || !json_equal(lazy, whole))
+            fail_msg("case %zu not the whole parse's document: %s", k, cases[k].text);
+        json_decref(lazy);
+        json_decref(whole);
+    }
+}
+
+/* The scan counts the elements before any is parsed; nesting past the
+ * caps is declined, as the whole parse refuses it. */
+static void test_lazy_read_counts_and_caps_depth(void **state)
+{
+    (void)state;
+    bc_json_items it;
+    json_t *rest;
+    char deep[400];
+    size_t n = 0;
+
+    const char *t = "{\"recipients\":[{\"a\":[1,2,3]},{\"b\":\",,\"},[]]}";
+    assert_int_equal(bc_json_object_lazy(t, strlen(t), "recipients", &rest, &it), 0);
+    assert_int_equal(it.n, 3);
+    json_decref(rest);
+    n += (size_t)snprintf(deep, sizeof deep, "{\"recipients\":[");
+    for (int d = 0; d < BC_JSON_MAX_DEPTH + 8; d++)
+        deep[n++] = '[';
+    for (int d = 0; d < BC_JSON_MAX_DEPTH + 8; d++)
+        deep[n++] = ']';
+    n += (size_t)snprintf(deep + n, sizeof deep - n, "]}");
+    assert_int_equal(bc_json_object_lazy(deep, n, "recipients", &rest, &it), -1);
+    assert_null(rest);
+}
+
 BC_TEST_MAIN(cmocka_unit_test(test_object_parsing),
              cmocka_unit_test(test_surely_fits_never_vouches_for_too_big),
              cmocka_unit_test(test_int_field),
              cmocka_unit_test(test_str_field),
              cmocka_unit_test(test_fits),
-             cmocka_unit_test(test_no_null))
+             cmocka_unit_test(test_no_null),
+             cmocka_unit_test(test_lazy_read_is_the_whole_parse_or_declines),
+             cmocka_unit_test(test_lazy_read_counts_and_caps_depth))

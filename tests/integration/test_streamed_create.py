@@ -1,0 +1,145 @@
+"""The Cartesia create reads its recipients while it stores them (the
+COPY runs beside the parse, B1): a plainly valid request is streamed and
+stores what the whole parse would; any other is read whole, so every
+refusal is the whole parse's, in its order, and stores nothing."""
+import datetime
+import json
+
+import pytest
+import requests
+
+from conftest import cartesia_headers, scrape
+
+URL = "/agents/calls/batches"
+STREAMED = 'api_batch_create_reads_total{read="streamed"}'
+WHOLE = 'api_batch_create_reads_total{read="whole"}'
+
+
+def reads(stack):
+    m = scrape(stack.api)
+    return m.get(STREAMED, 0), m.get(WHOLE, 0)
+
+
+def stored(stack):
+    return stack.sql("SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM recipients)")[0]
+
+
+def fields(demo, agent=None):
+    return (f'"name": "s", "agent_id": {json.dumps(agent or demo["agent_id"])}, '
+            f'"from_number_id": {json.dumps(demo["from_number_id"])}, '
+            f'"scheduled_at": "{tomorrow()}"')
+
+
+def tomorrow():
+    """Scheduled a day ahead: nothing is dialed while the test looks."""
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def post(stack, demo, text):
+    return requests.post(stack.api + URL, headers=cartesia_headers(demo["api_key"]),
+                         data=text.encode(), timeout=30)
+
+
+def rows_of(stack, batch):
+    return [tuple(x) for x in stack.sql(
+        "SELECT seq, to_number, from_number, metadata::text, variables::text, timezone,"
+        " max_retries, retry_policy::text, status FROM recipients WHERE batch_id = %s"
+        " ORDER BY seq", batch)]
+
+
+def test_a_plain_create_is_streamed_and_stores_what_the_whole_parse_stores(stack, demo):
+    # The array first and the fields after it, odd whitespace, brackets and
+    # commas inside strings: the scan must find the member, not the text.
+    text = ('{ "KEY" : [\n'
+            '  {"to_number": "+14155550101", "metadata": {"note": "a, [b]", "n": [1, {"x": "}"}]}},\n'
+            '  {"to_number": "+14155550102", "dynamic_variables": {"name": "Ann \\"Q\\""},'
+            '   "timezone": "Europe/Paris"} ,\t'
+            '  {"to_number": "+14155550103", "from_number": "+14155550100", "max_retries": 2,'
+            '   "retry_policy": {"retry_on": ["busy"]}}\r\n'
+            '], "metadata": {"recipients": [1]}, ' + fields(demo) + ' }')
+    s0, w0 = reads(stack)
+    streamed = post(stack, demo, text.replace("KEY", "recipients"))
+    assert streamed.status_code == 201, streamed.text
+    assert reads(stack) == (s0 + 1, w0)
+    # The same document with its key escaped, which the scan declines: the
+    # whole parse reads it, and must store the same rows.
+    whole = post(stack, demo, text.replace("KEY", "recipient\\u0073"))
+    assert whole.status_code == 201, whole.text
+    assert reads(stack) == (s0 + 1, w0 + 1)
+    rows = rows_of(stack, streamed.json()["id"])
+    assert rows == rows_of(stack, whole.json()["id"])
+    assert [r[:3] for r in rows] == [(0, "+14155550101", None), (1, "+14155550102", None),
+                                     (2, "+14155550103", "+14155550100")]
+    assert json.loads(rows[0][3]) == {"note": "a, [b]", "n": [1, {"x": "}"}]}
+    assert json.loads(rows[1][4]) == {"name": 'Ann "Q"'} and rows[1][5] == "Europe/Paris"
+    assert rows[2][6] == 2
+    for b in (streamed, whole):
+        assert stack.sql("SELECT total FROM batches WHERE id = %s", b.json()["id"])[0][0] == 3
+
+
+def recipients(n, bad_at=None, bad='{"to_number": "415"}'):
+    items = [f'{{"to_number": "+1415555{i:04d}"}}' for i in range(n)]
+    if bad_at is not None:
+        items[bad_at] = bad
+    return ", ".join(items)
+
+
+# Each refusal, with the words the whole parse gives. The agent is unknown
+# in some: streamed, the agent is looked up before a recipient is read, and
+# a 404 would win over the 400 the whole parse gives first.
+CASES = {
+    "a bad number after an unknown agent": (
+        lambda d: '{' + fields(d, "ag_nope") + ', "recipients": [' + recipients(5, 3) + ']}',
+        400, "recipients[3].to_number must be an E.164"),
+    "an unknown agent, the recipients fine": (
+        lambda d: '{' + fields(d, "ag_nope") + ', "recipients": [' + recipients(3) + ']}',
+        404, "agent 'ag_nope' not found"),
+    "an element cut short in the middle": (
+        lambda d: '{' + fields(d) + ', "recipients": [' + recipients(4, 2, '{"to_number": }') + ']}',
+        400, "malformed JSON at line 1 column"),
+    "a trailing comma": (
+        lambda d: '{' + fields(d) + ', "recipients": [' + recipients(2) + ', ]}',
+        400, "malformed JSON"),
+    "a scalar element": (
+        lambda d: '{' + fields(d) + ', "recipients": [' + recipients(3, 1, '"+14155550000"') + ']}',
+        400, "recipients[1] must be an object"),
+    "5,001 recipients": (
+        lambda d: '{' + fields(d) + ', "recipients": [' + recipients(5001) + ']}',
+        400, "between 1 and 5000 items (got 5001)"),
+    "no recipients": (
+        lambda d: '{' + fields(d) + ', "recipients": [ ]}', 400, "(got 0)"),
+    "the member twice": (
+        lambda d: '{' + fields(d) + ', "recipients": [' + recipients(1) + '], "recipients": ['
+        + recipients(1) + ']}', 400, "malformed JSON"),
+    "a recipient's unknown time zone": (
+        lambda d: '{' + fields(d) + ', "recipients": [' + recipients(
+            3, 2, '{"to_number": "+14155550000", "timezone": "Mars/Olympus"}') + ']}',
+        400, "timezone 'Mars/Olympus' of a recipient is not an IANA time zone"),
+    "a recipient's metadata over the cap": (
+        lambda d: '{' + fields(d) + ', "recipients": [' + recipients(
+            3, 1, '{"to_number": "+14155550000", "metadata": {"x": "' + "y" * 5000 + '"}}') + ']}',
+        400, "recipients[1].metadata"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_request_not_plainly_valid_is_read_whole_and_stores_nothing(stack, demo, case):
+    make, status, words = CASES[case]
+    before = stored(stack)
+    s0, w0 = reads(stack)
+    r = post(stack, demo, make(demo))
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"], r.text
+    assert reads(stack) == (s0, w0 + 1)
+    assert stored(stack) == before
+
+
+def test_a_malformed_element_is_placed_in_the_whole_body(stack, demo):
+    # The error's column counts from the body's start, not the element's:
+    # the whole parse wrote it.
+    head = '{' + fields(demo) + ', "recipients": [' + recipients(40) + ', '
+    r = post(stack, demo, head + '{"to_number": }]}')
+    assert r.status_code == 400, r.text
+    column = int(r.json()["error"].split("column ")[1].split(":")[0])
+    assert column > len(head)
