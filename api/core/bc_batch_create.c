@@ -596,3 +596,36 @@ bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
     s->count = rc == BC_BATCH_OK ? c.n : 0;
     return rc;
 }
+
+bc_batch_rc bc_batch_create_streamed(bc_api *api, bc_pg *pg, const bc_principal *who,
+                                     const char *body, size_t len,
+                                     const bc_batch_stream *how, bc_batch_spec *spec,
+                                     json_t **rest, char id_out[48], bc_err *err)
+{
+    const char *surface = spec->surface;
+    bc_batch_rc rc = BC_BATCH_EAGER;
+    bc_json_items items;
+    char labels[96];
+
+    spec->retry_policy = NULL;
+    if (bc_json_object_lazy(body, len, how->key, rest, &items) == 0 &&
+        how->fields(*rest, spec, how->ud) == 0) {
+        spec->items = &items;
+        spec->convert = how->convert;
+        spec->max_recipients = how->max;
+        rc = bc_batch_create(api, pg, who, spec, id_out, err);
+        spec->items = NULL;
+    }
+    if (rc == BC_BATCH_EAGER) {
+        json_decref(spec->retry_policy);
+        *spec = (bc_batch_spec){ .surface = surface };
+        *err = (bc_err){ "" };
+    }
+    snprintf(labels, sizeof labels, "surface=\"%s\",read=\"%s\"", surface,
+             rc == BC_BATCH_EAGER ? "whole" : "streamed");
+    bc_metrics_inc(api->ctx->metrics, "api_batch_create_reads_total",
+                   "Batch creates by how their recipients were read: streamed into the "
+                   "COPY, or whole (any request not plainly valid is read whole)",
+                   labels, 1);
+    return rc;
+}

@@ -106,6 +106,32 @@ typedef struct bc_batch_spec {
 bc_batch_rc bc_batch_create(bc_api *api, bc_pg *pg, const bc_principal *who,
                             bc_batch_spec *spec, char id_out[48], bc_err *err);
 
+/* How a surface's create reads its body streamed (bc_batch_create_streamed). */
+typedef struct bc_batch_stream {
+    const char *key;   /* the body's member that holds the recipients */
+    size_t max;        /* at most this many of them */
+    /* The body's other fields into spec, as the surface's whole parse reads
+     * them (rest holds key as an empty array): 0, or -1 (the whole parse
+     * will say why). ud is the surface's. */
+    int (*fields)(json_t *rest, bc_batch_spec *spec, void *ud);
+    /* Recipient i into the core's shape, checked as the whole parse checks
+     * it (bc_batch_spec's convert). */
+    json_t *(*convert)(json_t *r, size_t i, char *why, size_t cap);
+    void *ud;
+} bc_batch_stream;
+
+/* bc_batch_create over the raw body, its recipients read while the COPY
+ * stores them (spec.items). BC_BATCH_EAGER, with nothing stored and spec
+ * as new but for its surface, for any request that is not plainly valid:
+ * the surface then parses the body whole and calls bc_batch_create, so
+ * every refusal is the whole parse's. Any other result is final. The spec
+ * borrows from *rest, which the caller decrefs (NULL-safe). Counts
+ * api_batch_create_reads_total. */
+bc_batch_rc bc_batch_create_streamed(bc_api *api, bc_pg *pg, const bc_principal *who,
+                                     const char *body, size_t len,
+                                     const bc_batch_stream *how, bc_batch_spec *spec,
+                                     json_t **rest, char id_out[48], bc_err *err);
+
 /* bc_batch_load's flags. */
 #define BC_LOAD_RECIPIENTS 1   /* its recipients too, in order */
 /* A batch its create has just stored, whose policy stopped none of its

@@ -125,10 +125,43 @@ static void send_batch(bc_api *api, bc_pg *pg, const bc_principal *who, const ch
     json_decref(b);
 }
 
+/* Task i as the core stores it (a new reference), or NULL with why. */
+static json_t *task(json_t *t, size_t i, char *why, size_t cap)
+{
+    json_t *to = json_object_get(t, "to_number"), *dv = json_object_get(t, "dynamic_variables");
+    json_t *x;
+
+    if (!json_is_object(t)) {
+        snprintf(why, cap, "tasks[%zu] must be an object", i);
+        return NULL;
+    }
+    if (bc_json_no_null_at(t, "tasks", i, "to_number,dynamic_variables", why, cap) < 0)
+        return NULL;
+    if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
+        snprintf(why, cap, "tasks[%zu].to_number must be in E.164 format", i);
+        return NULL;
+    }
+    if (dv && !json_is_object(dv)) {
+        snprintf(why, cap, "tasks[%zu].dynamic_variables must be an object", i);
+        return NULL;
+    }
+    x = json_pack("{s:O}", "to_number", to);
+    if (dv && json_is_object(dv))
+        json_object_set(x, "variables", dv);
+    /* max_retries as documented, and the other retry fields as an
+     * extension (docs/api.md). */
+    if (bc_recipient_timezone(t, x, "tasks", i, why, cap) < 0 ||
+        bc_recipient_retry(t, x, "tasks", i, why, cap) < 0) {
+        json_decref(x);
+        return NULL;
+    }
+    return x;
+}
+
 static int parse_tasks(json_t *tasks, json_t **out, char *why, size_t cap)
 {
     size_t i;
-    json_t *t;
+    json_t *t, *x;
 
     if (!json_is_array(tasks)) {
         snprintf(why, cap, tasks ? "tasks must be an array" : "tasks is required");
@@ -141,45 +174,24 @@ static int parse_tasks(json_t *tasks, json_t **out, char *why, size_t cap)
     }
     *out = json_array();
     json_array_foreach(tasks, i, t) {
-        json_t *to = json_object_get(t, "to_number"), *dv = json_object_get(t, "dynamic_variables");
-        json_t *x;
-
-        if (!json_is_object(t)) {
-            snprintf(why, cap, "tasks[%zu] must be an object", i);
+        if (!(x = task(t, i, why, cap)))
             return -1;
-        }
-        if (bc_json_no_null_at(t, "tasks", i, "to_number,dynamic_variables", why, cap) < 0)
-            return -1;
-        if (!json_is_string(to) || !bc_e164_valid(json_string_value(to))) {
-            snprintf(why, cap, "tasks[%zu].to_number must be in E.164 format", i);
-            return -1;
-        }
-        if (dv && !json_is_object(dv)) {
-            snprintf(why, cap, "tasks[%zu].dynamic_variables must be an object", i);
-            return -1;
-        }
-        x = json_pack("{s:O}", "to_number", to);
-        if (dv && json_is_object(dv))
-            json_object_set(x, "variables", dv);
         json_array_append_new(*out, x);
-        /* max_retries as documented, and the other retry fields as an
-         * extension (docs/api.md). */
-        if (bc_recipient_timezone(t, x, "tasks", i, why, cap) < 0 ||
-            bc_recipient_retry(t, x, "tasks", i, why, cap) < 0)
-            return -1;
     }
     return 0;
 }
 
-int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sched[40],
-                       char *why, size_t cap)
+/* bc_batchcall_parse; with tasks NULL, all but the tasks (read streamed). */
+static int parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sched[40], char *why,
+                 size_t cap)
 {
     json_t *ts = json_object_get(in, "trigger_timestamp"), *sn = json_object_get(in, "send_now");
     const char *from = NULL, *name = NULL, *agent = NULL, *tz = NULL, *status = NULL;
     int send_now, retries;
     long lim;
 
-    *tasks = NULL;
+    if (tasks)
+        *tasks = NULL;
     spec->retry_policy = NULL;
     /* Extension: the batch's concurrency, named as Cartesia names it; 0
      * (omitted) is the core's default (docs/api.md). */
@@ -194,7 +206,7 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
         bc_json_str(in, "agent_id", 1, 64, &agent, why, cap) < 0 ||
         bc_json_str(in, "timezone", 0, 64, &tz, why, cap) < 0 ||
         bc_json_str(in, "status", 0, 16, &status, why, cap) < 0 ||
-        parse_tasks(json_object_get(in, "tasks"), tasks, why, cap) < 0)
+        (tasks && parse_tasks(json_object_get(in, "tasks"), tasks, why, cap) < 0))
         goto fail;
     if (!bc_e164_valid(from)) {
         snprintf(why, cap, "from_number must be in E.164 format");
@@ -230,7 +242,7 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
     spec->timezone = tz ? tz : "UTC";
     spec->ringing_timeout_s = 60;
     spec->max_call_duration_min = 480;
-    spec->recipients = *tasks;
+    spec->recipients = tasks ? *tasks : NULL;
     spec->draft = !send_now && status && !strcmp(status, "draft");
     if (ts && json_is_integer(ts) && !send_now) {
         time_t t = (time_t)(json_integer_value(ts) / 1000);
@@ -241,11 +253,28 @@ int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sch
     }
     return 0;
 fail:
-    json_decref(*tasks);
-    *tasks = NULL;
+    if (tasks) {
+        json_decref(*tasks);
+        *tasks = NULL;
+    }
     json_decref(spec->retry_policy);
     spec->retry_policy = NULL;
     return -1;
+}
+
+int bc_batchcall_parse(json_t *in, bc_batch_spec *spec, json_t **tasks, char sched[40],
+                       char *why, size_t cap)
+{
+    return parse(in, spec, tasks, sched, why, cap);
+}
+
+/* The body's fields but its tasks (bc_batch_stream's fields); ud is the
+ * scheduled time's buffer. */
+static int stream_fields(json_t *rest, bc_batch_spec *spec, void *ud)
+{
+    char why[300];
+
+    return parse(rest, spec, NULL, ud, why, sizeof why);
 }
 
 static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
@@ -255,31 +284,41 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
     bc_pg *pg = s->g.pg;
     const bc_principal *who = &s->g.who;
     char why[300], id[48], sched[40];
-    json_t *in = bc_surface_body(s), *tasks = NULL;
+    json_t *in = NULL, *tasks = NULL, *rest = NULL;
     bc_batch_spec spec = { .surface = "batch-call" };
+    bc_batch_stream how = { .key = "tasks", .max = MAX_TASKS, .fields = stream_fields,
+                            .convert = task, .ud = sched };
     bc_err err = { "" };
+    bc_batch_rc rc;
+    size_t len;
+    const char *raw = bc_http_body(req, &len);
 
-    if (!in)
-        return;
-    if (bc_batchcall_parse(in, &spec, &tasks, sched, why, sizeof why) < 0) {
-        error(resp, 400, "invalid_request", why);
-        goto out;
-    }
-    /* A named time zone is checked against PostgreSQL's list. */
-    if (json_is_string(json_object_get(in, "timezone"))) {
-        const char *p[] = { spec.timezone };
-        PGresult *res = bc_pg_exec(pg, "tz_check", 1, p, NULL);
-        if (!res) {
-            error(resp, 400, "invalid_request", "timezone must be a valid IANA time zone");
+    rc = bc_batch_create_streamed(api, pg, who, raw, len, &how, &spec, &rest, id, &err);
+    if (rc == BC_BATCH_EAGER) {
+        /* The whole parse: every refusal's words, in the document's order. */
+        if (!(in = bc_surface_body(s)))
+            goto out;
+        if (bc_batchcall_parse(in, &spec, &tasks, sched, why, sizeof why) < 0) {
+            error(resp, 400, "invalid_request", why);
             goto out;
         }
-        PQclear(res);
+        /* A named time zone is checked against PostgreSQL's list. */
+        if (json_is_string(json_object_get(in, "timezone"))) {
+            const char *p[] = { spec.timezone };
+            PGresult *res = bc_pg_exec(pg, "tz_check", 1, p, NULL);
+            if (!res) {
+                error(resp, 400, "invalid_request", "timezone must be a valid IANA time zone");
+                goto out;
+            }
+            PQclear(res);
+        }
+        rc = bc_batch_create(api, pg, who, &spec, id, &err);
     }
-    switch (bc_batch_create(api, pg, who, &spec, id, &err)) {
+    switch (rc) {
     case BC_BATCH_OK:
         bc_log(api->ctx->log, BC_INFO, "batch.created", "{s:s,s:s,s:s,s:I}", "surface",
                "batch-call", "tenant_id", who->tenant_id, "batch_id", id, "recipients",
-               (json_int_t)json_array_size(tasks));
+               (json_int_t)spec.count);
         send_batch(api, pg, who, id, bc_batch_created_flags(&spec), 201,
                    "Batch call created successfully", resp);
         break;
@@ -312,6 +351,7 @@ static void create(void *ud, const bc_http_req *req, bc_http_resp *resp)
     }
 out:
     json_decref(spec.retry_policy);
+    json_decref(rest);
     bc_http_drop_later(req, tasks);
     bc_http_drop_later(req, in);
 }

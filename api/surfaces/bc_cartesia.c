@@ -272,38 +272,19 @@ fail:
     return -1;
 }
 
-/* The create with its recipients read while they are stored (the spec's
- * items), so their parse runs beside the COPY: BC_BATCH_EAGER, nothing
- * stored and spec as new, for any request that is not plainly valid. The
- * spec borrows from *rest, which the caller decrefs. */
-static bc_batch_rc create_lazily(bc_api *api, bc_pg *pg, const bc_principal *who,
-                                 const bc_http_req *req, bc_batch_spec *spec, json_t **rest,
-                                 char id[48], bc_err *err)
+/* The body's fields but its recipients (bc_batch_stream's fields). */
+static int stream_fields(json_t *rest, bc_batch_spec *spec, void *ud)
 {
-    bc_json_items items;
     char why[300];
-    bc_batch_rc rc = BC_BATCH_EAGER;
-    size_t len;
-    const char *raw = bc_http_body(req, &len);
 
-    if (bc_json_object_lazy(raw, len, "recipients", rest, &items) < 0)
-        return BC_BATCH_EAGER;
-    spec->retry_policy = NULL;
-    if (parse_fields(*rest, spec, why, sizeof why) == 0 &&
-        parse_retry(*rest, spec, why, sizeof why) == 0) {
-        spec->items = &items;
-        spec->convert = recipient;
-        spec->max_recipients = MAX_RECIPIENTS;
-        rc = bc_batch_create(api, pg, who, spec, id, err);
-        spec->items = NULL;
-    }
-    if (rc == BC_BATCH_EAGER) {
-        json_decref(spec->retry_policy);
-        *spec = (bc_batch_spec){ .surface = "cartesia" };
-        *err = (bc_err){ "" };
-    }
-    return rc;
+    (void)ud;
+    return parse_fields(rest, spec, why, sizeof why) < 0 ||
+           parse_retry(rest, spec, why, sizeof why) < 0 ? -1 : 0;
 }
+
+static const bc_batch_stream STREAM = {
+    .key = "recipients", .max = MAX_RECIPIENTS, .fields = stream_fields, .convert = recipient,
+};
 
 static void create_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
                          const bc_http_req *req, bc_http_resp *resp)
@@ -317,11 +298,7 @@ static void create_batch(bc_api *api, bc_pg *pg, const bc_principal *who,
     const char *raw = bc_http_body(req, &len);
     long long t0 = bc_now_us(), t_parse = t0, t_store;
 
-    rc = create_lazily(api, pg, who, req, &spec, &rest, id, &err);
-    bc_metrics_inc(api->ctx->metrics, "api_batch_create_reads_total",
-                   "Batch creates by how their recipients were read: streamed into the "
-                   "COPY, or whole (any request not plainly valid is read whole)",
-                   rc == BC_BATCH_EAGER ? "read=\"whole\"" : "read=\"streamed\"", 1);
+    rc = bc_batch_create_streamed(api, pg, who, raw, len, &STREAM, &spec, &rest, id, &err);
     if (rc == BC_BATCH_EAGER) {
         /* The whole parse: every refusal's words, in the document's order. */
         if (!(body = bc_json_object(raw, len, why, sizeof why))) {

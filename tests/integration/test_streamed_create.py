@@ -1,23 +1,22 @@
-"""The Cartesia create reads its recipients while it stores them (the
-COPY runs beside the parse, B1): a plainly valid request is streamed and
-stores what the whole parse would; any other is read whole, so every
-refusal is the whole parse's, in its order, and stores nothing."""
+"""The Cartesia and batch-call creates read their recipients while they
+store them (the COPY runs beside the parse, B1): a plainly valid request is
+streamed and stores what the whole parse would; any other is read whole,
+so every refusal is the whole parse's, in its order, and stores nothing."""
 import datetime
 import json
 
 import pytest
 import requests
 
-from conftest import cartesia_headers, scrape
+from conftest import batchcall_headers, cartesia_headers, scrape
 
 URL = "/agents/calls/batches"
-STREAMED = 'api_batch_create_reads_total{read="streamed"}'
-WHOLE = 'api_batch_create_reads_total{read="whole"}'
 
 
-def reads(stack):
+def reads(stack, surface="cartesia"):
     m = scrape(stack.api)
-    return m.get(STREAMED, 0), m.get(WHOLE, 0)
+    return tuple(m.get(f'api_batch_create_reads_total{{surface="{surface}",read="{how}"}}', 0)
+                 for how in ("streamed", "whole"))
 
 
 def stored(stack):
@@ -143,3 +142,64 @@ def test_a_malformed_element_is_placed_in_the_whole_body(stack, demo):
     assert r.status_code == 400, r.text
     column = int(r.json()["error"].split("column ")[1].split(":")[0])
     assert column > len(head)
+
+
+# batch-call: the same path, its tasks under their own key and cap.
+@pytest.fixture(scope="module")
+def bt(stack):
+    return stack.tenant(concurrency=10)
+
+
+def batchcall_text(t, tasks, key="tasks", agent=None):
+    return ('{"from_number": "+14157774444", "name": "s", "status": "draft", '
+            f'"agent_id": {json.dumps(agent or t["agent_id"])}, '
+            f'"{key}": [' + tasks + '], "timezone": "America/New_York"}')
+
+
+def post_batchcall(stack, t, text):
+    return requests.post(stack.api + "/batch-call", headers=batchcall_headers(t),
+                         data=text.encode(), timeout=30)
+
+
+def test_a_plain_batchcall_create_is_streamed_and_stores_what_the_whole_parse_stores(stack, bt):
+    tasks = ('{"to_number": "+12137774445", "dynamic_variables": {"first_name": "Jo, [x]"},'
+             ' "max_retries": 3}, {"to_number": "+12137774446", "timezone": "Europe/Paris"}')
+    s0, w0 = reads(stack, "batch-call")
+    streamed = post_batchcall(stack, bt, batchcall_text(bt, tasks))
+    assert streamed.status_code == 201, streamed.text
+    assert reads(stack, "batch-call") == (s0 + 1, w0)
+    whole = post_batchcall(stack, bt, batchcall_text(bt, tasks, key="task\\u0073"))
+    assert whole.status_code == 201, whole.text
+    assert reads(stack, "batch-call") == (s0 + 1, w0 + 1)
+    rows = rows_of(stack, streamed.json()["data"]["batch_call_id"])
+    assert rows == rows_of(stack, whole.json()["data"]["batch_call_id"])
+    assert [r[1] for r in rows] == ["+12137774445", "+12137774446"]
+    assert json.loads(rows[0][4]) == {"first_name": "Jo, [x]"} and rows[0][6] == 3
+
+
+BATCHCALL_CASES = {
+    "a bad number after an unknown agent": (
+        lambda t: batchcall_text(t, '{"to_number": "+12137774445"}, {"to_number": "213"}',
+                                 agent="ag_nope"), 400, "tasks[1].to_number must be in E.164"),
+    "an unknown agent": (
+        lambda t: batchcall_text(t, '{"to_number": "+12137774445"}', agent="ag_nope"),
+        404, "Agent not found"),
+    "1,001 tasks": (
+        lambda t: batchcall_text(t, ", ".join(f'{{"to_number": "+1213777{i:04d}"}}'
+                                              for i in range(1001))),
+        400, "between 1 and 1000 elements (got 1001)"),
+    "a trailing comma": (
+        lambda t: batchcall_text(t, '{"to_number": "+12137774445"},'), 400, None),
+}
+
+
+@pytest.mark.parametrize("case", list(BATCHCALL_CASES))
+def test_a_batchcall_request_not_plainly_valid_is_read_whole(stack, bt, case):
+    make, status, words = BATCHCALL_CASES[case]
+    before = stored(stack)
+    s0, w0 = reads(stack, "batch-call")
+    r = post_batchcall(stack, bt, make(bt))
+    assert r.status_code == status, r.text
+    assert r.json()["status"] == "error" and (words is None or words in r.json()["message"]), r.text
+    assert reads(stack, "batch-call") == (s0, w0 + 1)
+    assert stored(stack) == before
