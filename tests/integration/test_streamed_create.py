@@ -94,6 +94,9 @@ CASES = {
     "an unknown agent, the recipients fine": (
         lambda d: '{' + fields(d, "ag_nope") + ', "recipients": [' + recipients(3) + ']}',
         404, "agent 'ag_nope' not found"),
+    "a bad number after the first COPY pieces are sent": (
+        lambda d: '{' + fields(d) + ', "recipients": [' + recipients(1500, 1300) + ']}',
+        400, "recipients[1300].to_number must be an E.164"),
     "an element cut short in the middle": (
         lambda d: '{' + fields(d) + ', "recipients": [' + recipients(4, 2, '{"to_number": }') + ']}',
         400, "malformed JSON at line 1 column"),
@@ -132,6 +135,18 @@ def test_a_request_not_plainly_valid_is_read_whole_and_stores_nothing(stack, dem
     assert words in r.json()["error"], r.text
     assert reads(stack) == (s0, w0 + 1)
     assert stored(stack) == before
+
+
+def test_a_create_of_many_copy_pieces_stores_every_recipient_in_order(stack, demo):
+    # 1,500 rows are three 64 KB pieces of COPY, each sent as it is made
+    # while the next recipients are parsed: all land, in order.
+    s0, w0 = reads(stack)
+    r = post(stack, demo, '{' + fields(demo) + ', "recipients": [' + recipients(1500) + ']}')
+    assert r.status_code == 201, r.text
+    assert reads(stack) == (s0 + 1, w0)
+    rows = stack.sql("SELECT seq, to_number FROM recipients WHERE batch_id = %s ORDER BY seq",
+                     r.json()["id"])
+    assert [tuple(x) for x in rows] == [(i, f"+1415555{i:04d}") for i in range(1500)]
 
 
 def test_a_malformed_element_is_placed_in_the_whole_body(stack, demo):
