@@ -13,6 +13,9 @@
 typedef struct bc_api {
     bc_ctx *ctx;
     bc_pgpool *pool;
+    bc_pgpool *wait_pool;   /* for routes that may wait (BC_HTTP_WAITS): a
+                               cancel waiting for its dials never takes the
+                               connection another request needs */
     bc_publisher *pub;
     const char *topic_prefix;
     const char *regions;        /* "us,eu,apac" */

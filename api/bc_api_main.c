@@ -479,13 +479,16 @@ int main(int argc, char **argv)
                "BC_API_REQUEST_TIMEOUT and BC_API_MAX_CONNECTIONS_PER_IP must not be negative");
         goto out;
     }
-    /* One connection per request thread plus one for the main loop. */
+    /* One connection per request thread, as many for the routes that may
+     * wait on threads of their own, plus one for the main loop. */
     if (!(stmts = stmts_join())) {
         bc_log(ctx.log, BC_ERROR, "api.start_failed", "{s:s}", "error", "out of memory");
         goto out;
     }
     if (!(api.pool = bc_pgpool_new(bc_config_str(ctx.cfg, "pg-dsn"), stmts,
                                    (int)threads, &err)) ||
+        !(api.wait_pool = bc_pgpool_new(bc_config_str(ctx.cfg, "pg-dsn"), stmts,
+                                        (int)threads, &err)) ||
         !(pg = bc_pg_connect(bc_config_str(ctx.cfg, "pg-dsn"), stmts, &err)) ||
         !(api.pub = bc_publisher_new(bc_config_str(ctx.cfg, "kafka-brokers"), ctx.log,
                                      ctx.metrics, &err))) {
@@ -524,6 +527,7 @@ out:
         api.pub = NULL;
     }
     bc_pgpool_free(api.pool);
+    bc_pgpool_free(api.wait_pool);
     bc_pg_free(pg);
     free(stmts);
     bc_log(ctx.log, BC_INFO, "api.stopped", NULL);

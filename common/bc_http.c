@@ -330,6 +330,53 @@ static void serve(const bc_http_surface *s, const bc_http_route *rt, bc_http_req
         bc_http_miss(r, resp, bc_http_error, "not found");
 }
 
+static void answer_with(bc_http_later *r, bc_http_resp *resp);
+
+/* A route that waits (BC_HTTP_WAITS), run on a thread of its own. */
+typedef struct waiting {
+    const bc_http_surface *s;
+    const bc_http_route *rt;
+    bc_http_req *r;
+} waiting;
+
+static void *waiting_main(void *arg)
+{
+    waiting *w = arg;
+    bc_http_resp resp = { .status = 404 };
+
+    serve(w->s, w->rt, w->r, &resp);
+    answer_with(w->r, &resp);
+    free(w);
+    return NULL;
+}
+
+/* Defers r and runs its route on a new thread: 1, or 0 if no thread could
+ * be had (the caller runs it here). */
+static int serve_aside(const bc_http_surface *s, const bc_http_route *rt, bc_http_req *r)
+{
+    waiting *w = malloc(sizeof *w);
+    pthread_attr_t attr;
+    pthread_t t;
+    int rc;
+
+    if (!w)
+        return 0;
+    *w = (waiting){ s, rt, r };
+    bc_http_defer(r);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&t, &attr, waiting_main, w);
+    pthread_attr_destroy(&attr);
+    if (rc == 0)
+        return 1;
+    free(w);
+    pthread_mutex_lock(&r->h->mu);
+    r->h->deferred--;
+    pthread_mutex_unlock(&r->h->mu);
+    r->deferred = 0;
+    return 0;
+}
+
 /* 1 if the path (n bytes) is a literal route's, one without "{name}". */
 static int literal_route(const bc_http *h, const char *path, size_t n)
 {
@@ -362,7 +409,8 @@ static void dispatch(bc_http *h, bc_http_req *r, bc_http_resp *resp)
             if (!strcmp(rt->method, r->method)) {
                 r->allow[0] = '\0';
                 route_label(rt, r);
-                serve(s, rt, r, resp);
+                if (!(rt->flags & BC_HTTP_WAITS) || !serve_aside(s, rt, r))
+                    serve(s, rt, r, resp);
                 return;
             }
             allow_add(r, rt->method);
@@ -578,12 +626,15 @@ bc_http_later *bc_http_defer(const bc_http_req *req)
     return r;
 }
 
-void bc_http_answer(bc_http_later *r, int status, json_t *body)
+/* Answers a deferred request with resp, whose body becomes the request's. */
+static void answer_with(bc_http_later *r, bc_http_resp *resp)
 {
     bc_http *h = r->h;   /* r may be freed the moment r->mu is released */
 
     pthread_mutex_lock(&r->mu);
-    bc_http_json(&r->later, status, body);
+    free(r->later.body);
+    r->later = *resp;
+    resp->body = NULL;
     r->answered = 1;
     if (r->suspended) {
         r->suspended = 0;
@@ -593,6 +644,14 @@ void bc_http_answer(bc_http_later *r, int status, json_t *body)
     pthread_mutex_lock(&h->mu);
     h->deferred--;
     pthread_mutex_unlock(&h->mu);
+}
+
+void bc_http_answer(bc_http_later *r, int status, json_t *body)
+{
+    bc_http_resp resp = { 0 };
+
+    bc_http_json(&resp, status, body);
+    answer_with(r, &resp);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

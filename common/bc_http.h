@@ -47,9 +47,16 @@ typedef struct bc_http_route {
     const char *pattern;     /* "/v1/calls/{id}/events" */
     bc_http_handler fn;
     const char *label;       /* metrics route label; NULL: from the pattern */
-    int flags;               /* the surface's own; bc_http reads neither */
-    const void *arg;         /* the flags nor this */
+    int flags;               /* the surface's own but BC_HTTP_WAITS; */
+    const void *arg;         /* bc_http reads neither else */
 } bc_http_route;
+
+/* In a route's flags: the handler may wait on something slow (a cancel
+ * waits for the dials in flight), so it runs on a thread of its own and
+ * its answer is deferred. A server thread serves every connection pinned
+ * to it, and must never wait with one (libmicrohttpd's rule for its
+ * thread pool). */
+#define BC_HTTP_WAITS (1 << 30)
 
 /* A surface's errors, in its own body shape: status, a machine word
  * ("not_found") and a message for people. */

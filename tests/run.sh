@@ -60,13 +60,15 @@ else
     )
     integration build -m plain_build tests/integration
     # ThreadSanitizer: librdkafka's own (uninstrumented) races are
-    # suppressed, ours are not (tests/tsan/suppressions.txt).
+    # suppressed, ours are not (tests/tsan/suppressions.txt). The cancel
+    # test runs a route on a thread of its own (BC_HTTP_WAITS).
     (
         export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan/suppressions.txt"
         build build-tsan -DCMAKE_BUILD_TYPE=Debug -DBC_TSAN=ON
         unit build-tsan
         integration build-tsan tests/integration/test_walking_skeleton.py \
-            tests/integration/test_processes.py
+            tests/integration/test_processes.py \
+            tests/integration/test_dispatch.py::test_a_cancel_waiting_on_a_dial_holds_up_no_other_request
     )
 fi
 # The short chaos profile: workers SIGKILLed, the scheduler leader killed,

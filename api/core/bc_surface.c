@@ -140,7 +140,9 @@ void bc_surface_serve(void *ud, const void *arg, const bc_http_route *route,
     bc_surface_req s = { .api = api, .gate = gate, .route = route, .req = req, .resp = resp };
     int publishable = route && (route->flags & BC_SURFACE_PUBLISHABLE);
 
-    s.g.pg = bc_pgpool_get(api->pool);
+    bc_pgpool *pool = route && (route->flags & BC_HTTP_WAITS) ? api->wait_pool : api->pool;
+
+    s.g.pg = bc_pgpool_get(pool);
     if (bc_gate_enter(api, &s.g, req, resp, publishable, gate->error) == 0 &&
         (!gate->check || gate->check(&s) == 0)) {
         if (route)
@@ -148,5 +150,5 @@ void bc_surface_serve(void *ud, const void *arg, const bc_http_route *route,
         else
             bc_http_miss(req, resp, gate->error, gate->not_found);
     }
-    bc_pgpool_put(api->pool, s.g.pg);
+    bc_pgpool_put(pool, s.g.pg);
 }

@@ -16,7 +16,7 @@ enum {
     BC_SURFACE_CREDITS = 1,      /* 402 (gate no_credit) when the tenant has no credit */
     BC_SURFACE_IDEM = 2,         /* honours Idempotency-Key, the path naming the request */
     BC_SURFACE_PUBLISHABLE = 4,  /* publishable keys may call it (else 403) */
-    BC_SURFACE_OWN = 1 << 8,     /* and up: the surface's own */
+    BC_SURFACE_OWN = 1 << 8,     /* and up, below BC_HTTP_WAITS: the surface's own */
 };
 
 /* A route's write to a resource only its surface has (agents, numbers,

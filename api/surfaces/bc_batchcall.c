@@ -492,7 +492,7 @@ static const bc_http_route routes[] = {
     { "POST", PREFIX "/resume", act_all, NULL, IDEM, NULL },
     { "GET", PREFIX "/{id}", get, NULL, 0, NULL },
     { "GET", PREFIX "/{id}/tasks", tasks, NULL, 0, NULL },
-    { "POST", PREFIX "/{id}/cancel", act, NULL, IDEM, NULL },
+    { "POST", PREFIX "/{id}/cancel", act, NULL, IDEM | BC_HTTP_WAITS, NULL },
     { "POST", PREFIX "/{id}/send", act, NULL, IDEM, NULL },
     { "POST", PREFIX "/{id}/pause", act, NULL, IDEM, NULL },
     { "POST", PREFIX "/{id}/resume", act, NULL, IDEM, NULL },

@@ -480,7 +480,7 @@ static const bc_http_route routes[] = {
     { "POST", PREFIX "/pause", bc_surface_pause_all, NULL, IDEM, NULL },
     { "POST", PREFIX "/resume", bc_surface_pause_all, NULL, IDEM, NULL },
     { "GET", PREFIX "/{id}", get, NULL, 0, NULL },
-    { "POST", PREFIX "/{id}/cancel", action, NULL, IDEM, NULL },
+    { "POST", PREFIX "/{id}/cancel", action, NULL, IDEM | BC_HTTP_WAITS, NULL },
     { "POST", PREFIX "/{id}/retry", action, NULL, IDEM, NULL },
     { "POST", PREFIX "/{id}/pause", action, NULL, IDEM, NULL },
     { "POST", PREFIX "/{id}/resume", action, NULL, IDEM, NULL },

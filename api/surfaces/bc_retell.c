@@ -582,7 +582,7 @@ static void get(void *ud, const bc_http_req *req, bc_http_resp *resp)
 static const bc_http_route routes[] = {
     { "POST", "/create-batch-call", create, NULL, BC_SURFACE_CREDITS | IDEM, NULL },
     { "GET", "/get-batch-call/{id}", get, NULL, 0, NULL },
-    { "POST", "/cancel-batch-call/{id}", act, NULL, IDEM, NULL },
+    { "POST", "/cancel-batch-call/{id}", act, NULL, IDEM | BC_HTTP_WAITS, NULL },
     { "POST", "/pause-batch-call/{id}", act, NULL, IDEM, NULL },
     { "POST", "/resume-batch-call/{id}", act, NULL, IDEM, NULL },
     { "POST", "/pause-all-batch-calls", bc_surface_pause_all, NULL, IDEM, NULL },

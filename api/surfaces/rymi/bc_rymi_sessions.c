@@ -611,7 +611,7 @@ const bc_http_route bc_rymi_sessions_routes[] = {
     { "POST", "/v1/calls/queue/resume", bc_surface_pause_all, NULL, IDEM, NULL },
     { "GET", "/v1/calls/{id}", session_get, NULL, 0, NULL },
     { "GET", "/v1/calls/{id}/events", events, NULL, 0, NULL },
-    { "POST", "/v1/calls/{id}/end", end_session, NULL, IDEM, NULL },
+    { "POST", "/v1/calls/{id}/end", end_session, NULL, IDEM | BC_HTTP_WAITS, NULL },
     { "POST", "/v1/calls/{id}/pause", pause_session, NULL, IDEM, NULL },
     { "POST", "/v1/calls/{id}/resume", pause_session, NULL, IDEM, NULL },
     { "GET", "/v1/calls/{id}/summary", outcome, NULL, 0, NULL },
