@@ -359,6 +359,10 @@ def b3(args):
                          "BC_SIM_TALK_SECONDS": "1-3", "BC_SIM_MIX": "completed=1"})
     try:
         t = sc.tenant(concurrency=limit)
+        pids = stack_pids(sc)
+        before = {k: cpu_seconds(p) for k, p in pids.items()}
+        age0 = event_age(sc)
+        t0 = time.monotonic()
         bid = sc.create(t, numbers("300", n), limit=limit)
         samples, stop = [], threading.Event()
 
@@ -374,6 +378,12 @@ def b3(args):
         sc.wait_terminal([bid], n, 600)
         stop.set()
         th.join()
+        # Who takes the cores while the slots turn over: the idle below is
+        # mostly waiting for one (bench/RESULTS.md, fifteenth session).
+        pids.update(stack_pids(sc))
+        cpu_table("B3", pids, before, {k: cpu_seconds(p) for k, p in pids.items()},
+                  time.monotonic() - t0)
+        age1 = event_age(sc)
         peak = sc.ledger()["batches"][bid]["peak_live"]
         rows = sc.s.sql("SELECT extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000,"
                         " id FROM calls WHERE batch_id = %s", bid)
@@ -392,6 +402,21 @@ def b3(args):
     row("B3", "refill gap p99 (our end -> next claim)", pct(gaps, 99), "ms", None, "<= 100 ms")
     for what, v in split:
         row("B3", what, v, "ms")
+    if age1[1] > age0[1]:
+        row("B3", "      of it, API's publish -> worker takes the end, mean",
+            (age1[0] - age0[0]) / (age1[1] - age0[1]) * 1000.0, "ms")
+
+
+def event_age(sc):
+    """(sum s, count) of the first worker's worker_carrier_event_age_seconds
+    of the calls' ends."""
+    text = requests.get(f"http://127.0.0.1:{sc.workers[0][1]}/metrics", timeout=10).text
+    got = {}
+    for line in text.splitlines():
+        for part in ("sum", "count"):
+            if line.startswith(f'worker_carrier_event_age_seconds_{part}{{kind="end"}} '):
+                got[part] = float(line.split()[1])
+    return got.get("sum", 0.0), got.get("count", 0.0)
 
 
 def b3_split(dials, rows, limit):

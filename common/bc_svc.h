@@ -37,6 +37,9 @@ void bc_svc_stop(void);
 /* Monotonic milliseconds and microseconds. */
 long long bc_now_ms(void);
 long long bc_now_us(void);
+/* Wall-clock milliseconds since the epoch, the clock of Kafka's message
+ * timestamps. */
+long long bc_wall_ms(void);
 void bc_svc_free(bc_ctx *ctx);
 
 #endif

@@ -159,6 +159,20 @@ static const char *end_reason_of(const char *status, int duration, int limit_s)
     return "dial_failed";
 }
 
+/* How long the event took to reach the loop since it was published, by
+ * whether it ends its call (end); a clock behind the publisher's counts
+ * as 0. */
+static void observe_age(bc_worker *w, const rd_kafka_message_t *m, int end)
+{
+    rd_kafka_timestamp_type_t type;
+    long long at = rd_kafka_message_timestamp(m, &type), age;
+
+    if (type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || at <= 0)
+        return;
+    age = bc_wall_ms() - at;
+    bc_metric_observe(w->m_event_age[end], age > 0 ? (double)age / 1000.0 : 0.0);
+}
+
 static void apply(bc_worker *w, const rd_kafka_message_t *m)
 {
     json_t *ev = json_loadb(m->payload, m->len, 0, NULL);
@@ -166,7 +180,7 @@ static void apply(bc_worker *w, const rd_kafka_message_t *m)
     const char *status = json_string_value(json_object_get(ev, "status"));
     const char *sid = json_string_value(json_object_get(ev, "carrier_call_id"));
     const char *kind = json_string_value(json_object_get(ev, "kind"));
-    int duration = (int)json_integer_value(json_object_get(ev, "duration"));
+    int duration = (int)json_integer_value(json_object_get(ev, "duration")), end = 0;
 
     bc_metric_add(w->m_events, 1);
     if (call && kind && !strcmp(kind, "amd")) {
@@ -206,7 +220,9 @@ static void apply(bc_worker *w, const rd_kafka_message_t *m)
 
         bc_ends_add(w, call, status, duration,
                     machine ? "voicemail" : end_reason_of(status, duration, 0), sid, by, NULL);
+        end = 1;
     }
+    observe_age(w, m, end);
     json_decref(ev);
 }
 

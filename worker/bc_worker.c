@@ -23,6 +23,11 @@
 #include "bc_topup.h"
 #include "bc_worker_int.h"
 
+/* A carrier event's age when the worker takes it: what the hop from the
+ * API through Kafka to the loop costs a freed slot (bench/RESULTS.md,
+ * fifteenth session: 4-12 ms mean in B3). */
+static const double EVENT_AGE_BUCKETS[11] = { 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+                                              0.25, 1, 5, 30 };
 static const double DISPATCH_BUCKETS[12] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                              0.5, 1, 2.5, 5, 10, 30 };
 
@@ -198,6 +203,12 @@ static void metrics(bc_worker *w)
                                                   "Dispatch latency: from a dial request leaving"
                                                   " the worker to the carrier's answer",
                                                   NULL, DISPATCH_BUCKETS, 12));
+    w->m_event_age[0] = bc_metrics_get(m, BC_HISTOGRAM, "worker_carrier_event_age_seconds",
+                                       "Age of a carrier event when the worker takes it: from"
+                                       " the API's publish (the message's timestamp) to the"
+                                       " worker's loop", "kind=\"other\"", EVENT_AGE_BUCKETS, 11);
+    w->m_event_age[1] = bc_metrics_get(m, BC_HISTOGRAM, "worker_carrier_event_age_seconds", NULL,
+                                       "kind=\"end\"", EVENT_AGE_BUCKETS, 11);
 }
 
 /* The carrier adapter, as configured. 0 or -1. */

@@ -79,6 +79,7 @@ struct bc_worker {
               *m_paced, *m_in_hand, *m_events, *m_dup_events, *m_fenced,
               *m_not_dialed, *m_jobs_lag, *m_events_lag, *m_ctx_fetch, *m_updates,
               *m_update_failed, *m_voicemail_actions;
+    bc_metric *m_event_age[2];   /* worker_carrier_event_age_seconds: [1] the ends */
     bc_metric *m_outcome[BC_OUTCOMES]; /* worker_calls_finished_total by outcome */
     bc_metric *m_turns, *m_requests, *m_redials, *m_untried;
 };

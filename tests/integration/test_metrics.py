@@ -127,6 +127,29 @@ def test_calls_started_and_finished_by_outcome_match_postgresql(stack, run):
     assert all(x[1] <= y[1] for x, y in zip(buckets, buckets[1:]))
 
 
+def test_every_carrier_event_taken_has_its_age_observed(run):
+    b, a = run["before"]["worker"], run["after"]["worker"]
+    events = total(a, "worker_carrier_events_total") - total(b, "worker_carrier_events_total")
+    name = "worker_carrier_event_age_seconds"
+    count = {k: val(a, name + "_count", kind=k) - val(b, name + "_count", kind=k)
+             for k in ("end", "other")}
+    # Each event once, in the series of its kind: the calls' ends, and
+    # their news before (ringing, answered).
+    assert events > 0 and count["end"] + count["other"] == events, (events, count)
+    assert count["end"] > 0 and count["other"] > 0, count
+    for k in ("end", "other"):
+        # Published by the API moments before, on this machine's clock:
+        # every age of the run fell under the 30 s bucket, none below 0.
+        age = val(a, name + "_sum", kind=k) - val(b, name + "_sum", kind=k)
+        assert 0 <= age < 30 * count[k], (k, age)
+        assert (val(a, name + "_bucket", kind=k, le="30") -
+                val(b, name + "_bucket", kind=k, le="30")) == count[k]
+        buckets = sorted((float(dict(lb)["le"]), v) for (n, lb), v in a.items()
+                         if n == name + "_bucket" and dict(lb)["kind"] == k)
+        assert buckets[-1] == (float("inf"), val(a, name + "_count", kind=k))
+        assert all(x[1] <= y[1] for x, y in zip(buckets, buckets[1:]))
+
+
 def test_lease_waits_consumer_lag_and_live_calls_moved(run):
     b, a, seen = run["before"]["worker"], run["after"]["worker"], run["seen"]
     # More jobs than slots: claims found no free slot and waited.
