@@ -350,6 +350,8 @@ static void *waiting_main(void *arg)
     return NULL;
 }
 
+static void undefer(bc_http_req *r);
+
 /* Defers r and runs its route on a new thread: 1, or 0 if no thread could
  * be had (the caller runs it here). */
 static int serve_aside(const bc_http_surface *s, const bc_http_route *rt, bc_http_req *r)
@@ -370,10 +372,7 @@ static int serve_aside(const bc_http_surface *s, const bc_http_route *rt, bc_htt
     if (rc == 0)
         return 1;
     free(w);
-    pthread_mutex_lock(&r->h->mu);
-    r->h->deferred--;
-    pthread_mutex_unlock(&r->h->mu);
-    r->deferred = 0;
+    undefer(r);
     return 0;
 }
 
@@ -624,6 +623,16 @@ bc_http_later *bc_http_defer(const bc_http_req *req)
     pthread_mutex_unlock(&r->h->mu);
     r->deferred = 1;
     return r;
+}
+
+/* Takes back a bc_http_defer that nothing will answer: the request is
+ * answered on its own thread after all. */
+static void undefer(bc_http_req *r)
+{
+    pthread_mutex_lock(&r->h->mu);
+    r->h->deferred--;
+    pthread_mutex_unlock(&r->h->mu);
+    r->deferred = 0;
 }
 
 /* Answers a deferred request with resp, whose body becomes the request's. */
