@@ -375,7 +375,7 @@ static json_t *recipient_at(const bc_batch_spec *s, size_t i, json_t *zones, int
         *bad = s->items->bad;
         return NULL;
     }
-    x = s->convert(r, i, why, sizeof why);
+    x = s->stream->convert(r, i, why, sizeof why);
     json_decref(r);
     if (!x || recipient_fits(x, i, why, sizeof why) < 0) {
         json_decref(x);
@@ -544,7 +544,7 @@ static bc_batch_rc create(bc_api *api, bc_pg *pg, const bc_principal *who, bc_ba
     bc_batch_rc rc;
     char why[200];
 
-    if (s->items && (c->n < 1 || c->n > s->max_recipients))
+    if (s->items && (c->n < 1 || c->n > s->stream->max))
         return BC_BATCH_EAGER;
     if (bc_agent_voicemail_check(s->voicemail, why, sizeof why) < 0) {
         bc_err_set(err, "%s", why);
@@ -611,10 +611,10 @@ bc_batch_rc bc_batch_create_streamed(bc_api *api, bc_pg *pg, const bc_principal 
     if (bc_json_object_lazy(body, len, how->key, rest, &items) == 0 &&
         how->fields(*rest, spec, how->ud) == 0) {
         spec->items = &items;
-        spec->convert = how->convert;
-        spec->max_recipients = how->max;
+        spec->stream = how;
         rc = bc_batch_create(api, pg, who, spec, id_out, err);
         spec->items = NULL;
+        spec->stream = NULL;
     }
     if (rc == BC_BATCH_EAGER) {
         json_decref(spec->retry_policy);

@@ -76,14 +76,13 @@ typedef struct bc_batch_spec {
     /* Or, instead, the request's recipients still unread
      * (bc_json_object_lazy): the core reads each while the COPY stores the
      * ones before it, so the parse runs beside the server's inserts (B1).
-     * convert turns element i into the shape above, checked as the
-     * surface's whole parse checks it (NULL with why); there must be 1 to
-     * max_recipients of them. Any refusal until all are read and checked is
-     * BC_BATCH_EAGER, with nothing stored, so the answer a client sees is
-     * always the whole parse's. */
+     * stream's convert turns element i into the shape above, checked as
+     * the surface's whole parse checks it (NULL with why); there must be 1
+     * to stream->max of them. Any refusal until all are read and checked
+     * is BC_BATCH_EAGER, with nothing stored, so the answer a client sees
+     * is always the whole parse's. */
     bc_json_items *items;
-    json_t *(*convert)(json_t *r, size_t i, char *why, size_t cap);
-    size_t max_recipients;
+    const struct bc_batch_stream *stream;
     /* Out: how many recipients the create stored. */
     size_t count;
     /* The tenant's policy (common/bc_policy.h) is applied to every batch:
