@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -58,37 +59,112 @@ int bc_id_new(char *out, size_t cap, const char *prefix)
     return bc_ids_new(out, cap, 1, prefix);
 }
 
+/* Random bytes drawn in blocks of up to 4 KiB, each no larger than what
+ * is still expected to be used (want). */
+typedef struct {
+    unsigned char buf[4096];
+    size_t pos, have, want;
+} rnd_stream;
+
+static int rnd_byte(rnd_stream *r, unsigned char *b)
+{
+    if (r->pos == r->have) {
+        r->have = r->want < 64 ? 64 : r->want < sizeof r->buf ? r->want : sizeof r->buf;
+        r->want -= r->want < r->have ? r->want : r->have;
+        r->pos = 0;
+        if (bc_random_bytes(r->buf, r->have) < 0)
+            return -1;
+    }
+    *b = r->buf[r->pos++];
+    return 0;
+}
+
+/* A random id's first HEAD_CHARS characters after the time are one draw
+ * below HEAD_SPAN = 62^10: heads sort as numbers, as their characters
+ * sort as text. */
+#define HEAD_CHARS 10
+#define HEAD_SPAN 839299365868340224ULL
+
+/* A uniform draw below HEAD_SPAN: 60 random bits, rejected at or above it
+ * (a quarter of them), as each character rejects bytes at or above 248. */
+static int rnd_head(rnd_stream *r, unsigned long long *out)
+{
+    unsigned char b;
+
+    do {
+        *out = 0;
+        for (int i = 0; i < 8; i++) {
+            if (rnd_byte(r, &b) < 0)
+                return -1;
+            *out = *out << 8 | b;
+        }
+        *out >>= 4;
+    } while (*out >= HEAD_SPAN);
+    return 0;
+}
+
+/* Sorts v (n values) ascending, a byte at a time from the lowest: n and
+ * 256 steps a byte, where qsort's comparisons of 5,000 ids took 0.7 ms. */
+static void radix_sort(unsigned long long *v, unsigned long long *tmp, size_t n)
+{
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = { 0 };
+
+        for (size_t i = 0; i < n; i++)
+            count[(v[i] >> shift & 0xff) + 1]++;
+        for (int d = 0; d < 256; d++)
+            count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++)
+            tmp[count[v[i] >> shift & 0xff]++] = v[i];
+        memcpy(v, tmp, n * sizeof *v);
+    }
+}
+
 int bc_ids_new(char *out, size_t stride, size_t n, const char *prefix)
 {
-    const size_t rnd = 22 - TIME_CHARS;   /* 15 random chars: ~89 bits */
-    size_t plen = strlen(prefix), need = n * rnd, have = 0, pos = 0;
-    unsigned char buf[4096];
+    const size_t tail = 22 - TIME_CHARS - HEAD_CHARS;   /* 5 more random chars */
+    size_t plen = strlen(prefix);
+    unsigned long long one[2], *heads = n > 1 ? malloc(2 * n * sizeof *heads) : one;
+    /* A head takes 8 bytes 1.37 times on average, the tail 5.1: 17 an
+     * id, and a margin. */
+    rnd_stream rs = { .want = n * 17 + 64 }, *r = &rs;
     char t[TIME_CHARS];
+    int rc = -1;
 
-    if (plen + 1 + 22 + 1 > stride)
-        return -1;
+    if (plen + 1 + 22 + 1 > stride || !heads)
+        goto out;
     time_chars(t);
+    for (size_t i = 0; i < n; i++)
+        if (rnd_head(r, &heads[i]) < 0)
+            goto out;
+    if (n > 1)
+        radix_sort(heads, heads + n, n);
     for (size_t i = 0; i < n; i++) {
-        memcpy(out + i * stride, prefix, plen);
-        out[i * stride + plen] = '_';
-        memcpy(out + i * stride + plen + 1, t, TIME_CHARS);
-        out[i * stride + plen + 23] = '\0';
-    }
-    /* Rejection sampling over one stream of random bytes. */
-    for (size_t k = 0; k < need;) {
-        if (pos == have) {
-            if (bc_random_bytes(buf, need - k + 64 < sizeof buf ? need - k + 64 : sizeof buf) < 0)
-                return -1;
-            have = need - k + 64 < sizeof buf ? need - k + 64 : sizeof buf;
-            pos = 0;
+        char *id = out + i * stride, *p = id + plen + 1 + TIME_CHARS;
+        unsigned long long h = heads[i];
+
+        memcpy(id, prefix, plen);
+        id[plen] = '_';
+        memcpy(id + plen + 1, t, TIME_CHARS);
+        for (int k = HEAD_CHARS - 1; k >= 0; k--) {
+            p[k] = base62[h % 62];
+            h /= 62;
         }
-        unsigned char b = buf[pos++];
-        if (b < 248) {
-            out[(k / rnd) * stride + plen + 1 + TIME_CHARS + k % rnd] = base62[b % 62];
-            k++;
+        for (size_t k = 0; k < tail;) {
+            unsigned char b;
+
+            if (rnd_byte(r, &b) < 0)
+                goto out;
+            if (b < 248)
+                p[HEAD_CHARS + k++] = base62[b % 62];
         }
+        id[plen + 23] = '\0';
     }
-    return 0;
+    rc = 0;
+out:
+    if (heads != one)
+        free(heads);
+    return rc;
 }
 
 void bc_sha256_hex(const void *data, size_t len, char out[BC_SHA256_HEX])

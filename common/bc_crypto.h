@@ -18,7 +18,9 @@ int bc_random_token(char *out, size_t cap, const char *prefix, size_t nchars);
 int bc_id_new(char *out, size_t cap, const char *prefix);
 
 /* Writes n ids "<prefix>_<22 base62>" into out, one every stride bytes,
- * drawing randomness once for all of them. 0 or -1. */
+ * in ascending order: rows stored in this order land on a B-tree's pages
+ * in key order. Each is as random as bc_id_new's; sorting them costs no
+ * entropy, only the order of the draws. 0 or -1. */
 int bc_ids_new(char *out, size_t stride, size_t n, const char *prefix);
 
 /* Hex SHA-256 of data into out[BC_SHA256_HEX]. */

@@ -335,11 +335,6 @@ out:
     return rc;
 }
 
-static int id_order(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
 /* The caps on recipient i's free-form JSON (bc_json_fits), named by its
  * position in the request. */
 static int recipient_fits(const json_t *r, size_t i, char *why, size_t cap)
@@ -388,8 +383,8 @@ static json_t *recipient_at(const bc_batch_spec *s, size_t i, json_t *zones, int
 
 /* COPY: the fastest way PostgreSQL takes rows. Rows are sent as they are
  * made, so the server stores the first while the next are formatted (and,
- * read lazily, parsed). Ids are drawn at once and handed out in ascending
- * order, so the primary key's inserts each land after the last, on the
+ * read lazily, parsed). Ids are drawn at once, in ascending order
+ * (bc_ids_new), so the primary key's inserts each land after the last, on the
  * rightmost page, which a B-tree fills before it splits; in random order
  * they land all over the batch's range and split pages in half. The
  * request's order is kept in seq. Values were validated by the surface;
@@ -409,7 +404,6 @@ static bc_batch_rc store_recipients(bc_pg *pg, const bc_principal *who, const bc
         bc_err_set(err, "no randomness for recipient ids");
         goto out;
     }
-    qsort(ids, c->n, sizeof *ids, id_order);
     if (!(cp = bc_pg_copy_begin(pg, "COPY recipients (id, batch_id, tenant_id, seq, to_number,"
                                     " from_number, metadata, variables, max_retries, timezone,"
                                     " retry_policy) FROM STDIN", err)))

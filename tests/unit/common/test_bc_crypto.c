@@ -128,10 +128,41 @@ static void test_ids_are_distinct_and_shaped(void **state)
     assert_false(bc_ct_streq("abc", "abcd"));
 }
 
+/* A batch's ids come sorted (its rows are stored in that order) and as
+ * random as single ones: the sorted heads still spread over every first
+ * character, and the tails over every character. */
+static void test_many_ids_ascend_and_spread(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    static char ids[N][32];
+    int first[128] = { 0 }, last[128] = { 0 }, seen_first = 0, seen_last = 0;
+
+    assert_int_equal(bc_ids_new(ids[0], sizeof ids[0], N, "abcr"), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(strlen(ids[i]), 5 + 22);
+        assert_int_equal(strncmp(ids[i], "abcr_", 5), 0);
+        assert_int_equal(strncmp(ids[i] + 5, ids[0] + 5, 7), 0);   /* one time */
+        for (int k = 5; k < 27; k++)
+            assert_non_null(strchr("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "abcdefghijklmnopqrstuvwxyz", ids[i][k]));
+        if (i)
+            assert_true(strcmp(ids[i - 1], ids[i]) < 0);
+        seen_first += !first[(int)ids[i][12]]++;
+        seen_last += !last[(int)ids[i][26]]++;
+    }
+    /* 5,000 uniform draws leave none of 62 values out (each ~80 times). */
+    assert_int_equal(seen_first, 62);
+    assert_int_equal(seen_last, 62);
+    assert_int_equal(bc_ids_new(ids[0], 20, 2, "abcr"), -1);   /* does not fit */
+    assert_int_equal(bc_ids_new(ids[0], sizeof ids[0], 0, "abcr"), 0);
+}
+
 BC_TEST_MAIN(cmocka_unit_test(test_hmac_sha1_rfc2202),
              cmocka_unit_test(test_hmac_sha256_rfc4231),
              cmocka_unit_test(test_sha256),
              cmocka_unit_test(test_twilio_signature_documented_example),
              cmocka_unit_test(test_form_roundtrip),
              cmocka_unit_test(test_apikey_shape_and_match),
-             cmocka_unit_test(test_ids_are_distinct_and_shaped))
+             cmocka_unit_test(test_ids_are_distinct_and_shaped),
+             cmocka_unit_test(test_many_ids_ascend_and_spread))
