@@ -348,6 +348,9 @@ static void place_call(sim *s, call *c, const char *body, size_t len)
     sim_ledger_live_add(s, c, 1);
     sim_heap_push(s, c);
     pthread_cond_signal(&s->cv);
+    /* Its first status is due now, and the callback loop may be asleep
+     * for up to 50 ms: Twilio sends it as the call starts. */
+    curl_multi_wakeup(s->multi);
 }
 
 /* How long the answer to a placed create is held (s->mu held): a slow
