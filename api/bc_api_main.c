@@ -13,6 +13,7 @@
 #include "bc_cartesia.h"
 #include "bc_credits.h"
 #include "bc_dashboard.h"
+#include "bc_kafka.h"
 #include "bc_gate.h"
 #include "bc_dnc.h"
 #include "bc_outcomes.h"
@@ -426,6 +427,27 @@ static int ready(void *ud)
     return api->ready;
 }
 
+/* Looks up the topics the API publishes to before it serves: otherwise the
+ * first carrier callbacks after a start waited about 1 s for the lookup
+ * (bench/RESULTS.md, fifteenth session). */
+static void warm_topics(bc_api *api)
+{
+    char *regions = strdup(api->regions), *save = NULL, names[16][160];
+    const char *topics[16];
+    int n = 0;
+
+    bc_kafka_topic(names[n++], sizeof names[0], api->topic_prefix, "call-results", NULL);
+    for (char *r = regions ? strtok_r(regions, ",", &save) : NULL; r && n + 2 <= 16;
+         r = strtok_r(NULL, ",", &save)) {
+        bc_kafka_topic(names[n++], sizeof names[0], api->topic_prefix, "carrier-events", r);
+        bc_kafka_topic(names[n++], sizeof names[0], api->topic_prefix, "jobs", r);
+    }
+    free(regions);
+    for (int i = 0; i < n; i++)
+        topics[i] = names[i];
+    bc_publisher_warm(api->pub, topics, n, 2000);
+}
+
 int main(int argc, char **argv)
 {
     bc_ctx ctx;
@@ -495,6 +517,7 @@ int main(int argc, char **argv)
         bc_log(ctx.log, BC_ERROR, "api.start_failed", "{s:s}", "error", err.msg);
         goto out;
     }
+    warm_topics(&api);
     o.threads = (unsigned)threads;
     o.max_body = (size_t)bc_config_int(ctx.cfg, "max-body-bytes");
     o.max_conns = (unsigned)bc_config_int(ctx.cfg, "max-connections");

@@ -14,6 +14,8 @@ struct bc_kafka {
     bc_kafka_dr_fn dr;
     void *ud;
     long long lag, lag_at_ms;     /* bc_kafka_lag's last answer and when */
+    rd_kafka_topic_t *warm[16];   /* topics looked up ahead (bc_kafka_warm) */
+    int nwarm;
 };
 
 void bc_kafka_topic(char *out, size_t cap, const char *prefix, const char *kind,
@@ -231,8 +233,37 @@ void bc_kafka_free(bc_kafka *k, int flush_ms)
     } else {
         rd_kafka_flush(k->rk, flush_ms);
     }
+    for (int i = 0; i < k->nwarm; i++)
+        rd_kafka_topic_destroy(k->warm[i]);
     rd_kafka_destroy(k->rk);
     free(k);
+}
+
+int bc_kafka_warm(bc_kafka *k, const char *topic, int timeout_ms, bc_err *err)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t;
+    rd_kafka_resp_err_t e;
+
+    if (k->nwarm == (int)(sizeof k->warm / sizeof *k->warm)) {
+        bc_err_set(err, "kafka: no room to look up %s ahead", topic);
+        return -1;
+    }
+    if (!(t = rd_kafka_topic_new(k->rk, topic, NULL))) {
+        bc_err_set(err, "kafka: topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
+    k->warm[k->nwarm++] = t;
+    e = rd_kafka_metadata(k->rk, 0, t, &md, timeout_ms);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err)
+        e = md->topics[0].err;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        bc_err_set(err, "kafka: topic %s: %s", topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
 }
 
 rd_kafka_t *bc_kafka_handle(bc_kafka *k) { return k->rk; }

@@ -34,6 +34,13 @@ bc_kafka *bc_kafka_consumer_new(const char *brokers, const char *group,
  * flush_ms. NULL is a no-op. */
 void bc_kafka_free(bc_kafka *k, int flush_ms);
 
+/* Looks up topic's partitions and leaders now, so the first message to it
+ * does not wait for that lookup: on a new producer the first callbacks'
+ * events waited about 1 s for it (bench/RESULTS.md, fifteenth session).
+ * Keeps the topic's handle until bc_kafka_free. 0, or -1 with err set
+ * (then the first message looks it up, as without this). */
+int bc_kafka_warm(bc_kafka *k, const char *topic, int timeout_ms, bc_err *err);
+
 /* Enqueues one message (copied). 0 or -1 with err set (queue full, ...). */
 int bc_kafka_produce(bc_kafka *k, const char *topic, const char *key,
                      const void *val, size_t len, void *opaque, bc_err *err);

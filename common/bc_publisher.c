@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bc_kafka.h"
+#include "bc_svc.h"
 
 const bc_pg_stmt bc_publisher_stmts[] = {
     { "outbox_delete", "DELETE FROM outbox WHERE id = ANY($1::bigint[])" },
@@ -111,6 +112,26 @@ fail:
     pthread_mutex_destroy(&p->mu);
     free(p);
     return NULL;
+}
+
+int bc_publisher_warm(bc_publisher *p, const char *const *topics, int n, int timeout_ms)
+{
+    long long until = bc_now_ms() + timeout_ms;
+    int ok = 0;
+
+    for (int i = 0; i < n; i++) {
+        long long left = until - bc_now_ms();
+        bc_err err = { "" };
+
+        if (left > 0 && bc_kafka_warm(p->k, topics[i], (int)left, &err) == 0) {
+            ok++;
+            continue;
+        }
+        bc_log(p->log, BC_WARN, "kafka.lookup_failed", "{s:s,s:s}", "topic", topics[i], "error",
+               left > 0 ? err.msg : "no time left");
+    }
+    bc_log(p->log, BC_INFO, "kafka.topics_looked_up", "{s:i,s:i}", "looked_up", ok, "topics", n);
+    return ok;
 }
 
 void bc_publisher_free(bc_publisher *p, int flush_ms)

@@ -19,6 +19,12 @@ bc_publisher *bc_publisher_new(const char *brokers, bc_log *log,
 /* Flushes up to flush_ms, stops the thread, frees. NULL is a no-op. */
 void bc_publisher_free(bc_publisher *p, int flush_ms);
 
+/* bc_kafka_warm on the publisher's producer for each of topics (n), before
+ * any publish, waiting up to timeout_ms for all of them (a start with Kafka
+ * away is held that long, no longer). A topic not looked up is logged and
+ * left to its first message. Returns how many were looked up. */
+int bc_publisher_warm(bc_publisher *p, const char *const *topics, int n, int timeout_ms);
+
 /* Publishes one committed outbox row (copied). Thread-safe. 0 or -1. */
 int bc_publisher_outbox(bc_publisher *p, long long id, const char *topic,
                         const char *key, const char *payload, bc_err *err);

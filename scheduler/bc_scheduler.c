@@ -230,6 +230,7 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
 {
     bc_scheduler *s = calloc(1, sizeof *s);
     const char *prefix = bc_config_str(ctx->cfg, "topic-prefix");
+    char events[160];
 
     if (!s)
         return NULL;
@@ -248,6 +249,11 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
         bc_scheduler_free(s);
         return NULL;
     }
+    /* Its first releases and relays do not wait for their topics' lookup
+     * (bc_publisher_warm). */
+    bc_kafka_topic(events, sizeof events, prefix, "carrier-events", s->region);
+    bc_publisher_warm(s->pub, (const char *const[]){ s->jobs_topic, s->results_topic, events },
+                      3, 2000);
 #define M(field, type, name, help) \
     s->field = bc_metrics_get(ctx->metrics, type, name, help, NULL, NULL, 0)
     M(m_leader, BC_GAUGE, "scheduler_is_leader", "1 while this process leads its region");

@@ -297,6 +297,9 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
         carrier(w, c, err) < 0 || consumers(w, brokers, prefix, err) < 0)
         goto fail;
     metrics(w);
+    /* Its first top-up and first results do not wait for their topics'
+     * lookup (bc_publisher_warm). */
+    bc_publisher_warm(w->pub, (const char *const[]){ w->jobs_topic, w->results_topic }, 2, 2000);
     /* Alive before ready: a batch created once /readyz answers is admitted. */
     if (bc_renewal_beat(w, err) < 0)
         goto fail;

@@ -94,3 +94,17 @@ def test_start_serve_sigterm_cycle_leaks_nothing_under_valgrind(stack, tmp_path,
     assert "definitely lost: 0 bytes" in text or "All heap blocks were freed" in text, text[-2000:]
     assert "ERROR SUMMARY: 0 errors" in text, text[-3000:]
     assert rc == 0, (tmp_path / "stderr.log").read_text()[-3000:]
+
+
+def test_each_process_looks_up_the_topics_it_publishes_to_before_serving(stack):
+    # Else the first messages of a new producer waited about 1 s for the
+    # lookup: a new API held its first carrier callbacks that long
+    # (bench/RESULTS.md, fifteenth session). The API publishes to every
+    # region's carrier events and jobs and to call-results; a worker and a
+    # scheduler to their region's jobs and to call-results, and the
+    # scheduler also to its region's carrier events (hang-ups it relays).
+    for name, n in (("api", 1 + 2 * 3), ("worker", 2), ("scheduler", 3)):
+        seen = stack.procs[name].events("kafka.topics_looked_up")
+        assert seen, f"{name} logged no lookup"
+        assert (seen[0]["looked_up"], seen[0]["topics"]) == (n, n), (name, seen[0])
+        assert not stack.procs[name].events("kafka.lookup_failed"), name
