@@ -360,6 +360,7 @@ def b3(args):
     try:
         t = sc.tenant(concurrency=limit)
         pids = stack_pids(sc)
+        stmts = statements_start(sc)
         before = {k: cpu_seconds(p) for k, p in pids.items()}
         age0 = event_age(sc)
         t0 = time.monotonic()
@@ -383,6 +384,8 @@ def b3(args):
         pids.update(stack_pids(sc))
         cpu_table("B3", pids, before, {k: cpu_seconds(p) for k, p in pids.items()},
                   time.monotonic() - t0)
+        if stmts:
+            statements_table(sc, "B3", n, top=8)
         age1 = event_age(sc)
         peak = sc.ledger()["batches"][bid]["peak_live"]
         rows = sc.s.sql("SELECT extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000,"
