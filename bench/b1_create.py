@@ -166,6 +166,14 @@ def main():
     # Leave nothing to dial.
     for bid in created:
         s.post(f"{api}/agents/calls/batches/{bid}/cancel", headers=headers, timeout=30)
+    # Nor anything to measure the next run against: the rows of the batches
+    # made here go too, as the baseline's do. Kept, they piled up in the
+    # stack's database, run after run (25.6 million recipients, 12 GB, by
+    # the sixteenth session), and each B1 measured a table its own history
+    # had grown (bench/RESULTS.md, sixteenth session).
+    cur.execute("DELETE FROM leases WHERE batch_id = ANY(%s)", (created,))
+    cur.execute("DELETE FROM recipients WHERE batch_id = ANY(%s)", (created,))
+    cur.execute("DELETE FROM batches WHERE id = ANY(%s)", (created,))
 
 
 if __name__ == "__main__":
