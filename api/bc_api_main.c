@@ -148,9 +148,11 @@ const bc_pg_stmt bc_api_stmts[] = {
       "         $15::jsonb, $16::jsonb, $17, $18, $19, $20::jsonb, $21::jsonb,"
       "         CASE WHEN $17 = 'admitted' THEN now() END, $22::jsonb)" },
     { "leases_insert", BC_SQL_LEASES_INSERT },
-    /* Cancel: queued recipients, and those claimed but not yet being dialed
-     * (their claim gives its slot back), are cancelled. The batch row lock
-     * waits for any dial_start in flight; after it, none can start. */
+    /* Cancel: queued recipients, and those claimed but not being dialed
+     * (a paced dial waiting to be sent again, a claim the gate stopped:
+     * their claim gives its slot back), are cancelled. The batch row lock
+     * waits for any claim or dial_start in flight; after it, none can
+     * start. */
     /* Dials of the batch on their way to the carrier: a worker moved them
      * to 'dialing' (before a cancel committed, or it would have refused)
      * and holds their lease; they leave 'dialing' once the carrier
@@ -182,9 +184,10 @@ const bc_pg_stmt bc_api_stmts[] = {
       "SELECT b.paused_at IS NOT NULL OR t.paused_at IS NOT NULL AS held"
       "  FROM batches b JOIN tenants t ON t.id = b.tenant_id WHERE b.id = $1" },
     /* Pause: from its commit no claim of the batch is taken (claims take
-     * only admitted batches) and no claim taken before is sent (dial_start
-     * sends only those of admitted batches); the batch row lock waits for
-     * both in flight. Claims it can see are undone now, any it cannot (one
+     * only admitted batches, and pass the dial's gate in the same
+     * statement) and no paced dial is sent again (dial_start sends only
+     * those of admitted batches); the batch row lock waits for both in
+     * flight. Claims it can see are undone now, any it cannot (one
      * that committed while it waited) by the scheduler's sweep or resume.
      * A batch not yet admitted keeps its state and waits. */
     { "batch_pause",

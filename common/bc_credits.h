@@ -16,8 +16,8 @@
 #include "bc_pg.h"
 #include "bc_sql.h"   /* the BC_SQL_CREDITS_* fragments */
 
-/* The pause reason of a batch that ran out, and the "blocked" word
- * dial_start gives a call it did not dial for lack of credit. */
+/* The pause reason of a batch that ran out, and the "blocked" word the
+ * claim (or dial_start) gives a call it did not dial for lack of credit. */
 #define BC_CREDITS_SHORT "insufficient_credits"
 
 /* Cents held for a call of at most max_min minutes at price cents a
@@ -36,7 +36,8 @@ long long bc_credits_cost(const char *status, long duration_s, int price, long l
  * exactly as the C does: common/sql/credits_{hold,minutes,cost,balance}.sql
  * (BC_SQL_CREDITS_HOLD(price, max_min) ...), with the CTEs that release
  * and settle holds (credits_settle_ctes.sql), from bc_sql.h. The holds are
- * taken by the worker's dial_start_many (worker/bc_dial.c), a batch that
+ * taken by the worker's claim (worker/sql/claim.sql) and, for a paced dial
+ * sent again, its dial_start_many (worker/bc_dialing.c), a batch that
  * runs out is paused by its credits_pause and resumed by the scheduler's
  * credits_resume. */
 

@@ -4,9 +4,11 @@
 #include <string.h>
 
 #include "bc_agent_leg.h"
+#include "bc_credits.h"
 #include "bc_crypto.h"
 #include "bc_dialing.h"
 #include "bc_ends.h"
+#include "bc_policy.h"
 #include "bc_sql_worker.h"
 
 /* At most this many jobs are claimed in one statement. */
@@ -14,7 +16,9 @@
 #define NO_SLOT_RETRY_MS 20
 
 const bc_pg_stmt bc_claim_stmts[] = {
-    { "claim_many", BC_SQL_CLAIM },
+    { "claim_many", BC_SQL_CLAIM(BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number"),
+                                 BC_SQL_CREDITS_HOLD("cu.price", "bb.max_call_duration_min"),
+                                 "'" BC_CREDITS_SHORT "'") },
     { 0, 0 },
 };
 
@@ -117,8 +121,9 @@ static int claim_doc(bc_job **js, int n, char calls[][48], char **doc)
     return 0;
 }
 
-/* Claims the jobs js[0..n) (bs[i] is js[i]'s batch) in one statement and
- * dials those claimed. Returns how many were dialed. */
+/* Claims the jobs js[0..n) (bs[i] is js[i]'s batch) in one statement,
+ * which also passes each claim through the dial's gate, and dials those
+ * it let through. Returns how many were dialed. */
 static int claim_many(bc_worker *w, bc_job **js, bc_wbatch **bs, int n, long long now)
 {
     char calls[MAX_CLAIM][48], ttl[16];
@@ -128,6 +133,7 @@ static int claim_many(bc_worker *w, bc_job **js, bc_wbatch **bs, int n, long lon
     bc_err err = { "" };
     PGresult *res;
     char *doc = NULL;
+    json_t *short_of;
 
     if (claim_doc(js, n, calls, &doc) < 0)
         return 0;
@@ -146,6 +152,7 @@ static int claim_many(bc_worker *w, bc_job **js, bc_wbatch **bs, int n, long lon
     /* Before the results: a job done below may be freed. */
     for (int i = 0; i < n; i++)
         bc_intake_tried(w->intake, js[i]);
+    short_of = json_array();
     for (int k = 0; k < PQntuples(res); k++) {
         int i = (int)bc_pg_int(res, k, "n", -1);
         const char *outcome = bc_pg_val(res, k, "outcome");
@@ -157,8 +164,12 @@ static int claim_many(bc_worker *w, bc_job **js, bc_wbatch **bs, int n, long lon
             continue;
         }
         if (!strcmp(outcome, "claimed")) {
+            const char *blocked = bc_pg_val(res, k, "blocked");
+
             bc_metric_add(w->m_claimed, 1);
-            if (dial_of(w, &ds[nd], res, k, js[i], calls[i]) == 0)
+            if (blocked)
+                bc_dialing_refused(w, calls[i], js[i]->batch, blocked, short_of);
+            else if (dial_of(w, &ds[nd], res, k, js[i], calls[i]) == 0)
                 nd++;
         } else if (!strcmp(outcome, "stale")) {
             bc_metric_add(w->m_stale, 1);
@@ -174,10 +185,11 @@ static int claim_many(bc_worker *w, bc_job **js, bc_wbatch **bs, int n, long lon
             bc_intake_unlink_gone(bs[i]);
     for (int i = 0; i < ngone; i++)
         bc_intake_done(w->intake, gone[i]);
-    if (nd)
-        bc_dialing_start(w, ds, nd);
+    bc_dialing_send(w, ds, nd);
     for (int i = 0; i < nd; i++)
         bc_dial_clear(&ds[i]);
+    bc_dialing_short(w, short_of);
+    json_decref(short_of);
     return nd;
 }
 

@@ -323,10 +323,35 @@ static PGresult *dial_start_many(bc_worker *w, const bc_dial *ds, int n)
     return res;
 }
 
+void bc_dialing_refused(bc_worker *w, const char *call, const char *batch, const char *why,
+                        json_t *short_of)
+{
+    if (!strcmp(why, BC_CREDITS_SHORT)) {
+        short_of_credits(short_of, batch);
+        bc_metric_add(w->m_not_dialed, 1);
+    } else {
+        bc_ends_blocked(w, call, batch, why);
+    }
+}
+
+void bc_dialing_send(bc_worker *w, const bc_dial *ds, int n)
+{
+    bc_err err = { "" };
+
+    for (int i = 0; i < n; i++)
+        if (bc_carrier_dial(w->carrier, &ds[i], &err) < 0)
+            bc_ends_failed(w, ds[i].call_id, "error", err.msg);
+}
+
+void bc_dialing_short(bc_worker *w, json_t *short_of)
+{
+    if (json_array_size(short_of))
+        credits_pause(w, short_of);
+}
+
 void bc_dialing_start(bc_worker *w, bc_dial *ds, int n)
 {
     json_t *short_of;
-    bc_err err = { "" };
     PGresult *res = dial_start_many(w, ds, n);
 
     if (!res)
@@ -336,20 +361,15 @@ void bc_dialing_start(bc_worker *w, bc_dial *ds, int n)
         int k = row_of(res, ds[i].call_id);
         const char *blocked = k >= 0 ? bc_pg_val(res, k, "blocked") : NULL;
 
-        if (k < 0) {
+        if (k < 0)
             claim_cancel(w, &ds[i]);
-        } else if (blocked && !strcmp(blocked, BC_CREDITS_SHORT)) {
-            short_of_credits(short_of, ds[i].batch_id);
-            bc_metric_add(w->m_not_dialed, 1);
-        } else if (blocked) {
-            bc_ends_blocked(w, ds[i].call_id, ds[i].batch_id, blocked);
-        } else if (bc_carrier_dial(w->carrier, &ds[i], &err) < 0) {
-            bc_ends_failed(w, ds[i].call_id, "error", err.msg);
-        }
+        else if (blocked)
+            bc_dialing_refused(w, ds[i].call_id, ds[i].batch_id, blocked, short_of);
+        else
+            bc_dialing_send(w, &ds[i], 1);
     }
     PQclear(res);
-    if (json_array_size(short_of))
-        credits_pause(w, short_of);
+    bc_dialing_short(w, short_of);
     json_decref(short_of);
 }
 

@@ -1,8 +1,9 @@
-/* bc_dialing: from a claim to the carrier and back. The claims of a turn
- * pass one last gate (dial_start_many: batch still admitted, lease still
- * ours, the tenant's policy, a credit hold), then go to the carrier; its
- * answer is recorded (accepted, paced and sent again, refused, or unknown
- * and left to the reconciler). */
+/* bc_dialing: from a claim to the carrier and back. A claim passes one
+ * last gate (batch still admitted, lease still ours, the tenant's policy,
+ * a credit hold): in the claim's own statement (worker/sql/claim.sql), or
+ * for a paced dial sent again in dial_start_many. Then it goes to the
+ * carrier, whose answer is recorded (accepted, paced and sent again,
+ * refused, or unknown and left to the reconciler). */
 #ifndef BC_DIALING_H
 #define BC_DIALING_H
 
@@ -13,10 +14,21 @@ extern const bc_pg_stmt bc_dialing_stmts[];
 
 /* Takes the claimed calls ds[0..n) whose batch is still admitted and whose
  * lease is still ours to 'dialing', in one statement, and dials them; a
- * claim refused there is settled (claim_cancel) and never dialed, one the
- * tenant's policy stopped ends with the rule (bc_ends_blocked), and one
- * its credits could not cover pauses its batch (credits_pause). */
+ * claim refused there is settled (claim_cancel) and never dialed, and one
+ * the gate stopped goes to bc_dialing_refused. */
 void bc_dialing_start(bc_worker *w, bc_dial *ds, int n);
+/* Sends ds[0..n), past the gate ('dialing', held), to the carrier; a dial
+ * that cannot start ends 'failed'. */
+void bc_dialing_send(bc_worker *w, const bc_dial *ds, int n);
+/* A claimed call of batch the gate stopped for why: the tenant's policy
+ * ends it with the rule (bc_ends_blocked); BC_CREDITS_SHORT notes the batch
+ * in short_of (a JSON array), for bc_dialing_short to pause. */
+void bc_dialing_refused(bc_worker *w, const char *call, const char *batch, const char *why,
+                        json_t *short_of);
+/* Pauses the batches of short_of (bc_dialing_refused) whose next call
+ * their tenant could not pay (credits_pause): the pause undoes their
+ * refused claims, so those recipients stay queued. */
+void bc_dialing_short(bc_worker *w, json_t *short_of);
 
 /* The carrier's answer to a dial (bc_carrier's bc_dial_done; ud is the
  * worker). */

@@ -5,9 +5,9 @@
  *   bc_intake    its job arrives from Kafka and waits in its batch's queue;
  *                offsets are stored once every job before it is durable
  *   bc_pace      the carrier's calls per second, a token per dial
- *   bc_claim     the turn's claims: attempt, slot and call row in one
- *                statement (worker/sql/claim.sql)
- *   bc_dialing   the last gate before the carrier, the dial, its answer
+ *   bc_claim     the turn's claims: attempt, slot, call row and the dial's
+ *                gate in one statement (worker/sql/claim.sql)
+ *   bc_dialing   the dial, its answer, and a paced dial's way back
  *   bc_events    carrier events: progress, answering machines, hang-ups
  *   bc_ends      the turn's ended attempts in one statement, and their
  *                call-result events

@@ -561,3 +561,49 @@ def test_a_call_live_when_its_plan_changes_is_billed_at_the_price_it_was_held_at
     assert billed == 1 and cost == plus
     assert assert_ledger_explains_every_call(stack, tenant, plus) == {}
     assert assert_no_money_lost_or_made(stack, tenant, start) == plus
+
+
+def test_a_claim_passes_the_dial_gate_and_takes_its_hold_in_its_own_statement(stack):
+    """The claim (worker/sql/claim.sql) applies the tenant's policy and takes
+    the credit hold in the statement that takes the slot: each dialed call
+    was 'claimed' and 'dialing' at that one transaction's time, and so was
+    its ledger hold; a number listed after the batch was accepted stays
+    'claimed' there, holds nothing, and ends dnc_blocked. With the gate as
+    a second statement (dial_start) the three times differed."""
+    from test_dnc_gate import listed
+    from test_pause import pause_until_settled
+    t = stack.tenant(concurrency=2, credits=100000)
+    numbers = [f"+1449779{i:04d}" for i in range(8)]
+    late = numbers[5]
+    r = create(stack, t, numbers, limit=1)
+    assert r.status_code == 201, r.text
+    bid = r.json()["id"]
+    pause_until_settled(stack, t, bid)
+    assert late not in {d["to"] for d in dials(stack, bid)}, "the batch went too fast"
+    listed(stack, t, late)
+    r = requests.post(f"{stack.api}/agents/calls/batches/{bid}/resume",
+                      headers=cartesia_headers(t["api_key"]), timeout=10)
+    assert r.status_code == 200, r.text
+    all_terminal(stack, bid, 60)
+    wait_until(lambda: not stack.sql("SELECT 1 FROM calls WHERE batch_id = %s"
+                                     " AND ended_at IS NULL", bid), 20, "every call to end")
+
+    rows = stack.sql(
+        "SELECT c.to_number, c.status, c.end_reason, c.hold_cents, c.created_at,"
+        "       c.history->0->>'status', c.history->0->>'at', c.history->1->>'status',"
+        "       c.history->1->>'at', rfc3339_ms(c.created_at),"
+        "       (SELECT array_agg(l.at) FROM credit_ledger l"
+        "         WHERE l.call_id = c.id AND l.kind = 'hold')"
+        "  FROM calls c WHERE c.batch_id = %s", bid)
+    assert {r[0] for r in rows} == set(numbers), rows
+    for to, status, reason, hold, created, s0, at0, s1, at1, created_ms, holds in rows:
+        if to == late:
+            assert (status, reason, hold, holds) == ("failed", "dnc_blocked", None, None)
+            assert (s0, s1) == ("claimed", "failed")
+            continue
+        assert hold and hold > 0, (to, hold)
+        assert (s0, s1) == ("claimed", "dialing"), (to, s0, s1)
+        # One transaction: the claim's time, its history's and its hold's.
+        assert at0 == at1 == created_ms, (to, at0, at1, created_ms)
+        assert holds == [created], (to, holds, created)
+    assert_one_dial_per_recipient(stack, bid, set(numbers) - {late}, limit=1)

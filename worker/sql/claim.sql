@@ -1,10 +1,13 @@
+-- params: gate hold short
 -- claim_many: the claims of one loop turn in one statement (bc_claim.c).
 -- Per job: a slot is taken only if the recipient's attempt is still queued
 -- and its batch admitted and in calling hours, and the recipient is
 -- claimed only with a slot; the call row records our attempt id before any
--- dial. Jobs of a batch get its free slots in job order. Every job gets
--- one row back, its outcome:
---   'claimed'  with what the dial needs;
+-- dial. Jobs of a batch get its free slots in job order. A claimed call
+-- passes the dial's gate in the same statement (gate, below) and is
+-- 'dialing' when it returns. Every job gets one row back, its outcome:
+--   'claimed'  with what the dial needs, and in blocked why it may not be
+--              dialed (the policy's rule, or the credits' short), else NULL;
 --   'noslot'   keep it, try again;
 --   'hours'    outside calling hours: put back in the backlog, the
 --              scheduler releases it when they open;
@@ -12,6 +15,10 @@
 --              drop it.
 -- $1 the jobs, [{"n" index, "r" recipient, "b" batch, "a" attempt, "c" call id}]
 -- $2 holder (this worker) $3 lease ttl, seconds
+-- The fragment's parameters (SQL text): gate, the tenant's policy over
+-- r.tenant_id and r.to_number (bc_policy.h); hold, the cents held for a
+-- call at cu.price for bb.max_call_duration_min minutes (bc_credits.h);
+-- short, the reason a call the balance cannot cover is not dialed.
 -- In psql: PREPARE claim_many(jsonb, text, int) AS <this>; EXPLAIN EXECUTE ...
 WITH jobs AS (
     SELECT j.* FROM list_rows($1::jsonb) x,
@@ -136,16 +143,65 @@ taken_leases AS (
       FROM claimed_recipients r WHERE leases.batch_id = r.b AND leases.slot = r.slot
     RETURNING leases.slot, leases.token, r.c, r.id, r.b, r.tenant_id, r.a,
               r.to_number, r.from_number),
+-- The dial's gate, in the claim's statement: under the batch's lock (FOR
+-- SHARE above: a cancel or pause waits for this statement, and finds the
+-- call 'dialing') and with the lease just taken, so the dial goes out as
+-- soon as the statement returns. It was a statement of its own
+-- (dial_start_many), one more round trip and plan per turn before every
+-- dial (bench/RESULTS.md, sixteenth session); paced dials sent again still
+-- pass it there. The tenant's policy is applied at this last moment (a
+-- number listed after its batch was accepted is not dialed), and the
+-- call's credit hold is taken here, so a hold and a dial never diverge:
+-- each tenant's usage row is locked (in id order: two workers never wait
+-- on each other in a circle) and its calls are held in call id order while
+-- the balance covers them. A call the policy or the balance stopped stays
+-- 'claimed' and comes back with blocked set, for the worker to end it with
+-- the rule or pause its batch.
+gate AS MATERIALIZED (
+    SELECT r.c, r.b, r.tenant_id, :gate AS blocked
+      FROM claimed_recipients r),
+usage AS MATERIALIZED (
+    SELECT u.tenant_id, t.credits_cents - u.used_cents AS balance,
+           t.price_per_min_cents AS price
+      FROM credit_usage u JOIN tenants t ON t.id = u.tenant_id
+     WHERE u.tenant_id IN (SELECT tenant_id FROM gate WHERE blocked IS NULL)
+     ORDER BY u.tenant_id FOR UPDATE OF u),
+holds AS MATERIALIZED (
+    SELECT g.c, g.tenant_id, g.b, cu.price, bb.max_call_duration_min AS mins,
+           :hold AS hold,
+           cu.balance - sum(:hold) OVER (PARTITION BY g.tenant_id ORDER BY g.c) AS after
+      FROM gate g JOIN usage cu ON cu.tenant_id = g.tenant_id
+      JOIN dialable_batches bb ON bb.id = g.b
+     WHERE g.blocked IS NULL),
 new_calls AS (
     INSERT INTO calls (id, recipient_id, batch_id, tenant_id, attempt, status,
                        lease_slot, lease_token, to_number, from_number, history,
-                       agent_id)
-    SELECT l.c, l.id, l.b, l.tenant_id, l.a, 'claimed', l.slot, l.token,
+                       agent_id, hold_cents, price_per_min_cents)
+    SELECT l.c, l.id, l.b, l.tenant_id, l.a,
+           CASE WHEN h.after >= 0 THEN 'dialing' ELSE 'claimed' END, l.slot, l.token,
            l.to_number, coalesce(l.from_number, bb.from_number),
-           jsonb_build_array(jsonb_build_object('status', 'claimed', 'at', rfc3339_ms(now()))),
-           bb.agent_id
+           jsonb_build_array(jsonb_build_object('status', 'claimed', 'at', rfc3339_ms(now())))
+             || CASE WHEN h.after >= 0
+                     THEN jsonb_build_array(jsonb_build_object('status', 'dialing',
+                                                               'at', rfc3339_ms(now())))
+                     ELSE '[]'::jsonb END,
+           bb.agent_id,
+           CASE WHEN h.after >= 0 THEN h.hold END, CASE WHEN h.after >= 0 THEN h.price END
       FROM taken_leases l JOIN dialable_batches bb ON bb.id = l.b
-    RETURNING id, tenant_id, to_number, from_number, lease_token),
+      LEFT JOIN holds h ON h.c = l.c
+    RETURNING id, tenant_id, to_number, from_number, lease_token, status),
+-- The holds of the calls now 'dialing', and their ledger rows.
+held AS MATERIALIZED (
+    SELECT h.* FROM holds h JOIN new_calls n ON n.id = h.c WHERE n.status = 'dialing'),
+usage_held AS (
+    UPDATE credit_usage SET used_cents = used_cents + s.total
+      FROM (SELECT tenant_id, sum(hold) AS total FROM held GROUP BY tenant_id) s
+     WHERE credit_usage.tenant_id = s.tenant_id RETURNING 1),
+ledger_held AS (
+    INSERT INTO credit_ledger (tenant_id, kind, call_id, batch_id, cents, balance_after,
+                               minutes, price_per_min_cents)
+    SELECT tenant_id, 'hold', c, b, -hold, after, mins, price FROM held
+     ORDER BY tenant_id, c RETURNING 1),
 -- Outside calling hours: back to the backlog until they open, noting
 -- whether the tenant's legal window is what holds it (legal_opens,
 -- sql/0031_stop_reasons.sql), as the release does.
@@ -162,6 +218,7 @@ out_of_hours AS (
 SELECT j.n, CASE WHEN ins.id IS NOT NULL THEN 'claimed'
                  WHEN u.id IS NOT NULL THEN 'hours'
                  WHEN q.n IS NOT NULL THEN 'noslot' ELSE 'stale' END AS outcome,
+       CASE WHEN ins.status = 'claimed' THEN coalesce(g.blocked, :short) END AS blocked,
        ins.tenant_id, ins.to_number, ins.from_number, ins.lease_token,
        bb.ringing_timeout_s AS ring, bb.max_call_duration_min AS max_min,
        -- The agent leg, for claimed calls only: the agent's endpoint and
@@ -171,7 +228,8 @@ SELECT j.n, CASE WHEN ins.id IS NOT NULL THEN 'claimed'
             ELSE bb.variables END::text AS vars,
        CASE WHEN jsonb_typeof(rv.metadata) = 'object' THEN bb.metadata || rv.metadata
             ELSE bb.metadata END::text AS meta
-  FROM jobs j LEFT JOIN new_calls ins ON ins.id = j.c LEFT JOIN out_of_hours u ON u.id = j.r
+  FROM jobs j LEFT JOIN new_calls ins ON ins.id = j.c LEFT JOIN gate g ON g.c = j.c
+       LEFT JOIN out_of_hours u ON u.id = j.r
        LEFT JOIN claimable q ON q.n = j.n LEFT JOIN dialable_batches bb ON bb.id = j.b
        LEFT JOIN agents ag ON ins.id IS NOT NULL AND ag.id = bb.agent_id
        LEFT JOIN recipients rv ON ins.id IS NOT NULL AND rv.id = j.r;
