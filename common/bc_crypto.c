@@ -16,22 +16,51 @@ int bc_random_bytes(void *buf, size_t n)
     return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
 }
 
+/* Random bytes drawn in blocks of up to 4 KiB, each no larger than what
+ * is still expected to be used (want). */
+typedef struct {
+    unsigned char buf[4096];
+    size_t pos, have, want;
+} rnd_stream;
+
+static int rnd_byte(rnd_stream *r, unsigned char *b)
+{
+    if (r->pos == r->have) {
+        r->have = r->want < 64 ? 64 : r->want < sizeof r->buf ? r->want : sizeof r->buf;
+        r->want -= r->want < r->have ? r->want : r->have;
+        r->pos = 0;
+        if (bc_random_bytes(r->buf, r->have) < 0)
+            return -1;
+    }
+    *b = r->buf[r->pos++];
+    return 0;
+}
+
+/* One base62 character from r, each equally likely: a byte at or above
+ * 248 (4 x 62) is drawn again. */
+static int rnd_char(rnd_stream *r, char *c)
+{
+    unsigned char b;
+
+    do {
+        if (rnd_byte(r, &b) < 0)
+            return -1;
+    } while (b >= 248);
+    *c = base62[b % 62];
+    return 0;
+}
+
 int bc_random_token(char *out, size_t cap, const char *prefix, size_t nchars)
 {
-    size_t plen = strlen(prefix), i = 0;
-    unsigned char rnd[64];
+    size_t plen = strlen(prefix);
+    rnd_stream rs = { .want = nchars + nchars / 8 + 8 };
 
     if (plen + nchars + 1 > cap)
         return -1;
     memcpy(out, prefix, plen);
-    while (i < nchars) {
-        if (bc_random_bytes(rnd, sizeof rnd) < 0)
+    for (size_t i = 0; i < nchars; i++)
+        if (rnd_char(&rs, &out[plen + i]) < 0)
             return -1;
-        /* Rejection sampling keeps every character equally likely. */
-        for (size_t j = 0; j < sizeof rnd && i < nchars; j++)
-            if (rnd[j] < 248)
-                out[plen + i++] = base62[rnd[j] % 62];
-    }
     out[plen + nchars] = '\0';
     return 0;
 }
@@ -57,26 +86,6 @@ static void time_chars(char *out)
 int bc_id_new(char *out, size_t cap, const char *prefix)
 {
     return bc_ids_new(out, cap, 1, prefix);
-}
-
-/* Random bytes drawn in blocks of up to 4 KiB, each no larger than what
- * is still expected to be used (want). */
-typedef struct {
-    unsigned char buf[4096];
-    size_t pos, have, want;
-} rnd_stream;
-
-static int rnd_byte(rnd_stream *r, unsigned char *b)
-{
-    if (r->pos == r->have) {
-        r->have = r->want < 64 ? 64 : r->want < sizeof r->buf ? r->want : sizeof r->buf;
-        r->want -= r->want < r->have ? r->want : r->have;
-        r->pos = 0;
-        if (bc_random_bytes(r->buf, r->have) < 0)
-            return -1;
-    }
-    *b = r->buf[r->pos++];
-    return 0;
 }
 
 /* A random id's first HEAD_CHARS characters after the time are one draw
@@ -150,14 +159,9 @@ int bc_ids_new(char *out, size_t stride, size_t n, const char *prefix)
             p[k] = base62[h % 62];
             h /= 62;
         }
-        for (size_t k = 0; k < tail;) {
-            unsigned char b;
-
-            if (rnd_byte(r, &b) < 0)
+        for (size_t k = 0; k < tail; k++)
+            if (rnd_char(r, &p[HEAD_CHARS + k]) < 0)
                 goto out;
-            if (b < 248)
-                p[HEAD_CHARS + k++] = base62[b % 62];
-        }
         id[plen + 23] = '\0';
     }
     rc = 0;

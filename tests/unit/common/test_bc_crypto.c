@@ -1,6 +1,7 @@
 /* Tests common/bc_crypto.c, bc_twilio.c and bc_apikey.c: HMAC against RFC
  * 2202, the Twilio signature against Twilio's documented example, key
  * shapes and constant-time comparison. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,28 @@ static void test_apikey_shape_and_match(void **state)
     assert_int_equal(pub, 1);
 }
 
+/* Tokens: the prefix, then exactly nchars base62 characters; a buffer too
+ * small is refused; over many characters every one of the 62 occurs. */
+static void test_random_token_shape_and_spread(void **state)
+{
+    (void)state;
+    char tok[64], seen[128] = { 0 };
+    int distinct = 0;
+
+    assert_int_equal(bc_random_token(tok, 10, "whsec_", 4), -1);
+    for (int n = 0; n < 200; n++) {
+        assert_int_equal(bc_random_token(tok, sizeof tok, "whsec_", 32), 0);
+        assert_int_equal(strlen(tok), 6 + 32);
+        assert_int_equal(strncmp(tok, "whsec_", 6), 0);
+        for (int i = 6; i < 38; i++) {
+            assert_true(isalnum((unsigned char)tok[i]));
+            if (!seen[(unsigned char)tok[i]]++)
+                distinct++;
+        }
+    }
+    assert_int_equal(distinct, 62);
+}
+
 static void test_ids_are_distinct_and_shaped(void **state)
 {
     (void)state;
@@ -164,5 +187,6 @@ BC_TEST_MAIN(cmocka_unit_test(test_hmac_sha1_rfc2202),
              cmocka_unit_test(test_twilio_signature_documented_example),
              cmocka_unit_test(test_form_roundtrip),
              cmocka_unit_test(test_apikey_shape_and_match),
+             cmocka_unit_test(test_random_token_shape_and_spread),
              cmocka_unit_test(test_ids_are_distinct_and_shaped),
              cmocka_unit_test(test_many_ids_ascend_and_spread))
