@@ -21,7 +21,8 @@ typedef void (*bc_kafka_dr_fn)(void *ud, void *opaque, int ok, const char *why);
 void bc_kafka_topic(char *out, size_t cap, const char *prefix, const char *kind,
                     const char *region);
 
-bc_kafka *bc_kafka_producer_new(const char *brokers, bc_log *log,
+/* A producer that waits up to linger_ms to fill a batch (linger.ms). */
+bc_kafka *bc_kafka_producer_new(const char *brokers, int linger_ms, bc_log *log,
                                 bc_kafka_dr_fn dr, void *ud, bc_err *err);
 
 /* Consumer subscribed to topics (n of them) in group. Offsets are stored

@@ -86,12 +86,17 @@ static void *poll_loop(void *arg)
     return NULL;
 }
 
-bc_publisher *bc_publisher_new(const char *brokers, bc_log *log,
+bc_publisher *bc_publisher_new(const bc_config *cfg, bc_log *log,
                                bc_metrics *metrics, bc_err *err)
 {
-    bc_publisher *p = calloc(1, sizeof *p);
+    long linger = bc_config_int(cfg, "kafka-linger-ms");
+    bc_publisher *p;
 
-    if (!p)
+    if (linger < 0 || linger > 900000) {
+        bc_err_set(err, "--kafka-linger-ms must be 0-900000, not %ld", linger);
+        return NULL;
+    }
+    if (!(p = calloc(1, sizeof *p)))
         return NULL;
     p->log = log;
     pthread_mutex_init(&p->mu, NULL);
@@ -100,7 +105,9 @@ bc_publisher *bc_publisher_new(const char *brokers, bc_log *log,
     p->failed = bc_metrics_get(metrics, BC_COUNTER, "kafka_publish_failures_total",
                                "Messages Kafka did not acknowledge (left in the outbox)",
                                NULL, NULL, 0);
-    if (!(p->k = bc_kafka_producer_new(brokers, log, on_delivery, p, err)))
+    if (!(p->k = bc_kafka_producer_new(bc_config_str(cfg, "kafka-brokers"),
+                                       (int)linger, log,
+                                       on_delivery, p, err)))
         goto fail;
     if (pthread_create(&p->thread, NULL, poll_loop, p)) {
         bc_err_set(err, "publisher: cannot start thread");

@@ -242,8 +242,7 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
     bc_kafka_topic(s->jobs_topic, sizeof s->jobs_topic, prefix, "jobs", s->region);
     bc_kafka_topic(s->results_topic, sizeof s->results_topic, prefix, "call-results", NULL);
     if (!(s->pg = bc_pg_connect(bc_config_str(ctx->cfg, "pg-dsn"), stmts, err)) ||
-        !(s->pub = bc_publisher_new(bc_config_str(ctx->cfg, "kafka-brokers"), ctx->log,
-                                    ctx->metrics, err)) ||
+        !(s->pub = bc_publisher_new(ctx->cfg, ctx->log, ctx->metrics, err)) ||
         !(s->rec = bc_reconcile_new(ctx, s->pg, s->pub, err)) ||
         !(s->exp = bc_expiry_new(ctx, s->pg, s->pub, err))) {
         bc_scheduler_free(s);

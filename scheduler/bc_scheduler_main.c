@@ -3,6 +3,7 @@
  * its own, webhook delivery. */
 #include <unistd.h>
 
+#include "bc_publisher.h"
 #include "bc_scheduler.h"
 #include "bc_webhooks.h"
 
@@ -11,7 +12,7 @@ static const bc_config_key keys[] = {
     { "http-port", "BC_SCHEDULER_PORT", BC_INT, "9102", "port of /healthz, /readyz, /metrics (0: any)" },
     { "region", "BC_REGION", BC_STR, "us", "region this scheduler serves" },
     { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
-    { "kafka-brokers", "BC_KAFKA_BROKERS", BC_STR, "127.0.0.1:9092", "Kafka bootstrap servers" },
+    BC_PUBLISHER_KEYS,
     { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
     { "tick-ms", "BC_SCHEDULER_TICK_MS", BC_INT, "100", "milliseconds between scheduling passes" },
     { "relay-after-ms", "BC_RELAY_AFTER_MS", BC_INT, "3000", "age of an unacknowledged outbox row before it is republished" },

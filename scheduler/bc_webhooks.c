@@ -654,8 +654,7 @@ bc_webhooks *bc_webhooks_new(bc_ctx *ctx, bc_err *err)
     }
     curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
     if (!(w->pg = bc_pg_connect(bc_config_str(c, "pg-dsn"), stmts, err)) ||
-        !(w->pub = bc_publisher_new(bc_config_str(c, "kafka-brokers"), ctx->log, ctx->metrics,
-                                    err)) ||
+        !(w->pub = bc_publisher_new(c, ctx->log, ctx->metrics, err)) ||
         !(w->consumer = bc_kafka_consumer_new(bc_config_str(c, "kafka-brokers"), group, topics,
                                               1, ctx->log, err)))
         goto fail;

@@ -293,7 +293,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     bc_kafka_topic(w->results_topic, sizeof w->results_topic, prefix, "call-results", NULL);
 
     if (!(w->pg = bc_pg_connect(bc_config_str(c, "pg-dsn"), stmts, err)) ||
-        !(w->pub = bc_publisher_new(brokers, ctx->log, ctx->metrics, err)) ||
+        !(w->pub = bc_publisher_new(c, ctx->log, ctx->metrics, err)) ||
         carrier(w, c, err) < 0 || consumers(w, brokers, prefix, err) < 0)
         goto fail;
     metrics(w);

@@ -1,6 +1,7 @@
 /* batchcall-worker: consumes jobs and carrier events of one region, claims
  * recipients under concurrency leases and places their calls. Stateless:
  * everything it knows is also in PostgreSQL or Kafka. */
+#include "bc_publisher.h"
 #include "bc_worker.h"
 
 static const bc_config_key keys[] = {
@@ -8,7 +9,7 @@ static const bc_config_key keys[] = {
     { "http-port", "BC_WORKER_PORT", BC_INT, "9101", "port of /healthz, /readyz, /metrics (0: any)" },
     { "region", "BC_REGION", BC_STR, "us", "region whose jobs this worker dials" },
     { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
-    { "kafka-brokers", "BC_KAFKA_BROKERS", BC_STR, "127.0.0.1:9092", "Kafka bootstrap servers" },
+    BC_PUBLISHER_KEYS,
     { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
     { "carrier-url", "BC_CARRIER_URL", BC_STR, "http://127.0.0.1:8090", "base URL of the Twilio-style carrier API" },
     { "carrier-account-sid", "BC_CARRIER_ACCOUNT_SID", BC_STR, "ACsimulator", "carrier account" },
