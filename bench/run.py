@@ -71,7 +71,12 @@ class Scenario:
         s = self.s
         s.start("sim", "batchcall-carrier-sim", dict({"BC_SIM_PORT": str(s.sim_port),
                                                       "BC_SIM_THREADS": "4"}, **sim_env))
-        s.start("api", "batchcall-api", {"BC_API_PORT": str(s.api_port), "BC_LOG_LEVEL": "warn"})
+        # BENCH_API_LINGER_MS: the API's --kafka-linger-ms alone (the other
+        # processes keep theirs): the trade docs/operations.md describes.
+        api_env = {"BC_API_PORT": str(s.api_port), "BC_LOG_LEVEL": "warn"}
+        if os.environ.get("BENCH_API_LINGER_MS"):
+            api_env["BC_KAFKA_LINGER_MS"] = os.environ["BENCH_API_LINGER_MS"]
+        s.start("api", "batchcall-api", api_env)
         # BENCH_SCHED_TICK_MS: the scheduler's tick (50 ms here, as the
         # tests run it; 100 ms in deploy/k8s). Its backend's CPU is paid
         # per tick, not per attempt (RESULTS.md, thirteenth session).
