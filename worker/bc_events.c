@@ -250,6 +250,21 @@ int bc_events_turn(bc_worker *w)
     return w->ntaken == BC_EVENTS_MAX;
 }
 
+int bc_events_write_next(bc_worker *w)
+{
+    if (json_array_size(w->accepted))
+        bc_dialing_flush_accepted(w);
+    else if (json_array_size(w->progress))
+        flush_progress(w);
+    else if (json_array_size(w->amds))
+        flush_amds(w);
+    else if (json_array_size(w->ends))
+        bc_ends_flush(w);
+    else
+        return 0;
+    return 1;
+}
+
 void bc_events_settle(bc_worker *w)
 {
     bc_dialing_flush_accepted(w);

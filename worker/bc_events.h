@@ -16,9 +16,12 @@ extern const bc_pg_stmt bc_events_stmts[];
  * woken by Kafka), and writes their ends. Returns 1 if it stopped at
  * BC_EVENTS_MAX (more may be waiting), else 0. */
 int bc_events_turn(bc_worker *w);
-/* Writes the rest of what the turn gathered (accepted dials, progress,
- * answering machines, ends added since), then stores the offsets of the
- * events taken. Every turn calls it after its claims. */
+/* Writes one kind of what the turn gathered, in this order: accepted
+ * dials, progress, answering machines, ends added since. Returns 1 if it
+ * wrote (or tried to), 0 once nothing is left: then bc_events_settle. */
+int bc_events_write_next(bc_worker *w);
+/* Writes whatever is left, then stores the offsets of the events taken.
+ * Every turn calls it after its claims. */
 void bc_events_settle(bc_worker *w);
 
 /* The carrier's answer to a change of a live call (bc_carrier's

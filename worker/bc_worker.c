@@ -2,7 +2,8 @@
  * top to bottom as a recipient's path: carrier events free slots first
  * (bc_events, their ends written at once), then new jobs come in
  * (bc_intake) and are claimed and dialed (bc_claim, bc_dialing), then the
- * turn's other writes (bc_events_settle), then the loop's one wait, for
+ * turn's other writes one by one, serving again between them, and
+ * bc_events_settle stores the offsets; then the loop's one wait, for
  * the carrier or Kafka, and the periodic work (bc_ends, bc_topup,
  * bc_renewal). bc_worker_int.h names every module. */
 #include "bc_worker.h"
@@ -57,6 +58,9 @@ static const bc_pg_stmt stmts[] = {
 
 /* ---- the loop --------------------------------------------------------- */
 
+/* Times a turn serves again between its writes (bc_worker_tick). */
+#define SERVE_ROUNDS 4
+
 static void periodic(bc_worker *w)
 {
     long long now = bc_now_ms();
@@ -88,12 +92,14 @@ static void woken(bc_worker *w)
         ;
 }
 
-void bc_worker_tick(bc_worker *w)
+/* Frees slots and fills them: the events Kafka holds (their ends written
+ * at once), then the jobs, claimed and dialed; the dials go out before
+ * anything else is written. Returns 1 if a consumer was left holding
+ * messages. */
+static int serve(bc_worker *w)
 {
-    int more;
+    int more = bc_events_turn(w);
 
-    /* Events first: they free slots. */
-    more = bc_events_turn(w);
     if (!w->draining) {
         more |= bc_intake_fetch(w->intake, w->max_in_hand);
         if (atomic_load(&w->renewing)) {
@@ -103,8 +109,23 @@ void bc_worker_tick(bc_worker *w)
             bc_dialing_resend(w, now);
         }
     }
-    /* The dials just started go out before the turn's other writes. */
     bc_carrier_perform(w->carrier, 0, -1);
+    return more;
+}
+
+void bc_worker_tick(bc_worker *w)
+{
+    int more = serve(w), rounds = 0;
+
+    /* The turn's other writes, one statement at a time, and between two
+     * of them whatever came meanwhile: an end that arrived during the
+     * turn frees its slot after the statement in progress, not after the
+     * whole turn, which took 7 ms where ends came (bench/RESULTS.md,
+     * seventeenth session). A few rounds at most, so a steady stream of
+     * events cannot keep the loop from its timers and renewals. */
+    while (bc_events_write_next(w))
+        if (rounds++ < SERVE_ROUNDS)
+            more |= serve(w);
     bc_events_settle(w);
     /* The loop's one wait: for the carrier's answers, or for Kafka to bring
      * an event or a job (the pipe), at most 5 ms for the timers, and none

@@ -18,9 +18,11 @@ class Region:
         self.sim = f"http://127.0.0.1:{self.sim_proc.port}"
         env = {"BC_REGION": "apac", "BC_CARRIER_URL": self.sim}
         self.sched = extra.start("sched-faults", "batchcall-scheduler",
-                                 dict(env, BC_SCHEDULER_TICK_MS="50", BC_LEASE_TTL="2", **(sched_env or {})))
+                                 dict(dict(env, BC_SCHEDULER_TICK_MS="50", BC_LEASE_TTL="2"),
+                                      **(sched_env or {})))
         self.worker = extra.start("w-faults", "batchcall-worker",
-                                  dict(env, BC_LEASE_TTL="2", BC_RETRY_BASE_MS="200", **(worker_env or {})))
+                                  dict(dict(env, BC_LEASE_TTL="2", BC_RETRY_BASE_MS="200"),
+                                       **(worker_env or {})))
 
     def faults(self, **kinds):
         r = requests.post(self.sim + "/faults", params=kinds, timeout=5)
