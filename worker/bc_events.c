@@ -241,12 +241,11 @@ int bc_events_turn(bc_worker *w)
      * those are written first, as they arrived, so its history stays whole
      * and its end sees its answered_by. */
     if (bc_ends_touch(w, w->accepted, "c") || bc_ends_touch(w, w->progress, "id") ||
-        bc_ends_touch(w, w->amds, "id")) {
-        bc_dialing_flush_accepted(w);
-        flush_progress(w);
-        flush_amds(w);
-    }
-    bc_ends_flush(w);
+        bc_ends_touch(w, w->amds, "id"))
+        while (bc_events_write_next(w))
+            ;
+    else
+        bc_ends_flush(w);
     return w->ntaken == BC_EVENTS_MAX;
 }
 
@@ -267,10 +266,8 @@ int bc_events_write_next(bc_worker *w)
 
 void bc_events_settle(bc_worker *w)
 {
-    bc_dialing_flush_accepted(w);
-    flush_progress(w);
-    flush_amds(w);
-    bc_ends_flush(w);
+    while (bc_events_write_next(w))
+        ;
     /* Offsets are stored only once their effect is written. */
     for (int i = 0; i < w->ntaken; i++) {
         bc_kafka_store(w->events, w->taken[i]);
