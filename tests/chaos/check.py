@@ -40,12 +40,25 @@ def read_results(brokers, prefix, batch_ids, timeout=30):
         # One version only: every ended attempt has one v2 event (its v3
         # twin and any v1 one would count as duplicates).
         if ev.get("batch_id") in batch_ids and ev.get("schema") == "batchcall.call-result/v2":
+            ev["_ts"] = m.timestamp()[1] / 1000.0
             events.append(ev)
     c.close()
     return events
 
 
-def check(dsn, sim, brokers, prefix, tenants, accepted=None):
+def blame(dups, faults, window=10.0):
+    """Names, for each duplicated event, the fault that most recently came
+    before its second copy (within window seconds), from faults, a list of
+    (wall-clock seconds, fault name). Returns a Counter of fault names."""
+    out = Counter()
+    for stamps in dups:
+        second = sorted(stamps)[1]
+        before = [(t, name) for t, name in faults if t <= second and second - t <= window]
+        out[max(before)[1] if before else "none"] += 1
+    return out
+
+
+def check(dsn, sim, brokers, prefix, tenants, accepted=None, faults=None):
     conn = psycopg2.connect(dsn)
     cur = conn.cursor()
     cur.execute("SELECT id, target_concurrency_limit, tenant_id FROM batches WHERE tenant_id = ANY(%s)",
@@ -77,6 +90,9 @@ def check(dsn, sim, brokers, prefix, tenants, accepted=None):
     finished = {c[0] for c in calls}
     missing_events = [c for c in dialed_ids if c in finished and ev_per_call[c] == 0]
     dup_events = [c for c, n in ev_per_call.items() if n > 1]
+    stamps = {}
+    for e in events:
+        stamps.setdefault(e["call_id"], []).append(e["_ts"])
     lost = total - terminal
     missing_batches = 0 if accepted is None else len(set(accepted) - set(batches))
 
@@ -99,6 +115,15 @@ def check(dsn, sim, brokers, prefix, tenants, accepted=None):
     for name, v, note in rows:
         print(f"{name:{width}}  {v!s:>10}  {note}")
     violations = lost + dup_dials + len(over_batch) + len(over_tenant) + len(missing_events) + missing_batches
+    if dup_events and faults is not None:
+        # A relay sends a dead worker's rows at once: the second copies'
+        # moments, to 0.5 s, count the crashes that left rows behind.
+        gaps = sorted(max(stamps[c]) - min(stamps[c]) for c in dup_events)
+        sends = len({round(sorted(stamps[c])[1] * 2) for c in dup_events})
+        print(f"duplicated events by the fault before their second copy: "
+              f"{json.dumps(dict(blame([stamps[c] for c in dup_events], faults)))}; "
+              f"second copies sent at {sends} moment(s); gap between copies "
+              f"{gaps[0]:.1f}-{gaps[-1]:.1f} s")
     print(f"\nviolations: {violations}")
     return violations
 

@@ -104,6 +104,7 @@ def run():
                           headers={"X-API-Key": t["api_key"], "Cartesia-Version": "2026-03-01"})
         assert r.status_code == 201, r.text
         accepted.append(r.json()["id"])
+    fault_log = []   # (wall-clock seconds, fault), for check.blame
     faults = {"worker_sigkill": 0, "scheduler_leader_sigkill": 0, "kafka_restart": 0,
               "postgres_restart": 0, "api_crash_after_commit": 0, "carrier_fault_bursts": 0}
     t0 = time.monotonic()
@@ -121,6 +122,7 @@ def run():
             replace_killed(s, workers, rnd.choice(workers), f"worker{n}", "batchcall-worker", wenv)
             n += 1
             faults["worker_sigkill"] += 1
+            fault_log.append((time.time(), "worker_sigkill"))
             next_kill = now + rnd.uniform(3, 6)
         if not leader_killed and now - t0 > fault_s * 0.3:
             for sc in scheds:
@@ -128,13 +130,16 @@ def run():
                     replace_killed(s, scheds, sc, f"sched{n}", "batchcall-scheduler", senv)
                     n += 1
                     faults["scheduler_leader_sigkill"] += 1
+                    fault_log.append((time.time(), "scheduler_leader_sigkill"))
                     break
             leader_killed = True
         if not kafka_restarted and now - t0 > fault_s * 0.6:
+            fault_log.append((time.time(), "kafka_restart"))
             restart("kafka.sh", 2)
             faults["kafka_restart"] += 1
             kafka_restarted = True
         if not pg_restarted and now - t0 > fault_s * 0.45:
+            fault_log.append((time.time(), "postgres_restart"))
             restart("pg.sh", 1)
             faults["postgres_restart"] += 1
             pg_restarted = True
@@ -158,6 +163,7 @@ def run():
             assert crash.p.wait(30) == 86, "the API did not stop at its failpoint"
             del s.procs[crash.name]
             faults["api_crash_after_commit"] += 1
+            fault_log.append((time.time(), "api_crash_after_commit"))
             api_crashed = True
         if now >= next_burst:
             # A hung create holds one simulator thread for BC_SIM_HANG_MS.
@@ -182,7 +188,7 @@ def run():
     played = requests.get(s.sim + "/faults", timeout=30).json()["played"]
     print(f"carrier faults played: {json.dumps(played)}", flush=True)
     violations = check.check(s.dsn, s.sim, s.brokers, s.prefix, [t["tenant_id"] for t in tenants],
-                             accepted=accepted)
+                             accepted=accepted, faults=fault_log)
     s.stop_all()
     if violations:
         for name, p in s.procs.items():
