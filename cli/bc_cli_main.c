@@ -84,10 +84,13 @@ static const bc_pg_stmt stmts[] = {
     { "tz_load",
       "WITH d AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(p text, z text[])),"
       " k AS MATERIALIZED (SELECT name FROM pg_timezone_names),"
-      " ok AS MATERIALIZED (SELECT d.p, ARRAY(SELECT u.zone FROM unnest(d.z) AS u(zone)"
-      "                                      WHERE u.zone IN (SELECT name FROM k)"
-      "                                      ORDER BY u.zone) AS z"
-      "          FROM d),"
+      /* One join of every (prefix, zone) pair to the known zones: a test
+       * per prefix rebuilt the hash of k for each of 3,240 (0.47 s). */
+      " kz AS (SELECT d.p, array_agg(u.zone ORDER BY u.zone) AS z"
+      "          FROM d, unnest(d.z) AS u(zone) WHERE u.zone IN (SELECT name FROM k)"
+      "         GROUP BY d.p),"
+      " ok AS MATERIALIZED (SELECT d.p, coalesce(kz.z, '{}') AS z"
+      "          FROM d LEFT JOIN kz ON kz.p = d.p),"
       " del AS (DELETE FROM tz_prefixes t WHERE NOT EXISTS"
       "           (SELECT 1 FROM ok WHERE ok.p = t.prefix AND cardinality(ok.z) > 0)"
       "         RETURNING 1),"

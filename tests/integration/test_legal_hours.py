@@ -220,3 +220,25 @@ def test_an_empty_time_zone_map_is_reported_and_warned_about(tmp_path):
     finally:
         s.stop_all()
         s.drop_db()
+
+
+def test_tz_load_leaves_out_the_zones_postgresql_does_not_know(stack, tmp_path):
+    small = tmp_path / "small.txt"
+    small.write_text("1201|America/New_York&Mars/Olympus_Mons&America/Chicago\n"
+                     "1202|Mars/Tharsis\n"
+                     "81|Asia/Tokyo\n")
+    full = tmp_path / "full.txt"
+    with open(full, "w") as f:
+        subprocess.run(["python3", os.path.join(ROOT, "deploy", "tz-prefixes.py")], stdout=f,
+                       check=True, timeout=60)
+    try:
+        out = stack.cli("tz-load", "--file", str(small))
+        # The map is the file's: a prefix whose zones are all unknown is
+        # left out, and the unknown zones are named.
+        assert out["prefixes"] == 2
+        assert sorted(out["unknown_zones"].split(",")) == ["Mars/Olympus_Mons", "Mars/Tharsis"]
+        assert [tuple(r) for r in stack.sql("SELECT prefix, zones FROM tz_prefixes ORDER BY 1")] == [
+            ("1201", ["America/Chicago", "America/New_York"]), ("81", ["Asia/Tokyo"])]
+    finally:
+        stack.cli("tz-load", "--file", str(full))
+    assert stack.sql("SELECT count(*) FROM tz_prefixes")[0][0] > 3000
