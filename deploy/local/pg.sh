@@ -63,6 +63,11 @@ pg_stat_statements.track = top
 pg_stat_statements.track_planning = on
 CONF
     fi
+    # Room for every test database's statements: the tests that count a
+    # statement's pages (test_outbox_relay.py) must not see it evicted.
+    if ! grep -q "^pg_stat_statements.max" "$DATA/postgresql.conf"; then
+        echo "pg_stat_statements.max = 20000" >> "$DATA/postgresql.conf"
+    fi
     if ! as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
         as_pg "$BIN/pg_ctl" -D "$DATA" -l "$(dirname "$DATA")/postgres.log" -w -t 60 start >/dev/null
     fi
