@@ -137,16 +137,10 @@ claimed_recipients AS (
        AND coalesce(recipients.status, '') = 'queued' AND recipients.attempts = p.a - 1
     RETURNING recipients.id, recipients.tenant_id, recipients.to_number,
               recipients.from_number, p.c, p.b, p.a, p.slot),
-taken_leases AS (
-    UPDATE leases SET token = nextval('lease_token_seq'), holder = $2,
-           call_id = r.c, expires_at = now() + make_interval(secs => $3::int)
-      FROM claimed_recipients r WHERE leases.batch_id = r.b AND leases.slot = r.slot
-    RETURNING leases.slot, leases.token, r.c, r.id, r.b, r.tenant_id, r.a,
-              r.to_number, r.from_number),
 -- The dial's gate, in the claim's statement: under the batch's lock (FOR
 -- SHARE above: a cancel or pause waits for this statement, and finds the
--- call 'dialing') and with the lease just taken, so the dial goes out as
--- soon as the statement returns. It was a statement of its own
+-- call 'dialing') and in the statement that takes the lease, so the dial
+-- goes out as soon as the statement returns. It was a statement of its own
 -- (dial_start_many), one more round trip and plan per turn before every
 -- dial (bench/RESULTS.md, sixteenth session); paced dials sent again still
 -- pass it there. The tenant's policy is applied at this last moment (a
@@ -158,7 +152,7 @@ taken_leases AS (
 -- 'claimed' and comes back with blocked set, for the worker to end it with
 -- the rule or pause its batch.
 gate AS MATERIALIZED (
-    SELECT r.c, r.b, r.tenant_id, :gate AS blocked
+    SELECT r.*, :gate AS blocked
       FROM claimed_recipients r),
 usage AS MATERIALIZED (
     SELECT u.tenant_id, t.credits_cents - u.used_cents AS balance,
@@ -166,33 +160,45 @@ usage AS MATERIALIZED (
       FROM credit_usage u JOIN tenants t ON t.id = u.tenant_id
      WHERE u.tenant_id IN (SELECT tenant_id FROM gate WHERE blocked IS NULL)
      ORDER BY u.tenant_id FOR UPDATE OF u),
+-- Each claimed call with its hold (the calls the gate let through) and the
+-- balance after it, carried from here through the lease's update to the
+-- call's insert and the ledger: joined back by call id, these lists (a
+-- turn's size each, estimated at a row) ran as nested loops, quadratic in
+-- the turn (bench/RESULTS.md, eighteenth session).
 holds AS MATERIALIZED (
-    SELECT g.c, g.tenant_id, g.b, cu.price, bb.max_call_duration_min AS mins,
-           :hold AS hold,
-           cu.balance - sum(:hold) OVER (PARTITION BY g.tenant_id ORDER BY g.c) AS after
-      FROM gate g JOIN usage cu ON cu.tenant_id = g.tenant_id
-      JOIN dialable_batches bb ON bb.id = g.b
-     WHERE g.blocked IS NULL),
+    SELECT g.*, cu.price, bb.max_call_duration_min AS mins,
+           CASE WHEN g.blocked IS NULL THEN :hold END AS hold,
+           CASE WHEN g.blocked IS NULL
+                THEN cu.balance - sum(:hold) OVER (PARTITION BY g.tenant_id, g.blocked IS NULL
+                                                   ORDER BY g.c) END AS after
+      FROM gate g JOIN dialable_batches bb ON bb.id = g.b
+      LEFT JOIN usage cu ON cu.tenant_id = g.tenant_id AND g.blocked IS NULL),
+taken_leases AS (
+    UPDATE leases SET token = nextval('lease_token_seq'), holder = $2,
+           call_id = h.c, expires_at = now() + make_interval(secs => $3::int)
+      FROM holds h WHERE leases.batch_id = h.b AND leases.slot = h.slot
+    RETURNING leases.slot, leases.token, h.c, h.id, h.b, h.tenant_id, h.a,
+              h.to_number, h.from_number, h.hold, h.after, h.price, h.mins),
 new_calls AS (
     INSERT INTO calls (id, recipient_id, batch_id, tenant_id, attempt, status,
                        lease_slot, lease_token, to_number, from_number, history,
                        agent_id, hold_cents, price_per_min_cents)
     SELECT l.c, l.id, l.b, l.tenant_id, l.a,
-           CASE WHEN h.after >= 0 THEN 'dialing' ELSE 'claimed' END, l.slot, l.token,
+           CASE WHEN l.after >= 0 THEN 'dialing' ELSE 'claimed' END, l.slot, l.token,
            l.to_number, coalesce(l.from_number, bb.from_number),
            jsonb_build_array(jsonb_build_object('status', 'claimed', 'at', rfc3339_ms(now())))
-             || CASE WHEN h.after >= 0
+             || CASE WHEN l.after >= 0
                      THEN jsonb_build_array(jsonb_build_object('status', 'dialing',
                                                                'at', rfc3339_ms(now())))
                      ELSE '[]'::jsonb END,
            bb.agent_id,
-           CASE WHEN h.after >= 0 THEN h.hold END, CASE WHEN h.after >= 0 THEN h.price END
+           CASE WHEN l.after >= 0 THEN l.hold END, CASE WHEN l.after >= 0 THEN l.price END
       FROM taken_leases l JOIN dialable_batches bb ON bb.id = l.b
-      LEFT JOIN holds h ON h.c = l.c
     RETURNING id, tenant_id, to_number, from_number, lease_token, status),
--- The holds of the calls now 'dialing', and their ledger rows.
+-- The holds of the calls now 'dialing' (each lease taken is one call
+-- inserted: the insert fails whole or adds them all), and their ledger rows.
 held AS MATERIALIZED (
-    SELECT h.* FROM holds h JOIN new_calls n ON n.id = h.c WHERE n.status = 'dialing'),
+    SELECT c, tenant_id, b, hold, after, mins, price FROM taken_leases WHERE after >= 0),
 usage_held AS (
     UPDATE credit_usage SET used_cents = used_cents + s.total
       FROM (SELECT tenant_id, sum(hold) AS total FROM held GROUP BY tenant_id) s
@@ -214,11 +220,20 @@ out_of_hours AS (
       FROM queued_jobs jr JOIN job_batches jb ON jb.id = jr.b
      WHERE jr.admitted AND NOT jr.open AND recipients.id = jr.r
        AND coalesce(recipients.status, '') = 'queued' AND recipients.attempts = jr.a - 1
-    RETURNING recipients.id)
+    RETURNING recipients.id),
+-- The gate's verdicts and the jobs that were claimable, each as one jsonb
+-- object that the answer looks its jobs up in (a jsonb object's keys are
+-- sorted: a binary search). Joined instead, these two lists ran as nested
+-- loops against the jobs, quadratic in the turn, as above.
+verdicts AS (
+    SELECT jsonb_object_agg(c, blocked) AS by_call FROM gate),
+could AS (
+    SELECT jsonb_object_agg(n::text, true) AS by_job FROM claimable)
 SELECT j.n, CASE WHEN ins.id IS NOT NULL THEN 'claimed'
                  WHEN u.id IS NOT NULL THEN 'hours'
-                 WHEN q.n IS NOT NULL THEN 'noslot' ELSE 'stale' END AS outcome,
-       CASE WHEN ins.status = 'claimed' THEN coalesce(g.blocked, :short) END AS blocked,
+                 WHEN could.by_job ? j.n::text THEN 'noslot' ELSE 'stale' END AS outcome,
+       CASE WHEN ins.status = 'claimed'
+            THEN coalesce(verdicts.by_call ->> j.c, :short) END AS blocked,
        ins.tenant_id, ins.to_number, ins.from_number, ins.lease_token,
        bb.ringing_timeout_s AS ring, bb.max_call_duration_min AS max_min,
        -- The agent leg, for claimed calls only: the agent's endpoint and
@@ -228,8 +243,8 @@ SELECT j.n, CASE WHEN ins.id IS NOT NULL THEN 'claimed'
             ELSE bb.variables END::text AS vars,
        CASE WHEN jsonb_typeof(rv.metadata) = 'object' THEN bb.metadata || rv.metadata
             ELSE bb.metadata END::text AS meta
-  FROM jobs j LEFT JOIN new_calls ins ON ins.id = j.c LEFT JOIN gate g ON g.c = j.c
-       LEFT JOIN out_of_hours u ON u.id = j.r
-       LEFT JOIN claimable q ON q.n = j.n LEFT JOIN dialable_batches bb ON bb.id = j.b
+  FROM jobs j CROSS JOIN verdicts CROSS JOIN could
+       LEFT JOIN new_calls ins ON ins.id = j.c LEFT JOIN out_of_hours u ON u.id = j.r
+       LEFT JOIN dialable_batches bb ON bb.id = j.b
        LEFT JOIN agents ag ON ins.id IS NOT NULL AND ag.id = bb.agent_id
        LEFT JOIN recipients rv ON ins.id IS NOT NULL AND rv.id = j.r;
