@@ -421,6 +421,23 @@ def consume_from_start(stack, name, group, conf=None):
     return c
 
 
+def statements_reset(stack):
+    """Forgets pg_stat_statements' counts for the stack's database alone
+    (the local cluster loads it: deploy/local/pg.sh)."""
+    stack.sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    stack.sql("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
+              "  WHERE datname = current_database()), 0)")
+
+
+def statement_pages(stack, like):
+    """[(calls, pages read)] of the stack database's statements whose text
+    is LIKE like."""
+    return [tuple(r) for r in stack.sql(
+        "SELECT s.calls, s.shared_blks_hit + s.shared_blks_read"
+        "  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+        " WHERE d.datname = current_database() AND s.query LIKE %s", like)]
+
+
 def cartesia_headers(key):
     return {"X-API-Key": key, "Cartesia-Version": "2026-03-01",
             "Content-Type": "application/json"}

@@ -183,20 +183,3 @@ def test_a_create_answers_with_the_recipients_its_first_release_deferred(stack, 
     assert created["total_calls_waiting_for_window"] == waiting
     assert cartesia_batch(stack, t, created["id"])["total_calls_waiting_for_window"] == waiting
 
-
-def test_the_create_answers_with_the_recipients_its_first_release_deferred(stack, clock):
-    # 01:00 UTC on a Wednesday: Tokyo is inside 09:00-17:00, Berlin and New
-    # York are not. The create's own release defers those six, and its
-    # answer counts them (batch_get_new, through recipients_window_wait).
-    t = stack.tenant(concurrency=10)
-    clock("2026-11-25 01:00:00+00")
-    body = {"name": "hours", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
-            "target_concurrency_limit": 5, "calling_hours": HOURS, "timezone": "UTC",
-            "recipients": [{"to_number": f"{prefix}{i:07d}", "timezone": zone}
-                           for zone, prefix in ZONES.items() for i in range(3)]}
-    r = requests.post(stack.api + "/agents/calls/batches", json=body,
-                      headers=cartesia_headers(t["api_key"]), timeout=60)
-    assert r.status_code == 201, r.text
-    assert r.json()["total_calls_waiting_for_window"] == 6
-    assert stack.sql("SELECT count(*) FROM recipients WHERE batch_id = %s AND window_wait",
-                     r.json()["id"])[0][0] == 6

@@ -4,18 +4,15 @@ before the young rows that publishers are about to delete (B2: 45-86 ms a
 relay when it read them all)."""
 import pytest
 
-from conftest import free_port, wait_until
+from conftest import free_port, statement_pages, statements_reset, wait_until
 
 RELAY_AFTER_MS = 30000
 
 
 def stragglers(stack):
     """(calls, pages read) of the relay's statement in this database."""
-    rows = stack.sql("SELECT s.calls, s.shared_blks_hit + s.shared_blks_read"
-                     "  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
-                     " WHERE d.datname = current_database() AND s.query LIKE %s",
-                     "SELECT o.id, o.topic, o.key, o.payload FROM outbox o%")
-    return tuple(rows[0]) if rows else (0, 0)
+    rows = statement_pages(stack, "SELECT o.id, o.topic, o.key, o.payload FROM outbox o%")
+    return rows[0] if rows else (0, 0)
 
 
 @pytest.fixture
@@ -44,13 +41,11 @@ def relay_scheduler(stack):
 def test_the_relay_does_not_read_rows_younger_than_its_delay(stack, relay_scheduler):
     # The relay's delay is long enough that the rows below stay young for
     # the whole test.
-    stack.sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     # 5,000 rows a publisher has written and not yet deleted, of a topic no
     # relay sends (so nothing is published whatever happens).
     stack.sql("INSERT INTO outbox (topic, key, payload)"
               " SELECT 'unrelated', 'k' || g, repeat('x', 200) FROM generate_series(1, 5000) g")
-    stack.sql("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
-              "  WHERE datname = current_database()), 0)")
+    statements_reset(stack)
     try:
         # From the second relay on: the first also plans on a new connection.
         wait_until(lambda: stragglers(stack)[0] >= 1, 15, "a relay")

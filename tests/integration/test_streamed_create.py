@@ -8,7 +8,7 @@ import json
 import pytest
 import requests
 
-from conftest import batchcall_headers, cartesia_headers, scrape
+from conftest import batchcall_headers, cartesia_headers, scrape, statement_pages, statements_reset
 
 URL = "/agents/calls/batches"
 
@@ -154,16 +154,11 @@ def test_the_create_answer_reads_the_waiting_rows_alone_not_the_batch(stack, dem
     # through recipients_window_wait. For a batch the statistics have not
     # seen, the planner could read it through recipients_active instead:
     # every row of the batch (157 pages for 5,000, 1.2 ms of each create).
-    stack.sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    stack.sql("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
-              "  WHERE datname = current_database()), 0)")
+    statements_reset(stack)
     r = post(stack, demo, '{' + fields(demo) + ', "recipients": [' + recipients(5000) + ']}')
     assert r.status_code == 201, r.text
     assert r.json()["total_calls_waiting_for_window"] == 0
-    rows = stack.sql("SELECT s.calls, s.shared_blks_hit + s.shared_blks_read"
-                     "  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
-                     " WHERE d.datname = current_database()"
-                     "   AND s.query LIKE %s", "%b.total::bigint AS queued%")
+    rows = statement_pages(stack, "%b.total::bigint AS queued%")
     assert [calls for calls, _ in rows] == [1], rows
     # Planning on a connection's first use reads ~70 catalog pages; the
     # batch's rows in recipients_active are 157 more (241 measured before).
