@@ -109,10 +109,15 @@ const bc_pg_stmt bc_expiry_stmts[] = {
      * (batch_completed_data), so a batch whose last call ended at the same
      * time gets it once. */
     { "expiry_done",
-      "WITH d AS (UPDATE batches b SET expiry_done = true WHERE b.region = $1"
-      "   AND b.latest_at IS NOT NULL AND NOT b.expiry_done AND b.latest_at <= bc_now()"
-      "   AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
-      "                   AND r.status IN ('queued', 'dispatched', 'started') OFFSET 0)"
+      "WITH d AS (UPDATE batches b SET expiry_done = true"
+      "   FROM (SELECT c.id FROM (SELECT id FROM batches WHERE region = $1"
+      "                             AND latest_at IS NOT NULL AND NOT expiry_done"
+      "                             AND latest_at <= bc_now() OFFSET 0) c"
+      "          WHERE NOT EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = c.id"
+      "                            AND r.status IN ('queued', 'dispatched', 'started')"
+      "                            OFFSET 0)) due"
+      "  WHERE b.id = due.id AND b.latest_at IS NOT NULL AND NOT b.expiry_done"
+      "    AND b.latest_at <= bc_now()"
       "  RETURNING b.id, b.tenant_id, b.retry_count),"
       " ev AS (SELECT d.*, 'evt_' || d.id || '_' || d.retry_count AS event_id, now() AS ended_at,"
       "               batch_completed_data(d.id, to_jsonb(rfc3339(now()))) AS data"

@@ -98,9 +98,10 @@ static const bc_pg_stmt stmts[] = {
       " SELECT (SELECT count(*) FROM w)"
       "        + (SELECT count(*) FROM batches WHERE region = $1 AND state = 'pending'"
       "            AND wait_reason = 'region') AS pending,"
-      "        (SELECT count(*) FROM batches b WHERE b.region = $1 AND b.state = 'admitted'"
-      "          AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
-      "                      AND r.status IN ('queued', 'dispatched', 'started'))) AS admitted" },
+      "        (SELECT count(*) FROM (SELECT id FROM batches WHERE region = $1"
+      "                                AND state = 'admitted' OFFSET 0) b"
+      "          WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
+      "                        AND r.status IN ('queued', 'dispatched', 'started'))) AS admitted" },
     /* Gives back what batches can no longer use: each of the region's
      * batches with a free slot keeps min(limit, recipients still to
      * finish) slots if admitted or paused and its region has a live
@@ -136,12 +137,12 @@ static const bc_pg_stmt stmts[] = {
      * back), oldest first. OFFSET 0 keeps the test a lookup per batch. */
     { "short",
       "SELECT b.id, b.tenant_id, b.target_concurrency_limit AS lim, x.need, x.held"
-      "  FROM batches b,"
+      "  FROM (SELECT * FROM batches WHERE region = $1 AND state = 'admitted'"
+      "          AND region_has_workers($1) OFFSET 0) b,"
       "  LATERAL (SELECT batch_slots_needed(b.id, b.target_concurrency_limit) AS need,"
       "                  (SELECT count(*) FROM leases l WHERE l.batch_id = b.id) AS held"
       "           OFFSET 0) x"
-      " WHERE b.region = $1 AND b.state = 'admitted' AND region_has_workers($1)"
-      "   AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
+      " WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
       "               AND r.status IN ('queued', 'dispatched', 'started') OFFSET 0)"
       "   AND x.held < x.need"
       " ORDER BY b.admitted_at, b.id LIMIT 100" },
@@ -159,10 +160,16 @@ static const bc_pg_stmt stmts[] = {
     /* Admitted batches with work that could be released. OFFSET 0 keeps
      * each batch's test a lookup by batch_id: pulled up into a join, with
      * the statistics of a table just filled, it ran as a scan of every
-     * active recipient per batch. */
+     * active recipient per batch. The batches are chosen first, behind an
+     * OFFSET 0 of their own (so are those of wait_region, short and
+     * expiry_done): in a plan cached while recipients was empty, the test
+     * cost nothing and ran ahead of region and state, as a scan of
+     * recipients for every batch of the table (test_scheduler_plans.py:
+     * 36,000 pages a pass with 30 batches scheduled for tomorrow). */
     { "running",
-      "SELECT b.id FROM batches b WHERE b.region = $1 AND b.state = 'admitted'"
-      "   AND EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
+      "SELECT b.id FROM (SELECT id FROM batches WHERE region = $1 AND state = 'admitted'"
+      "                   OFFSET 0) b"
+      " WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
       "               AND r.status = 'queued' AND NOT r.released"
       "               AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= bc_now())"
       "               OFFSET 0)" },
