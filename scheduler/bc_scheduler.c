@@ -8,13 +8,11 @@
 #include "bc_expiry.h"
 #include "bc_kafka.h"
 #include "bc_lease.h"
+#include "bc_marks.h"
 #include "bc_pg.h"
 #include "bc_publisher.h"
 #include "bc_reconcile.h"
 #include "bc_sql.h"
-
-/* Relays remembered for relay_bound: a minute, at one a second. */
-#define RELAY_MARKS 64
 
 struct bc_scheduler {
     bc_ctx *ctx;
@@ -26,10 +24,7 @@ struct bc_scheduler {
     int leader;
     long long next_try, next_relay, next_reap, next_tz, next_tz_warn;
     long relay_after_ms, quiet_s, hangup_again_s;
-    /* The outbox id last handed out at each of the recent relays, and
-     * when (a ring, relay_bound). */
-    struct { long long at, id; } marks[RELAY_MARKS];
-    int nmarks, mark_head;
+    bc_marks marks;          /* the outbox ids of the recent relays */
     bc_metric *m_leader, *m_admitted, *m_relayed, *m_reaped, *m_released, *m_outbox,
               *m_live, *m_live_limit, *m_given_back, *m_grown,
               *m_waiting_region, *m_workers, *m_ticks, *m_tz_prefixes;
@@ -175,7 +170,7 @@ static const bc_pg_stmt stmts[] = {
       "               OFFSET 0)" },
     { "release", BC_SQL_RELEASE },
     /* Rows a publisher wrote but did not see acknowledged in time, with
-     * ids up to $5 (relay_bound): the scan of the primary key ends there,
+     * ids up to $5 (bc_marks.h): the scan of the primary key ends there,
      * before the young rows that publishers are about to delete. */
     { "stragglers",
       "SELECT o.id, o.topic, o.key, o.payload FROM outbox o"
@@ -563,35 +558,6 @@ static void top_up(bc_scheduler *s)
     PQclear(res);
 }
 
-/* The highest outbox id the relay needs to read, given the one handed out
- * last (now). An id drawn before a moment belongs to a row whose
- * transaction began before it (created_at is the transaction's start), so
- * every row up to the id handed out relay_after_ms ago is old enough, and
- * the scan can stop there instead of reading the young rows publishers
- * are about to delete, which B2 showed at 45-86 ms a relay. A row whose
- * transaction began long before its insert gets a later id; it is relayed
- * once the marks catch up with it, a relay or two later. Without a mark
- * that old (a new leader, or relay_after_ms beyond the ring's minute) the
- * oldest mark bounds the scan, and created_at alone decides. */
-static long long relay_bound(bc_scheduler *s, long long now_ms, long long id)
-{
-    long long bound = id;
-
-    for (int i = 0; i < s->nmarks; i++) {
-        int k = (s->mark_head - 1 - i + RELAY_MARKS) % RELAY_MARKS;
-
-        bound = s->marks[k].id;
-        if (s->marks[k].at <= now_ms - s->relay_after_ms)
-            break;
-    }
-    s->marks[s->mark_head].at = now_ms;
-    s->marks[s->mark_head].id = id;
-    s->mark_head = (s->mark_head + 1) % RELAY_MARKS;
-    if (s->nmarks < RELAY_MARKS)
-        s->nmarks++;
-    return bound;
-}
-
 static void relay(bc_scheduler *s)
 {
     char after[24], upto[24];
@@ -604,8 +570,13 @@ static void relay(bc_scheduler *s)
         return;
     if (!(res = bc_pg_exec(s->pg, "outbox_mark", 0, NULL, &err)))
         return;
+    /* The scan ends at the id handed out relay_after_ms ago (bc_marks.h):
+     * B2 read the young rows publishers are about to delete, 45-86 ms a
+     * relay. A row whose transaction began long before its insert gets a
+     * later id; it is relayed once the marks catch up with it. */
     snprintf(upto, sizeof upto, "%lld",
-             relay_bound(s, bc_now_ms(), strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+             bc_marks_bound(&s->marks, bc_now_ms(), s->relay_after_ms,
+                            strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
     PQclear(res);
     snprintf(after, sizeof after, "%ld", s->relay_after_ms);
     const char *p[] = { s->jobs_topic, s->results_topic, s->region, after, upto };

@@ -438,6 +438,29 @@ def statement_pages(stack, like):
         " WHERE d.datname = current_database() AND s.query LIKE %s", like)]
 
 
+def statement_pages_over(stack, like, n, timeout=15):
+    """(calls, pages read) of the stack database's statements LIKE like
+    over their next n calls, counted from now."""
+    def now():
+        rows = statement_pages(stack, like)
+        return tuple(map(sum, zip(*rows))) if rows else (0, 0)
+    c0, p0 = now()
+    wait_until(lambda: now()[0] >= c0 + n, timeout, f"{n} more calls of {like}")
+    c, p = now()
+    return c - c0, p - p0
+
+
+def vacuum(stack, table):
+    """VACUUM table in the stack's database: before counting pages, so the
+    dead rows earlier tests left are not read whatever the scan's bound."""
+    conn = psycopg2.connect(stack.dsn)
+    conn.autocommit = True   # VACUUM runs outside a transaction
+    try:
+        conn.cursor().execute(f"VACUUM {table}")
+    finally:
+        conn.close()
+
+
 def cartesia_headers(key):
     return {"X-API-Key": key, "Cartesia-Version": "2026-03-01",
             "Content-Type": "application/json"}

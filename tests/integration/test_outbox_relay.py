@@ -2,18 +2,16 @@
 its scan of the primary key ends at the id handed out relay_after_ms ago,
 before the young rows that publishers are about to delete (B2: 45-86 ms a
 relay when it read them all)."""
-import psycopg2
 import pytest
 
-from conftest import free_port, statement_pages, statements_reset, wait_until
+from conftest import (free_port, statement_pages, statement_pages_over, statements_reset,
+                      vacuum, wait_until)
 
 RELAY_AFTER_MS = 30000
 
 
-def stragglers(stack):
-    """(calls, pages read) of the relay's statement in this database."""
-    rows = statement_pages(stack, "SELECT o.id, o.topic, o.key, o.payload FROM outbox o%")
-    return rows[0] if rows else (0, 0)
+# The relay's statement.
+STRAGGLERS = "SELECT o.id, o.topic, o.key, o.payload FROM outbox o%"
 
 
 @pytest.fixture
@@ -45,10 +43,7 @@ def test_the_relay_does_not_read_rows_younger_than_its_delay(stack, relay_schedu
     # The earlier tests' deleted rows, not yet vacuumed, would be read on
     # the way to the bound whatever it is (CI under ASan: 103 pages a
     # relay): gone first, so the count below is the young rows' alone.
-    conn = psycopg2.connect(stack.dsn)
-    conn.autocommit = True   # VACUUM runs outside a transaction
-    conn.cursor().execute("VACUUM outbox")
-    conn.close()
+    vacuum(stack, "outbox")
     # 5,000 rows a publisher has written and not yet deleted, of a topic no
     # relay sends (so nothing is published whatever happens).
     stack.sql("INSERT INTO outbox (topic, key, payload)"
@@ -56,10 +51,8 @@ def test_the_relay_does_not_read_rows_younger_than_its_delay(stack, relay_schedu
     statements_reset(stack)
     try:
         # From the second relay on: the first also plans on a new connection.
-        wait_until(lambda: stragglers(stack)[0] >= 1, 15, "a relay")
-        calls0, pages0 = stragglers(stack)
-        wait_until(lambda: stragglers(stack)[0] >= calls0 + 3, 15, "three more relays")
-        calls, pages = (a - b for a, b in zip(stragglers(stack), (calls0, pages0)))
+        wait_until(lambda: statement_pages(stack, STRAGGLERS), 15, "a relay")
+        calls, pages = statement_pages_over(stack, STRAGGLERS, 3)
         # Reading the 5,000 young rows cost 194 pages a relay; the bounded
         # scan and its plan read 18 (measured).
         assert pages / calls < 60, f"{pages} pages in {calls} relays"
