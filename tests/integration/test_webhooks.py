@@ -338,7 +338,7 @@ def test_a_dead_letter_left_in_the_outbox_is_relayed_reading_only_old_rows(stack
     """A dead letter whose send was never acknowledged (its deliverer died
     between the commit and Kafka's answer) stays in the outbox, and a
     deliverer's relay sends it once it is 3 s old. The relay's scan ends at
-    the outbox id handed out 3 s ago (scheduler/bc_marks.h), so the young
+    the outbox id handed out 3 s ago (common/bc_marks.h), so the young
     rows other publishers are about to delete are not read: in B2 the scan
     of all of them took 9-24 ms a second."""
     vacuum(stack, "outbox")
