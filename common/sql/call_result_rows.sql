@@ -32,7 +32,10 @@ SELECT :topic, batch_id, json_build_object('schema', 'batchcall.call-result/v1',
        'recipient_status', rstatus, 'final', rstatus <> 'queued',
        'lease_released', released, 'ended_at', rfc3339(now()))::text
   FROM :src WHERE :legacy
+-- v3 with its batch's agent and region passed in, so the function is
+-- inlined here rather than planned again at each execution (sql/0035).
 UNION ALL
-SELECT :topic, batch_id, call_result_v3('call.ended', cj, rstatus, rstatus <> 'queued',
-       next_attempt_at, released, now(), NULL)
-  FROM :src
+SELECT :topic, s3.batch_id, call_result_v3('call.ended', s3.cj, s3.rstatus,
+       s3.rstatus <> 'queued', s3.next_attempt_at, s3.released, now(), NULL,
+       b3.agent_id, b3.region)
+  FROM :src s3 LEFT JOIN batches b3 ON b3.id = s3.batch_id
