@@ -13,7 +13,6 @@
 
 #include "bc_crypto.h"
 #include "bc_kafka.h"
-#include "bc_marks.h"
 #include "bc_pg.h"
 #include "bc_publisher.h"
 #include "bc_url.h"
@@ -50,7 +49,6 @@ struct bc_webhooks {
     xfer *sends;
     json_t *outcomes;          /* [{"id","t","ok","code","err"}] not yet written */
     long long next_claim, next_relay, next_gauge;
-    bc_marks marks;          /* the outbox ids of the recent relays */
     long long intake_at, record_at;   /* after a database error: not before */
     bc_metric *m_delivered, *m_failed, *m_error, *m_seconds, *m_dead, *m_consumed,
               *m_queued, *m_pending, *m_inflight, *m_rejected, *m_claims;
@@ -177,14 +175,11 @@ static const bc_pg_stmt stmts[] = {
       "UPDATE webhook_deliveries d SET claim_token = NULL, next_attempt_at = now()"
       "  FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, t bigint)"
       " WHERE d.id = r.id AND d.claim_token = r.t AND d.status = 'pending'" },
-    /* Dead letters this process (or one that died) did not see
-     * acknowledged, with ids up to $3 (bc_marks.h): a scan of every young
-     * row of the outbox took 9-24 ms a second in B2. */
+    /* Dead letters this process (or one that died) did not see acknowledged. */
     { "webhook_dlq_stragglers",
-      "SELECT id, topic, key, payload FROM outbox WHERE id <= $3::bigint AND topic = $1"
+      "SELECT id, topic, key, payload FROM outbox WHERE topic = $1"
       "   AND created_at < now() - make_interval(secs => $2::int)"
       " ORDER BY id LIMIT 100" },
-    { "webhook_outbox_mark", "SELECT last_value AS id FROM outbox_id_seq" },
     { "webhook_pending",
       "SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'" },
     { 0, 0 },
@@ -543,20 +538,14 @@ static void periodic(bc_webhooks *w)
     PGresult *res;
 
     if (now >= w->next_relay) {
-        char after[16], upto[24];
+        char after[16];
         snprintf(after, sizeof after, "%d", RELAY_AFTER_S);
+        const char *p[] = { w->dlq_topic, after };
         /* Only while nothing of ours is unacknowledged: it would go twice. */
         if (bc_publisher_inflight(w->pub) == 0 &&
-            (res = bc_pg_exec(w->pg, "webhook_outbox_mark", 0, NULL, NULL))) {
-            snprintf(upto, sizeof upto, "%lld",
-                     bc_marks_bound(&w->marks, now, RELAY_AFTER_S * 1000LL,
-                                    strtoll(PQgetvalue(res, 0, 0), NULL, 10)));
+            (res = bc_pg_exec(w->pg, "webhook_dlq_stragglers", 2, p, NULL))) {
+            bc_publisher_outbox_rows(w->pub, res, NULL);
             PQclear(res);
-            const char *p[] = { w->dlq_topic, after, upto };
-            if ((res = bc_pg_exec(w->pg, "webhook_dlq_stragglers", 3, p, NULL))) {
-                bc_publisher_outbox_rows(w->pub, res, NULL);
-                PQclear(res);
-            }
         }
         if (bc_publisher_tick(w->pub, w->pg, &err) < 0)
             wr_log(w, BC_WARN, "outbox.delete_failed", "dead letters", &err);
