@@ -10,11 +10,11 @@ then cost each tick about 29,000 pages and 200 ms, and B1 measured the
 scheduler at 97 ms a tick beside the creates it timed. A database of its
 own: its statistics must say "empty" when the scheduler plans, and stay
 so."""
-import psycopg2
-
 from conftest import Stack, free_port, statement_pages, statements_reset, wait_until
 
 BATCHES, PER_BATCH = 30, 5000
+# The running probe: once a scheduler pass.
+RUNNING = "SELECT b.id FROM %"
 
 
 def calls_of(s, like):
@@ -26,13 +26,12 @@ def pages_per_tick(s, ticks):
     """Pages every statement but this test's read, per pass of the
     scheduler (its running probe runs once a pass), over ticks passes."""
     statements_reset(s)
-    running = "SELECT b.id FROM %"
-    wait_until(lambda: calls_of(s, running) >= ticks, 30, f"{ticks} scheduler passes")
+    wait_until(lambda: calls_of(s, RUNNING) >= ticks, 30, f"{ticks} scheduler passes")
     rows = s.sql("SELECT s.query, s.calls, s.shared_blks_hit + s.shared_blks_read"
                  "  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
                  " WHERE d.datname = current_database()"
                  "   AND s.query NOT LIKE '%%pg_stat_statements%%'")
-    n = calls_of(s, running)
+    n = calls_of(s, RUNNING)
     worst = max(rows, key=lambda r: r[2])
     return sum(r[2] for r in rows) / n, worst
 
@@ -43,13 +42,9 @@ def test_probes_read_recipients_only_for_the_batches_they_are_about(tmp_path):
         s.create_bare_db()
         t = s.cli("demo", "--concurrency", "20")
         # Statistics that say empty, kept so for the test.
-        conn = psycopg2.connect(s.dsn)
-        conn.autocommit = True
-        cur = conn.cursor()
         for table in ("recipients", "batches", "leases", "workers"):
-            cur.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-            cur.execute(f"ANALYZE {table}")
-        conn.close()
+            s.sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+            s.sql(f"ANALYZE {table}")
         statements_reset(s)
         port = free_port()
         s.start("scheduler", "batchcall-scheduler", {
@@ -57,7 +52,7 @@ def test_probes_read_recipients_only_for_the_batches_they_are_about(tmp_path):
         s.wait_ready(f"http://127.0.0.1:{port}")
         # Past PostgreSQL's five custom plans: the generic ones are cached,
         # made on the empty tables.
-        wait_until(lambda: calls_of(s, "SELECT b.id FROM %") >= 10, 30,
+        wait_until(lambda: calls_of(s, RUNNING) >= 10, 30,
                    "ten scheduler passes")
         number = s.sql("SELECT number FROM phone_numbers WHERE id = %s", t["from_number_id"])[0][0]
         s.sql("INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number, region,"
