@@ -107,7 +107,10 @@ const bc_pg_stmt bc_expiry_stmts[] = {
      * batch.completed webhook is queued here, with the id the webhook
      * intake gives it (scheduler/bc_webhooks.c) and the same body
      * (batch_completed_data), so a batch whose last call ended at the same
-     * time gets it once. */
+     * time gets it once. The batches are chosen first (due, behind OFFSET
+     * 0, as the scheduler's probes: bc_scheduler.c, "running"); their
+     * own conditions are repeated outside, so a batch a retry changed
+     * meanwhile is checked again on the row the update locks. */
     { "expiry_done",
       "WITH d AS (UPDATE batches b SET expiry_done = true"
       "   FROM (SELECT c.id FROM (SELECT id FROM batches WHERE region = $1"
