@@ -679,7 +679,7 @@ static void tz_map_check(bc_scheduler *s, long long now)
     }
 }
 
-void bc_scheduler_tick(bc_scheduler *s)
+int bc_scheduler_tick(bc_scheduler *s)
 {
     long long now = bc_now_ms();
     bc_err err = { "" };
@@ -696,7 +696,7 @@ void bc_scheduler_tick(bc_scheduler *s)
     tz_map_check(s, now);
     if (!s->leader) {
         if (now < s->next_try)
-            return;
+            return 0;
         s->next_try = now + 500;
         const char *p[] = { s->region };
         PGresult *res = bc_pg_exec(s->pg, "lead", 1, p, &err);
@@ -707,7 +707,7 @@ void bc_scheduler_tick(bc_scheduler *s)
         PQclear(res);
         bc_metric_set(s->m_leader, s->leader);
         if (!s->leader)
-            return;
+            return 0;
     }
     /* Slots given back go at once to the batches waiting for them:
      * admitted ones holding fewer than they can use first (grow, oldest
@@ -746,4 +746,5 @@ void bc_scheduler_tick(bc_scheduler *s)
         bc_log(s->ctx->log, BC_WARN, "outbox.delete_failed", "{s:s}", "error", err.msg);
     /* Last: a pass counted is a pass done, which tests wait on. */
     bc_metric_add(s->m_ticks, 1);
+    return grew;
 }

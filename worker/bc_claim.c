@@ -13,7 +13,6 @@
 
 /* At most this many jobs are claimed in one statement. */
 #define MAX_CLAIM 256
-#define NO_SLOT_RETRY_MS 20
 
 const bc_pg_stmt bc_claim_stmts[] = {
     { "claim_many", BC_SQL_CLAIM(BC_SQL_POLICY_BLOCK("r.tenant_id", "r.to_number"),
@@ -97,7 +96,7 @@ static void no_slot(bc_worker *w, bc_wbatch *b, long long now)
         b->free_hint = 0;
         b->misses++;
     }
-    b->retry_at = now + NO_SLOT_RETRY_MS * (b->misses < 5 ? b->misses : 5);
+    b->retry_at = now + BC_NO_SLOT_RETRY_MS * (b->misses < 5 ? b->misses : 5);
 }
 
 /* The statement's parameter for the jobs js[0..n) in *doc (a new string,
@@ -145,7 +144,7 @@ static int claim_many(bc_worker *w, bc_job **js, bc_wbatch **bs, int n, long lon
                doc ? err.msg : "out of memory");
         free(doc);
         for (int i = 0; i < n; i++)
-            bs[i]->retry_at = now + NO_SLOT_RETRY_MS;
+            bs[i]->retry_at = now + BC_NO_SLOT_RETRY_MS;
         return 0;
     }
     free(doc);

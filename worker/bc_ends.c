@@ -177,7 +177,9 @@ void bc_ends_blocked(bc_worker *w, const char *call, const char *batch, const ch
 }
 
 /* Counts one ended attempt by its carrier status (a call-result payload). */
-static void count_outcome(bc_worker *w, const char *payload)
+/* Counts the outcome of an ended call's v2 event and frees its slot for
+ * the jobs waiting here (bc_intake_slot_freed). */
+static void ended(bc_worker *w, const char *batch, const char *payload, long long now)
 {
     json_t *doc = json_loads(payload, 0, NULL);
     const char *st = json_string_value(json_object_get(doc, "carrier_status"));
@@ -186,6 +188,8 @@ static void count_outcome(bc_worker *w, const char *payload)
     while (i < BC_OUTCOMES - 1 && (!st || strcmp(st, OUTCOMES[i])))
         i++;
     bc_metric_add(w->m_outcome[i], 1);
+    bc_intake_slot_freed(w->intake, batch, json_string_value(json_object_get(doc, "tenant_id")),
+                         now + BC_NO_SLOT_RETRY_MS);
     json_decref(doc);
 }
 
@@ -208,7 +212,8 @@ int bc_ends_flush(bc_worker *w)
     bc_err err = { "" };
     PGresult *res;
     char *doc;
-    size_t n = json_array_size(w->ends), ended;
+    size_t n = json_array_size(w->ends), nended;
+    long long now;
 
     if (n == 0)
         return 0;
@@ -227,18 +232,17 @@ int bc_ends_flush(bc_worker *w)
     free(doc);
     json_array_clear(w->ends);
     /* Two event rows per ended call (v2, v3), three when v1 goes out too. */
-    ended = (size_t)PQntuples(res) / (w->result_v1 ? 3 : 2);
-    bc_metric_add(w->m_dup_events, (double)(n - ended));   /* already ended */
+    nended = (size_t)PQntuples(res) / (w->result_v1 ? 3 : 2);
+    bc_metric_add(w->m_dup_events, (double)(n - nended));   /* already ended */
     if (bc_publisher_outbox_rows(w->pub, res, &err) < 0)
         bc_log(w->ctx->log, BC_WARN, "publish.deferred", "{s:s}", "error", err.msg);
     /* The v2 rows come first, one per ended call. */
-    for (int i = 0; i < (int)ended; i++) {
+    now = bc_now_ms();
+    for (int i = 0; i < (int)nended; i++) {
         const char *batch = bc_pg_val(res, i, "key");
 
-        count_outcome(w, bc_pg_val(res, i, "payload"));
+        ended(w, batch, bc_pg_val(res, i, "payload"), now);
         bc_topup_want(w, batch);
-        /* A slot of this batch is free: let its waiting jobs try at once. */
-        bc_intake_slot_freed(w->intake, batch);
     }
     PQclear(res);
     return 0;

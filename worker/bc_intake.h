@@ -27,7 +27,7 @@ struct bc_job {
 typedef struct bc_wbatch bc_wbatch;
 struct bc_wbatch {
     bc_wbatch *next;
-    char id[48];
+    char id[48], tenant[48];
     bc_job *head, *tail;
     long long retry_at;       /* no slot free: try again then */
     /* Slots known free: -1 unknown (try a fair share of jobs), else the
@@ -65,9 +65,13 @@ void bc_intake_unlink_gone(bc_wbatch *b);
 /* Marks j done (claimed, dropped or put back: durable) and stores every
  * offset this allows. j may be freed. */
 void bc_intake_done(bc_intake *in, bc_job *j);
-/* A call of batch ended, so a slot of it is free: its waiting jobs try at
- * once. */
-void bc_intake_slot_freed(bc_intake *in, const char *batch);
+/* A call of batch (of tenant) ended, so a slot of it is free: its waiting
+ * jobs try at once. If none of its jobs waits here, the batch is running
+ * out of work and the scheduler hands its slots to the tenant's other
+ * batches (give_back, grow): their jobs try again by soon, not at the end
+ * of a longer back-off. */
+void bc_intake_slot_freed(bc_intake *in, const char *batch, const char *tenant,
+                          long long soon);
 /* The batches after last (served this turn) go first next turn, and
  * batches with no job waiting are forgotten. */
 void bc_intake_rotate(bc_intake *in, bc_wbatch *last);

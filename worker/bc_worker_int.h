@@ -34,6 +34,9 @@
 
 /* Batches whose windows a worker tops up in one interval (bc_topup). */
 #define BC_TOPUP_MAX 256
+/* A batch whose claim found no slot tries again this long after, times its
+ * misses in a row up to five (bc_claim.c). */
+#define BC_NO_SLOT_RETRY_MS 20
 
 /* Carrier events taken in one turn, at most (bc_events). */
 #define BC_EVENTS_MAX 500
