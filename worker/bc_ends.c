@@ -178,7 +178,7 @@ void bc_ends_blocked(bc_worker *w, const char *call, const char *batch, const ch
 
 /* Counts one ended attempt by its carrier status (a call-result payload). */
 /* Counts the outcome of an ended call's v2 event and frees its slot for
- * the jobs waiting here (bc_intake_slot_freed). */
+ * the jobs waiting here (bc_wbatch_slot_freed). */
 static void ended(bc_worker *w, const char *batch, const char *payload, long long now)
 {
     json_t *doc = json_loads(payload, 0, NULL);
@@ -188,7 +188,8 @@ static void ended(bc_worker *w, const char *batch, const char *payload, long lon
     while (i < BC_OUTCOMES - 1 && (!st || strcmp(st, OUTCOMES[i])))
         i++;
     bc_metric_add(w->m_outcome[i], 1);
-    bc_intake_slot_freed(w->intake, batch, json_string_value(json_object_get(doc, "tenant_id")),
+    bc_wbatch_slot_freed(bc_intake_batches(w->intake), batch,
+                         json_string_value(json_object_get(doc, "tenant_id")),
                          now + BC_NO_SLOT_RETRY_MS);
     json_decref(doc);
 }

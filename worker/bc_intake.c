@@ -202,12 +202,12 @@ void bc_intake_unlink_gone(bc_wbatch *b)
     b->tail = last;
 }
 
-void bc_intake_slot_freed(bc_intake *in, const char *batch, const char *tenant,
+void bc_wbatch_slot_freed(bc_wbatch *list, const char *batch, const char *tenant,
                           long long soon)
 {
     bc_wbatch *own = NULL;
 
-    for (bc_wbatch *b = in->batches; b; b = b->next)
+    for (bc_wbatch *b = list; b; b = b->next)
         if (!strcmp(b->id, batch)) {
             own = b;
             b->retry_at = 0;
@@ -223,7 +223,7 @@ void bc_intake_slot_freed(bc_intake *in, const char *batch, const char *tenant,
      * ms late (the soak's refill stalls, bench/RESULTS.md). */
     if ((own && own->head) || !tenant)
         return;
-    for (bc_wbatch *b = in->batches; b; b = b->next)
+    for (bc_wbatch *b = list; b; b = b->next)
         if (b != own && b->head && b->retry_at > soon && !strcmp(b->tenant, tenant))
             b->retry_at = soon;
 }

@@ -66,11 +66,11 @@ void bc_intake_unlink_gone(bc_wbatch *b);
  * offset this allows. j may be freed. */
 void bc_intake_done(bc_intake *in, bc_job *j);
 /* A call of batch (of tenant) ended, so a slot of it is free: its waiting
- * jobs try at once. If none of its jobs waits here, the batch is running
- * out of work and the scheduler hands its slots to the tenant's other
- * batches (give_back, grow): their jobs try again by soon, not at the end
- * of a longer back-off. */
-void bc_intake_slot_freed(bc_intake *in, const char *batch, const char *tenant,
+ * jobs, in list (bc_intake_batches), try at once. If none of its jobs waits
+ * there, the batch is running out of work and the scheduler hands its
+ * slots to the tenant's other batches (give_back, grow): their jobs try
+ * again by soon, not at the end of a longer back-off. */
+void bc_wbatch_slot_freed(bc_wbatch *list, const char *batch, const char *tenant,
                           long long soon);
 /* The batches after last (served this turn) go first next turn, and
  * batches with no job waiting are forgotten. */
