@@ -14,7 +14,7 @@ static const bc_config_key keys[] = {
     { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
     BC_PUBLISHER_KEYS,
     { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
-    { "tick-ms", "BC_SCHEDULER_TICK_MS", BC_INT, "100", "milliseconds between scheduling passes" },
+    { "tick-ms", "BC_SCHEDULER_TICK_MS", BC_INT, "100", "milliseconds between scheduling passes (at most 20 after a pass that gave back slots, so a draining batch's slots reach its tenant's next batch sooner)" },
     { "relay-after-ms", "BC_RELAY_AFTER_MS", BC_INT, "3000", "age of an unacknowledged outbox row before it is republished" },
     { "quiet-call-s", "BC_QUIET_CALL_S", BC_INT, "300", "ask the carrier about a call not ended that has heard nothing for this long (a lost callback)" },
     { "hangup-again-s", "BC_HANGUP_AGAIN_S", BC_INT, "5", "send a cancel's hang-up command again to a call still live this long after the last one" },
