@@ -20,6 +20,12 @@ int bc_lease_reservation(int limit, long remaining);
  * while a batch waits). -1: not one is free, the batch waits. */
 int bc_lease_grant(int tenant_limit, long reserved, int want);
 
+/* The PostgreSQL channel a worker notifies, with its region, when a call of
+ * a batch running out of work ended: its slot goes to the tenant's other
+ * batches at the scheduler's next pass (give_back, grow), which the
+ * notification brings forward. */
+#define BC_LEASE_SLOTS_CHANNEL "batchcall_slots"
+
 /* How often a holder renews a lease of ttl_s seconds: a third of it, so two
  * renewals can fail before the lease expires. At least 100 ms. */
 long bc_lease_renew_ms(long ttl_s);

@@ -1,8 +1,11 @@
 #include "bc_scheduler.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bc_credits.h"
 #include "bc_expiry.h"
@@ -22,6 +25,8 @@ struct bc_scheduler {
     bc_expiry *exp;
     char region[16], jobs_topic[160], results_topic[160];
     int leader;
+    int listening;           /* this pass said LISTEN on its connection */
+    long long pass_at;       /* when the last pass began */
     long long next_try, next_relay, next_reap, next_tz, next_tz_warn;
     long relay_after_ms, quiet_s, hangup_again_s;
     bc_marks marks;          /* the outbox ids of the recent relays */
@@ -679,10 +684,24 @@ static void tz_map_check(bc_scheduler *s, long long now)
     }
 }
 
+/* Listens on the slots channel (bc_lease.h) for the passes' waits
+ * (bc_scheduler_wait). Said on every pass: a reconnect loses it, and said
+ * again it changes nothing. */
+static void listen_slots(bc_scheduler *s)
+{
+    PGresult *res = bc_pg_exec_sql(s->pg, "LISTEN " BC_LEASE_SLOTS_CHANNEL, 0, NULL, NULL);
+
+    s->listening = res != NULL;
+    PQclear(res);
+}
+
 int bc_scheduler_tick(bc_scheduler *s)
 {
     long long now = bc_now_ms();
     bc_err err = { "" };
+
+    s->pass_at = now;
+    s->listening = 0;
 
     if (!bc_pg_alive(s->pg) && s->leader) {
         /* The session that held the lock is gone, and the lock with it. */
@@ -709,6 +728,7 @@ int bc_scheduler_tick(bc_scheduler *s)
         if (!s->leader)
             return 0;
     }
+    listen_slots(s);
     /* Slots given back go at once to the batches waiting for them:
      * admitted ones holding fewer than they can use first (grow, oldest
      * first), then those still pending. Else grow runs once a second. */
@@ -747,4 +767,51 @@ int bc_scheduler_tick(bc_scheduler *s)
     /* Last: a pass counted is a pass done, which tests wait on. */
     bc_metric_add(s->m_ticks, 1);
     return grew;
+}
+
+/* 1 if a notification for this region's slots is among those received. */
+static int slots_notified(bc_scheduler *s, PGconn *c)
+{
+    PGnotify *n;
+    int hit = 0;
+
+    while ((n = PQnotifies(c))) {
+        hit |= !strcmp(n->extra, s->region);
+        PQfreemem(n);
+    }
+    return hit;
+}
+
+int bc_scheduler_wait(bc_scheduler *s, long ms)
+{
+    PGconn *c = bc_pg_conn(s->pg);
+    long long until = bc_now_ms() + ms, left;
+
+    while ((left = until - bc_now_ms()) > 0) {
+        struct pollfd p = { .fd = c ? PQsocket(c) : -1, .events = POLLIN };
+        int r;
+
+        if (!s->listening || !c || p.fd < 0) {
+            usleep((useconds_t)(left * 1000));
+            return 0;
+        }
+        if (slots_notified(s, c)) {
+            /* Ends come in streams: woken, a pass at most every
+             * BC_SCHEDULER_HANDOVER_MS (each costs a few ms of queries). */
+            left = s->pass_at + BC_SCHEDULER_HANDOVER_MS - bc_now_ms();
+            if (left > 0)
+                usleep((useconds_t)(left * 1000));
+            return 1;
+        }
+        r = poll(&p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            return 0;      /* a signal: the caller looks at why */
+        if (r <= 0)
+            continue;      /* the time is up (or poll failed: wait it out) */
+        if (!PQconsumeInput(c)) {
+            /* The connection broke; the next pass reconnects. */
+            s->listening = 0;
+        }
+    }
+    return 0;
 }

@@ -27,9 +27,6 @@ static const bc_config_key keys[] = {
     { 0 },
 };
 
-/* The pass after one that gave back slots comes this soon. */
-#define HANDOVER_MS 20
-
 int main(int argc, char **argv)
 {
     bc_ctx ctx;
@@ -65,13 +62,16 @@ int main(int argc, char **argv)
     }
     while (bc_svc_running()) {
         /* While a batch drains, each of its calls that ends frees a slot
-         * that goes to the tenant's waiting batch only at the next pass:
-         * every tick-ms of delay was a slot idle for half of it on
-         * average, a hundred at a time when one 5,000-recipient batch
-         * followed another (the soak's refill stalls, bench/RESULTS.md). */
-        long wait = bc_scheduler_tick(s) && tick > HANDOVER_MS ? HANDOVER_MS : tick;
+         * that goes to the tenant's waiting batch only at a pass: every
+         * tick-ms of delay was a slot idle for half of it on average, a
+         * hundred at a time when one 5,000-recipient batch followed
+         * another (the soak's refill stalls, bench/RESULTS.md). So a pass
+         * that gave back slots is followed soon, and the workers' word
+         * that a draining batch's call ended wakes the wait. */
+        long wait = bc_scheduler_tick(s) && tick > BC_SCHEDULER_HANDOVER_MS
+                        ? BC_SCHEDULER_HANDOVER_MS : tick;
 
-        usleep((useconds_t)(wait * 1000));
+        bc_scheduler_wait(s, wait);
     }
     bc_http_stop(ctx.http);
     ctx.http = NULL;

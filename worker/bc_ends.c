@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bc_credits.h"
+#include "bc_lease.h"
 #include "bc_retry.h"
 #include "bc_topup.h"
 
@@ -94,6 +95,8 @@ const bc_pg_stmt bc_ends_stmts[] = {
      * hold. Left renewed, a call the carrier never had stayed open while
      * this worker lived: no sweep finds it at the carrier. $1 holder
      * $2 the ends [{"id",...}] */
+    /* The scheduler's wake-up (bc_lease.h). $1 region */
+    { "slots_notify", "SELECT pg_notify('" BC_LEASE_SLOTS_CHANNEL "', $1)" },
     { "ends_lapse",
       "UPDATE leases SET holder = NULL, expires_at = now() + interval '2 seconds'"
       " WHERE holder = $1"
@@ -178,20 +181,22 @@ void bc_ends_blocked(bc_worker *w, const char *call, const char *batch, const ch
 
 /* Counts one ended attempt by its carrier status (a call-result payload). */
 /* Counts the outcome of an ended call's v2 event and frees its slot for
- * the jobs waiting here (bc_wbatch_slot_freed). */
-static void ended(bc_worker *w, const char *batch, const char *payload, long long now)
+ * the jobs waiting here (bc_wbatch_slot_freed). Returns 1 if its batch is
+ * draining: no job of it waits here. */
+static int ended(bc_worker *w, const char *batch, const char *payload, long long now)
 {
     json_t *doc = json_loads(payload, 0, NULL);
     const char *st = json_string_value(json_object_get(doc, "carrier_status"));
-    int i = 0;
+    int i = 0, draining;
 
     while (i < BC_OUTCOMES - 1 && (!st || strcmp(st, OUTCOMES[i])))
         i++;
     bc_metric_add(w->m_outcome[i], 1);
-    bc_wbatch_slot_freed(bc_intake_batches(w->intake), batch,
-                         json_string_value(json_object_get(doc, "tenant_id")),
-                         now + BC_NO_SLOT_RETRY_MS);
+    draining = bc_wbatch_slot_freed(bc_intake_batches(w->intake), batch,
+                                    json_string_value(json_object_get(doc, "tenant_id")),
+                                    now + BC_NO_SLOT_RETRY_MS);
     json_decref(doc);
+    return draining;
 }
 
 /* The calls of ends (a JSON array) that could not be recorded go to the
@@ -215,6 +220,7 @@ int bc_ends_flush(bc_worker *w)
     char *doc;
     size_t n = json_array_size(w->ends), nended;
     long long now;
+    int draining = 0;
 
     if (n == 0)
         return 0;
@@ -242,9 +248,13 @@ int bc_ends_flush(bc_worker *w)
     for (int i = 0; i < (int)nended; i++) {
         const char *batch = bc_pg_val(res, i, "key");
 
-        ended(w, batch, bc_pg_val(res, i, "payload"), now);
+        draining |= ended(w, batch, bc_pg_val(res, i, "payload"), now);
         bc_topup_want(w, batch);
     }
     PQclear(res);
+    /* A draining batch's slots go to its tenant's other batches at the
+     * scheduler's next pass: tell it to come now, not in up to tick-ms. */
+    if (draining && bc_pg_run(w->pg, "slots_notify", 1, (const char *[]){ w->region }, &err) < 0)
+        bc_log(w->ctx->log, BC_WARN, "slots.notify_failed", "{s:s}", "error", err.msg);
     return 0;
 }

@@ -202,8 +202,8 @@ void bc_intake_unlink_gone(bc_wbatch *b)
     b->tail = last;
 }
 
-void bc_wbatch_slot_freed(bc_wbatch *list, const char *batch, const char *tenant,
-                          long long soon)
+int bc_wbatch_slot_freed(bc_wbatch *list, const char *batch, const char *tenant,
+                         long long soon)
 {
     bc_wbatch *own = NULL;
 
@@ -222,10 +222,11 @@ void bc_wbatch_slot_freed(bc_wbatch *list, const char *batch, const char *tenant
      * batch that followed another cost a second or two of refills 60-100
      * ms late (the soak's refill stalls, bench/RESULTS.md). */
     if ((own && own->head) || !tenant)
-        return;
+        return 0;
     for (bc_wbatch *b = list; b; b = b->next)
         if (b != own && b->head && b->retry_at > soon && !strcmp(b->tenant, tenant))
             b->retry_at = soon;
+    return 1;
 }
 
 void bc_intake_rotate(bc_intake *in, bc_wbatch *last)

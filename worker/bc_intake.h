@@ -69,9 +69,10 @@ void bc_intake_done(bc_intake *in, bc_job *j);
  * jobs, in list (bc_intake_batches), try at once. If none of its jobs waits
  * there, the batch is running out of work and the scheduler hands its
  * slots to the tenant's other batches (give_back, grow): their jobs try
- * again by soon, not at the end of a longer back-off. */
-void bc_wbatch_slot_freed(bc_wbatch *list, const char *batch, const char *tenant,
-                          long long soon);
+ * again by soon, not at the end of a longer back-off. Returns 1 in that
+ * case (the batch is draining), else 0. */
+int bc_wbatch_slot_freed(bc_wbatch *list, const char *batch, const char *tenant,
+                         long long soon);
 /* The batches after last (served this turn) go first next turn, and
  * batches with no job waiting are forgotten. */
 void bc_intake_rotate(bc_intake *in, bc_wbatch *last);

@@ -36,7 +36,7 @@ static void test_a_batch_with_jobs_waiting_takes_its_slot_itself(void **state)
     bc_wbatch *list = setup(&w);
 
     (void)state;
-    bc_wbatch_slot_freed(list, "a", "t1", 120);
+    assert_int_equal(bc_wbatch_slot_freed(list, "a", "t1", 120), 0);   /* not draining */
     assert_int_equal(w.b[0].retry_at, 0);
     assert_int_equal(w.b[0].misses, 0);
     assert_int_equal(w.b[0].free_hint, 1);
@@ -54,7 +54,7 @@ static void test_a_draining_batch_brings_its_tenants_others_forward(void **state
     /* a has no job waiting here (its last ones were claimed)... */
     list = setup(&w);
     w.b[0].head = w.b[0].tail = NULL;
-    bc_wbatch_slot_freed(list, "a", "t1", 120);
+    assert_int_equal(bc_wbatch_slot_freed(list, "a", "t1", 120), 1);   /* draining */
     /* ...so the scheduler gives its slot to b: b tries by 120 ms. */
     assert_int_equal(w.b[1].retry_at, 120);
     assert_int_equal(w.b[1].misses, 5);        /* still turned away so far */
@@ -74,7 +74,7 @@ static void test_a_batch_forgotten_here_counts_as_draining(void **state)
 
     (void)state;
     /* The intake forgets a batch with nothing waiting (bc_intake_rotate). */
-    bc_wbatch_slot_freed(list, "gone", "t2", 300);
+    assert_int_equal(bc_wbatch_slot_freed(list, "gone", "t2", 300), 1);
     assert_int_equal(w.b[2].retry_at, 300);
     assert_int_equal(w.b[0].retry_at, 1000);
     assert_int_equal(w.b[1].retry_at, 1000);
