@@ -806,8 +806,12 @@ int bc_scheduler_wait(bc_scheduler *s, long ms)
         r = poll(&p, 1, (int)left);
         if (r < 0 && errno == EINTR)
             return 0;      /* a signal: the caller looks at why */
-        if (r <= 0)
-            continue;      /* the time is up (or poll failed: wait it out) */
+        if (r < 0) {
+            usleep((useconds_t)(left * 1000));
+            return 0;
+        }
+        if (r == 0)
+            return 0;      /* the time is up */
         if (!PQconsumeInput(c)) {
             /* The connection broke; the next pass reconnects. */
             s->listening = 0;
