@@ -194,7 +194,7 @@ static int ended(bc_worker *w, const char *batch, const char *payload, long long
     bc_metric_add(w->m_outcome[i], 1);
     draining = bc_wbatch_slot_freed(bc_intake_batches(w->intake), batch,
                                     json_string_value(json_object_get(doc, "tenant_id")),
-                                    now + BC_NO_SLOT_RETRY_MS);
+                                    now + BC_HANDOVER_TRY_MS);
     json_decref(doc);
     return draining;
 }

@@ -37,6 +37,10 @@
 /* A batch whose claim found no slot tries again this long after, times its
  * misses in a row up to five (bc_claim.c). */
 #define BC_NO_SLOT_RETRY_MS 20
+/* A batch waiting while its tenant's other batch drains tries again this
+ * long after each of that batch's ends: the scheduler, woken by the end,
+ * grants the slot a few ms after it (bc_wbatch_slot_freed). */
+#define BC_HANDOVER_TRY_MS 5
 
 /* Carrier events taken in one turn, at most (bc_events). */
 #define BC_EVENTS_MAX 500
