@@ -103,7 +103,8 @@ void bc_intake_done(bc_intake *in, bc_job *j)
 
 /* ---- wait queues ------------------------------------------------------ */
 
-static bc_wbatch *batch_of(bc_intake *in, const char *id)
+/* The wait queue of batch id (of tenant), made if there is none. */
+static bc_wbatch *batch_of(bc_intake *in, const char *id, const char *tenant)
 {
     bc_wbatch *b;
 
@@ -113,6 +114,7 @@ static bc_wbatch *batch_of(bc_intake *in, const char *id)
     if (!(b = calloc(1, sizeof *b)))
         return NULL;
     snprintf(b->id, sizeof b->id, "%s", id);
+    snprintf(b->tenant, sizeof b->tenant, "%s", tenant);
     b->free_hint = -1;
     b->next = in->batches;
     in->batches = b;
@@ -145,7 +147,7 @@ static void take(bc_intake *in, rd_kafka_message_t *m)
     p->tail = j;
     in->in_hand++;
     if (!r || !b || !t || !json_is_integer(a) || strlen(r) >= 48 || strlen(b) >= 48 ||
-        strlen(t) >= 48 || !(wb = batch_of(in, b))) {
+        strlen(t) >= 48 || !(wb = batch_of(in, b, t))) {
         bc_log(in->log, BC_WARN, "job.malformed", "{s:i,s:I}", "partition",
                (int)m->partition, "offset", (json_int_t)m->offset);
         json_decref(doc);
@@ -155,7 +157,6 @@ static void take(bc_intake *in, rd_kafka_message_t *m)
     snprintf(j->recipient, sizeof j->recipient, "%s", r);
     snprintf(j->batch, sizeof j->batch, "%s", b);
     snprintf(j->tenant, sizeof j->tenant, "%s", t);
-    snprintf(wb->tenant, sizeof wb->tenant, "%s", t);
     j->attempt = (int)json_integer_value(a);
     json_decref(doc);
     if (wb->tail)
