@@ -25,7 +25,7 @@ struct bc_scheduler {
     bc_expiry *exp;
     char region[16], jobs_topic[160], results_topic[160];
     int leader;
-    int listening;           /* this pass said LISTEN on its connection */
+    int listen_pid;          /* the backend that said LISTEN (bc_scheduler_wait) */
     long long pass_at;       /* when the last pass began */
     long long next_try, next_relay, next_reap, next_tz, next_tz_warn;
     long relay_after_ms, quiet_s, hangup_again_s;
@@ -684,14 +684,24 @@ static void tz_map_check(bc_scheduler *s, long long now)
     }
 }
 
+/* 1 if pg's connection is up and is the one that listens on the slots
+ * channel: a reconnect's new backend has lost the LISTEN. */
+static int listening(const bc_scheduler *s, PGconn *c)
+{
+    return c && PQstatus(c) == CONNECTION_OK && PQbackendPID(c) == s->listen_pid;
+}
+
 /* Listens on the slots channel (bc_lease.h) for the passes' waits
- * (bc_scheduler_wait). Said on every pass: a reconnect loses it, and said
- * again it changes nothing. */
+ * (bc_scheduler_wait), once per connection. */
 static void listen_slots(bc_scheduler *s)
 {
-    PGresult *res = bc_pg_exec_sql(s->pg, "LISTEN " BC_LEASE_SLOTS_CHANNEL, 0, NULL, NULL);
+    PGresult *res;
 
-    s->listening = res != NULL;
+    if (listening(s, bc_pg_conn(s->pg)))
+        return;
+    /* The statement may reconnect first: the backend is read after it. */
+    if ((res = bc_pg_exec_sql(s->pg, "LISTEN " BC_LEASE_SLOTS_CHANNEL, 0, NULL, NULL)))
+        s->listen_pid = PQbackendPID(bc_pg_conn(s->pg));
     PQclear(res);
 }
 
@@ -701,7 +711,6 @@ int bc_scheduler_tick(bc_scheduler *s)
     bc_err err = { "" };
 
     s->pass_at = now;
-    s->listening = 0;
 
     if (!bc_pg_alive(s->pg) && s->leader) {
         /* The session that held the lock is gone, and the lock with it. */
@@ -791,7 +800,8 @@ int bc_scheduler_wait(bc_scheduler *s, long ms)
         struct pollfd p = { .fd = c ? PQsocket(c) : -1, .events = POLLIN };
         int r;
 
-        if (!s->listening || !c || p.fd < 0) {
+        /* A standby (or a leader whose connection broke) sleeps it out. */
+        if (!s->leader || !listening(s, c) || p.fd < 0) {
             usleep((useconds_t)(left * 1000));
             return 0;
         }
@@ -813,8 +823,9 @@ int bc_scheduler_wait(bc_scheduler *s, long ms)
         if (r == 0)
             return 0;      /* the time is up */
         if (!PQconsumeInput(c)) {
-            /* The connection broke; the next pass reconnects. */
-            s->listening = 0;
+            /* The connection broke: the next pass reconnects. */
+            usleep((useconds_t)(left * 1000));
+            return 0;
         }
     }
     return 0;
