@@ -27,15 +27,52 @@ typedef struct pending {
 } pending;
 
 struct bc_publisher {
-    bc_kafka *k;
+    bc_kafka *k[2];           /* BC_PUB_BATCHED, BC_PUB_PROMPT (may be NULL) */
+    int nk;
+    pthread_t thread[2];      /* one serves each producer's reports */
     bc_log *log;
-    bc_metric *published, *failed;
-    pthread_t thread;
+    bc_metric *published, *failed, *prompt, *switches;
     atomic_int stop;
     pthread_mutex_t mu;
     long long *acked;         /* outbox ids to delete */
     size_t nacked, capacked;
+    pthread_mutex_t route_mu; /* the route, and the produce it decides */
+    bc_pub_route route;
 };
+
+/* The rate's window (bc_publisher.h): 100 ms. */
+#define ROUTE_WINDOW_MS 100
+
+void bc_pub_route_init(bc_pub_route *r, long prompt_below)
+{
+    memset(r, 0, sizeof *r);
+    r->prompt_below = prompt_below > 0 ? prompt_below : 0;
+    r->cur = r->prompt_below ? BC_PUB_PROMPT : BC_PUB_BATCHED;
+}
+
+int bc_pub_route_next(bc_pub_route *r, long long now_ms, int outq_cur)
+{
+    long mark = r->prompt_below * ROUTE_WINDOW_MS / 1000;
+    long long span = now_ms - r->win_start;
+
+    if (!r->prompt_below)
+        return BC_PUB_BATCHED;
+    if (mark < 1)
+        mark = 1;
+    if (span >= ROUTE_WINDOW_MS) {
+        /* The window closed. Under half the mark, or followed by a whole
+         * window with no message at all, the rate is low. */
+        if (span >= 2 * ROUTE_WINDOW_MS || r->win_n * ROUTE_WINDOW_MS < mark * span / 2)
+            r->high = 0;
+        r->win_start = now_ms;
+        r->win_n = 0;
+    }
+    if (++r->win_n >= mark)
+        r->high = 1;
+    if (outq_cur == 0)
+        r->cur = r->high ? BC_PUB_BATCHED : BC_PUB_PROMPT;
+    return r->cur;
+}
 
 static void on_delivery(void *ud, void *opaque, int ok, const char *why)
 {
@@ -77,45 +114,104 @@ static void on_delivery(void *ud, void *opaque, int ok, const char *why)
     free(pd);
 }
 
-static void *poll_loop(void *arg)
+static void *poll_batched(void *arg)
 {
     bc_publisher *p = arg;
 
     while (!p->stop)
-        bc_kafka_poll(p->k, 50);
+        bc_kafka_poll(p->k[BC_PUB_BATCHED], 50);
     return NULL;
+}
+
+static void *poll_prompt(void *arg)
+{
+    bc_publisher *p = arg;
+
+    while (!p->stop)
+        bc_kafka_poll(p->k[BC_PUB_PROMPT], 50);
+    return NULL;
+}
+
+/* Enqueues one message on the producer the route picks (bc_publisher.h). */
+static int produce(bc_publisher *p, const char *topic, const char *key,
+                   const char *payload, pending *pd, bc_err *err)
+{
+    int rc, was, i;
+
+    if (p->nk == 1)
+        return bc_kafka_produce(p->k[0], topic, key, payload, strlen(payload), pd, err);
+    pthread_mutex_lock(&p->route_mu);
+    was = p->route.cur;
+    i = bc_pub_route_next(&p->route, bc_now_ms(), bc_kafka_outq_len(p->k[was]));
+    rc = bc_kafka_produce(p->k[i], topic, key, payload, strlen(payload), pd, err);
+    if (i != was) {
+        bc_metric_add(p->switches, 1);
+        bc_metric_set(p->prompt, i == BC_PUB_PROMPT);
+    }
+    pthread_mutex_unlock(&p->route_mu);
+    return rc;
 }
 
 bc_publisher *bc_publisher_new(const bc_config *cfg, bc_log *log,
                                bc_metrics *metrics, bc_err *err)
 {
     long linger = bc_config_int(cfg, "kafka-linger-ms");
+    long below = bc_config_int(cfg, "kafka-prompt-below");
+    const char *brokers = bc_config_str(cfg, "kafka-brokers");
     bc_publisher *p;
 
     if (linger < 0 || linger > 900000) {
         bc_err_set(err, "--kafka-linger-ms must be 0-900000, not %ld", linger);
         return NULL;
     }
+    if (below < 0 || below > 10000000) {
+        bc_err_set(err, "--kafka-prompt-below must be 0-10000000, not %ld", below);
+        return NULL;
+    }
     if (!(p = calloc(1, sizeof *p)))
         return NULL;
     p->log = log;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->route_mu, NULL);
+    /* With no linger there is nothing to send sooner. */
+    bc_pub_route_init(&p->route, linger > 0 ? below : 0);
     p->published = bc_metrics_get(metrics, BC_COUNTER, "kafka_messages_published_total",
                                   "Messages acknowledged by Kafka", NULL, NULL, 0);
     p->failed = bc_metrics_get(metrics, BC_COUNTER, "kafka_publish_failures_total",
                                "Messages Kafka did not acknowledge (left in the outbox)",
                                NULL, NULL, 0);
-    if (!(p->k = bc_kafka_producer_new(bc_config_str(cfg, "kafka-brokers"),
-                                       (int)linger, log,
-                                       on_delivery, p, err)))
+    p->prompt = bc_metrics_get(metrics, BC_GAUGE, "kafka_publisher_prompt",
+                               "1 while messages go out at once, on the producer with no "
+                               "linger (the rate is under --kafka-prompt-below)",
+                               NULL, NULL, 0);
+    p->switches = bc_metrics_get(metrics, BC_COUNTER, "kafka_publisher_switches_total",
+                                 "Times the publisher moved between its batched and its "
+                                 "prompt producer", NULL, NULL, 0);
+    bc_metric_set(p->prompt, p->route.cur == BC_PUB_PROMPT);
+    if (!(p->k[BC_PUB_BATCHED] = bc_kafka_producer_new(brokers, (int)linger, log,
+                                                       on_delivery, p, err)))
         goto fail;
-    if (pthread_create(&p->thread, NULL, poll_loop, p)) {
+    p->nk = 1;
+    if (p->route.prompt_below &&
+        !(p->k[BC_PUB_PROMPT] = bc_kafka_producer_new(brokers, 0, log, on_delivery, p, err)))
+        goto fail;
+    if (p->k[BC_PUB_PROMPT])
+        p->nk = 2;
+    if (pthread_create(&p->thread[BC_PUB_BATCHED], NULL, poll_batched, p)) {
         bc_err_set(err, "publisher: cannot start thread");
-        bc_kafka_free(p->k, 0);
+        goto fail;
+    }
+    if (p->nk == 2 && pthread_create(&p->thread[BC_PUB_PROMPT], NULL, poll_prompt, p)) {
+        bc_err_set(err, "publisher: cannot start thread");
+        p->stop = 1;
+        pthread_join(p->thread[BC_PUB_BATCHED], NULL);
         goto fail;
     }
     return p;
 fail:
+    bc_kafka_free(p->k[BC_PUB_PROMPT], 0);
+    bc_kafka_free(p->k[BC_PUB_BATCHED], 0);
+    pthread_mutex_destroy(&p->route_mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
     return NULL;
@@ -130,7 +226,8 @@ int bc_publisher_warm(bc_publisher *p, const char *const *topics, int n, int tim
         long long left = until - bc_now_ms();
         bc_err err = { "" };
 
-        if (left > 0 && bc_kafka_warm(p->k, topics[i], (int)left, &err) == 0) {
+        if (left > 0 && bc_kafka_warm(p->k[BC_PUB_BATCHED], topics[i], (int)left, &err) == 0 &&
+            (p->nk == 1 || bc_kafka_warm(p->k[BC_PUB_PROMPT], topics[i], (int)left, &err) == 0)) {
             ok++;
             continue;
         }
@@ -145,12 +242,15 @@ void bc_publisher_free(bc_publisher *p, int flush_ms)
 {
     if (!p)
         return;
-    bc_kafka_flush(p->k, flush_ms);
+    bc_publisher_flush(p, flush_ms);
     p->stop = 1;
-    pthread_join(p->thread, NULL);
+    for (int i = 0; i < p->nk; i++)
+        pthread_join(p->thread[i], NULL);
     /* Reports for anything still queued run here, freeing their records. */
-    bc_kafka_free(p->k, 0);
+    for (int i = 0; i < p->nk; i++)
+        bc_kafka_free(p->k[i], 0);
     free(p->acked);
+    pthread_mutex_destroy(&p->route_mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -165,7 +265,7 @@ int bc_publisher_outbox(bc_publisher *p, long long id, const char *topic,
         return -1;
     }
     pd->outbox_id = id;
-    if (bc_kafka_produce(p->k, topic, key, payload, strlen(payload), pd, err) < 0) {
+    if (produce(p, topic, key, payload, pd, err) < 0) {
         free(pd);
         return -1;
     }
@@ -196,7 +296,7 @@ int bc_publisher_async(bc_publisher *p, const char *topic, const char *key,
     }
     pd->then = then;
     pd->then_ud = ud;
-    if (bc_kafka_produce(p->k, topic, key, payload, strlen(payload), pd, err) < 0) {
+    if (produce(p, topic, key, payload, pd, err) < 0) {
         free(pd);
         return -1;
     }
@@ -223,7 +323,7 @@ int bc_publisher_sync(bc_publisher *p, const char *topic, const char *key,
     pthread_condattr_destroy(&attr);
     pd->mu = &mu;
     pd->cv = &cv;
-    if (bc_kafka_produce(p->k, topic, key, payload, strlen(payload), pd, err) < 0) {
+    if (produce(p, topic, key, payload, pd, err) < 0) {
         free(pd);
         pthread_cond_destroy(&cv);
         return -1;
@@ -306,10 +406,23 @@ int bc_publisher_tick(bc_publisher *p, bc_pg *pg, bc_err *err)
 
 int bc_publisher_inflight(bc_publisher *p)
 {
-    return bc_kafka_outq_len(p->k);
+    int n = 0;
+
+    for (int i = 0; i < p->nk; i++)
+        n += bc_kafka_outq_len(p->k[i]);
+    return n;
 }
 
 int bc_publisher_flush(bc_publisher *p, int timeout_ms)
 {
-    return bc_kafka_flush(p->k, timeout_ms);
+    long long until = bc_now_ms() + timeout_ms;
+    int rc = 0;
+
+    for (int i = 0; i < p->nk; i++) {
+        long long left = until - bc_now_ms();
+
+        if (bc_kafka_flush(p->k[i], left > 0 ? (int)left : 0) < 0)
+            rc = -1;
+    }
+    return rc;
 }

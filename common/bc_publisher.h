@@ -21,10 +21,43 @@ typedef struct bc_publisher bc_publisher;
  * producer's many small requests (bench/RESULTS.md, seventeenth session). */
 #define BC_PUBLISHER_KEYS \
     { "kafka-brokers", "BC_KAFKA_BROKERS", BC_STR, "127.0.0.1:9092", "Kafka bootstrap servers" }, \
-    { "kafka-linger-ms", "BC_KAFKA_LINGER_MS", BC_INT, "5", "milliseconds a message waits for others to share its request to Kafka (librdkafka's linger.ms, 0-900000): lower takes each event, a call's end among them, to its consumer sooner; higher makes fewer, larger requests, which cost the broker and this process less CPU" }
+    { "kafka-linger-ms", "BC_KAFKA_LINGER_MS", BC_INT, "5", "milliseconds a message waits for others to share its request to Kafka (librdkafka's linger.ms, 0-900000) while this process publishes at least --kafka-prompt-below messages a second: lower takes each event, a call's end among them, to its consumer sooner; higher makes fewer, larger requests, which cost the broker and this process less CPU" }, \
+    { "kafka-prompt-below", "BC_KAFKA_PROMPT_BELOW", BC_INT, "1000", "messages a second under which this process sends each message at once, on a second producer with no linger, since at that rate there is little to batch (0-10000000; 0: always wait --kafka-linger-ms)" }
 
-/* Creates the producer of cfg's kafka-brokers and kafka-linger-ms, and a
- * thread that serves its delivery reports. */
+/* Which of a publisher's two producers takes a message. The batched one
+ * lingers --kafka-linger-ms; the prompt one sends at once. Batching pays only
+ * when there is something to batch: at B3's few hundred events a second the
+ * 5 ms linger was most of a call end's way to the worker, while at B2's
+ * thousands a second a linger of 1 ms cost 30 % more CPU per attempt
+ * (bench/RESULTS.md, seventeenth and twenty-first sessions). So the
+ * publisher measures its own rate and picks.
+ *
+ * The rate is over the mark once a 100 ms window holds prompt_below / 10
+ * messages, and under it again after a window with fewer than half that,
+ * or a window with none.
+ * The route changes producer only when the one it leaves holds no message
+ * (outq_cur == 0): everything that producer took is then in the broker's
+ * log, so nothing sent on the other can overtake it, for any key. */
+enum { BC_PUB_BATCHED = 0, BC_PUB_PROMPT = 1 };
+
+typedef struct bc_pub_route {
+    long prompt_below;      /* messages/s; 0: the batched producer only */
+    int cur;                /* BC_PUB_BATCHED or BC_PUB_PROMPT */
+    int high;               /* the rate is over the mark */
+    long long win_start;    /* ms; the window's first moment */
+    long win_n;             /* messages counted in the window */
+} bc_pub_route;
+
+/* A route for prompt_below (0: never prompt), starting on the prompt
+ * producer when there is one. */
+void bc_pub_route_init(bc_pub_route *r, long prompt_below);
+/* Counts one message at now_ms and returns the producer it goes to;
+ * outq_cur is what the current producer (r->cur) still holds. */
+int bc_pub_route_next(bc_pub_route *r, long long now_ms, int outq_cur);
+
+/* Creates the producers of cfg's kafka-brokers, kafka-linger-ms and
+ * kafka-prompt-below (the prompt one only when both are above 0), and a
+ * thread for each that serves its delivery reports. */
 bc_publisher *bc_publisher_new(const bc_config *cfg, bc_log *log,
                                bc_metrics *metrics, bc_err *err);
 /* Flushes up to flush_ms, stops the thread, frees. NULL is a no-op. */
