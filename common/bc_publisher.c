@@ -40,8 +40,8 @@ struct bc_publisher {
     bc_pub_route route;
 };
 
-/* The rate's window (bc_publisher.h): 100 ms. */
-#define ROUTE_WINDOW_MS 100
+/* The rate's window (bc_publisher.h): 1 s. */
+#define ROUTE_WINDOW_MS 1000
 
 void bc_pub_route_init(bc_pub_route *r, long prompt_below)
 {

@@ -32,9 +32,14 @@ typedef struct bc_publisher bc_publisher;
  * (bench/RESULTS.md, seventeenth and twenty-first sessions). So the
  * publisher measures its own rate and picks.
  *
- * The rate is over the mark once a 100 ms window holds prompt_below / 10
+ * The rate is over the mark once a window of 1 s holds prompt_below
  * messages, and under it again after a window with fewer than half that,
- * or a window with none.
+ * or a window with none. A second, not less: B3's calls last whole seconds,
+ * so their ends come in bursts, and a burst of a few hundred events is
+ * carried sooner at no linger (librdkafka batches what comes while five
+ * requests are out), at a cost in CPU that only a sustained rate makes
+ * worth paying.
+ *
  * The route changes producer only when the one it leaves holds no message
  * (outq_cur == 0): everything that producer took is then in the broker's
  * log, so nothing sent on the other can overtake it, for any key. */
