@@ -154,18 +154,7 @@ class Scenario:
             print(f"  kept database {self.s.db}", flush=True)
         else:
             self.s.drop_db()
-        drop_topics(self.s.prefix)
-
-
-def drop_topics(prefix):
-    """Deletes the topics a run made (its prefix): left behind, every run
-    added its topics to the local broker (814 topics, 2,476 partitions
-    after a day of benches: bench/RESULTS.md, eleventh session)."""
-    from confluent_kafka.admin import AdminClient
-    admin = AdminClient({"bootstrap.servers": os.environ["BC_KAFKA_BROKERS"]})
-    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
-    for f in admin.delete_topics(names, operation_timeout=30).values() if names else ():
-        f.result()
+        self.s.drop_topics()
 
 
 def _free_port():

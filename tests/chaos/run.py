@@ -196,6 +196,7 @@ def run():
             print("\n".join(p.log_lines()[-5:]))
     else:
         s.drop_db()
+        s.drop_topics()
     return 1 if violations else 0
 
 

@@ -220,6 +220,7 @@ def test_an_empty_time_zone_map_is_reported_and_warned_about(tmp_path):
     finally:
         s.stop_all()
         s.drop_db()
+        s.drop_topics()
 
 
 def test_tz_load_leaves_out_the_zones_postgresql_does_not_know(stack, tmp_path):

@@ -80,3 +80,4 @@ def test_probes_read_recipients_only_for_the_batches_they_are_about(tmp_path):
     finally:
         s.stop_all()
         s.drop_db()
+        s.drop_topics()
