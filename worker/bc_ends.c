@@ -27,21 +27,47 @@ const bc_pg_stmt bc_ends_stmts[] = {
      * failed, as a busy one does, so a manual retry dials it again. A
      * paused batch's retries are queued too: only admitted batches are
      * released, so they wait for the resume (a cancelled one's are not).
-     * $1 [{"id","status","dur","reason","sid","out" outcome,"ab" answered by,"err"}]
+     * A call's progress and answering-machine verdict that came in the
+     * same turn as its end are folded into its row (bc_ends_fold) and
+     * written here as their own statements would have written them: the
+     * statuses it had not reached ("pre") join its history before its end,
+     * in order, with its answer's time; the verdict ("vab"), the first one
+     * only, as amd_many records it. The recipient goes straight to its
+     * final status. The verdict's hang-up is not asked for: the call has
+     * ended.
+     * $1 [{"id","status","dur","reason","sid","out" outcome,"ab" answered by,"err",
+     *      "pre" [statuses],"vab" the verdict's answered by}]
      * $2 results topic $3 retry base seconds $4 also publish v1 events */
     { "call_end_many",
       "WITH e AS (SELECT e.* FROM list_rows($1::jsonb) x, jsonb_to_record(x)"
       "             AS e(id text, status text, dur int, reason text, sid text, out text,"
-      "                  ab text, err text)),"
+      "                  ab text, err text, pre jsonb, vab text)),"
       " c AS (UPDATE calls SET status = e.status, ended_at = now(), duration_s = e.dur,"
-      "        history = history || jsonb_build_object('status', e.status, 'at', rfc3339_ms(now())),"
-      /* With AsyncAmd the verdict came before the end (amd_many), not on
-       * it: a completed call a machine took is a voicemail either way. */
+      "        history = history || coalesce((SELECT jsonb_agg(jsonb_build_object("
+      "                    'status', s, 'at', rfc3339_ms(now())) ORDER BY call_status_rank(s))"
+      "                  FROM (SELECT DISTINCT s FROM jsonb_array_elements_text(e.pre) s) p"
+      "                 WHERE call_status_rank(s) > call_status_rank(calls.status)), '[]')"
+      "                          || jsonb_build_object('status', e.status, 'at', rfc3339_ms(now())),"
+      "        answered_at = CASE WHEN e.pre ? 'in-progress' AND call_status_rank(calls.status)"
+      "                                < call_status_rank('in-progress')"
+      "                           THEN now() ELSE calls.answered_at END,"
+      /* With AsyncAmd the verdict came before the end (amd_many, or
+       * folded here), not on it: a completed call a machine took is a
+       * voicemail either way. */
       "        end_reason = CASE WHEN e.status = 'completed'"
-      "                           AND coalesce(e.ab, calls.answered_by) LIKE 'machine%'"
+      "                           AND coalesce(e.ab, CASE WHEN calls.amd_at IS NULL THEN e.vab END,"
+      "                                        calls.answered_by) LIKE 'machine%'"
       "                          THEN 'voicemail' ELSE e.reason END,"
       "        carrier_call_id = coalesce(carrier_call_id, e.sid),"
-      "        answered_by = coalesce(e.ab, calls.answered_by),"
+      "        answered_by = coalesce(e.ab, CASE WHEN calls.amd_at IS NULL THEN e.vab END,"
+      "                               calls.answered_by),"
+      "        amd_at = CASE WHEN calls.amd_at IS NULL AND e.vab IS NOT NULL THEN now()"
+      "                      ELSE calls.amd_at END,"
+      "        voicemail_action = CASE WHEN calls.amd_at IS NOT NULL OR e.vab IS NULL"
+      "                                THEN calls.voicemail_action"
+      "                                WHEN e.vab LIKE 'machine%'"
+      "                                THEN coalesce((SELECT vb.voicemail->>'action' FROM batches vb"
+      "                                                WHERE vb.id = calls.batch_id), 'agent') END,"
       /* Its money (bc_credits.h): what an answered call costs, settled
        * below with the release of its hold, in this statement that ends
        * it once. */
@@ -128,6 +154,62 @@ static int pending_has(json_t *arr, const char *field, const char *id)
         if (!strcmp(json_string_value(json_object_get(e, field)), id))
             return 1;
     return 0;
+}
+
+/* The gathered end of call, or NULL. */
+static json_t *end_of(bc_worker *w, const char *call)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(w->ends, i, e)
+        if (!strcmp(json_string_value(json_object_get(e, "id")), call))
+            return e;
+    return NULL;
+}
+
+/* The carrier's id, where the end came without it. */
+static void fill_sid(json_t *end, json_t *from)
+{
+    json_t *sid = json_object_get(from, "sid");
+
+    if (!json_object_get(end, "sid") && json_is_string(sid))
+        json_object_set(end, "sid", sid);
+}
+
+void bc_ends_fold(bc_worker *w)
+{
+    size_t i = 0;
+
+    if (!json_array_size(w->ends))
+        return;
+    while (i < json_array_size(w->progress)) {
+        json_t *p = json_array_get(w->progress, i), *e, *pre;
+
+        if (!(e = end_of(w, json_string_value(json_object_get(p, "id"))))) {
+            i++;
+            continue;
+        }
+        if (!(pre = json_object_get(e, "pre")))
+            json_object_set_new(e, "pre", pre = json_array());
+        json_array_append(pre, json_object_get(p, "status"));
+        fill_sid(e, p);
+        json_array_remove(w->progress, i);
+    }
+    i = 0;
+    while (i < json_array_size(w->amds)) {
+        json_t *a = json_array_get(w->amds, i), *e;
+
+        if (!(e = end_of(w, json_string_value(json_object_get(a, "id"))))) {
+            i++;
+            continue;
+        }
+        /* The first verdict counts, as in amd_many. */
+        if (!json_object_get(e, "vab"))
+            json_object_set(e, "vab", json_object_get(a, "ab"));
+        fill_sid(e, a);
+        json_array_remove(w->amds, i);
+    }
 }
 
 int bc_ends_touch(bc_worker *w, json_t *arr, const char *field)

@@ -35,6 +35,12 @@ void bc_ends_failed(bc_worker *w, const char *call, const char *end_reason, cons
  * retried. */
 void bc_ends_blocked(bc_worker *w, const char *call, const char *batch, const char *reason);
 
+/* Moves each progress event and answering-machine verdict of the turn
+ * whose call has its end gathered too into that end (call_end_many writes
+ * them with it): one write of the call and its recipient, not three. B2's
+ * zero-length calls bring a call's answer, verdict and end together. */
+void bc_ends_fold(bc_worker *w);
+
 /* 1 if any entry of arr (pending writes of the turn) names, in its field,
  * a call whose end is gathered and not yet written. */
 int bc_ends_touch(bc_worker *w, json_t *arr, const char *field);

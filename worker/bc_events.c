@@ -236,10 +236,11 @@ int bc_events_turn(bc_worker *w)
     }
     /* The ends free slots, so they are written now, before the turn's
      * claims; the other writes wait for bc_events_settle, after the claims
-     * and dials. Except where a call's end would overtake its own earlier
-     * news (accepted, answered, a machine's verdict, all in one turn):
-     * those are written first, as they arrived, so its history stays whole
-     * and its end sees its answered_by. */
+     * and dials. A call's progress and verdict in the same turn as its end
+     * are written with it (bc_ends_fold). Where an end would still
+     * overtake its call's own earlier news (its dial accepted, in one
+     * turn), that is written first, as it arrived. */
+    bc_ends_fold(w);
     if (bc_ends_touch(w, w->accepted, "c") || bc_ends_touch(w, w->progress, "id") ||
         bc_ends_touch(w, w->amds, "id"))
         while (bc_events_write_next(w))

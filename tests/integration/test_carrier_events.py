@@ -8,7 +8,7 @@ import subprocess
 
 import requests
 
-from conftest import BUILD, cartesia_headers, wait_until
+from conftest import BUILD, cartesia_headers, statements_reset, wait_until
 from test_dispatch import Extra, all_terminal, metric
 
 
@@ -111,6 +111,73 @@ def test_a_call_answered_and_ended_in_one_turn_keeps_its_answer_and_whole_histor
         assert status == "completed" and answered, (status, answered)
         assert statuses(history) == ["claimed", "dialing", "queued", "ringing", "in-progress",
                                      "completed"]
+
+
+def statement_calls(stack, like):
+    return sum(r[0] for r in stack.sql(
+        "SELECT s.calls FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+        " WHERE d.datname = current_database() AND s.query LIKE %s", like))
+
+
+def test_an_answer_verdict_and_end_in_one_turn_are_one_write_that_reads_as_three(
+        stack, tmp_path):
+    """A call's answer and answering-machine verdict that reach the worker in
+    the same turn as its end are written with the end, in its one statement
+    (bc_ends_fold), and read as if written apart: the history whole and in
+    order, the answer's time, the verdict, the batch's voicemail policy and
+    the voicemail end. Neither the progress nor the verdict statement runs
+    for them."""
+    extra = Extra(stack, tmp_path)
+    try:
+        sim = extra.start("sim-fold", "batchcall-carrier-sim", {
+            "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "3",
+            "BC_SIM_TALK_SECONDS": "2", "BC_SIM_AMD_SECONDS": "1", "BC_SIM_MIX": "completed=1"})
+        sim_url = f"http://127.0.0.1:{sim.port}"
+        env = {"BC_REGION": "apac", "BC_CARRIER_URL": sim_url}
+        extra.start("sched-fold", "batchcall-scheduler", dict(env, BC_SCHEDULER_TICK_MS="50"))
+        worker = extra.start("w-fold", "batchcall-worker", env)
+        people = {"+16135550071": "voicemail", "+16135550072": "completed"}
+        for number, outcome in people.items():
+            requests.post(sim_url + "/outcomes", params={"to": number, "outcomes": outcome},
+                          timeout=10).raise_for_status()
+        t = stack.tenant(concurrency=2)
+        body = {"name": "fold", "agent_id": t["agent_id"], "from_number_id": t["from_number_id"],
+                "target_concurrency_limit": 2, "region": "APAC", "voicemail": {"action": "hangup"},
+                "recipients": [{"to_number": n} for n in people]}
+        r = requests.post(stack.api + "/agents/calls/batches", json=body,
+                          headers=cartesia_headers(t["api_key"]), timeout=60)
+        assert r.status_code == 201, r.text
+        bid = r.json()["id"]
+        # No other call lives: the statements counted below are this turn's.
+        wait_until(lambda: stack.sql("SELECT count(*) FROM calls WHERE ended_at IS NULL"
+                                     " AND batch_id <> %s", bid)[0][0] == 0, 60,
+                   "no other call live")
+        wait_until(lambda: stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s"
+                                     " AND status = 'ringing'", bid)[0][0] == 2, 20,
+                   "both calls ringing")
+        os.kill(worker.p.pid, signal.SIGSTOP)
+        # Answered, in progress, completed: and the verdict, sent before the
+        # end (a second after the answer, against two).
+        wait_until(lambda: sim_metric(sim.port, "sim_callbacks_total", 'result="ok"') == 6,
+                   20, "the carrier's answers and ends acknowledged")
+        statements_reset(stack)
+        os.kill(worker.p.pid, signal.SIGCONT)
+        all_terminal(stack, bid, 30)
+        rows = stack.sql("SELECT to_number, answered_by, voicemail_action, end_reason,"
+                         "       amd_at IS NOT NULL, answered_at IS NOT NULL, history"
+                         "  FROM calls WHERE batch_id = %s", bid)
+        progress = statement_calls(stack, "%e(id text, status text, sid text)%")
+        verdicts = statement_calls(stack, "%e(id text, ab text, sid text)%")
+        ends = statement_calls(stack, "%e(id text, status text, dur int, reason text%")
+    finally:
+        extra.stop()
+    got = {r[0]: r[1:] for r in rows}
+    assert got["+16135550071"][:5] == ("machine_end_beep", "hangup", "voicemail", True, True)
+    assert got["+16135550072"][:5] == ("human", None, "agent_hangup", True, True)
+    for number in people:
+        assert statuses(got[number][5]) == ["claimed", "dialing", "queued", "ringing",
+                                            "in-progress", "completed"], number
+    assert (progress, verdicts) == (0, 0) and ends >= 1, (progress, verdicts, ends)
 
 
 def test_completed_only_sends_one_callback_per_call_and_loses_nothing(stack, tmp_path):
