@@ -40,7 +40,7 @@ static const bc_config_key keys[] = {
     { "idle-timeout", "BC_API_IDLE_TIMEOUT", BC_INT, "30", "seconds before a connection that sends nothing is closed" },
     { "request-timeout", "BC_API_REQUEST_TIMEOUT", BC_INT, "30", "seconds a request has to arrive whole, headers and body, from its connection's opening or the previous answer on it; else the connection is closed, however it trickles (0: no deadline)" },
     { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
-    BC_PUBLISHER_KEYS,
+    BC_PUBLISHER_KEYS("1000"),
     { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
     { "regions", "BC_REGIONS", BC_STR, "us,eu,apac", "regions served (comma-separated)" },
     { "carrier-auth-token", "BC_CARRIER_AUTH_TOKEN", BC_STR, "sim-auth-token", "carrier auth token; checks X-Twilio-Signature" },

@@ -81,14 +81,20 @@ class Scenario:
         # tests run it; 100 ms in deploy/k8s). Its backend's CPU is paid
         # per tick, not per attempt (RESULTS.md, thirteenth session).
         tick = os.environ.get("BENCH_SCHED_TICK_MS", "50")
+        # BENCH_PROMPT_ALL=1: the worker and the scheduler route by their
+        # rate as the API does (--kafka-prompt-below 1000; their default is
+        # 0, always batch): the comparison of bench/RESULTS.md, twenty-first
+        # session.
+        prompt = {"BC_KAFKA_PROMPT_BELOW": "1000"} if os.environ.get("BENCH_PROMPT_ALL") == "1" else {}
         s.start("sched", "batchcall-scheduler", dict({"BC_SCHEDULER_PORT": "0",
-                                                      "BC_SCHEDULER_TICK_MS": tick}, **(sched_env or {})))
+                                                      "BC_SCHEDULER_TICK_MS": tick},
+                                                     **prompt, **(sched_env or {})))
         self.workers = []
         for i in range(workers):
             port = _free_port()
             self.workers.append((s.start(f"worker{i}", "batchcall-worker",
                                          dict({"BC_WORKER_PORT": str(port), "BC_LOG_LEVEL": "warn"},
-                                              **(worker_env or {}))), port))
+                                              **prompt, **(worker_env or {}))), port))
         s.wait_ready(s.sim)
         s.wait_ready(s.api)
         for _, port in self.workers:

@@ -14,15 +14,18 @@
 
 typedef struct bc_publisher bc_publisher;
 
-/* The flags of every process that publishes (bc_config_key entries).
- * linger.ms is librdkafka's default, 5, unless set: at 1 a carrier's end
- * reached the worker ~3 ms sooner and B3's slots were busier (99.4 against
- * 99.2 %), while B2 placed 17 % fewer attempts for the broker's and the
- * producer's many small requests (bench/RESULTS.md, seventeenth session). */
-#define BC_PUBLISHER_KEYS \
+/* The flags of every process that publishes (bc_config_key entries), with
+ * the process's default for --kafka-prompt-below (a string): "1000" in the
+ * API, whose carrier events carry a call's end to the worker, "0" in the
+ * worker and the scheduler, whose messages wait for nobody (the jobs of a
+ * batch's window are released ahead of its free slots). With every process
+ * prompt, B3's slots idled ~1 ms longer than with the API alone: more
+ * wake-ups on the same two cores (bench/RESULTS.md, twenty-first session).
+ * linger.ms is librdkafka's default, 5, unless set. */
+#define BC_PUBLISHER_KEYS(prompt_below) \
     { "kafka-brokers", "BC_KAFKA_BROKERS", BC_STR, "127.0.0.1:9092", "Kafka bootstrap servers" }, \
     { "kafka-linger-ms", "BC_KAFKA_LINGER_MS", BC_INT, "5", "milliseconds a message waits for others to share its request to Kafka (librdkafka's linger.ms, 0-900000) while this process publishes at least --kafka-prompt-below messages a second: lower takes each event, a call's end among them, to its consumer sooner; higher makes fewer, larger requests, which cost the broker and this process less CPU" }, \
-    { "kafka-prompt-below", "BC_KAFKA_PROMPT_BELOW", BC_INT, "1000", "messages a second under which this process sends each message at once, on a second producer with no linger, since at that rate there is little to batch (0-10000000; 0: always wait --kafka-linger-ms)" }
+    { "kafka-prompt-below", "BC_KAFKA_PROMPT_BELOW", BC_INT, prompt_below, "messages a second under which this process sends each message at once, on a second producer with no linger, since at that rate there is little to batch (0-10000000; 0: always wait --kafka-linger-ms)" }
 
 /* Which of a publisher's two producers takes a message. The batched one
  * lingers --kafka-linger-ms; the prompt one sends at once. Batching pays only

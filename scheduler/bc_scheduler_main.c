@@ -12,7 +12,7 @@ static const bc_config_key keys[] = {
     { "http-port", "BC_SCHEDULER_PORT", BC_INT, "9102", "port of /healthz, /readyz, /metrics (0: any)" },
     { "region", "BC_REGION", BC_STR, "us", "region this scheduler serves" },
     { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
-    BC_PUBLISHER_KEYS,
+    BC_PUBLISHER_KEYS("0"),
     { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
     { "tick-ms", "BC_SCHEDULER_TICK_MS", BC_INT, "100", "milliseconds between scheduling passes (at most 20 after a pass that gave back slots, so a draining batch's slots reach its tenant's next batch sooner)" },
     { "relay-after-ms", "BC_RELAY_AFTER_MS", BC_INT, "3000", "age of an unacknowledged outbox row before it is republished" },

@@ -9,7 +9,7 @@ static const bc_config_key keys[] = {
     { "http-port", "BC_WORKER_PORT", BC_INT, "9101", "port of /healthz, /readyz, /metrics (0: any)" },
     { "region", "BC_REGION", BC_STR, "us", "region whose jobs this worker dials" },
     { "pg-dsn", "BC_PG_DSN", BC_STR, "postgresql://batchcall@127.0.0.1:5432/batchcall", "PostgreSQL connection string" },
-    BC_PUBLISHER_KEYS,
+    BC_PUBLISHER_KEYS("0"),
     { "topic-prefix", "BC_TOPIC_PREFIX", BC_STR, "batchcall", "prefix of every Kafka topic name" },
     { "carrier-url", "BC_CARRIER_URL", BC_STR, "http://127.0.0.1:8090", "base URL of the Twilio-style carrier API" },
     { "carrier-account-sid", "BC_CARRIER_ACCOUNT_SID", BC_STR, "ACsimulator", "carrier account" },
