@@ -143,27 +143,15 @@ void bc_ends_metrics(bc_worker *w)
     }
 }
 
-/* 1 if the pending array has an entry whose field is id already (a repeat
- * within one turn). */
-static int pending_has(json_t *arr, const char *field, const char *id)
+/* The entry of the pending array whose field is id (a repeat within one
+ * turn, or a call's gathered end), or NULL. */
+static json_t *pending_find(json_t *arr, const char *field, const char *id)
 {
     size_t i;
     json_t *e;
 
     json_array_foreach(arr, i, e)
         if (!strcmp(json_string_value(json_object_get(e, field)), id))
-            return 1;
-    return 0;
-}
-
-/* The gathered end of call, or NULL. */
-static json_t *end_of(bc_worker *w, const char *call)
-{
-    size_t i;
-    json_t *e;
-
-    json_array_foreach(w->ends, i, e)
-        if (!strcmp(json_string_value(json_object_get(e, "id")), call))
             return e;
     return NULL;
 }
@@ -186,7 +174,7 @@ void bc_ends_fold(bc_worker *w)
     while (i < json_array_size(w->progress)) {
         json_t *p = json_array_get(w->progress, i), *e, *pre;
 
-        if (!(e = end_of(w, json_string_value(json_object_get(p, "id"))))) {
+        if (!(e = pending_find(w->ends, "id", json_string_value(json_object_get(p, "id"))))) {
             i++;
             continue;
         }
@@ -200,7 +188,7 @@ void bc_ends_fold(bc_worker *w)
     while (i < json_array_size(w->amds)) {
         json_t *a = json_array_get(w->amds, i), *e;
 
-        if (!(e = end_of(w, json_string_value(json_object_get(a, "id"))))) {
+        if (!(e = pending_find(w->ends, "id", json_string_value(json_object_get(a, "id"))))) {
             i++;
             continue;
         }
@@ -220,7 +208,7 @@ int bc_ends_touch(bc_worker *w, json_t *arr, const char *field)
     if (json_array_size(w->ends) == 0)
         return 0;
     json_array_foreach(arr, i, e)
-        if (pending_has(w->ends, "id", json_string_value(json_object_get(e, field))))
+        if (pending_find(w->ends, "id", json_string_value(json_object_get(e, field))))
             return 1;
     return 0;
 }
@@ -229,7 +217,7 @@ void bc_ends_add(bc_worker *w, const char *call, const char *status, int duratio
                  const char *end_reason, const char *sid, const char *answered_by,
                  const char *error)
 {
-    if (pending_has(w->ends, "id", call)) {
+    if (pending_find(w->ends, "id", call)) {
         bc_metric_add(w->m_dup_events, 1);   /* a repeat in the same turn */
         return;
     }
@@ -249,7 +237,7 @@ void bc_ends_blocked(bc_worker *w, const char *call, const char *batch, const ch
 {
     char labels[96];
 
-    if (pending_has(w->ends, "id", call))
+    if (pending_find(w->ends, "id", call))
         return;
     json_array_append_new(w->ends, json_pack("{s:s,s:s,s:i,s:s,s:s}", "id", call, "status",
                                              "failed", "dur", 0, "reason", reason, "out",

@@ -237,12 +237,11 @@ int bc_events_turn(bc_worker *w)
     /* The ends free slots, so they are written now, before the turn's
      * claims; the other writes wait for bc_events_settle, after the claims
      * and dials. A call's progress and verdict in the same turn as its end
-     * are written with it (bc_ends_fold). Where an end would still
-     * overtake its call's own earlier news (its dial accepted, in one
-     * turn), that is written first, as it arrived. */
+     * are written with it (bc_ends_fold), so only its dial accepted in
+     * that turn could still be overtaken: then that is written first, as
+     * it arrived. */
     bc_ends_fold(w);
-    if (bc_ends_touch(w, w->accepted, "c") || bc_ends_touch(w, w->progress, "id") ||
-        bc_ends_touch(w, w->amds, "id"))
+    if (bc_ends_touch(w, w->accepted, "c"))
         while (bc_events_write_next(w))
             ;
     else
