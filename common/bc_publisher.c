@@ -26,10 +26,17 @@ typedef struct pending {
     void *then_ud;
 } pending;
 
+/* A thread serving one producer's delivery reports. */
+typedef struct poller {
+    struct bc_publisher *p;
+    bc_kafka *k;
+    pthread_t thread;
+} poller;
+
 struct bc_publisher {
     bc_kafka *k[2];           /* BC_PUB_BATCHED, BC_PUB_PROMPT (may be NULL) */
     int nk;
-    pthread_t thread[2];      /* one serves each producer's reports */
+    poller poll[2];           /* one for each producer */
     bc_log *log;
     bc_metric *published, *failed, *prompt, *switches;
     atomic_int stop;
@@ -114,21 +121,12 @@ static void on_delivery(void *ud, void *opaque, int ok, const char *why)
     free(pd);
 }
 
-static void *poll_batched(void *arg)
+static void *poll_loop(void *arg)
 {
-    bc_publisher *p = arg;
+    poller *pl = arg;
 
-    while (!p->stop)
-        bc_kafka_poll(p->k[BC_PUB_BATCHED], 50);
-    return NULL;
-}
-
-static void *poll_prompt(void *arg)
-{
-    bc_publisher *p = arg;
-
-    while (!p->stop)
-        bc_kafka_poll(p->k[BC_PUB_PROMPT], 50);
+    while (!pl->p->stop)
+        bc_kafka_poll(pl->k, 50);
     return NULL;
 }
 
@@ -197,15 +195,16 @@ bc_publisher *bc_publisher_new(const bc_config *cfg, bc_log *log,
         goto fail;
     if (p->k[BC_PUB_PROMPT])
         p->nk = 2;
-    if (pthread_create(&p->thread[BC_PUB_BATCHED], NULL, poll_batched, p)) {
-        bc_err_set(err, "publisher: cannot start thread");
-        goto fail;
-    }
-    if (p->nk == 2 && pthread_create(&p->thread[BC_PUB_PROMPT], NULL, poll_prompt, p)) {
-        bc_err_set(err, "publisher: cannot start thread");
-        p->stop = 1;
-        pthread_join(p->thread[BC_PUB_BATCHED], NULL);
-        goto fail;
+    for (int i = 0; i < p->nk; i++) {
+        p->poll[i].p = p;
+        p->poll[i].k = p->k[i];
+        if (pthread_create(&p->poll[i].thread, NULL, poll_loop, &p->poll[i])) {
+            bc_err_set(err, "publisher: cannot start thread");
+            p->stop = 1;
+            while (i-- > 0)
+                pthread_join(p->poll[i].thread, NULL);
+            goto fail;
+        }
     }
     return p;
 fail:
@@ -245,7 +244,7 @@ void bc_publisher_free(bc_publisher *p, int flush_ms)
     bc_publisher_flush(p, flush_ms);
     p->stop = 1;
     for (int i = 0; i < p->nk; i++)
-        pthread_join(p->thread[i], NULL);
+        pthread_join(p->poll[i].thread, NULL);
     /* Reports for anything still queued run here, freeing their records. */
     for (int i = 0; i < p->nk; i++)
         bc_kafka_free(p->k[i], 0);
