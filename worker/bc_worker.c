@@ -298,6 +298,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     w->accepted = json_array();
     w->amds = json_array();
     w->ends = json_array();
+    w->ends_by_id = json_object();
     snprintf(w->region, sizeof w->region, "%s", bc_config_str(c, "region"));
     w->public_url = bc_config_str(c, "public-url");
     w->agent_secret = bc_config_str(c, "agent-token-secret");
@@ -343,6 +344,7 @@ void bc_worker_free(bc_worker *w)
     json_decref(w->accepted);
     json_decref(w->amds);
     json_decref(w->ends);
+    json_decref(w->ends_by_id);
     /* Messages go back to librdkafka before its handles are destroyed. */
     for (int i = 0; i < w->ntaken; i++)
         rd_kafka_message_destroy(w->taken[i]);

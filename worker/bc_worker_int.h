@@ -74,6 +74,7 @@ struct bc_worker {
     json_t *accepted;            /* accepted dials: [{c,sid,t}] */
     json_t *amds;                /* AMD verdicts: [{id,ab,sid}] */
     json_t *ends;                /* ended attempts (call_end_many) */
+    json_t *ends_by_id;          /* the same entries by call id (bc_ends.c) */
     rd_kafka_message_t *taken[BC_EVENTS_MAX]; /* events whose offsets wait for the turn's writes */
     int ntaken;
     char topups[BC_TOPUP_MAX][48]; /* batches whose window wants topping up */
