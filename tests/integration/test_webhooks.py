@@ -562,3 +562,49 @@ def test_a_batch_its_latest_at_ended_sends_batch_completed_once(stack, receiver,
     assert data["expired"] == len(numbers) - dialed
     assert data["completed"] + data["failed"] == dialed and data["cancelled"] == 0
     assert deliverers.metrics(d).get('webhook_deliveries_total{outcome="delivered"}', 0) >= 1
+
+
+def test_an_event_it_cannot_read_is_skipped_and_those_beside_it_delivered(
+        stack, receiver, deliverers):
+    """The intake sends what it consumed in one statement. An event it cannot
+    parse is logged and left out; one the database refuses (a date that does
+    not exist) fails the batch, which is then tried event by event, so that
+    one alone is logged and skipped. The events beside them are delivered,
+    once each."""
+    from confluent_kafka import Producer
+    d = deliverers.start()
+    t = stack.tenant()
+    rcv = receiver()
+    w = register(stack, t, rcv.url, events=("call.completed",))
+    tag = os.urandom(4).hex()
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def event(call, ended_at=now):
+        return json.dumps({
+            "schema": "batchcall.call-result/v2", "call_id": f"call_{tag}_{call}",
+            "batch_id": f"bat_{tag}", "tenant_id": t["tenant_id"], "recipient_id": f"rcp_{tag}",
+            "attempt": 1, "carrier_status": "completed", "end_reason": "completed",
+            "answered_by": None, "duration_s": 2, "to_number": "+14155551000",
+            "from_number": t["from_number"], "recipient_status": "completed", "final": True,
+            "retry_at": None, "lease_released": True, "ended_at": ended_at}).encode()
+
+    bodies = [event("a"), b'{"schema": "batchcall.call-result/v2", "call_id": "call_cut',
+              event("feb", ended_at="2026-02-31T00:00:00Z"), event("b")]
+    # One request, so the intake most likely reads all four in one batch;
+    # either way each must end as asserted.
+    p = Producer({"bootstrap.servers": stack.brokers, "linger.ms": 200})
+    since = os.path.getsize(d.log_path)
+    for b in bodies:
+        p.produce(f"{stack.prefix}.call-results", key=f"bat_{tag}".encode(), value=b)
+    assert p.flush(10) == 0
+
+    wait_until(lambda: len(rcv.got()) >= 2, 30, "the two good events")
+    wait_until(lambda: d.events("webhook.event_rejected", since), 10, "the refused event's log")
+    deliverers.caught_up(d)
+    got = sorted(json.loads(r["body"])["data"]["call_id"] for r in rcv.got())
+    assert got == [f"call_{tag}_a", f"call_{tag}_b"]
+    assert len(d.events("webhook.event_malformed", since)) == 1
+    rejected = d.events("webhook.event_rejected", since)
+    assert len(rejected) == 1 and "2026-02-31" in rejected[0]["error"]
+    assert [r[2] for r in deliveries(stack, w["id"])] == ["delivered", "delivered"]
+    assert not d.events("webhook.enqueue_failed", since)
