@@ -566,11 +566,12 @@ def test_a_batch_its_latest_at_ended_sends_batch_completed_once(stack, receiver,
 
 def test_an_event_it_cannot_read_is_skipped_and_those_beside_it_delivered(
         stack, receiver, deliverers):
-    """The intake sends what it consumed in one statement. An event it cannot
-    parse is logged and left out; one the database refuses (a date that does
-    not exist) fails the batch, which is then tried event by event, so that
-    one alone is logged and skipped. The events beside them are delivered,
-    once each."""
+    """The intake sends what it consumed in one statement, and the database
+    parses it. An event that cannot be sent (it holds a NUL) is logged and
+    left out; one the database refuses (cut short, or a date that does not
+    exist) fails the batch, which is then tried event by event, so that one
+    alone is logged and skipped. The events beside them are delivered, once
+    each."""
     from confluent_kafka import Producer
     d = deliverers.start()
     t = stack.tenant()
@@ -589,7 +590,8 @@ def test_an_event_it_cannot_read_is_skipped_and_those_beside_it_delivered(
             "retry_at": None, "lease_released": True, "ended_at": ended_at}).encode()
 
     bodies = [event("a"), b'{"schema": "batchcall.call-result/v2", "call_id": "call_cut',
-              event("feb", ended_at="2026-02-31T00:00:00Z"), event("b")]
+              event("feb", ended_at="2026-02-31T00:00:00Z"), event("nul")[:-1] + b"\0}",
+              event("b")]
     # One request, so the intake most likely reads all four in one batch;
     # either way each must end as asserted.
     p = Producer({"bootstrap.servers": stack.brokers, "linger.ms": 200})
@@ -599,12 +601,14 @@ def test_an_event_it_cannot_read_is_skipped_and_those_beside_it_delivered(
     assert p.flush(10) == 0
 
     wait_until(lambda: len(rcv.got()) >= 2, 30, "the two good events")
-    wait_until(lambda: d.events("webhook.event_rejected", since), 10, "the refused event's log")
+    wait_until(lambda: len(d.events("webhook.event_rejected", since)) >= 2, 10,
+               "the refused events' logs")
     deliverers.caught_up(d)
     got = sorted(json.loads(r["body"])["data"]["call_id"] for r in rcv.got())
     assert got == [f"call_{tag}_a", f"call_{tag}_b"]
     assert len(d.events("webhook.event_malformed", since)) == 1
-    rejected = d.events("webhook.event_rejected", since)
-    assert len(rejected) == 1 and "2026-02-31" in rejected[0]["error"]
+    rejected = sorted(e["error"] for e in d.events("webhook.event_rejected", since))
+    assert len(rejected) == 2
+    assert "2026-02-31" in rejected[0] and "json" in rejected[1], rejected
     assert [r[2] for r in deliveries(stack, w["id"])] == ["delivered", "delivered"]
     assert not d.events("webhook.enqueue_failed", since)
