@@ -523,3 +523,32 @@ def test_reset_clears_the_agent_counters_and_the_refused(sim, rx):
     requests.post(f"{sim.base}/ledger/reset", timeout=5)
     assert set(sim.ledger()["agent"].values()) == {0}
     assert sim.ledger("/refused") == {"refused": []}
+
+
+def test_spread_talk_times_fall_anywhere_in_the_range(tmp_path, certs, rx):
+    """With BC_SIM_TALK_SPREAD a call talks for any time in the range, to the
+    millisecond, so calls placed together do not end together a whole number
+    of seconds later; the duration told is in whole seconds, rounded up.
+    Without it (every other test) talk times are whole seconds."""
+    port = free_port()
+    env = dict(os.environ, BC_SIM_PORT=str(port), BC_SIM_MS_PER_SECOND="1000",
+               BC_SIM_RING_SECONDS="0", BC_SIM_TALK_SECONDS="1-2", BC_SIM_TALK_SPREAD="1",
+               BC_SIM_MIX="completed=1", BC_SIM_SEED="11", BC_SIM_AGENT_CA=certs[0])
+    s = Sim(port, Proc("sim-spread", [os.path.join(BUILD, "batchcall-carrier-sim")], env,
+                       str(tmp_path)))
+    wait_until(lambda: _ready(s.base), 10, "the simulator")
+    try:
+        twiml = "<Response><Dial><Sip>sip:agent@sip.example.com</Sip></Dial></Response>"
+        sids = [s.create(base_form(rx, batch="spread", to=f"+1415555{i:04d}")
+                         + [("Twiml", twiml)]).json()["sid"] for i in range(20)]
+        for sid in sids:
+            s.ended(sid)
+        dials = s.ledger("/dials?batch_id=spread")["dials"]
+        talk = [d["ended_ms"] - d["at_ms"] for d in dials]
+        assert len(talk) == 20 and all(950 <= t <= 2300 for t in talk), talk
+        # Whole seconds would end each call within a few ms of 1 or 2 s.
+        off_the_second = [t for t in talk if 100 <= t % 1000 <= 900]
+        assert len(off_the_second) >= 8, talk
+        assert {s.call(sid)["duration"] for sid in sids} <= {"1", "2"}
+    finally:
+        assert s.proc.stop() == 0

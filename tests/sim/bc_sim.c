@@ -49,6 +49,8 @@ static const bc_config_key keys[] = {
       "outcome weights (completed, busy, no-answer, failed, voicemail)" },
     { "ring-seconds", "BC_SIM_RING_SECONDS", BC_STR, "1-4", "ringing time range, simulated seconds" },
     { "talk-seconds", "BC_SIM_TALK_SECONDS", BC_STR, "5-60", "talk time range, simulated seconds" },
+    { "talk-spread", "BC_SIM_TALK_SPREAD", BC_BOOL, "false",
+      "draw talk times to the millisecond over the range (CallDuration rounds up), not in whole seconds" },
     { "cps", "BC_SIM_CPS", BC_INT, "0", "calls per second accepted (0: no limit); more get 429" },
     { "seed", "BC_SIM_SEED", BC_INT, "0", "random seed (0: from the clock)" },
     { "create-delay-ms", "BC_SIM_CREATE_DELAY_MS", BC_INT, "0",
@@ -222,6 +224,7 @@ int main(int argc, char **argv)
     s.seed = (unsigned)bc_config_int(ctx.cfg, "seed");
     s.media_frames = bc_config_int(ctx.cfg, "media-frames");
     s.amd_ms = bc_config_int(ctx.cfg, "amd-seconds") * s.ms_per_s;
+    s.talk_spread = bc_config_bool(ctx.cfg, "talk-spread");
     if (!s.seed)
         s.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     if (parse_mix(&s, bc_config_str(ctx.cfg, "mix")) < 0 ||

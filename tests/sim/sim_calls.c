@@ -101,12 +101,23 @@ forced:
     if (ring > timeout_s)
         ring = timeout_s;
     c->talk_s = rnd(s, s->talk_lo, s->talk_hi);
-    if (c->talk_s > limit_s)
+    c->talk_ms = (long long)c->talk_s * s->ms_per_s;
+    if (s->talk_spread && s->ms_per_s > 0) {
+        /* Anywhere in the range, as people talk: calls that start
+         * together do not all end together a whole number of seconds
+         * later. The duration told is in whole seconds, rounded up. */
+        long long lo = (long long)s->talk_lo * s->ms_per_s, hi = (long long)s->talk_hi * s->ms_per_s;
+
+        c->talk_ms = lo + (hi > lo ? (long long)(rand_r(&s->seed) % (unsigned)(hi - lo + 1)) : 0);
+        c->talk_s = (int)((c->talk_ms + s->ms_per_s - 1) / s->ms_per_s);
+    }
+    if (c->talk_s > limit_s) {
         c->talk_s = limit_s;
+        c->talk_ms = (long long)limit_s * s->ms_per_s;
+    }
     c->start_ms = now_ms();
     c->answer_ms = c->start_ms + (long long)ring * s->ms_per_s;
-    c->end_ms = c->answer_ms + (!strcmp(c->outcome, "completed")
-                                    ? (long long)c->talk_s * s->ms_per_s : 0);
+    c->end_ms = c->answer_ms + (!strcmp(c->outcome, "completed") ? c->talk_ms : 0);
     c->due = c->start_ms;    /* "initiated" right away */
 }
 

@@ -39,6 +39,7 @@ typedef struct call {
     long long start_ms, answer_ms, end_ms;  /* planned, real ms */
     time_t created;          /* wall clock, for date_created */
     int talk_s, seq, state, sending, live;
+    long long talk_ms;       /* its talk time, real ms (talk_s whole seconds unless spread) */
     int tries;               /* failed sends of the current status */
     char resend[16];         /* status to send again after a failure */
     int resend_terminal;
@@ -90,6 +91,7 @@ typedef struct sim {
     const char *agent_ca;      /* PEM CAs trusted for agents (wss, https); "" system */
     long ms_per_s, cps, create_delay_ms;
     int ring_lo, ring_hi, talk_lo, talk_hi;
+    int talk_spread;           /* talk times to the millisecond, not whole seconds */
     int w_completed, w_busy, w_noanswer, w_failed, w_voicemail;
     unsigned int seed;
     char force_suffix[8][16];

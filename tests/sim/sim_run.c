@@ -175,7 +175,7 @@ void sim_run_on_stream(void *ud, void *owner, unsigned gen, int what, int code)
         s->ag.connections++;
         if (gen == c->gen) {
             c->ag_connected = 1;
-            end_at(s, c, now_ms() + (long long)c->talk_s * s->ms_per_s);
+            end_at(s, c, now_ms() + c->talk_ms);
         }
         break;
     case SIM_WS_STARTED:
