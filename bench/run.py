@@ -67,7 +67,8 @@ class Scenario:
     def __init__(self, name, sim_env, workers=1, worker_env=None, sched_env=None):
         from conftest import Stack
         self.s = Stack(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-        self.s.create_db()
+        # BENCH_PARTITIONS: partitions per topic (the tests' 3 unless set).
+        self.s.create_db(int(os.environ.get("BENCH_PARTITIONS", "3")))
         s = self.s
         s.start("sim", "batchcall-carrier-sim", dict({"BC_SIM_PORT": str(s.sim_port),
                                                       "BC_SIM_THREADS": "4"}, **sim_env))
@@ -428,8 +429,12 @@ def b2(args):
 def b3(args):
     """Slot utilisation at limit 200, calls of 1-3 s."""
     limit, n = 200, args.b3_n
+    # B3_TALK_SPREAD=1: talk times anywhere in 1-3 s, to the millisecond.
+    # By default they are whole seconds, so calls that start together end
+    # together, and the slots' ends keep coming in bursts (RESULTS.md).
     sc = Scenario("b3", {"BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
-                         "BC_SIM_TALK_SECONDS": "1-3", "BC_SIM_MIX": "completed=1"})
+                         "BC_SIM_TALK_SECONDS": "1-3", "BC_SIM_MIX": "completed=1",
+                         "BC_SIM_TALK_SPREAD": os.environ.get("B3_TALK_SPREAD", "0")})
     try:
         t = sc.tenant(concurrency=limit)
         pids = stack_pids(sc)
@@ -437,6 +442,9 @@ def b3(args):
         bg = PgBackground(sc.s.db)
         before = {k: cpu_seconds(p) for k, p in pids.items()}
         age0 = event_age(sc)
+        wurl = f"http://127.0.0.1:{sc.workers[0][1]}"
+        h_age0 = hist(wurl, "worker_carrier_event_age_seconds", 'kind="end"')
+        h_cb0 = hist(sc.s.api, "http_request_duration_seconds", "twilio/status")
         t0 = time.monotonic()
         bid = sc.create(t, numbers("300", n), limit=limit)
         samples, stop = [], threading.Event()
@@ -471,6 +479,8 @@ def b3(args):
         if stmts:
             statements_table(sc, "B3", n, top=8)
         age1 = event_age(sc)
+        h_age1 = hist(wurl, "worker_carrier_event_age_seconds", 'kind="end"')
+        h_cb1 = hist(sc.s.api, "http_request_duration_seconds", "twilio/status")
         peak = sc.ledger()["batches"][bid]["peak_live"]
         rows = sc.s.sql("SELECT extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000,"
                         " id FROM calls WHERE batch_id = %s", bid)
@@ -492,6 +502,33 @@ def b3(args):
     if age1[1] > age0[1]:
         row("B3", "      of it, API's publish -> worker takes the end, mean",
             (age1[0] - age0[0]) / (age1[1] - age0[1]) * 1000.0, "ms")
+    # Where the tail is: the ends' age when the worker takes them, and the
+    # API's answer to the carrier's callbacks (it answers once Kafka has
+    # the event), as shares at or under each bound.
+    print("  B3 ends taken by the worker within (ms): " + "  ".join(
+        f"{float(le) * 1000:g}: {v:.1f} %" for le, v in
+        hist_shares(h_age0, h_age1, ["0.002", "0.005", "0.01", "0.02", "0.05"])), flush=True)
+    print("  B3 callbacks answered by the API within (ms): " + "  ".join(
+        f"{float(le) * 1000:g}: {v:.1f} %" for le, v in
+        hist_shares(h_cb0, h_cb1, ["0.001", "0.005", "0.01", "0.025", "0.05"])), flush=True)
+
+
+def hist(url, name, match):
+    """{le: cumulative count} of the histogram name at url, its lines whose
+    labels hold match (summed over the rest)."""
+    out = {}
+    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + "_bucket{") and match in line:
+            le = line.split('le="')[1].split('"')[0]
+            out[le] = out.get(le, 0.0) + float(line.split()[-1])
+    return out
+
+
+def hist_shares(h0, h1, les):
+    """The share of a histogram's new observations at or under each le."""
+    inf = h1.get("+Inf", 0.0) - h0.get("+Inf", 0.0)
+    return [(le, (h1.get(le, 0.0) - h0.get(le, 0.0)) / inf * 100 if inf else float("nan"))
+            for le in les]
 
 
 def event_age(sc):
@@ -526,9 +563,13 @@ def b3_split(dials, rows, limit):
     starts = sorted(d["at_ms"] for d in dials)
     ends = sorted(d["ended_ms"] for d in dials if d.get("ended_ms"))
     total = [max(0.0, a - e) for a, e in zip(starts[limit:], ends)]
+    # The means, and the medians beside them: a mean well above its median
+    # is a tail (stalls), not the path every slot takes.
     return [("  slot idle, carrier's end -> its next dial, mean", statistics.mean(total) if total else 0.0),
             ("    carrier's end -> our end written, mean", statistics.mean(cb) if cb else 0.0),
-            ("    our claim -> carrier has the create, mean", statistics.mean(dl) if dl else 0.0)]
+            ("    our claim -> carrier has the create, mean", statistics.mean(dl) if dl else 0.0),
+            ("  slot idle, p50", pct(total, 50)), ("    carrier's end -> our end, p50", pct(cb, 50)),
+            ("    our claim -> the create, p50", pct(dl, 50)), ("  slot idle, p90", pct(total, 90))]
 
 
 def b4(args):
