@@ -205,8 +205,8 @@ static int event_ok(const rd_kafka_message_t *m)
  * set, in one statement; 0 or -1. Their payloads go as they came, each
  * after a record separator (U+001E, as in RFC 7464), which no JSON text
  * holds unescaped: the database parses each on its own. Parsing them here
- * to check them and dumping them again into one array was half of the
- * scheduler's CPU in B2. */
+ * to check them and dumping them again into one array was two thirds of
+ * the scheduler's CPU in B2 (bench/RESULTS.md). */
 static int enqueue(bc_webhooks *w, rd_kafka_message_t *const *msgs, const int *ok, int n,
                    bc_err *err)
 {
