@@ -128,7 +128,9 @@ def legs(sc, limit):
         reported = {r[2]: float(r[3] or 0) for r in rows}
         late = [d["ended_ms"] - d["at_ms"] - 1000.0 * reported[d["call_id"]]
                 for d in dials if d.get("ended_ms") and d["call_id"] in reported]
-        _, (_, cb), (_, dl) = bench.b3_split(dials, [r[:3] for r in rows], limit)
+        split = dict(bench.b3_split(dials, [r[:3] for r in rows], limit))
+        cb = split["    carrier's end -> our end written, mean"]
+        dl = split["    our claim -> carrier has the create, mean"]
         minute = (at - bids[0][1]).total_seconds() / 60
         print(f"{minute:>6.1f} {cb:>20.1f} ms {dl:>21.1f} ms"
               f" {statistics.mean(late) if late else float('nan'):>12.1f} ms", flush=True)
@@ -175,7 +177,12 @@ def main():
     ap.add_argument("--reset-agent", action="store_true",
                     help="clear the reference agent's records at each sample (it keeps every"
                          " stream's start for tests), to tell its growth from ours")
+    ap.add_argument("--summarize", action="store_true",
+                    help="only summarize and plot --csv, an earlier run's")
     args = ap.parse_args()
+    if args.summarize:
+        summarize(args.csv, args.png)
+        return
 
     bench.load_env()
     from confluent_kafka import Consumer
@@ -229,8 +236,13 @@ def main():
         legs(sc, limit)
     finally:
         sc.close()
+    summarize(args.csv, args.png)
 
-    with open(args.csv) as f:
+
+def summarize(path_csv, path_png):
+    """Each series' mean over minutes 5-10 against the last five, and the
+    plot: from the CSV alone (--summarize redoes them for a kept one)."""
+    with open(path_csv) as f:
         rows = list(csv.DictReader(f))
     end = float(rows[-1]["minute"])
     early = [r for r in rows if 5 <= float(r["minute"]) < 10] or rows[: max(1, len(rows) // 4)]
@@ -242,8 +254,8 @@ def main():
         a = sum(float(r[k]) for r in early) / len(early)
         b = sum(float(r[k]) for r in late) / len(late)
         print(f"{k:<28} {a:>10.1f} {b:>11.1f} {b / a if a else float('nan'):>6.2f}")
-    plot(args.csv, args.png)
-    print(f"\nwrote {args.csv} and {args.png}")
+    plot(path_csv, path_png)
+    print(f"\nwrote {path_csv} and {path_png}")
 
 
 if __name__ == "__main__":
