@@ -172,39 +172,50 @@ static void fill_sid(json_t *end, json_t *from)
         json_object_set(end, "sid", sid);
 }
 
-void bc_ends_fold(bc_worker *w)
+/* A progress event's status joins its end's "pre" (its history before the
+ * end). */
+static void fold_progress(json_t *end, json_t *p)
+{
+    json_t *pre = json_object_get(end, "pre");
+
+    if (!pre)
+        json_object_set_new(end, "pre", pre = json_array());
+    json_array_append(pre, json_object_get(p, "status"));
+}
+
+/* A verdict becomes its end's "vab": the first one counts, as in amd_many. */
+static void fold_amd(json_t *end, json_t *a)
+{
+    if (!json_object_get(end, "vab"))
+        json_object_set(end, "vab", json_object_get(a, "ab"));
+}
+
+/* Moves each entry of arr (keyed by "id") whose call has a gathered end
+ * into that end, by fold. */
+static void fold_into_ends(bc_worker *w, json_t *arr, void (*fold)(json_t *end, json_t *ev))
 {
     size_t i = 0;
 
+    while (i < json_array_size(arr)) {
+        json_t *ev = json_array_get(arr, i);
+        json_t *e = end_of(w, json_string_value(json_object_get(ev, "id")));
+
+        if (!e) {
+            i++;
+            continue;
+        }
+        fold(e, ev);
+        fill_sid(e, ev);
+        json_array_remove(arr, i);
+    }
+}
+
+void bc_ends_fold(bc_worker *w)
+{
     if (!json_array_size(w->ends))
         return;
-    while (i < json_array_size(w->progress)) {
-        json_t *p = json_array_get(w->progress, i), *e, *pre;
-
-        if (!(e = end_of(w, json_string_value(json_object_get(p, "id"))))) {
-            i++;
-            continue;
-        }
-        if (!(pre = json_object_get(e, "pre")))
-            json_object_set_new(e, "pre", pre = json_array());
-        json_array_append(pre, json_object_get(p, "status"));
-        fill_sid(e, p);
-        json_array_remove(w->progress, i);
-    }
-    i = 0;
-    while (i < json_array_size(w->amds)) {
-        json_t *a = json_array_get(w->amds, i), *e;
-
-        if (!(e = end_of(w, json_string_value(json_object_get(a, "id"))))) {
-            i++;
-            continue;
-        }
-        /* The first verdict counts, as in amd_many. */
-        if (!json_object_get(e, "vab"))
-            json_object_set(e, "vab", json_object_get(a, "ab"));
-        fill_sid(e, a);
-        json_array_remove(w->amds, i);
-    }
+    fold_into_ends(w, w->progress, fold_progress);
+    fold_into_ends(w, w->amds, fold_amd);
 }
 
 int bc_ends_touch(bc_worker *w, json_t *arr, const char *field)
