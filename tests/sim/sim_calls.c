@@ -100,8 +100,6 @@ static void plan(sim *s, call *c, int timeout_s, int limit_s)
 forced:
     if (ring > timeout_s)
         ring = timeout_s;
-    c->talk_s = rnd(s, s->talk_lo, s->talk_hi);
-    c->talk_ms = (long long)c->talk_s * s->ms_per_s;
     if (s->talk_spread && s->ms_per_s > 0) {
         /* Anywhere in the range, as people talk: calls that start
          * together do not all end together a whole number of seconds
@@ -110,6 +108,9 @@ forced:
 
         c->talk_ms = lo + (hi > lo ? (long long)(rand_r(&s->seed) % (unsigned)(hi - lo + 1)) : 0);
         c->talk_s = (int)((c->talk_ms + s->ms_per_s - 1) / s->ms_per_s);
+    } else {
+        c->talk_s = rnd(s, s->talk_lo, s->talk_hi);
+        c->talk_ms = (long long)c->talk_s * s->ms_per_s;
     }
     if (c->talk_s > limit_s) {
         c->talk_s = limit_s;
