@@ -26,6 +26,7 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from conftest import scrape  # noqa: E402  (one /metrics read, as the tests do)
 
 
 def load_env():
@@ -500,8 +501,8 @@ def b3(args):
     row("B3", "slots busy while work waits", util, "%", 100.0, ">= 95 %")
     row("B3", "peak live calls (limit 200)", float(peak), "calls", float(limit), "never above")
     row("B3", "refill gap p99 (our end -> next claim)", pct(gaps, 99), "ms", None, "<= 100 ms")
-    for what, v in split:
-        row("B3", what, v, "ms")
+    for key, what in B3_LEGS:
+        row("B3", what, split[key], "ms")
     if age1[1] > age0[1]:
         row("B3", "      of it, API's publish -> worker takes the end, mean",
             (age1[0] - age0[0]) / (age1[1] - age0[1]) * 1000.0, "ms")
@@ -517,13 +518,13 @@ def b3(args):
 
 
 def hist(url, name, match):
-    """{le: cumulative count} of the histogram name at url, its lines whose
+    """{le: cumulative count} of the histogram name at url, its series whose
     labels hold match (summed over the rest)."""
     out = {}
-    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + "_bucket{") and match in line:
-            le = line.split('le="')[1].split('"')[0]
-            out[le] = out.get(le, 0.0) + float(line.split()[-1])
+    for series, v in scrape(url).items():
+        if series.startswith(name + "_bucket{") and match in series:
+            le = series.split('le="')[1].split('"')[0]
+            out[le] = out.get(le, 0.0) + v
     return out
 
 
@@ -537,20 +538,25 @@ def hist_shares(h0, h1, les):
 def event_age(sc):
     """(sum s, count) of the first worker's worker_carrier_event_age_seconds
     of the calls' ends."""
-    text = requests.get(f"http://127.0.0.1:{sc.workers[0][1]}/metrics", timeout=10).text
-    got = {}
-    for line in text.splitlines():
-        for part in ("sum", "count"):
-            if line.startswith(f'worker_carrier_event_age_seconds_{part}{{kind="end"}} '):
-                got[part] = float(line.split()[1])
-    return got.get("sum", 0.0), got.get("count", 0.0)
+    m = scrape(f"http://127.0.0.1:{sc.workers[0][1]}")
+    return (m.get('worker_carrier_event_age_seconds_sum{kind="end"}', 0.0),
+            m.get('worker_carrier_event_age_seconds_count{kind="end"}', 0.0))
+
+
+# b3_split's legs, in B3's rows: (key, label).
+B3_LEGS = [("idle", "  slot idle, carrier's end -> its next dial, mean"),
+           ("end", "    carrier's end -> our end written, mean"),
+           ("create", "    our claim -> carrier has the create, mean"),
+           ("idle_p50", "  slot idle, p50"), ("end_p50", "    carrier's end -> our end, p50"),
+           ("create_p50", "    our claim -> the create, p50"), ("idle_p90", "  slot idle, p90")]
 
 
 def b3_split(dials, rows, limit):
     """Where a slot's idle time goes, as the carrier sees it: from a call's
     end at the carrier to the next dial it receives, split into the legs
-    of the path (means over the run). dials: the carrier's ledger; rows:
-    (created_at ms, ended_at ms, id) of our calls. The carrier's clock is
+    of the path, by the keys of B3_LEGS (means over the run, medians, p90).
+    dials: the carrier's ledger; rows: (created_at ms, ended_at ms, id) of
+    our calls. The carrier's clock is
     CLOCK_MONOTONIC, PostgreSQL's is the wall clock: converted here."""
     off = time.time() * 1000.0 - time.monotonic() * 1000.0
     ours = {r[2]: (float(r[0]) - off, float(r[1]) - off if r[1] is not None else None)
@@ -568,11 +574,11 @@ def b3_split(dials, rows, limit):
     total = [max(0.0, a - e) for a, e in zip(starts[limit:], ends)]
     # The means, and the medians beside them: a mean well above its median
     # is a tail (stalls), not the path every slot takes.
-    return [("  slot idle, carrier's end -> its next dial, mean", statistics.mean(total) if total else 0.0),
-            ("    carrier's end -> our end written, mean", statistics.mean(cb) if cb else 0.0),
-            ("    our claim -> carrier has the create, mean", statistics.mean(dl) if dl else 0.0),
-            ("  slot idle, p50", pct(total, 50)), ("    carrier's end -> our end, p50", pct(cb, 50)),
-            ("    our claim -> the create, p50", pct(dl, 50)), ("  slot idle, p90", pct(total, 90))]
+    return {"idle": statistics.mean(total) if total else 0.0,
+            "end": statistics.mean(cb) if cb else 0.0,
+            "create": statistics.mean(dl) if dl else 0.0,
+            "idle_p50": pct(total, 50), "end_p50": pct(cb, 50), "create_p50": pct(dl, 50),
+            "idle_p90": pct(total, 90)}
 
 
 def b4(args):

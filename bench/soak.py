@@ -128,9 +128,8 @@ def legs(sc, limit):
         reported = {r[2]: float(r[3] or 0) for r in rows}
         late = [d["ended_ms"] - d["at_ms"] - 1000.0 * reported[d["call_id"]]
                 for d in dials if d.get("ended_ms") and d["call_id"] in reported]
-        split = dict(bench.b3_split(dials, [r[:3] for r in rows], limit))
-        cb = split["    carrier's end -> our end written, mean"]
-        dl = split["    our claim -> carrier has the create, mean"]
+        split = bench.b3_split(dials, [r[:3] for r in rows], limit)
+        cb, dl = split["end"], split["create"]
         minute = (at - bids[0][1]).total_seconds() / 60
         print(f"{minute:>6.1f} {cb:>20.1f} ms {dl:>21.1f} ms"
               f" {statistics.mean(late) if late else float('nan'):>12.1f} ms", flush=True)
