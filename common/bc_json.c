@@ -362,3 +362,40 @@ json_t *bc_json_pg_str(const PGresult *res, int row, const char *col)
 
     return v ? json_string(v) : json_null();
 }
+
+typedef struct sort_item {
+    json_t *v;
+    const char *k;
+    size_t i;
+} sort_item;
+
+static int sort_item_cmp(const void *a, const void *b)
+{
+    const sort_item *x = a, *y = b;
+    int c = strcmp(x->k, y->k);
+
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+int bc_json_sort_by(json_t *arr, const char *key)
+{
+    size_t n = json_array_size(arr), i;
+    sort_item *items;
+    json_t *v;
+
+    if (n < 2)
+        return 0;
+    if (!(items = malloc(n * sizeof *items)))
+        return -1;
+    json_array_foreach(arr, i, v) {
+        const char *k = json_string_value(json_object_get(v, key));
+
+        items[i] = (sort_item){ json_incref(v), k ? k : "", i };
+    }
+    qsort(items, n, sizeof *items, sort_item_cmp);
+    json_array_clear(arr);
+    for (i = 0; i < n; i++)
+        json_array_append_new(arr, items[i].v);
+    free(items);
+    return 0;
+}

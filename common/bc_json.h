@@ -88,4 +88,11 @@ int bc_json_surely_fits(const json_t *v, size_t max_bytes);
  * res has no column col. New reference. */
 json_t *bc_json_pg_str(const PGresult *res, int row, const char *col);
 
+/* Orders an array of objects by their string member key, keeping the order
+ * of those that tie (an item without it sorts first). A statement that
+ * updates rows in its list's order then locks them in key order, as every
+ * other such statement does: two that lock the same rows in opposite
+ * orders deadlock. 0, or -1 (out of memory; arr unchanged). */
+int bc_json_sort_by(json_t *arr, const char *key);
+
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bc_credits.h"
+#include "bc_json.h"
 #include "bc_ends.h"
 #include "bc_policy.h"
 #include "bc_sql.h"
@@ -474,6 +475,9 @@ void bc_dialing_flush_accepted(bc_worker *w)
 
     if (n == 0)
         return;
+    /* In call id order (bc_json_sort_by): a call's carrier events may be
+     * another worker's, whose statements lock the same calls in that order. */
+    bc_json_sort_by(w->accepted, "c");
     doc = json_dumps(w->accepted, JSON_COMPACT);
     const char *p[] = { doc };
     if (!doc || !(res = bc_pg_exec(w->pg, "dial_accepted_many", 1, p, &err))) {

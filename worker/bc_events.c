@@ -6,6 +6,7 @@
 #include "bc_agent.h"
 #include "bc_dialing.h"
 #include "bc_ends.h"
+#include "bc_json.h"
 #include "bc_retry.h"
 
 const bc_pg_stmt bc_events_stmts[] = {
@@ -73,6 +74,7 @@ static void flush_progress(bc_worker *w)
 
     if (!w->progress || json_array_size(w->progress) == 0)
         return;
+    bc_json_sort_by(w->progress, "id");   /* in call id order: bc_ends_flush */
     doc = json_dumps(w->progress, JSON_COMPACT);
     json_array_clear(w->progress);
     const char *p[] = { doc };
@@ -120,6 +122,7 @@ static void flush_amds(bc_worker *w)
 
     if (json_array_size(w->amds) == 0)
         return;
+    bc_json_sort_by(w->amds, "id");   /* in call id order: bc_ends_flush */
     doc = json_dumps(w->amds, JSON_COMPACT);
     json_array_clear(w->amds);
     const char *p[] = { doc };

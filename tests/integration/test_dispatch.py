@@ -124,6 +124,100 @@ def test_a_worker_killed_mid_flight_loses_nothing_and_dials_nobody_twice(stack, 
     assert w1.p.poll() is None
 
 
+def test_an_end_one_worker_could_not_record_for_another_workers_call_is_not_left_open(
+        stack, extra):
+    """A call's carrier events go to the worker that reads its partition,
+    not always the one that dialed it and renews its lease. When that
+    worker cannot record the end (a trigger here; in life a deadlock, a
+    dropped connection), it lets the call's lease lapse whoever holds it,
+    so the reconciler asks the carrier and ends it. It lapsed only leases
+    it held itself: the dialer went on renewing, and the call stayed open
+    until the quiet-call sweep (300 s), as test_a_worker_killed_mid_flight's
+    2,000 recipients once did past its 180 s."""
+    sim, _, wa = extra.region("lapse", {
+        "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+        "BC_SIM_TALK_SECONDS": "1", "BC_SIM_MIX": "completed=1"},
+        sched_env={"BC_LEASE_TTL": "2"},
+        worker_env={"BC_LEASE_TTL": "2", "PGAPPNAME": "w-lapse-a"})
+    wb = extra.start("w-lapse-b", "batchcall-worker",
+                     {"BC_REGION": "apac", "BC_CARRIER_URL": sim, "BC_LEASE_TTL": "2",
+                      "PGAPPNAME": "w-lapse-b"})
+    t = stack.tenant(concurrency=50)
+    # The first end a worker writes for a call whose lease the other one
+    # holds fails (its holder is "<host>-<pid>-<random>").
+    stack.sql("""CREATE TABLE lapse_pids (app text PRIMARY KEY, pid text NOT NULL);
+                 INSERT INTO lapse_pids VALUES ('w-lapse-a', %s), ('w-lapse-b', %s);
+                 CREATE SEQUENCE lapse_end_fails_once;
+                 CREATE FUNCTION lapse_end_fails_once() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF EXISTS (SELECT 1 FROM leases l, lapse_pids p
+                                 WHERE l.call_id = NEW.id
+                                   AND p.app = current_setting('application_name')
+                                   AND position('-' || p.pid || '-' IN l.holder) = 0)
+                        AND nextval('lapse_end_fails_once') = 1 THEN
+                         RAISE EXCEPTION 'end refused by the test';
+                     END IF;
+                     RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER lapse_end_fails_once BEFORE UPDATE ON calls FOR EACH ROW
+                 WHEN (NEW.tenant_id = %s AND OLD.ended_at IS NULL
+                       AND NEW.ended_at IS NOT NULL)
+                 EXECUTE FUNCTION lapse_end_fails_once()""",
+              str(wa.p.pid), str(wb.p.pid), t["tenant_id"])
+    try:
+        numbers = [f"+1427{i:07d}" for i in range(40)]
+        bid = create(stack, t, numbers, limit=10, region="APAC")
+        all_terminal(stack, bid, 60)
+        fired = stack.sql("SELECT last_value, is_called FROM lapse_end_fails_once")[0]
+    finally:
+        stack.sql("DROP TRIGGER lapse_end_fails_once ON calls;"
+                  " DROP FUNCTION lapse_end_fails_once(); DROP SEQUENCE lapse_end_fails_once;"
+                  " DROP TABLE lapse_pids")
+    assert fired[1], "no worker ended a call whose lease the other held"
+    failed = [e for w in (wa, wb) for e in w.events("call.end_failed")]
+    assert len(failed) == 1, failed
+    assert_one_dial_per_recipient(stack, bid, numbers, 10, sim=sim)
+    assert stack.sql("SELECT status, count(*) FROM recipients WHERE batch_id = %s GROUP BY 1",
+                     bid) == [("completed", 40)]
+
+
+def test_an_end_that_deadlocks_is_written_again_at_once(stack, extra):
+    """Two workers may write the same calls at once (a call's events are
+    not always read by its dialer); each writes a turn's calls in call id
+    order, and an end statement PostgreSQL still picks as a deadlock's
+    victim is run once more at once rather than left to the reconciler."""
+    _, _, w = extra.region("deadlock", {
+        "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+        "BC_SIM_TALK_SECONDS": "1", "BC_SIM_MIX": "completed=1"})
+    t = stack.tenant(concurrency=10)
+    stack.sql("""CREATE SEQUENCE end_deadlocks_once;
+                 CREATE FUNCTION end_deadlocks_once() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF nextval('end_deadlocks_once') = 1 THEN
+                         RAISE EXCEPTION 'deadlock made by the test'
+                             USING ERRCODE = 'deadlock_detected';
+                     END IF;
+                     RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER end_deadlocks_once BEFORE UPDATE ON calls FOR EACH ROW
+                 WHEN (NEW.tenant_id = %s AND OLD.ended_at IS NULL
+                       AND NEW.ended_at IS NOT NULL)
+                 EXECUTE FUNCTION end_deadlocks_once()""", t["tenant_id"])
+    try:
+        numbers = [f"+1428{i:07d}" for i in range(6)]
+        bid = create(stack, t, numbers, limit=3, region="APAC")
+        all_terminal(stack, bid, 60)
+        fired = stack.sql("SELECT last_value FROM end_deadlocks_once")[0][0]
+    finally:
+        stack.sql("DROP TRIGGER end_deadlocks_once ON calls;"
+                  " DROP FUNCTION end_deadlocks_once(); DROP SEQUENCE end_deadlocks_once")
+    assert fired >= 2, fired
+    assert w.events("call.end_failed") == []
+    assert stack.sql("SELECT status, count(*) FROM recipients WHERE batch_id = %s GROUP BY 1",
+                     bid) == [("completed", 6)]
+    assert stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", bid)[0][0] == 6
+
+
 def test_duplicated_jobs_are_not_dialed_twice(stack):
     t = stack.tenant(concurrency=20)
     numbers = [f"+1417{i:07d}" for i in range(60)]

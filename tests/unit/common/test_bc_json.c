@@ -241,6 +241,26 @@ static void test_lazy_read_is_the_whole_parse_or_declines(void **state)
 
 /* The scan counts the elements before any is parsed; nesting past the
  * caps is declined, as the whole parse refuses it. */
+static void test_sort_by_orders_by_key_and_keeps_ties(void **state)
+{
+    (void)state;
+    json_t *a = json_loads("[{\"id\":\"c\",\"n\":1},{\"id\":\"a\",\"n\":2},"
+                           "{\"id\":\"c\",\"n\":3},{\"n\":4},{\"id\":\"b\",\"n\":5},"
+                           "{\"id\":\"a\",\"n\":6}]", 0, NULL);
+    const int want[] = { 4, 2, 6, 5, 1, 3 };
+
+    assert_non_null(a);
+    assert_int_equal(bc_json_sort_by(a, "id"), 0);
+    assert_int_equal(json_array_size(a), 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(a, i), "n")),
+                         want[i]);
+    json_decref(a);
+    a = json_array();
+    assert_int_equal(bc_json_sort_by(a, "id"), 0);
+    json_decref(a);
+}
+
 static void test_lazy_read_counts_and_caps_depth(void **state)
 {
     (void)state;
@@ -270,4 +290,5 @@ BC_TEST_MAIN(cmocka_unit_test(test_object_parsing),
              cmocka_unit_test(test_fits),
              cmocka_unit_test(test_no_null),
              cmocka_unit_test(test_lazy_read_is_the_whole_parse_or_declines),
-             cmocka_unit_test(test_lazy_read_counts_and_caps_depth))
+             cmocka_unit_test(test_lazy_read_counts_and_caps_depth),
+             cmocka_unit_test(test_sort_by_orders_by_key_and_keeps_ties))
