@@ -46,6 +46,16 @@ static const bc_pg_stmt stmts[] = {
      * them; no statement ran slower with it, and planning fell to 1.3 ms
      * and 0.02 ms. Said here, not left to a server default. */
     { "", "SET plan_cache_mode = force_generic_plan" },
+    /* But a generic plan made while a table is new (never analyzed: 10
+     * pages, 110 rows to the planner) lives until autovacuum first analyzes
+     * it, and at the default random_page_cost (4) hashing such a table
+     * costs less than looking up a turn's keys: the accepted dials hashed
+     * every call, 35 ms a statement for 123 rows, for the first ten seconds
+     * of a B2 (bench/RESULTS.md, twenty-third session). A turn's pages are
+     * in memory, where a random read costs about what a sequential one
+     * does; at 1.1 the lookup by key wins at any size, and each statement
+     * locks its calls in its list's order, which is call id order. */
+    { "", "SET random_page_cost = 1.1" },
     BC_PG_INCLUDE(bc_publisher_stmts),
     BC_PG_INCLUDE(bc_claim_stmts),
     BC_PG_INCLUDE(bc_dialing_stmts),
