@@ -2,6 +2,7 @@
 PostgreSQL and Kafka broker (started by deploy/local/infra.sh; tests/run.sh
 exports BC_PG_DSN and BC_KAFKA_BROKERS). Each test session gets its own
 database and its own topic prefix, so runs never see each other's data."""
+import contextlib
 import json
 import os
 import secrets
@@ -54,6 +55,31 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def calls_update_fails_once(stack, name, when, *params, cond="true", errcode="raise_exception"):
+    """A trigger on calls that makes one statement fail: the first row it
+    updates where the trigger's WHEN clause `when` (over OLD and NEW, with
+    %s for params) and the PL/pgSQL condition `cond` (which may read
+    tables) hold raises errcode. Yields reached(): how many rows met both,
+    the failing one included. Dropped on the way out."""
+    stack.sql(f"""CREATE SEQUENCE {name};
+                  CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+                  BEGIN
+                      IF ({cond}) AND nextval('{name}') = 1 THEN
+                          RAISE EXCEPTION '{name}: refused by the test'
+                              USING ERRCODE = '{errcode}';
+                      END IF;
+                      RETURN NEW;
+                  END $$;
+                  CREATE TRIGGER {name} BEFORE UPDATE ON calls FOR EACH ROW
+                  WHEN ({when}) EXECUTE FUNCTION {name}()""", *params)
+    try:
+        yield lambda: stack.sql(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+                                f" FROM {name}")[0][0]
+    finally:
+        stack.sql(f"DROP TRIGGER {name} ON calls; DROP FUNCTION {name}(); DROP SEQUENCE {name}")
 
 
 def wait_until(pred, timeout, what, interval=0.05):

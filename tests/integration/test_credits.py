@@ -9,7 +9,8 @@ from collections import Counter
 
 import requests
 
-from conftest import batchcall_headers, bearer, cartesia_batch, cartesia_headers, wait_until
+from conftest import (batchcall_headers, bearer, calls_update_fails_once, cartesia_batch,
+                      cartesia_headers, wait_until)
 from test_carrier_faults import Region, extra  # noqa: F401 (extra: a fixture)
 from test_dispatch import all_terminal, assert_one_dial_per_recipient, dials, metric
 from test_sim_strict import signature
@@ -398,23 +399,10 @@ def test_a_refused_dial_whose_end_was_not_recorded_still_gives_its_hold_back(sta
     start = 100 * PRICE
     t = stack.tenant(concurrency=10, credits=start)
     tenant = t["tenant_id"]
-    stack.sql("""CREATE SEQUENCE end_fails_once;
-                 CREATE FUNCTION end_fails_once() RETURNS trigger LANGUAGE plpgsql AS $$
-                 BEGIN
-                     IF nextval('end_fails_once') = 1 THEN
-                         RAISE EXCEPTION 'end refused by the test';
-                     END IF;
-                     RETURN NEW;
-                 END $$;
-                 CREATE TRIGGER end_fails_once BEFORE UPDATE ON calls FOR EACH ROW
-                 WHEN (NEW.tenant_id = %s AND NEW.end_reason = 'dial_failed'
-                       AND OLD.ended_at IS NULL)
-                 EXECUTE FUNCTION end_fails_once()""", tenant)
-    try:
+    with calls_update_fails_once(stack, "end_fails_once",
+                                 "NEW.tenant_id = %s AND NEW.end_reason = 'dial_failed'"
+                                 " AND OLD.ended_at IS NULL", tenant):
         bid = region_batch(stack, t, ["+14380000100"], limit=1, minutes=3)
-    finally:
-        stack.sql("DROP TRIGGER end_fails_once ON calls; DROP FUNCTION end_fails_once();"
-                  " DROP SEQUENCE end_fails_once")
     assert region.played()["create_4xx"] == 1
     events = [json.loads(x).get("event") for x in region.worker.log_lines()]
     assert "call.end_failed" in events
