@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "bc_credits.h"
-#include "bc_json.h"
 #include "bc_ends.h"
+#include "bc_json.h"
 #include "bc_policy.h"
 #include "bc_sql.h"
 

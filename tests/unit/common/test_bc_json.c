@@ -239,8 +239,7 @@ static void test_lazy_read_is_the_whole_parse_or_declines(void **state)
     }
 }
 
-/* The scan counts the elements before any is parsed; nesting past the
- * caps is declined, as the whole parse refuses it. */
+/* Sorted by the member, ties in their order, an item without it first. */
 static void test_sort_by_orders_by_key_and_keeps_ties(void **state)
 {
     (void)state;
@@ -261,6 +260,8 @@ static void test_sort_by_orders_by_key_and_keeps_ties(void **state)
     json_decref(a);
 }
 
+/* The scan counts the elements before any is parsed; nesting past the
+ * caps is declined, as the whole parse refuses it. */
 static void test_lazy_read_counts_and_caps_depth(void **state)
 {
     (void)state;
