@@ -81,3 +81,73 @@ def test_probes_read_recipients_only_for_the_batches_they_are_about(tmp_path):
         s.stop_all()
         s.drop_db()
         s.drop_topics()
+
+
+RELEASE = "-- Tops up a batch's window%"
+
+
+def test_a_batch_with_live_calls_is_topped_up_by_its_workers_and_once_a_second(tmp_path):
+    """The scheduler tops up at every pass only the batches no worker will:
+    those with no call live. A batch with one is topped up by the worker
+    that ends it, and by the scheduler once a second, for what no end tops
+    up (a recipient put back, a worker's top-up that failed, a retry come
+    due). At every pass it had been topping up every running batch: in B2,
+    715 of 1,640 top-ups, each counting the window's in-flight recipients
+    to find what a worker had just released. No worker process here: a
+    workers row says one lives, and the live call is a lease that holds
+    one."""
+    s = Stack(tmp_path)
+    try:
+        s.create_bare_db()
+        t = s.cli("demo", "--concurrency", "20")
+        number = s.sql("SELECT number FROM phone_numbers WHERE id = %s", t["from_number_id"])[0][0]
+        s.sql("INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number, region,"
+              "                     target_concurrency_limit, state, total)"
+              " VALUES ('lb', %s, 'cartesia', 'live', %s, %s, 'us', 2, 'admitted', 100)",
+              t["tenant_id"], t["agent_id"], number)
+        s.sql("INSERT INTO recipients (id, batch_id, tenant_id, seq, to_number)"
+              " SELECT 'lr' || q, 'lb', %s, q, '+1415' || lpad(q::text, 7, '0')"
+              "   FROM generate_series(1, 100) q", t["tenant_id"])
+        statements_reset(s)
+        port = free_port()
+        s.start("scheduler", "batchcall-scheduler", {
+            "BC_SCHEDULER_PORT": str(port), "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
+        s.wait_ready(f"http://127.0.0.1:{port}")
+
+        def in_flight():
+            return s.sql("SELECT count(*) FROM recipients WHERE batch_id = 'lb' AND released"
+                         "   AND status IN ('queued', 'dispatched', 'started')")[0][0]
+
+        def passes_and_releases(n):
+            statements_reset(s)
+            wait_until(lambda: calls_of(s, RUNNING) >= n, 30, f"{n} scheduler passes")
+            return calls_of(s, RUNNING), calls_of(s, RELEASE)
+
+        # Its window is the limit times two, its slots the scheduler's,
+        # given while a worker lives in the region.
+        s.sql("INSERT INTO workers (holder, region, expires_at)"
+              " VALUES ('test-worker', 'us', now() + interval '1 hour')")
+        wait_until(lambda: in_flight() == 4, 10, "the window released")
+        wait_until(lambda: s.sql("SELECT count(*) FROM leases WHERE batch_id = 'lb'")[0][0] == 2,
+                   10, "the batch's two slots")
+        # No call live: topped up at every pass.
+        passes, releases = passes_and_releases(20)
+        assert releases >= passes - 2, (passes, releases)
+        # A call live: left to its workers, but for once a second.
+        s.sql("UPDATE leases SET call_id = 'live-call', holder = 'test-worker',"
+              "       expires_at = now() + interval '1 hour' WHERE batch_id = 'lb' AND slot = 0")
+        passes, releases = passes_and_releases(40)
+        assert s.sql("SELECT call_id FROM leases WHERE batch_id = 'lb' AND slot = 0") == [("live-call",)]
+        assert 1 <= releases <= passes // 5, (passes, releases)
+        # What no end tops up is topped up all the same: one of the window
+        # ended without a worker's top-up.
+        s.sql("UPDATE recipients SET status = 'completed'"
+              " WHERE id = (SELECT id FROM recipients WHERE batch_id = 'lb' AND released"
+              "              ORDER BY seq LIMIT 1)")
+        assert in_flight() == 3
+        wait_until(lambda: in_flight() == 4, 5, "the window topped up again")
+        assert s.stop_all() == {"scheduler": 0}
+    finally:
+        s.stop_all()
+        s.drop_db()
+        s.drop_topics()
