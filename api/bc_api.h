@@ -21,6 +21,7 @@ typedef struct bc_api {
     const char *regions;        /* "us,eu,apac" */
     const char *carrier_token;  /* checks X-Twilio-Signature on callbacks */
     const char *public_url;     /* how the carrier reaches us, for signatures */
+    const char *callback_url;   /* where the carrier's callbacks go (public_url if unset) */
     const char *agent_secret;   /* checks agents' per-call tokens (bc_agent) */
     int webhook_https_only;     /* refuse http:// webhook URLs */
     int webhook_allow_private;  /* accept loopback/private webhook hosts */

@@ -45,6 +45,9 @@ static const bc_config_key keys[] = {
     { "regions", "BC_REGIONS", BC_STR, "us,eu,apac", "regions served (comma-separated)" },
     { "carrier-auth-token", "BC_CARRIER_AUTH_TOKEN", BC_STR, "sim-auth-token", "carrier auth token; checks X-Twilio-Signature" },
     { "public-url", "BC_PUBLIC_URL", BC_STR, "http://127.0.0.1:8080", "base URL the carrier uses to reach this API" },
+    { "callback-url", "BC_CALLBACK_URL", BC_STR, "", "base URL the carrier's callbacks are sent to, the callback port's when it has one (empty: public-url); the same on the workers, which put it in every dial. A callback signed for public-url is still taken" },
+    { "callback-port", "BC_API_CALLBACK_PORT", BC_INT, "0", "port of a listener of its own for the carrier's callbacks alone, with callback-threads threads (0: none; they are served on http-port)" },
+    { "callback-threads", "BC_API_CALLBACK_THREADS", BC_INT, "1", "threads of the callback port's listener: each callback waits for Kafka without holding one, and one thread answers a burst in fewer wake-ups than several" },
     { "agent-token-secret", "BC_AGENT_TOKEN_SECRET", BC_STR, "local-agent-token-secret", "signs the per-call tokens an agent shows to fetch its call's context and report on it; the same on every worker and API of a deployment (set your own)" },
     { "webhook-allow-private", "BC_WEBHOOK_ALLOW_PRIVATE", BC_BOOL, "false", "accept webhook URLs whose host is a loopback, private or link-local address, or localhost (receivers on a local network, the tests)" },
     { "webhook-require-https", "BC_WEBHOOK_REQUIRE_HTTPS", BC_BOOL, "true", "refuse webhook URLs that are not https (turn off for receivers on a local network)" },
@@ -456,6 +459,59 @@ static void warm_topics(bc_api *api)
     bc_publisher_warm(api->pub, topics, n, 2000);
 }
 
+/* The listeners' settings: the API port's threads, the callback port and
+ * its threads (0 and 0 without one). -1 if one is out of range, logged. */
+static int listen_config(bc_ctx *ctx, long *threads, long *cb_port, long *cb_threads)
+{
+    const char *bad = NULL;
+
+    *threads = bc_config_int(ctx->cfg, "http-threads");
+    *cb_port = bc_config_int(ctx->cfg, "callback-port");
+    *cb_threads = bc_config_int(ctx->cfg, "callback-threads");
+    if (*threads < 1 || *threads > 64)
+        bad = "BC_API_THREADS must be between 1 and 64";
+    else if (*cb_port < 0 || *cb_port > 65535 || *cb_threads < 1 || *cb_threads > 64)
+        bad = "BC_API_CALLBACK_PORT must be between 0 and 65535,"
+              " BC_API_CALLBACK_THREADS between 1 and 64";
+    else if (bc_config_int(ctx->cfg, "request-timeout") < 0 ||
+             bc_config_int(ctx->cfg, "max-connections-per-ip") < 0)
+        bad = "BC_API_REQUEST_TIMEOUT and BC_API_MAX_CONNECTIONS_PER_IP must not be negative";
+    if (bad) {
+        bc_log(ctx->log, BC_ERROR, "config.invalid", "{s:s}", "error", bad);
+        return -1;
+    }
+    if (*cb_port == 0)
+        *cb_threads = 0;
+    return 0;
+}
+
+/* The carrier's callbacks, three or more a call, on a listener of their
+ * own, with the API port's settings but its port, threads and routes: one
+ * thread answers a burst of them in fewer wake-ups than the API's several
+ * (bench/RESULTS.md, twenty-fourth session), and a create's COPY on an API
+ * thread never delays one. NULL if it could not start, logged. */
+static bc_http *callback_listener(bc_ctx *ctx, const bc_http_opts *api_opts,
+                                  const bc_http_surface *surfaces, long port, long threads)
+{
+    bc_http_opts o = *api_opts;
+    bc_err err = { "" };
+    bc_http *h;
+
+    o.bind = bc_config_str(ctx->cfg, "http-bind");
+    o.port = (int)port;
+    o.threads = (unsigned)threads;
+    o.metrics = ctx->metrics;
+    o.surfaces = surfaces;
+    if (!(h = bc_http_start(&o, &err))) {
+        bc_log(ctx->log, BC_ERROR, "http.start_failed", "{s:s,s:s}", "listener", "callbacks",
+               "error", err.msg);
+        return NULL;
+    }
+    bc_log(ctx->log, BC_INFO, "http.listening", "{s:s,s:s,s:i}", "listener", "callbacks",
+           "bind", o.bind, "port", bc_http_port(h));
+    return h;
+}
+
 int main(int argc, char **argv)
 {
     bc_ctx ctx;
@@ -463,6 +519,7 @@ int main(int argc, char **argv)
     bc_err err = { "" };
     bc_pg *pg = NULL;
     bc_http_opts o = { 0 };
+    bc_http *cb_http = NULL;
     bc_pg_stmt *stmts = NULL;
     /* The route table, in the order routes are tried: the agent's routes
      * take a call's token, not a tenant key, under Rymi's /v1/. */
@@ -484,8 +541,13 @@ int main(int argc, char **argv)
         bc_dashboard_surface(&api),
         { 0 },
     };
+    /* The callback port's: the carrier's routes alone. */
+    bc_http_surface cb_surfaces[] = {
+        bc_callback_surface(&api),
+        { 0 },
+    };
     int rc = bc_svc_init(&ctx, "api", "batchcall-api: the public HTTP API.", keys, argc, argv);
-    long threads;
+    long threads, cb_port, cb_threads;
 
     if (rc)
         return rc > 0 ? 0 : 2;
@@ -494,29 +556,23 @@ int main(int argc, char **argv)
     api.regions = bc_config_str(ctx.cfg, "regions");
     api.carrier_token = bc_config_str(ctx.cfg, "carrier-auth-token");
     api.public_url = bc_config_str(ctx.cfg, "public-url");
+    api.callback_url = bc_config_str(ctx.cfg, "callback-url");
+    if (!api.callback_url || !*api.callback_url)
+        api.callback_url = api.public_url;
     api.agent_secret = bc_config_str(ctx.cfg, "agent-token-secret");
     api.webhook_https_only = bc_config_bool(ctx.cfg, "webhook-require-https");
     api.webhook_allow_private = bc_config_bool(ctx.cfg, "webhook-allow-private");
-    threads = bc_config_int(ctx.cfg, "http-threads");
-    if (threads < 1 || threads > 64) {
-        bc_log(ctx.log, BC_ERROR, "config.invalid", "{s:s}", "error",
-               "BC_API_THREADS must be between 1 and 64");
+    if (listen_config(&ctx, &threads, &cb_port, &cb_threads) < 0)
         goto out;
-    }
-    if (bc_config_int(ctx.cfg, "request-timeout") < 0 ||
-        bc_config_int(ctx.cfg, "max-connections-per-ip") < 0) {
-        bc_log(ctx.log, BC_ERROR, "config.invalid", "{s:s}", "error",
-               "BC_API_REQUEST_TIMEOUT and BC_API_MAX_CONNECTIONS_PER_IP must not be negative");
-        goto out;
-    }
-    /* One connection per request thread, as many for the routes that may
-     * wait on threads of their own, plus one for the main loop. */
+    /* One connection per request thread (the callback port's too: a
+     * recording's callback writes), as many for the routes that may wait on
+     * threads of their own, plus one for the main loop. */
     if (!(stmts = stmts_join())) {
         bc_log(ctx.log, BC_ERROR, "api.start_failed", "{s:s}", "error", "out of memory");
         goto out;
     }
     if (!(api.pool = bc_pgpool_new(bc_config_str(ctx.cfg, "pg-dsn"), stmts,
-                                   (int)threads, &err)) ||
+                                   (int)(threads + cb_threads), &err)) ||
         !(api.wait_pool = bc_pgpool_new(bc_config_str(ctx.cfg, "pg-dsn"), stmts,
                                         (int)threads, &err)) ||
         !(pg = bc_pg_connect(bc_config_str(ctx.cfg, "pg-dsn"), stmts, &err)) ||
@@ -536,12 +592,15 @@ int main(int argc, char **argv)
     o.ud = &api;
     if (bc_svc_serve(&ctx, (int)bc_config_int(ctx.cfg, "http-port"), &o) < 0)
         goto out;
+    if (cb_port > 0 && !(cb_http = callback_listener(&ctx, &o, cb_surfaces, cb_port, cb_threads)))
+        goto out;
     api.ready = 1;
     while (bc_svc_running()) {
         /* Forget acknowledged outbox rows; the relay handles the rest. */
         if (bc_publisher_tick(api.pub, pg, &err) < 0)
             bc_log(ctx.log, BC_WARN, "outbox.delete_failed", "{s:s}", "error", err.msg);
         bc_http_tick(ctx.http);
+        bc_http_tick(cb_http);
         usleep(20000);
     }
     bc_log(ctx.log, BC_INFO, "api.draining", NULL);
@@ -552,6 +611,7 @@ out:
      * goes: a handler may be waiting on a delivery report. */
     bc_http_stop(ctx.http);
     ctx.http = NULL;
+    bc_http_stop(cb_http);
     if (api.pub) {
         bc_publisher_free(api.pub, 5000);
         api.pub = NULL;

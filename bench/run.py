@@ -76,6 +76,14 @@ class Scenario:
         # BENCH_API_LINGER_MS: the API's --kafka-linger-ms alone (the other
         # processes keep theirs): the trade docs/operations.md describes.
         api_env = {"BC_API_PORT": str(s.api_port), "BC_LOG_LEVEL": "warn"}
+        # The carrier's callbacks on the API's callback port, as deployed
+        # (deploy/k8s); BENCH_SPLIT_CALLBACKS=0 serves them on its API port
+        # (the comparison of bench/RESULTS.md, twenty-fourth session).
+        cb_env = {}
+        if os.environ.get("BENCH_SPLIT_CALLBACKS", "1") == "1":
+            cb_port = _free_port()
+            cb_env = {"BC_CALLBACK_URL": f"http://127.0.0.1:{cb_port}"}
+            api_env.update(cb_env, BC_API_CALLBACK_PORT=str(cb_port))
         if os.environ.get("BENCH_API_LINGER_MS"):
             api_env["BC_KAFKA_LINGER_MS"] = os.environ["BENCH_API_LINGER_MS"]
         s.start("api", "batchcall-api", api_env)
@@ -96,7 +104,7 @@ class Scenario:
             port = _free_port()
             self.workers.append((s.start(f"worker{i}", "batchcall-worker",
                                          dict({"BC_WORKER_PORT": str(port), "BC_LOG_LEVEL": "warn"},
-                                              **prompt, **(worker_env or {}))), port))
+                                              **prompt, **cb_env, **(worker_env or {}))), port))
         s.wait_ready(s.sim)
         s.wait_ready(s.api)
         for _, port in self.workers:

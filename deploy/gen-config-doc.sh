@@ -28,7 +28,7 @@ In Kubernetes (`deploy/k8s`) the variables come from the ConfigMap
 `batchcall-secrets`, which holds `BC_PG_DSN` (it carries the database
 password), `BC_CARRIER_AUTH_TOKEN` and `BC_AGENT_TOKEN_SECRET`. The region
 overlays set `BC_REGION`. Settings shared by several processes (`BC_PG_DSN`,
-`BC_KAFKA_BROKERS`, `BC_TOPIC_PREFIX`, `BC_PUBLIC_URL`, the carrier's,
+`BC_KAFKA_BROKERS`, `BC_TOPIC_PREFIX`, `BC_PUBLIC_URL`, `BC_CALLBACK_URL`, the carrier's,
 `BC_AGENT_TOKEN_SECRET`) must agree between them.
 
 HEAD

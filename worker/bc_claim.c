@@ -27,7 +27,7 @@ static void callback_url(bc_worker *w, const char *kind, const char *tenant, con
 {
     /* The API rebuilds exactly this string to check the signature. */
     snprintf(out, cap, "%s/carrier/twilio/%s?region=%s&tenant_id=%s&batch_id=%s&call_id=%s",
-             w->public_url, kind, w->region, tenant, batch, call);
+             w->callback_url, kind, w->region, tenant, batch, call);
 }
 
 /* Fills d's agent leg from claim row k (bc_agent_leg). 0 or -1. */

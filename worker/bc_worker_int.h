@@ -62,6 +62,7 @@ struct bc_worker {
     char region[16];
     char jobs_topic[160], results_topic[160];
     const char *public_url;
+    const char *callback_url;   /* the carrier's callbacks: public_url unless set */
     const char *agent_secret;    /* signs per-call agent tokens */
     long max_in_hand, max_dials, lease_ttl_s, retry_base_ms;
     int result_v1;               /* also publish call-results as v1 */

@@ -110,9 +110,10 @@ int bc_callback_verify(bc_api *api, const bc_http_req *req, bc_http_resp *resp,
     const char *tenant = bc_http_query(req, "tenant_id");
     const char *batch = bc_http_query(req, "batch_id");
     const char *call = bc_http_query(req, "call_id");
-    const char *body;
+    const char *body, *sig;
     char url[512];
     size_t len;
+    int ok;
 
     memset(form, 0, sizeof *form);
     if (!region || !region_ok(api, region) || strlen(region) >= sizeof ids->region ||
@@ -126,11 +127,19 @@ int bc_callback_verify(bc_api *api, const bc_http_req *req, bc_http_resp *resp,
         return -1;
     }
     /* We issued this URL in this exact shape, so we can rebuild it to check
-     * the signature without trusting any part of the request line. */
+     * the signature without trusting any part of the request line: under
+     * the callback URL, or the public URL of calls dialed before there was
+     * one. */
     snprintf(url, sizeof url, "%s%s?region=%s&tenant_id=%s&batch_id=%s&call_id=%s",
-             api->public_url, path, region, tenant, batch, call);
-    if (!bc_twilio_check(api->carrier_token, url, form,
-                         bc_http_header(req, "X-Twilio-Signature"))) {
+             api->callback_url, path, region, tenant, batch, call);
+    sig = bc_http_header(req, "X-Twilio-Signature");
+    ok = bc_twilio_check(api->carrier_token, url, form, sig);
+    if (!ok && strcmp(api->callback_url, api->public_url)) {
+        snprintf(url, sizeof url, "%s%s?region=%s&tenant_id=%s&batch_id=%s&call_id=%s",
+                 api->public_url, path, region, tenant, batch, call);
+        ok = bc_twilio_check(api->carrier_token, url, form, sig);
+    }
+    if (!ok) {
         bc_metrics_inc(api->ctx->metrics, "carrier_callbacks_rejected_total",
                        "Carrier callbacks with a bad signature", NULL, 1);
         bc_form_free(form);

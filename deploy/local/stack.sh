@@ -10,6 +10,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/lib.sh"
 
 API_PORT="${BC_API_PORT:-8080}"
+CALLBACK_PORT="${BC_API_CALLBACK_PORT:-8081}"
 SIM_PORT="${BC_SIM_PORT:-8090}"
 AGENT_PORT="${BC_AGENT_PORT:-8443}"
 AGENT_CONTROL_PORT="${BC_AGENT_CONTROL_PORT:-8444}"
@@ -65,13 +66,15 @@ up() {
     "$ROOT/build/batchcall" tz-load --file "$STATE/tz-prefixes.txt" >/dev/null
     "$ROOT/build/batchcall" topics >/dev/null
     export BC_PUBLIC_URL="http://127.0.0.1:$API_PORT" BC_CARRIER_URL="http://127.0.0.1:$SIM_PORT"
+    # The carrier's callbacks on the API's port of their own, as deployed.
+    export BC_CALLBACK_URL="http://127.0.0.1:$CALLBACK_PORT"
     export BC_AGENT_ENDPOINT="wss://127.0.0.1:$AGENT_PORT/stream" BC_SIM_AGENT_CA="$STATE/tls/agent.crt"
     start_agent
     start carrier-sim batchcall-carrier-sim BC_SIM_PORT="$SIM_PORT" BC_SIM_MS_PER_SECOND="${BC_SIM_MS_PER_SECOND:-100}"
     # A local stack posts webhooks to local receivers, which speak plain http
     # on loopback or the local network.
     export BC_WEBHOOK_ALLOW_PRIVATE="${BC_WEBHOOK_ALLOW_PRIVATE:-1}"
-    start api batchcall-api BC_API_PORT="$API_PORT" BC_WEBHOOK_REQUIRE_HTTPS="${BC_WEBHOOK_REQUIRE_HTTPS:-0}"
+    start api batchcall-api BC_API_PORT="$API_PORT" BC_API_CALLBACK_PORT="$CALLBACK_PORT" BC_WEBHOOK_REQUIRE_HTTPS="${BC_WEBHOOK_REQUIRE_HTTPS:-0}"
     start scheduler batchcall-scheduler BC_SCHEDULER_PORT=9102
     start worker batchcall-worker BC_WORKER_PORT=9101
     wait_for "curl -fs http://127.0.0.1:$AGENT_CONTROL_PORT/healthz" 30 ||
