@@ -157,18 +157,17 @@ static const bc_pg_stmt stmts[] = {
       "  WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = $1 AND l.slot = g)"
       "  ORDER BY g = ANY (ARRAY(SELECT batch_wanted_slots($1, $3::int))) DESC, g"
       "  LIMIT $2::int ON CONFLICT DO NOTHING" },
-    /* Admitted batches with work that could be released. OFFSET 0 keeps
-     * each batch's test a lookup by batch_id: pulled up into a join, with
-     * the statistics of a table just filled, it ran as a scan of every
-     * active recipient per batch. The batches are chosen first, behind an
-     * OFFSET 0 of their own (so are those of wait_region, short and
-     * expiry_done): in a plan cached while recipients was empty, the test
-     * cost nothing and ran ahead of region and state, as a scan of
-     * recipients for every batch of the table (test_scheduler_plans.py:
-     * 36,000 pages a pass with 30 batches scheduled for tomorrow). */
-    /* The admitted batches with due recipients to release: every one when
+    /* Admitted batches with work that could be released: every one when
      * $2, else those with no call live (a batch with one is topped up by
-     * the worker that ends it, bc_topup.h). $1 region $2 all */
+     * the worker that ends it, bc_topup.h). OFFSET 0 keeps each batch's
+     * test a lookup by batch_id: pulled up into a join, with the
+     * statistics of a table just filled, it ran as a scan of every active
+     * recipient per batch. The batches are chosen first, behind an OFFSET 0
+     * of their own (so are those of wait_region, short and expiry_done):
+     * in a plan cached while recipients was empty, the test cost nothing
+     * and ran ahead of region and state, as a scan of recipients for every
+     * batch of the table (test_scheduler_plans.py: 36,000 pages a pass
+     * with 30 batches scheduled for tomorrow). $1 region $2 all */
     { "running",
       "SELECT b.id FROM (SELECT id FROM batches WHERE region = $1 AND state = 'admitted'"
       "                   OFFSET 0) b"
