@@ -556,9 +556,7 @@ int main(int argc, char **argv)
     api.regions = bc_config_str(ctx.cfg, "regions");
     api.carrier_token = bc_config_str(ctx.cfg, "carrier-auth-token");
     api.public_url = bc_config_str(ctx.cfg, "public-url");
-    api.callback_url = bc_config_str(ctx.cfg, "callback-url");
-    if (!api.callback_url || !*api.callback_url)
-        api.callback_url = api.public_url;
+    api.callback_url = bc_config_str_or(ctx.cfg, "callback-url", api.public_url);
     api.agent_secret = bc_config_str(ctx.cfg, "agent-token-secret");
     api.webhook_https_only = bc_config_bool(ctx.cfg, "webhook-require-https");
     api.webhook_allow_private = bc_config_bool(ctx.cfg, "webhook-allow-private");

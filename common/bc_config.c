@@ -216,6 +216,13 @@ const char *bc_config_str(const bc_config *cfg, const char *flag)
     return value(cfg, flag);
 }
 
+const char *bc_config_str_or(const bc_config *cfg, const char *flag, const char *fallback)
+{
+    const char *v = value(cfg, flag);
+
+    return v && *v ? v : fallback;
+}
+
 long bc_config_int(const bc_config *cfg, const char *flag)
 {
     long l = 0;

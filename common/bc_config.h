@@ -41,5 +41,8 @@ void bc_config_markdown(const bc_config_key *keys, const char *prog,
 const char *bc_config_str(const bc_config *cfg, const char *flag);
 long bc_config_int(const bc_config *cfg, const char *flag);
 int bc_config_bool(const bc_config *cfg, const char *flag);
+/* The string value, or fallback when it is unset or empty (a setting that
+ * defaults to another's value: callback-url to public-url). */
+const char *bc_config_str_or(const bc_config *cfg, const char *flag, const char *fallback);
 
 #endif

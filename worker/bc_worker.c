@@ -311,9 +311,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     w->ends_by_id = json_object();
     snprintf(w->region, sizeof w->region, "%s", bc_config_str(c, "region"));
     w->public_url = bc_config_str(c, "public-url");
-    w->callback_url = bc_config_str(c, "callback-url");
-    if (!w->callback_url || !*w->callback_url)
-        w->callback_url = w->public_url;
+    w->callback_url = bc_config_str_or(c, "callback-url", w->public_url);
     w->agent_secret = bc_config_str(c, "agent-token-secret");
     w->max_in_hand = bc_config_int(c, "max-in-hand");
     w->max_dials = bc_config_int(c, "max-dials-in-flight");

@@ -2,9 +2,12 @@
 BC_CALLBACK_URL): the workers put that URL in every dial, the port answers
 the carrier's routes and nothing else, and a callback signed for the public
 URL (a call dialed before the port existed) is still taken there."""
+import os
+import subprocess
+
 import requests
 
-from conftest import api_proc, cartesia_headers, free_port, wait_until
+from conftest import BUILD, api_proc, cartesia_headers, free_port, wait_until
 from test_carrier_events import sim_metric
 from test_dispatch import Extra, all_terminal
 from test_publisher_route import signature
@@ -80,9 +83,6 @@ def test_the_carriers_callbacks_go_to_the_callback_port_and_only_they_are_served
 
 
 def test_a_callback_port_out_of_range_stops_the_api_with_why(stack, tmp_path):
-    from conftest import BUILD
-    import os
-    import subprocess
     for env in ({"BC_API_CALLBACK_PORT": "70000"},
                 {"BC_API_CALLBACK_PORT": "1", "BC_API_CALLBACK_THREADS": "0"}):
         p = subprocess.run([os.path.join(BUILD, "batchcall-api")], capture_output=True, text=True,

@@ -30,6 +30,14 @@ static void test_defaults_env_and_flags(void **state)
     assert_int_equal(bc_config_int(c, "http-port"), 9000);   /* flag beats env */
     assert_int_equal(bc_config_bool(c, "verbose"), 0);        /* default */
     assert_string_equal(bc_config_str(c, "token"), "t1");
+    /* Set: its value; empty or unset: the fallback. */
+    assert_string_equal(bc_config_str_or(c, "pg-dsn", "fb"), "postgres://env");
+    assert_string_equal(bc_config_str_or(c, "token", "fb"), "t1");
+    bc_config_free(c);
+    setenv("BCT_PG_DSN", "", 1);
+    c = bc_config_load(keys, 4, argv, &help, &err);
+    assert_non_null(c);
+    assert_string_equal(bc_config_str_or(c, "pg-dsn", "fb"), "fb");
     bc_config_free(c);
     unsetenv("BCT_PG_DSN");
     unsetenv("BCT_HTTP_PORT");
