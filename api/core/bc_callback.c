@@ -103,17 +103,13 @@ static void acked(void *ud, int ok)
                    ok ? json_pack("{s:s}", "status", "ok") : json_pack("{s:s}", "error", "try again"));
 }
 
-/* Whether sig signs the callback to our URL under base. We issued that URL
- * in this exact shape, so we rebuild it to check the signature without
- * trusting any part of the request line (the query's ids were checked). */
-static int signed_under(const bc_api *api, const char *base, const char *path,
-                        const bc_http_req *req, const bc_form *form, const char *sig)
+/* Whether sig signs the callback to base + addr, our URL for it. */
+static int signed_under(const bc_api *api, const char *base, const char *addr,
+                        const bc_form *form, const char *sig)
 {
     char url[512];
 
-    snprintf(url, sizeof url, "%s%s?region=%s&tenant_id=%s&batch_id=%s&call_id=%s", base, path,
-             bc_http_query(req, "region"), bc_http_query(req, "tenant_id"),
-             bc_http_query(req, "batch_id"), bc_http_query(req, "call_id"));
+    snprintf(url, sizeof url, "%s%s", base, addr);
     return bc_twilio_check(api->carrier_token, url, form, sig);
 }
 
@@ -125,6 +121,7 @@ int bc_callback_verify(bc_api *api, const bc_http_req *req, bc_http_resp *resp,
     const char *batch = bc_http_query(req, "batch_id");
     const char *call = bc_http_query(req, "call_id");
     const char *body, *sig;
+    char addr[512];
     size_t len;
 
     memset(form, 0, sizeof *form);
@@ -138,12 +135,15 @@ int bc_callback_verify(bc_api *api, const bc_http_req *req, bc_http_resp *resp,
         reply(resp, 400, "malformed form body");
         return -1;
     }
-    /* Under the callback URL, or the public URL of calls dialed before
-     * there was one. */
+    /* We issued this URL in this exact shape, so we rebuild it to check the
+     * signature without trusting any part of the request line: under the
+     * callback URL, or the public URL of calls dialed before there was one. */
+    snprintf(addr, sizeof addr, "%s?region=%s&tenant_id=%s&batch_id=%s&call_id=%s", path,
+             region, tenant, batch, call);
     sig = bc_http_header(req, "X-Twilio-Signature");
-    if (!signed_under(api, api->callback_url, path, req, form, sig) &&
+    if (!signed_under(api, api->callback_url, addr, form, sig) &&
         (!strcmp(api->callback_url, api->public_url) ||
-         !signed_under(api, api->public_url, path, req, form, sig))) {
+         !signed_under(api, api->public_url, addr, form, sig))) {
         bc_metrics_inc(api->ctx->metrics, "carrier_callbacks_rejected_total",
                        "Carrier callbacks with a bad signature", NULL, 1);
         bc_form_free(form);
