@@ -586,15 +586,16 @@ def b3_split(dials, rows, limit):
     # together and end in step for their first seconds (RESULTS.md,
     # twenty-fifth session), so the mean alone hides where it is.
     windows = {}
-    for a, e in zip(starts[limit:], ends):
-        windows.setdefault(int((e - starts[0]) // 10000), []).append(max(0.0, a - e))
+    for e, gap in zip(ends, total):
+        windows.setdefault(int((e - starts[0]) // 10000) * 10, []).append(gap)
     # The means, and the medians beside them: a mean well above its median
     # is a tail (stalls), not the path every slot takes.
-    return {"windows": {k * 10: statistics.mean(v) for k, v in sorted(windows.items())},"idle": statistics.mean(total) if total else 0.0,
+    return {"idle": statistics.mean(total) if total else 0.0,
             "end": statistics.mean(cb) if cb else 0.0,
             "create": statistics.mean(dl) if dl else 0.0,
             "idle_p50": pct(total, 50), "end_p50": pct(cb, 50), "create_p50": pct(dl, 50),
-            "idle_p90": pct(total, 90)}
+            "idle_p90": pct(total, 90),
+            "windows": {s: statistics.mean(v) for s, v in sorted(windows.items())}}
 
 
 def b4(args):
