@@ -281,6 +281,7 @@ int main(int argc, char **argv)
     }
     /* Streams tell calls what happened: stop them before calls go. */
     sim_ws_free(s.ws);
+    sim_callbacks_free(&s);
     curl_multi_cleanup(s.multi);
     curl_global_cleanup();
     sim_map_free(&s.calls, free_call);

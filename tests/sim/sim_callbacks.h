@@ -7,8 +7,13 @@
 #ifndef SIM_CALLBACKS_H
 #define SIM_CALLBACKS_H
 
+#include "sim_model.h"
+
 /* The thread's body (pthread_create); arg is the sim. Returns once
  * sim->stop is set. */
 void *sim_callbacks_loop(void *arg);
+
+/* Frees the easy handles the thread kept, once it has returned. */
+void sim_callbacks_free(sim *s);
 
 #endif

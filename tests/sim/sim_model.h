@@ -16,6 +16,8 @@
 #include "sim_twiml.h"
 #include "sim_ws.h"
 
+#define SIM_IDLE_EASY 256
+
 typedef struct counts {
     long dials, live, peak;
 } counts;
@@ -113,6 +115,10 @@ typedef struct sim {
     double bucket;           /* cps token bucket */
     long long bucket_at;
     CURLM *multi;
+    /* Easy handles of finished requests, reset, for the next ones (the
+     * callback thread's alone; sim_callbacks.c). */
+    CURL *idle[SIM_IDLE_EASY];
+    int nidle;
     char cburl_prefix[8];
     /* The agent side: TwiML timers (a min-heap by due), the Media Streams
      * client, what the agents saw, and what was refused. */
