@@ -3,10 +3,6 @@
 #include <string.h>
 
 const bc_pg_stmt bc_credits_stmts[] = {
-    { "credits_afford",
-      "SELECT " BC_SQL_CREDITS_BALANCE("t.id") " >= "
-      BC_SQL_CREDITS_HOLD("t.price_per_min_cents", "$2::int") " AS ok"
-      "  FROM tenants t WHERE t.id = $1" },
     { "credits_topup",
       "WITH t AS (UPDATE tenants SET credits_cents = credits_cents + $2::bigint"
       "            WHERE id = $1 RETURNING id, credits_cents),"

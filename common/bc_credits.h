@@ -42,10 +42,10 @@ long long bc_credits_cost(const char *status, long duration_s, int price, long l
  * credits_resume. */
 
 /* The statements more than one process prepares (BC_PG_INCLUDE):
- * "credits_afford", a create's test: can tenant $1 pay one call of $2
- * minutes at most? One row: ok. And "credits_topup", an admin's
- * `credits-add`: the grant and its ledger row in one statement, $1 tenant
- * $2 cents $3 actor; returns credits_cents, the balance after. */
+ * "credits_topup", an admin's `credits-add`: the grant and its ledger row
+ * in one statement, $1 tenant $2 cents $3 actor; returns credits_cents,
+ * the balance after. (A create's test, whether the tenant can pay one
+ * call, is the API's create_tests.) */
 extern const bc_pg_stmt bc_credits_stmts[];
 
 #endif

@@ -102,6 +102,7 @@ typedef struct creating {
     const char *state;           /* draft, scheduled or pending */
     size_t n;                    /* its recipients */
     int read;                    /* all of them read and checked */
+    int gated;                   /* the tenant's policy could stop a number */
 } creating;
 
 /* A recipient's time zone, noted once in zones (at most 512 kept). */
@@ -252,7 +253,8 @@ static bc_batch_rc over_limit(int limit, long concurrency, bc_err *err)
 /* The batch's concurrency (capped by its caller-ID pool), within the
  * tenant's; and a tenant that cannot pay one call of it is refused (402 on
  * every surface), whatever created it: credits are the core's rule,
- * checked here and again before each dial. */
+ * checked here and again before each dial. The same statement tells
+ * whether the tenant's policy could stop any number (c->gated). */
 static bc_batch_rc check_limits(bc_pg *pg, const bc_principal *who, const bc_batch_spec *s,
                                 creating *c, bc_err *err)
 {
@@ -274,9 +276,10 @@ static bc_batch_rc check_limits(bc_pg *pg, const bc_principal *who, const bc_bat
         return over_limit(c->limit, who->concurrency, err);
     snprintf(mins, sizeof mins, "%d", s->max_call_duration_min);
     const char *p[] = { who->tenant_id, mins };
-    if (!(res = bc_pg_exec(pg, "credits_afford", 2, p, err)))
+    if (!(res = bc_pg_exec(pg, "create_tests", 2, p, err)))
         return BC_BATCH_ERROR;
     ok = !strcmp(bc_pg_val(res, 0, "ok"), "t");
+    c->gated = !strcmp(bc_pg_val(res, 0, "gated"), "t");
     PQclear(res);
     if (ok)
         return BC_BATCH_OK;
@@ -497,7 +500,7 @@ static bc_batch_rc create_in_txn(bc_api *api, bc_pg *pg, const bc_principal *who
         return BC_BATCH_ERROR;
     if ((rc = store_recipients(pg, who, s, c, err)) != BC_BATCH_OK)
         return rc;
-    if ((rc = apply_policy(api, pg, who, s, c->id, &s->stopped, err)) != BC_BATCH_OK)
+    if (c->gated && (rc = apply_policy(api, pg, who, s, c->id, &s->stopped, err)) != BC_BATCH_OK)
         return rc;
     if (!strcmp(c->state, "pending") && (rc = admit(api, pg, who, c, rel, err)) != BC_BATCH_OK)
         return rc;
