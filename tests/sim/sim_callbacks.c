@@ -483,13 +483,13 @@ void *sim_callbacks_loop(void *arg)
 
     while (!s->stop) {
         long long now = now_ms(), wait = 50;
-        int n = 0;
+        int n = 0, k = 0;
 
-        /* At most SEND_BATCH requests are made before libcurl sends them:
-         * when many calls end at once, the first callback goes out at
-         * once, not after all of them are built. A carrier tells each call
-         * on its own; a slot's idle time is counted from the moment its
-         * call is over here (gone_ms). */
+        /* At most SEND_BATCH callbacks, and as many timed events, are made
+         * before libcurl sends them: when many calls end at once, the
+         * first callback goes out at once, not after all of them are
+         * built. A carrier tells each call on its own; a slot's idle time
+         * is counted from the moment its call is over here (gone_ms). */
         pthread_mutex_lock(&s->mu);
         while (n < SEND_BATCH && s->nheap && s->heap[0]->due <= now) {
             call *c = sim_heap_pop(s);
@@ -499,10 +499,9 @@ void *sim_callbacks_loop(void *arg)
             start_send(s, c);
             n++;
         }
-        while (n < SEND_BATCH && s->ntev && s->tev[0].due <= now) {
+        while (k++ < SEND_BATCH && s->ntev && s->tev[0].due <= now) {
             struct tev e = sim_heap_tev_pop(s);
             run_tev(s, &e);
-            n++;
         }
         if (s->nheap)
             wait = s->heap[0]->due - now;
