@@ -89,8 +89,8 @@ const bc_pg_stmt bc_api_stmts[] = {
      * a gate the policy statements below are not run at all: planned anew
      * for each batch (PostgreSQL keeps a custom plan for them), they cost
      * a 5,000-recipient create 0.4 ms to find nothing (bench/RESULTS.md,
-     * twenty-sixth session). A number listed while the create runs is
-     * stopped by the claim's gate, as one listed just after it is.
+     * twenty-sixth session). If a tenant's first number is listed while
+     * its create runs, the claim's gate stops it, as one listed just after.
      * $1 tenant $2 minutes */
     { "create_tests",
       "SELECT " BC_SQL_CREDITS_BALANCE("t.id") " >= "
