@@ -91,6 +91,13 @@ class Client:
         return r.status, r.read().decode()
 
 
+def remove_batches(cur, ids):
+    """Deletes batches ids with their leases and recipients."""
+    cur.execute("DELETE FROM leases WHERE batch_id = ANY(%s)", (ids,))
+    cur.execute("DELETE FROM recipients WHERE batch_id = ANY(%s)", (ids,))
+    cur.execute("DELETE FROM batches WHERE id = ANY(%s)", (ids,))
+
+
 def settle(cur, tenant):
     """Starts the run from a settled table. The rows of B1 batches an
     earlier run or experiment left behind go (a run stopped before its
@@ -103,9 +110,7 @@ def settle(cur, tenant):
                 " WHERE b.name = 'b1' AND (t.id = %s OR t.name LIKE 'bench-b1%%')", (tenant,))
     old = cur.fetchone()[0] or []
     if old:
-        cur.execute("DELETE FROM leases WHERE batch_id = ANY(%s)", (old,))
-        cur.execute("DELETE FROM recipients WHERE batch_id = ANY(%s)", (old,))
-        cur.execute("DELETE FROM batches WHERE id = ANY(%s)", (old,))
+        remove_batches(cur, old)
     cur.execute("VACUUM (ANALYZE) recipients")
     cur.execute("SELECT reltuples::bigint, pg_total_relation_size(oid) FROM pg_class"
                 " WHERE relname = 'recipients'")
@@ -223,9 +228,7 @@ def main():
     # stack's database, run after run (25.6 million recipients, 12 GB, by
     # the sixteenth session), and each B1 measured a table its own history
     # had grown (bench/RESULTS.md, sixteenth session).
-    cur.execute("DELETE FROM leases WHERE batch_id = ANY(%s)", (created,))
-    cur.execute("DELETE FROM recipients WHERE batch_id = ANY(%s)", (created,))
-    cur.execute("DELETE FROM batches WHERE id = ANY(%s)", (created,))
+    remove_batches(cur, created)
 
 
 if __name__ == "__main__":
