@@ -49,9 +49,18 @@ const bc_pg_stmt bc_ends_stmts[] = {
       "                  FROM (SELECT DISTINCT s FROM jsonb_array_elements_text(e.pre) s) p"
       "                 WHERE call_status_rank(s) > call_status_rank(calls.status)), '[]')"
       "                          || jsonb_build_object('status', e.status, 'at', rfc3339_ms(now())),"
+      /* A call that ended completed was answered (Twilio's meaning of
+       * completed): without the answered callback (--carrier-events
+       * completed) its answer is its end less its duration, never before
+       * its dial (a duration is whole seconds, rounded up), so
+       * batch-call's picked_up and the v3 event count it all the same. */
       "        answered_at = CASE WHEN e.pre ? 'in-progress' AND call_status_rank(calls.status)"
       "                                < call_status_rank('in-progress')"
-      "                           THEN now() ELSE calls.answered_at END,"
+      "                           THEN now()"
+      "                           WHEN calls.answered_at IS NULL AND e.status = 'completed'"
+      "                           THEN greatest(calls.created_at,"
+      "                                         now() - make_interval(secs => coalesce(e.dur, 0)))"
+      "                           ELSE calls.answered_at END,"
       /* With AsyncAmd the verdict came before the end (amd_many, or
        * folded here), not on it: a completed call a machine took is a
        * voicemail either way. */

@@ -24,7 +24,7 @@ static const bc_config_key keys[] = {
     { "lease-ttl", "BC_LEASE_TTL", BC_INT, "60", "seconds a lease lives without renewal" },
     { "retry-base-ms", "BC_RETRY_BASE_MS", BC_INT, "60000", "first retry back-off; doubles per attempt, with jitter" },
     { "machine-detection", "BC_CARRIER_MACHINE_DETECTION", BC_STR, "DetectMessageEnd", "answering-machine detection asked of the carrier: DetectMessageEnd, Enable or off (voicemail outcomes need it)" },
-    { "carrier-events", "BC_CARRIER_EVENTS", BC_STR, "ringing answered completed", "status callbacks asked of the carrier per call (Twilio's StatusCallbackEvent): initiated, ringing, answered, completed; completed is always asked. Fewer events, less work per call; without ringing and answered a call shows no ringing or in-progress status" },
+    { "carrier-events", "BC_CARRIER_EVENTS", BC_STR, "ringing answered completed", "status callbacks asked of the carrier per call (Twilio's StatusCallbackEvent): initiated, ringing, answered, completed; completed is always asked. Fewer events, less work per call (docs/operations.md); without ringing and answered a call shows no ringing or in-progress status while it lives, and a completed call's answer is its end less its duration" },
     { "call-result-v1", "BC_CALL_RESULT_V1", BC_BOOL, "false", "publish each call-result as v1 too, beside v2, for consumers not yet moved (docs/analytics.md)" },
     { "drain-ms", "BC_DRAIN_MS", BC_INT, "20000", "grace period on SIGTERM" },
     { 0 },

@@ -48,6 +48,11 @@ def run_region(stack, tmp_path, events, n):
                           10, "the carrier's count of callbacks")
         hist = stack.sql("SELECT history, status, answered_at IS NOT NULL, duration_s FROM calls"
                          " WHERE batch_id = %s", bid)
+        # The answer's time never after the end, nor before the dial.
+        bad = stack.sql("SELECT id, created_at, answered_at, ended_at FROM calls"
+                        " WHERE batch_id = %s AND answered_at IS NOT NULL"
+                        "   AND NOT answered_at BETWEEN created_at AND ended_at", bid)
+        assert bad == [], bad
         return bid, hist, sent
     finally:
         extra.stop()
@@ -198,9 +203,16 @@ def test_completed_only_sends_one_callback_per_call_and_loses_nothing(stack, tmp
     for history, status, answered, dur in calls:
         assert status == "completed"
         assert statuses(history) == ["claimed", "dialing", "queued", "completed"]
-        assert not answered and dur == 2   # the duration comes with the final status
+        # The duration comes with the final status, and a completed call was
+        # answered: its answer is its end less its duration (bc_ends.c).
+        assert answered and dur == 2
     rec = stack.sql("SELECT status, count(*) FROM recipients WHERE batch_id = %s GROUP BY 1", bid)
     assert rec == [("completed", 8)]
+    # Each answer is its end less the duration told, or its dial if that
+    # is earlier: here a simulated second is 10 ms, so its dial.
+    off = stack.sql("SELECT id FROM calls WHERE batch_id = %s AND answered_at IS DISTINCT FROM"
+                    " greatest(created_at, ended_at - make_interval(secs => duration_s))", bid)
+    assert off == [], off
 
 
 def test_an_unknown_event_stops_the_worker_naming_the_variable(stack):
