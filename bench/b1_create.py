@@ -120,7 +120,7 @@ def settle(cur, tenant):
 
 
 def main():
-    runs = int(os.environ.get("B1_RUNS", "30"))
+    runs = int(os.environ.get("B1_RUNS", "100"))
     api = os.environ.get("BC_API", "http://127.0.0.1:8080")
     dsn = env()["BC_PG_DSN"]
     import subprocess
