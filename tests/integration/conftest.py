@@ -5,6 +5,7 @@ database and its own topic prefix, so runs never see each other's data."""
 import contextlib
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -51,10 +52,41 @@ def plain_build(test):
         pytest.mark.skipif(build_is_sanitized(), reason="needs the plain build")(test))
 
 
+_PORTS_GIVEN = set()
+_RNG = random.SystemRandom()   # a test's random.seed must not make two runs agree
+
+
+def _port_range():
+    """Where free_port draws from: below the kernel's ephemeral ports (or
+    above them, if too few are below)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999
+    return (max(1024, lo - 12000), lo) if lo - 1024 >= 4000 else (hi + 1, 65536)
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, for a process to bind next. Not bind(0):
+    that port comes from the ephemeral range, where every outgoing
+    connection takes its local port, so one could take it before the
+    process binds it ("http: cannot listen on 127.0.0.1:58743", a bench run
+    of the twenty-ninth session). Outside that range only a listener can,
+    and the bind below rules those out; a port is given once a process."""
+    lo, hi = _port_range()
+    for _ in range(1000):
+        port = _RNG.randrange(lo, hi)
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port in {lo}-{hi}")
 
 
 @contextlib.contextmanager
