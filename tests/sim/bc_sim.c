@@ -65,6 +65,8 @@ static const bc_config_key keys[] = {
       "media messages sent on each Media Stream, one each 20 ms" },
     { "amd-seconds", "BC_SIM_AMD_SECONDS", BC_INT, "2",
       "simulated seconds async answering-machine detection takes" },
+    { "expect-calls", "BC_SIM_EXPECT_CALLS", BC_INT, "0",
+      "room made at the start for this many calls, so that a long run never stops to grow its tables" },
     { 0 },
 };
 
@@ -250,6 +252,10 @@ int main(int argc, char **argv)
         }
     }
     s.duplicates = json_array();
+    if (bc_config_int(ctx.cfg, "expect-calls") > 0) {
+        sim_map_reserve(&s.calls, (size_t)bc_config_int(ctx.cfg, "expect-calls"));
+        sim_map_reserve(&s.per_call_id, (size_t)bc_config_int(ctx.cfg, "expect-calls"));
+    }
     s.bucket = (double)s.cps;
     s.bucket_at = now_ms();
     pthread_mutex_init(&s.mu, NULL);

@@ -24,23 +24,40 @@ void *sim_map_get(sim_map *m, const char *k)
     return NULL;
 }
 
+/* Rehashes m into nb buckets. */
+static void rehash(sim_map *m, size_t nb)
+{
+    sim_map_ent **b = calloc(nb, sizeof *b);
+
+    if (!b)
+        return;   /* chains grow longer; lookups still work */
+    for (size_t i = 0; i < m->nb; i++)
+        for (sim_map_ent *x = m->b[i], *n; x; x = n) {
+            n = x->next;
+            x->next = b[hash(x->key) % nb];
+            b[hash(x->key) % nb] = x;
+        }
+    free(m->b);
+    m->b = b;
+    m->nb = nb;
+}
+
+void sim_map_reserve(sim_map *m, size_t n)
+{
+    size_t nb = m->nb ? m->nb : 1024;
+
+    while (nb < n)
+        nb *= 2;
+    if (nb > m->nb)
+        rehash(m, nb);
+}
+
 void sim_map_put(sim_map *m, const char *k, void *v)
 {
     sim_map_ent *e;
 
-    if (m->n >= m->nb) {   /* grow at load factor 1 */
-        size_t nb = m->nb ? m->nb * 2 : 1024;
-        sim_map_ent **b = calloc(nb, sizeof *b);
-        for (size_t i = 0; i < m->nb; i++)
-            for (sim_map_ent *x = m->b[i], *n; x; x = n) {
-                n = x->next;
-                x->next = b[hash(x->key) % nb];
-                b[hash(x->key) % nb] = x;
-            }
-        free(m->b);
-        m->b = b;
-        m->nb = nb;
-    }
+    if (m->n >= m->nb)   /* grow at load factor 1 */
+        rehash(m, m->nb ? m->nb * 2 : 1024);
     e = calloc(1, sizeof *e);
     e->key = strdup(k);
     e->val = v;

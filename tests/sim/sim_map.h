@@ -22,6 +22,11 @@ void *sim_map_get(sim_map *m, const char *k);
 /* Stores v under a copy of k (takes v); a key already there is not
  * replaced but shadowed: callers look up first. */
 void sim_map_put(sim_map *m, const char *k, void *v);
+/* Makes room for n entries at once. Growing doubles the buckets and moves
+ * every entry, under the simulator's mutex: at 2^18 calls that held every
+ * request and callback for a moment (bench/RESULTS.md, twenty-ninth
+ * session), which a long run reserves away (--expect-calls). */
+void sim_map_reserve(sim_map *m, size_t n);
 /* Frees every entry (and its value with free_val, unless NULL) and empties m. */
 void sim_map_free(sim_map *m, void (*free_val)(void *));
 
