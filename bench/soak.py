@@ -15,7 +15,10 @@ and of the simulator; the size and dead-tuple share of the busiest tables
 with their indexes (pg_stat_user_tables); the Kafka consumer lag of the
 worker's jobs and carrier-event groups; live calls; and the p99 refill gap
 of the calls that ended in the interval (a call's end to the next claim, as
-B3 measures it). At the end it prints, per series, the mean of minutes 5-10
+B3 measures it); the CPU every process used per call ended in the
+interval (ours, the simulator, the PostgreSQL backends of our services, the
+broker, and the whole machine, the harness included); and the WAL written
+per call (bytes and full-page images). At the end it prints, per series, the mean of minutes 5-10
 against the mean of the last five minutes, draws bench/soak.png, and splits
 the calls of every sixth batch as B3 does (the carrier's end to ours, our
 claim to the carrier's create) beside the simulator's own length of a call,
@@ -78,6 +81,38 @@ def table_stats(sc):
         out[f"{name}_mib"] = size / 1048576.0
         out[f"{name}_dead_pct"] = 100.0 * dead / (live + dead) if live + dead else 0.0
     return out
+
+
+def machine_cpu_s():
+    """Non-idle CPU seconds of the whole machine so far (/proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now(sc, fixed):
+    """Cumulative CPU seconds: each of ours, the simulator, the broker
+    (fixed: name -> pid), our services' PostgreSQL backends as one (they
+    keep their connections; the harness's come and go and are left out),
+    and the machine."""
+    out = {k: bench.cpu_seconds(p) for k, p in fixed.items()}
+    apps = sc.s.sql("SELECT pid FROM pg_stat_activity WHERE datname = %s"
+                    "   AND application_name <> ''", sc.s.db)
+    out["pg"] = {pid: bench.cpu_seconds(pid) for (pid,) in apps}
+    out["machine"] = machine_cpu_s()
+    return out
+
+
+def cpu_per_call(a, b, calls):
+    """{cpu_<name>_ms: ms of CPU per call} between two cpu_now samples."""
+    per = 1000.0 / calls if calls else 0.0
+    out = {f"cpu_{k}_ms": (b[k] - a[k]) * per for k in b if k != "pg"}
+    out["cpu_pg_ms"] = sum(c - a["pg"][p] for p, c in b["pg"].items() if p in a["pg"]) * per
+    return out
+
+
+def wal_now(sc):
+    return sc.s.sql("SELECT wal_bytes::float8, wal_fpi FROM pg_stat_wal")[0]
 
 
 def recent_calls(sc, tenant, since):
@@ -148,7 +183,10 @@ def plot(path_csv, path_png):
         rows = list(csv.DictReader(f))
     t = [float(r["minute"]) for r in rows]
     panels = [
-        ("RSS (MiB)", [k for k in rows[0] if k.startswith("rss_")]),
+        ("RSS (MiB)", [k for k in rows[0] if k.startswith("rss_") and k not in ("rss_sim", "rss_kafka")]),
+        ("RSS of the simulator and the broker (MiB)", [k for k in rows[0] if k in ("rss_sim", "rss_kafka")]),
+        ("CPU per call (ms)", [k for k in rows[0] if k.startswith("cpu_")]),
+        ("WAL per call (KiB, full-page images)", [k for k in rows[0] if k.startswith("wal_")]),
         ("table + index size (MiB)", [k for k in rows[0] if k.endswith("_mib")]),
         ("dead tuples (%)", [k for k in rows[0] if k.endswith("_dead_pct")]),
         ("Kafka consumer lag (messages)", [k for k in rows[0] if k.startswith("lag_")]),
@@ -189,19 +227,29 @@ def main():
     brokers = os.environ["BC_KAFKA_BROKERS"]
     admin = AdminClient({"bootstrap.servers": brokers})
     limit = 2 * args.rate
+    # The simulator keeps every call; its tables are made big enough for
+    # the whole run at the start, so that it never stops the world to grow
+    # them (it did at 2^18 calls, minute 45: bench/RESULTS.md).
     sc = bench.Scenario("soak", {"BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
-                                 "BC_SIM_TALK_SECONDS": "1-3", "BC_SIM_MIX": "completed=1"})
+                                 "BC_SIM_TALK_SECONDS": "1-3", "BC_SIM_MIX": "completed=1",
+                                 "BC_SIM_EXPECT_CALLS": str(int(args.rate * 60 * args.minutes * 1.25))})
     groups = {f"lag_{g}": (f"{sc.s.prefix}.worker.{g}.us", f"{sc.s.prefix}.{t}.us")
               for g, t in (("jobs", "jobs"), ("events", "carrier-events"))}
     try:
         t = sc.tenant(concurrency=limit)
+        fixed = {n: sc.s.procs[n].p.pid for n in PROCS}
+        fixed["kafka"] = bench.stack_pids(sc)["kafka"]
+        cpu0, wal0 = cpu_now(sc, fixed), wal_now(sc)
         made = 0
         t0 = time.time()
         last = t0
         with open(args.csv, "w", newline="") as f:
             out = None
             while time.time() - t0 < args.minutes * 60:
-                queued = sc.s.sql("SELECT count(*) FROM recipients WHERE status = 'queued'")[0][0]
+                # By tenant, through recipients_tenant_status: the same cost
+                # at minute 60 as at 5 (unscoped, it read every recipient).
+                queued = sc.s.sql("SELECT count(*) FROM recipients WHERE tenant_id = %s"
+                                  "   AND status = 'queued'", t["tenant_id"])[0][0]
                 if queued < 60 * args.rate:
                     sc.create(t, bench.numbers(f"{made % 1000:03d}", 5000), limit=limit,
                               max_call_duration_minutes=1)
@@ -215,8 +263,13 @@ def main():
                        "calls_per_s": ended / (now - last),
                        "live": sc.s.sql("SELECT count(*) FROM calls WHERE ended_at IS NULL")[0][0],
                        "refill_p99_ms": refill_p99(rows, last, now)}
-                for name in PROCS:
-                    rec[f"rss_{name}"] = rss_mib(sc.s.procs[name].p.pid)
+                for name, pid in fixed.items():
+                    rec[f"rss_{name}"] = rss_mib(pid)
+                cpu1, wal1 = cpu_now(sc, fixed), wal_now(sc)
+                rec.update(cpu_per_call(cpu0, cpu1, ended))
+                rec["wal_kib_per_call"] = (wal1[0] - wal0[0]) / 1024.0 / ended if ended else 0.0
+                rec["wal_fpi_per_call"] = (wal1[1] - wal0[1]) / ended if ended else 0.0
+                cpu0, wal0 = cpu1, wal1
                 rec.update(table_stats(sc))
                 for k, (group, topic) in groups.items():
                     rec[k] = lag(admin, Consumer, brokers, group, topic)
