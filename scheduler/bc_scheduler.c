@@ -89,7 +89,7 @@ static const bc_pg_stmt stmts[] = {
      * and admitted ones with recipients still to finish, which their
      * reads show as waiting for the region too (api/bc_api_main.c,
      * BATCH_GET) and which, their slots given back, no other gauge shows.
-     * By the recipients_active index. */
+     * By unfinished_batches() (sql/0036). */
     { "wait_region",
       "WITH w AS (UPDATE batches SET state = 'pending', wait_reason = 'region', updated_at = now()"
       "            WHERE region = $1 AND (state = 'pending'"
@@ -98,10 +98,9 @@ static const bc_pg_stmt stmts[] = {
       " SELECT (SELECT count(*) FROM w)"
       "        + (SELECT count(*) FROM batches WHERE region = $1 AND state = 'pending'"
       "            AND wait_reason = 'region') AS pending,"
-      "        (SELECT count(*) FROM (SELECT id FROM batches WHERE region = $1"
-      "                                AND state = 'admitted' OFFSET 0) b"
-      "          WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
-      "                        AND r.status IN ('queued', 'dispatched', 'started'))) AS admitted" },
+      "        (SELECT count(*) FROM unfinished_batches() ub(id),"
+      "           LATERAL (SELECT 1 FROM batches WHERE id = ub.id AND region = $1"
+      "                     AND state = 'admitted' OFFSET 0) b) AS admitted" },
     /* Gives back what batches can no longer use: each of the region's
      * batches with a free slot keeps min(limit, recipients still to
      * finish) slots if admitted or paused and its region has a live
@@ -134,17 +133,17 @@ static const bc_pg_stmt stmts[] = {
       " RETURNING leases.batch_id" },
     /* Admitted batches of the region holding fewer slots than they can
      * use (a retry queued recipients again, or their region's workers came
-     * back), oldest first. OFFSET 0 keeps the test a lookup per batch. */
+     * back), oldest first, among those with a recipient to finish
+     * (unfinished_batches, sql/0036). OFFSET 0 keeps each a lookup. */
     { "short",
       "SELECT b.id, b.tenant_id, b.target_concurrency_limit AS lim, x.need, x.held"
-      "  FROM (SELECT * FROM batches WHERE region = $1 AND state = 'admitted'"
-      "          AND region_has_workers($1) OFFSET 0) b,"
+      "  FROM unfinished_batches() ub(id),"
+      "  LATERAL (SELECT * FROM batches WHERE id = ub.id AND region = $1"
+      "            AND state = 'admitted' AND region_has_workers($1) OFFSET 0) b,"
       "  LATERAL (SELECT batch_slots_needed(b.id, b.target_concurrency_limit) AS need,"
       "                  (SELECT count(*) FROM leases l WHERE l.batch_id = b.id) AS held"
       "           OFFSET 0) x"
-      " WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
-      "               AND r.status IN ('queued', 'dispatched', 'started') OFFSET 0)"
-      "   AND x.held < x.need"
+      " WHERE x.held < x.need"
       " ORDER BY b.admitted_at, b.id LIMIT 100" },
     /* Adds up to $2 free slots to batch $1, the lowest numbers it lacks
      * below its limit $3 (so it never has more than its limit), those of
@@ -167,10 +166,14 @@ static const bc_pg_stmt stmts[] = {
      * in a plan cached while recipients was empty, the test cost nothing
      * and ran ahead of region and state, as a scan of recipients for every
      * batch of the table (test_scheduler_plans.py: 36,000 pages a pass
-     * with 30 batches scheduled for tomorrow). $1 region $2 all */
+     * with 30 batches scheduled for tomorrow). Only batches with a
+     * recipient to finish are looked at (unfinished_batches, sql/0036): a
+     * finished batch stays admitted, and walking them all grew with the
+     * region's history. $1 region $2 all */
     { "running",
-      "SELECT b.id FROM (SELECT id FROM batches WHERE region = $1 AND state = 'admitted'"
-      "                   OFFSET 0) b"
+      "SELECT b.id FROM unfinished_batches() ub(id),"
+      "  LATERAL (SELECT id FROM batches WHERE id = ub.id AND region = $1"
+      "            AND state = 'admitted' OFFSET 0) b"
       " WHERE EXISTS (SELECT 1 FROM recipients r WHERE r.batch_id = b.id"
       "               AND r.status = 'queued' AND NOT r.released"
       "               AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= bc_now())"
