@@ -39,6 +39,26 @@ def pages_per_tick(s, ticks):
     return sum(r[2] for r in rows) / n, worst
 
 
+def start_scheduler(s):
+    """The scheduler alone, a pass every 50 ms, no webhooks."""
+    port = free_port()
+    s.start("scheduler", "batchcall-scheduler", {
+        "BC_SCHEDULER_PORT": str(port), "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
+    s.wait_ready(f"http://127.0.0.1:{port}")
+
+
+def admitted_batch(s, t, number, bid, name, area, n):
+    """An admitted batch bid of tenant t, limit 2, with n queued recipients
+    (ids <first letter of bid>r1.., numbers area + 7 digits)."""
+    s.sql("INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number, region,"
+          "                     target_concurrency_limit, state, total)"
+          " VALUES (%s, %s, 'cartesia', %s, %s, %s, 'us', 2, 'admitted', %s)",
+          bid, t["tenant_id"], name, t["agent_id"], number, n)
+    s.sql("INSERT INTO recipients (id, batch_id, tenant_id, seq, to_number)"
+          " SELECT %s || q, %s, %s, q, %s || lpad(q::text, 7, '0')"
+          "   FROM generate_series(1, %s) q", bid[0] + "r", bid, t["tenant_id"], area, n)
+
+
 def test_probes_read_recipients_only_for_the_batches_they_are_about(tmp_path):
     s = Stack(tmp_path)
     try:
@@ -49,10 +69,7 @@ def test_probes_read_recipients_only_for_the_batches_they_are_about(tmp_path):
             s.sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
             s.sql(f"ANALYZE {table}")
         statements_reset(s)
-        port = free_port()
-        s.start("scheduler", "batchcall-scheduler", {
-            "BC_SCHEDULER_PORT": str(port), "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
-        s.wait_ready(f"http://127.0.0.1:{port}")
+        start_scheduler(s)
         # Past PostgreSQL's five custom plans: the generic ones are cached,
         # made on the empty tables.
         wait_until(lambda: calls_of(s, RUNNING) >= 10, 30,
@@ -114,18 +131,9 @@ def test_a_batch_with_live_calls_is_topped_up_by_its_workers_and_once_a_second(t
         # 21:17 UTC and passed by day.
         s.sql("UPDATE tenants SET legal_hours = false WHERE id = %s", t["tenant_id"])
         number = s.sql("SELECT number FROM phone_numbers WHERE id = %s", t["from_number_id"])[0][0]
-        s.sql("INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number, region,"
-              "                     target_concurrency_limit, state, total)"
-              " VALUES ('lb', %s, 'cartesia', 'live', %s, %s, 'us', 2, 'admitted', 100)",
-              t["tenant_id"], t["agent_id"], number)
-        s.sql("INSERT INTO recipients (id, batch_id, tenant_id, seq, to_number)"
-              " SELECT 'lr' || q, 'lb', %s, q, '+1415' || lpad(q::text, 7, '0')"
-              "   FROM generate_series(1, 100) q", t["tenant_id"])
+        admitted_batch(s, t, number, "lb", "live", "+1415", 100)
         statements_reset(s)
-        port = free_port()
-        s.start("scheduler", "batchcall-scheduler", {
-            "BC_SCHEDULER_PORT": str(port), "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
-        s.wait_ready(f"http://127.0.0.1:{port}")
+        start_scheduler(s)
 
         def in_flight():
             return s.sql("SELECT count(*) FROM recipients WHERE batch_id = 'lb' AND released"
@@ -197,22 +205,13 @@ def test_a_pass_costs_the_same_with_thousands_of_finished_batches(tmp_path):
               "        '+1415' || lpad((b * 10 + q)::text, 7, '0'), 'completed'"
               "   FROM generate_series(1, %s) b, generate_series(1, 3) q",
               t["tenant_id"], FINISHED)
-        s.sql("INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number, region,"
-              "                     target_concurrency_limit, state, total)"
-              " VALUES ('wb', %s, 'cartesia', 'work', %s, %s, 'us', 2, 'admitted', 50)",
-              t["tenant_id"], t["agent_id"], number)
-        s.sql("INSERT INTO recipients (id, batch_id, tenant_id, seq, to_number)"
-              " SELECT 'wr' || q, 'wb', %s, q, '+1416' || lpad(q::text, 7, '0')"
-              "   FROM generate_series(1, 50) q", t["tenant_id"])
+        admitted_batch(s, t, number, "wb", "work", "+1416", 50)
         for table in ("recipients", "batches", "leases"):
             vacuum(s, table)
             s.sql(f"ANALYZE {table}")
         s.sql("INSERT INTO workers (holder, region, expires_at)"
               " VALUES ('test-worker', 'us', now() + interval '1 hour')")
-        port = free_port()
-        s.start("scheduler", "batchcall-scheduler", {
-            "BC_SCHEDULER_PORT": str(port), "BC_SCHEDULER_TICK_MS": "50", "BC_WEBHOOKS": "0"})
-        s.wait_ready(f"http://127.0.0.1:{port}")
+        start_scheduler(s)
         # The batch with work is found: its window released, its slots given.
         wait_until(lambda: s.sql("SELECT count(*) FROM recipients WHERE batch_id = 'wb'"
                                  "   AND released")[0][0] == 4, 10, "the window released")

@@ -253,8 +253,10 @@ int main(int argc, char **argv)
     }
     s.duplicates = json_array();
     if (bc_config_int(ctx.cfg, "expect-calls") > 0) {
-        sim_map_reserve(&s.calls, (size_t)bc_config_int(ctx.cfg, "expect-calls"));
-        sim_map_reserve(&s.per_call_id, (size_t)bc_config_int(ctx.cfg, "expect-calls"));
+        size_t n = (size_t)bc_config_int(ctx.cfg, "expect-calls");
+
+        sim_map_reserve(&s.calls, n);
+        sim_map_reserve(&s.per_call_id, n);
     }
     s.bucket = (double)s.cps;
     s.bucket_at = now_ms();
