@@ -83,6 +83,45 @@ def table_stats(sc):
     return out
 
 
+# Statements of the scheduler whose pages a call must not grow with the
+# region's history (bench/RESULTS.md, thirtieth session): the two probes
+# that walk unfinished_batches() (sql/0036) and admission's look at a
+# batch, told apart by how their text begins. (wait_region walks it too,
+# but runs only while a region has no worker.)
+PROBES = (("running", "SELECT b.id FROM unfinished_batches"),
+          ("short", "SELECT b.id, b.tenant_id"),
+          ("need", "-- What admitting a batch takes"))
+
+
+def probes_now(sc):
+    """{name: (calls, shared pages)} of the scheduler's probes so far
+    (pg_stat_statements, this database; nested statements count in theirs)."""
+    rows = sc.s.sql("SELECT left(s.query, 60), s.calls, s.shared_blks_hit + s.shared_blks_read"
+                    "  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+                    " WHERE d.datname = current_database()")
+    out = {name: (0, 0) for name, _ in PROBES}
+    for q, calls, pages in rows:
+        for name, head in PROBES:
+            if q.startswith(head):
+                c, p = out[name]
+                out[name] = (c + calls, p + pages)
+    return out
+
+
+def probe_pages(a, b):
+    """{probe_<name>_pages: shared pages a call} between two probes_now."""
+    return {f"probe_{k}_pages": (b[k][1] - a[k][1]) / (b[k][0] - a[k][0])
+            if b[k][0] > a[k][0] else float("nan") for k in b}
+
+
+def vacuum_stats(sc):
+    """recipients' dead tuples (thousands) and autovacuum runs so far: what
+    the probes' walk of recipients_active passes over until vacuum."""
+    dead, runs = sc.s.sql("SELECT n_dead_tup, autovacuum_count FROM pg_stat_user_tables"
+                          " WHERE relname = 'recipients'")[0]
+    return {"recipients_dead_k": dead / 1000.0, "recipients_autovacuums": runs}
+
+
 def machine_cpu_s():
     """Non-idle CPU seconds of the whole machine so far (/proc/stat)."""
     with open("/proc/stat") as f:
@@ -189,6 +228,9 @@ def plot(path_csv, path_png):
         ("WAL per call (KiB, full-page images)", [k for k in rows[0] if k.startswith("wal_")]),
         ("table + index size (MiB)", [k for k in rows[0] if k.endswith("_mib")]),
         ("dead tuples (%)", [k for k in rows[0] if k.endswith("_dead_pct")]),
+        ("scheduler probes: pages a call; recipients: dead tuples (k), autovacuums",
+         [k for k in rows[0] if k.startswith("probe_") or k.startswith("recipients_dead_k")
+          or k == "recipients_autovacuums"]),
         ("Kafka consumer lag (messages)", [k for k in rows[0] if k.startswith("lag_")]),
         ("refill gap p99 (ms), calls/s, harness ms a sample", ["refill_p99_ms", "calls_per_s", "sample_ms"]),
     ]
@@ -240,6 +282,8 @@ def main():
         fixed = {n: sc.s.procs[n].p.pid for n in PROCS}
         fixed["kafka"] = bench.stack_pids(sc)["kafka"]
         cpu0, wal0 = cpu_now(sc, fixed), wal_now(sc)
+        stmts = bench.statements_start(sc)
+        probes0 = probes_now(sc) if stmts else None
         made = 0
         t0 = time.time()
         last = t0
@@ -271,6 +315,11 @@ def main():
                 rec["wal_fpi_per_call"] = (wal1[1] - wal0[1]) / ended if ended else 0.0
                 cpu0, wal0 = cpu1, wal1
                 rec.update(table_stats(sc))
+                rec.update(vacuum_stats(sc))
+                if stmts:
+                    probes1 = probes_now(sc)
+                    rec.update(probe_pages(probes0, probes1))
+                    probes0 = probes1
                 for k, (group, topic) in groups.items():
                     rec[k] = lag(admin, Consumer, brokers, group, topic)
                 if args.reset_agent:

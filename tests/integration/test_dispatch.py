@@ -349,6 +349,33 @@ def test_a_late_write_after_the_lease_was_taken_over_is_refused(stack, extra):
     assert stack.sql("SELECT carrier_call_id IS NOT NULL FROM calls WHERE batch_id = %s", bid)[0][0]
 
 
+def test_an_answer_read_after_its_call_ended_is_recorded_not_refused(stack, extra):
+    """The carrier sends a call's first callbacks as it places it, before
+    it answers the create, and a busy line ends the call in milliseconds.
+    With the answer held 1.5 s, each call's end frees the only slot before
+    the answer is read, and the next recipient's claim takes it with a new
+    token (the last call's slot is given back). The answer adds nothing and
+    is no late write: nothing is refused (all three were, before), every
+    call keeps its sid, and no one is dialed twice."""
+    sim, _, w = extra.region("busy", {
+        "BC_SIM_CREATE_DELAY_MS": "1500", "BC_SIM_MS_PER_SECOND": "1000",
+        "BC_SIM_RING_SECONDS": "0", "BC_SIM_MIX": "busy=1"})
+    t = stack.tenant()
+    numbers = [f"+1445{i:07d}" for i in range(3)]
+    bid = create(stack, t, numbers, limit=1, region="APAC")
+    all_terminal(stack, bid, 60)
+    # Each answer was read (the dials' accepted count) after its call ended.
+    wait_until(lambda: metric(w.port, "worker_calls_started_total") == 3, 15,
+               "the three answers to be read")
+    rows = stack.sql("SELECT status, carrier_call_id IS NOT NULL, lease_token"
+                     "  FROM calls WHERE batch_id = %s ORDER BY created_at", bid)
+    assert [r[:2] for r in rows] == [("busy", True)] * 3
+    # One slot, taken again with a new token while each answer was held.
+    assert rows[0][2] < rows[1][2] < rows[2][2]
+    assert metric(w.port, "worker_late_writes_refused_total") == 0
+    assert_one_dial_per_recipient(stack, bid, numbers, 1, sim)
+
+
 def test_a_worker_that_cannot_renew_its_leases_stops_dialing_until_it_can(stack, extra):
     """PostgreSQL refuses the worker's lease renewals (a trigger here; in life a
     lock timeout, a full disk, a revoked grant). The failure is logged and
