@@ -510,13 +510,14 @@ static int give_back(bc_scheduler *s)
  * more as their tenant has room for, each under its tenant's lock. */
 static void grow(bc_scheduler *s)
 {
-    const char *p[] = { s->region };
+    const char *p[] = { s->region }, *grown[100];
     bc_err err = { "" };
     PGresult *res = bc_pg_exec(s->pg, "short", 1, p, &err), *r;
+    int ngrown = 0, jobs;
 
     if (!res)
         return;
-    for (int i = 0; i < PQntuples(res); i++) {
+    for (int i = 0; i < PQntuples(res) && i < 100; i++) {
         long conc, reserved, add;
         char n[24];
 
@@ -537,8 +538,20 @@ static void grow(bc_scheduler *s)
         }
         add = atol(PQcmdTuples(r));
         PQclear(r);
-        if (bc_pg_commit(s->pg, &err) == 0 && add > 0)
+        if (bc_pg_commit(s->pg, &err) == 0 && add > 0) {
             bc_metric_add(s->m_grown, (double)add);
+            grown[ngrown++] = bc_pg_val(res, i, "id");
+        }
+    }
+    /* A batch's window follows the slots it holds (release.sql): the
+     * grown ones get their larger window now, not at their next call's
+     * end or the next second's top-up. */
+    if (ngrown > 0) {
+        jobs = bc_sql_top_up(s->pg, s->pub, s->jobs_topic, grown, ngrown, NULL, &err);
+        if (jobs == BC_SQL_FAILED)
+            bc_log(s->ctx->log, BC_WARN, "window.topup_failed", "{s:s}", "error", err.msg);
+        else if (jobs > 0)
+            bc_metric_add(s->m_released, jobs);
     }
     PQclear(res);
 }

@@ -7,7 +7,8 @@
 
 /* Window top-ups of one batch are coalesced over this long: one release
  * statement per batch per interval, not one per ended call (each scans the
- * batch's backlog). The window (BC_WINDOW_MULTIPLE x the limit) covers it. */
+ * batch's backlog). The window (BC_WINDOW_MULTIPLE x the slots the batch
+ * holds) covers it. */
 #define TOPUP_EVERY_MS 50
 
 const bc_pg_stmt bc_topup_stmts[] = {

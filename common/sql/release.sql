@@ -1,13 +1,25 @@
 -- Tops up a batch's window: releases the next queued recipients (in seq
 -- order, due ones only, inside their calling hours, none past the batch's
--- latest_at: the scheduler expires those) until window = limit * $2 jobs
+-- latest_at: the scheduler expires those) until window = slots * $2 jobs
 -- are in flight, and writes one job per released recipient to the outbox,
 -- in one statement. Jobs are keyed by recipient, not batch, so one batch
 -- spreads over every partition and every worker of the region.
 -- $1 batch id, $2 window multiple (BC_WINDOW_MULTIPLE), $3 jobs topic.
 -- Returns the outbox rows.
+--
+-- slots: the lease rows the batch holds (at least one, at most its limit),
+-- not its limit. A batch admitted with the few slots its tenant had left
+-- (another of its batches holds the rest) released limit * $2 jobs that
+-- waited in the workers for slots until the other batch ended: a
+-- partition's offset is stored only past finished jobs, so every partition
+-- stopped committing, and a worker kept every message it consumed
+-- meanwhile (the soak at 5927ac8, minute 59: 50 s, 4,976 messages of lag,
+-- RSS +3.6 MiB; bench/RESULTS.md, thirtieth session). The scheduler tops a
+-- batch up as it grows it.
 WITH batch AS (
-    SELECT id, target_concurrency_limit * $2::int AS win,
+    SELECT id, LEAST(target_concurrency_limit,
+                     GREATEST(1, (SELECT count(*) FROM leases l WHERE l.batch_id = $1)))
+               * $2::int AS win,
            calling_hours, timezone, bc_now() AS t,
            tenant_legal_hours(tenant_id) AS lw
       FROM batches WHERE id = $1 AND state = 'admitted'

@@ -376,6 +376,50 @@ def test_an_answer_read_after_its_call_ended_is_recorded_not_refused(stack, extr
     assert_one_dial_per_recipient(stack, bid, numbers, 1, sim)
 
 
+def test_a_batch_admitted_with_few_slots_releases_a_window_for_those(stack, extra):
+    """A tenant's second batch is admitted with the slots its first gives
+    back as it drains, a few at a time. Its window follows the slots it
+    holds (2 jobs a slot), not its limit: the jobs released beyond them
+    waited in the workers until the first batch ended, and held back every
+    partition's commits meanwhile (the soak's minute 59). Sampled
+    throughout, the second batch never has more jobs out than twice its
+    slots; it is grown and topped up to its limit, and every recipient of
+    both is called once."""
+    sim, _, _ = extra.region("window", {
+        "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+        "BC_SIM_TALK_SECONDS": "1-2", "BC_SIM_MIX": "completed=1"})
+    t = stack.tenant(concurrency=10)
+    first = [f"+1446{i:07d}" for i in range(40)]
+    second = [f"+1448{i:07d}" for i in range(60)]
+    a = create(stack, t, first, limit=10, region="APAC")
+    wait_until(lambda: stack.sql("SELECT count(*) FROM calls WHERE batch_id = %s", a)[0][0] >= 10,
+               30, "the first batch to fill its slots", interval=0.05)
+    b = create(stack, t, second, limit=10, region="APAC")
+    seen, worst = set(), 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        (state, out, held, backlog), = stack.sql(
+            "SELECT (SELECT state FROM batches WHERE id = %s),"
+            "       (SELECT count(*) FROM recipients WHERE batch_id = %s AND released"
+            "           AND status IN ('queued', 'dispatched', 'started')),"
+            "       (SELECT count(*) FROM leases WHERE batch_id = %s),"
+            "       (SELECT count(*) FROM recipients WHERE batch_id = %s AND NOT released"
+            "           AND status = 'queued')", b, b, b, b)
+        if state == "admitted" and backlog > 0:
+            seen.add(held)
+            worst = max(worst, out - 2 * max(held, 1))
+        if state == "admitted" and out == 0 and backlog == 0:
+            break
+        time.sleep(0.02)
+    # Admitted with fewer slots than its limit, and grown to it.
+    assert min(seen) < 10 and max(seen) == 10, sorted(seen)
+    assert worst <= 0, f"{worst} jobs out beyond twice the slots held"
+    all_terminal(stack, a, 60)
+    all_terminal(stack, b, 60)
+    assert_one_dial_per_recipient(stack, a, first, 10, sim)
+    assert_one_dial_per_recipient(stack, b, second, 10, sim)
+
+
 def test_a_worker_that_cannot_renew_its_leases_stops_dialing_until_it_can(stack, extra):
     """PostgreSQL refuses the worker's lease renewals (a trigger here; in life a
     lock timeout, a full disk, a revoked grant). The failure is logged and
