@@ -47,6 +47,20 @@ def start_scheduler(s):
     s.wait_ready(f"http://127.0.0.1:{port}")
 
 
+def demo_tenant(s):
+    """A new database's demo tenant (concurrency 20) and its from number,
+    legal calling hours off, as create_db's tenants have them. With no
+    prefix map here the numbers have no zone of their own, and from 21:00
+    to 08:00 UTC the release deferred every recipient to the window's
+    opening instead of releasing it: a test failed at 21:17 UTC and passed
+    by day."""
+    s.create_bare_db()
+    t = s.cli("demo", "--concurrency", "20")
+    s.sql("UPDATE tenants SET legal_hours = false WHERE id = %s", t["tenant_id"])
+    number = s.sql("SELECT number FROM phone_numbers WHERE id = %s", t["from_number_id"])[0][0]
+    return t, number
+
+
 def admitted_batch(s, t, number, bid, name, area, n):
     """An admitted batch bid of tenant t, limit 2, with n queued recipients
     (ids <first letter of bid>r1.., numbers area + 7 digits)."""
@@ -122,15 +136,7 @@ def test_a_batch_with_live_calls_is_topped_up_by_its_workers_and_once_a_second(t
     one."""
     s = Stack(tmp_path)
     try:
-        s.create_bare_db()
-        t = s.cli("demo", "--concurrency", "20")
-        # Legal calling hours off, as create_db's tenants have them. With no
-        # prefix map here the numbers have no zone of their own, and from
-        # 21:00 to 08:00 UTC the release deferred every recipient to the
-        # window's opening instead of releasing it: this test failed at
-        # 21:17 UTC and passed by day.
-        s.sql("UPDATE tenants SET legal_hours = false WHERE id = %s", t["tenant_id"])
-        number = s.sql("SELECT number FROM phone_numbers WHERE id = %s", t["from_number_id"])[0][0]
+        t, number = demo_tenant(s)
         admitted_batch(s, t, number, "lb", "live", "+1415", 100)
         statements_reset(s)
         start_scheduler(s)
@@ -144,8 +150,8 @@ def test_a_batch_with_live_calls_is_topped_up_by_its_workers_and_once_a_second(t
             wait_until(lambda: calls_of(s, RUNNING) >= n, 30, f"{n} scheduler passes")
             return calls_of(s, RUNNING), calls_of(s, RELEASE)
 
-        # Its window is the limit times two, its slots the scheduler's,
-        # given while a worker lives in the region.
+        # Its window is twice the slots it holds (two, its limit: the
+        # scheduler's, given while a worker lives in the region).
         s.sql("INSERT INTO workers (holder, region, expires_at)"
               " VALUES ('test-worker', 'us', now() + interval '1 hour')")
         wait_until(lambda: in_flight() == 4, 10, "the window released")
@@ -190,10 +196,7 @@ def test_a_pass_costs_the_same_with_thousands_of_finished_batches(tmp_path):
     work beside 2,000 finished ones, a live worker in the region."""
     s = Stack(tmp_path)
     try:
-        s.create_bare_db()
-        t = s.cli("demo", "--concurrency", "20")
-        s.sql("UPDATE tenants SET legal_hours = false WHERE id = %s", t["tenant_id"])
-        number = s.sql("SELECT number FROM phone_numbers WHERE id = %s", t["from_number_id"])[0][0]
+        t, number = demo_tenant(s)
         s.sql("INSERT INTO batches (id, tenant_id, surface, name, agent_id, from_number, region,"
               "                     target_concurrency_limit, state, total, admitted_at)"
               " SELECT 'fb' || lpad(g::text, 5, '0'), %s, 'cartesia', 'done', %s, %s, 'us', 5,"
