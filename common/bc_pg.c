@@ -47,6 +47,74 @@ static int prepare_all(bc_pg *pg, const bc_pg_stmt *stmts, bc_err *err)
     return 0;
 }
 
+/* EXPLAIN EXECUTE of one prepared statement with every parameter NULL:
+ * the values do not matter to a generic plan. EXECUTE takes no
+ * parameters of its own, so this one text is built: from a name in our
+ * statement tables, quoted as an identifier. */
+static json_t *explain_one(PGconn *conn, const char *name, bc_err *err)
+{
+    PGresult *d = PQdescribePrepared(conn, name);
+    int n = PQresultStatus(d) == PGRES_COMMAND_OK ? PQnparams(d) : -1;
+    char *id = n >= 0 ? PQescapeIdentifier(conn, name, strlen(name)) : NULL;
+    size_t cap = (id ? strlen(id) : 0) + 32 + 6 * (size_t)(n > 0 ? n : 0);
+    char *sql = id ? malloc(cap) : NULL;
+    json_t *lines = NULL;
+
+    PQclear(d);
+    if (!sql) {
+        bc_err_set(err, "explain '%s': %s", name, n < 0 ? "not prepared" : "out of memory");
+        PQfreemem(id);
+        return NULL;
+    }
+    size_t len = (size_t)snprintf(sql, cap, "EXPLAIN EXECUTE %s", id);
+    for (int k = 0; k < n; k++)
+        len += (size_t)snprintf(sql + len, cap - len, "%sNULL", k ? "," : "(");
+    if (n > 0)
+        snprintf(sql + len, cap - len, ")");
+    PQfreemem(id);
+
+    PGresult *res = PQexec(conn, sql);
+    free(sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        lines = json_array();
+        for (int r = 0; r < PQntuples(res); r++)
+            json_array_append_new(lines, json_string(PQgetvalue(res, r, 0)));
+    } else {
+        bc_err_set(err, "explain '%s': %s", name, PQresultErrorMessage(res));
+    }
+    PQclear(res);
+    return lines;
+}
+
+static int explain_all(PGconn *conn, const bc_pg_stmt *stmts, json_t *out, bc_err *err)
+{
+    for (const bc_pg_stmt *s = stmts; s && (s->name || s->sql); s++) {
+        if (!s->name) {   /* BC_PG_INCLUDE */
+            if (explain_all(conn, (const bc_pg_stmt *)(const void *)s->sql, out, err) < 0)
+                return -1;
+            continue;
+        }
+        if (!s->name[0])
+            continue;
+        json_t *plan = explain_one(conn, s->name, err);
+        if (!plan)
+            return -1;
+        json_object_set_new(out, s->name, plan);
+    }
+    return 0;
+}
+
+json_t *bc_pg_explain(bc_pg *pg, bc_err *err)
+{
+    json_t *out = json_object();
+
+    if (explain_all(pg->conn, pg->stmts, out, err) < 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 static void ignore_notice(void *arg, const char *msg)
 {
     (void)arg;

@@ -93,6 +93,12 @@ int bc_pg_alive(bc_pg *pg);
  * ask from any thread (readiness probes) while pg is not freed. */
 int bc_pg_up(const bc_pg *pg);
 PGconn *bc_pg_conn(bc_pg *pg);
+/* The plan of each named statement prepared on pg, as the session's own
+ * settings make it (with plan_cache_mode = force_generic_plan, the one
+ * plan every execution uses), for the tests that keep a statement's plan
+ * from drifting: an object of statement name -> EXPLAIN's text lines.
+ * NULL with err set on failure. */
+json_t *bc_pg_explain(bc_pg *pg, bc_err *err);
 
 /* A fixed set of connections shared by threads. */
 bc_pgpool *bc_pgpool_new(const char *dsn, const bc_pg_stmt *stmts, int n,

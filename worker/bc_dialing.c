@@ -92,7 +92,7 @@ const bc_pg_stmt bc_dialing_stmts[] = {
     { "credits_pause",
       "WITH b AS (UPDATE batches SET state = 'paused', paused_at = coalesce(paused_at, now()),"
       "                  pause_reason = '" BC_CREDITS_SHORT "', updated_at = now()"
-      "            WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND state = 'admitted'"
+      "            WHERE id IN (SELECT x #>> '{}' FROM list_rows($1::jsonb) x) AND state = 'admitted'"
       "           RETURNING id, tenant_id, paused_at),"
       " pb AS (SELECT id FROM b),"
       BC_SQL_UNCLAIM_CTES ","
@@ -157,19 +157,29 @@ const bc_pg_stmt bc_dialing_stmts[] = {
      * recorded, not refused. In the soak each batch's one busy number
      * raised lease.late_write_refused, a warning with nothing behind it
      * (bench/RESULTS.md, thirtieth session). Such a row is written as it
-     * was (the CASEs keep status and history, coalesce the sid). */
+     * was (the CASEs keep status and history, coalesce the sid).
+     *
+     * The lease is a left join in a subquery, not an EXISTS beside that
+     * OR: with the OR, the generic plan made on a new database hashed
+     * every call (the EXISTS could not become a semi-join), 84-136 us an
+     * attempt in B2 against about 30 (bench/RESULTS.md, thirty-first
+     * session; tests/integration/test_plans.py). The row's own conditions
+     * are asked again of calls, so a row changed since the statement's
+     * snapshot is judged as it is now. */
     { "dial_accepted_many",
       "WITH d AS (SELECT d.* FROM list_rows($1::jsonb) x,"
-      "             jsonb_to_record(x) AS d(c text, sid text, t bigint))"
-      " UPDATE calls SET carrier_call_id = coalesce(calls.carrier_call_id, d.sid),"
+      "             jsonb_to_record(x) AS d(c text, sid text, t bigint)),"
+      " ok AS (SELECT c.id, d.sid, d.t, l.token IS NOT NULL AS leased"
+      "          FROM d JOIN calls c ON c.id = d.c AND c.lease_token = d.t"
+      "          LEFT JOIN leases l ON l.batch_id = c.batch_id AND l.slot = c.lease_slot"
+      "                            AND l.token = d.t)"
+      " UPDATE calls SET carrier_call_id = coalesce(calls.carrier_call_id, ok.sid),"
       "        status = CASE WHEN calls.status = 'dialing' THEN 'queued' ELSE calls.status END,"
       "        history = CASE WHEN calls.status = 'dialing' THEN calls.history"
       "                       || jsonb_build_object('status', 'queued', 'at', rfc3339_ms(now()))"
       "                       ELSE calls.history END"
-      "   FROM d WHERE calls.id = d.c AND calls.lease_token = d.t"
-      "    AND (EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = calls.batch_id"
-      "                 AND l.slot = calls.lease_slot AND l.token = d.t)"
-      "         OR (calls.ended_at IS NOT NULL AND calls.carrier_call_id = d.sid))"
+      "   FROM ok WHERE calls.id = ok.id AND calls.lease_token = ok.t"
+      "    AND (ok.leased OR (calls.ended_at IS NOT NULL AND calls.carrier_call_id = ok.sid))"
       " RETURNING calls.id" },
     /* The carrier may or may not have the call (5xx, timeout, no answer):
      * stop renewing and let the lease lapse shortly, so the reconciler asks

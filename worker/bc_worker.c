@@ -66,6 +66,19 @@ static const bc_pg_stmt stmts[] = {
     { 0, 0 },
 };
 
+int bc_worker_explain(bc_ctx *ctx, FILE *out, bc_err *err)
+{
+    bc_pg *pg = bc_pg_connect(bc_config_str(ctx->cfg, "pg-dsn"), stmts, err);
+    json_t *plans = pg ? bc_pg_explain(pg, err) : NULL;
+    int rc = plans && json_dumpf(plans, out, JSON_INDENT(1)) == 0 ? 0 : -1;
+
+    if (plans && rc < 0)
+        bc_err_set(err, "explain: write failed");
+    json_decref(plans);
+    bc_pg_free(pg);
+    return rc;
+}
+
 /* ---- the loop --------------------------------------------------------- */
 
 /* Times a turn serves again between its writes (bc_worker_tick). */

@@ -17,5 +17,8 @@ void bc_worker_tick(bc_worker *w);
 void bc_worker_drain(bc_worker *w, int grace_ms);
 void bc_worker_free(bc_worker *w);
 int bc_worker_ready(void *w);
+/* Prints the plan of each of the worker's statements, as its connection
+ * makes them, as one JSON object on out (--explain-plans). */
+int bc_worker_explain(bc_ctx *ctx, FILE *out, bc_err *err);
 
 #endif

@@ -27,6 +27,7 @@ static const bc_config_key keys[] = {
     { "carrier-events", "BC_CARRIER_EVENTS", BC_STR, "ringing answered completed", "status callbacks asked of the carrier per call (Twilio's StatusCallbackEvent): initiated, ringing, answered, completed; completed is always asked. Fewer events, less work per call (docs/operations.md); without ringing and answered a call shows no ringing or in-progress status while it lives, and a completed call's answer is its end less its duration" },
     { "call-result-v1", "BC_CALL_RESULT_V1", BC_BOOL, "false", "publish each call-result as v1 too, beside v2, for consumers not yet moved (docs/analytics.md)" },
     { "drain-ms", "BC_DRAIN_MS", BC_INT, "20000", "grace period on SIGTERM" },
+    { "explain-plans", "BC_WORKER_EXPLAIN_PLANS", BC_BOOL, "false", "print the plan of each of the worker's statements (JSON: name -> EXPLAIN lines) on stdout and exit; tests/integration/test_plans.py checks them against an empty database" },
     { 0 },
 };
 
@@ -40,6 +41,13 @@ int main(int argc, char **argv)
 
     if (rc)
         return rc > 0 ? 0 : 2;
+    if (bc_config_bool(ctx.cfg, "explain-plans")) {
+        rc = bc_worker_explain(&ctx, stdout, &err);
+        if (rc < 0)
+            bc_log(ctx.log, BC_ERROR, "worker.explain_failed", "{s:s}", "error", err.msg);
+        bc_svc_free(&ctx);
+        return rc < 0 ? 1 : 0;
+    }
     if (!(w = bc_worker_new(&ctx, &err))) {
         bc_log(ctx.log, BC_ERROR, "worker.start_failed", "{s:s}", "error", err.msg);
         bc_svc_free(&ctx);
