@@ -497,6 +497,10 @@ def b3(args):
         rows = sc.s.sql("SELECT extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000,"
                         " id FROM calls WHERE batch_id = %s", bid)
         split = b3_split(sc.dials(bid), rows, limit)
+        if os.environ.get("B3_DUMP"):
+            with open(os.environ["B3_DUMP"], "w") as f:
+                json.dump({"dials": sc.dials(bid), "rows": [[float(a), float(b) if b else None, c] for a, b, c in rows],
+                           "off": time.time() * 1000.0 - time.monotonic() * 1000.0}, f)
     finally:
         sc.close()
     # Only while work waits, after the first fill.
@@ -507,6 +511,8 @@ def b3(args):
     ends = sorted(r[1] for r in rows)
     gaps = [max(0.0, s - e) for s, e in zip(starts, ends)]
     row("B3", "slots busy while work waits", util, "%", 100.0, ">= 95 %")
+    print(f"  B3 slots busy while work waits, to two places: {util:.2f} % of {len(busy)} samples",
+          flush=True)
     row("B3", "peak live calls (limit 200)", float(peak), "calls", float(limit), "never above")
     row("B3", "refill gap p99 (our end -> next claim)", pct(gaps, 99), "ms", None, "<= 100 ms")
     for key, what in B3_LEGS:
