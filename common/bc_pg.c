@@ -24,95 +24,106 @@ struct bc_pgpool {
     bc_pg **free;
 };
 
-static int prepare_all(bc_pg *pg, const bc_pg_stmt *stmts, bc_err *err)
+/* Calls fn on each entry of a statement table, those of the tables it
+ * includes (BC_PG_INCLUDE) in place, until one returns < 0. */
+static int each_stmt(const bc_pg_stmt *stmts, int (*fn)(const bc_pg_stmt *s, void *ud),
+                     void *ud)
 {
     for (const bc_pg_stmt *s = stmts; s && (s->name || s->sql); s++) {
-        if (!s->name) {   /* BC_PG_INCLUDE */
-            if (prepare_all(pg, (const bc_pg_stmt *)(const void *)s->sql, err) < 0)
-                return -1;
-            continue;
-        }
-        /* An entry with an empty name is a session setting, run as it is. */
-        PGresult *res = s->name[0] ? PQprepare(pg->conn, s->name, s->sql, 0, NULL)
-                                   : PQexec(pg->conn, s->sql);
-        int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        int rc = s->name ? fn(s, ud)
+                         : each_stmt((const bc_pg_stmt *)(const void *)s->sql, fn, ud);
 
-        if (!ok)
-            bc_err_set(err, "prepare '%s': %s", s->name,
-                       PQresultErrorMessage(res));
-        PQclear(res);
-        if (!ok)
+        if (rc < 0)
             return -1;
     }
     return 0;
+}
+
+typedef struct {
+    bc_pg *pg;
+    bc_err *err;
+    json_t *plans;    /* explain_one's output */
+} stmt_walk;
+
+static int prepare_one(const bc_pg_stmt *s, void *ud)
+{
+    stmt_walk *k = ud;
+    /* An entry with an empty name is a session setting, run as it is. */
+    PGresult *res = s->name[0] ? PQprepare(k->pg->conn, s->name, s->sql, 0, NULL)
+                               : PQexec(k->pg->conn, s->sql);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+    if (!ok)
+        bc_err_set(k->err, "prepare '%s': %s", s->name, PQresultErrorMessage(res));
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+static int prepare_all(bc_pg *pg, const bc_pg_stmt *stmts, bc_err *err)
+{
+    stmt_walk k = { pg, err, NULL };
+
+    return each_stmt(stmts, prepare_one, &k);
 }
 
 /* EXPLAIN EXECUTE of one prepared statement with every parameter NULL:
  * the values do not matter to a generic plan. EXECUTE takes no
  * parameters of its own, so this one text is built: from a name in our
  * statement tables, quoted as an identifier. */
-static json_t *explain_one(PGconn *conn, const char *name, bc_err *err)
+static int explain_one(const bc_pg_stmt *s, void *ud)
 {
-    PGresult *d = PQdescribePrepared(conn, name);
-    int n = PQresultStatus(d) == PGRES_COMMAND_OK ? PQnparams(d) : -1;
-    char *id = n >= 0 ? PQescapeIdentifier(conn, name, strlen(name)) : NULL;
-    size_t cap = (id ? strlen(id) : 0) + 32 + 6 * (size_t)(n > 0 ? n : 0);
-    char *sql = id ? malloc(cap) : NULL;
-    json_t *lines = NULL;
+    stmt_walk *k = ud;
+    PGconn *conn = k->pg->conn;
+    PGresult *d;
+    char *id, *sql;
+    size_t cap, len;
+    int n;
 
+    if (!s->name[0])
+        return 0;
+    d = PQdescribePrepared(conn, s->name);
+    n = PQresultStatus(d) == PGRES_COMMAND_OK ? PQnparams(d) : -1;
     PQclear(d);
-    if (!sql) {
-        bc_err_set(err, "explain '%s': %s", name, n < 0 ? "not prepared" : "out of memory");
+    id = n >= 0 ? PQescapeIdentifier(conn, s->name, strlen(s->name)) : NULL;
+    cap = (id ? strlen(id) : 0) + 32 + 6 * (size_t)(n > 0 ? n : 0);
+    if (!(sql = id ? malloc(cap) : NULL)) {
+        bc_err_set(k->err, "explain '%s': %s", s->name, n < 0 ? "not prepared" : "out of memory");
         PQfreemem(id);
-        return NULL;
+        return -1;
     }
-    size_t len = (size_t)snprintf(sql, cap, "EXPLAIN EXECUTE %s", id);
-    for (int k = 0; k < n; k++)
-        len += (size_t)snprintf(sql + len, cap - len, "%sNULL", k ? "," : "(");
+    len = (size_t)snprintf(sql, cap, "EXPLAIN EXECUTE %s", id);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(sql + len, cap - len, "%sNULL", i ? "," : "(");
     if (n > 0)
         snprintf(sql + len, cap - len, ")");
     PQfreemem(id);
 
     PGresult *res = PQexec(conn, sql);
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+
     free(sql);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        lines = json_array();
+    if (ok) {
+        json_t *lines = json_array();
+
         for (int r = 0; r < PQntuples(res); r++)
             json_array_append_new(lines, json_string(PQgetvalue(res, r, 0)));
+        json_object_set_new(k->plans, s->name, lines);
     } else {
-        bc_err_set(err, "explain '%s': %s", name, PQresultErrorMessage(res));
+        bc_err_set(k->err, "explain '%s': %s", s->name, PQresultErrorMessage(res));
     }
     PQclear(res);
-    return lines;
-}
-
-static int explain_all(PGconn *conn, const bc_pg_stmt *stmts, json_t *out, bc_err *err)
-{
-    for (const bc_pg_stmt *s = stmts; s && (s->name || s->sql); s++) {
-        if (!s->name) {   /* BC_PG_INCLUDE */
-            if (explain_all(conn, (const bc_pg_stmt *)(const void *)s->sql, out, err) < 0)
-                return -1;
-            continue;
-        }
-        if (!s->name[0])
-            continue;
-        json_t *plan = explain_one(conn, s->name, err);
-        if (!plan)
-            return -1;
-        json_object_set_new(out, s->name, plan);
-    }
-    return 0;
+    return ok ? 0 : -1;
 }
 
 json_t *bc_pg_explain(bc_pg *pg, bc_err *err)
 {
-    json_t *out = json_object();
+    stmt_walk k = { pg, err, json_object() };
 
-    if (explain_all(pg->conn, pg->stmts, out, err) < 0) {
-        json_decref(out);
+    if (each_stmt(pg->stmts, explain_one, &k) < 0) {
+        json_decref(k.plans);
         return NULL;
     }
-    return out;
+    return k.plans;
 }
 
 static void ignore_notice(void *arg, const char *msg)
