@@ -294,10 +294,15 @@ def main():
                 # at minute 60 as at 5 (unscoped, it read every recipient).
                 queued = sc.s.sql("SELECT count(*) FROM recipients WHERE tenant_id = %s"
                                   "   AND status = 'queued'", t["tenant_id"])[0][0]
-                if queued < 60 * args.rate:
+                # As many batches as keep a minute of work queued: one a
+                # sample (5,000 every 10 s) held the run to 500 calls/s
+                # whatever --rate asked (bench/RESULTS.md, thirty-first
+                # session).
+                while queued < 60 * args.rate:
                     sc.create(t, bench.numbers(f"{made % 1000:03d}", 5000), limit=limit,
                               max_call_duration_minutes=1)
                     made += 1
+                    queued += 5000
                 time.sleep(args.every)
                 now = time.time()
                 s0 = time.monotonic()
