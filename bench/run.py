@@ -496,10 +496,11 @@ def b3(args):
         peak = sc.ledger()["batches"][bid]["peak_live"]
         rows = sc.s.sql("SELECT extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000,"
                         " id FROM calls WHERE batch_id = %s", bid)
-        split = b3_split(sc.dials(bid), rows, limit)
+        dials = sc.dials(bid)
+        split = b3_split(dials, rows, limit)
         if os.environ.get("B3_DUMP"):
             with open(os.environ["B3_DUMP"], "w") as f:
-                json.dump({"dials": sc.dials(bid), "rows": [[float(a), float(b) if b else None, c] for a, b, c in rows],
+                json.dump({"dials": dials, "rows": [[float(a), float(b) if b else None, c] for a, b, c in rows],
                            "off": time.time() * 1000.0 - time.monotonic() * 1000.0}, f)
     finally:
         sc.close()

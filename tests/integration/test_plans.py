@@ -43,7 +43,7 @@ def test_the_workers_generic_plans_reach_growing_tables_by_key(tmp_path):
     try:
         s.create_bare_db()
         plans = worker_plans(s)
-        # Every statement the worker prepares, each with a plan.
+        # The statements of a call's path are among them, each with a plan.
         for name in ("claim_many", "dial_start_many", "dial_accepted_many",
                      "call_progress_many", "call_end_many", "release", "credits_pause"):
             assert name in plans, f"{name} not among {sorted(plans)}"
