@@ -552,3 +552,69 @@ def test_spread_talk_times_fall_anywhere_in_the_range(tmp_path, certs, rx):
         assert {s.call(sid)["duration"] for sid in sids} <= {"1", "2"}
     finally:
         assert s.proc.stop() == 0
+
+
+def fnv1a(s):
+    """The simulator's sim_map_hash: FNV-1a, 64 bits."""
+    h = 1469598103934665603
+    for b in s.encode():
+        h = ((h ^ b) * 1099511628211) & (2 ** 64 - 1)
+    return h
+
+
+def test_keep_one_in_forgets_ended_calls_of_other_batches_only(tmp_path, certs, rx, agent):
+    """BC_SIM_KEEP_ONE_IN=N (long runs: bench/soak.py) frees an ended call
+    once nothing of its own is in flight, unless its batch id hashes to 0
+    mod N: its sid then answers 20404 and its batch has no dial list, while
+    kept batches keep both and the counts (dials, duplicates) keep every
+    call. A recorded call waits for its recording callback, a streamed one
+    is never freed (its stream may still report to it); under the
+    sanitizers this is where a use after free would show."""
+    port = free_port()
+    env = dict(os.environ, BC_SIM_PORT=str(port), BC_SIM_MS_PER_SECOND="20",
+               BC_SIM_RING_SECONDS="1", BC_SIM_TALK_SECONDS="2", BC_SIM_MIX="completed=1",
+               BC_SIM_KEEP_ONE_IN="3", BC_SIM_AGENT_CA=certs[0])
+    s = Sim(port, Proc("sim-forget", [os.path.join(BUILD, "batchcall-carrier-sim")], env,
+                       str(tmp_path)))
+    wait_until(lambda: _ready(s.base), 10, "the simulator")
+    try:
+        batches = [f"b{i}" for i in range(12)]
+        kept = [b for b in batches if fnv1a(b) % 3 == 0]
+        gone = [b for b in batches if fnv1a(b) % 3]
+        assert kept and gone
+        sip = "<Response><Dial><Sip>sip:agent@sip.example.com</Sip></Dial></Response>"
+        def form(b, to, n):
+            f = base_form(rx, batch=b, to=to)
+            return [(k, v.replace(f"call_id=c_{b}", f"call_id=c_{b}_{n}")) for k, v in f]
+        sids = {b: [s.create(form(b, f"+141555{i:02d}{j}77", j)
+                             + [("Twiml", sip)]).json()["sid"] for j in range(3)]
+                for i, b in enumerate(batches)}
+        # A recorded call and a streamed one of a forgotten batch.
+        rec = s.create(form(gone[0], "+14155559901", "rec")
+                       + [("Twiml", sip), ("Record", "true"),
+                          ("RecordingStatusCallback", f"{rx.base}/rec")]).json()["sid"]
+        streamed = s.create(form(gone[0], "+14155559902", "ws")
+                            + [("Twiml", stream_twiml(agent.url(), {})),
+                               ("TimeLimit", "3")]).json()["sid"]
+        total = 12 * 3 + 2
+        wait_until(lambda: len([r for r in rx.of("/cb") if r["form"]["CallStatus"] == "completed"])
+                   == total and rx.of("/rec"), 20, "every call to end and be told")
+        led = wait_until(lambda: (lambda l: l if l["forgotten"] == 3 * len(gone) + 1 else None)(
+            s.ledger()), 10, "the simulator to forget the calls it was told of")
+        assert led["dials"] == total and led["live"] == 0 and led["duplicate_call_ids"] == []
+        assert led["batches"][gone[0]]["dials"] == 5
+        for b in kept:
+            assert len(s.ledger(f"/dials?batch_id={b}")["dials"]) == 3
+            for sid in sids[b]:
+                assert s.call(sid)["status"] == "completed"
+        for b in gone:
+            assert s.ledger(f"/dials?batch_id={b}")["dials"] == []
+            for sid in sids[b]:
+                r = requests.get(f"{s.base}/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json",
+                                 auth=(ACCOUNT, TOKEN), timeout=10)
+                assert r.status_code == 404 and r.json()["code"] == 20404
+        assert s.call(streamed)["status"] == "completed"
+        assert requests.get(f"{s.base}/2010-04-01/Accounts/{ACCOUNT}/Calls/{rec}.json",
+                            auth=(ACCOUNT, TOKEN), timeout=10).status_code == 404
+    finally:
+        assert s.proc.stop() == 0

@@ -67,6 +67,9 @@ static const bc_config_key keys[] = {
       "simulated seconds async answering-machine detection takes" },
     { "expect-calls", "BC_SIM_EXPECT_CALLS", BC_INT, "0",
       "room made at the start for this many calls, so that a long run never stops to grow its tables" },
+    { "keep-one-in", "BC_SIM_KEEP_ONE_IN", BC_INT, "0",
+      "keep the calls and dials of one batch in N (by its id's FNV-1a hash) once they end; "
+      "forget the rest (0: keep every call; for long runs)" },
     { 0 },
 };
 
@@ -190,20 +193,6 @@ static int parse_force(sim *s, const char *v)
     return rc;
 }
 
-static void free_call(void *v)
-{
-    call *c = v;
-
-    sim_twiml_free(c->doc);
-    free(c->url);
-    free(c->ag_target);
-    free(c->amd_cb);
-    free(c->rec_cb);
-    json_decref(c->played);
-    json_decref(c->sip_headers);
-    free(c);
-}
-
 int main(int argc, char **argv)
 {
     bc_ctx ctx;
@@ -227,15 +216,16 @@ int main(int argc, char **argv)
     s.media_frames = bc_config_int(ctx.cfg, "media-frames");
     s.amd_ms = bc_config_int(ctx.cfg, "amd-seconds") * s.ms_per_s;
     s.talk_spread = bc_config_bool(ctx.cfg, "talk-spread");
+    s.keep_one_in = bc_config_int(ctx.cfg, "keep-one-in");
     if (!s.seed)
         s.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     if (parse_mix(&s, bc_config_str(ctx.cfg, "mix")) < 0 ||
         parse_force(&s, bc_config_str(ctx.cfg, "force")) < 0 ||
         parse_range(bc_config_str(ctx.cfg, "ring-seconds"), &s.ring_lo, &s.ring_hi) < 0 ||
         parse_range(bc_config_str(ctx.cfg, "talk-seconds"), &s.talk_lo, &s.talk_hi) < 0 ||
-        s.ms_per_s < 0) {
-        fprintf(stderr, "%s: BC_SIM_MIX, BC_SIM_RING_SECONDS, BC_SIM_TALK_SECONDS or "
-                        "BC_SIM_MS_PER_SECOND or BC_SIM_FORCE is malformed (see --help)\n", argv[0]);
+        s.ms_per_s < 0 || s.keep_one_in < 0) {
+        fprintf(stderr, "%s: BC_SIM_MIX, BC_SIM_RING_SECONDS, BC_SIM_TALK_SECONDS, "
+                        "BC_SIM_MS_PER_SECOND, BC_SIM_KEEP_ONE_IN or BC_SIM_FORCE is malformed (see --help)\n", argv[0]);
         bc_svc_free(&ctx);
         return 2;
     }
@@ -292,7 +282,7 @@ int main(int argc, char **argv)
     sim_callbacks_free(&s);
     curl_multi_cleanup(s.multi);
     curl_global_cleanup();
-    sim_map_free(&s.calls, free_call);
+    sim_map_free(&s.calls, sim_calls_free);
     sim_ledger_free(&s);
     free(s.tev);
     xmlCleanupParser();

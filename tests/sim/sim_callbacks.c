@@ -166,6 +166,7 @@ static void start_send(sim *s, call *c)
         bc_form_add(&f, "AnsweredBy", sim_calls_answered_by(c));
     bc_twilio_sign(s->token, c->callback, &f, sig, sizeof sig);
     x->c = c;
+    c->refs++;
     x->form = bc_form_encode(&f);
     bc_form_free(&f);
     snprintf(hdr, sizeof hdr, "X-Twilio-Signature: %s", sig);
@@ -227,6 +228,8 @@ static void send_signed(sim *s, cbsend *x, const char *url, const char *method, 
     char sig[64], hdr[128];
     char *full = NULL;
     bc_form none = { 0 };
+
+    x->c->refs++;
 
     x->form = bc_form_encode(f);
     if (!strcmp(method, "GET")) {
@@ -414,8 +417,10 @@ static void finished(sim *s, CURL *e, CURLcode code)
     easy_put(s, e);
     c = x->c;
     pthread_mutex_lock(&s->mu);
+    c->refs--;
     if (x->kind != X_STATUS) {
         other_finished(s, x, code, status);
+        sim_calls_forget_maybe(s, c);
         pthread_mutex_unlock(&s->mu);
         curl_slist_free_all(x->hdrs);
         free(x->form);
@@ -469,6 +474,7 @@ static void finished(sim *s, CURL *e, CURLcode code)
         c->tries = 0;
         advance(s, c);
     }
+    sim_calls_forget_maybe(s, c);
     pthread_mutex_unlock(&s->mu);
     curl_slist_free_all(x->hdrs);
     free(x->form);
@@ -502,6 +508,8 @@ void *sim_callbacks_loop(void *arg)
         while (k++ < SEND_BATCH && s->ntev && s->tev[0].due <= now) {
             struct tev e = sim_heap_tev_pop(s);
             run_tev(s, &e);
+            e.c->refs--;
+            sim_calls_forget_maybe(s, e.c);
         }
         if (s->nheap)
             wait = s->heap[0]->due - now;

@@ -513,6 +513,31 @@ out:
     bc_form_free(&f);
 }
 
+void sim_calls_free(void *v)
+{
+    call *c = v;
+
+    sim_twiml_free(c->doc);
+    free(c->url);
+    free(c->ag_target);
+    free(c->amd_cb);
+    free(c->rec_cb);
+    json_decref(c->played);
+    json_decref(c->sip_headers);
+    free(c);
+}
+
+void sim_calls_forget_maybe(sim *s, call *c)
+{
+    if (sim_ledger_kept(s, c->batch) || c->state != ST_DONE || c->live || c->sending ||
+        c->resend[0] || c->heap_idx >= 0 || c->refs || c->pinned)
+        return;
+    if (sim_map_del(&s->calls, c->sid) != c)
+        return;   /* cannot happen: sids are unique */
+    s->forgotten++;
+    sim_calls_free(c);
+}
+
 /* Filtered by To: the only filter the reconciler needs. */
 void sim_calls_list(sim *s, const bc_http_req *req, bc_http_resp *resp)
 {

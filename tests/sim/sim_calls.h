@@ -20,5 +20,11 @@ const char *sim_calls_answered_by(const call *c);
 /* Ends c now with outcome: its next event becomes the terminal one
  * (s->mu held). */
 void sim_calls_end_now(sim *s, call *c, const char *outcome);
+/* Frees a call and what it owns (a sim_map value freer). */
+void sim_calls_free(void *c);
+/* Forgets c, when BC_SIM_KEEP_ONE_IN says its batch is not kept and
+ * nothing refers to it any more: ended, told, no timer or request of its
+ * own in flight (s->mu held). GET of its sid then answers 20404. */
+void sim_calls_forget_maybe(sim *s, call *c);
 
 #endif

@@ -87,6 +87,7 @@ void sim_heap_tev_push(sim *s, call *c, long long due, int kind)
     }
     i = s->ntev++;
     s->tev[i] = (struct tev){ due, c, c->gen, kind };
+    c->refs++;
     while (i && s->tev[(i - 1) / 2].due > s->tev[i].due) {
         tev_swap(s, i, (i - 1) / 2);
         i = (i - 1) / 2;

@@ -43,13 +43,19 @@ void sim_ledger_live_add(sim *s, call *c, int d)
     }
 }
 
+int sim_ledger_kept(const sim *s, const char *batch)
+{
+    return s->keep_one_in <= 0 || !batch[0] || sim_map_hash(batch) % (size_t)s->keep_one_in == 0;
+}
+
 void sim_ledger_record_dial(sim *s, call *c, const char *body, size_t len)
 {
     long *n;
 
     s->dials++;
-    if (c->batch[0]) {
+    if (c->batch[0])
         counts_of(&s->batches, c->batch)->dials++;
+    if (c->batch[0] && sim_ledger_kept(s, c->batch)) {
         blist *l = sim_map_get(&s->lists, c->batch);
         if (!l) {
             l = calloc(1, sizeof *l);
@@ -207,6 +213,7 @@ void sim_ledger_route(sim *s, const bc_http_req *req, const char *path, bc_http_
             "tenants", counts_json(&s->tenants), "callbacks", "sent", (json_int_t)s->cb_ok,
             "failed", (json_int_t)s->cb_failed, "rejected_429", (json_int_t)s->rejected_cps);
         json_object_set_new(l, "faults", sim_control_faults_json(s));
+        json_object_set_new(l, "forgotten", json_integer(s->forgotten));
         json_object_set_new(l, "agent", json_pack(
             "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "connections", (json_int_t)s->ag.connections,
             "stream_starts", (json_int_t)s->ag.stream_starts,

@@ -10,7 +10,13 @@
 
 /* Counts d more (or fewer) live calls for c's batch and tenant (s->mu held). */
 void sim_ledger_live_add(sim *s, call *c, int d);
-/* Records the dial of c, created with body (len bytes) (s->mu held). */
+/* Whether the calls and dials of batch are kept once over: always, unless
+ * BC_SIM_KEEP_ONE_IN=N, then for one batch id in N by sim_map_hash (calls
+ * with no batch always). */
+int sim_ledger_kept(const sim *s, const char *batch);
+/* Records the dial of c, created with body (len bytes) (s->mu held). The
+ * per-batch list of dials (/ledger/dials) holds kept batches only; the
+ * counts and the attempt ids dialed twice hold every dial. */
 void sim_ledger_record_dial(sim *s, call *c, const char *body, size_t len);
 /* Answers a refused create or update with Twilio's error body and keeps it
  * for /ledger/refused (the last REFUSED_MAX). Takes s->mu: call it without. */

@@ -5,7 +5,7 @@
 
 #include "sim_map.h"
 
-static size_t hash(const char *s)
+size_t sim_map_hash(const char *s)
 {
     size_t h = 1469598103934665603ULL;
 
@@ -18,7 +18,7 @@ void *sim_map_get(sim_map *m, const char *k)
 {
     if (!m->nb)
         return NULL;
-    for (sim_map_ent *e = m->b[hash(k) % m->nb]; e; e = e->next)
+    for (sim_map_ent *e = m->b[sim_map_hash(k) % m->nb]; e; e = e->next)
         if (!strcmp(e->key, k))
             return e->val;
     return NULL;
@@ -34,8 +34,8 @@ static void rehash(sim_map *m, size_t nb)
     for (size_t i = 0; i < m->nb; i++)
         for (sim_map_ent *x = m->b[i], *n; x; x = n) {
             n = x->next;
-            x->next = b[hash(x->key) % nb];
-            b[hash(x->key) % nb] = x;
+            x->next = b[sim_map_hash(x->key) % nb];
+            b[sim_map_hash(x->key) % nb] = x;
         }
     free(m->b);
     m->b = b;
@@ -61,9 +61,29 @@ void sim_map_put(sim_map *m, const char *k, void *v)
     e = calloc(1, sizeof *e);
     e->key = strdup(k);
     e->val = v;
-    e->next = m->b[hash(k) % m->nb];
-    m->b[hash(k) % m->nb] = e;
+    e->next = m->b[sim_map_hash(k) % m->nb];
+    m->b[sim_map_hash(k) % m->nb] = e;
     m->n++;
+}
+
+void *sim_map_del(sim_map *m, const char *k)
+{
+    sim_map_ent **p;
+
+    if (!m->nb)
+        return NULL;
+    for (p = &m->b[sim_map_hash(k) % m->nb]; *p; p = &(*p)->next)
+        if (!strcmp((*p)->key, k)) {
+            sim_map_ent *e = *p;
+            void *v = e->val;
+
+            *p = e->next;
+            free(e->key);
+            free(e);
+            m->n--;
+            return v;
+        }
+    return NULL;
 }
 
 void sim_map_free(sim_map *m, void (*free_val)(void *))

@@ -27,6 +27,11 @@ void sim_map_put(sim_map *m, const char *k, void *v);
  * request and callback for a moment (bench/RESULTS.md, twenty-ninth
  * session), which a long run reserves away (--expect-calls). */
 void sim_map_reserve(sim_map *m, size_t n);
+/* Removes k's entry and returns its value (NULL when k is not there). */
+void *sim_map_del(sim_map *m, const char *k);
+/* The FNV-1a hash of k, as the map buckets it (the soak picks the batches
+ * the simulator keeps with the same function: bench/soak.py). */
+size_t sim_map_hash(const char *k);
 /* Frees every entry (and its value with free_val, unless NULL) and empties m. */
 void sim_map_free(sim_map *m, void (*free_val)(void *));
 

@@ -73,6 +73,11 @@ typedef struct call {
     int record;              /* Record=true: a recording, once the answered call ends */
     char *rec_cb;            /* RecordingStatusCallback, or NULL */
     char rec_method[8];
+    /* What still points at this call besides s->calls: timers (s->tev) and
+     * requests of the callback thread in flight. A call that ever opened a
+     * Media Stream is pinned: its stream may still report to it. Only an
+     * ended call with neither may be forgotten (BC_SIM_KEEP_ONE_IN). */
+    int refs, pinned;
 } call;
 
 /* What the next calls to one number do, in order (POST /outcomes); when
@@ -102,6 +107,8 @@ typedef struct sim {
     sim_map calls, batches, tenants, per_call_id, lists;
     sim_map scripts;             /* number -> script: its next calls' outcomes */
     long dials, live, peak, cb_ok, cb_failed, rejected_cps, dups;
+    long keep_one_in;            /* > 0: keep ended calls of one batch in this many */
+    long forgotten;              /* ended calls freed so (GET /ledger) */
     /* Faults asked for through POST /faults (pending) and played (done). */
     struct {
         long create_5xx, create_429, create_4xx, create_hang, callback_dup, callback_reorder,

@@ -78,6 +78,7 @@ static void agent_connect_stream(sim *s, call *c, const sim_tw_verb *v)
 
     sim_run_target(c, "stream", v->arg);
     c->ws_id = sim_ws_open(s->ws, &st, sid, sizeof sid);
+    c->pinned = 1;   /* the stream reports to c until it is gone */
     /* The callee talks to the agent for its talk time once it hears it:
      * until the stream is open the call waits (a failed stream goes on
      * with the next verb at once), so a slow handshake never turns a
