@@ -26,7 +26,7 @@ interval (ours, the simulator, the PostgreSQL backends of our services, the
 broker, and the whole machine, the harness included); and the WAL written
 per call (bytes and full-page images). At the end it prints, per series, the mean of minutes 5-10
 against the mean of the last five minutes, draws bench/soak.png, and splits
-the calls of the batches the simulator keeps (one in six) as B3 does (the carrier's end to ours, our
+the calls of the batches the simulator keeps (one in twenty) as B3 does (the carrier's end to ours, our
 claim to the carrier's create) beside the simulator's own length of a call,
 so that what grows in the harness is told from what grows in batchcall.
 `--reset-agent` clears the reference agent's records at each sample.
@@ -188,7 +188,7 @@ def refill_p99(rows, since, until):
     return bench.pct(gaps, 99) if gaps else float("nan")
 
 
-KEEP = 6
+KEEP = 20
 
 
 def kept(batch_id):
@@ -290,7 +290,7 @@ def main():
     brokers = os.environ["BC_KAFKA_BROKERS"]
     admin = AdminClient({"bootstrap.servers": brokers})
     limit = 2 * args.rate
-    # The simulator keeps the calls of one batch in KEEP (the ones legs()
+    # The simulator keeps the calls of one batch in KEEP (20; the ones legs()
     # splits) and forgets the others once they are over: keeping all of
     # them grew it to 10 GB in the hour at 800 calls/s, on the machine it
     # measures (bench/RESULTS.md, thirty-second session). Its tables are
