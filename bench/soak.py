@@ -162,13 +162,16 @@ def wal_now(sc):
 
 def recent_calls(sc, tenant, since):
     """(created ms, ended ms or None) of the tenant's calls that could have
-    ended since `since`: created within a call's longest life before it.
+    ended since `since`: created within a call's longest life before it
+    (the batches' max_call_duration_minutes=1, and 10 s for the dial).
     Read through calls_tenant_created, so a sample costs the same at
     minute 60 as at minute 5 (a scan of all of calls grew with the table,
-    and the harness's own CPU with it)."""
+    and the harness's own CPU with it). It was 3 minutes: at 800 calls/s
+    that read 150,000 rows a sample, 1.2-2 s of the harness's time on the
+    two cores it measures (bench/RESULTS.md, thirty-second session)."""
     return sc.s.sql(
         "SELECT extract(epoch FROM created_at) * 1000, extract(epoch FROM ended_at) * 1000"
-        "  FROM calls WHERE tenant_id = %s AND created_at >= to_timestamp(%s) - interval '3 minutes'",
+        "  FROM calls WHERE tenant_id = %s AND created_at >= to_timestamp(%s) - interval '70 seconds'",
         tenant, since)
 
 
