@@ -197,7 +197,7 @@ KEEP = 20
 def kept(batch_id):
     """Whether the simulator keeps batch_id's calls (BC_SIM_KEEP_ONE_IN=KEEP):
     its id's FNV-1a hash, as sim_map_hash computes it, is 0 mod KEEP."""
-    h = 1469598103934665603
+    h = 14695981039346656037
     for b in str(batch_id).encode():
         h = ((h ^ b) * 1099511628211) & (2 ** 64 - 1)
     return h % KEEP == 0

@@ -556,7 +556,7 @@ def test_spread_talk_times_fall_anywhere_in_the_range(tmp_path, certs, rx):
 
 def fnv1a(s):
     """The simulator's sim_map_hash: FNV-1a, 64 bits."""
-    h = 1469598103934665603
+    h = 14695981039346656037
     for b in s.encode():
         h = ((h ^ b) * 1099511628211) & (2 ** 64 - 1)
     return h
@@ -618,3 +618,16 @@ def test_keep_one_in_forgets_ended_calls_of_other_batches_only(tmp_path, certs, 
                             auth=(ACCOUNT, TOKEN), timeout=10).status_code == 404
     finally:
         assert s.proc.stop() == 0
+
+
+def test_an_attempt_id_dialed_again_is_reported_once(sim, rx):
+    """The ledger's evidence of a double dial: an attempt id (call_id in the
+    callback URL) created twice or more is listed once; others never."""
+    sip = "<Response><Dial><Sip>sip:agent@sip.example.com</Sip></Dial></Response>"
+    for b, times in (("d1", 3), ("d2", 1), ("d3", 2)):
+        for i in range(times):
+            assert sim.create(base_form(rx, batch=b, to=f"+1415555{len(b)}{i}77")
+                              + [("Twiml", sip)]).status_code == 201
+    led = sim.ledger()
+    assert led["dials"] == 6
+    assert sorted(led["duplicate_call_ids"]) == ["c_d1", "c_d3"]

@@ -246,7 +246,7 @@ int main(int argc, char **argv)
         size_t n = (size_t)bc_config_int(ctx.cfg, "expect-calls");
 
         sim_map_reserve(&s.calls, n);
-        sim_map_reserve(&s.per_call_id, n);
+        sim_idset_reserve(&s.per_call_id, n);
     }
     s.bucket = (double)s.cps;
     s.bucket_at = now_ms();

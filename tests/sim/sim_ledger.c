@@ -50,8 +50,6 @@ int sim_ledger_kept(const sim *s, const char *batch)
 
 void sim_ledger_record_dial(sim *s, call *c, const char *body, size_t len)
 {
-    long *n;
-
     s->dials++;
     if (c->batch[0])
         counts_of(&s->batches, c->batch)->dials++;
@@ -80,17 +78,9 @@ void sim_ledger_record_dial(sim *s, call *c, const char *body, size_t len)
     }
     if (c->tenant[0])
         counts_of(&s->tenants, c->tenant)->dials++;
-    if (c->call_id[0]) {
-        /* The evidence that matters most: our attempt id dialed twice. */
-        if ((n = sim_map_get(&s->per_call_id, c->call_id))) {
-            if (++*n == 2)
-                json_array_append_new(s->duplicates, json_string(c->call_id));
-        } else {
-            n = calloc(1, sizeof *n);
-            *n = 1;
-            sim_map_put(&s->per_call_id, c->call_id, n);
-        }
-    }
+    /* The evidence that matters most: our attempt id dialed twice. */
+    if (c->call_id[0] && sim_idset_add(&s->per_call_id, c->call_id) == 1)
+        json_array_append_new(s->duplicates, json_string(c->call_id));
 }
 
 /* The create's (or update's) form as JSON for the ledger: key -> string,
@@ -247,7 +237,7 @@ void sim_ledger_route(sim *s, const bc_http_req *req, const char *path, bc_http_
     } else if (!strcmp(path, "/ledger/reset") && !strcmp(bc_http_method(req), "POST")) {
         sim_map_free(&s->batches, free);
         sim_map_free(&s->tenants, free);
-        sim_map_free(&s->per_call_id, free);
+        sim_idset_free(&s->per_call_id);
         lists_free(s);
         refused_reset(s);
         memset(&s->ag, 0, sizeof s->ag);
@@ -278,7 +268,7 @@ void sim_ledger_free(sim *s)
 {
     sim_map_free(&s->batches, free);
     sim_map_free(&s->tenants, free);
-    sim_map_free(&s->per_call_id, free);
+    sim_idset_free(&s->per_call_id);
     lists_free(s);
     refused_reset(s);
     free(s->refused);

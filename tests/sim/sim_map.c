@@ -7,7 +7,7 @@
 
 size_t sim_map_hash(const char *s)
 {
-    size_t h = 1469598103934665603ULL;
+    size_t h = 14695981039346656037ULL;
 
     while (*s)
         h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
@@ -54,12 +54,14 @@ void sim_map_reserve(sim_map *m, size_t n)
 
 void sim_map_put(sim_map *m, const char *k, void *v)
 {
+    size_t len = strlen(k) + 1;
     sim_map_ent *e;
 
     if (m->n >= m->nb)   /* grow at load factor 1 */
         rehash(m, m->nb ? m->nb * 2 : 1024);
-    e = calloc(1, sizeof *e);
-    e->key = strdup(k);
+    if (!(e = malloc(sizeof *e + len)))
+        return;
+    memcpy(e->key, k, len);
     e->val = v;
     e->next = m->b[sim_map_hash(k) % m->nb];
     m->b[sim_map_hash(k) % m->nb] = e;
@@ -78,7 +80,6 @@ void *sim_map_del(sim_map *m, const char *k)
             void *v = e->val;
 
             *p = e->next;
-            free(e->key);
             free(e);
             m->n--;
             return v;
@@ -93,9 +94,69 @@ void sim_map_free(sim_map *m, void (*free_val)(void *))
             n = e->next;
             if (free_val)
                 free_val(e->val);
-            free(e->key);
             free(e);
         }
     free(m->b);
     memset(m, 0, sizeof *m);
+}
+
+/* A slot: 0 empty, else the key's 62 low hash bits (never 0) and, in the
+ * top two, the times it was added (1-3). */
+#define ID_KEY(h) (((h) & ((1ULL << 62) - 1)) | 1)
+#define ID_MASK ((1ULL << 62) - 1)
+
+static void idset_grow(sim_idset *s, size_t cap)
+{
+    uint64_t *v = calloc(cap, sizeof *v);
+
+    if (!v)
+        return;   /* full sets fail to add (below) */
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->v[i]) {
+            size_t j = (s->v[i] & ID_MASK) % cap;
+            while (v[j])
+                j = (j + 1) % cap;
+            v[j] = s->v[i];
+        }
+    free(s->v);
+    s->v = v;
+    s->cap = cap;
+}
+
+void sim_idset_reserve(sim_idset *s, size_t n)
+{
+    size_t cap = s->cap ? s->cap : 1024;
+
+    while (cap < 2 * n)
+        cap *= 2;
+    if (cap > s->cap)
+        idset_grow(s, cap);
+}
+
+int sim_idset_add(sim_idset *s, const char *k)
+{
+    uint64_t key = ID_KEY((uint64_t)sim_map_hash(k));
+    size_t i;
+
+    if (2 * (s->n + 1) > s->cap)   /* load at most a half */
+        idset_grow(s, s->cap ? 2 * s->cap : 1024);
+    if (2 * (s->n + 1) > s->cap)
+        return 0;
+    for (i = key % s->cap; s->v[i]; i = (i + 1) % s->cap)
+        if ((s->v[i] & ID_MASK) == key) {
+            int before = (int)(s->v[i] >> 62);
+
+            if (before < 3)
+                s->v[i] = key | ((uint64_t)(before + 1) << 62);
+            return before;
+        }
+    s->v[i] = key | (1ULL << 62);
+    s->n++;
+    return 0;
+}
+
+void sim_idset_free(sim_idset *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof *s);
 }

@@ -104,7 +104,8 @@ typedef struct sim {
     char force_suffix[8][16];
     char force_outcome[8][16];
     int nforce;
-    sim_map calls, batches, tenants, per_call_id, lists;
+    sim_map calls, batches, tenants, lists;
+    sim_idset per_call_id;       /* attempt ids dialed, and how often */
     sim_map scripts;             /* number -> script: its next calls' outcomes */
     long dials, live, peak, cb_ok, cb_failed, rejected_cps, dups;
     long keep_one_in;            /* > 0: keep ended calls of one batch in this many */
