@@ -23,12 +23,13 @@ worker's jobs and carrier-event groups; live calls; and the p99 refill gap
 of the calls that ended in the interval (a call's end to the next claim, as
 B3 measures it); the CPU every process used per call ended in the
 interval (ours, the simulator, the PostgreSQL backends of our services, the
-broker, and the whole machine, the harness included); and the WAL written
-per call (bytes and full-page images), and how long a fixed piece of
-work takes a core (`cpu_ref_ms`), to tell the machine's drifts from ours. At the end it prints, per series, the mean of minutes 5-10
-against the mean of the last five minutes, draws bench/soak.png, and splits
-the calls of the batches the simulator keeps (one in twenty) as B3 does (the carrier's end to ours, our
-claim to the carrier's create) beside the simulator's own length of a call,
+broker, and the whole machine, the harness included); the WAL written
+per call (bytes and full-page images); and how long a fixed piece of
+work takes a core (`cpu_ref_ms`), to tell the machine's drifts from ours.
+At the end it prints, per series, the mean of minutes 5-10 against the
+mean of the last five minutes, draws bench/soak.png, and splits the
+calls of the batches the simulator keeps (one in twenty) as B3 does (the
+carrier's end to ours, our claim to the carrier's create) beside the simulator's own length of a call,
 so that what grows in the harness is told from what grows in batchcall.
 `--reset-agent` clears the reference agent's records at each sample.
 """
@@ -222,12 +223,12 @@ def kept(batch_id):
 
 
 def legs(sc, limit):
-    """The kept batches' calls (about one in KEEP), split as B3 splits a slot's idle time
-    (bench.b3_split), with the simulator's own lateness beside them: a
-    call's length on its clock (its create to its end) less the whole
-    seconds it planned and reported (CallDuration, calls.duration_s; no
-    ring in the soak). What grows in the first two is ours, in the third
-    the simulator's."""
+    """The kept batches' calls (about one in KEEP), split as B3 splits a
+    slot's idle time (bench.b3_split), with the simulator's own lateness
+    beside them: a call's length on its clock (its create to its end) less
+    the whole seconds it planned and reported (CallDuration,
+    calls.duration_s; no ring in the soak). What grows in the first two
+    is ours, in the third the simulator's."""
     print(f"\n{'minute':>6} {'carrier end -> our end':>23} {'claim -> carrier create':>24}"
           f" {'simulator late':>15}")
     bids = sc.s.sql("SELECT id, created_at FROM batches ORDER BY created_at")

@@ -529,8 +529,8 @@ void sim_calls_free(void *v)
 
 void sim_calls_forget_maybe(sim *s, call *c)
 {
-    if (sim_ledger_kept(s, c->batch) || c->state != ST_DONE || c->live || c->sending ||
-        c->resend[0] || c->heap_idx >= 0 || c->refs || c->pinned)
+    if (c->state != ST_DONE || c->live || c->sending || c->resend[0] || c->heap_idx >= 0 ||
+        c->refs || c->pinned || sim_ledger_kept(s, c->batch))
         return;
     if (sim_map_del(&s->calls, c->sid) != c)
         return;   /* cannot happen: sids are unique */

@@ -33,9 +33,11 @@ static void rehash(sim_map *m, size_t nb)
         return;   /* chains grow longer; lookups still work */
     for (size_t i = 0; i < m->nb; i++)
         for (sim_map_ent *x = m->b[i], *n; x; x = n) {
+            size_t to = sim_map_hash(x->key) % nb;
+
             n = x->next;
-            x->next = b[sim_map_hash(x->key) % nb];
-            b[sim_map_hash(x->key) % nb] = x;
+            x->next = b[to];
+            b[to] = x;
         }
     free(m->b);
     m->b = b;
@@ -54,7 +56,7 @@ void sim_map_reserve(sim_map *m, size_t n)
 
 void sim_map_put(sim_map *m, const char *k, void *v)
 {
-    size_t len = strlen(k) + 1;
+    size_t len = strlen(k) + 1, i;
     sim_map_ent *e;
 
     if (m->n >= m->nb)   /* grow at load factor 1 */
@@ -63,8 +65,9 @@ void sim_map_put(sim_map *m, const char *k, void *v)
         return;
     memcpy(e->key, k, len);
     e->val = v;
-    e->next = m->b[sim_map_hash(k) % m->nb];
-    m->b[sim_map_hash(k) % m->nb] = e;
+    i = sim_map_hash(k) % m->nb;
+    e->next = m->b[i];
+    m->b[i] = e;
     m->n++;
 }
 
