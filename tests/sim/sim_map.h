@@ -43,7 +43,8 @@ void sim_map_free(sim_map *m, void (*free_val)(void *));
  * until its malloc and free cost it half as much again a call by minute
  * 60 (bench/RESULTS.md, thirty-second session). Two strings with the same
  * 62 bits of hash count as one: the ledger would report a dial twice that
- * was not (about one chance in 10^6 over 3 million ids), never miss one. */
+ * was not (about one chance in 10^6 over 3 million ids), never miss one;
+ * only a set that cannot grow (out of memory) stops counting. */
 typedef struct sim_idset {
     uint64_t *v;
     size_t cap, n;
