@@ -361,22 +361,30 @@ def statements_start(sc):
 
 def statements_table(sc, label, attempts, top=15):
     """The statements of the scenario's database that took the most time,
-    per attempt: where the PostgreSQL backends' CPU goes."""
+    per attempt: where the PostgreSQL backends' CPU goes. WAL is each
+    statement's own (bytes and full-page images per attempt): what a
+    statement writes is most of what it costs, and what the WAL writer,
+    the checkpointer and vacuum pay for again later."""
     rows = sc.s.sql(
         "SELECT s.calls, s.total_exec_time + s.total_plan_time, s.rows, s.total_plan_time,"
+        "       s.wal_bytes, s.wal_fpi,"
         "       regexp_replace(left(s.query, 400), '\\s+', ' ', 'g')"
         "  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
         " WHERE d.datname = current_database()"
         " ORDER BY 2 DESC LIMIT %s", top)
-    total = sc.s.sql("SELECT sum(s.total_exec_time + s.total_plan_time) FROM pg_stat_statements s"
-                     " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()")[0][0]
-    print(f"  {label} statements by time (all: {float(total or 0) / attempts * 1000:.0f} us per attempt):",
-          flush=True)
-    print(f"    {'us/attempt':>10} {'calls':>8} {'us/call':>8} {'planning':>8} {'rows/call':>9}  statement",
-          flush=True)
-    for calls, ms, nrows, plan, q in rows:
+    total, wal, fpi = sc.s.sql(
+        "SELECT sum(s.total_exec_time + s.total_plan_time), sum(s.wal_bytes), sum(s.wal_fpi)"
+        "  FROM pg_stat_statements s"
+        "  JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()")[0]
+    print(f"  {label} statements by time (all: {float(total or 0) / attempts * 1000:.0f} us, "
+          f"{float(wal or 0) / attempts:,.0f} B of WAL and {float(fpi or 0) / attempts:.2f} "
+          f"full-page images per attempt):", flush=True)
+    print(f"    {'us/attempt':>10} {'calls':>8} {'us/call':>8} {'planning':>8} {'rows/call':>9}"
+          f" {'WAL B/att':>9} {'FPI/att':>7}  statement", flush=True)
+    for calls, ms, nrows, plan, wb, wf, q in rows:
         print(f"    {ms / attempts * 1000:10.1f} {calls:8d} {ms / calls * 1000:8.1f} "
-              f"{plan / calls * 1000:8.1f} {nrows / calls:9.1f}  {q[:150]}", flush=True)
+              f"{plan / calls * 1000:8.1f} {nrows / calls:9.1f} {float(wb) / attempts:9.0f}"
+              f" {wf / attempts:7.3f}  {q[:150]}", flush=True)
 
 
 def b2(args):
