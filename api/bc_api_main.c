@@ -356,6 +356,7 @@ const bc_pg_stmt bc_api_stmts[] = {
       "        (SELECT created_at, id FROM batches WHERE id = $3 AND tenant_id = $1))"
       " ORDER BY created_at DESC, id DESC LIMIT $4::int" },
     { "release", BC_SQL_RELEASE },
+    { "release_lock", BC_SQL_RELEASE_LOCK },
     { "batch_get", BATCH_GET(
       "(SELECT"
       "       count(*) FILTER (WHERE status NOT IN ('queued', 'cancelled', 'expired')) AS dispatched,"

@@ -1,7 +1,10 @@
-/* bc_sql: the window top-up of the worker and the scheduler. */
+/* bc_sql: the window top-up of the worker and the scheduler, and the lock
+ * every window release takes first. */
 #include "bc_sql.h"
 
 #include <stdlib.h>
+
+#include <jansson.h>
 
 /* Hands committed outbox rows to the publisher; what it could not take
  * stays in the outbox for the relay. */
@@ -13,6 +16,27 @@ static void publish(bc_publisher *pub, const PGresult *res, bc_log *log)
         bc_log(log, BC_WARN, "publish.deferred", "{s:s}", "error", err.msg);
 }
 
+int bc_sql_release_lock(bc_pg *pg, const char *const *batches, int n, bc_err *err)
+{
+    json_t *ids = json_array();
+    char *text = NULL;
+    int rc = -1;
+
+    for (int i = 0; ids && i < n; i++)
+        if (json_array_append_new(ids, json_string(batches[i])) < 0)
+            break;
+    if (ids && json_array_size(ids) == (size_t)n &&
+        (text = json_dumps(ids, JSON_COMPACT))) {
+        const char *p[] = { text };
+        rc = bc_pg_run(pg, "release_lock", 1, p, err);
+    } else {
+        bc_err_set(err, "release lock: out of memory");
+    }
+    free(text);
+    json_decref(ids);
+    return rc < 0 ? -1 : 0;
+}
+
 int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
                   const char *const *batches, int n, bc_log *log, bc_err *err)
 {
@@ -22,17 +46,6 @@ int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
 
     if (n <= 0)
         return 0;
-    if (n == 1) {
-        PGresult *res;
-
-        p[0] = batches[0];
-        if (!(res = bc_pg_exec(pg, "release", 3, p, err)))
-            return BC_SQL_FAILED;
-        jobs = PQntuples(res);
-        publish(pub, res, log);
-        PQclear(res);
-        return jobs;
-    }
     if (!(rel = calloc((size_t)n, sizeof *rel))) {
         bc_err_set(err, "top-up: out of memory");
         return BC_SQL_NO_TXN;
@@ -41,11 +54,12 @@ int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
         free(rel);
         return BC_SQL_NO_TXN;
     }
-    for (; got < n; got++) {
-        p[0] = batches[got];
-        if (!(rel[got] = bc_pg_exec(pg, "release", 3, p, err)))
-            break;
-    }
+    if (bc_sql_release_lock(pg, batches, n, err) == 0)
+        for (; got < n; got++) {
+            p[0] = batches[got];
+            if (!(rel[got] = bc_pg_exec(pg, "release", 3, p, err)))
+                break;
+        }
     if (got < n || bc_pg_commit(pg, err) < 0) {
         bc_pg_rollback(pg);
         jobs = BC_SQL_FAILED;

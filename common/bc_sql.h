@@ -7,7 +7,8 @@
  * compile time as it would a C literal. A file that begins
  * "-- params: a b" is a function-like macro whose arguments (SQL text)
  * replace :a and :b. Whole statements: BC_SQL_RELEASE (the window
- * top-up), BC_SQL_LEASES_INSERT, BC_SQL_BATCH_NEED, BC_SQL_TENANT_RESERVED.
+ * top-up) and BC_SQL_RELEASE_LOCK (taken before it),
+ * BC_SQL_LEASES_INSERT, BC_SQL_BATCH_NEED, BC_SQL_TENANT_RESERVED.
  * Fragments: BC_SQL_UNCLAIM_CTES (what a pause undoes),
  * BC_SQL_POLICY_BLOCK(tenant, number) (bc_policy.h),
  * BC_SQL_CALL_RESULT_ROWS(src, topic, legacy) (a statement's call-result
@@ -29,14 +30,22 @@
 #define BC_SQL_FAILED (-1)   /* a release or the commit failed: rolled back */
 #define BC_SQL_NO_TXN (-2)   /* the transaction could not begin: nothing ran */
 
-/* Tops up the windows of n batches: runs BC_SQL_RELEASE (prepared on pg's
- * connection as "release") for each with jobs_topic and, once committed,
- * hands the jobs it wrote to pub. A publish that fails is left to the
- * scheduler's relay, and logged (publish.deferred) if log is not NULL.
- * Several batches share one transaction: one commit (one WAL flush) for
- * all, not one each; one batch is its one statement, no BEGIN/COMMIT.
- * Returns how many jobs it released, or BC_SQL_FAILED or BC_SQL_NO_TXN
- * (only when n > 1) with err set. */
+/* Takes, in pg's open transaction, the lock that serializes the window
+ * releases of these n batches (BC_SQL_RELEASE_LOCK, prepared as
+ * "release_lock"), waiting for any other transaction releasing one of
+ * them to end. Every transaction that runs BC_SQL_RELEASE takes it first,
+ * for every batch it will release, in one call: release.sql counts a
+ * batch's jobs in flight in its own snapshot, and two releases at once
+ * each filled the room without the other's jobs. 0, or -1 with err set. */
+int bc_sql_release_lock(bc_pg *pg, const char *const *batches, int n, bc_err *err);
+
+/* Tops up the windows of n batches in one transaction: takes their
+ * release lock, runs BC_SQL_RELEASE (prepared on pg's connection as
+ * "release") for each with jobs_topic and, once committed, hands the jobs
+ * it wrote to pub. A publish that fails is left to the scheduler's relay,
+ * and logged (publish.deferred) if log is not NULL. One commit (one WAL
+ * flush) for all the batches, not one each. Returns how many jobs it
+ * released, or BC_SQL_FAILED or BC_SQL_NO_TXN with err set. */
 int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
                   const char *const *batches, int n, bc_log *log, bc_err *err);
 

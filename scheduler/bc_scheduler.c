@@ -181,6 +181,7 @@ static const bc_pg_stmt stmts[] = {
       "   AND ($2::boolean OR NOT EXISTS (SELECT 1 FROM leases l WHERE l.batch_id = b.id"
       "                                    AND l.call_id IS NOT NULL))" },
     { "release", BC_SQL_RELEASE },
+    { "release_lock", BC_SQL_RELEASE_LOCK },
     /* Rows a publisher wrote but did not see acknowledged in time, with
      * ids up to $5 (bc_marks.h): the scan of the primary key ends there,
      * before the young rows that publishers are about to delete. */
@@ -338,10 +339,14 @@ static void publish(bc_scheduler *s, PGresult *res, bc_metric *m)
     bc_publisher_outbox_rows(s->pub, res, NULL);
 }
 
+/* Releases one batch's window in the caller's transaction, taking its
+ * release lock first (bc_sql_release_lock). */
 static PGresult *release(bc_scheduler *s, const char *batch, bc_err *err)
 {
     const char *p[] = { batch, BC_WINDOW_MULTIPLE, s->jobs_topic };
 
+    if (bc_sql_release_lock(s->pg, &batch, 1, err) < 0)
+        return NULL;
     return bc_pg_exec(s->pg, "release", 3, p, err);
 }
 

@@ -13,6 +13,7 @@
 
 const bc_pg_stmt bc_topup_stmts[] = {
     { "release", BC_SQL_RELEASE },
+    { "release_lock", BC_SQL_RELEASE_LOCK },
     { 0, 0 },
 };
 
@@ -45,7 +46,7 @@ void bc_topup_want(bc_worker *w, const char *batch)
 void bc_topup_run(bc_worker *w, long long now)
 {
     const char *ids[BC_TOPUP_MAX] = { 0 };
-    int n = w->ntopups, rc;
+    int n = w->ntopups;
     bc_err err = { "" };
 
     if (now < w->next_topup || n == 0)
@@ -54,14 +55,7 @@ void bc_topup_run(bc_worker *w, long long now)
     w->ntopups = 0;
     for (int i = 0; i < n; i++)
         ids[i] = w->topups[i];
-    rc = n == 1 ? BC_SQL_NO_TXN
-                : bc_sql_top_up(w->pg, w->pub, w->jobs_topic, ids, n, w->ctx->log, &err);
-    if (rc == BC_SQL_NO_TXN) {
-        /* One batch needs no transaction; none could begin: each alone. */
-        for (int i = 0; i < n; i++)
-            top_up(w, ids[i]);
-    } else if (rc == BC_SQL_FAILED) {
+    if (bc_sql_top_up(w->pg, w->pub, w->jobs_topic, ids, n, w->ctx->log, &err) < 0)
         /* The scheduler's periodic top-up covers them. */
         bc_log(w->ctx->log, BC_WARN, "window.topup_failed", "{s:s}", "error", err.msg);
-    }
 }

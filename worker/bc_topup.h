@@ -7,8 +7,8 @@
 
 #include "bc_worker_int.h"
 
-/* The statement this module runs (BC_PG_INCLUDE): "release",
- * common/sql/release.sql. */
+/* The statements this module runs (BC_PG_INCLUDE): "release_lock" and
+ * "release", common/sql/release_lock.sql and release.sql. */
 extern const bc_pg_stmt bc_topup_stmts[];
 
 /* Notes that batch's window may top up; bc_topup_run runs it. */

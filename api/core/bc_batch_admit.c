@@ -8,22 +8,41 @@
 #include "bc_lease.h"
 #include "bc_sql.h"
 
+/* Releases one batch's window, taking its release lock first
+ * (bc_sql_release_lock); region names its jobs topic. */
+static PGresult *release(bc_api *api, bc_pg *pg, const char *id, const char *region,
+                         bc_err *err)
+{
+    char topic[160];
+
+    bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", region);
+    const char *q[] = { id, BC_WINDOW_MULTIPLE, topic };
+    return bc_pg_exec(pg, "release", 3, q, err);
+}
+
+PGresult *bc_batch_release(bc_api *api, bc_pg *pg, const char *id, const char *region,
+                           bc_err *err)
+{
+    const char *ids[] = { id };
+
+    if (bc_sql_release_lock(pg, ids, 1, err) < 0)
+        return NULL;
+    return release(api, pg, id, region, err);
+}
+
 /* Gives an admitted batch its lease slots (its reservation) and releases
  * its first window of jobs to the outbox. Returns the outbox rows, NULL on
  * error. */
 static PGresult *open_window(bc_api *api, bc_pg *pg, const char *id,
                              const char *slots, const char *region, bc_err *err)
 {
-    char topic[160];
     const char *p[] = { id, slots };
     PGresult *res = bc_pg_exec(pg, "leases_insert", 2, p, err);
 
     if (!res)
         return NULL;
     PQclear(res);
-    bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", region);
-    const char *q[] = { id, BC_WINDOW_MULTIPLE, topic };
-    return bc_pg_exec(pg, "release", 3, q, err);
+    return bc_batch_release(api, pg, id, region, err);
 }
 
 int bc_batch_admit(bc_api *api, bc_pg *pg, const char *tenant, long concurrency, const char *id,
@@ -79,14 +98,26 @@ int bc_batch_admit(bc_api *api, bc_pg *pg, const char *tenant, long concurrency,
 int bc_batch_admit_release(bc_api *api, bc_pg *pg, PGresult *res, PGresult **rels, int cap,
                            int *nrel, bc_err *err)
 {
-    char topic[160];
+    int n = PQntuples(res);
+    const char **ids;
 
-    for (int i = 0; i < PQntuples(res); i++) {
-        PGresult *rel;
+    if (n == 0)
+        return 0;
+    if (!(ids = calloc((size_t)n, sizeof *ids))) {
+        bc_err_set(err, "release: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        ids[i] = bc_pg_val(res, i, "id");
+    /* Every batch's lock at once, in one order (release_lock.sql). */
+    int rc = bc_sql_release_lock(pg, ids, n, err);
+    free(ids);
+    if (rc < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        PGresult *rel = release(api, pg, bc_pg_val(res, i, "id"), bc_pg_val(res, i, "region"), err);
 
-        bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", bc_pg_val(res, i, "region"));
-        const char *q[] = { bc_pg_val(res, i, "id"), BC_WINDOW_MULTIPLE, topic };
-        if (!(rel = bc_pg_exec(pg, "release", 3, q, err)))
+        if (!rel)
             return -1;
         if (*nrel < cap)
             rels[(*nrel)++] = rel;

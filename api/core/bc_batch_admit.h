@@ -20,6 +20,12 @@ int bc_batch_admit(bc_api *api, bc_pg *pg, const char *tenant, long concurrency,
                    const char *limit, const char *region, int scheduled_ahead, PGresult **rel,
                    bc_err *err);
 
+/* Inside a transaction: takes batch id's release lock (bc_sql_release_lock)
+ * and releases its window's next jobs into the outbox (release.sql). The
+ * outbox rows, or NULL with err set. */
+PGresult *bc_batch_release(bc_api *api, bc_pg *pg, const char *id, const char *region,
+                           bc_err *err);
+
 /* Releases the first window of each batch in res (columns id, region) into
  * the outbox; the rows to publish are appended to rels (at most cap; the
  * scheduler's relay publishes the rest). Inside the caller's transaction. 0,

@@ -527,10 +527,7 @@ bc_batch_rc bc_batch_retry(bc_api *api, bc_pg *pg, const bc_principal *who,
             goto out;
     } else if (!paused) {
         /* Admitted: release the re-queued recipients into its window now. */
-        char topic[160];
-        bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", region);
-        const char *q[] = { id, BC_WINDOW_MULTIPLE, topic };
-        if (!(rel = bc_pg_exec(pg, "release", 3, q, err)))
+        if (!(rel = bc_batch_release(api, pg, id, region, err)))
             goto out;
     }
     if (bc_batch_audit(pg, who, "batch.retry", id, NULL, err) < 0)

@@ -8,11 +8,12 @@ import threading
 import time
 from collections import Counter
 
+import psycopg2
 import pytest
 import requests
 from confluent_kafka import Producer
 
-from conftest import (BUILD, Proc, api_proc, batchcall_headers, calls_update_fails_once,
+from conftest import (BUILD, ROOT, Proc, api_proc, batchcall_headers, calls_update_fails_once,
                       cartesia_headers, consume_from_start, free_port, system_settled, wait_until)
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -384,10 +385,15 @@ def test_a_batch_admitted_with_few_slots_releases_a_window_for_those(stack, extr
     partition's commits meanwhile (the soak's minute 59). Sampled
     throughout, the second batch never has more jobs out than twice its
     slots; it is grown and topped up to its limit, and every recipient of
-    both is called once."""
+    both is called once. (Exact since every window release takes the
+    batch's release lock: two at once could each fill the room, test
+    below.) Talk times are spread over 1-2 s: with whole seconds, the first
+    batch's last calls can all end in one burst, and the second is then
+    admitted with every slot at once, not the few this is about."""
     sim, _, _ = extra.region("window", {
         "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
-        "BC_SIM_TALK_SECONDS": "1-2", "BC_SIM_MIX": "completed=1"})
+        "BC_SIM_TALK_SECONDS": "1-2", "BC_SIM_TALK_SPREAD": "1",
+        "BC_SIM_MIX": "completed=1"})
     t = stack.tenant(concurrency=10)
     first = [f"+1446{i:07d}" for i in range(40)]
     second = [f"+1448{i:07d}" for i in range(60)]
@@ -418,6 +424,129 @@ def test_a_batch_admitted_with_few_slots_releases_a_window_for_those(stack, extr
     all_terminal(stack, b, 60)
     assert_one_dial_per_recipient(stack, a, first, 10, sim)
     assert_one_dial_per_recipient(stack, b, second, 10, sim)
+
+
+def common_sql(name):
+    """A statement of common/sql/ as the services prepare it."""
+    with open(os.path.join(ROOT, "common", "sql", name + ".sql")) as f:
+        return f.read()
+
+
+def in_flight(stack, bid):
+    return stack.sql("SELECT count(*) FROM recipients WHERE batch_id = %s AND released"
+                     " AND status IN ('queued', 'dispatched', 'started')", bid)[0][0]
+
+
+class Releaser:
+    """A connection that tops batches' windows up as the services do: in a
+    transaction, release_lock.sql for them (unless lock is false), then
+    release.sql for each."""
+
+    def __init__(self, stack):
+        self.conn = psycopg2.connect(stack.dsn)
+        self.pid = self.conn.get_backend_pid()
+        with self.conn.cursor() as cur:
+            cur.execute("PREPARE release_lock AS " + common_sql("release_lock"))
+            cur.execute("PREPARE release AS " + common_sql("release"))
+        self.conn.commit()
+
+    def lock(self, bids):
+        with self.conn.cursor() as cur:
+            cur.execute("EXECUTE release_lock(%s)", (json.dumps(bids),))
+
+    def release(self, bid, topic, lock=True):
+        if lock:
+            self.lock([bid])
+        with self.conn.cursor() as cur:
+            cur.execute("EXECUTE release(%s, 2, %s)", (bid, topic))
+            return cur.rowcount
+
+
+def waits_for_advisory_lock(stack, pid):
+    return stack.sql("SELECT wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                     "  FROM pg_stat_activity WHERE pid = %s", pid)[0][0]
+
+
+def test_two_window_top_ups_of_one_batch_at_once_release_its_room_once(stack, extra):
+    """A worker's top-up after an end and the scheduler's after it grew the
+    batch can run at once. release.sql counts the jobs in flight in its own
+    snapshot, so each counted without the other's and both filled the room:
+    shown here first without the lock, on a batch of its own (16 jobs out
+    for a window of 10). With release_lock.sql first, as every service
+    runs it, the second waits for the first to commit, then sees its jobs
+    and releases nothing: the window is exact."""
+    _, sched, _ = extra.region("twice", {
+        "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+        "BC_SIM_TALK_SECONDS": "60", "BC_SIM_MIX": "completed=1"})
+    t = stack.tenant(concurrency=4)
+    bids = [create(stack, t, [f"+1449{i}{j:06d}" for j in range(30)], limit=2, region="APAC")
+            for i in range(2)]
+    for bid in bids:
+        wait_until(lambda: in_flight(stack, bid) == 4, 30, "each batch's first window (2 slots x 2)")
+    # Nothing else tops them up from here: the scheduler is stopped, and
+    # no call ends for a minute. Each batch may now hold 5 slots and has 3
+    # more (as the scheduler's grow gives them): its window is 10, with 4
+    # jobs out, so its room is 6.
+    os.kill(sched.p.pid, signal.SIGSTOP)
+    for bid in bids:
+        stack.sql("UPDATE batches SET target_concurrency_limit = 5 WHERE id = %s", bid)
+        stack.sql("INSERT INTO leases (batch_id, slot, number)"
+                  " SELECT %s, g, (SELECT from_pool[1 + g %% cardinality(from_pool)]"
+                  "                  FROM batches WHERE id = %s)"
+                  "   FROM generate_series(2, 4) AS g", bid, bid)
+    topic = f"{stack.prefix}.jobs.apac"
+    one, two = Releaser(stack), Releaser(stack)
+
+    # Without the lock: neither waits, both fill the room.
+    unlocked = bids[0]
+    assert one.release(unlocked, topic, lock=False) == 6
+    assert two.release(unlocked, topic, lock=False) == 6
+    two.conn.commit()
+    one.conn.commit()
+    assert in_flight(stack, unlocked) == 16
+
+    # With it: the second waits for the first's commit, then releases nothing.
+    locked, got = bids[1], {}
+    assert one.release(locked, topic) == 6
+    th = threading.Thread(target=lambda: got.update(n=two.release(locked, topic)))
+    th.start()
+    wait_until(lambda: waits_for_advisory_lock(stack, two.pid), 10,
+               "the second top-up to wait for the first's lock", interval=0.02)
+    assert "n" not in got
+    one.conn.commit()
+    th.join(10)
+    two.conn.commit()
+    assert got == {"n": 0}
+    assert in_flight(stack, locked) == 10
+    one.conn.close()
+    two.conn.close()
+
+
+def test_the_release_lock_takes_a_transactions_batches_in_one_order(stack):
+    """A transaction locks every batch it will release in one statement, in
+    the order of their keys, whatever the order it names them in: so two
+    never hold one each and wait for the other's. Here the batch with the
+    higher key is held elsewhere; a transaction naming it first already
+    holds the lower one while it waits."""
+    (pair,), = stack.sql("SELECT CASE WHEN hashtext('batch-a') < hashtext('batch-b')"
+                         "            THEN ARRAY['batch-a', 'batch-b']"
+                         "            ELSE ARRAY['batch-b', 'batch-a'] END")
+    lo, hi = pair
+    holder, waiter = Releaser(stack), Releaser(stack)
+    holder.lock([hi])
+    th = threading.Thread(target=lambda: waiter.lock([hi, lo]))
+    th.start()
+    wait_until(lambda: waits_for_advisory_lock(stack, waiter.pid), 10,
+               "the second transaction to wait for the higher key", interval=0.02)
+    held = stack.sql("SELECT objid::bigint = (hashtext(%s)::bigint & 4294967295), granted"
+                     "  FROM pg_locks WHERE locktype = 'advisory' AND classid = 7417"
+                     "   AND pid = %s", lo, waiter.pid)
+    assert (True, True) in held, held
+    holder.conn.commit()
+    th.join(10)
+    waiter.conn.commit()
+    holder.conn.close()
+    waiter.conn.close()
 
 
 def test_a_worker_that_cannot_renew_its_leases_stops_dialing_until_it_can(stack, extra):
