@@ -35,7 +35,6 @@ so that what grows in the harness is told from what grows in batchcall.
 """
 import argparse
 import csv
-import hashlib
 import os
 import statistics
 import subprocess
@@ -129,22 +128,6 @@ def vacuum_stats(sc):
     dead, runs = sc.s.sql("SELECT n_dead_tup, autovacuum_count FROM pg_stat_user_tables"
                           " WHERE relname = 'recipients'")[0]
     return {"recipients_dead_k": dead / 1000.0, "recipients_autovacuums": runs}
-
-
-REF_BUF = bytes(4 << 20)
-
-
-def ref_core_ms():
-    """The CPU time (this thread's, not the wall's) of a fixed piece of
-    work, SHA-256 of 4 MiB: how fast a core is at this sample, apart from
-    how busy the cores are. The second hour at 800 calls/s ran at 2.46 ms
-    of machine CPU a call in its first ten minutes and 2.24 in its third,
-    with nothing of ours changed; this tells such drifts of the machine
-    from a cost of ours that grows (bench/RESULTS.md, thirty-second
-    session)."""
-    t = time.thread_time()
-    hashlib.sha256(REF_BUF).digest()
-    return (time.thread_time() - t) * 1000.0
 
 
 def machine_cpu_s():
@@ -363,7 +346,7 @@ def main():
                     rec[f"rss_{name}"] = rss_mib(pid)
                 cpu1, wal1 = cpu_now(sc, fixed), wal_now(sc)
                 rec.update(cpu_per_call(cpu0, cpu1, ended))
-                rec["cpu_ref_ms"] = min(ref_core_ms() for _ in range(3))
+                rec["cpu_ref_ms"] = bench.ref_ms()
                 rec["wal_kib_per_call"] = (wal1[0] - wal0[0]) / 1024.0 / ended if ended else 0.0
                 rec["wal_fpi_per_call"] = (wal1[1] - wal0[1]) / ended if ended else 0.0
                 cpu0, wal0 = cpu1, wal1
