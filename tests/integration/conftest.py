@@ -3,6 +3,7 @@ PostgreSQL and Kafka broker (started by deploy/local/infra.sh; tests/run.sh
 exports BC_PG_DSN and BC_KAFKA_BROKERS). Each test session gets its own
 database and its own topic prefix, so runs never see each other's data."""
 import contextlib
+import ctypes
 import json
 import os
 import random
@@ -200,14 +201,28 @@ def system_settled(stack, scheduler=None, worker=None, region="us", timeout=15):
     worker_caught_up(stack, worker or stack.procs["worker"], region, timeout)
 
 
+def die_with_parent():
+    """Runs in a child before its exec: it gets SIGTERM when the process
+    that started it dies. A test run killed outright otherwise left its
+    whole stack running (a scheduler, two workers, a simulator, an API and
+    their PostgreSQL sessions, found half an hour later taking CPU from the
+    benchmarks beside them)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 class Proc:
-    """One of our binaries, its JSON log kept in a file."""
+    """One of our binaries, its JSON log kept in a file. It dies with the
+    test process (die_with_parent)."""
 
     def __init__(self, name, args, env, logdir):
         self.name = name
         self.log_path = os.path.join(logdir, f"{name}.log")
         self.log = open(self.log_path, "wb")
-        self.p = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.p = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                  preexec_fn=die_with_parent)
 
     def log_lines(self, since=0):
         """The log's lines from byte offset since."""

@@ -3,11 +3,12 @@ endpoints, JSON log lines, a clean exit on SIGTERM."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 import requests
 
-from conftest import BUILD, Proc, free_port, plain_build
+from conftest import BUILD, Proc, free_port, plain_build, wait_until
 
 BINARIES = {
     "batchcall-api": ("BC_API_PORT", "BC_PG_DSN"),
@@ -147,3 +148,27 @@ def test_a_kafka_flag_out_of_range_stops_the_start_naming_it(stack, binary, flag
                          env=env, timeout=30)
     assert out.returncode != 0
     assert (flag in out.stderr) or (var in out.stderr), out.stderr
+
+
+def gone(pid):
+    """The process exited (a zombie not yet reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_a_test_run_killed_outright_leaves_no_process_behind(tmp_path):
+    """A process the tests start (conftest.Proc) gets SIGTERM when the test
+    process dies, even by SIGKILL, which no fixture's teardown survives."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = (f"import sys, time; sys.path.insert(0, {here!r}); from conftest import Proc; "
+              f"p = Proc('sleeper', ['sleep', '120'], None, {str(tmp_path)!r}); "
+              "print(p.p.pid, flush=True); time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert not gone(child)
+    parent.kill()
+    parent.wait()
+    wait_until(lambda: gone(child), 10, "the child to die with the test process", interval=0.02)
