@@ -8,7 +8,7 @@
 #include "bc_lease.h"
 #include "bc_sql.h"
 
-/* Releases one batch's window, taking its release lock first
+/* Releases one batch's window, its release lock already taken
  * (bc_sql_release_lock); region names its jobs topic. */
 static PGresult *release(bc_api *api, bc_pg *pg, const char *id, const char *region,
                          bc_err *err)
