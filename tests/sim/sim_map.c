@@ -105,8 +105,8 @@ void sim_map_free(sim_map *m, void (*free_val)(void *))
 
 /* A slot: 0 empty, else the key's 62 low hash bits (never 0) and, in the
  * top two, the times it was added (1-3). */
-#define ID_KEY(h) (((h) & ((1ULL << 62) - 1)) | 1)
 #define ID_MASK ((1ULL << 62) - 1)
+#define ID_KEY(h) (((h) & ID_MASK) | 1)
 
 static void idset_grow(sim_idset *s, size_t cap)
 {
