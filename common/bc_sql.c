@@ -37,10 +37,24 @@ int bc_sql_release_lock(bc_pg *pg, const char *const *batches, int n, bc_err *er
     return rc < 0 ? -1 : 0;
 }
 
+PGresult *bc_sql_release(bc_pg *pg, const char *batch, const char *jobs_topic, bc_err *err)
+{
+    const char *p[] = { batch, BC_WINDOW_MULTIPLE, jobs_topic };
+
+    return bc_pg_exec(pg, "release", 3, p, err);
+}
+
+PGresult *bc_sql_release_one(bc_pg *pg, const char *batch, const char *jobs_topic,
+                             bc_err *err)
+{
+    if (bc_sql_release_lock(pg, &batch, 1, err) < 0)
+        return NULL;
+    return bc_sql_release(pg, batch, jobs_topic, err);
+}
+
 int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
                   const char *const *batches, int n, bc_log *log, bc_err *err)
 {
-    const char *p[] = { NULL, BC_WINDOW_MULTIPLE, jobs_topic };
     PGresult **rel;
     int got = 0, jobs = 0;
 
@@ -55,11 +69,9 @@ int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
         return BC_SQL_NO_TXN;
     }
     if (bc_sql_release_lock(pg, batches, n, err) == 0)
-        for (; got < n; got++) {
-            p[0] = batches[got];
-            if (!(rel[got] = bc_pg_exec(pg, "release", 3, p, err)))
+        for (; got < n; got++)
+            if (!(rel[got] = bc_sql_release(pg, batches[got], jobs_topic, err)))
                 break;
-        }
     if (got < n || bc_pg_commit(pg, err) < 0) {
         bc_pg_rollback(pg);
         jobs = BC_SQL_FAILED;

@@ -39,6 +39,15 @@
  * each filled the room without the other's jobs. 0, or -1 with err set. */
 int bc_sql_release_lock(bc_pg *pg, const char *const *batches, int n, bc_err *err);
 
+/* Runs BC_SQL_RELEASE (prepared as "release") for batch, its jobs going to
+ * jobs_topic, in a transaction that already holds batch's release lock.
+ * The outbox rows it wrote, or NULL with err set. */
+PGresult *bc_sql_release(bc_pg *pg, const char *batch, const char *jobs_topic, bc_err *err);
+/* bc_sql_release_lock for batch alone, then bc_sql_release: for a
+ * transaction that releases one batch. */
+PGresult *bc_sql_release_one(bc_pg *pg, const char *batch, const char *jobs_topic,
+                             bc_err *err);
+
 /* Tops up the windows of n batches in one transaction: takes their
  * release lock, runs BC_SQL_RELEASE (prepared on pg's connection as
  * "release") for each with jobs_topic and, once committed, hands the jobs

@@ -339,17 +339,6 @@ static void publish(bc_scheduler *s, PGresult *res, bc_metric *m)
     bc_publisher_outbox_rows(s->pub, res, NULL);
 }
 
-/* Releases one batch's window in the caller's transaction, taking its
- * release lock first (bc_sql_release_lock). */
-static PGresult *release(bc_scheduler *s, const char *batch, bc_err *err)
-{
-    const char *p[] = { batch, BC_WINDOW_MULTIPLE, s->jobs_topic };
-
-    if (bc_sql_release_lock(s->pg, &batch, 1, err) < 0)
-        return NULL;
-    return bc_pg_exec(s->pg, "release", 3, p, err);
-}
-
 /* Under the tenant's row lock (taken here; the caller began the
  * transaction): the tenant's limit and the slots it has reserved. */
 static int tenant_room(bc_scheduler *s, const char *tenant, long *conc, long *reserved,
@@ -409,7 +398,7 @@ static int admit(bc_scheduler *s, const char *batch, const char *tenant, bc_err 
     const char *l[] = { batch, slots };
     if (!(res = bc_pg_exec(s->pg, "leases_insert", 2, l, err)))
         goto out;
-    if (!(rel = release(s, batch, err)))
+    if (!(rel = bc_sql_release_one(s->pg, batch, s->jobs_topic, err)))
         goto out;
     rc = 1;
 commit:

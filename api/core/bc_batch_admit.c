@@ -8,26 +8,21 @@
 #include "bc_lease.h"
 #include "bc_sql.h"
 
-/* Releases one batch's window, its release lock already taken
- * (bc_sql_release_lock); region names its jobs topic. */
-static PGresult *release(bc_api *api, bc_pg *pg, const char *id, const char *region,
+/* Releases one batch's window; lock: whether to take its release lock
+ * first (else the caller holds it). region names its jobs topic. */
+static PGresult *release(bc_api *api, bc_pg *pg, const char *id, const char *region, int lock,
                          bc_err *err)
 {
     char topic[160];
 
     bc_kafka_topic(topic, sizeof topic, api->topic_prefix, "jobs", region);
-    const char *q[] = { id, BC_WINDOW_MULTIPLE, topic };
-    return bc_pg_exec(pg, "release", 3, q, err);
+    return lock ? bc_sql_release_one(pg, id, topic, err) : bc_sql_release(pg, id, topic, err);
 }
 
 PGresult *bc_batch_release(bc_api *api, bc_pg *pg, const char *id, const char *region,
                            bc_err *err)
 {
-    const char *ids[] = { id };
-
-    if (bc_sql_release_lock(pg, ids, 1, err) < 0)
-        return NULL;
-    return release(api, pg, id, region, err);
+    return release(api, pg, id, region, 1, err);
 }
 
 /* Gives an admitted batch its lease slots (its reservation) and releases
@@ -115,7 +110,8 @@ int bc_batch_admit_release(bc_api *api, bc_pg *pg, PGresult *res, PGresult **rel
     if (rc < 0)
         return -1;
     for (int i = 0; i < n; i++) {
-        PGresult *rel = release(api, pg, bc_pg_val(res, i, "id"), bc_pg_val(res, i, "region"), err);
+        PGresult *rel = release(api, pg, bc_pg_val(res, i, "id"), bc_pg_val(res, i, "region"), 0,
+                                err);
 
         if (!rel)
             return -1;
