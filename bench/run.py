@@ -480,9 +480,11 @@ def b3(args):
     # B3_TALK_SPREAD=1: talk times anywhere in 1-3 s, to the millisecond.
     # By default they are whole seconds, so calls that start together end
     # together, and the slots' ends keep coming in bursts (RESULTS.md).
+    # B3_WORKERS: workers sharing the batch (1; two measured worse, RESULTS.md).
     sc = Scenario("b3", {"BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
                          "BC_SIM_TALK_SECONDS": "1-3", "BC_SIM_MIX": "completed=1",
-                         "BC_SIM_TALK_SPREAD": os.environ.get("B3_TALK_SPREAD", "0")})
+                         "BC_SIM_TALK_SPREAD": os.environ.get("B3_TALK_SPREAD", "0")},
+                  workers=int(os.environ.get("B3_WORKERS", "1")))
     try:
         t = sc.tenant(concurrency=limit)
         pids = stack_pids(sc)

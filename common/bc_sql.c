@@ -3,6 +3,7 @@
 #include "bc_sql.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -16,25 +17,55 @@ static void publish(bc_publisher *pub, const PGresult *res, bc_log *log)
         bc_log(log, BC_WARN, "publish.deferred", "{s:s}", "error", err.msg);
 }
 
-int bc_sql_release_lock(bc_pg *pg, const char *const *batches, int n, bc_err *err)
+/* The n batch ids as a JSON array's text (caller frees), or NULL. */
+static char *ids_doc(const char *const *batches, int n)
 {
     json_t *ids = json_array();
     char *text = NULL;
-    int rc = -1;
+    int i = 0;
 
-    for (int i = 0; ids && i < n; i++)
-        if (json_array_append_new(ids, json_string(batches[i])) < 0)
-            break;
-    if (ids && json_array_size(ids) == (size_t)n &&
-        (text = json_dumps(ids, JSON_COMPACT))) {
-        const char *p[] = { text };
-        rc = bc_pg_run(pg, "release_lock", 1, p, err);
-    } else {
-        bc_err_set(err, "release lock: out of memory");
-    }
-    free(text);
+    while (ids && i < n && json_array_append_new(ids, json_string(batches[i])) == 0)
+        i++;
+    if (ids && i == n)
+        text = json_dumps(ids, JSON_COMPACT);
     json_decref(ids);
+    return text;
+}
+
+int bc_sql_release_lock(bc_pg *pg, const char *const *batches, int n, bc_err *err)
+{
+    char *text = ids_doc(batches, n);
+    const char *p[] = { text };
+    int rc = text ? bc_pg_run(pg, "release_lock", 1, p, err) : -1;
+
+    if (!text)
+        bc_err_set(err, "release lock: out of memory");
+    free(text);
     return rc < 0 ? -1 : 0;
+}
+
+int bc_sql_release_try_lock(bc_pg *pg, const char *const *batches, int n, char *skipped,
+                            bc_err *err)
+{
+    char *text = ids_doc(batches, n);
+    const char *p[] = { text };
+    PGresult *res = text ? bc_pg_exec(pg, "release_try_lock", 1, p, err) : NULL;
+    int took = 0;
+
+    if (!text)
+        bc_err_set(err, "release lock: out of memory");
+    free(text);
+    if (!res)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        skipped[i] = 1;
+        for (int r = 0; r < PQntuples(res) && skipped[i]; r++)
+            if (!strcmp(PQgetvalue(res, r, 0), batches[i]))
+                skipped[i] = 0;
+        took += !skipped[i];
+    }
+    PQclear(res);
+    return took;
 }
 
 PGresult *bc_sql_release(bc_pg *pg, const char *batch, const char *jobs_topic, bc_err *err)
@@ -53,10 +84,10 @@ PGresult *bc_sql_release_one(bc_pg *pg, const char *batch, const char *jobs_topi
 }
 
 int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
-                  const char *const *batches, int n, bc_log *log, bc_err *err)
+                  const char *const *batches, int n, char *skipped, bc_log *log, bc_err *err)
 {
     PGresult **rel;
-    int got = 0, jobs = 0;
+    int got = 0, jobs = 0, locked;
 
     if (n <= 0)
         return 0;
@@ -68,11 +99,18 @@ int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
         free(rel);
         return BC_SQL_NO_TXN;
     }
-    if (bc_sql_release_lock(pg, batches, n, err) == 0)
-        for (; got < n; got++)
-            if (!(rel[got] = bc_sql_release(pg, batches[got], jobs_topic, err)))
-                break;
-    if (got < n || bc_pg_commit(pg, err) < 0) {
+    locked = skipped ? bc_sql_release_try_lock(pg, batches, n, skipped, err)
+                     : bc_sql_release_lock(pg, batches, n, err);
+    for (int i = 0; locked >= 0 && i < n; i++) {
+        if (skipped && skipped[i])
+            continue;
+        if (!(rel[got] = bc_sql_release(pg, batches[i], jobs_topic, err))) {
+            locked = -1;
+            break;
+        }
+        got++;
+    }
+    if (locked < 0 || bc_pg_commit(pg, err) < 0) {
         bc_pg_rollback(pg);
         jobs = BC_SQL_FAILED;
     } else {

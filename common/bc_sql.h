@@ -7,7 +7,8 @@
  * compile time as it would a C literal. A file that begins
  * "-- params: a b" is a function-like macro whose arguments (SQL text)
  * replace :a and :b. Whole statements: BC_SQL_RELEASE (the window
- * top-up) and BC_SQL_RELEASE_LOCK (taken before it),
+ * top-up), BC_SQL_RELEASE_LOCK (taken before it) and
+ * BC_SQL_RELEASE_TRY_LOCK (the same, not waiting),
  * BC_SQL_LEASES_INSERT, BC_SQL_BATCH_NEED, BC_SQL_TENANT_RESERVED.
  * Fragments: BC_SQL_UNCLAIM_CTES (what a pause undoes),
  * BC_SQL_POLICY_BLOCK(tenant, number) (bc_policy.h),
@@ -38,6 +39,13 @@
  * batch's jobs in flight in its own snapshot, and two releases at once
  * each filled the room without the other's jobs. 0, or -1 with err set. */
 int bc_sql_release_lock(bc_pg *pg, const char *const *batches, int n, bc_err *err);
+/* The same lock without waiting (BC_SQL_RELEASE_TRY_LOCK, prepared as
+ * "release_try_lock"): takes it for each of the n batches no other
+ * transaction holds it for, and sets skipped[i] to 1 for each it left, 0
+ * for the others. For the top-ups on a timer: the transaction releasing a
+ * skipped batch fills its window. How many it took, or -1 with err set. */
+int bc_sql_release_try_lock(bc_pg *pg, const char *const *batches, int n, char *skipped,
+                            bc_err *err);
 
 /* Runs BC_SQL_RELEASE (prepared as "release") for batch, its jobs going to
  * jobs_topic, in a transaction that already holds batch's release lock.
@@ -49,13 +57,15 @@ PGresult *bc_sql_release_one(bc_pg *pg, const char *batch, const char *jobs_topi
                              bc_err *err);
 
 /* Tops up the windows of n batches in one transaction: takes their
- * release lock, runs BC_SQL_RELEASE (prepared on pg's connection as
- * "release") for each with jobs_topic and, once committed, hands the jobs
- * it wrote to pub. A publish that fails is left to the scheduler's relay,
+ * release lock (with skipped NULL, waiting for it; else as
+ * bc_sql_release_try_lock does, leaving out the batches whose lock another
+ * transaction holds, each marked in skipped[0..n)), runs BC_SQL_RELEASE
+ * (prepared on pg's connection as "release") for each batch it locked
+ * with jobs_topic and, once committed, hands the jobs it wrote to pub. A publish that fails is left to the scheduler's relay,
  * and logged (publish.deferred) if log is not NULL. One commit (one WAL
  * flush) for all the batches, not one each. Returns how many jobs it
  * released, or BC_SQL_FAILED or BC_SQL_NO_TXN with err set. */
 int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
-                  const char *const *batches, int n, bc_log *log, bc_err *err);
+                  const char *const *batches, int n, char *skipped, bc_log *log, bc_err *err);
 
 #endif

@@ -32,7 +32,7 @@ struct bc_scheduler {
     bc_marks marks;          /* the outbox ids of the recent relays */
     bc_metric *m_leader, *m_admitted, *m_relayed, *m_reaped, *m_released, *m_outbox,
               *m_live, *m_live_limit, *m_given_back, *m_grown,
-              *m_waiting_region, *m_workers, *m_ticks, *m_tz_prefixes;
+              *m_waiting_region, *m_workers, *m_ticks, *m_tz_prefixes, *m_topup_skipped;
 };
 
 static const bc_pg_stmt stmts[] = {
@@ -182,6 +182,7 @@ static const bc_pg_stmt stmts[] = {
       "                                    AND l.call_id IS NOT NULL))" },
     { "release", BC_SQL_RELEASE },
     { "release_lock", BC_SQL_RELEASE_LOCK },
+    { "release_try_lock", BC_SQL_RELEASE_TRY_LOCK },
     /* Rows a publisher wrote but did not see acknowledged in time, with
      * ids up to $5 (bc_marks.h): the scan of the primary key ends there,
      * before the young rows that publishers are about to delete. */
@@ -287,6 +288,8 @@ bc_scheduler *bc_scheduler_new(bc_ctx *ctx, bc_err *err)
       "Passes of the leader's tick (admission, expiry, releases, relay, reaping)");
     M(m_admitted, BC_COUNTER, "scheduler_batches_admitted_total", "Batches admitted");
     M(m_released, BC_COUNTER, "scheduler_jobs_released_total", "Jobs released by window top-up");
+    M(m_topup_skipped, BC_COUNTER, "scheduler_window_topups_skipped_total",
+      "Batches a pass left to the transaction releasing them (a worker's top-up)");
     M(m_relayed, BC_COUNTER, "scheduler_outbox_relayed_total", "Outbox rows republished");
     M(m_reaped, BC_COUNTER, "scheduler_leases_reaped_total", "Expired leases freed");
     M(m_outbox, BC_GAUGE, "outbox_depth", "Outbox rows not yet acknowledged by Kafka");
@@ -541,7 +544,7 @@ static void grow(bc_scheduler *s)
      * grown ones get their larger window now, not at their next call's
      * end or the next second's top-up. */
     if (ngrown > 0) {
-        jobs = bc_sql_top_up(s->pg, s->pub, s->jobs_topic, grown, ngrown, NULL, &err);
+        jobs = bc_sql_top_up(s->pg, s->pub, s->jobs_topic, grown, ngrown, NULL, NULL, &err);
         if (jobs == BC_SQL_FAILED)
             bc_log(s->ctx->log, BC_WARN, "window.topup_failed", "{s:s}", "error", err.msg);
         else if (jobs > 0)
@@ -557,13 +560,15 @@ static void grow(bc_scheduler *s)
  * what they had just done (B2: 715 of its 1,640 top-ups, each counting
  * the window's in-flight recipients, bench/RESULTS.md). The second's pass
  * covers what no end tops up: a recipient put back for its calling hours,
- * a worker's top-up that failed, a retry coming due. */
+ * a worker's top-up that failed, a retry coming due. A batch a worker is
+ * releasing now is left to it (release_try_lock.sql), not waited for. */
 static void top_up(bc_scheduler *s, long long now)
 {
     int all = now >= s->next_topup_all;
     const char *p[] = { s->region, all ? "true" : "false" }, **ids;
     bc_err err = { "" };
     PGresult *res = bc_pg_exec(s->pg, "running", 2, p, &err);
+    char *skipped;
     int n, jobs;
 
     if (!res)
@@ -571,7 +576,11 @@ static void top_up(bc_scheduler *s, long long now)
     if (all)
         s->next_topup_all = now + 1000;
     n = PQntuples(res);
-    if (n == 0 || !(ids = calloc((size_t)n, sizeof *ids))) {
+    ids = n > 0 ? calloc((size_t)n, sizeof *ids) : NULL;
+    skipped = n > 0 ? calloc((size_t)n, 1) : NULL;
+    if (!ids || !skipped) {
+        free(ids);
+        free(skipped);
         PQclear(res);
         return;
     }
@@ -579,11 +588,18 @@ static void top_up(bc_scheduler *s, long long now)
         ids[i] = bc_pg_val(res, i, "id");
     /* Every batch's top-up in one transaction: one commit (one WAL flush),
      * not one per batch; the jobs are published once it committed. */
-    jobs = bc_sql_top_up(s->pg, s->pub, s->jobs_topic, ids, n, NULL, &err);
-    if (jobs == BC_SQL_FAILED)
+    jobs = bc_sql_top_up(s->pg, s->pub, s->jobs_topic, ids, n, skipped, NULL, &err);
+    if (jobs == BC_SQL_FAILED) {
         bc_log(s->ctx->log, BC_WARN, "window.topup_failed", "{s:s}", "error", err.msg);
-    else if (jobs > 0)
+    } else if (jobs >= 0) {
+        int left = 0;
+
+        for (int i = 0; i < n; i++)
+            left += skipped[i];
         bc_metric_add(s->m_released, jobs);
+        bc_metric_add(s->m_topup_skipped, left);
+    }
+    free(skipped);
     free(ids);
     PQclear(res);
 }

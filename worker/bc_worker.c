@@ -226,6 +226,8 @@ static void metrics(bc_worker *w)
       "Machines answered where the batch's voicemail policy hung up or left a message");
     M(m_ctx_fetch, "worker_agent_context_by_route_total",
       "Calls whose variables did not fit in the TwiML: the agent fetches them by token");
+    M(m_topup_skipped, "worker_window_topups_skipped_total",
+      "Window top-ups put off to the next interval: another transaction was releasing the batch");
 #undef M
     w->m_in_hand = bc_metrics_get(m, BC_GAUGE, "worker_jobs_in_hand",
                                   "Jobs consumed and not yet claimed or dropped", NULL, NULL, 0);

@@ -91,6 +91,7 @@ struct bc_worker {
     bc_metric *m_event_age[2];   /* worker_carrier_event_age_seconds: [1] the ends */
     bc_metric *m_outcome[BC_OUTCOMES]; /* worker_calls_finished_total by outcome */
     bc_metric *m_turns, *m_requests, *m_redials, *m_untried;
+    bc_metric *m_topup_skipped;  /* top-ups left to the transaction releasing it */
 };
 
 #endif

@@ -549,6 +549,45 @@ def test_the_release_lock_takes_a_transactions_batches_in_one_order(stack):
     waiter.conn.close()
 
 
+def test_a_top_up_on_a_timer_leaves_a_batch_being_released_and_comes_back(stack, extra):
+    """The worker's top-up after its ends and the scheduler's pass do not
+    wait for a batch's release lock: the transaction holding it is filling
+    that window. Waiting, the worker's loop stood still (no end written, no
+    claim, no dial) behind the scheduler's once-a-second pass over every
+    running batch, up to 34 ms a time with 100 batches. Here another
+    session holds the batch's lock: both skip it and count the skip, the
+    worker's loop keeps turning, and the window drains. Once the lock is
+    let go, the worker's next top-up fills it, and every recipient ends."""
+    sim, sched, worker = extra.region("trylock", {
+        "BC_SIM_MS_PER_SECOND": "1000", "BC_SIM_RING_SECONDS": "0",
+        "BC_SIM_TALK_SECONDS": "1", "BC_SIM_MIX": "completed=1"})
+    t = stack.tenant(concurrency=2)
+    numbers = [f"+1449777{j:04d}" for j in range(16)]
+    bid = create(stack, t, numbers, limit=2, region="APAC")
+    wait_until(lambda: in_flight(stack, bid) == 4, 30, "the first window (2 slots x 2)")
+    holder = psycopg2.connect(stack.dsn)
+    with holder.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(7417, hashtext(%s))", (bid,))
+    wait_until(lambda: metric(worker.port, "worker_window_topups_skipped_total") > 0, 20,
+               "the worker to skip the held batch's top-up")
+    wait_until(lambda: metric(sched.port, "scheduler_window_topups_skipped_total") > 0, 20,
+               "the scheduler's pass to skip it")
+    turns = metric(worker.port, "worker_loop_turns_total")
+    skips = metric(worker.port, "worker_window_topups_skipped_total")
+    # The window drains: its calls end and nothing is released meanwhile.
+    wait_until(lambda: in_flight(stack, bid) < 4, 20, "the held batch's window to drain")
+    wait_until(lambda: metric(worker.port, "worker_loop_turns_total") > turns + 5, 10,
+               "the worker's loop to keep turning")
+    assert not stack.sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                         "   AND wait_event = 'advisory'")[0][0]
+    wait_until(lambda: metric(worker.port, "worker_window_topups_skipped_total") > skips, 20,
+               "the worker to try again and skip again")
+    holder.commit()
+    holder.close()
+    all_terminal(stack, bid, 60)
+    assert_one_dial_per_recipient(stack, bid, numbers, 2, sim)
+
+
 def test_a_worker_that_cannot_renew_its_leases_stops_dialing_until_it_can(stack, extra):
     """PostgreSQL refuses the worker's lease renewals (a trigger here; in life a
     lock timeout, a full disk, a revoked grant). The failure is logged and
