@@ -44,6 +44,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run as bench  # noqa: E402  (bench/run.py: Scenario, numbers, pct)
+from conftest import sim_map_hash  # noqa: E402  (on the path bench/run.py adds)
 
 TABLES = ("recipients", "calls", "outbox", "leases", "batches", "credit_ledger", "credit_usage")
 PROCS = ("api", "sched", "worker0", "sim")
@@ -199,10 +200,7 @@ KEEP = 20
 def kept(batch_id):
     """Whether the simulator keeps batch_id's calls (BC_SIM_KEEP_ONE_IN=KEEP):
     its id's FNV-1a hash, as sim_map_hash computes it, is 0 mod KEEP."""
-    h = 14695981039346656037
-    for b in str(batch_id).encode():
-        h = ((h ^ b) * 1099511628211) & (2 ** 64 - 1)
-    return h % KEEP == 0
+    return sim_map_hash(batch_id) % KEEP == 0
 
 
 def legs(sc, limit):

@@ -115,6 +115,16 @@ def calls_update_fails_once(stack, name, when, *params, cond="true", errcode="ra
         stack.sql(f"DROP TRIGGER {name} ON calls; DROP FUNCTION {name}(); DROP SEQUENCE {name}")
 
 
+def sim_map_hash(s):
+    """The carrier simulator's sim_map_hash (tests/sim/sim_map.c): FNV-1a,
+    64 bits. BC_SIM_KEEP_ONE_IN=N keeps the calls of the batches whose id
+    hashes to 0 mod N (test_sim_strict.py, bench/soak.py)."""
+    h = 14695981039346656037
+    for b in str(s).encode():
+        h = ((h ^ b) * 1099511628211) & (2 ** 64 - 1)
+    return h
+
+
 def wait_until(pred, timeout, what, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -20,7 +20,7 @@ import pytest
 import requests
 from websockets.asyncio.server import serve
 
-from conftest import BUILD, Proc, free_port, wait_until
+from conftest import BUILD, Proc, free_port, sim_map_hash, wait_until
 
 ACCOUNT, TOKEN = "ACsimulator", "sim-auth-token"
 # Values that would break TwiML built by hand; escaped in the XML, they
@@ -554,14 +554,6 @@ def test_spread_talk_times_fall_anywhere_in_the_range(tmp_path, certs, rx):
         assert s.proc.stop() == 0
 
 
-def fnv1a(s):
-    """The simulator's sim_map_hash: FNV-1a, 64 bits."""
-    h = 14695981039346656037
-    for b in s.encode():
-        h = ((h ^ b) * 1099511628211) & (2 ** 64 - 1)
-    return h
-
-
 def test_keep_one_in_forgets_ended_calls_of_other_batches_only(tmp_path, certs, rx, agent):
     """BC_SIM_KEEP_ONE_IN=N (long runs: bench/soak.py) frees an ended call
     once nothing of its own is in flight, unless its batch id hashes to 0
@@ -579,8 +571,8 @@ def test_keep_one_in_forgets_ended_calls_of_other_batches_only(tmp_path, certs, 
     wait_until(lambda: _ready(s.base), 10, "the simulator")
     try:
         batches = [f"b{i}" for i in range(12)]
-        kept = [b for b in batches if fnv1a(b) % 3 == 0]
-        gone = [b for b in batches if fnv1a(b) % 3]
+        kept = [b for b in batches if sim_map_hash(b) % 3 == 0]
+        gone = [b for b in batches if sim_map_hash(b) % 3]
         assert kept and gone
         sip = "<Response><Dial><Sip>sip:agent@sip.example.com</Sip></Dial></Response>"
         def form(b, to, n):
