@@ -57,12 +57,14 @@ int bc_sql_release_try_lock(bc_pg *pg, const char *const *batches, int n, char *
     free(text);
     if (!res)
         return -1;
-    for (int i = 0; i < n; i++) {
-        skipped[i] = 1;
-        for (int r = 0; r < PQntuples(res) && skipped[i]; r++)
-            if (!strcmp(PQgetvalue(res, r, 0), batches[i]))
-                skipped[i] = 0;
-        took += !skipped[i];
+    memset(skipped, 1, (size_t)n);
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long i = bc_pg_int(res, r, "i", -1);
+
+        if (i >= 0 && i < n && skipped[i]) {
+            skipped[i] = 0;
+            took++;
+        }
     }
     PQclear(res);
     return took;

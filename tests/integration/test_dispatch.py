@@ -554,7 +554,7 @@ def test_a_top_up_on_a_timer_leaves_a_batch_being_released_and_comes_back(stack,
     wait for a batch's release lock: the transaction holding it is filling
     that window. Waiting, the worker's loop stood still (no end written, no
     claim, no dial) behind the scheduler's once-a-second pass over every
-    running batch, up to 34 ms a time with 100 batches. Here another
+    running batch, up to 40 ms a time with 100 batches. Here another
     session holds the batch's lock: both skip it and count the skip, the
     worker's loop keeps turning, and the window drains. Once the lock is
     let go, the worker's next top-up fills it, and every recipient ends."""
