@@ -61,9 +61,10 @@ PGresult *bc_sql_release_one(bc_pg *pg, const char *batch, const char *jobs_topi
  * bc_sql_release_try_lock does, leaving out the batches whose lock another
  * transaction holds, each marked in skipped[0..n)), runs BC_SQL_RELEASE
  * (prepared on pg's connection as "release") for each batch it locked
- * with jobs_topic and, once committed, hands the jobs it wrote to pub. A publish that fails is left to the scheduler's relay,
- * and logged (publish.deferred) if log is not NULL. One commit (one WAL
- * flush) for all the batches, not one each. Returns how many jobs it
+ * with jobs_topic and, once committed, hands the jobs it wrote to pub. A
+ * publish that fails is left to the scheduler's relay, and logged
+ * (publish.deferred) if log is not NULL. One commit (one WAL flush) for
+ * all the batches, not one each. Returns how many jobs it
  * released, or BC_SQL_FAILED or BC_SQL_NO_TXN with err set. */
 int bc_sql_top_up(bc_pg *pg, bc_publisher *pub, const char *jobs_topic,
                   const char *const *batches, int n, char *skipped, bc_log *log, bc_err *err);
