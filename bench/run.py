@@ -69,8 +69,12 @@ class Scenario:
     def __init__(self, name, sim_env, workers=1, worker_env=None, sched_env=None):
         from conftest import Stack
         self.s = Stack(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-        # BENCH_PARTITIONS: partitions per topic (the tests' 3 unless set).
-        self.s.create_db(int(os.environ.get("BENCH_PARTITIONS", "3")))
+        # BENCH_PARTITIONS: partitions per topic (the tests' 3 unless set);
+        # BENCH_EVENTS_PARTITIONS: the carrier events' (`batchcall topics`'
+        # default, 3, unless set).
+        ev = os.environ.get("BENCH_EVENTS_PARTITIONS")
+        self.s.create_db(int(os.environ.get("BENCH_PARTITIONS", "3")),
+                         int(ev) if ev else None)
         s = self.s
         s.start("sim", "batchcall-carrier-sim", dict({"BC_SIM_PORT": str(s.sim_port),
                                                       "BC_SIM_THREADS": "4"}, **sim_env))

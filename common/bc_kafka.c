@@ -406,7 +406,7 @@ void bc_kafka_pause(bc_kafka *k, int pause)
 }
 
 int bc_kafka_create_topics(const char *brokers, const char *const *names,
-                           int n, int partitions, int replication,
+                           const int *partitions, int n, int replication,
                            int timeout_ms, bc_err *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -431,7 +431,7 @@ int bc_kafka_create_topics(const char *brokers, const char *const *names,
         goto out;
     }
     for (int i = 0; i < n; i++) {
-        topics[i] = rd_kafka_NewTopic_new(names[i], partitions, replication,
+        topics[i] = rd_kafka_NewTopic_new(names[i], partitions[i], replication,
                                           why, sizeof why);
         if (!topics[i]) {
             bc_err_set(err, "topic %s: %s", names[i], why);

@@ -74,10 +74,10 @@ void bc_kafka_pause(bc_kafka *k, int pause);
  * last consume writes nothing more: do not wait then. */
 void bc_kafka_wake(bc_kafka *k, int fd);
 
-/* Creates topics (partitions each, replication 1 locally), ignoring those
- * that already exist. 0 or -1 with err set. */
+/* Creates topics, names[i] with partitions[i] partitions (replication 1
+ * locally), ignoring those that already exist. 0 or -1 with err set. */
 int bc_kafka_create_topics(const char *brokers, const char *const *names,
-                           int n, int partitions, int replication,
+                           const int *partitions, int n, int replication,
                            int timeout_ms, bc_err *err);
 
 rd_kafka_t *bc_kafka_handle(bc_kafka *k);

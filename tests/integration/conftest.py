@@ -335,7 +335,7 @@ class Stack:
             subprocess.run([sys.executable, TZ_PREFIXES], stdout=f, check=True, timeout=60)
         return self.cli("tz-load", "--file", tz)
 
-    def create_db(self, partitions=3):
+    def create_db(self, partitions=3, events_partitions=None):
         self.create_bare_db()
         self.tz_load()
         # A test setting: tenants of the test database start with the legal
@@ -347,7 +347,8 @@ class Stack:
             "SELECT column_default FROM information_schema.columns"
             " WHERE table_name = 'tenants' AND column_name = 'legal_hours'")[0][0]
         self.sql("ALTER TABLE tenants ALTER COLUMN legal_hours SET DEFAULT false")
-        self.cli("topics", "--partitions", str(partitions))
+        ev = () if events_partitions is None else ("--events-partitions", str(events_partitions))
+        self.cli("topics", "--partitions", str(partitions), *ev)
         self.start_agent()
 
     def start_agent(self):

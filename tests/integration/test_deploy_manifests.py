@@ -16,7 +16,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import BUILD, ROOT, plain_build
+from conftest import BUILD, ROOT, plain_build, wait_until
 
 LOCAL = os.path.join(ROOT, ".local")
 BIN = os.path.join(LOCAL, "bin")
@@ -250,6 +250,41 @@ def test_kafka_topics_are_the_ones_the_code_creates(stack, rendered):
     for t in topics.values():
         assert t["metadata"]["labels"]["strimzi.io/cluster"]
         assert t["spec"]["replicas"] > t["spec"]["config"]["min.insync.replicas"] - 1
+
+
+def test_the_carrier_events_get_their_own_partition_count(stack, rendered):
+    """`batchcall topics` gives each region's carrier events
+    --events-partitions (3 unless set) and every other topic --partitions:
+    keyed by call, a linger's events go out in one request per partition,
+    so fewer of them cost less on every call (docs/operations.md). The
+    deployed topics make the same choice."""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": stack.brokers})
+
+    def made(prefix, *args):
+        names = stack.cli("topics", "--topic-prefix", prefix, "--regions", "us,eu", *args)["topics"]
+        # A new topic reaches the broker's metadata a moment after its create.
+        md = wait_until(lambda: (lambda t: t if all(n in t for n in names) else None)(
+            admin.list_topics(timeout=10).topics), 10, "the new topics in the metadata")
+        return {n[len(prefix) + 1:]: len(md[n].partitions) for n in names}
+
+    # Under this stack's prefix: its topics are dropped with it.
+    assert made(f"{stack.prefix}.p5", "--partitions", "5", "--events-partitions", "2") == {
+        "call-results": 5, "webhooks-dlq": 5, "jobs.us": 5, "jobs.eu": 5,
+        "carrier-events.us": 2, "carrier-events.eu": 2}
+    assert made(f"{stack.prefix}.p7", "--partitions", "7") == {
+        "call-results": 7, "webhooks-dlq": 7, "jobs.us": 7, "jobs.eu": 7,
+        "carrier-events.us": 3, "carrier-events.eu": 3}
+    r = subprocess.run([stack.bin("batchcall"), "topics", "--topic-prefix", f"{stack.prefix}.p0",
+                        "--events-partitions", "0"], env=stack.env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "--events-partitions" in r.stdout + r.stderr, r
+    assert not [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{stack.prefix}.p0.")]
+    topics = {t["spec"]["topicName"]: t["spec"]["partitions"]
+              for t in by_kind(rendered["kafka"][1], "KafkaTopic").values()}
+    for region in REGIONS:
+        assert topics[f"batchcall.carrier-events.{region}"] == 3
+        assert topics[f"batchcall.jobs.{region}"] == 12
 
 
 def test_alert_rules_pass_promtool_check_and_unit_tests():
