@@ -421,7 +421,8 @@ def b2(args):
                   workers=args.workers)
     try:
         t = sc.tenant(concurrency=int(os.environ.get("B2_TENANT_LIMIT", "1000")))
-        per = 5000
+        # B2_BATCH_SIZE: recipients a batch (5,000: four batches of 20,000).
+        per = int(os.environ.get("B2_BATCH_SIZE", "5000"))
         bids = []
         pids = stack_pids(sc)
         idle_s = float(os.environ.get("B2_IDLE_S", "0"))
