@@ -464,10 +464,10 @@ out:
 
 /* The carrier events get fewer partitions than the rest. Keyed by call,
  * a linger's events fall in every partition, one produce request each:
- * with 12, as deployed, B2 spent 10-20 % more CPU per attempt than with 3
- * for the events topic alone (bench/RESULTS.md, thirty-fifth session).
- * Three consumers of a region's events are enough: any worker may end any
- * call, and the rest still dial. */
+ * with all topics at 12, as deployed before, B2 spent about 15 % more CPU
+ * per attempt than with the events alone at 3 (bench/RESULTS.md,
+ * thirty-fifth session). Three consumers of a region's events are enough:
+ * any worker may end any call, and the rest still dial. */
 static int topics(bc_config *c, bc_err *err)
 {
     char *regions = strdup(bc_config_str(c, "regions")), *save = NULL;
