@@ -263,9 +263,12 @@ def test_the_carrier_events_get_their_own_partition_count(stack, rendered):
 
     def made(prefix, *args):
         names = stack.cli("topics", "--topic-prefix", prefix, "--regions", "us,eu", *args)["topics"]
+
         # A new topic reaches the broker's metadata a moment after its create.
-        md = wait_until(lambda: (lambda t: t if all(n in t for n in names) else None)(
-            admin.list_topics(timeout=10).topics), 10, "the new topics in the metadata")
+        def listed():
+            md = admin.list_topics(timeout=10).topics
+            return md if all(n in md for n in names) else None
+        md = wait_until(listed, 10, "the new topics in the metadata")
         return {n[len(prefix) + 1:]: len(md[n].partitions) for n in names}
 
     # Under this stack's prefix: its topics are dropped with it.
