@@ -37,7 +37,8 @@ const bc_pg_stmt bc_expiry_stmts[] = {
      * its call-result events (v2, v1 when $3, v3) go to the outbox, and
      * from them its call.failed webhook. The reason is read again here, so
      * a recipient resumed, cancelled or claimed meanwhile is left alone.
-     * $1 [{"r" recipient, "c" call id}] $2 results topic $3 also v1.
+     * $1 [{"r" recipient, "c" call id}] $2 results topic $3 also v1
+     * $4 v2 beside v3.
      * Returns the outbox rows. */
     { "expire_stop",
       "WITH j AS (SELECT j.* FROM list_rows($1::jsonb) x,"
@@ -68,7 +69,7 @@ const bc_pg_stmt bc_expiry_stmts[] = {
       "               'failed' AS rstatus, NULL::timestamptz AS next_attempt_at,"
       "               false AS released, cj FROM c)"
       " INSERT INTO outbox (topic, key, payload) "
-      BC_SQL_CALL_RESULT_ROWS("ev", "$2", "$3::boolean")
+      BC_SQL_CALL_RESULT_ROWS("ev", "$2", "$3::boolean", "$4::boolean")
       " RETURNING id, topic, key, payload" },
     /* Expiry: every recipient still queued (waiting its turn, a window or
      * a retry) in a batch past its latest_at, and not held by the tenant's
@@ -141,6 +142,7 @@ struct bc_expiry {
     bc_publisher *pub;
     char region[16], results_topic[160];
     int result_v1;   /* also publish call-results as v1 */
+    int result_v2;   /* publish call ends as v2 beside v3 */
     bc_metric *m_expired;
 };
 
@@ -159,6 +161,7 @@ bc_expiry *bc_expiry_new(bc_ctx *ctx, bc_pg *pg, bc_publisher *pub, bc_err *err)
     bc_kafka_topic(x->results_topic, sizeof x->results_topic,
                    bc_config_str(ctx->cfg, "topic-prefix"), "call-results", NULL);
     x->result_v1 = bc_config_bool(ctx->cfg, "call-result-v1");
+    x->result_v2 = bc_config_bool(ctx->cfg, "call-result-v2");
     x->m_expired = bc_metrics_get(ctx->metrics, BC_COUNTER, "scheduler_recipients_expired_total",
                                   "Recipients not dialed by their batch's latest_at, ended as"
                                   " expired", NULL, NULL, 0);
@@ -170,9 +173,9 @@ void bc_expiry_free(bc_expiry *x)
     free(x);
 }
 
-/* Counts and logs the recipients expire_stop ended, from its v2 outbox
- * rows (one per stopped recipient): a counter per reason, a log line per
- * batch and reason. */
+/* Counts and logs the recipients expire_stop ended, from its v3 outbox
+ * rows (one per stopped recipient, whichever other versions go out): a
+ * counter per reason, a log line per batch and reason. */
 static void stopped_report(bc_expiry *x, PGresult *res)
 {
     json_t *by = json_object(), *v;
@@ -184,7 +187,7 @@ static void stopped_report(bc_expiry *x, PGresult *res)
         const char *reason = json_string_value(json_object_get(ev, "end_reason"));
         char labels[96], key[160];
 
-        if (schema && reason && !strcmp(schema, "batchcall.call-result/v2")) {
+        if (schema && reason && !strcmp(schema, "batchcall.call-result/v3")) {
             snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
             bc_metrics_inc(x->ctx->metrics, "scheduler_recipients_blocked_total",
                            "Recipients the tenant's policy held back until their batch's"
@@ -227,8 +230,9 @@ static void expire_stop(bc_expiry *x)
     PQclear(res);
     res = NULL;
     if (json_array_size(jobs) > 0 && (doc = json_dumps(jobs, JSON_COMPACT))) {
-        const char *q[] = { doc, x->results_topic, x->result_v1 ? "t" : "f" };
-        if ((res = bc_pg_exec(x->pg, "expire_stop", 3, q, &err))) {
+        const char *q[] = { doc, x->results_topic, x->result_v1 ? "t" : "f",
+                            x->result_v2 ? "t" : "f" };
+        if ((res = bc_pg_exec(x->pg, "expire_stop", 4, q, &err))) {
             stopped_report(x, res);
             bc_publisher_outbox_rows(x->pub, res, NULL);
         } else {

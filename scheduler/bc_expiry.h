@@ -16,9 +16,9 @@
 
 typedef struct bc_expiry bc_expiry;
 
-/* Reads region, topic-prefix and call-result-v1 from ctx's config; runs
- * on pg and publishes the call-results it makes through pub (borrowed,
- * both). NULL on failure. */
+/* Reads region, topic-prefix, call-result-v1 and call-result-v2 from ctx's
+ * config; runs on pg and publishes the call-results it makes through pub
+ * (borrowed, both). NULL on failure. */
 bc_expiry *bc_expiry_new(bc_ctx *ctx, bc_pg *pg, bc_publisher *pub, bc_err *err);
 void bc_expiry_free(bc_expiry *x);   /* NULL is a no-op */
 /* One pass over the region's batches past their latest_at. Failures are

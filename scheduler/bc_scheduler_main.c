@@ -19,6 +19,7 @@ static const bc_config_key keys[] = {
     { "quiet-call-s", "BC_QUIET_CALL_S", BC_INT, "300", "ask the carrier about a call not ended that has heard nothing for this long (a lost callback)" },
     { "hangup-again-s", "BC_HANGUP_AGAIN_S", BC_INT, "5", "send a cancel's hang-up command again to a call still live this long after the last one" },
     { "call-result-v1", "BC_CALL_RESULT_V1", BC_BOOL, "false", "publish the call-results the scheduler makes (recipients its expiry stops for a policy reason) as v1 too, beside v2, as the worker does (docs/analytics.md)" },
+    { "call-result-v2", "BC_CALL_RESULT_V2", BC_BOOL, "true", "publish the call ends the scheduler makes as v2 beside v3, as the worker does (docs/analytics.md)" },
     { "lease-ttl", "BC_LEASE_TTL", BC_INT, "60", "seconds a taken-over lease lives before it is checked again" },
     { "carrier-url", "BC_CARRIER_URL", BC_STR, "http://127.0.0.1:8090", "base URL of the Twilio-style carrier API" },
     { "carrier-account-sid", "BC_CARRIER_ACCOUNT_SID", BC_STR, "ACsimulator", "carrier account" },

@@ -58,8 +58,8 @@ static const bc_pg_stmt stmts[] = {
     BC_PG_INCLUDE(bc_publisher_stmts),
     /* One row per (subscribed, enabled endpoint of the event's tenant, event)
      * for a batch of call-result events: call.completed or call.failed for
-     * each call end (v1, v2), call.report and call.recording for those v3
-     * events, and batch.completed when the event was its recipient's last and
+     * each call end (v3 call.ended, or v2), call.report and call.recording
+     * for those v3 events, and batch.completed when the event was its recipient's last and
      * no recipient of the batch is left to call. An endpoint only gets
      * events that ended after it was created. Event ids are derived from the
      * call (or the batch and its retry round), so a redelivered event finds
@@ -74,11 +74,16 @@ static const bc_pg_stmt stmts[] = {
       "                  x->>'tenant_id' AS tenant_id,"
       "                  (CASE WHEN x->>'schema' = 'batchcall.call-result/v3' THEN x->>'at'"
       "                        ELSE x->>'ended_at' END)::timestamptz AS ended_at,"
-      /* v3 says what happened in event; its call.ended is a call end
-       * already told by its v2 twin (always published beside it), so only
-       * v1 and v2 events make call.completed and call.failed. */
-      "                  CASE WHEN x->>'schema' = 'batchcall.call-result/v3'"
-      "                       THEN x->>'event' ELSE 'end' END AS kind"
+      /* v3 says what happened in event. A call end is told by its v3
+       * call.ended, which carries every v2 field, and by its v2 twin when
+       * v2 goes out (BC_CALL_RESULT_V2, written and published first): both
+       * make the same call.completed or call.failed, with the same event
+       * id and data, so the first one stored is the one kept. v1 always
+       * has a v3 twin and words a voicemail as agent_hangup: not read. */
+      "                  CASE x->>'schema' WHEN 'batchcall.call-result/v2' THEN 'end'"
+      "                       WHEN 'batchcall.call-result/v3'"
+      "                       THEN CASE x->>'event' WHEN 'call.ended' THEN 'end'"
+      "                                 ELSE x->>'event' END END AS kind"
       "             FROM (SELECT t::jsonb AS x FROM string_to_table($1, chr(30)) AS t"
       "                    WHERE t <> '') AS j"
       "            WHERE EXISTS (SELECT 1 FROM webhooks w"

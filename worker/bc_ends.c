@@ -38,7 +38,8 @@ const bc_pg_stmt bc_ends_stmts[] = {
      * ended.
      * $1 [{"id","status","dur","reason","sid","out" outcome,"ab" answered by,"err",
      *      "pre" [statuses],"vab" the verdict's answered by}]
-     * $2 results topic $3 retry base seconds $4 also publish v1 events */
+     * $2 results topic $3 retry base seconds $4 also publish v1 events
+     * $5 publish v2 events */
     { "call_end_many",
       "WITH e AS (SELECT e.* FROM list_rows($1::jsonb) x, jsonb_to_record(x)"
       "             AS e(id text, status text, dur int, reason text, sid text, out text,"
@@ -122,7 +123,7 @@ const bc_pg_stmt bc_ends_stmts[] = {
       "               EXISTS (SELECT 1 FROM l WHERE l.id = c.id) AS released"
       "          FROM c LEFT JOIN r ON r.id = c.recipient_id)"
       " INSERT INTO outbox (topic, key, payload) "
-      BC_SQL_CALL_RESULT_ROWS("ev", "$2", "$4::boolean")
+      BC_SQL_CALL_RESULT_ROWS("ev", "$2", "$4::boolean", "$5::boolean")
       " RETURNING id, topic, key, payload" },
     /* The scheduler's wake-up (bc_lease.h). $1 region */
     { "slots_notify", "SELECT pg_notify('" BC_LEASE_SLOTS_CHANNEL "', $1)" },
@@ -316,7 +317,7 @@ int bc_ends_flush(bc_worker *w)
     bc_err err = { "" };
     PGresult *res;
     char *doc;
-    size_t n = json_array_size(w->ends), nended;
+    size_t n = json_array_size(w->ends), nended, per;
     long long now;
     int draining = 0;
 
@@ -327,11 +328,12 @@ int bc_ends_flush(bc_worker *w)
     bc_json_sort_by(w->ends, "id");
     doc = json_dumps(w->ends, JSON_COMPACT);
     snprintf(base, sizeof base, "%.3f", (double)w->retry_base_ms / 1000.0);
-    const char *p[] = { doc, w->results_topic, base, w->result_v1 ? "t" : "f" };
-    res = doc ? bc_pg_exec(w->pg, "call_end_many", 4, p, &err) : NULL;
+    const char *p[] = { doc, w->results_topic, base, w->result_v1 ? "t" : "f",
+                        w->result_v2 ? "t" : "f" };
+    res = doc ? bc_pg_exec(w->pg, "call_end_many", 5, p, &err) : NULL;
     if (!res && doc && !strcmp(bc_pg_sqlstate(w->pg), "40P01"))
         /* A deadlock: the other statement went on, so once more. */
-        res = bc_pg_exec(w->pg, "call_end_many", 4, p, &err);
+        res = bc_pg_exec(w->pg, "call_end_many", 5, p, &err);
     if (!res) {
         bc_log(w->ctx->log, BC_ERROR, "call.end_failed", "{s:I,s:s}", "calls", (json_int_t)n,
                "error", doc ? err.msg : "out of memory");
@@ -343,14 +345,16 @@ int bc_ends_flush(bc_worker *w)
     }
     free(doc);
     ends_clear(w);
-    /* Two event rows per ended call (v2, v3), three when v1 goes out too. */
-    nended = (size_t)PQntuples(res) / (w->result_v1 ? 3 : 2);
+    /* An event row per ended call for each version published: v3 always,
+     * v2 and v1 as configured. */
+    per = 1 + (size_t)w->result_v1 + (size_t)w->result_v2;
+    nended = (size_t)PQntuples(res) / per;
     bc_metric_add(w->m_dup_events, (double)(n - nended));   /* already ended */
     if (bc_publisher_outbox_rows(w->pub, res, &err) < 0)
         bc_log(w->ctx->log, BC_WARN, "publish.deferred", "{s:s}", "error", err.msg);
-    /* The v2 rows come first, one per ended call. */
+    /* The v3 rows come last, one per ended call. */
     now = bc_now_ms();
-    for (int i = 0; i < (int)nended; i++) {
+    for (int i = (int)(nended * (per - 1)); i < PQntuples(res); i++) {
         const char *batch = bc_pg_val(res, i, "key");
 
         draining |= ended(w, batch, bc_pg_val(res, i, "payload"), now);

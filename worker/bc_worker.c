@@ -333,6 +333,7 @@ bc_worker *bc_worker_new(bc_ctx *ctx, bc_err *err)
     w->lease_ttl_s = bc_config_int(c, "lease-ttl");
     w->retry_base_ms = bc_config_int(c, "retry-base-ms");
     w->result_v1 = bc_config_bool(c, "call-result-v1");
+    w->result_v2 = bc_config_bool(c, "call-result-v2");
     bc_pace_init(&w->pace, (double)bc_config_int(c, "carrier-cps"), bc_now_ms());
     gethostname(host, sizeof host - 1);
     bc_random_token(rnd, sizeof rnd, "", 6);

@@ -66,6 +66,7 @@ struct bc_worker {
     const char *agent_secret;    /* signs per-call agent tokens */
     long max_in_hand, max_dials, lease_ttl_s, retry_base_ms;
     int result_v1;               /* also publish call-results as v1 */
+    int result_v2;               /* publish call ends as v2 beside v3 */
     bc_pace pace;                /* the carrier's pace */
     /* Read by the readiness probe's thread: written only by the loop's. */
     atomic_int draining, ready, renewing;

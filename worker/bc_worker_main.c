@@ -26,6 +26,7 @@ static const bc_config_key keys[] = {
     { "machine-detection", "BC_CARRIER_MACHINE_DETECTION", BC_STR, "DetectMessageEnd", "answering-machine detection asked of the carrier: DetectMessageEnd, Enable or off (voicemail outcomes need it)" },
     { "carrier-events", "BC_CARRIER_EVENTS", BC_STR, "ringing answered completed", "status callbacks asked of the carrier per call (Twilio's StatusCallbackEvent): initiated, ringing, answered, completed; completed is always asked. Fewer events, less work per call (docs/operations.md); without ringing and answered a call shows no ringing or in-progress status while it lives, and a completed call's answer is its end less its duration" },
     { "call-result-v1", "BC_CALL_RESULT_V1", BC_BOOL, "false", "publish each call-result as v1 too, beside v2, for consumers not yet moved (docs/analytics.md)" },
+    { "call-result-v2", "BC_CALL_RESULT_V2", BC_BOOL, "true", "publish each call end as v2 beside its v3 call.ended, for consumers that read v2; false publishes v3 alone, which carries every v2 field, one event and outbox row less per call (docs/analytics.md)" },
     { "drain-ms", "BC_DRAIN_MS", BC_INT, "20000", "grace period on SIGTERM" },
     { "explain-plans", "BC_WORKER_EXPLAIN_PLANS", BC_BOOL, "false", "print the plan of each of the worker's statements (JSON: name -> EXPLAIN lines) on stdout and exit; tests/integration/test_plans.py checks them against an empty database" },
     { 0 },

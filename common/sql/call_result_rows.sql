@@ -1,9 +1,9 @@
--- params: src topic legacy
+-- params: src topic legacy v2
 -- The call-result events of the calls a statement ends, for its outbox
--- (docs/analytics.md): v2 for each, v1 as it always was when legacy (SQL
--- boolean) is true, and v3 (sql/0017) built from the statement's own call
--- rows, since a function reading calls would not see the statement's own
--- update. src names a CTE with one row per ended call: (id, batch_id,
+-- (docs/analytics.md): v2 for each when v2 (SQL boolean) is true, v1 as it
+-- always was when legacy is true, and v3 (sql/0017) always, built from the
+-- statement's own call rows, since a function reading calls would not see
+-- the statement's own update; v3 comes last. src names a CTE with one row per ended call: (id, batch_id,
 -- tenant_id, recipient_id, attempt, final_status, reason, answered_by,
 -- duration_s, to_number, from_number, rstatus (the recipient's status
 -- after it), next_attempt_at, released (its lease freed here), cj (the
@@ -18,7 +18,7 @@ SELECT :topic, batch_id, json_build_object('schema', 'batchcall.call-result/v2',
        'recipient_status', rstatus, 'final', rstatus <> 'queued',
        'retry_at', rfc3339_ms(next_attempt_at), 'lease_released', released,
        'ended_at', rfc3339(now()))::text
-  FROM :src
+  FROM :src WHERE :v2
 -- v1 for consumers not yet reading v2: a voicemail is the agent_hangup it
 -- was before answering machines were told, a policy stop a dial_failed.
 UNION ALL

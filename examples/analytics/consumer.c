@@ -23,6 +23,7 @@
 /* The versions this program reads: it uses only fields both have. */
 #define SCHEMA_V1 "batchcall.call-result/v1"
 #define SCHEMA_V2 "batchcall.call-result/v2"
+#define SCHEMA_V3 "batchcall.call-result/v3"
 
 typedef struct opts {
     const char *brokers, *prefix;
@@ -88,11 +89,15 @@ static void count(json_t *batches, json_t *seen, json_t *ev)
     const char *batch = json_string_value(json_object_get(ev, "batch_id"));
     const char *status = json_string_value(json_object_get(ev, "carrier_status"));
     const char *schema = json_string_value(json_object_get(ev, "schema"));
+    const char *what = json_string_value(json_object_get(ev, "event"));
     json_t *b;
 
+    /* A call's end: v1, v2, or v3's call.ended (which every end has, and
+     * the only one with BC_CALL_RESULT_V2=0); the fields used are in all. */
     if (!call || !batch || !status || !schema ||
-        (strcmp(schema, SCHEMA_V1) && strcmp(schema, SCHEMA_V2)))
-        return;   /* not an event of the version this program knows */
+        (strcmp(schema, SCHEMA_V1) && strcmp(schema, SCHEMA_V2) &&
+         (strcmp(schema, SCHEMA_V3) || !what || strcmp(what, "call.ended"))))
+        return;   /* not a call end of a version this program knows */
     if (json_object_get(seen, call))
         return;   /* at-least-once delivery: a repeat */
     json_object_set_new(seen, call, json_true());

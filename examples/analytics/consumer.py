@@ -22,8 +22,10 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-# The versions this program reads: it uses only fields both have.
-SCHEMAS = {"batchcall.call-result/v1", "batchcall.call-result/v2"}
+# The versions this program reads: it uses only fields all have. A call's
+# end is v1, v2 or v3's call.ended (every end has one, and with
+# BC_CALL_RESULT_V2=0 it is the only one); deduplicated on call_id.
+SCHEMAS = {"batchcall.call-result/v1", "batchcall.call-result/v2", "batchcall.call-result/v3"}
 
 
 def args():
@@ -72,6 +74,8 @@ def main():
             continue
         if not isinstance(ev, dict) or ev.get("schema") not in SCHEMAS:
             continue   # not an event of the version this program knows
+        if ev["schema"].endswith("/v3") and ev.get("event") != "call.ended":
+            continue   # a report or a recording, not an end
         if ev["call_id"] in seen:
             continue   # at-least-once delivery: a repeat
         seen.add(ev["call_id"])
