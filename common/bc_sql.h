@@ -13,8 +13,9 @@
  * Fragments: BC_SQL_UNCLAIM_CTES (what a pause undoes),
  * BC_SQL_POLICY_BLOCK(tenant, number) (bc_policy.h),
  * BC_SQL_CALL_RESULT_ROWS(src, topic, legacy, v2) (a statement's
- * call-result events), and the credit pieces of bc_credits.h. Each statement states its precondition in its WHERE
- * clause; callers check the row count. */
+ * call-result events), and the credit pieces of bc_credits.h. Each
+ * statement states its precondition in its WHERE clause; callers check the
+ * row count. */
 #ifndef BC_SQL_H
 #define BC_SQL_H
 

@@ -34,7 +34,7 @@ const bc_pg_stmt bc_expiry_stmts[] = {
      * number (worker/bc_ends.c): the attempt is a call row that never
      * reached the carrier, 'failed' with the reason as its end reason; the
      * recipient ends 'failed' with the reason's message (policy_message);
-     * its call-result events (v2, v1 when $3, v3) go to the outbox, and
+     * its call-result events (v2 when $4, v1 when $3, v3) go to the outbox, and
      * from them its call.failed webhook. The reason is read again here, so
      * a recipient resumed, cancelled or claimed meanwhile is left alone.
      * $1 [{"r" recipient, "c" call id}] $2 results topic $3 also v1

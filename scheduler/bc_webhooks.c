@@ -59,8 +59,8 @@ static const bc_pg_stmt stmts[] = {
     /* One row per (subscribed, enabled endpoint of the event's tenant, event)
      * for a batch of call-result events: call.completed or call.failed for
      * each call end (v3 call.ended, or v2), call.report and call.recording
-     * for those v3 events, and batch.completed when the event was its recipient's last and
-     * no recipient of the batch is left to call. An endpoint only gets
+     * for those v3 events, and batch.completed when the event was its
+     * recipient's last and no recipient of the batch is left to call. An endpoint only gets
      * events that ended after it was created. Event ids are derived from the
      * call (or the batch and its retry round), so a redelivered event finds
      * its row already there. Events of tenants without an enabled endpoint

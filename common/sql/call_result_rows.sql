@@ -3,13 +3,13 @@
 -- (docs/analytics.md): v2 for each when v2 (SQL boolean) is true, v1 as it
 -- always was when legacy is true, and v3 (sql/0017) always, built from the
 -- statement's own call rows, since a function reading calls would not see
--- the statement's own update; v3 comes last. src names a CTE with one row per ended call: (id, batch_id,
--- tenant_id, recipient_id, attempt, final_status, reason, answered_by,
--- duration_s, to_number, from_number, rstatus (the recipient's status
--- after it), next_attempt_at, released (its lease freed here), cj (the
--- call row as jsonb)). Rows (topic, key, payload), keyed by batch id. The
--- worker's ends (worker/bc_ends.c) and the scheduler's policy stops
--- (scheduler/bc_expiry.c) both write them.
+-- the statement's own update; v3 comes last. src names a CTE with one row
+-- per ended call: (id, batch_id, tenant_id, recipient_id, attempt,
+-- final_status, reason, answered_by, duration_s, to_number, from_number,
+-- rstatus (the recipient's status after it), next_attempt_at, released
+-- (its lease freed here), cj (the call row as jsonb)). Rows (topic, key,
+-- payload), keyed by batch id. The worker's ends (worker/bc_ends.c) and
+-- the scheduler's policy stops (scheduler/bc_expiry.c) both write them.
 SELECT :topic, batch_id, json_build_object('schema', 'batchcall.call-result/v2',
        'call_id', id, 'batch_id', batch_id, 'tenant_id', tenant_id,
        'recipient_id', recipient_id, 'attempt', attempt,
