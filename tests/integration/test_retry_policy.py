@@ -5,6 +5,7 @@ machine detection) is an outcome of its own, and a manual retry still dials
 the failed ones again. Outcomes are fixed per number: the simulator's magic
 suffixes (...0486 busy, ...0404 no answer, ...0500 failed, ...0555
 voicemail) or a script of the next outcomes of one number (POST /outcomes)."""
+import contextlib
 import json
 import os
 import time
@@ -311,19 +312,16 @@ def test_sql_reads_policies_as_the_c_rules_say(stack):
     assert merged[3:] == (False, True, False)
 
 
-def test_v1_events_go_out_beside_v2_when_asked(stack, t, tmp_path):
-    """BC_CALL_RESULT_V1=1 (a worker of its own, in region EU): each end is
-    one v2, one v1 and one v3 (call.ended) event, each valid in its schema,
-    a voicemail in v1 words; the worker still counts one end per call."""
-    env = dict(stack.env, BC_REGION="eu", BC_CALL_RESULT_V1="1")
+VM, BUSY = "+14470070555", "+14470070486"
+
+
+@contextlib.contextmanager
+def eu_processes(stack, tmp_path, env, tag):
+    """A scheduler and a worker of their own, in region EU, with env."""
     procs = []
-    # Other tests' EU batches (left waiting for a region, or with calls
-    # live) are dialed and ended by this worker too: its count below
-    # includes the ends of their calls while it runs.
-    t0 = stack.sql("SELECT now()")[0][0]
     try:
-        for name, binary, port_env in (("sched-eu", "batchcall-scheduler", "BC_SCHEDULER_PORT"),
-                                       ("worker-eu", "batchcall-worker", "BC_WORKER_PORT")):
+        for name, binary, port_env in ((f"sched-eu{tag}", "batchcall-scheduler", "BC_SCHEDULER_PORT"),
+                                       (f"worker-eu{tag}", "batchcall-worker", "BC_WORKER_PORT")):
             port = free_port()
             p = Proc(name, [os.path.join(BUILD, binary)], dict(env, **{port_env: str(port)},
                                                                   BC_SCHEDULER_TICK_MS="50"),
@@ -331,12 +329,44 @@ def test_v1_events_go_out_beside_v2_when_asked(stack, t, tmp_path):
             p.port = port
             procs.append(p)
             stack.wait_ready(f"http://127.0.0.1:{port}")
-        vm, busy = "+14470070555", "+14470070486"
-        b = cartesia(stack, t, [{"to_number": vm}, {"to_number": busy}], region="EU",
-                     max_retries=1, retry_intervals_s=[1])
-        finished(stack, b["id"])
-        calls = {c["id"]: (to, c) for to, r in recipients(stack, b["id"]).items() for c in r["calls"]}
-        assert len(calls) == 3   # the voicemail once, the busy number twice
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def eu_voicemail_and_busy(stack, t):
+    """An EU batch of a voicemail and a busy number retried once, finished:
+    (batch, {call_id: (to_number, call)})."""
+    b = cartesia(stack, t, [{"to_number": VM}, {"to_number": BUSY}], region="EU",
+                 max_retries=1, retry_intervals_s=[1])
+    finished(stack, b["id"])
+    calls = {c["id"]: (to, c) for to, r in recipients(stack, b["id"]).items() for c in r["calls"]}
+    assert len(calls) == 3   # the voicemail once, the busy number twice
+    return b, calls
+
+
+def assert_one_end_counted_per_call(stack, worker, bid, t0, n):
+    """The worker's ends counter grew by one per call: n of bid's, and one
+    for each call of other EU batches that ended since t0 (other tests'
+    batches left waiting for a region, or with calls live, are dialed and
+    ended by this worker too)."""
+    text = requests.get(f"http://127.0.0.1:{worker.port}/metrics", timeout=5).text
+    ended = sum(float(x.split()[-1]) for x in text.splitlines()
+                if x.startswith("worker_calls_finished_total{"))
+    others = stack.sql("SELECT count(*) FROM calls c JOIN batches b ON b.id = c.batch_id"
+                       " WHERE b.region = 'eu' AND b.id <> %s AND c.ended_at >= %s", bid, t0)[0][0]
+    assert ended == n + others, (ended, others)
+
+
+def test_v1_events_go_out_beside_v2_when_asked(stack, t, tmp_path):
+    """BC_CALL_RESULT_V1=1 (a worker of its own, in region EU): each end is
+    one v2, one v1 and one v3 (call.ended) event, each valid in its schema,
+    a voicemail in v1 words; the worker still counts one end per call."""
+    t0 = stack.sql("SELECT now()")[0][0]
+    with eu_processes(stack, tmp_path, dict(stack.env, BC_REGION="eu", BC_CALL_RESULT_V1="1"),
+                      "") as procs:
+        b, calls = eu_voicemail_and_busy(stack, t)
         evs = events(stack, list(calls), every=True)
         schemas = {}
         for n in (1, 2, 3):
@@ -349,19 +379,10 @@ def test_v1_events_go_out_beside_v2_when_asked(stack, t, tmp_path):
                 assert not list(schemas[version].iter_errors(e)), e
             v1, v2 = by["batchcall.call-result/v1"], by["batchcall.call-result/v2"]
             v3 = by["batchcall.call-result/v3"]
-            assert v1["end_reason"] == ("agent_hangup" if to == vm else v2["end_reason"])
+            assert v1["end_reason"] == ("agent_hangup" if to == VM else v2["end_reason"])
             assert v2["end_reason"] == c["end_reason"] == v3["end_reason"]
             assert v3["event"] == "call.ended"
-        text = requests.get(f"http://127.0.0.1:{procs[1].port}/metrics", timeout=5).text
-        ended = sum(float(x.split()[-1]) for x in text.splitlines()
-                    if x.startswith("worker_calls_finished_total{"))
-        others = stack.sql("SELECT count(*) FROM calls c JOIN batches b ON b.id = c.batch_id"
-                           " WHERE b.region = 'eu' AND b.id <> %s AND c.ended_at >= %s",
-                           b["id"], t0)[0][0]
-        assert ended == 3.0 + others, (ended, others)
-    finally:
-        for p in procs:
-            p.stop()
+        assert_one_end_counted_per_call(stack, procs[1], b["id"], t0, 3)
 
 
 def test_with_v2_off_each_end_is_one_v3_event_and_one_webhook(stack, t, tmp_path):
@@ -373,29 +394,14 @@ def test_with_v2_off_each_end_is_one_v3_event_and_one_webhook(stack, t, tmp_path
     batch.completed."""
     env = dict(stack.env, BC_REGION="eu", BC_CALL_RESULT_V2="0", BC_WEBHOOKS="1",
                BC_WEBHOOK_POLL_MS="50")
-    procs = []
     t0 = stack.sql("SELECT now()")[0][0]
     w = requests.post(stack.api + "/v1/webhooks", headers=bearer(t["api_key"]), timeout=10,
                       json={"url": f"http://127.0.0.1:{free_port()}/hooks",
                             "events": ["call.completed", "call.failed", "batch.completed"]})
     assert w.status_code == 201, w.text
     wid = w.json()["id"]
-    try:
-        for name, binary, port_env in (("sched-eu-v3", "batchcall-scheduler", "BC_SCHEDULER_PORT"),
-                                       ("worker-eu-v3", "batchcall-worker", "BC_WORKER_PORT")):
-            port = free_port()
-            p = Proc(name, [os.path.join(BUILD, binary)], dict(env, **{port_env: str(port)},
-                                                                  BC_SCHEDULER_TICK_MS="50"),
-                     str(tmp_path))
-            p.port = port
-            procs.append(p)
-            stack.wait_ready(f"http://127.0.0.1:{port}")
-        vm, busy = "+14470070555", "+14470070486"
-        b = cartesia(stack, t, [{"to_number": vm}, {"to_number": busy}], region="EU",
-                     max_retries=1, retry_intervals_s=[1])
-        finished(stack, b["id"])
-        calls = {c["id"]: (to, c) for to, r in recipients(stack, b["id"]).items() for c in r["calls"]}
-        assert len(calls) == 3   # the voicemail once, the busy number twice
+    with eu_processes(stack, tmp_path, env, "-v3") as procs:
+        b, calls = eu_voicemail_and_busy(stack, t)
         evs = events(stack, list(calls), every=True)
         with open(os.path.join(ROOT, "docs", "schemas", "call-result.v3.json")) as f:
             v3 = jsonschema.Draft202012Validator(json.load(f))
@@ -404,13 +410,7 @@ def test_with_v2_off_each_end_is_one_v3_event_and_one_webhook(stack, t, tmp_path
             e = evs[cid][0]
             assert not list(v3.iter_errors(e)), e
             assert e["event"] == "call.ended" and e["end_reason"] == c["end_reason"]
-        text = requests.get(f"http://127.0.0.1:{procs[1].port}/metrics", timeout=5).text
-        ended = sum(float(x.split()[-1]) for x in text.splitlines()
-                    if x.startswith("worker_calls_finished_total{"))
-        others = stack.sql("SELECT count(*) FROM calls c JOIN batches b ON b.id = c.batch_id"
-                           " WHERE b.region = 'eu' AND b.id <> %s AND c.ended_at >= %s",
-                           b["id"], t0)[0][0]
-        assert ended == 3.0 + others, (ended, others)
+        assert_one_end_counted_per_call(stack, procs[1], b["id"], t0, 3)
 
         def hooks():
             return stack.sql("SELECT event_id, event_type, payload::jsonb FROM webhook_deliveries"
@@ -432,9 +432,6 @@ def test_with_v2_off_each_end_is_one_v3_event_and_one_webhook(stack, t, tmp_path
                                  "recipient_status", "final", "ended_at"}
             assert data["status"] == c["status"] and data["end_reason"] == c["end_reason"]
             assert data["to_number"] == to and data["attempt"] == c["attempt"]
-            assert data["final"] is (c["attempt"] == 2 or to == vm)
+            assert data["final"] is (c["attempt"] == 2 or to == VM)
             assert datetime.fromisoformat(data["ended_at"].replace("Z", "+00:00")).timestamp() \
                 == int(c["ended"])
-    finally:
-        for p in procs:
-            p.stop()
